@@ -1,0 +1,1 @@
+"""trueframe datasets package."""

@@ -1,0 +1,78 @@
+"""One settings object for the whole service, read from ``TRUEFRAME_*`` environment variables.
+
+Nested groups use ``__``: ``TRUEFRAME_LIMITS__MAX_IMAGE_BYTES=10000000``. Nothing is read at import
+time; call :func:`get_settings` (cached) or build ``Settings()`` explicitly in tests.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LimitSettings(BaseModel):
+    """Hard limits on what is accepted; exceeding one is a typed 413-class error."""
+
+    max_image_bytes: int = Field(50_000_000, gt=0)
+    max_video_bytes: int = Field(250_000_000, gt=0)
+    max_pixels: int = Field(50_000_000, gt=0, description="width*height, checked from the header")
+    max_video_seconds: float = Field(600.0, gt=0)
+    min_side: int = Field(16, ge=1, description="images or videos smaller than this are rejected")
+
+
+class SamplingSettings(BaseModel):
+    frames: int = Field(32, ge=1, le=512, description="timestamps sampled per video")
+
+
+class FaceSettings(BaseModel):
+    detect_longest_side: int = Field(640, ge=64, description="MTCNN runs on a copy this large")
+    min_face_px: int = Field(40, ge=8, description="smallest face side kept, full-resolution px")
+    min_probability: float = Field(0.90, ge=0.0, le=1.0)
+    margin: float = Field(1.3, ge=1.0, description="square crop side / face box side")
+    batch_size: int = Field(16, ge=1)
+    track_iou: float = Field(0.3, ge=0.0, le=1.0)
+    track_center_dist: float = Field(0.5, ge=0.0, description="as a fraction of the box side")
+
+
+class ModelSettings(BaseModel):
+    weights_dir: Path = Field(Path("~/.cache/trueframe"), description="imported/fetched weights cache")
+    face_model: str = "mesonet.meso4_df"
+    synthetic_model: str | None = None
+
+
+class ProvenanceSettings(BaseModel):
+    trust_anchors: list[Path] = Field(default_factory=list, description="PEM files of trusted roots")
+    allowed_list: Path | None = Field(None, description="PEM file of end-entity certs always trusted")
+    trust_config: Path | None = Field(None, description="EKU OID list file")
+    remote_manifest_fetch: bool = False
+    ocsp_fetch: bool = False
+
+
+class RuntimeSettings(BaseModel):
+    device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
+    torch_threads: int = Field(0, ge=0, description="0 keeps torch's default")
+
+
+class Settings(BaseSettings):
+    """All trueframe settings; see README 'Configuration'."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRUEFRAME_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    faces: FaceSettings = Field(default_factory=FaceSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    provenance: ProvenanceSettings = Field(default_factory=ProvenanceSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    data_dir: Path = Field(Path(".trueframe-data"), description="job store, uploads, scan state")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once on first use."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""trueframe serving package."""
