@@ -1,6 +1,6 @@
 # trueframe: `make run` starts the service, `make test` runs lint, types and the test suite.
 # Both create .venv when missing and install everything into it.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip

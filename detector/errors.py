@@ -47,6 +47,10 @@ class UnsupportedMediaType(MediaError):
     http_status = 415
 
 
+class EmptyMedia(MediaError):
+    code = "empty_media"
+
+
 class CorruptMedia(MediaError):
     code = "corrupt_media"
 

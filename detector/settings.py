@@ -59,9 +59,7 @@ class RuntimeSettings(BaseModel):
 class Settings(BaseSettings):
     """All trueframe settings; see README 'Configuration'."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TRUEFRAME_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="TRUEFRAME_", env_nested_delimiter="__", extra="ignore")
 
     limits: LimitSettings = Field(default_factory=LimitSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)

@@ -5,8 +5,9 @@ not load, and ``import torchvision`` then fails in ``_meta_registrations`` with 
 torchvision::nms does not exist". :func:`ensure_torchvision` first tries to load the compiled
 library; only when that fails does it define ``torchvision::nms`` (and its quantized twin
 ``qnms``) with a pure-torch greedy NMS and tell ``torchvision.extension`` that ops are present
-(other compiled ops such as ``roi_align`` stay missing and fail loudly if called). Every module that imports torchvision or facenet-pytorch
-calls it first, so Ray workers get it too. Where the compiled ops load it changes nothing.
+(other compiled ops such as ``roi_align`` stay missing and fail loudly if called). Every module
+that imports torchvision or facenet-pytorch calls it first, so Ray workers get it too. Where the
+compiled ops load it changes nothing.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""trueframe scripts package."""
+"""Maintenance scripts: benchmarks, training, calibration, evaluation (run with ``python -m``)."""

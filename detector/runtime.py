@@ -1,0 +1,26 @@
+"""Where torch runs: device choice and thread count, decided when a stage is built (never at import)."""
+
+from __future__ import annotations
+
+import torch
+
+from detector.errors import InvalidRequest
+
+
+def select_device(setting: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` are taken as given."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(setting)
+    except RuntimeError as exc:
+        raise InvalidRequest(f"unknown torch device {setting!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidRequest(f"device {setting!r} requested but CUDA is not available")
+    return device
+
+
+def configure_threads(threads: int) -> None:
+    """Set torch's intra-op thread count; 0 keeps torch's default."""
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

@@ -1,0 +1,162 @@
+"""Benchmarks (not tests): writes a markdown table of the figures the issues ask for.
+
+    python -m scripts.bench [--only sampling,faces,models,provenance] [--out runs/bench.md]
+
+Media is generated into a temporary folder; MesoNet needs imported weights (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detector.settings import FaceSettings, Settings, get_settings
+
+Row = tuple[str, str, str]
+
+
+def timeit(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Median wall time of ``repeat`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_sampling(tmp: Path, settings: Settings) -> list[Row]:
+    """Seek-sampling 32 frames vs decoding every frame of a 30 s 720p clip."""
+    import av
+    from detector.media import MediaLoader
+    from detector.sampling import FrameSampler
+
+    from tests import mediagen
+
+    path = tmp / "720p30s.mp4"
+    n = 30 * 25
+    frames = [mediagen.face_frame(i, n, (1280, 720), face_side=400) for i in range(0, n)]
+    mediagen.write_clip(path, frames, fps=25)
+    media = MediaLoader().load(path)
+    sampler = FrameSampler()
+
+    def decode_all() -> None:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                frame.to_ndarray(format="rgb24")
+
+    seek = timeit(lambda: sampler.sample(media, 32), repeat=3)
+    full = timeit(decode_all, repeat=1)
+    return [
+        ("sampling", "seek 32 frames, 30 s 720p H.264", f"{seek:.3f} s"),
+        ("sampling", "decode all 750 frames, same clip", f"{full:.3f} s ({full / seek:.1f}x slower)"),
+    ]
+
+
+def bench_faces(tmp: Path, settings: Settings) -> list[Row]:
+    """MTCNN frames/s at 480p, 720p, 1080p with and without downscaling."""
+    from detector.faces import FaceExtractor
+    from tests import mediagen
+
+    rows: list[Row] = []
+    batch = 8
+    for label, size in [("480p", (854, 480)), ("720p", (1280, 720)), ("1080p", (1920, 1080))]:
+        images = [mediagen.face_frame(i, batch, size) for i in range(batch)]
+        for downscale in (True, False):
+            longest = 640 if downscale else max(size)
+            extractor = FaceExtractor(FaceSettings(detect_longest_side=longest))
+            seconds = timeit(lambda ex=extractor, im=images: ex.detect(im), repeat=2)
+            note = "downscaled to 640" if downscale else "full resolution"
+            rows.append(("faces", f"MTCNN {label}, batch {batch}, {note}", f"{batch / seconds:.1f} frames/s"))
+    return rows
+
+
+def bench_models(tmp: Path, settings: Settings) -> list[Row]:
+    """Face-model crops/s at batch 1, 8, 32."""
+    from detector.models import create_model
+
+    model = create_model(settings.models.face_model, weights_dir=settings.models.weights_dir)
+    h, w = model.spec.size
+    rng = np.random.default_rng(0)
+    rows: list[Row] = []
+    for batch in (1, 8, 32):
+        crops = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(batch)]
+        seconds = timeit(lambda c=crops: model.predict(c), repeat=5)
+        rows.append(("models", f"{model.name} batch {batch}", f"{batch / seconds:.1f} crops/s"))
+    return rows
+
+
+def bench_provenance(tmp: Path, settings: Settings) -> list[Row]:
+    """Provenance time vs whole analysis: 1080p JPEG with and without a manifest, 10 s MP4."""
+    from detector.pipeline import Pipeline
+    from tests import c2pa_signing, mediagen
+
+    pipeline = Pipeline(settings)
+    frame = mediagen.face_frame(0, 1, (1920, 1080))
+    plain = mediagen.write_image(tmp / "plain.jpg", frame, "jpeg", quality=90)
+    signed = c2pa_signing.sign_file(plain, tmp / "signed.jpg", "image/jpeg", tmp / "certs")
+    clip = mediagen.write_face_clip(tmp / "clip.mp4", n_frames=250, fps=25, size=(640, 360))
+    signed_clip = c2pa_signing.sign_file(clip, tmp / "signed.mp4", "video/mp4", tmp / "certs")
+    rows: list[Row] = []
+    for label, path in [
+        ("1080p JPEG, no manifest", plain),
+        ("1080p JPEG, signed manifest", signed),
+        ("10 s MP4, no manifest", clip),
+        ("10 s MP4, signed manifest", signed_clip),
+    ]:
+        pipeline.analyze(path)
+        report = pipeline.analyze(path)
+        prov = report.timings["provenance"]
+        total = report.timings["total"]
+        rows.append(
+            (
+                "provenance",
+                label,
+                f"{prov * 1000:.1f} ms of {total * 1000:.0f} ms ({100 * prov / total:.1f}%)",
+            )
+        )
+    return rows
+
+
+SECTIONS: dict[str, Callable[[Path, Settings], list[Row]]] = {
+    "sampling": bench_sampling,
+    "faces": bench_faces,
+    "models": bench_models,
+    "provenance": bench_provenance,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench.md"))
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for section in args.only.split(","):
+            if section not in SECTIONS:
+                parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
+            rows += SECTIONS[section](tmp, settings)
+    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.python_version()}"
+    table = [f"Machine: {machine}", "", "| section | case | result |", "|---|---|---|"]
+    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    text = "\n".join(table) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

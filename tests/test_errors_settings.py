@@ -1,0 +1,88 @@
+"""Error codes are a stable public contract; settings come from TRUEFRAME_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from detector import errors
+from detector.aggregate import TrackEvidence, item_logit, track_logit
+from detector.settings import Settings
+
+REQUIRED_CODES = {
+    "unsupported_media_type": 415,
+    "corrupt_media": 422,
+    "media_too_large": 413,
+    "too_many_pixels": 413,
+    "video_too_long": 413,
+    "no_frames_decoded": 422,
+    "weights_missing": 503,
+    "weights_checksum_mismatch": 503,
+    "empty_media": 422,
+    "media_too_small": 422,
+    "no_video_stream": 422,
+    "unknown_model": 400,
+}
+
+
+def test_codes_are_unique_and_statuses_are_client_errors_for_input() -> None:
+    classes = errors.all_error_classes()
+    codes = [cls.code for cls in classes]
+    assert len(codes) == len(set(codes)), "every error class needs its own code"
+    by_code = {cls.code: cls for cls in classes}
+    for code, status in REQUIRED_CODES.items():
+        assert by_code[code].http_status == status, code
+    for cls in classes:
+        if issubclass(cls, errors.MediaError):
+            assert 400 <= cls.http_status < 500, cls
+
+
+def test_error_body_shape() -> None:
+    exc = errors.VideoTooLong("video is 700 s long; the limit is 600 s", duration_s=700.0, path=Path("x"))
+    assert exc.to_dict() == {
+        "code": "video_too_long",
+        "message": "video is 700 s long; the limit is 600 s",
+        "details": {"duration_s": 700.0},
+    }
+    assert str(exc).startswith("video_too_long: ")
+    assert isinstance(exc, errors.TrueframeError)
+
+
+def test_settings_defaults_match_the_documented_limits() -> None:
+    s = Settings()
+    assert s.limits.max_image_bytes == 50_000_000
+    assert s.limits.max_video_bytes == 250_000_000
+    assert s.limits.max_pixels == 50_000_000
+    assert s.limits.max_video_seconds == 600
+    assert s.sampling.frames == 32
+    assert s.faces.margin == 1.3
+
+
+def test_settings_from_nested_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUEFRAME_LIMITS__MAX_IMAGE_BYTES", "1234")
+    monkeypatch.setenv("TRUEFRAME_SAMPLING__FRAMES", "8")
+    monkeypatch.setenv("TRUEFRAME_MODELS__WEIGHTS_DIR", "/tmp/w")
+    s = Settings()
+    assert s.limits.max_image_bytes == 1234
+    assert s.sampling.frames == 8
+    assert s.models.weights_dir == Path("/tmp/w")
+
+
+def test_invalid_settings_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUEFRAME_SAMPLING__FRAMES", "0")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_track_and_item_aggregation() -> None:
+    assert track_logit([]) is None
+    assert track_logit([1.0, 3.0]) == pytest.approx(2.0)
+    assert item_logit([]) is None
+    long_large = TrackEvidence(logits=[2.0] * 30, mean_side=200.0)
+    brief_small = TrackEvidence(logits=[-4.0], mean_side=20.0)
+    combined = item_logit([long_large, brief_small])
+    assert combined is not None
+    assert 1.9 < combined < 2.0, "a brief tiny track barely moves the score"
+    assert item_logit([TrackEvidence(logits=[], mean_side=50.0)]) is None
