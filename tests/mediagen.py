@@ -41,33 +41,11 @@ def write_clip(
     frames: list[np.ndarray],
     fps: int | Fraction = 25,
     codec: str = "libx264",
-    rotation: int | None = None,
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
 ) -> Path:
     """Encode RGB frames into a video file; ``pts`` (in ``time_base``) makes variable frame rate."""
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width = width
-        stream.height = height
-        stream.pix_fmt = "yuv420p"
-        if codec == "libx264":
-            stream.options = {"crf": "18", "preset": "ultrafast", "bf": "0"}
-        if time_base is not None:
-            stream.codec_context.time_base = time_base
-        if rotation is not None:
-            stream.metadata["rotate"] = str(rotation)
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            if pts is not None:
-                frame.pts = pts[i]
-                frame.time_base = time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_video(path, frames, fps=fps, codec=codec, pts=pts, time_base=time_base)
 
 
 def write_face_clip(
@@ -100,3 +78,99 @@ def write_image(path: Path, image: np.ndarray, fmt: str, **save_kwargs: object) 
         pillow_heif.register_avif_opener() if hasattr(pillow_heif, "register_avif_opener") else None
     Image.fromarray(image).save(path, format=pil_format, **save_kwargs)
     return path
+
+
+def write_video(
+    path: Path,
+    frames: list[np.ndarray],
+    *,
+    fps: int | Fraction = 25,
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+    rotation_cw: int | None = None,
+    with_audio: bool = False,
+) -> Path:
+    """Encode RGB frames, with encoder/muxer options, a display-matrix rotation and audio.
+
+    ``rotation_cw`` writes the display matrix (FFmpeg 8's muxers ignore ``rotate`` metadata). ``container_options={"movflags": "faststart"}`` puts the MP4
+    moov box before the media data (needs a real path). ``pts`` in ``time_base`` makes VFR.
+    ``with_audio`` adds a silent AAC track as long as the video (constant rate only).
+    """
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), mode="w", options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        chosen: dict[str, object] = dict(options) if options is not None else {}
+        if options is None and codec == "libx264":
+            chosen = {"crf": "18", "preset": "ultrafast", "bf": "0"}
+        stream.options = chosen
+        if time_base is not None:
+            stream.codec_context.time_base = time_base
+        if rotation_cw:
+            stream.set_display_rotation(-rotation_cw)  # PyAV's angle is counter-clockwise
+        if with_audio:
+            audio = container.add_stream("aac", rate=16000, layout="mono")
+            silence = np.zeros((1, int(16000 * len(frames) / fps)), dtype=np.float32)
+            chunk = av.AudioFrame.from_ndarray(silence, format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 16000, 0
+            for packet in [*audio.encode(chunk), *audio.encode()]:
+                container.mux(packet)
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_audio_only(path: Path, seconds: float = 0.5, rate: int = 16000) -> Path:
+    """An MP4 holding a single AAC sine-tone stream and no video."""
+    samples = int(seconds * rate)
+    tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / rate)).astype(np.float32)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate, layout="mono")
+        assert isinstance(stream, av.AudioStream)
+        frame = av.AudioFrame.from_ndarray(tone[None, :], format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = rate, 0
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def drop_box(data: bytes, box: bytes) -> bytes:
+    """``data`` (an ISO-BMFF file) without its top-level boxes of type ``box`` (e.g. ``b"moov"``)."""
+    out, pos = bytearray(), 0
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if size == 1:
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        elif size == 0:
+            size = len(data) - pos
+        if data[pos + 4 : pos + 8] != box:
+            out += data[pos : pos + size]
+        pos += size
+    return bytes(out)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose valid IHDR (correct CRC) claims ``width`` x ``height`` RGB pixels.
+
+    A tiny IDAT and IEND follow, so readers accept the header; decoding it would be a bomb.
+    """
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    idat = zlib.compress(bytes(64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -1,0 +1,224 @@
+"""Frame sampling: exact frames by seeking, counts, short/VFR/rotated clips, broken streams."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from fractions import Fraction
+from functools import cache
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from detector import sampling
+from detector.errors import InvalidRequest, NoFramesDecoded
+from detector.media import Media, MediaLoader
+from detector.sampling import FrameSample, FrameSampler, to_rgb_upright
+from tests import mediagen
+
+GOP = {"crf": "23", "preset": "ultrafast", "bf": "3", "g": "12", "keyint_min": "12"}
+
+
+@cache
+def moving_face(n: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """The ``n`` frames of the moving-face clip (generated once per size)."""
+    return [mediagen.face_frame(i, n, size) for i in range(n)]
+
+
+@pytest.fixture(autouse=True)
+def no_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    yield
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small clips with B-frames and several keyframes, in each container family."""
+    folder = tmp_path_factory.mktemp("sampling")
+    frames = moving_face(120, (96, 64))
+    vp9 = {"g": "12", "deadline": "realtime", "cpu-used": "8"}
+    open_gop = {**GOP, "g": "25", "x264-params": "open-gop=1"}
+    return {
+        "mp4": mediagen.write_video(folder / "bf.mp4", frames, options=GOP),
+        "mp4-open-gop": mediagen.write_video(folder / "open.mp4", frames, options=open_gop),
+        "mkv": mediagen.write_video(folder / "bf.mkv", frames, options=GOP),
+        "webm": mediagen.write_video(folder / "v.webm", frames[:48], codec="libvpx-vp9", options=vp9),
+        "avi": mediagen.write_video(folder / "m.avi", frames, codec="mpeg4", options={"g": "12"}),
+    }
+
+
+def sequential(media: Media) -> list[av.VideoFrame]:
+    """Every frame, decoded in order from the start: the reference the sampler must match."""
+    frames: list[av.VideoFrame] = []
+    with media.open_video() as container, contextlib.suppress(av.FFmpegError):
+        frames.extend(container.decode(video=0))  # broken stream: the frames before the damage
+    return frames
+
+
+def expected(media: Media, reference: list[av.VideoFrame], n: int) -> list[av.VideoFrame]:
+    """For each target, the last frame presented at or before it (distinct frames, in order)."""
+    out: list[av.VideoFrame] = []
+    for target in FrameSampler.timestamps(media.info.duration_s or 0.0, n):
+        shown = [f for f in reference if f.time <= target + 1e-9] or reference[:1]
+        if not out or out[-1].pts != shown[-1].pts:
+            out.append(shown[-1])
+    return out
+
+
+def assert_matches(sample: FrameSample, reference: list[av.VideoFrame]) -> None:
+    assert [f.timestamp for f in sample.frames] == pytest.approx([f.time for f in reference], abs=1e-9)
+    for got, want in zip(sample.frames, reference, strict=True):
+        assert np.array_equal(got.image, to_rgb_upright(want)), f"frame at {got.timestamp} s differs"
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mp4-open-gop", "mkv", "webm", "avi"])
+@pytest.mark.parametrize("n", [7, 32])
+def test_sampled_frames_equal_sequential_decode(clips: dict[str, Path], kind: str, n: int) -> None:
+    media = MediaLoader().load(clips[kind])
+    sample = FrameSampler().sample(media, n)
+    assert_matches(sample, expected(media, sequential(media), n))
+    assert (sample.requested, sample.warnings) == (n, [])
+
+
+def test_count_order_and_shape(clips: dict[str, Path]) -> None:
+    media = MediaLoader().load(clips["mp4"])
+    sample = FrameSampler().sample(media, 16)
+    assert [f.index for f in sample.frames] == list(range(16))
+    times = [f.timestamp for f in sample.frames]
+    assert times == sorted(set(times))
+    assert 0.0 <= times[0] < times[-1] < (media.info.duration_s or 0.0)
+    for frame in sample.frames:
+        assert frame.image.shape == (64, 96, 3)
+        assert frame.image.dtype == np.uint8
+        assert frame.image.flags.c_contiguous
+
+
+def test_default_count_comes_from_settings(clips: dict[str, Path]) -> None:
+    media = MediaLoader().load(clips["mp4"])
+    assert len(FrameSampler(sampling.SamplingSettings(frames=5)).sample(media).frames) == 5
+    with pytest.raises(InvalidRequest):
+        FrameSampler().sample(media, 0)
+
+
+def test_seeks_instead_of_decoding_every_frame(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = 0
+    original = sampling._Cursor._decode
+
+    def counting(self: sampling._Cursor) -> Iterator[av.VideoFrame]:
+        nonlocal decoded
+        for frame in original(self):
+            decoded += 1
+            yield frame
+
+    monkeypatch.setattr(sampling._Cursor, "_decode", counting)
+    media = MediaLoader().load(clips["mp4"])  # 120 frames, a keyframe every 12
+    assert len(FrameSampler().sample(media, 4).frames) == 4
+    assert 4 <= decoded <= 4 * 12 + 8
+
+
+def test_timestamps_are_segment_centres() -> None:
+    assert FrameSampler.timestamps(10.0, 4) == pytest.approx([1.25, 3.75, 6.25, 8.75])
+    assert FrameSampler.timestamps(3.0, 1) == pytest.approx([1.5])
+    with pytest.raises(InvalidRequest):
+        FrameSampler.timestamps(3.0, 0)
+
+
+def test_short_clip_gives_each_frame_once(tmp_path: Path) -> None:
+    frames = moving_face(10, (64, 48))
+    media = MediaLoader().load(mediagen.write_video(tmp_path / "short.mp4", frames))
+    sample = FrameSampler().sample(media, 32)
+    reference = sequential(media)
+    assert len(sample.frames) == 10
+    assert_matches(sample, reference)
+    assert sample.requested == 32
+    assert any("10 distinct frames" in w for w in sample.warnings)
+
+
+def test_variable_frame_rate_uses_presentation_times(tmp_path: Path) -> None:
+    pts = [0, 40, 50, 120, 300, 310, 320, 600, 610, 900, 1000, 1400]  # milliseconds, irregular
+    frames = moving_face(len(pts), (64, 48))
+    path = mediagen.write_video(tmp_path / "vfr.mp4", frames, pts=pts, time_base=Fraction(1, 1000))
+    media = MediaLoader().load(path)
+    sample = FrameSampler().sample(media, 8)
+    reference = sequential(media)
+    assert [round(f.time * 1000) for f in reference] == pts
+    assert_matches(sample, expected(media, reference, 8))
+    assert {round(f.timestamp * 1000) for f in sample.frames} <= set(pts)
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_clip_is_turned_upright(tmp_path: Path, degrees: int) -> None:
+    frames = moving_face(10, (64, 48))
+    path = mediagen.write_video(tmp_path / "rot.mp4", frames, rotation_cw=degrees)
+    media = MediaLoader().load(path)
+    turned = degrees in (90, 270)
+    assert media.info.rotation == degrees
+    assert (media.info.width, media.info.height) == ((48, 64) if turned else (64, 48))
+    sample = FrameSampler().sample(media, 3)
+    raw = {f.pts: f.to_ndarray(format="rgb24") for f in sequential(media)}
+    for frame, want in zip(sample.frames, expected(media, sequential(media), 3), strict=True):
+        assert frame.image.shape == ((64, 48, 3) if turned else (48, 64, 3))
+        assert np.array_equal(frame.image, np.rot90(raw[want.pts], k=-degrees // 90))
+
+
+def faststart_clip(folder: Path) -> bytes:
+    frames = moving_face(100, (96, 64))
+    options = {**GOP, "g": "10"}
+    fast = {"movflags": "faststart"}
+    return mediagen.write_video(
+        folder / "fs.mp4", frames, options=options, container_options=fast
+    ).read_bytes()
+
+
+def mkv_clip(folder: Path) -> bytes:
+    frames = moving_face(100, (96, 64))
+    return mediagen.write_video(folder / "c.mkv", frames, options={**GOP, "g": "10"}).read_bytes()
+
+
+@pytest.mark.parametrize("make", [faststart_clip, mkv_clip], ids=["mp4-faststart", "mkv"])
+def test_stream_breaking_mid_file_keeps_frames_before_the_break(make: object, tmp_path: Path) -> None:
+    data = make(tmp_path)  # type: ignore[operator]
+    assert data[:4] == b"\x1a\x45\xdf\xa3" or data.index(b"moov") < data.index(b"mdat")
+    media = MediaLoader().load(data[: int(len(data) * 0.6)])
+    sample = FrameSampler().sample(media, 16)
+    assert 4 <= len(sample.frames) < 16
+    assert any("breaks at" in w for w in sample.warnings)
+    reference = sequential(media)
+    assert_matches(sample, expected(media, reference, 16)[: len(sample.frames)])
+    assert sample.frames[-1].timestamp <= reference[-1].time
+
+
+def test_stream_with_no_decodable_frame_is_an_error(tmp_path: Path) -> None:
+    data = faststart_clip(tmp_path)
+    media = MediaLoader().load(data[: data.index(b"mdat") + 64])  # header intact, media data gone
+    with pytest.raises(NoFramesDecoded):
+        FrameSampler().sample(media, 8)
+
+
+def test_image_gives_one_frame(face_photo: np.ndarray) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(face_photo).save(buf, format="PNG")
+    sample = FrameSampler().sample(MediaLoader().load(buf.getvalue()), 32)
+    assert (len(sample.frames), sample.requested, sample.frames[0].timestamp) == (1, 1, 0.0)
+    assert np.array_equal(sample.frames[0].image, face_photo)
+
+
+@pytest.mark.shared_data
+def test_real_clip_frames_equal_sequential_decode(shared_data: Path) -> None:
+    media = MediaLoader().load(shared_data / "deepfake/ffpp_c23/original/519.mp4")
+    sample = FrameSampler().sample(media, 6)
+    assert (len(sample.frames), sample.warnings) == (6, [])
+    assert_matches(sample, expected(media, sequential(media), 6))
