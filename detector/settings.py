@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,7 +40,7 @@ class FaceSettings(BaseModel):
 
 class ModelSettings(BaseModel):
     weights_dir: Path = Field(Path("~/.cache/trueframe"), description="imported/fetched weights cache")
-    face_model: str = "mesonet.meso4_df"
+    face_model: str = "meso4.df"
     synthetic_model: str | None = None
 
 
@@ -49,6 +50,20 @@ class ProvenanceSettings(BaseModel):
     trust_config: Path | None = Field(None, description="EKU OID list file")
     remote_manifest_fetch: bool = False
     ocsp_fetch: bool = False
+
+
+class FusionSettings(BaseModel):
+    """How per-crop and per-frame scores are aggregated and fused (see detector/aggregate.py)."""
+
+    track_rule: Literal["mean", "confident"] = Field(
+        "mean", description="per-track rule: mean of logits, or the DFDC winner's confident frames"
+    )
+    confident_fake: float = Field(0.8, gt=0.5, lt=1.0, description="P(fake) above which a frame is confident")
+    confident_real: float = Field(0.2, gt=0.0, lt=0.5, description="P(fake) below which a frame is confident")
+    confident_min_frames: int = Field(11, ge=1, description="confident fake frames needed to use them alone")
+    synthetic_rule: Literal["mean", "confident"] = Field("mean", description="per-video synthetic rule")
+    fusion_file: Path | None = Field(None, description="fitted fusion parameters (default: weights/fusion.toml)")
+    heatmap_faces: int = Field(3, ge=1, le=16, description="top face crops that get a Grad-CAM heatmap")
 
 
 class RuntimeSettings(BaseModel):
@@ -66,6 +81,7 @@ class Settings(BaseSettings):
     faces: FaceSettings = Field(default_factory=FaceSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     provenance: ProvenanceSettings = Field(default_factory=ProvenanceSettings)
+    fusion: FusionSettings = Field(default_factory=FusionSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     data_dir: Path = Field(Path(".trueframe-data"), description="job store, uploads, scan state")
 

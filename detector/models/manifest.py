@@ -8,6 +8,7 @@ are errors) and cached per path; nothing is read until first asked for.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import lru_cache
 from importlib import resources
@@ -99,6 +100,9 @@ class Calibration(_Strict):
     method: Literal["platt", "temperature", "isotonic"]
     parameters: dict[str, float | list[float]]
     fitted_on: str
+    n: int = Field(0, ge=0, description="samples the parameters were fitted on")
+    ece_before: float | None = Field(None, ge=0.0, le=1.0, description="ECE of the raw sigmoid, held out")
+    ece_after: float | None = Field(None, ge=0.0, le=1.0, description="ECE after calibration, held out")
 
 
 class ModelEntry(_Strict):
@@ -129,13 +133,13 @@ class Manifest(_Strict):
 
     @model_validator(mode="after")
     def _names_match_arch(self) -> Manifest:
-        import re
-
         for name, entry in self.models.items():
-            if not re.match(_NAME, name):
+            if not re.fullmatch(_NAME, name):
                 raise ValueError(f"model name {name!r} is not 'arch.tag' (lower case, [a-z0-9_])")
             if name.split(".", 1)[0] != entry.arch:
                 raise ValueError(f"model {name!r} names arch {entry.arch!r}; the prefix must match")
+            if entry.file != f"{name}.safetensors":
+                raise ValueError(f"model {name!r}: file must be {name}.safetensors, not {entry.file!r}")
         return self
 
     def family(self, importer: str) -> dict[str, ModelEntry]:
@@ -145,7 +149,10 @@ class Manifest(_Strict):
 
 def default_manifest_path() -> Path:
     """``manifest.toml`` inside the installed ``weights`` package."""
-    return Path(str(resources.files(MANIFEST_PACKAGE).joinpath(MANIFEST_FILE)))
+    try:
+        return Path(str(resources.files(MANIFEST_PACKAGE).joinpath(MANIFEST_FILE)))
+    except ModuleNotFoundError as exc:
+        raise ModelError(f"package {MANIFEST_PACKAGE!r} ({MANIFEST_FILE}) is not installed") from exc
 
 
 def load_manifest(path: Path | None = None) -> Manifest:
