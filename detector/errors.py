@@ -120,6 +120,13 @@ class ProvenanceError(TrueframeError):
     http_status = 422
 
 
+class ProvenanceConfigError(TrueframeError):
+    """The provenance trust settings point at a missing or unusable file (bad PEM, bad list)."""
+
+    code = "provenance_config_invalid"
+    http_status = 500
+
+
 class InvalidRequest(TrueframeError):
     code = "invalid_request"
     http_status = 400

@@ -28,7 +28,7 @@ ROOT_CN = "Trueframe Test Root CA"
 
 
 @dataclass(frozen=True)
-class TestChain:
+class SigningChain:
     """PEM texts of a generated chain; ``root_pem`` is what a trust anchor file would hold."""
 
     root_pem: str
@@ -51,7 +51,7 @@ def _name(cn: str, org: str) -> x509.Name:
     )
 
 
-def make_chain() -> TestChain:
+def make_chain() -> SigningChain:
     """Generate an ES256 root CA and a leaf signing certificate valid from yesterday for a year."""
     now = dt.datetime.now(dt.UTC)
     not_before, not_after = now - dt.timedelta(days=1), now + dt.timedelta(days=365)
@@ -83,15 +83,13 @@ def make_chain() -> TestChain:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), critical=False
         )
         .sign(root_key, hashes.SHA256())
     )
-    return TestChain(
+    return SigningChain(
         root_pem=root.public_bytes(serialization.Encoding.PEM).decode(),
         leaf_pem=leaf.public_bytes(serialization.Encoding.PEM).decode(),
         leaf_key_pem=leaf_key.private_bytes(
@@ -140,7 +138,7 @@ def manifest_definition(mime: str, digital_source_type: str, title: str) -> dict
 
 
 def sign_media(
-    chain: TestChain,
+    chain: SigningChain,
     data: bytes,
     mime: str,
     digital_source_type: str = TRAINED_ALGORITHMIC_MEDIA,
@@ -154,7 +152,10 @@ def sign_media(
         ta_url=None,
     )
     context = c2pa.Context.from_dict(
-        {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+        {
+            "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
+            "builder": {"thumbnail": {"enabled": False}},  # keeps signed test files small
+        }
     )
     definition = json.dumps(manifest_definition(mime, digital_source_type, title))
     with (
