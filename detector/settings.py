@@ -31,7 +31,7 @@ class SamplingSettings(BaseModel):
 class FaceSettings(BaseModel):
     detect_longest_side: int = Field(640, ge=64, description="MTCNN runs on a copy this large")
     min_face_px: int = Field(40, ge=8, description="smallest face side kept, full-resolution px")
-    min_probability: float = Field(0.90, ge=0.0, le=1.0)
+    min_probability: float = Field(0.95, ge=0.0, le=1.0)
     margin: float = Field(1.3, ge=1.0, description="square crop side / face box side")
     batch_size: int = Field(16, ge=1)
     track_iou: float = Field(0.3, ge=0.0, le=1.0)

@@ -133,7 +133,7 @@ def link_tracks(
     open_tracks: list[_OpenTrack] = []
     closed: list[_OpenTrack] = []
     for position, detections in enumerate(per_frame):
-        still_open = []
+        still_open: list[_OpenTrack] = []
         for track in open_tracks:
             (still_open if position - track.last_position - 1 <= max_gap else closed).append(track)
         open_tracks = still_open
@@ -158,8 +158,8 @@ def link_tracks(
                 open_tracks.append(_OpenTrack([det], position))
     everything = closed + open_tracks
     everything.sort(key=lambda t: (t.detections[0].frame_index, t.detections[0].box))
-    tracks = [FaceTrack(track_id=-1, detections=t.detections) for t in everything]
+    tracks = [FaceTrack(track_id=-1, detections=o.detections) for o in everything]
     tracks.sort(key=lambda t: (-t.length, -t.mean_side))
-    for number, track in enumerate(tracks):
-        track.track_id = number
+    for number, linked in enumerate(tracks):
+        linked.track_id = number
     return tracks

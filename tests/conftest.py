@@ -32,7 +32,17 @@ def face_photo() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def face_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2 s, 25 fps, 320x240 H.264 MP4 in which the face photo moves left to right."""
+    """A 2 s, 25 fps, 480x360 H.264 MP4 in which the face photo (face ~60 px) moves left to right."""
     path = tmp_path_factory.mktemp("clips") / "face.mp4"
-    mediagen.write_face_clip(path, n_frames=50, fps=25, size=(320, 240))
+    mediagen.write_face_clip(path, n_frames=50, fps=25, size=(480, 360))
     return path
+
+
+@pytest.fixture(scope="session")
+def mesonet_weights_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights cache holding MesoNet, imported from ../shared/data/weights/mesonet."""
+    from detector.models.weights import import_weights
+
+    weights_dir = tmp_path_factory.mktemp("weights")
+    import_weights("mesonet", shared_data / "weights" / "mesonet", weights_dir)
+    return weights_dir
