@@ -1,0 +1,138 @@
+"""The data side of ``scripts/train.py``: build the training and validation sets a config names.
+
+``task: face_sbi`` detects faces once per data root (cached as ``.npz`` under ``data.cache``),
+splits them by source group (``data.val_groups`` prefixes go to validation, so identities do not
+cross) and self-blends on the fly. ``task: synthetic_npr`` reads real photos from the listed
+sub-folders and serves native-resolution patches of photos and of their simulated up-sampling
+(:mod:`datasets.artefacts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from datasets.augment import SharedAugment
+from datasets.face_cache import FaceCache, build_face_cache, image_files, load_rgb
+from datasets.training import ArtefactSet, Batch, SelfBlendSet, split_by_group
+from detector.models.base import Classifier, InputSpec
+from detector.models.manifest import InputConfig, ModelEntry, Source
+from detector.models.registry import get_architecture, parse_model_name
+
+TASK_KINDS = {"face_sbi": "face_forgery", "synthetic_npr": "synthetic_image"}
+
+
+class BatchSource(Protocol):
+    """Anything that hands out training batches."""
+
+    def batch(self, size: int, rng: np.random.Generator) -> Batch: ...
+
+
+@dataclass
+class TrainingData:
+    """Training batches, a fixed validation set and how to wrap a module as its classifier."""
+
+    train: BatchSource
+    validation: Batch
+    task_kind: str
+    classifier: Callable[[nn.Module, torch.device], Classifier]
+
+
+def entry_for(config: dict[str, Any]) -> ModelEntry:
+    """A manifest entry for a model still in training (placeholder file and sha256)."""
+    return ModelEntry(
+        task=TASK_KINDS[config["task"]],
+        arch=parse_model_name(config["name"])[0],
+        input=InputConfig.model_validate(config["input"]),
+        file="training.safetensors",
+        sha256="0" * 64,
+        source=Source(kind="shipped"),
+        licence=str(config.get("licence", "")),
+        training_data=str(config.get("training_data", "")),
+    )
+
+
+def _classifier_factory(config: dict[str, Any]) -> Callable[[nn.Module, torch.device], Classifier]:
+    entry = entry_for(config)
+    arch = get_architecture(entry.arch)
+
+    def make(module: nn.Module, device: torch.device) -> Classifier:
+        return arch.classifier(config["name"], entry, module, device)
+
+    return make
+
+
+def face_cache(root: Path, name: str, cache_dir: Path, margin: float, size: int) -> FaceCache:
+    """The MTCNN face cache of ``root`` (built on first use); groups are ``name/<sub-folder>``."""
+    path = cache_dir / f"{name}_ctx{margin:g}_{size}.npz"
+    if path.exists():
+        return FaceCache.load(path)
+    from detector.faces import FaceExtractor
+    from detector.settings import FaceSettings
+
+    extractor = FaceExtractor(FaceSettings(min_face_px=64, min_probability=0.95), device="cpu")
+    files = [(p, f"{name}/{p.parent.relative_to(root)}") for p in image_files(root)]
+    cache = build_face_cache(files, extractor, context_margin=margin, size=size, progress=tqdm)
+    cache.save(path)
+    return cache
+
+
+def _face_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
+    data = config["data"]
+    margin, size = float(data.get("context_margin", 2.0)), int(data.get("context_size", 256))
+    caches = [
+        face_cache(Path(r["root"]), r["name"], Path(data["cache"]), margin, size) for r in data["roots"]
+    ]
+    cache = FaceCache.concat(caches)
+    train_idx, val_idx = split_by_group(cache.groups, data["val_groups"])
+    if spec.crop_margin is None:
+        raise SystemExit("a face model config needs input.crop_margin")
+    augment = SharedAugment(**data.get("augment", {}))
+    crop = spec.size[0]
+    train = SelfBlendSet(cache.subset(train_idx), spec.crop_margin, crop, augment)
+    val = SelfBlendSet(cache.subset(val_idx), spec.crop_margin, crop, augment).fixed(
+        int(config.get("seed", 0))
+    )
+    print(f"faces: {len(train_idx)} train, {len(val_idx)} validation", flush=True)
+    return TrainingData(train, val, TASK_KINDS["face_sbi"], _classifier_factory(config))
+
+
+def _load_photos(root: Path, subsets: list[str], max_side: int) -> list[np.ndarray]:
+    """Photos under ``root/<subset>``, centre-cropped (never resized) to at most ``max_side``."""
+    out = []
+    for subset in subsets:
+        for path in image_files(root / subset):
+            image = load_rgb(path)
+            h, w = image.shape[:2]
+            top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
+            out.append(np.ascontiguousarray(image[top : top + max_side, left : left + max_side]))
+    return out
+
+
+def _synthetic_data(config: dict[str, Any], spec: InputSpec, out: Path, device: torch.device) -> TrainingData:
+    data = config["data"]
+    root, max_side, seed = Path(data["root"]), int(data.get("max_side", 384)), int(config.get("seed", 0))
+    train_photos = _load_photos(root, data["train_subsets"], max_side)
+    val_photos = _load_photos(root, data["val_subsets"], max_side)
+    augment = SharedAugment(**data.get("augment", {}))
+    patch = spec.size[0]
+    train = ArtefactSet(train_photos, patch, augment)
+    val = ArtefactSet(val_photos, patch, augment).fixed(seed + 1)
+    print(f"photos: {len(train.real)} train, {len(val_photos)} validation", flush=True)
+    return TrainingData(train, val, TASK_KINDS["synthetic_npr"], _classifier_factory(config))
+
+
+def build_data(config: dict[str, Any], spec: InputSpec, device: torch.device, out: Path) -> TrainingData:
+    """The :class:`TrainingData` for ``config["task"]`` (``face_sbi`` or ``synthetic_npr``)."""
+    if config["task"] == "face_sbi":
+        return _face_data(config, spec)
+    if config["task"] == "synthetic_npr":
+        return _synthetic_data(config, spec, out, device)
+    raise SystemExit(f"unknown task {config['task']!r}; known: {', '.join(TASK_KINDS)}")

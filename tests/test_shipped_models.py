@@ -1,0 +1,84 @@
+"""The shipped models: verified files, pinned preprocessing (golden logits), `evaluate` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.faces import crop_face
+from detector.models.base import Classifier
+from detector.models.manifest import load_manifest
+from detector.models.registry import create_model, list_models
+from detector.models.weights import sha256_file, shipped_dir
+from scripts.evaluate import main as evaluate_main
+
+FACE_MODEL = "facecnn.sbi"
+SYNTHETIC_MODEL = "nprcnn.artefacts"
+# the astronaut's face box (x1, y1, x2, y2) in scikit-image's 512x512 photo, as MTCNN finds it
+ASTRONAUT_BOX = (180.0, 61.0, 268.0, 172.0)
+# recorded from the shipped weights; any change to crop margin, size, interpolation, normalisation,
+# patch tiling or weights moves them
+GOLDEN = {FACE_MODEL: -2.353731, SYNTHETIC_MODEL: -0.609478}
+MAX_BYTES = 25 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, Classifier]:
+    return {name: create_model(name, device="cpu") for name in GOLDEN}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_shipped_file_is_listed_verified_and_small(name: str) -> None:
+    entry = load_manifest().models[name]
+    path = shipped_dir() / entry.file
+    assert name in list_models()
+    assert entry.source.kind == "shipped"
+    assert path.stat().st_size < MAX_BYTES
+    assert sha256_file(path) == entry.sha256
+    assert entry.metrics, "a shipped model must publish measured metrics"
+
+
+def test_face_model_golden_logit(models: dict[str, Classifier], face_photo: np.ndarray) -> None:
+    clf = models[FACE_MODEL]
+    assert clf.spec.crop_margin is not None
+    crop = crop_face(face_photo, ASTRONAUT_BOX, clf.spec.crop_margin, clf.spec.size[0])
+    assert clf.predict([crop])[0] == pytest.approx(GOLDEN[FACE_MODEL], abs=1e-4)
+    # a larger crop of the same square is resized by the classifier to the same input
+    big = crop_face(face_photo, ASTRONAUT_BOX, clf.spec.crop_margin, clf.spec.size[0] * 2)
+    assert abs(clf.predict([big])[0] - GOLDEN[FACE_MODEL]) < 0.5
+
+
+def test_synthetic_model_golden_logit(models: dict[str, Classifier], face_photo: np.ndarray) -> None:
+    clf = models[SYNTHETIC_MODEL]
+    logits = clf.predict([face_photo, face_photo[:100, :90]])
+    assert logits[0] == pytest.approx(GOLDEN[SYNTHETIC_MODEL], abs=1e-4)
+    assert np.isfinite(logits[1])  # smaller than the patch grid: padded, still one score
+
+
+def test_evaluate_writes_tables_and_plots(tmp_path: Path, face_photo: np.ndarray) -> None:
+    """`evaluate` on a tiny real/fake folder: the synthetic model, per-group table, JSON and PNGs."""
+    from datasets.artefacts import simulate_upsampling
+
+    rng = np.random.default_rng(0)
+    for i, (y, x) in enumerate([(0, 0), (200, 100), (300, 300)]):
+        tile = np.ascontiguousarray(face_photo[y : y + 160, x : x + 200])
+        (tmp_path / "data/real/cam").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data/fake/gen").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(tile).save(tmp_path / f"data/real/cam/{i}.png")
+        Image.fromarray(simulate_upsampling(tile, "nearest", rng)).save(tmp_path / f"data/fake/gen/{i}.png")
+    out = tmp_path / "out"
+    args = ["--model", SYNTHETIC_MODEL, "--data", str(tmp_path / "data"), "--out", str(out)]
+    assert evaluate_main(args) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["levels"]["frame"]["n"] == 6
+    assert set(result["groups"]) == {"cam", "gen"}
+    calibrated = load_manifest().models[SYNTHETIC_MODEL].calibration is not None
+    assert result["calibrated"] is calibrated
+    assert result["threshold"] == ("calibrated P = 0.5" if calibrated else "logit 0 (uncalibrated)")
+    for png in ("roc.png", "reliability_frame.png", "reliability_video.png"):
+        assert (out / png).stat().st_size > 1000
+    assert len((out / "scores.csv").read_text().splitlines()) == 7
