@@ -1,7 +1,10 @@
 """In-process analysis: ``analyze(path | bytes) -> Report``, the stages run one after another.
 
-The same stage classes run unchanged in the Serve deployments and the batch scan; this module
-only wires them. Models are loaded once per :class:`Pipeline` and reused across calls.
+media -> provenance -> frames -> faces -> face model on the crops, synthetic-image model on the
+whole frames (when ``models.synthetic_model`` is set) -> :class:`detector.assemble.ReportAssembler`
+(calibration, aggregation, fusion, verdict). Grad-CAM heatmaps of the top face crops are added on
+request. The same stage classes run unchanged in the Serve deployments and the batch scan; this
+module only wires them. Models are loaded once per :class:`Pipeline` and reused across calls.
 """
 
 from __future__ import annotations
@@ -9,42 +12,34 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from detector.aggregate import TrackEvidence, item_logit, track_logit
-from detector.faces import FaceExtractor, FaceResult, crop_face
-from detector.media import Media, MediaLoader
+import numpy as np
+
+from detector.assemble import CropKey, ReportAssembler, StageOutputs, face_crops, trueframe_version
+from detector.faces import FaceExtractor, FaceResult
+from detector.media import MediaLoader
 from detector.models import Classifier, create_model
+from detector.models.registry import get_entry
 from detector.provenance import ProvenanceReader
-from detector.report import (
-    FaceBox,
-    FaceTrackReport,
-    FrameReport,
-    MediaSection,
-    ModelUse,
-    OverallScore,
-    Report,
-    sigmoid,
-)
+from detector.report import Heatmap, Report
 from detector.runtime import configure_threads, select_device
-from detector.sampling import Frame, FrameSample, FrameSampler
+from detector.sampling import Frame, FrameSampler
 from detector.settings import Settings, get_settings
 
-
-def trueframe_version() -> str:
-    """The installed distribution's version (``0+unknown`` when running from a bare tree)."""
-    try:
-        return version("trueframe")
-    except PackageNotFoundError:
-        return "0+unknown"
+__all__ = ["Pipeline", "analyze", "trueframe_version"]
 
 
 class Pipeline:
-    """Media -> provenance -> frames -> faces -> face model -> report, in this process."""
+    """Media -> provenance -> frames -> faces -> models -> calibrated, fused report, in this process."""
 
-    def __init__(self, settings: Settings | None = None, *, face_model: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        face_model: str | None = None,
+        synthetic_model: str | None = None,
+    ) -> None:
         self.settings = settings or get_settings()
         self.device = select_device(self.settings.runtime.device)
         configure_threads(self.settings.runtime.torch_threads)
@@ -53,23 +48,53 @@ class Pipeline:
         self.faces = FaceExtractor(self.settings.faces, self.device)
         self.provenance = ProvenanceReader(self.settings.provenance)
         self.face_model_name = face_model or self.settings.models.face_model
+        self.synthetic_model_name = synthetic_model or self.settings.models.synthetic_model
         self._face_model: Classifier | None = None
+        self._synthetic_model: Classifier | None = None
+        self._assembler: ReportAssembler | None = None
+
+    def _create(self, name: str) -> Classifier:
+        return create_model(name, weights_dir=self.settings.models.weights_dir, device=self.device)
 
     @property
     def face_model(self) -> Classifier:
         """The face-forgery classifier, loaded (and its weights verified) on first use."""
         if self._face_model is None:
-            self._face_model = create_model(
-                self.face_model_name,
-                weights_dir=self.settings.models.weights_dir,
-                device=self.device,
-            )
+            self._face_model = self._create(self.face_model_name)
         return self._face_model
 
+    @property
+    def synthetic_model(self) -> Classifier | None:
+        """The synthetic-image classifier, or None when none is configured."""
+        if self._synthetic_model is None and self.synthetic_model_name:
+            self._synthetic_model = self._create(self.synthetic_model_name)
+        return self._synthetic_model
+
+    @property
+    def assembler(self) -> ReportAssembler:
+        """Calibrators (from the manifest entries) and fusion parameters, read once."""
+        if self._assembler is None:
+            synth = self.synthetic_model_name
+            self._assembler = ReportAssembler(
+                self.settings,
+                (self.face_model_name, get_entry(self.face_model_name)),
+                (synth, get_entry(synth)) if synth else None,
+            )
+        return self._assembler
+
     def analyze(
-        self, source: str | Path | bytes, name: str | None = None, frames: int | None = None
+        self,
+        source: str | Path | bytes,
+        name: str | None = None,
+        frames: int | None = None,
+        heatmaps: bool = False,
     ) -> Report:
-        """Analyse one image or video; typed errors for input that cannot be analysed."""
+        """Analyse one image or video; typed errors for input that cannot be analysed.
+
+        With ``heatmaps`` the report carries Grad-CAM maps of the strongest face crop of each of
+        the top ``fusion.heatmap_faces`` face tracks.
+        """
+        assembler = self.assembler  # fails fast on unknown models or unreadable fusion parameters
         timings: dict[str, float] = {}
         if name is None and not isinstance(source, bytes):
             name = Path(source).name
@@ -82,121 +107,50 @@ class Pipeline:
         with _timed(timings, "faces"):
             faces = self.faces.extract(sample.frames)
         with _timed(timings, "face_model"):
-            crop_logits = self._score_faces(sample.frames, faces)
-        report = self._build_report(media, sample, faces, crop_logits, timings)
-        report.provenance = provenance
-        report.warnings.extend(provenance.warnings)
-        report.timings["total"] = sum(timings.values())
-        return report
+            crops, crop_logits = self._score_faces(sample.frames, faces)
+        with _timed(timings, "synthetic_model"):
+            synthetic_logits = self._score_frames(sample.frames)
+        maps: list[Heatmap] = []
+        if heatmaps and crop_logits:
+            from detector.gradcam import top_crop_heatmaps
 
-    def _score_faces(self, frames: list[Frame], faces: FaceResult) -> dict[tuple[int, int], float]:
-        """Face-model logit per (frame index, detection position in that frame)."""
-        found = [(det, pos) for frame_dets in faces.per_frame for pos, det in enumerate(frame_dets)]
-        if not found:
-            return {}
-        model = self.face_model  # the crop spec belongs to the checkpoint
-        margin = model.spec.crop_margin or self.settings.faces.margin
-        by_index = {frame.index: frame for frame in frames}
-        crops = [
-            crop_face(by_index[det.frame_index].image, det.box, margin, model.spec.size[0])
-            for det, _ in found
-        ]
-        keys = [(det.frame_index, pos) for det, pos in found]
-        logits = model.predict(crops)
-        return {key: float(logit) for key, logit in zip(keys, logits, strict=True)}
-
-    def _build_report(
-        self,
-        media: Media,
-        sample: FrameSample,
-        faces: FaceResult,
-        crop_logits: dict[tuple[int, int], float],
-        timings: dict[str, float],
-    ) -> Report:
-        timestamps = {frame.index: frame.timestamp for frame in sample.frames}
-        position = {
-            id(det): (det.frame_index, pos) for dets in faces.per_frame for pos, det in enumerate(dets)
-        }
-        tracks: list[FaceTrackReport] = []
-        evidence: list[TrackEvidence] = []
-        for track in faces.tracks:
-            boxes = []
-            for det in track.detections:
-                logit = crop_logits.get(position[id(det)])
-                boxes.append(
-                    FaceBox(
-                        frame_index=det.frame_index,
-                        timestamp=timestamps[det.frame_index],
-                        box=tuple(float(v) for v in det.box),  # type: ignore[arg-type]
-                        probability=float(det.probability),
-                        logit=logit,
-                        score=None if logit is None else sigmoid(logit),
-                    )
-                )
-            logits = [b.logit for b in boxes if b.logit is not None]
-            t_logit = track_logit(logits)
-            tracks.append(
-                FaceTrackReport(
-                    track_id=track.track_id,
-                    length=track.length,
-                    mean_side=float(track.mean_side),
-                    logit=t_logit,
-                    score=None if t_logit is None else sigmoid(t_logit),
-                    faces=boxes,
-                )
-            )
-            evidence.append(TrackEvidence(logits=logits, mean_side=float(track.mean_side)))
-        frame_reports = []
-        for frame, dets in zip(sample.frames, faces.per_frame, strict=True):
-            logits = [
-                crop_logits[(frame.index, pos)]
-                for pos in range(len(dets))
-                if (frame.index, pos) in crop_logits
-            ]
-            frame_reports.append(
-                FrameReport(
-                    index=frame.index,
-                    timestamp=frame.timestamp,
-                    faces=len(dets),
-                    max_face_logit=max(logits) if logits else None,
-                )
-            )
-        models = []
-        if self._face_model is not None and crop_logits:
-            entry = self._face_model.entry
-            models.append(
-                ModelUse(
-                    name=self._face_model.name,
-                    task=entry.task,
-                    weights_sha256=entry.sha256,
-                    licence=entry.licence,
-                )
-            )
-        return Report(
-            trueframe_version=trueframe_version(),
-            media=_media_section(media),
-            score=_overall(evidence, tracks, len(sample.frames)),
-            frames=frame_reports,
-            tracks=tracks,
-            models=models,
-            timings=dict(timings),
+            with _timed(timings, "heatmaps"):
+                limit = self.settings.fusion.heatmap_faces
+                maps = top_crop_heatmaps(self.face_model, faces, crops, crop_logits, limit)
+        outputs = StageOutputs(
+            media=media.info,
+            name=name,
+            frames=sample.frames,
+            faces=faces,
+            crop_logits=crop_logits,
+            synthetic_logits=synthetic_logits,
+            provenance=provenance,
+            heatmaps=maps,
+            timings=timings,
             warnings=list(sample.warnings),
         )
+        return assembler.build(outputs)
 
+    def _score_faces(
+        self, frames: list[Frame], faces: FaceResult
+    ) -> tuple[dict[CropKey, np.ndarray], dict[CropKey, float]]:
+        """The face model's crops and raw logits, keyed by (frame index, detection position)."""
+        if faces.n_faces == 0:
+            return {}, {}
+        model = self.face_model  # the crop spec belongs to the checkpoint
+        keys, crops = face_crops(frames, faces, model.spec, self.settings.faces.margin)
+        logits = model.predict(crops)
+        return dict(zip(keys, crops, strict=True)), {
+            key: float(v) for key, v in zip(keys, logits, strict=True)
+        }
 
-def _media_section(media: Media) -> MediaSection:
-    fields = {k: v for k, v in asdict(media.info).items() if k in MediaSection.model_fields}
-    return MediaSection(name=media.name, **fields)
-
-
-def _overall(evidence: list[TrackEvidence], tracks: list[FaceTrackReport], n_frames: int) -> OverallScore:
-    logit = item_logit(evidence)
-    if logit is None:
-        return OverallScore(basis="no face was found, and no other detector applies yet: no score is given")
-    faces = sum(t.length for t in tracks)
-    basis = f"{len(tracks)} face track(s), {faces} face crop(s) over {n_frames} sampled frame(s)"
-    p = sigmoid(logit)
-    return OverallScore(manipulated=p, authenticity=1.0 - p, logit=logit, basis=basis)
+    def _score_frames(self, frames: list[Frame]) -> dict[int, float]:
+        """The synthetic-image model's raw logit per whole frame (empty when none is configured)."""
+        model = self.synthetic_model
+        if model is None or not frames:
+            return {}
+        logits = model.predict([frame.image for frame in frames])
+        return {frame.index: float(v) for frame, v in zip(frames, logits, strict=True)}
 
 
 @contextmanager
@@ -211,9 +165,11 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 _default: Pipeline | None = None
 
 
-def analyze(source: str | Path | bytes, name: str | None = None, frames: int | None = None) -> Report:
+def analyze(
+    source: str | Path | bytes, name: str | None = None, frames: int | None = None, heatmaps: bool = False
+) -> Report:
     """Analyse with a process-wide pipeline built on first call from the environment's settings."""
     global _default
     if _default is None:
         _default = Pipeline()
-    return _default.analyze(source, name=name, frames=frames)
+    return _default.analyze(source, name=name, frames=frames, heatmaps=heatmaps)

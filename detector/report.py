@@ -14,7 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detector.provenance_types import ProvenanceReport
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
+
+Verdict = Literal[
+    "authentic",
+    "likely_authentic",
+    "uncertain",
+    "likely_manipulated",
+    "manipulated",
+    "ai_generated",
+    "out_of_scope",
+]
 
 
 class _Model(BaseModel):
@@ -47,28 +57,30 @@ class FaceBox(_Model):
     timestamp: float
     box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in display pixels")
     probability: float = Field(description="face detector confidence")
-    logit: float | None = Field(None, description="face model log-odds of manipulation")
-    score: float | None = Field(None, description="sigmoid(logit): P(manipulated), uncalibrated")
+    logit: float | None = Field(None, description="face model raw log-odds of manipulation")
+    score: float | None = Field(None, description="the face model's calibrated P(manipulated)")
 
 
 class FaceTrackReport(_Model):
-    """One face followed across frames; its score aggregates its crops."""
+    """One face followed across frames; its score aggregates its crops' calibrated logits."""
 
     track_id: int
     length: int
     mean_side: float
-    logit: float | None
-    score: float | None
+    logit: float | None = Field(description="calibrated track log-odds (aggregation rule of the settings)")
+    score: float | None = Field(description="calibrated P(manipulated) of the track")
     faces: list[FaceBox]
 
 
 class FrameReport(_Model):
-    """One sampled frame: when it is, how many faces, and the strongest face evidence in it."""
+    """One sampled frame: the per-frame score series (strongest face, synthetic-image model)."""
 
     index: int
     timestamp: float
     faces: int
-    max_face_logit: float | None = None
+    max_face_logit: float | None = Field(None, description="highest calibrated face logit in the frame")
+    synthetic_logit: float | None = Field(None, description="calibrated synthetic-image logit")
+    synthetic_score: float | None = Field(None, description="calibrated P(synthetic) of the frame")
 
 
 class ModelUse(_Model):
@@ -80,19 +92,64 @@ class ModelUse(_Model):
     licence: str
 
 
-class OverallScore(_Model):
-    """P(manipulated or synthetic) for the whole item.
+class Signal(_Model):
+    """One piece of evidence and what it did to the score, in log-odds and in one sentence."""
 
-    Provisional: a weighted mean of face-track logits (weights: track length x mean face side),
-    uncalibrated. The calibration issue replaces it with a fused, calibrated probability.
-    """
+    name: str = Field(description="face_model, synthetic_model, base_rate, content_credentials, metadata")
+    kind: Literal["model", "prior", "rule", "flag"]
+    present: bool = Field(description="False: the signal was missing and is not counted (never a zero)")
+    probability: float | None = Field(None, description="the signal's own calibrated P(fake)")
+    logit: float | None = Field(None, description="the signal's own calibrated log-odds")
+    contribution: float | None = Field(
+        None, description="log-odds this signal added to the fused score; None when not folded in"
+    )
+    sentence: str
 
-    manipulated: float | None = Field(None, description="P(manipulated or synthetic), or None")
-    authenticity: float | None = Field(None, description="1 - manipulated, or None")
-    logit: float | None = None
-    method: str = "provisional_weighted_track_mean"
-    provisional: bool = True
+
+class Threshold(_Model):
+    """A verdict band boundary on P(manipulated), chosen at a stated error rate on calibration data."""
+
+    verdict: Verdict
+    bound: Literal["at_least", "at_most"] = Field(description="the band holds P >= or P <= this value")
+    manipulated: float = Field(description="the P(manipulated) boundary")
+    rate: Literal["false_positive", "false_authentic"] = Field(
+        description="false_positive: authentic items at or above; false_authentic: fakes at or below"
+    )
+    target_rate: float
+    measured_rate: float = Field(description="that rate measured on the calibration set")
+
+
+class Score(_Model):
+    """The calibrated verdict: P(manipulated or synthetic), its band and why."""
+
+    verdict: Verdict
+    authenticity: float | None = Field(None, description="1 - manipulated; None when out of scope")
+    manipulated: float | None = Field(None, description="calibrated P(manipulated or synthetic)")
+    logit: float | None = Field(None, description="fused log-odds behind `manipulated`")
+    pixel_manipulated: float | None = Field(
+        None, description="P(manipulated) from the pixel models alone, before provenance"
+    )
+    rule: str | None = Field(None, description="the stated provenance rule that decided, if any")
+    provenance_flag: Literal["tampered", "unreadable"] | None = Field(
+        None, description="credentials present but invalid/unreadable: reported beside the score"
+    )
+    calibrated: bool = Field(description="False when the fitted fusion does not match the models used")
+    summary: str = Field(description="one plain sentence a reviewer can repeat")
     basis: str = Field(description="what the score rests on, in words")
+    signals: list[Signal] = Field(default_factory=list)
+    thresholds: list[Threshold] = Field(default_factory=list)
+    fusion: str = Field("", description="where the fusion parameters come from")
+
+
+class Heatmap(_Model):
+    """Grad-CAM of the face model on one face crop: a grayscale PNG with the crop's shape."""
+
+    track_id: int
+    frame_index: int
+    width: int
+    height: int
+    logit: float = Field(description="the face model's raw logit on this crop")
+    png_base64: str
 
 
 class Report(_Model):
@@ -102,11 +159,12 @@ class Report(_Model):
     trueframe_version: str
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     media: MediaSection
-    score: OverallScore
+    score: Score
     provenance: ProvenanceReport | None = None
     frames: list[FrameReport] = Field(default_factory=list)
     tracks: list[FaceTrackReport] = Field(default_factory=list)
     models: list[ModelUse] = Field(default_factory=list)
+    heatmaps: list[Heatmap] = Field(default_factory=list, description="only when asked for")
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     warnings: list[str] = Field(default_factory=list)
 

@@ -40,8 +40,8 @@ class FaceSettings(BaseModel):
 
 class ModelSettings(BaseModel):
     weights_dir: Path = Field(Path("~/.cache/trueframe"), description="imported/fetched weights cache")
-    face_model: str = "meso4.df"
-    synthetic_model: str | None = None
+    face_model: str = "facecnn.sbi"
+    synthetic_model: str | None = "nprcnn.artefacts"
 
 
 class ProvenanceSettings(BaseModel):
@@ -62,13 +62,42 @@ class FusionSettings(BaseModel):
     confident_real: float = Field(0.2, gt=0.0, lt=0.5, description="P(fake) below which a frame is confident")
     confident_min_frames: int = Field(11, ge=1, description="confident fake frames needed to use them alone")
     synthetic_rule: Literal["mean", "confident"] = Field("mean", description="per-video synthetic rule")
-    fusion_file: Path | None = Field(None, description="fitted fusion parameters (default: weights/fusion.toml)")
+    fusion_file: Path | None = Field(
+        None, description="fitted fusion parameters (default: weights/fusion.toml)"
+    )
     heatmap_faces: int = Field(3, ge=1, le=16, description="top face crops that get a Grad-CAM heatmap")
 
 
 class RuntimeSettings(BaseModel):
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
     torch_threads: int = Field(0, ge=0, description="0 keeps torch's default")
+
+
+class ServeSettings(BaseModel):
+    """The HTTP service: bind address, job queue, retention, access and webhooks (see serving/api.py)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_queue: int = Field(32, ge=1, description="jobs queued or running (plus sync images) before 429")
+    job_workers: int = Field(1, ge=0, description="concurrent jobs; 0 stores jobs without running them")
+    retry_after_s: int = Field(10, ge=1, description="Retry-After sent with 429 queue_full")
+    wait_timeout_s: float = Field(300.0, gt=0, description="longest ?wait=true holds a request")
+    report_ttl_hours: float = Field(
+        24.0, gt=0, description="finished jobs and cached reports are kept this long"
+    )
+    purge_interval_s: float = Field(600.0, gt=0)
+    api_keys_required: bool = Field(
+        False, description="require a key (or a key-bound session) even while no key exists yet"
+    )
+    session_ttl_hours: float = Field(12.0, gt=0, description="web form session cookie lifetime")
+    cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
+    callback_allow_private: bool = Field(False, description="allow webhooks to loopback/private addresses")
+    webhook_secret: str | None = Field(
+        None, description="signs webhooks of jobs made without an API key (each key has its own)"
+    )
+    webhook_max_attempts: int = Field(5, ge=1)
+    webhook_backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles each attempt")
+    webhook_timeout_s: float = Field(10.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -83,6 +112,7 @@ class Settings(BaseSettings):
     provenance: ProvenanceSettings = Field(default_factory=ProvenanceSettings)
     fusion: FusionSettings = Field(default_factory=FusionSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
     data_dir: Path = Field(Path(".trueframe-data"), description="job store, uploads, scan state")
 
 

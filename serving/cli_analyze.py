@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="one JSON report per line")
     p.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 32)")
     p.add_argument("--model", default=None, help="face model name (see `trueframe models`)")
+    p.add_argument(
+        "--heatmaps", action="store_true", help="add Grad-CAM heatmaps of the top face crops (base64 PNG)"
+    )
     p.set_defaults(func=run_analyze)
     s = sub.add_parser("schema", help="print the report's JSON schema")
     s.set_defaults(func=run_schema)
@@ -37,7 +40,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     exit_code = 0
     for path in args.files:
         try:
-            report = pipeline.analyze(path, frames=args.frames)
+            report = pipeline.analyze(path, frames=args.frames, heatmaps=args.heatmaps)
         except TrueframeError as exc:
             exit_code = EXIT_USER_ERROR
             if args.json:
@@ -55,21 +58,27 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def summarize(report: Report, label: str) -> str:
-    """A few readable lines: score, faces, the frames that drove it, provenance, warnings."""
+    """A few readable lines: verdict, why, faces, the frames that drove it, provenance, warnings."""
     m = report.media
     what = f"{m.kind} {m.format} {m.width}x{m.height}"
     if m.duration_s is not None:
         what += f" {m.duration_s:.1f}s"
     lines = [f"{label}: {what} sha256 {m.sha256[:12]}"]
     s = report.score
-    if s.manipulated is None:
-        lines.append(f"  score: none. {s.basis}")
-    else:
-        lines.append(
-            f"  P(manipulated) {s.manipulated:.3f}, authenticity {s.authenticity:.3f}"
-            f" ({'provisional, uncalibrated' if s.provisional else s.method})"
+    lines.append(f"  verdict: {s.verdict}. {s.summary}")
+    if s.authenticity is not None and s.manipulated is not None:
+        note = "" if s.calibrated else " (NOT calibrated for these models)"
+        lines.append(f"  authenticity {s.authenticity:.3f}, P(manipulated) {s.manipulated:.3f}{note}")
+    lines.extend(f"  - {signal.sentence}" for signal in s.signals)
+    if s.thresholds and s.verdict != "out_of_scope":
+        bands = ", ".join(
+            f"{t.verdict} {'>=' if t.bound == 'at_least' else '<='} {t.manipulated:.2f}"
+            f" ({t.rate.replace('_', ' ')} {100 * t.target_rate:g}%)"
+            for t in s.thresholds
         )
-        lines.append(f"  basis: {s.basis}")
+        lines.append(f"  bands on P(manipulated): {bands}")
+    if report.heatmaps:
+        lines.append(f"  heatmaps: {len(report.heatmaps)} (in --json output)")
     for t in report.tracks:
         score = "n/a" if t.score is None else f"{t.score:.3f}"
         lines.append(

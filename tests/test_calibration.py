@@ -1,0 +1,241 @@
+"""Per-model calibration, its manifest round trip, and the aggregation rules."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.aggregate import (
+    TrackEvidence,
+    confident_subset,
+    item_logit,
+    series_logit,
+    synthetic_logit,
+    track_logit,
+)
+from detector.calibration import (
+    ISOTONIC_MIN_SAMPLES,
+    CalibrationDataError,
+    Calibrator,
+    expected_calibration_error,
+    fit_calibrator,
+    sigmoid,
+)
+from detector.models.manifest import Calibration, Manifest, load_manifest
+from detector.settings import FusionSettings
+from scripts.calibrate import write_manifest_calibration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def miscaled(n: int, seed: int, scale: float = 3.0, shift: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from sigmoid(z) (so z is perfectly calibrated), scores = scale * z + shift."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 1.5, n)
+    labels = (rng.random(n) < sigmoid(z)).astype(np.float64)
+    return scale * z + shift, labels
+
+
+@pytest.mark.parametrize("method", ["temperature", "platt"])
+def test_calibration_lowers_ece_on_held_out_miscaled_scores(method: str) -> None:
+    scores, labels = miscaled(4000, seed=1)
+    held_scores, held_labels = miscaled(4000, seed=2)
+    cal = fit_calibrator(scores, labels, method)  # type: ignore[arg-type]
+    before = expected_calibration_error(sigmoid(held_scores), held_labels)
+    after = expected_calibration_error(cal.probabilities(held_scores), held_labels)
+    assert before > 0.08
+    assert after < before / 2
+    if method == "platt":  # the affine family contains the truth
+        assert after < 0.03
+        assert cal.parameters["a"] == pytest.approx(1 / 3, rel=0.1)
+
+
+def test_temperature_recovers_the_scale_and_keeps_the_ranking() -> None:
+    scores, labels = miscaled(6000, seed=3, scale=2.5, shift=0.0)
+    cal = fit_calibrator(scores, labels, "temperature")
+    assert cal.parameters["temperature"] == pytest.approx(2.5, rel=0.1)
+    out = cal.logits(np.array([-3.0, 0.0, 1.0, 4.0]))
+    assert np.all(np.diff(out) > 0)
+    assert out[1] == 0.0
+    assert cal.n == 6000
+    assert cal.ece_after is not None
+    assert cal.ece_before is not None
+    assert cal.ece_after < cal.ece_before
+
+
+def test_isotonic_needs_enough_samples() -> None:
+    scores, labels = miscaled(ISOTONIC_MIN_SAMPLES - 1, seed=4)
+    with pytest.raises(CalibrationDataError) as info:
+        fit_calibrator(scores, labels, "isotonic")
+    assert info.value.code == "calibration_data_insufficient"
+    scores, labels = miscaled(3000, seed=5)
+    cal = fit_calibrator(scores, labels, "isotonic")
+    held_scores, held_labels = miscaled(3000, seed=6)
+    assert expected_calibration_error(cal.probabilities(held_scores), held_labels) < 0.05
+    assert np.all(np.isfinite(cal.logits(np.array([-1e3, 0.0, 1e3]))))
+
+
+@pytest.mark.parametrize(
+    ("scores", "labels"),
+    [([0.1, 0.2], [1.0, 1.0]), ([0.1, 0.2], [0.0, 2.0]), ([0.1], [0.0, 1.0]), ([math.nan, 1.0], [0.0, 1.0])],
+)
+def test_bad_calibration_sets_are_typed_errors(scores: list[float], labels: list[float]) -> None:
+    with pytest.raises(CalibrationDataError):
+        fit_calibrator(scores, labels, "platt")
+
+
+def test_ece_of_a_known_case() -> None:
+    # every item says 0.8, half are fake: |0.5 - 0.8| = 0.3 in the one occupied bin
+    assert expected_calibration_error([0.8] * 10, [1.0, 0.0] * 5) == pytest.approx(0.3)
+    assert expected_calibration_error([0.0, 1.0], [0.0, 1.0]) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("method", ["temperature", "platt", "isotonic"])
+def test_calibrator_round_trips_through_the_manifest_table(method: str) -> None:
+    scores, labels = miscaled(1200, seed=7)
+    cal = fit_calibrator(scores, labels, method, fitted_on="unit test")  # type: ignore[arg-type]
+    table = Calibration.model_validate(cal.to_table())
+    again = Calibrator.from_manifest(table)
+    probe = np.linspace(-8, 8, 33)
+    np.testing.assert_allclose(again.logits(probe), cal.logits(probe))
+    assert again.fitted_on == "unit test"
+    assert again.n == 1200
+
+
+def test_manifest_calibration_is_written_in_place_and_replaced(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.toml"
+    shutil.copy(ROOT / "weights" / "manifest.toml", manifest)
+    original = manifest.read_text()
+    name = next(iter(load_manifest(manifest).models))
+    first = fit_calibrator(*miscaled(500, seed=8), "platt", fitted_on="first").to_table()
+    write_manifest_calibration(manifest, name, first)
+    second = fit_calibrator(*miscaled(500, seed=9), "temperature", fitted_on="second").to_table()
+    write_manifest_calibration(manifest, name, second)
+    text = manifest.read_text()
+    assert text.count(f'[models."{name}".calibration]') == 1
+    entry = Manifest.model_validate(tomllib.loads(text)).models[name]
+    assert entry.calibration is not None
+    assert entry.calibration.method == "temperature"
+    assert entry.calibration.fitted_on == "second"
+    assert entry.calibration.n == 500
+    before = {k: v.get("calibration") for k, v in tomllib.loads(original)["models"].items() if k != name}
+    after = {k: v.get("calibration") for k, v in tomllib.loads(text)["models"].items() if k != name}
+    assert after == before  # other entries are untouched
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def test_track_mean_is_the_default_and_confident_frames_rule_is_selectable() -> None:
+    fake, real = _logit(0.95), _logit(0.3)
+    logits = [fake] * 12 + [real] * 8  # 12 confident fakes out of 20: more than 1/2.5 and >= 11
+    assert track_logit(logits) == pytest.approx((12 * fake + 8 * real) / 20)
+    confident = FusionSettings(track_rule="confident")
+    assert track_logit(logits, confident) == pytest.approx(fake)
+    # too few confident fakes: all frames count
+    assert track_logit([fake] * 3 + [real] * 4, confident) == pytest.approx((3 * fake + 4 * real) / 7)
+    # more than 90% confidently real: only those count
+    sure_real = [_logit(0.05)] * 19 + [_logit(0.6)]
+    assert confident_subset(sure_real, confident) == [_logit(0.05)] * 19
+    assert track_logit([], confident) is None
+
+
+def test_item_weights_tracks_by_length_and_face_size() -> None:
+    big = TrackEvidence(logits=[2.0] * 10, mean_side=200.0)
+    small = TrackEvidence(logits=[-2.0] * 2, mean_side=50.0)
+    expected = (10 * 200 * 2.0 + 2 * 50 * -2.0) / (10 * 200 + 2 * 50)
+    assert item_logit([big, small]) == pytest.approx(expected)
+    assert item_logit([]) is None
+    assert item_logit([TrackEvidence(logits=[], mean_side=80.0)]) is None
+
+
+def test_synthetic_series_aggregates_per_video() -> None:
+    assert synthetic_logit([1.0, 2.0, 3.0]) == pytest.approx(2.0)
+    assert synthetic_logit([]) is None
+    with pytest.raises(ValueError, match="unknown aggregation rule"):
+        series_logit([1.0], rule="max")
+
+
+def test_held_out_split_keeps_photos_whole_and_strata_balanced() -> None:
+    from scripts.calibration_data import split_groups
+
+    groups = [f"photo{i // 2}" for i in range(400)]  # each photo: one real and one fake crop
+    strata = ["a" if i < 240 else "b" for i in range(400)]
+    labels = [float(i % 2) for i in range(400)]
+    fit, held = split_groups(groups, strata, labels, seed=3)
+    assert not np.any(fit & held)
+    assert np.all(fit | held)
+    assert not {g for g, h in zip(groups, held, strict=True) if h} & {
+        g for g, f in zip(groups, fit, strict=True) if f
+    }
+    strata_arr = np.asarray(strata)
+    assert held[strata_arr == "a"].sum() == 120
+    assert held[strata_arr == "b"].sum() == 80
+
+
+def test_calibrate_subcommand_registers_its_options() -> None:
+    import argparse
+
+    from serving import cli_calibrate
+
+    parser = argparse.ArgumentParser(prog="trueframe")
+    cli_calibrate.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["calibrate", "--face-model", "meso4.df", "--method", "temperature", "--dry-run"]
+    )
+    assert args.func is cli_calibrate.run_calibrate
+    assert (args.face_model, args.method, args.dry_run, args.synthetic_model) == (
+        "meso4.df",
+        "temperature",
+        True,
+        None,
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["calibrate", "--face-model", "meso4.df", "--method", "beta"])
+
+
+def test_ece_noise_floor_is_what_a_perfect_predictor_scores() -> None:
+    from detector.calibration import ece_noise_floor
+
+    rng = np.random.default_rng(11)
+    probs = rng.uniform(0, 1, 300)
+    labels = (rng.random(300) < probs).astype(np.float64)  # perfectly calibrated by construction
+    floor = ece_noise_floor(probs, draws=300, seed=1)
+    assert 0.02 < floor < 0.12  # 300 items in 15 bins: ECE is far from 0 even when perfect
+    assert expected_calibration_error(probs, labels) < 2.5 * floor
+    assert ece_noise_floor(rng.uniform(0, 1, 30000), draws=20) < 0.02
+
+
+def test_cross_fitted_calibration_and_fusion_on_miscaled_scores(tmp_path: Path) -> None:
+    from scripts.calibrate import ScoredData, cross_fit, fit_all
+    from scripts.calibration_data import split_groups
+
+    face, face_y = miscaled(800, seed=12, scale=3.0, shift=1.0)
+    synth, synth_y = miscaled(600, seed=13, scale=0.4, shift=-0.5)
+    rng = np.random.default_rng(14)
+    data = ScoredData(
+        face_raw=np.concatenate([face, np.full(600, np.nan)]),
+        synth_raw=np.concatenate([rng.normal(0, 1, 800), synth]),
+        labels=np.concatenate([face_y, synth_y]),
+        face_rows=np.arange(1400) < 800,
+        groups=np.asarray([f"g{i // 4}" for i in range(1400)]),
+        strata=np.asarray(["faces"] * 800 + ["synthetic"] * 600),
+    )
+    data.save(tmp_path / "scores.npz")
+    again = ScoredData.load(tmp_path / "scores.npz")
+    np.testing.assert_array_equal(again.labels, data.labels)
+    fold, _ = split_groups(list(data.groups), list(data.strata), data.labels, seed=0)
+    measured, panels = cross_fit(data, fold, "platt")
+    for key in ("face", "synthetic", "fused"):
+        assert measured[key]["ece_after"] < measured[key]["ece_before"], key
+    assert measured["fused"]["ece_after"] < 0.08
+    assert [p[0] for p in panels] == ["face", "synthetic", "fused"]
+    final = fit_all(data, np.ones(1400, bool), "platt")
+    assert set(final.submodels) == {"face_synthetic", "face", "synthetic"}
+    assert final.thresholds.manipulated.measured_rate <= 0.01

@@ -1,0 +1,116 @@
+"""End to end through the installed console script: `trueframe analyze`, `schema`, error exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import mediagen
+
+
+def run_cli(
+    args: list[str], weights_dir: Path | None = None, timeout: int = 600, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh process; ``weights_dir`` switches the face model to imported MesoNet."""
+    env = dict(os.environ)
+    if weights_dir is not None:
+        env["TRUEFRAME_MODELS__WEIGHTS_DIR"] = str(weights_dir)
+        env["TRUEFRAME_MODELS__FACE_MODEL"] = "meso4.df"
+    env.update({f"TRUEFRAME_{key.upper()}": value for key, value in settings.items()})
+    return subprocess.run(
+        [sys.executable, "-m", "serving.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+@pytest.mark.slow
+def test_analyze_json_on_a_real_deepfake_video(shared_data: Path, mesonet_weights_dir: Path) -> None:
+    clip = shared_data / "deepfake" / "ffpp_c23" / "Deepfakes" / "519_515.mp4"
+    result = run_cli(["analyze", "--json", "--frames", "8", str(clip)], mesonet_weights_dir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["media"]["kind"] == "video"
+    assert report["media"]["width"] == 640
+    assert len(report["frames"]) == 8
+    main_track = max(report["tracks"], key=lambda t: t["length"])
+    assert main_track["length"] >= 7
+    assert all(face["logit"] is not None for face in main_track["faces"])
+    assert report["score"]["authenticity"] is not None
+    assert 0.0 <= report["score"]["authenticity"] <= 1.0
+    assert "meso4.df" in {m["name"] for m in report["models"]}
+    assert report["provenance"]["state"] == "absent"
+
+
+def test_image_without_faces_says_so_instead_of_scoring(tmp_path: Path) -> None:
+    from skimage import data
+
+    path = mediagen.write_image(tmp_path / "coffee.png", data.coffee(), "png")
+    no_synthetic = run_cli(["analyze", "--json", str(path)], models__synthetic_model="")
+    assert no_synthetic.returncode == 0, no_synthetic.stderr
+    report = json.loads(no_synthetic.stdout)
+    assert report["tracks"] == []
+    assert report["score"]["authenticity"] is None
+    assert report["score"]["verdict"] == "out_of_scope"
+    assert "no face" in report["score"]["basis"].lower()
+
+    with_synthetic = run_cli(["analyze", str(path)])
+    assert with_synthetic.returncode == 0, with_synthetic.stderr
+    assert "No face was found, so the face-forgery model does not count" in with_synthetic.stdout
+    assert "synthetic-image model rates the image" in with_synthetic.stdout
+
+
+def test_shipped_models_score_a_face_image_by_default(tmp_path: Path) -> None:
+    path = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
+    result = run_cli(["analyze", "--json", str(path)])
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {m["name"] for m in report["models"]} == {"facecnn.sbi", "nprcnn.artefacts"}
+    assert report["score"]["verdict"] != "out_of_scope"
+    assert 0.0 <= report["score"]["authenticity"] <= 1.0
+    face_signal = next(s for s in report["score"]["signals"] if s["name"] == "face_model")
+    assert face_signal["present"] is True
+    assert face_signal["contribution"] is not None
+
+
+def test_bad_file_exits_2_with_one_line_and_others_still_run(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is text, not a JPEG\n")
+    good = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
+    result = run_cli(["analyze", str(bad), str(good)])
+    assert result.returncode == 2
+    error_lines = result.stderr.strip().splitlines()
+    assert len(error_lines) == 1
+    assert error_lines[0].startswith(f"{bad}: error: unsupported_media_type: ")
+    assert "face track 0" in result.stdout
+    as_json = run_cli(["analyze", "--json", str(bad)])
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout)["error"]["code"] == "unsupported_media_type"
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path: Path) -> None:
+    path = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
+    env_dir = tmp_path / "empty-cache"
+    result = run_cli(["analyze", str(path)], env_dir)
+    assert result.returncode == 2
+    assert "weights_missing" in result.stderr
+    assert "trueframe weights import mesonet" in result.stderr
+
+
+def test_schema_is_valid_json_with_version() -> None:
+    result = run_cli(["schema"])
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    assert "x-schema-version" in schema
+    assert {"media", "score", "tracks", "provenance"} <= set(schema["properties"])
+
+
+def test_frames_option_is_validated(tmp_path: Path) -> None:
+    result = run_cli(["analyze", "--frames", "0", str(tmp_path / "x.mp4")])
+    assert result.returncode == 2
+    assert "invalid_request" in result.stderr

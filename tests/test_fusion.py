@@ -1,0 +1,291 @@
+"""Fusion: monotone in every piece of evidence, the stated provenance rules, missing signals, bands."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.fusion import (
+    BandThreshold,
+    Fusion,
+    FusionInputs,
+    FusionParameters,
+    SubModel,
+    Thresholds,
+    load_parameters,
+)
+from detector.fusion_fit import choose_thresholds, dump_parameters, fit_stack, stack_logits
+from detector.provenance_types import ActiveManifest, AIDeclaration, MetadataHint, ProvenanceReport
+from detector.report import Score
+from detector.scope import check_frame
+from tests import mediagen
+from tests.c2pa_signing import DIGITAL_CAPTURE
+
+FACE, SYNTH = "facecnn.test", "nprcnn.test"
+STRONG_REAL = -8.0  # calibrated face logit: the pixels say "authentic" with P(fake) ~ 0.0003
+
+
+def _band(p: float, target: float, measured: float) -> BandThreshold:
+    return BandThreshold(manipulated=p, target_rate=target, measured_rate=measured)
+
+
+def make_params() -> FusionParameters:
+    """Hand-set fusion parameters: all three sub-models, bands at 0.05 / 0.2 / 0.7 / 0.9."""
+    return FusionParameters(
+        schema_version=1,
+        fitted_on="unit test",
+        face_model=FACE,
+        synthetic_model=SYNTH,
+        submodels={
+            "face_synthetic": SubModel(intercept=-0.2, face=0.9, synthetic=0.7, n=100),
+            "face": SubModel(intercept=0.1, face=1.0, n=100),
+            "synthetic": SubModel(intercept=-0.3, synthetic=1.1, n=100),
+        },
+        thresholds=Thresholds(
+            authentic=_band(0.05, 0.01, 0.01),
+            likely_authentic=_band(0.2, 0.05, 0.05),
+            likely_manipulated=_band(0.7, 0.05, 0.04),
+            manipulated=_band(0.9, 0.01, 0.01),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def params() -> FusionParameters:
+    return make_params()
+
+
+@pytest.fixture(scope="module")
+def fusion(params: FusionParameters) -> Fusion:
+    return Fusion(params, face_model=FACE, synthetic_model=SYNTH)
+
+
+def prov(**fields: object) -> ProvenanceReport:
+    base: dict[str, object] = {"state": "absent", "state_description": "test"}
+    base.update(fields)
+    return ProvenanceReport.model_validate(base)
+
+
+def capture_manifest() -> ActiveManifest:
+    return ActiveManifest.model_validate(
+        {"label": "urn:test", "actions": [{"action": "c2pa.created", "digital_source_type": DIGITAL_CAPTURE}]}
+    )
+
+
+def manipulated(score: Score) -> float:
+    assert score.manipulated is not None
+    return score.manipulated
+
+
+GRID = np.linspace(-9, 9, 37)
+
+
+@pytest.mark.parametrize("synth", [None, -3.0, 0.0, 4.0])
+def test_fused_score_is_monotone_in_face_evidence(fusion: Fusion, synth: float | None) -> None:
+    ps = [manipulated(fusion.fuse(FusionInputs(face_logit=float(f), synthetic_logit=synth))) for f in GRID]
+    assert all(b >= a for a, b in itertools.pairwise(ps))
+    assert ps[-1] > ps[0]
+
+
+@pytest.mark.parametrize("face", [None, -3.0, 0.0, 4.0])
+def test_fused_score_is_monotone_in_synthetic_evidence(fusion: Fusion, face: float | None) -> None:
+    ps = [manipulated(fusion.fuse(FusionInputs(face_logit=face, synthetic_logit=float(s)))) for s in GRID]
+    assert all(b >= a for a, b in itertools.pairwise(ps))
+    assert ps[-1] > ps[0]
+
+
+@pytest.mark.parametrize("face", list(np.linspace(-6, 6, 7)))
+def test_fused_score_is_monotone_in_provenance_evidence(fusion: Fusion, face: float) -> None:
+    plain = manipulated(fusion.fuse(FusionInputs(face_logit=face, provenance=prov())))
+    capture = prov(state="trusted", active_manifest=capture_manifest())
+    assert manipulated(fusion.fuse(FusionInputs(face_logit=face, provenance=capture))) < plain
+    hint = MetadataHint(
+        name="png_sd_parameters",
+        value="Steps: 20",
+        strength="strong",
+        source="png_text",
+        indicates="generative_ai",
+    )
+    assert (
+        manipulated(fusion.fuse(FusionInputs(face_logit=face, provenance=prov(metadata_hints=[hint]))))
+        > plain
+    )
+    declared = prov(state="valid_untrusted", ai_declaration=AIDeclaration(value="generated"))
+    assert manipulated(fusion.fuse(FusionInputs(face_logit=face, provenance=declared))) >= plain
+
+
+def test_contributions_add_up_to_the_fused_logit(fusion: Fusion) -> None:
+    score = fusion.fuse(FusionInputs(face_logit=1.5, synthetic_logit=-0.5, face_basis="1 face track"))
+    total = sum(s.contribution for s in score.signals if s.contribution is not None)
+    assert score.logit == pytest.approx(total)
+    names = {s.name: s for s in score.signals}
+    assert names["face_model"].contribution == pytest.approx(0.9 * 1.5)
+    assert names["synthetic_model"].contribution == pytest.approx(0.7 * -0.5)
+    assert all(s.sentence.endswith(".") for s in score.signals)
+    assert len(score.thresholds) == 4
+    assert score.calibrated
+
+
+def test_no_face_and_no_manifest_is_never_authentic_by_default(fusion: Fusion) -> None:
+    for inputs in (FusionInputs(), FusionInputs(provenance=prov())):
+        score = fusion.fuse(inputs)
+        assert score.verdict == "out_of_scope"
+        assert score.authenticity is None
+        assert score.manipulated is None
+        face = next(s for s in score.signals if s.name == "face_model")
+        assert not face.present
+        assert face.contribution is None
+        assert "no face" in face.sentence.lower()
+
+
+def test_missing_signal_is_not_a_zero(fusion: Fusion) -> None:
+    # a missing face selects the synthetic-only sub-model; it is not the face model saying logit 0
+    without = fusion.fuse(FusionInputs(synthetic_logit=1.0))
+    zero_face = fusion.fuse(FusionInputs(face_logit=0.0, synthetic_logit=1.0))
+    assert without.logit == pytest.approx(-0.3 + 1.1 * 1.0)
+    assert zero_face.logit == pytest.approx(-0.2 + 0.7 * 1.0)
+
+
+def test_non_photographic_images_are_out_of_scope(fusion: Fusion) -> None:
+    score = fusion.fuse(FusionInputs(face_logit=3.0, synthetic_logit=3.0, photographic=False))
+    assert score.verdict == "out_of_scope"
+    assert score.manipulated is None
+    drawing = np.full((240, 320, 3), 250, np.uint8)
+    drawing[60:180, 100:220] = (20, 120, 200)
+    assert not check_frame(drawing).photographic
+    assert check_frame(mediagen.face_photo()).photographic
+
+
+def test_trusted_capture_does_not_hide_strong_pixel_evidence(fusion: Fusion) -> None:
+    capture = prov(state="trusted", active_manifest=capture_manifest())
+    pixels_only = fusion.fuse(FusionInputs(face_logit=3.0))
+    assert pixels_only.verdict == "manipulated"
+    score = fusion.fuse(FusionInputs(face_logit=3.0, provenance=capture))
+    assert score.verdict in ("manipulated", "likely_manipulated")
+    assert manipulated(score) < manipulated(pixels_only)
+    weak = fusion.fuse(FusionInputs(face_logit=0.5, provenance=capture))
+    assert manipulated(weak) < 0.5  # strong authentic evidence where the pixels are unsure
+
+
+def test_band_thresholds_follow_the_stated_rates() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0.0, 1.0], 2000)
+    probs = np.concatenate([rng.beta(2, 5, 2000), rng.beta(5, 2, 2000)])
+    t = choose_thresholds(probs, labels)
+    assert np.mean(probs[labels == 0] >= t.manipulated.manipulated) <= 0.01
+    assert np.mean(probs[labels == 0] >= t.likely_manipulated.manipulated) <= 0.05
+    assert np.mean(probs[labels == 1] <= t.authentic.manipulated) <= 0.01
+    assert np.mean(probs[labels == 1] <= t.likely_authentic.manipulated) <= 0.05
+    assert t.likely_authentic.manipulated <= 0.5 <= t.likely_manipulated.manipulated
+    assert t.manipulated.measured_rate <= 0.01
+
+
+def test_fitted_stack_is_monotone_and_round_trips(tmp_path: Path, params: FusionParameters) -> None:
+    rng = np.random.default_rng(1)
+    n = 600
+    labels = rng.integers(0, 2, n).astype(float)
+    face = np.where(rng.random(n) < 0.5, labels * 2 - 1 + rng.normal(0, 1, n), np.nan)
+    synth = -(labels * 2 - 1) + rng.normal(0, 1, n)  # anti-correlated: the weight must stay >= 0
+    subs = fit_stack(face, synth, labels)
+    assert all(s.face >= 0 and s.synthetic >= 0 for s in subs.values())
+    assert subs["synthetic"].synthetic == pytest.approx(0.0, abs=1e-6)
+    assert subs["face_synthetic"].face > 0.5
+    logits = stack_logits(subs, face, synth)
+    assert np.all(np.isfinite(logits))
+    fitted = params.model_copy(update={"submodels": subs, "measured": {"ece_after": 0.02}})
+    path = tmp_path / "fusion.toml"
+    path.write_text(dump_parameters(fitted, "test header"))
+    assert load_parameters(path) == fitted
+
+
+def test_parameters_for_other_models_are_flagged_not_silently_used(params: FusionParameters) -> None:
+    other = Fusion(params, face_model="meso4.df")
+    score = other.fuse(FusionInputs(face_logit=2.0))
+    assert not score.calibrated
+    assert "meso4.df" in score.basis
+    assert score.logit == pytest.approx(2.0)  # calibrated logit, equal weight, no fitted intercept
+
+
+# --- end to end: the report of an item with no face and no manifest -------------------------------
+
+
+def test_report_without_face_or_manifest_is_out_of_scope(tmp_path: Path, params: FusionParameters) -> None:
+    from detector.pipeline import Pipeline
+    from detector.settings import FusionSettings, ModelSettings, Settings
+
+    fusion_file = tmp_path / "fusion.toml"
+    fusion_file.write_text(dump_parameters(params.model_copy(update={"face_model": "meso4.df"})))
+    settings = Settings(
+        models=ModelSettings(face_model="meso4.df", synthetic_model=None, weights_dir=tmp_path / "weights"),
+        fusion=FusionSettings(fusion_file=fusion_file),
+    )
+    rng = np.random.default_rng(5)
+    sky = np.linspace(90, 200, 240)[:, None, None] + rng.normal(0, 6, (240, 320, 3))
+    path = mediagen.write_image(tmp_path / "landscape.png", np.clip(sky, 0, 255).astype(np.uint8), "png")
+    report = Pipeline(settings).analyze(path)
+    assert report.schema_version == "2.0"
+    assert report.provenance is not None
+    assert report.provenance.state == "absent"
+    assert report.score.verdict in ("out_of_scope", "uncertain")
+    assert report.score.authenticity is None
+    assert report.score.calibrated
+    assert "no face" in report.score.summary.lower()
+    assert report.frames
+    assert report.frames[0].synthetic_logit is None
+
+
+def test_without_a_joint_model_face_and_synthetic_combine_as_noisy_or(params: FusionParameters) -> None:
+    subs = {k: v for k, v in params.submodels.items() if k != "face_synthetic"}
+    fusion = Fusion(params.model_copy(update={"submodels": subs}), face_model=FACE, synthetic_model=SYNTH)
+    p_face = float(1 / (1 + np.exp(-(0.1 + 1.0 * 1.0))))
+    p_synth = float(1 / (1 + np.exp(-(-0.3 + 1.1 * -2.0))))
+    score = fusion.fuse(FusionInputs(face_logit=1.0, synthetic_logit=-2.0))
+    assert manipulated(score) == pytest.approx(1 - (1 - p_face) * (1 - p_synth))
+    # a face swap in an otherwise real photo is not pulled down by the synthetic model's "real"
+    assert manipulated(score) >= p_face
+    for grid_face in (-4.0, 0.0, 4.0):
+        ps = [
+            manipulated(fusion.fuse(FusionInputs(face_logit=grid_face, synthetic_logit=float(s))))
+            for s in GRID
+        ]
+        assert all(b >= a for a, b in itertools.pairwise(ps))
+    extreme = fusion.fuse(FusionInputs(face_logit=-900.0, synthetic_logit=-900.0))
+    assert extreme.verdict == "authentic"
+    logits = stack_logits(subs, np.array([1.0]), np.array([-2.0]))
+    assert logits[0] == pytest.approx(score.logit)
+
+
+def test_shipped_models_and_fusion_end_to_end(tmp_path: Path) -> None:
+    """The default models with the shipped weights/fusion.toml: calibrated, both pixel signals used."""
+    from detector.pipeline import Pipeline
+    from detector.settings import Settings
+
+    settings = Settings()
+    params = load_parameters()
+    assert (params.face_model, params.synthetic_model) == (
+        settings.models.face_model,
+        settings.models.synthetic_model,
+    )
+    pipeline = Pipeline(settings)
+    rng = np.random.default_rng(6)
+    sky = np.linspace(90, 200, 240)[:, None, None] + rng.normal(0, 6, (240, 320, 3))
+    no_face = mediagen.write_image(tmp_path / "sky.png", np.clip(sky, 0, 255).astype(np.uint8), "png")
+    report = pipeline.analyze(no_face)
+    signals = {s.name: s for s in report.score.signals}
+    assert not signals["face_model"].present
+    assert signals["face_model"].contribution is None
+    assert signals["synthetic_model"].present
+    assert report.score.calibrated
+    assert report.score.verdict != "out_of_scope"
+    assert report.frames[0].synthetic_score is not None
+    face = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
+    report = pipeline.analyze(face)
+    signals = {s.name: s for s in report.score.signals}
+    assert signals["face_model"].present
+    assert signals["synthetic_model"].present
+    total = sum(s.contribution for s in report.score.signals if s.contribution is not None)
+    assert report.score.logit == pytest.approx(total)
+    assert {m.name for m in report.models} == {settings.models.face_model, settings.models.synthetic_model}

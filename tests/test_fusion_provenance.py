@@ -1,0 +1,153 @@
+"""The stated provenance rules of fusion on the shared C2PA fixtures and on files the tests sign."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.fusion import Fusion, FusionInputs
+from detector.provenance import ProvenanceReader
+from detector.settings import ProvenanceSettings
+from tests import mediagen
+from tests.c2pa_signing import DIGITAL_CAPTURE, SigningChain, make_chain, sign_media
+from tests.test_fusion import FACE, STRONG_REAL, SYNTH, make_params, manipulated
+from tests.test_provenance import read_fixture
+from tests.test_provenance_signed import _pixel_byte
+
+
+@pytest.fixture(scope="module")
+def fusion() -> Fusion:
+    return Fusion(make_params(), face_model=FACE, synthetic_model=SYNTH)
+
+
+# --- the provenance rules on the shared C2PA fixtures --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def anchored(shared_data: Path) -> ProvenanceReader:
+    return ProvenanceReader(
+        ProvenanceSettings(trust_anchors=[shared_data / "c2pa/certs/test_cert_root_bundle.pem"])
+    )
+
+
+def _fixtures(shared_data: Path, folder: str) -> list[Path]:
+    return sorted(p for p in (shared_data / "c2pa" / folder).iterdir() if p.is_file())
+
+
+def test_valid_ai_declarations_decide_whatever_the_pixels_say(
+    shared_data: Path, anchored: ProvenanceReader, fusion: Fusion
+) -> None:
+    paths = [*_fixtures(shared_data, "ai_generated"), shared_data / "c2pa/valid/c2pa-python__C.jpg"]
+    for path in paths:
+        report = read_fixture(anchored, path)
+        score = fusion.fuse(FusionInputs(face_logit=STRONG_REAL, provenance=report))
+        assert score.verdict == "ai_generated", path.name
+        assert score.rule == "signed_ai_declaration"
+        assert score.authenticity == 0.0
+        assert score.pixel_manipulated is not None
+        assert score.pixel_manipulated < 0.01
+        wording = "AI-edited" if report.ai_declaration.value == "ai_edited" else "AI-generated"
+        assert score.summary.startswith(wording), (path.name, score.summary)
+
+
+def test_invalid_manifests_are_flagged_beside_the_unchanged_pixel_score(
+    shared_data: Path, anchored: ProvenanceReader, fusion: Fusion
+) -> None:
+    for face in (STRONG_REAL, 0.5, 4.0):
+        reference = fusion.fuse(FusionInputs(face_logit=face))
+        for path in _fixtures(shared_data, "invalid"):
+            report = read_fixture(anchored, path)
+            score = fusion.fuse(FusionInputs(face_logit=face, provenance=report))
+            assert score.provenance_flag in ("tampered", "unreadable"), path.name
+            assert score.manipulated == reference.manipulated
+            assert score.verdict == reference.verdict
+            assert score.rule is None  # CIE-sig-CA declares AI, but an invalid manifest decides nothing
+            flag = next(s for s in score.signals if s.name == "content_credentials")
+            assert flag.kind == "flag"
+            assert flag.contribution is None
+
+
+@pytest.mark.parametrize("folder", ["no_manifest", "remote_manifest", "valid"])
+def test_other_fixtures_do_not_move_the_score(
+    folder: str, shared_data: Path, anchored: ProvenanceReader, fusion: Fusion
+) -> None:
+    reference = fusion.fuse(FusionInputs(face_logit=0.3))
+    for path in _fixtures(shared_data, folder):
+        report = read_fixture(anchored, path)
+        if report.ai_declaration.value != "none_declared":
+            continue  # valid/C.jpg declares AI: covered above
+        score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=report))
+        assert score.manipulated == pytest.approx(reference.manipulated), path.name
+        assert score.provenance_flag is None
+        assert score.verdict == reference.verdict
+
+
+# --- the provenance rules on files these tests sign --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chain() -> SigningChain:
+    return make_chain()
+
+
+@pytest.fixture(scope="module")
+def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(3).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    out: dict[str, bytes] = {}
+    for mime, fmt in (("image/jpeg", "JPEG"), ("image/png", "PNG")):
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format=fmt)
+        out[mime] = buf.getvalue()
+    clip = tmp_path_factory.mktemp("fusion_signed") / "clip.mp4"
+    mediagen.write_clip(clip, [np.roll(pixels, i, axis=1) for i in range(5)], fps=5)
+    out["video/mp4"] = clip.read_bytes()
+    return out
+
+
+@pytest.mark.parametrize("mime", ["image/jpeg", "image/png", "video/mp4"])
+def test_signed_generated_declaration_and_its_tampered_copy(
+    mime: str, chain: SigningChain, originals: dict[str, bytes], fusion: Fusion
+) -> None:
+    reader = ProvenanceReader()  # no anchors: valid_untrusted still counts as a valid declaration
+    signed = sign_media(chain, originals[mime], mime)
+    report = reader.read(signed, mime)
+    assert report.state == "valid_untrusted"
+    score = fusion.fuse(FusionInputs(face_logit=STRONG_REAL, provenance=report))
+    assert score.verdict == "ai_generated"
+    assert score.rule == "signed_ai_declaration"
+    tampered = bytearray(signed)
+    tampered[_pixel_byte(signed, mime)] ^= 0x01
+    broken = reader.read(bytes(tampered), mime)
+    assert broken.state == "invalid"
+    assert broken.ai_declaration.value == "generated"
+    score = fusion.fuse(FusionInputs(face_logit=STRONG_REAL, provenance=broken))
+    assert score.verdict == "authentic"
+    assert score.provenance_flag == "tampered"
+    assert score.rule is None
+    assert "tampered" in score.summary
+
+
+def test_signed_trusted_capture_is_authentic_evidence(
+    chain: SigningChain, originals: dict[str, bytes], fusion: Fusion, tmp_path: Path
+) -> None:
+    reader = ProvenanceReader(ProvenanceSettings(trust_anchors=[chain.write_root(tmp_path / "root.pem")]))
+    signed = sign_media(chain, originals["image/jpeg"], "image/jpeg", digital_source_type=DIGITAL_CAPTURE)
+    report = reader.read(signed, "image/jpeg")
+    assert report.state == "trusted"
+    assert report.ai_declaration.value == "none_declared"
+    neutral = fusion.fuse(FusionInputs(face_logit=0.0))
+    score = fusion.fuse(FusionInputs(face_logit=0.0, provenance=report))
+    assert manipulated(score) < manipulated(neutral)
+    credentials = next(s for s in score.signals if s.name == "content_credentials")
+    assert credentials.contribution is not None
+    assert credentials.contribution < 0
+    strong = fusion.fuse(FusionInputs(face_logit=3.0, provenance=report))
+    assert strong.verdict in ("manipulated", "likely_manipulated")
+    untrusted = ProvenanceReader().read(signed, "image/jpeg")  # anyone can sign "camera": not counted
+    assert fusion.fuse(FusionInputs(face_logit=0.0, provenance=untrusted)).manipulated == neutral.manipulated
