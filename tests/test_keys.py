@@ -1,0 +1,155 @@
+"""API keys: stored hashed, the CLI, the access rule, per-key job isolation and the form's session."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving import cli_keys
+from serving.analyzer import InProcessAnalyzer
+from serving.api import create_app
+from serving.keys import authenticate_key, create_key, list_keys, revoke_key
+from serving.routes import SESSION_COOKIE
+from serving.store import JobStore, store_path
+from tests import mediagen
+from tests.servicekit import error_of, make_settings, open_store
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("clip") / "c.mp4"
+    return mediagen.write_face_clip(path, n_frames=10, size=(64, 48)).read_bytes()
+
+
+def test_keys_are_stored_hashed_and_checked(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.sqlite3")
+    new = create_key(store, "newsroom")
+    assert new.token.startswith(f"tfk_{new.key.id}_")
+    assert len(new.token) > 40
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert new.token.split("_", 2)[2].encode() not in raw  # only its sha256 is kept
+    store = JobStore(tmp_path / "s.sqlite3")
+    found = authenticate_key(store, new.token)
+    assert found is not None
+    assert found.owner == f"key:{new.key.id}"
+    assert found.webhook_secret == new.webhook_secret
+    assert authenticate_key(store, new.token[:-1] + ("A" if new.token[-1] != "A" else "B")) is None
+    assert authenticate_key(store, "not-a-key") is None
+    assert revoke_key(store, new.key.id)
+    assert not revoke_key(store, new.key.id)
+    assert authenticate_key(store, new.token) is None
+    assert [k.revoked_at is not None for k in list_keys(store)] == [True]
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    cli_keys.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def test_cli_creates_lists_and_revokes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["keys", "--data-dir", str(tmp_path)]
+    assert _cli([*base, "create", "--name", "desk"]) == 0
+    printed = capsys.readouterr().out
+    token = next(line.split()[-1] for line in printed.splitlines() if line.startswith("key:"))
+    key_id = next(line.split()[-1] for line in printed.splitlines() if line.startswith("id:"))
+    assert "whsec_" in printed
+    assert _cli([*base, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert key_id in listing
+    assert "desk" in listing
+    assert "active" in listing
+    assert token not in listing
+    assert _cli([*base, "revoke", key_id]) == 0
+    assert _cli([*base, "revoke", "ffffffff"]) == 1
+    capsys.readouterr()
+    assert _cli([*base, "list"]) == 0
+    assert "revoked" in capsys.readouterr().out
+    store = JobStore(tmp_path / store_path(make_settings(tmp_path, tmp_path)).name)
+    assert authenticate_key(store, token) is None
+
+
+Keyed = tuple[TestClient, str, str]
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[tuple[TestClient, str, str]]:
+    """An app with two keys whose worker does not run jobs (no model is needed)."""
+    settings = make_settings(tmp_path / "data", tmp_path / "weights", job_workers=0)
+    store = open_store(settings)
+    first, second = create_key(store, "a").token, create_key(store, "b").token
+    with TestClient(create_app(settings, InProcessAnalyzer(settings), store)) as client:
+        yield client, first, second
+
+
+def test_each_job_is_visible_only_to_the_key_that_made_it(keyed: Keyed, clip: bytes) -> None:
+    client, first, second = keyed
+    posted = client.post("/v1/analyze?name=c.mp4", content=clip, headers={"Authorization": f"Bearer {first}"})
+    assert posted.status_code == 202, posted.text
+    job_id = posted.json()["job_id"]
+    mine = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": first})
+    assert mine.status_code == 200
+    assert mine.json()["status"] == "queued"
+    for method in ("GET", "DELETE"):
+        theirs = client.request(method, f"/v1/jobs/{job_id}", headers={"X-API-Key": second})
+        assert theirs.status_code == 404
+        assert error_of(theirs)["code"] == "job_not_found"
+    assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": first}).status_code == 200
+
+
+def test_keys_are_required_once_one_exists(keyed: Keyed, clip: bytes) -> None:
+    client, first, _ = keyed
+    for headers in ({}, {"Authorization": "Bearer tfk_00000000_wrong"}, {"X-API-Key": first + "x"}):
+        answer = client.post("/v1/analyze", content=clip, headers=headers)
+        assert answer.status_code == 401
+        assert error_of(answer)["code"] == "unauthorized"
+    assert client.get("/v1/jobs/job_whatever").status_code == 401
+    assert client.get("/healthz").status_code == 200  # operations endpoints stay open
+
+
+def test_the_form_session_is_bound_to_a_key_given_once(keyed: Keyed, clip: bytes) -> None:
+    client, first, second = keyed
+    assert client.post("/v1/session").status_code == 401  # no free session while keys exist
+    started = client.post("/v1/session", headers={"Authorization": f"Bearer {first}"})
+    assert started.status_code == 204
+    cookie = started.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    posted = client.post("/v1/analyze?name=c.mp4", content=clip)  # the cookie alone authorises
+    assert posted.status_code == 202, posted.text
+    job_id = posted.json()["job_id"]
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 200
+    assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": first}).status_code == 200
+    assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": second}).status_code == 404
+    cross_site = client.delete(f"/v1/jobs/{job_id}", headers={"Origin": "https://evil.example"})
+    assert cross_site.status_code == 401
+    assert client.delete("/v1/session").status_code == 204
+    client.cookies.clear()
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 401
+
+
+def test_open_service_gives_each_visitor_an_anonymous_session(tmp_path: Path, clip: bytes) -> None:
+    settings = make_settings(tmp_path / "data", tmp_path / "weights", job_workers=0)
+    store = open_store(settings)
+    app = create_app(settings, InProcessAnalyzer(settings), store)
+    with TestClient(app) as client:
+        sessions = []
+        for _ in range(2):
+            client.cookies.clear()
+            assert client.post("/v1/session").status_code == 204
+            sessions.append({SESSION_COOKIE: client.cookies[SESSION_COOKIE]})
+        client.cookies.clear()
+        alice, bob = sessions
+        job_id = client.post("/v1/analyze?name=c.mp4", content=clip, cookies=alice).json()["job_id"]
+        assert client.get(f"/v1/jobs/{job_id}", cookies=alice).status_code == 200
+        assert client.get(f"/v1/jobs/{job_id}", cookies=bob).status_code == 404
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 404  # anonymous is not alice either
+        create_key(store, "late")  # from now on the service is keyed: anonymous sessions stop working
+        assert client.get(f"/v1/jobs/{job_id}", cookies=alice).status_code == 401

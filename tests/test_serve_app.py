@@ -1,0 +1,164 @@
+"""The HTTP API against the REAL Ray Serve app (one per session): every stage in its own deployment.
+
+The backend's in-process tests cover the API in depth; these check what only the Serve path can
+break: the deployments, their batching and handles, typed errors crossing Ray, job progress
+reported from the stages, and that a report is the same as the in-process pipeline's.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import mediagen
+from tests.serve_helpers import Service, session_service
+
+if TYPE_CHECKING:
+    from detector.pipeline import Pipeline
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.shared_data]
+
+VERDICTS = {"authentic", "likely_authentic", "uncertain", "likely_manipulated", "manipulated", "ai_generated"}
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory, mesonet_weights_dir: Path) -> Iterator[Service]:
+    yield from session_service(tmp_path_factory.mktemp("serve"), mesonet_weights_dir)
+
+
+@pytest.fixture(scope="module")
+def local_pipeline(service: Service) -> Pipeline:
+    """The in-process pipeline with the service's settings: the reference the Serve path must match."""
+    from detector.pipeline import Pipeline
+
+    return Pipeline(service.settings)
+
+
+@pytest.fixture(scope="module")
+def face_jpeg(face_photo: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(face_photo).save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def _poll(client: Any, job_id: str, timeout_s: float = 180.0) -> tuple[dict[str, Any], list[float]]:
+    """Poll a job until it is finished; returns its last state and every progress value seen."""
+    seen: list[float] = []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = client.get(f"/v1/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        seen.append(body["progress"])
+        if body["status"] in ("succeeded", "failed", "cancelled"):
+            return body, seen
+        assert time.monotonic() < deadline, f"job still {body['status']} after {timeout_s} s"
+        time.sleep(0.2)
+
+
+def test_image_is_answered_synchronously_like_the_in_process_pipeline(
+    service: Service, local_pipeline: Pipeline, face_jpeg: bytes
+) -> None:
+    with service.client(service.key_a) as client:
+        r = client.post("/v1/analyze", files={"file": ("astronaut.jpg", face_jpeg, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["media"]["kind"] == "image"
+    assert report["media"]["name"] == "astronaut.jpg"
+    assert report["score"]["verdict"] in VERDICTS
+    assert 0.0 <= report["score"]["manipulated"] <= 1.0
+    assert len(report["tracks"]) == 1
+    assert report["tracks"][0]["faces"][0]["logit"] is not None
+    assert [m["name"] for m in report["models"]] == ["meso4.df", "nprcnn.artefacts"]
+    local = local_pipeline.analyze(face_jpeg, name="astronaut.jpg")
+    served_box = report["tracks"][0]["faces"][0]
+    local_box = local.tracks[0].faces[0]
+    assert served_box["box"] == pytest.approx(list(local_box.box), abs=1e-3)
+    assert served_box["logit"] == pytest.approx(local_box.logit, abs=1e-4)
+    assert report["frames"][0]["synthetic_logit"] == pytest.approx(local.frames[0].synthetic_logit, abs=1e-4)
+    assert report["score"]["manipulated"] == pytest.approx(local.score.manipulated, abs=1e-5)
+    assert report["score"]["verdict"] == local.score.verdict
+
+
+def test_video_becomes_a_job_that_reports_progress_and_finishes(
+    service: Service, local_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    clip = tmp_path / "walk.mp4"
+    mediagen.write_face_clip(clip, n_frames=40, fps=20, size=(320, 240))
+    with service.client(service.key_a) as client:
+        r = client.post("/v1/analyze", params={"frames": 6}, files={"file": ("walk.mp4", clip.read_bytes())})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        assert r.headers["Location"] == f"/v1/jobs/{job_id}"
+        job, progress = _poll(client, job_id)
+    assert job["status"] == "succeeded", job["error"]
+    assert progress == sorted(progress)
+    assert progress[-1] == 1.0
+    report = job["report"]
+    assert report["media"]["kind"] == "video"
+    assert len(report["frames"]) == 6
+    assert [f["timestamp"] for f in report["frames"]] == sorted(f["timestamp"] for f in report["frames"])
+    assert report["tracks"]
+    assert all(face["logit"] is not None for face in report["tracks"][0]["faces"])
+    local = local_pipeline.analyze(clip, frames=6)
+    assert [f["faces"] for f in report["frames"]] == [f.faces for f in local.frames]
+    assert all(f["synthetic_score"] is not None for f in report["frames"])
+    assert [t["length"] for t in report["tracks"]] == [t.length for t in local.tracks]
+    assert report["score"]["manipulated"] == pytest.approx(local.score.manipulated, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"just some text, not a picture", 415, "unsupported_media_type"),
+        (mediagen.png_claiming(1, 1), 422, "media_too_small"),
+    ],
+    ids=["text", "one-pixel-png"],
+)
+def test_hostile_input_gets_its_typed_4xx(service: Service, data: bytes, status: int, code: str) -> None:
+    with service.client(service.key_a) as client:
+        r = client.post("/v1/analyze", content=data, headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+
+
+def test_a_job_is_visible_only_to_the_key_that_made_it(service: Service, tmp_path: Path) -> None:
+    clip = tmp_path / "short.mp4"
+    mediagen.write_face_clip(clip, n_frames=10, fps=10, size=(160, 120))
+    with service.client(service.key_a) as owner:
+        r = owner.post("/v1/analyze", params={"frames": 2}, files={"file": ("short.mp4", clip.read_bytes())})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        with service.client(service.key_b) as other:
+            r_other = other.get(f"/v1/jobs/{job_id}")
+            assert r_other.status_code == 404
+            assert r_other.json()["error"]["code"] == "job_not_found"
+            assert other.delete(f"/v1/jobs/{job_id}").status_code == 404
+        with service.client() as anonymous:
+            assert anonymous.get(f"/v1/jobs/{job_id}").status_code == 401
+        job, _ = _poll(owner, job_id)
+        assert job["status"] == "succeeded", job["error"]
+        assert owner.delete(f"/v1/jobs/{job_id}").status_code == 204
+
+
+def test_typed_errors_raised_in_a_replica_arrive_as_themselves(service: Service) -> None:
+    import asyncio
+
+    from ray import serve
+
+    from detector.errors import UnsupportedMediaType
+    from serving.ray_analyzer import unwrap
+    from serving.serve_app import APP_NAME
+
+    media = serve.get_deployment_handle("media", app_name=APP_NAME)
+    with pytest.raises(UnsupportedMediaType) as caught:
+        asyncio.run(unwrap(media.prepare.remote(b"plain text, not media", "note.txt", None)))
+    assert type(caught.value) is UnsupportedMediaType
+    assert caught.value.code == "unsupported_media_type"
