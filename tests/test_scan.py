@@ -1,0 +1,343 @@
+"""Batch scan on Ray Data: one correct row per file, exact resume after Ctrl-C, manifests, Parquet."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from detector.pipeline import Pipeline
+from detector.settings import Settings
+from serving.scan import list_source
+from serving.scan_output import ResultStore, read_jsonl, report_row
+from serving.scan_pipeline import scan_items
+from tests import mediagen
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAMES = 4
+FUSION_TOML = """
+schema_version = 1
+fitted_on = "test fixture: identity fusion of the face model"
+face_model = "meso4.df"
+[submodels.face]
+intercept = 0.0
+face = 1.0
+[thresholds.authentic]
+manipulated = 0.1
+target_rate = 0.05
+measured_rate = 0.05
+[thresholds.likely_authentic]
+manipulated = 0.3
+target_rate = 0.1
+measured_rate = 0.1
+[thresholds.likely_manipulated]
+manipulated = 0.7
+target_rate = 0.1
+measured_rate = 0.1
+[thresholds.manipulated]
+manipulated = 0.9
+target_rate = 0.05
+measured_rate = 0.05
+"""
+
+
+@pytest.fixture(scope="module")
+def scan_env(mesonet_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """TRUEFRAME_* variables: imported MesoNet, a fixed fusion file, CPU."""
+    fusion = tmp_path_factory.mktemp("fusion") / "fusion.toml"
+    fusion.write_text(FUSION_TOML)
+    return {
+        "TRUEFRAME_MODELS__WEIGHTS_DIR": str(mesonet_weights_dir),
+        "TRUEFRAME_MODELS__FACE_MODEL": "meso4.df",
+        "TRUEFRAME_FUSION__FUSION_FILE": str(fusion),
+        "TRUEFRAME_RUNTIME__DEVICE": "cpu",
+    }
+
+
+@pytest.fixture(scope="module")
+def settings(scan_env: dict[str, str]) -> Settings:
+    return Settings(
+        models={"weights_dir": scan_env["TRUEFRAME_MODELS__WEIGHTS_DIR"], "face_model": "meso4.df"},
+        fusion={"fusion_file": scan_env["TRUEFRAME_FUSION__FUSION_FILE"]},
+        runtime={"device": "cpu"},
+    )
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[None]:
+    """One local Ray for the in-process scans of this module (2 CPUs, no dashboard)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _face_jpeg(path: Path, shift: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = np.roll(mediagen.face_photo()[:384, 64:448], shift, axis=1)
+    return mediagen.write_image(path, np.ascontiguousarray(image), "jpeg", quality=90)
+
+
+def _hostile(folder: Path) -> dict[str, str]:
+    """Files that must fail, by name -> the error code their row must carry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("not media at all\n")
+    jpeg = _face_jpeg(folder / "tmp.jpg")
+    (folder / "truncated.jpg").write_bytes(jpeg.read_bytes()[:300])
+    jpeg.unlink()
+    (folder / "bomb.png").write_bytes(mediagen.png_claiming(100_000, 100_000))
+    mediagen.write_image(folder / "tiny.png", np.zeros((1, 1, 3), np.uint8), "png")
+    mediagen.write_audio_only(folder / "voice.m4a")
+    return {
+        "empty.jpg": "empty_media",
+        "notes.txt": "unsupported_media_type",
+        "truncated.jpg": "corrupt_media",
+        "bomb.png": "too_many_pixels",
+        "tiny.png": "media_too_small",
+        "voice.m4a": "no_video_stream",
+    }
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_folder_scan_writes_one_correct_row_per_file(
+    tmp_path: Path, settings: Settings, shared_data: Path, ray_local: None
+) -> None:
+    src = tmp_path / "flagged"
+    face = _face_jpeg(src / "face.jpg")
+    (src / "copies").mkdir()
+    dup = src / "copies" / "face-again.jpg"
+    shutil.copyfile(face, dup)
+    clip = mediagen.write_face_clip(src / "clip.mp4", n_frames=20, fps=10, size=(320, 240))
+    c2pa = shared_data / "c2pa"
+    signed = src / "c2pa" / "signed.jpg"
+    signed.parent.mkdir()
+    shutil.copyfile(c2pa / "valid" / "c2pa-rs__CA.jpg", signed)
+    ai = src / "c2pa" / "generated.jpg"
+    shutil.copyfile(c2pa / "ai_generated" / "c2pa-rs__C.jpg", ai)
+    expected_errors = _hostile(src / "hostile")
+    (src / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    out = tmp_path / "results.jsonl"
+
+    scan_items(list(list_source(str(src))), ResultStore(out), settings, frames=FRAMES)
+
+    rows = read_jsonl(out)
+    by_path = {Path(r["path"]).relative_to(src).as_posix(): r for r in rows}
+    listed = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file() and p.name != ".DS_Store"}
+    assert len(rows) == len(by_path) == len(listed)
+    assert set(by_path) == listed
+    for name, code in expected_errors.items():
+        row = by_path[f"hostile/{name}"]
+        assert row["error_code"] == code, (name, row)
+        assert row["verdict"] is None
+        assert row["error_message"]
+        assert row["sha256"] == _sha(src / "hostile" / name)
+    for rel, path, kind in [("face.jpg", face, "image"), ("clip.mp4", clip, "video")]:
+        row = by_path[rel]
+        assert row["error_code"] is None, row
+        assert (row["sha256"], row["kind"]) == (_sha(path), kind)
+        assert row["faces"] >= 1
+        assert row["top_signal"] == "face_model"
+        assert row["authenticity"] == pytest.approx(1.0 - row["manipulated"])
+        assert row["provenance_state"] == "absent"
+        assert json.loads(row["timings"])["faces"] > 0
+    first, again = by_path["copies/face-again.jpg"], by_path["face.jpg"]  # listed in sorted order
+    assert first["duplicate_of"] is None
+    assert again["duplicate_of"] == str(dup)
+    for column in ("sha256", "verdict", "authenticity", "faces", "top_signal"):
+        assert again[column] == first[column]
+    pipeline = Pipeline(settings)  # the scan must say what the in-process pipeline says
+    for rel in ("face.jpg", "clip.mp4", "c2pa/generated.jpg"):
+        expected = report_row(pipeline.analyze(src / rel, frames=FRAMES))
+        for column in ("sha256", "verdict", "faces", "provenance_state", "ai_declaration", "top_signal"):
+            assert by_path[rel][column] == expected[column], (rel, column)
+        for column in ("authenticity", "top_signal_contribution"):
+            want = expected[column]
+            assert by_path[rel][column] == (want if want is None else pytest.approx(want, rel=1e-4)), rel
+    assert by_path["c2pa/signed.jpg"]["provenance_state"] == "valid_untrusted"
+    generated = by_path["c2pa/generated.jpg"]
+    assert generated["ai_declaration"] == "generated"
+    assert generated["verdict"] == "ai_generated"
+
+
+def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "serving.cli_scan", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _complete_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return path.read_bytes().count(b"\n")
+
+
+def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_env: dict[str, str]) -> None:
+    src = tmp_path / "batch"
+    for i in range(8):
+        _face_jpeg(src / f"face{i}.jpg", shift=8 * i)
+    mediagen.write_face_clip(src / "clip.mp4", n_frames=20, fps=10, size=(320, 240))
+    _hostile(src)
+    total = sum(1 for p in src.iterdir() if p.is_file())
+    out = tmp_path / "results.jsonl"
+    args = [str(src), "--out", str(out), "--frames", str(FRAMES), "--no-progress"]
+
+    proc = _run_cli(args, scan_env)
+    deadline = time.monotonic() + 120
+    while _complete_lines(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    written = len(read_jsonl(out))
+    assert proc.returncode == 130, err
+    assert 0 < written < total, "the interrupt must land mid-scan"
+
+    proc = _run_cli(args, scan_env)
+    summary, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    rows = read_jsonl(out)
+    counts = Counter(r["path"] for r in rows)
+    assert sorted(counts) == sorted(str(p) for p in src.iterdir() if p.is_file())
+    assert set(counts.values()) == {1}
+    assert f"{'already in results':<36}{written:>8}" in summary
+
+
+def test_csv_manifest_extra_columns_come_through(tmp_path: Path, settings: Settings, ray_local: None) -> None:
+    media = tmp_path / "media"
+    _face_jpeg(media / "a.jpg")
+    (media / "b.txt").parent.mkdir(exist_ok=True)
+    (media / "b.txt").write_text("hello")
+    manifest = tmp_path / "cases.csv"
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["case_id", "path", "url", "sha256"])
+        writer.writerow(["C-1", "media/a.jpg", "https://example.org/a", "claimed"])
+        writer.writerow(["C-2", "media/b.txt", "https://example.org/b", ""])
+        writer.writerow(["C-3", "media/missing.jpg", "https://example.org/c", ""])
+    out = tmp_path / "out.csv"
+
+    scan_items(list(list_source(str(manifest))), ResultStore(out), settings, frames=FRAMES)
+
+    with open(out, newline="") as fh:
+        rows = {r["case_id"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"C-1", "C-2", "C-3"}
+    assert rows["C-1"]["path"] == str(tmp_path / "media" / "a.jpg")
+    assert rows["C-1"]["url"] == "https://example.org/a"
+    assert rows["C-1"]["verdict"]
+    assert rows["C-1"]["source_sha256"] == "claimed"  # a clashing extra column is kept, renamed
+    assert rows["C-1"]["sha256"] == _sha(media / "a.jpg")
+    assert rows["C-2"]["error_code"] == "unsupported_media_type"
+    assert rows["C-3"]["error_code"] == "source_unreadable"
+    assert rows["C-3"]["url"].endswith("/c")
+
+
+def test_parquet_output_reads_back_and_feeds_the_review_queue(
+    tmp_path: Path, scan_env: dict[str, str], ray_local: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detector.settings import get_settings
+    from serving.cli_scan import main
+
+    for key, value in scan_env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    src = tmp_path / "src"
+    _face_jpeg(src / "one.jpg")
+    _face_jpeg(src / "two.jpg", shift=40)
+    (src / "three.bin").write_bytes(b"\x00" * 64)
+    out, queue = tmp_path / "scan.parquet", tmp_path / "queue.csv"
+    argv = [str(src), "--out", str(out), "--frames", str(FRAMES), "--no-progress"]
+    try:
+        assert main([*argv, "--review-out", str(queue), "--min-score", "0"]) == 0
+        table = pq.read_table(out)
+        assert table.num_rows == 3
+        assert str(table.schema.field("authenticity").type) == "double"
+        rows = {Path(r["path"]).name: r for r in table.to_pylist()}
+        assert rows["three.bin"]["error_code"] == "unsupported_media_type"
+        assert 0.0 <= rows["one.jpg"]["authenticity"] <= 1.0
+        with open(queue, newline="") as fh:
+            queued = list(csv.DictReader(fh))
+        scores = [float(r["manipulated"]) for r in queued]
+        assert {Path(r["path"]).name for r in queued} == {"one.jpg", "two.jpg"}
+        assert scores == sorted(scores, reverse=True)
+        assert main(argv) == 0  # a rerun adds nothing
+        assert pq.read_table(out).num_rows == 3
+        assert len(read_jsonl(Path(f"{out}.journal.jsonl"))) == 3
+    finally:
+        get_settings.cache_clear()
+
+
+def test_journal_drops_a_half_written_line_and_keeps_appending(tmp_path: Path) -> None:
+    from serving.scan_output import Journal
+
+    path = tmp_path / "results.jsonl"
+    journal = Journal(path)
+    journal.append([{"path": "a"}, {"path": "b"}])
+    journal.close()
+    with open(path, "a") as fh:
+        fh.write('{"path": "c", "verd')  # the process died mid-write
+    assert [r["path"] for r in read_jsonl(path)] == ["a", "b"]
+    journal = Journal(path)
+    journal.append([{"path": "c"}])
+    journal.close()
+    assert [r["path"] for r in read_jsonl(path)] == ["a", "b", "c"]
+
+
+def test_sources_lists_manifests_and_single_files(tmp_path: Path) -> None:
+    from detector.errors import InvalidRequest
+
+    photo = _face_jpeg(tmp_path / "media" / "p.jpg")
+    listing = tmp_path / "paths.txt"
+    listing.write_text(f"# flagged today\nmedia/p.jpg\n\n{photo}\nmedia/gone.mp4\n")
+    assert [i.path for i in list_source(str(listing))] == [
+        str(photo),
+        str(photo),
+        str(tmp_path / "media/gone.mp4"),
+    ]
+    manifest = tmp_path / "cases.jsonl"
+    manifest.write_text('{"path": "media/p.jpg", "case": 7, "flags": ["a"]}\n')
+    (item,) = list_source(str(manifest))
+    assert (item.path, item.extra) == (str(photo), {"case": 7, "flags": ["a"]})
+    assert [i.path for i in list_source(str(photo))] == [str(photo)]
+    assert len(list(list_source(str(listing), limit=1))) == 1
+    (tmp_path / "bad.csv").write_text("file,case\nx.jpg,1\n")
+    with pytest.raises(InvalidRequest, match="path"):
+        list(list_source(str(tmp_path / "bad.csv")))
+
+
+def test_review_queue_applies_every_filter_and_sorts_by_score() -> None:
+    from serving.cli_scan import review_queue
+
+    rows: list[dict[str, Any]] = [
+        {"path": "a", "verdict": "manipulated", "manipulated": 0.95},
+        {"path": "b", "verdict": "likely_manipulated", "manipulated": 0.8},
+        {"path": "c", "verdict": "authentic", "manipulated": 0.02},
+        {"path": "d", "verdict": None, "manipulated": None, "error_code": "corrupt_media"},
+        {"path": "e", "verdict": "ai_generated", "manipulated": None},
+    ]
+    assert [r["path"] for r in review_queue(rows, 0.5, None)] == ["a", "b"]
+    assert [r["path"] for r in review_queue(rows, 0.9, {"manipulated", "likely_manipulated"})] == ["a"]
+    assert [r["path"] for r in review_queue(rows, None, {"ai_generated", "authentic"})] == ["c", "e"]
