@@ -132,6 +132,20 @@ class InvalidRequest(TrueframeError):
     http_status = 400
 
 
+class SourceUnreadable(InvalidRequest):
+    """A file named by a batch scan cannot be opened or read (missing, no permission, network)."""
+
+    code = "source_unreadable"
+    http_status = 404
+
+
+class InternalError(TrueframeError):
+    """An unexpected failure on one item of a batch; recorded with its type, never hidden."""
+
+    code = "internal_error"
+    http_status = 500
+
+
 def all_error_classes() -> list[type[TrueframeError]]:
     """Every error class, base first; used to document and test the code table."""
     seen: list[type[TrueframeError]] = []

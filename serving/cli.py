@@ -18,6 +18,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "serving.cli_analyze",
     "serving.cli_models",
     "serving.cli_provenance",
+    "serving.cli_keys",
+    "serving.cli_scan",
+    "serving.cli_evaluate",
+    "serving.cli_calibrate",
+    "serving.cli_serve",
 )
 
 EXIT_USER_ERROR = 2

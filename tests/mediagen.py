@@ -95,8 +95,9 @@ def write_video(
 ) -> Path:
     """Encode RGB frames, with encoder/muxer options, a display-matrix rotation and audio.
 
-    ``rotation_cw`` writes the display matrix (FFmpeg 8's muxers ignore ``rotate`` metadata). ``container_options={"movflags": "faststart"}`` puts the MP4
-    moov box before the media data (needs a real path). ``pts`` in ``time_base`` makes VFR.
+    ``rotation_cw`` writes the display matrix (FFmpeg 8's muxers ignore ``rotate`` metadata).
+    ``container_options={"movflags": "faststart"}`` puts the MP4 moov box before the media data
+    (needs a real path). ``pts`` in ``time_base`` makes VFR.
     ``with_audio`` adds a silent AAC track as long as the video (constant rate only).
     """
     height, width = frames[0].shape[:2]
