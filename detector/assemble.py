@@ -32,6 +32,7 @@ from detector.report import (
     sigmoid,
 )
 from detector.sampling import Frame
+from detector.scope import photographic
 from detector.settings import Settings
 
 CropKey = tuple[int, int]
@@ -129,6 +130,7 @@ class ReportAssembler:
                 provenance=out.provenance,
                 face_basis=f"{len(tracks)} face track(s), {n_crops} face crop(s) over {n_frames} frame(s)",
                 synthetic_basis=f"{len(synth)} frame(s)",
+                photographic=photographic([f.image for f in out.frames]),
             )
         )
         models = []

@@ -140,7 +140,7 @@ class SourceUnreadable(InvalidRequest):
 
 
 class InternalError(TrueframeError):
-    """An unexpected failure on one item of a batch; recorded with its type, never hidden."""
+    """An unexpected failure (a bug): the service answers 500, a scan records it on the item's row."""
 
     code = "internal_error"
     http_status = 500

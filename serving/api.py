@@ -20,10 +20,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from detector.errors import InvalidRequest, TrueframeError
+from detector.errors import InternalError, InvalidRequest, TrueframeError
 from detector.settings import Settings
 from serving.analyzer import Analyzer
-from serving.errors import InternalError, MethodNotAllowed, NotFound, PayloadTooLarge, QueueFull
+from serving.errors import MethodNotAllowed, NotFound, PayloadTooLarge, QueueFull
 from serving.jobs import JobRunner
 from serving.metrics import Metrics
 from serving.middleware import Observe

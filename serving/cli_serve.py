@@ -76,12 +76,13 @@ def _serve_in_process(settings: Settings, host: str, port: int) -> int:
 
 
 def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
-    from serving.serve_app import run_service, start_ray, stop_service
+    from serving.ray_runtime import init_ray
+    from serving.serve_app import run_service, stop_service
 
     print(RAY_START_HINT, flush=True)
     started = time.perf_counter()
     try:
-        start_ray()
+        init_ray()
         run_service(settings, config, host, port)
         took = time.perf_counter() - started
         print(f"trueframe at http://{host}:{port}/  (started in {took:.1f} s; Ctrl-C to stop)", flush=True)

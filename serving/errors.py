@@ -52,10 +52,3 @@ class QueueFull(TrueframeError):
 class NotReady(TrueframeError):
     code = "not_ready"
     http_status = 503
-
-
-class InternalError(TrueframeError):
-    """A bug or an unexpected failure; the log holds the traceback."""
-
-    code = "internal_error"
-    http_status = 500

@@ -19,7 +19,6 @@ object storage). Face extraction and classifiers are GPU actors when the cluster
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ import pyarrow as pa
 
 from detector.errors import TrueframeError
 from detector.settings import Settings
+from serving.ray_runtime import init_ray
 from serving.scan import ScanItem, fingerprint
 from serving.scan_output import ResultStore, Row, make_row, row_key
 
@@ -67,20 +67,6 @@ def check_models(settings: Settings) -> None:
     for name in (settings.models.face_model, settings.models.synthetic_model):
         if name:
             resolve_weights(get_entry(name), weights_dir)
-
-
-def init_ray(num_cpus: int | None = None) -> bool:
-    """Connect to ``RAY_ADDRESS`` or start Ray in this process; True when this call started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
-    if not os.environ.get("RAY_ADDRESS"):
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        kwargs["num_cpus"] = num_cpus
-    ray.init(**kwargs)
-    return True
 
 
 def _fingerprint_batch(batch: pa.Table) -> pa.Table:
@@ -287,4 +273,4 @@ def scan_items(
             ray.shutdown()
 
 
-__all__ = ["Plan", "ScanObserver", "Scanner", "init_ray", "model_versions", "scan_items"]
+__all__ = ["Plan", "ScanObserver", "Scanner", "model_versions", "scan_items"]

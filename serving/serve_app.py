@@ -7,13 +7,13 @@ also a valid ``serve run`` config (its ``import_path`` is :func:`app_builder`). 
 has GPUs, face detection and the classifiers get a fraction of one each (``GPU_SHARES``) unless the
 config names ``num_gpus`` itself.
 
-:func:`start_ray` / :func:`run_service` / :func:`stop_service` are what ``trueframe serve`` and the
-tests use: a local Ray (no dashboard) unless ``RAY_ADDRESS`` names a cluster to join.
+:func:`serving.ray_runtime.init_ray`, :func:`run_service` and :func:`stop_service` are what
+``trueframe serve`` and the tests use: a local Ray (no dashboard) unless ``RAY_ADDRESS`` names a
+cluster to join.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -169,20 +169,6 @@ def app_builder(args: dict[str, Any]) -> Application:
     """``import_path`` target for ``serve run serving/serve_config.yaml``: settings from the environment."""
     config_path = args.get("config")
     return build_app(Settings(), load_config(Path(config_path)) if config_path else None)
-
-
-def start_ray(num_cpus: int | None = None) -> None:
-    """Join ``RAY_ADDRESS`` when set, else start a local Ray without the dashboard."""
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if ray.is_initialized():
-        return
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
 
 def run_service(settings: Settings, config: ServeConfig | None, host: str, port: int) -> DeploymentHandle:

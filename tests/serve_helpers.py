@@ -53,6 +53,11 @@ class Service:
 _running: Service | None = None
 
 
+# Logical CPUs for the one test Ray: the Serve app reserves 1.5 and a batch scan's actor pools
+# need more; whichever test module starts Ray first, both must fit or the later one waits forever.
+RAY_TEST_CPUS = 6
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -100,7 +105,8 @@ def session_service(root: Path, weights_dir: Path) -> Iterator[Service]:
 
 def _start(root: Path, weights_dir: Path) -> Service:
     from serving.keys import create_key
-    from serving.serve_app import load_config, run_service, start_ray
+    from serving.ray_runtime import init_ray
+    from serving.serve_app import load_config, run_service
     from serving.store import JobStore, store_path
 
     settings = service_settings(root, weights_dir)
@@ -111,7 +117,7 @@ def _start(root: Path, weights_dir: Path) -> Service:
     store.close()
     port = free_port()
     started = time.perf_counter()
-    start_ray(num_cpus=2)
+    init_ray(num_cpus=RAY_TEST_CPUS)
     run_service(settings, load_config(), "127.0.0.1", port)
     url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=url, timeout=120.0) as client:

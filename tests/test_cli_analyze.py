@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests import mediagen
@@ -114,3 +115,15 @@ def test_frames_option_is_validated(tmp_path: Path) -> None:
     result = run_cli(["analyze", "--frames", "0", str(tmp_path / "x.mp4")])
     assert result.returncode == 2
     assert "invalid_request" in result.stderr
+
+
+def test_a_flat_drawing_is_out_of_scope_end_to_end(tmp_path: Path) -> None:
+    from skimage import data
+
+    silhouette = (~data.horse()).astype(np.uint8) * 255
+    path = mediagen.write_image(tmp_path / "horse.png", np.stack([silhouette] * 3, axis=-1), "png")
+    result = run_cli(["analyze", "--json", str(path)])
+    assert result.returncode == 0, result.stderr
+    score = json.loads(result.stdout)["score"]
+    assert score["verdict"] == "out_of_scope"
+    assert score["authenticity"] is None

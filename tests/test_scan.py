@@ -79,13 +79,16 @@ def settings(scan_env: dict[str, str]) -> Settings:
 
 @pytest.fixture(scope="module")
 def ray_local() -> Iterator[None]:
-    """One local Ray for the in-process scans of this module (2 CPUs, no dashboard)."""
+    """Local Ray for the in-process scans of this module, or the session's if one already runs."""
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from serving.ray_runtime import init_ray
+    from tests.serve_helpers import RAY_TEST_CPUS
+
+    started = init_ray(num_cpus=RAY_TEST_CPUS)
     yield
-    ray.shutdown()
+    if started:
+        ray.shutdown()
 
 
 def _face_jpeg(path: Path, shift: int = 0) -> Path:
