@@ -9,9 +9,6 @@ module only wires them. Models are loaded once per :class:`Pipeline` and reused 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from detector.models import Classifier, create_model
 from detector.models.registry import get_entry
 from detector.provenance import ProvenanceReader
 from detector.report import Heatmap, Report
-from detector.runtime import configure_threads, select_device
+from detector.runtime import configure_threads, select_device, timed
 from detector.sampling import Frame, FrameSampler
 from detector.settings import Settings, get_settings
 
@@ -98,23 +95,23 @@ class Pipeline:
         timings: dict[str, float] = {}
         if name is None and not isinstance(source, bytes):
             name = Path(source).name
-        with _timed(timings, "media"):
+        with timed(timings, "media"):
             media = self.loader.load(source, name=name)
-        with _timed(timings, "provenance"):
+        with timed(timings, "provenance"):
             provenance = self.provenance.read(media.data, media.info.mime, name)
-        with _timed(timings, "frames"):
+        with timed(timings, "frames"):
             sample = self.sampler.sample(media, frames)
-        with _timed(timings, "faces"):
+        with timed(timings, "faces"):
             faces = self.faces.extract(sample.frames)
-        with _timed(timings, "face_model"):
+        with timed(timings, "face_model"):
             crops, crop_logits = self._score_faces(sample.frames, faces)
-        with _timed(timings, "synthetic_model"):
+        with timed(timings, "synthetic_model"):
             synthetic_logits = self._score_frames(sample.frames)
         maps: list[Heatmap] = []
         if heatmaps and crop_logits:
             from detector.gradcam import top_crop_heatmaps
 
-            with _timed(timings, "heatmaps"):
+            with timed(timings, "heatmaps"):
                 limit = self.settings.fusion.heatmap_faces
                 maps = top_crop_heatmaps(self.face_model, faces, crops, crop_logits, limit)
         outputs = StageOutputs(
@@ -151,15 +148,6 @@ class Pipeline:
             return {}
         logits = model.predict([frame.image for frame in frames])
         return {frame.index: float(v) for frame, v in zip(frames, logits, strict=True)}
-
-
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = round(time.perf_counter() - start, 4)
 
 
 _default: Pipeline | None = None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from detector.errors import InvalidRequest
@@ -24,3 +28,13 @@ def configure_threads(threads: int) -> None:
     """Set torch's intra-op thread count; 0 keeps torch's default."""
     if threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the seconds spent in the ``with`` block to ``timings[stage]`` (rounded to 0.1 ms)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - start, 4)

@@ -13,9 +13,7 @@ import json
 import logging
 import pickle
 import posixpath
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +23,7 @@ from detector.errors import InternalError, TrueframeError
 from detector.media import Media, MediaInfo, MediaLoader
 from detector.provenance import ProvenanceReader
 from detector.provenance_types import ProvenanceReport
+from detector.runtime import timed
 from detector.sampling import FrameSample, FrameSampler
 from detector.settings import Settings
 from serving.scan import read_bytes
@@ -65,15 +64,6 @@ def _unpack(batch: pa.Table) -> tuple[list[int], list[ItemState]]:
     return batch.column("id").to_pylist(), states
 
 
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - start, 4)
-
-
 def _guarded(state: ItemState, stage: str, work: Callable[[ItemState], None]) -> None:
     """Run one stage on one item; any failure becomes the item's typed error, never the batch's.
 
@@ -84,7 +74,7 @@ def _guarded(state: ItemState, stage: str, work: Callable[[ItemState], None]) ->
     if state.error is not None:
         return
     try:
-        with _timed(state.timings, stage):
+        with timed(state.timings, stage):
             work(state)
     except TrueframeError as exc:
         state.error = exc

@@ -26,40 +26,17 @@ from serving.scan import list_source
 from serving.scan_output import ResultStore, read_jsonl, report_row
 from serving.scan_pipeline import scan_items
 from tests import mediagen
+from tests.servicekit import IDENTITY_FUSION
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMES = 4
-FUSION_TOML = """
-schema_version = 1
-fitted_on = "test fixture: identity fusion of the face model"
-face_model = "meso4.df"
-[submodels.face]
-intercept = 0.0
-face = 1.0
-[thresholds.authentic]
-manipulated = 0.1
-target_rate = 0.05
-measured_rate = 0.05
-[thresholds.likely_authentic]
-manipulated = 0.3
-target_rate = 0.1
-measured_rate = 0.1
-[thresholds.likely_manipulated]
-manipulated = 0.7
-target_rate = 0.1
-measured_rate = 0.1
-[thresholds.manipulated]
-manipulated = 0.9
-target_rate = 0.05
-measured_rate = 0.05
-"""
 
 
 @pytest.fixture(scope="module")
 def scan_env(mesonet_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """TRUEFRAME_* variables: imported MesoNet, a fixed fusion file, CPU."""
     fusion = tmp_path_factory.mktemp("fusion") / "fusion.toml"
-    fusion.write_text(FUSION_TOML)
+    fusion.write_text(IDENTITY_FUSION)
     return {
         "TRUEFRAME_MODELS__WEIGHTS_DIR": str(mesonet_weights_dir),
         "TRUEFRAME_MODELS__FACE_MODEL": "meso4.df",
