@@ -171,11 +171,88 @@ def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
     ]
 
 
+def _distinct_jpegs(count: int) -> list[bytes]:
+    """``count`` different face JPEGs (the service caches by content, so none may repeat)."""
+    import io
+
+    from PIL import Image
+
+    from tests import mediagen
+
+    photo = mediagen.face_photo()
+    out = []
+    for i in range(count):
+        buf = io.BytesIO()
+        Image.fromarray(np.roll(photo, i, axis=1)).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def _load(
+    call: Callable[[bytes], object], images: list[bytes], concurrency: int
+) -> tuple[float, list[float]]:
+    """Run ``call`` on every image with ``concurrency`` threads; (wall seconds, per-call latencies)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(data: bytes) -> float:
+        start = time.perf_counter()
+        call(data)
+        return time.perf_counter() - start
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        latencies = list(pool.map(one, images))
+    return time.perf_counter() - start, latencies
+
+
+def bench_http(tmp: Path, settings: Settings) -> list[Row]:
+    """Images/s and p50/p95 latency over loopback to the Serve app vs the in-process pipeline."""
+    import httpx
+
+    from detector.pipeline import Pipeline
+    from serving.ray_runtime import init_ray
+    from serving.serve_app import load_config, run_service, stop_service
+
+    service_settings = settings.model_copy(update={"data_dir": tmp / "data"})
+    pipeline = Pipeline(service_settings)
+    init_ray()
+    run_service(service_settings, load_config(), "127.0.0.1", 8765)
+    rows: list[Row] = []
+    try:
+        with httpx.Client(base_url="http://127.0.0.1:8765", timeout=300) as client:
+            while client.get("/readyz").status_code != 200:
+                time.sleep(0.5)
+
+            def over_http(data: bytes) -> None:
+                answer = client.post("/v1/analyze", content=data, params={"name": "b.jpg"})
+                answer.raise_for_status()
+
+            over_http(_distinct_jpegs(1)[0])
+            pipeline.analyze(_distinct_jpegs(1)[0])
+            offset = 1
+            for concurrency in (1, 4, 16):
+                count = max(16, 2 * concurrency)
+                images = _distinct_jpegs(offset + 2 * count)[offset:]
+                offset += 2 * count
+                for label, call, batch in (
+                    ("HTTP (Serve)", over_http, images[:count]),
+                    ("in-process", pipeline.analyze, images[count:]),
+                ):
+                    wall, lat = _load(call, batch, concurrency)
+                    p50, p95 = np.percentile(lat, [50, 95])
+                    result = f"{count / wall:.2f} images/s, p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+                    rows.append(("http", f"{label}, concurrency {concurrency}, {count} images", result))
+    finally:
+        stop_service()
+    return rows
+
+
 SECTIONS: dict[str, Callable[[Path, Settings], list[Row]]] = {
     "sampling": bench_sampling,
     "faces": bench_faces,
     "models": bench_models,
     "provenance": bench_provenance,
+    "http": bench_http,
     "scan": bench_scan,
 }
 

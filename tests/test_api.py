@@ -6,7 +6,6 @@ typed 4xx JSON error, the streaming upload limit, operations endpoints and JSON 
 
 from __future__ import annotations
 
-import io
 import json
 import select
 import socket
@@ -16,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from detector.settings import Settings
 from serving.analyzer import InProcessAnalyzer
@@ -27,6 +24,7 @@ from serving.api import create_app
 from serving.keys import create_key
 from serving.store import JobStore
 from tests import mediagen
+from tests.hostile import HOSTILE, clip, jpeg
 from tests.servicekit import error_of, live_server, make_settings, mesonet_weights_dir, open_store, poll_job
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]  # MesoNet weights; models run on CPU
@@ -62,21 +60,9 @@ def service(mesonet_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         yield Service(url, client, store, settings)
 
 
-def jpeg(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def face_jpeg() -> bytes:
     return jpeg(mediagen.face_photo()[::2, ::2])
-
-
-def clip(folder: Path, n_frames: int) -> bytes:
-    """A 320x240 H.264 clip whose face is large enough for MTCNN in every frame."""
-    frames = [mediagen.face_frame(i, n_frames, (320, 240), face_side=240) for i in range(n_frames)]
-    return mediagen.write_video(folder / f"c{n_frames}.mp4", frames).read_bytes()
 
 
 def test_operations_endpoints(service: Service) -> None:
@@ -132,28 +118,6 @@ def test_video_with_wait_returns_the_report(service: Service, tmp_path: Path) ->
     assert report["media"]["kind"] == "video"
     assert len(report["frames"]) == 2
     assert report["tracks"]
-
-
-def _picture() -> np.ndarray:
-    return mediagen.face_photo()[::4, ::4]
-
-
-HOSTILE: list[tuple[str, int, str, Callable[[Path], bytes]]] = [
-    ("empty.mp4", 422, "empty_media", lambda d: b""),
-    ("random.mp4", 415, "unsupported_media_type", lambda d: np.random.default_rng(7).bytes(4096)),
-    ("notes.jpg", 415, "unsupported_media_type", lambda d: b"just some text, not a photo\n" * 20),
-    ("cut.jpg", 422, "corrupt_media", lambda d: jpeg(_picture())[: len(jpeg(_picture())) // 2]),
-    ("bomb.png", 413, "too_many_pixels", lambda d: mediagen.png_claiming(60000, 60000)),
-    ("nomoov.mp4", 422, "corrupt_media", lambda d: mediagen.drop_box(clip(d, 10), b"moov")),
-    ("dot.png", 422, "media_too_small", lambda d: _png_1x1()),
-    ("audio.mp4", 422, "no_video_stream", lambda d: mediagen.write_audio_only(d / "a.mp4").read_bytes()),
-]
-
-
-def _png_1x1() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (1, 1)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.mark.parametrize(("name", "status", "code", "make"), HOSTILE, ids=[h[0] for h in HOSTILE])

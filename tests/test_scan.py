@@ -40,6 +40,7 @@ def scan_env(mesonet_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory
     return {
         "TRUEFRAME_MODELS__WEIGHTS_DIR": str(mesonet_weights_dir),
         "TRUEFRAME_MODELS__FACE_MODEL": "meso4.df",
+        "TRUEFRAME_MODELS__SYNTHETIC_MODEL": "",  # the test fusion file fuses the face model alone
         "TRUEFRAME_FUSION__FUSION_FILE": str(fusion),
         "TRUEFRAME_RUNTIME__DEVICE": "cpu",
     }
@@ -48,7 +49,11 @@ def scan_env(mesonet_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def settings(scan_env: dict[str, str]) -> Settings:
     return Settings(
-        models={"weights_dir": scan_env["TRUEFRAME_MODELS__WEIGHTS_DIR"], "face_model": "meso4.df"},
+        models={
+            "weights_dir": scan_env["TRUEFRAME_MODELS__WEIGHTS_DIR"],
+            "face_model": "meso4.df",
+            "synthetic_model": None,
+        },
         fusion={"fusion_file": scan_env["TRUEFRAME_FUSION__FUSION_FILE"]},
         runtime={"device": "cpu"},
     )

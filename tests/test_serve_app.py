@@ -8,8 +8,10 @@ reported from the stages, and that a report is the same as the in-process pipeli
 from __future__ import annotations
 
 import io
+import json
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,9 @@ import pytest
 from PIL import Image
 
 from tests import mediagen
+from tests.hostile import HOSTILE
 from tests.serve_helpers import Service, session_service
+from tests.servicekit import webhook_sink
 
 if TYPE_CHECKING:
     from detector.pipeline import Pipeline
@@ -114,19 +118,60 @@ def test_video_becomes_a_job_that_reports_progress_and_finishes(
     assert report["score"]["manipulated"] == pytest.approx(local.score.manipulated, abs=1e-5)
 
 
-@pytest.mark.parametrize(
-    ("data", "status", "code"),
-    [
-        (b"just some text, not a picture", 415, "unsupported_media_type"),
-        (mediagen.png_claiming(1, 1), 422, "media_too_small"),
-    ],
-    ids=["text", "one-pixel-png"],
-)
-def test_hostile_input_gets_its_typed_4xx(service: Service, data: bytes, status: int, code: str) -> None:
+@pytest.mark.parametrize(("name", "status", "code", "make"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_input_gets_its_typed_4xx(
+    service: Service, name: str, status: int, code: str, make: Callable[[Path], bytes], tmp_path: Path
+) -> None:
     with service.client(service.key_a) as client:
-        r = client.post("/v1/analyze", content=data, headers={"Content-Type": "application/octet-stream"})
+        r = client.post("/v1/analyze", params={"name": name}, content=make(tmp_path))
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code
+
+
+def test_a_declared_oversize_upload_is_refused_with_413(service: Service) -> None:
+    host, port = service.url.removeprefix("http://").split(":")
+    too_big = service.settings.limits.max_video_bytes + 1
+    head = (
+        f"POST /v1/analyze HTTP/1.1\r\nHost: test\r\nContent-Length: {too_big}\r\n"
+        f"Content-Type: video/mp4\r\nAuthorization: Bearer {service.key_a}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(head.encode())  # the body never comes: the header alone must be refused
+        answer = b""
+        while b'"payload_too_large"' not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b'"payload_too_large"' in answer
+
+
+def test_a_callback_gets_the_signed_final_job(service: Service, face_jpeg: bytes) -> None:
+    from serving.keys import authenticate_key
+    from serving.store import JobStore, store_path
+    from serving.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+    store = JobStore(store_path(service.settings))
+    principal = authenticate_key(store, service.key_a)
+    store.close()
+    assert principal is not None
+    assert principal.webhook_secret is not None
+    with webhook_sink() as sink, service.client(service.key_a) as client:
+        posted = client.post(
+            "/v1/analyze", params={"name": "a.jpg", "callback_url": sink.url}, content=face_jpeg
+        )
+        assert posted.status_code == 202, posted.text
+        job, _ = _poll(client, posted.json()["job_id"])
+        assert job["status"] == "succeeded", job
+        (delivery,) = sink.wait_for(1)
+    assert verify(
+        principal.webhook_secret,
+        delivery.headers[TIMESTAMP_HEADER],
+        delivery.body,
+        delivery.headers[SIGNATURE_HEADER],
+    )
+    assert json.loads(delivery.body)["job_id"] == job["job_id"]
 
 
 def test_a_job_is_visible_only_to_the_key_that_made_it(service: Service, tmp_path: Path) -> None:
