@@ -6,14 +6,13 @@ thresholds must increase, so a file that would break monotonicity or the band or
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from detector.errors import ModelError
+from detector.models.manifest import read_validated_toml
 from detector.report import Threshold, Verdict
 
 FUSION_PACKAGE = "weights"
@@ -118,13 +117,4 @@ def default_fusion_path() -> Path:
 
 def load_parameters(path: Path | None = None) -> FusionParameters:
     """The validated fusion parameters at ``path`` (default: the shipped file)."""
-    target = path or default_fusion_path()
-    try:
-        with open(target, "rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ModelError(f"cannot read fusion parameters {target}: {exc}") from exc
-    try:
-        return FusionParameters.model_validate(data)
-    except ValidationError as exc:
-        raise ModelError(f"invalid fusion parameters {target}: {exc}") from exc
+    return read_validated_toml(path or default_fusion_path(), FusionParameters, "fusion parameters")

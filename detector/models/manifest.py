@@ -13,7 +13,7 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -162,12 +162,20 @@ def load_manifest(path: Path | None = None) -> Manifest:
 
 @lru_cache(maxsize=8)
 def _load(path: str) -> Manifest:
+    return read_validated_toml(path, Manifest, "weights manifest")
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def read_validated_toml(path: str | Path, model: type[ModelT], what: str) -> ModelT:
+    """A TOML file validated as ``model``; unreadable or invalid files are a ``ModelError``."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ModelError(f"cannot read weights manifest {path}: {exc}") from exc
+        raise ModelError(f"cannot read {what} {path}: {exc}") from exc
     try:
-        return Manifest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ModelError(f"invalid weights manifest {path}: {exc}") from exc
+        raise ModelError(f"invalid {what} {path}: {exc}") from exc
