@@ -160,16 +160,20 @@ class ReportAssembler:
         self, out: StageOutputs, calibrated: dict[CropKey, float]
     ) -> tuple[list[FaceTrackReport], list[TrackEvidence]]:
         timestamps = {frame.index: frame.timestamp for frame in out.frames}
+        # FaceDetection compares by identity, so the detection objects themselves are the keys
         position = {
-            id(det): (det.frame_index, pos) for dets in out.faces.per_frame for pos, det in enumerate(dets)
+            det: (det.frame_index, pos) for dets in out.faces.per_frame for pos, det in enumerate(dets)
         }
         reports: list[FaceTrackReport] = []
         evidence: list[TrackEvidence] = []
         for track in out.faces.tracks:
             boxes = []
+            logits: list[float] = []
             for det in track.detections:
-                key = position[id(det)]
+                key = position[det]
                 raw, cal = out.crop_logits.get(key), calibrated.get(key)
+                if cal is not None:
+                    logits.append(cal)
                 boxes.append(
                     FaceBox(
                         frame_index=det.frame_index,
@@ -180,7 +184,6 @@ class ReportAssembler:
                         score=None if cal is None else sigmoid(cal),
                     )
                 )
-            logits = [calibrated[position[id(d)]] for d in track.detections if position[id(d)] in calibrated]
             t_logit = track_logit(logits, self.settings.fusion)
             reports.append(
                 FaceTrackReport(

@@ -296,8 +296,11 @@ class MediaLoader:
             info = self._probe_video(data, fmt, mime, digest)
         return Media(info=info, data=data, name=name)
 
+    def _byte_limit(self, kind: MediaKind) -> int:
+        return self.limits.max_image_bytes if kind == "image" else self.limits.max_video_bytes
+
     def _check_bytes(self, kind: MediaKind, size: int) -> None:
-        limit = self.limits.max_image_bytes if kind == "image" else self.limits.max_video_bytes
+        limit = self._byte_limit(kind)
         if size > limit:
             raise MediaTooLarge(f"{kind} is {size} bytes; the limit is {limit}", size=size, limit=limit)
 
@@ -313,13 +316,10 @@ class MediaLoader:
                 head = fh.read(HEAD_BYTES)
                 sniffed = sniff(head)
                 self._check_bytes(sniffed[0], st.st_size)
-                limit = self.limits.max_image_bytes if sniffed[0] == "image" else self.limits.max_video_bytes
-                data = head + fh.read(limit + 1 - len(head))
+                data = head + fh.read(self._byte_limit(sniffed[0]) + 1 - len(head))
         except OSError as exc:
             raise InvalidRequest(f"cannot read {path.name}: {exc.strerror or exc}") from exc
         self._check_bytes(sniffed[0], len(data))  # the file may have grown since stat
-        if not data:
-            raise EmptyMedia(f"{path.name} is empty (0 bytes)")
         return data, sniffed
 
     def _check_geometry(self, width: int, height: int, what: str) -> None:

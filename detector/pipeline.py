@@ -93,10 +93,9 @@ class Pipeline:
         """
         assembler = self.assembler  # fails fast on unknown models or unreadable fusion parameters
         timings: dict[str, float] = {}
-        if name is None and not isinstance(source, bytes):
-            name = Path(source).name
         with timed(timings, "media"):
             media = self.loader.load(source, name=name)
+        name = media.name  # a path's file name when none was given
         with timed(timings, "provenance"):
             provenance = self.provenance.read(media.data, media.info.mime, name)
         with timed(timings, "frames"):
