@@ -15,7 +15,7 @@ A fitted :class:`Calibrator` serialises to the ``calibration`` table of the mode
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
@@ -133,7 +133,6 @@ class Calibrator:
     n: int = 0
     ece_before: float | None = None
     ece_after: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def logits(self, raw: Sequence[float] | np.ndarray) -> np.ndarray:
         """Calibrated log-odds (float64) of raw logits."""
@@ -254,6 +253,8 @@ def fit_calibrator(
         xs, ys = fit_isotonic(z, y)
         params = {"x": xs, "y": ys}
     fitted = Calibrator(method=method, parameters=params, fitted_on=fitted_on, n=int(z.size))
-    before = expected_calibration_error(sigmoid(z), y)
-    after = expected_calibration_error(fitted.probabilities(z), y)
-    return Calibrator(method, params, fitted_on, int(z.size), before, after)
+    return replace(
+        fitted,
+        ece_before=expected_calibration_error(sigmoid(z), y),
+        ece_after=expected_calibration_error(fitted.probabilities(z), y),
+    )

@@ -166,14 +166,13 @@ class Fusion:
         )
         if pattern is None:
             return None
-        if self.mismatch:
-            return SubModel(intercept=0.0, face=1.0 if face else 0.0, synthetic=1.0 if synthetic else 0.0)
-        fitted = self.params.submodels.get(pattern)
-        if fitted is None and pattern == "face_synthetic" and self._noisy_or_parts() is not None:
-            return None
-        return fitted or SubModel(
-            intercept=0.0, face=1.0 if face else 0.0, synthetic=1.0 if synthetic else 0.0
-        )
+        if not self.mismatch:
+            fitted = self.params.submodels.get(pattern)
+            if fitted is not None:
+                return fitted
+            if pattern == "face_synthetic" and self._noisy_or_parts() is not None:
+                return None
+        return SubModel(intercept=0.0, face=float(face), synthetic=float(synthetic))
 
     def _noisy_or_parts(self) -> tuple[SubModel, SubModel] | None:
         subs = self.params.submodels

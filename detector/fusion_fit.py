@@ -87,9 +87,9 @@ def stack_logits(submodels: dict[Pattern, SubModel], face: np.ndarray, synthetic
     f = np.asarray(face, dtype=np.float64)
     s = np.asarray(synthetic, dtype=np.float64)
     out = np.full(f.shape, np.nan)
+    fs, face_sub, synth_sub = (submodels.get(k) for k in ("face_synthetic", "face", "synthetic"))
     for i, (fv, sv) in enumerate(zip(f, s, strict=True)):
         has_f, has_s = not math.isnan(fv), not math.isnan(sv)
-        fs, face_sub, synth_sub = (submodels.get(k) for k in ("face_synthetic", "face", "synthetic"))
         if has_f and has_s and fs is not None:
             out[i] = fs.intercept + fs.face * fv + fs.synthetic * sv
         elif has_f and has_s and face_sub is not None and synth_sub is not None:

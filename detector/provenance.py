@@ -21,7 +21,7 @@ from typing import Any
 import c2pa
 
 from detector import provenance_manifest as pm
-from detector.errors import InvalidRequest, ProvenanceConfigError, ProvenanceError
+from detector.errors import InvalidRequest, ProvenanceConfigError, ProvenanceError, UnsupportedMediaType
 from detector.metadata_hints import metadata_hints
 from detector.provenance_types import ProvenanceReport, ProvenanceState, StatusCode
 from detector.settings import ProvenanceSettings
@@ -86,12 +86,23 @@ class ProvenanceReader:
             return self._context
 
     def read_path(self, path: Path, mime: str | None = None) -> ProvenanceReport:
-        """Read a file from disk; a file that cannot be read is an ``invalid_request`` error."""
+        """Read a file from disk, sniffing its type unless ``mime`` is given.
+
+        A file that cannot be read is an ``invalid_request`` error; one that is not a known media
+        type is handed to the SDK without a type.
+        """
+        from detector.media import HEAD_BYTES, sniff
+
         path = Path(path)
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise InvalidRequest(f"cannot read {path.name}: {os.strerror(exc.errno or 0)}") from exc
+        if mime is None:
+            try:
+                mime = sniff(data[:HEAD_BYTES])[2]
+            except UnsupportedMediaType:
+                mime = None
         return self.read(data, mime, path.name)
 
     def read(self, data: bytes, mime: str | None, name: str | None = None) -> ProvenanceReport:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from detector.errors import InvalidRequest, TrueframeError, UnsupportedMediaType
+from detector.errors import TrueframeError
 from detector.provenance_types import STATE_LABELS, Ingredient, ProvenanceReport, source_type_term
 
 EXIT_USER_ERROR = 2
@@ -55,8 +54,7 @@ def run_provenance(args: argparse.Namespace) -> int:
     exit_code = 0
     for path in args.files:
         try:
-            data, mime = _load(path)
-            report = reader.read(data, mime, path.name)
+            report = reader.read_path(path)
         except TrueframeError as exc:
             exit_code = EXIT_USER_ERROR
             if args.json:
@@ -69,21 +67,6 @@ def run_provenance(args: argparse.Namespace) -> int:
         else:
             print(card(report, str(path)))
     return exit_code
-
-
-def _load(path: Path) -> tuple[bytes, str | None]:
-    """The file's bytes and sniffed MIME type (None: not a media type, the C2PA SDK decides)."""
-    from detector.media import HEAD_BYTES, sniff
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidRequest(f"cannot read {path.name}: {os.strerror(exc.errno or 0)}") from exc
-    try:
-        _kind, _fmt, mime = sniff(data[:HEAD_BYTES])
-    except UnsupportedMediaType:
-        return data, None
-    return data, mime
 
 
 def card(report: ProvenanceReport, label: str) -> str:

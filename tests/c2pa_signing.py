@@ -11,14 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import c2pa
+import numpy as np
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from PIL import Image
+
+from tests import mediagen
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 DIGITAL_CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
@@ -166,3 +171,37 @@ def sign_media(
         dest = io.BytesIO()
         builder.sign(signer, mime, io.BytesIO(data), dest)
         return dest.getvalue()
+
+
+def unsigned_media(folder: Path, seed: int) -> dict[str, bytes]:
+    """Small unsigned media by MIME type: a 48x32 noise image as JPEG and PNG, a 5-frame H.264 MP4."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    out: dict[str, bytes] = {}
+    for mime, fmt in (("image/jpeg", "JPEG"), ("image/png", "PNG")):
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format=fmt)
+        out[mime] = buf.getvalue()
+    clip = folder / "clip.mp4"
+    mediagen.write_clip(clip, [np.roll(pixels, i, axis=1) for i in range(5)], fps=5)
+    out["video/mp4"] = clip.read_bytes()
+    return out
+
+
+def flip_pixel_byte(data: bytes, mime: str) -> bytes:
+    """``data`` with one bit flipped inside the compressed pixels: JPEG scan data, PNG IDAT, MP4 mdat."""
+    if mime == "image/jpeg":
+        start, end = data.rindex(b"\xff\xda"), len(data) - 2
+    elif mime == "image/png":
+        idat = data.index(b"IDAT")
+        (length,) = struct.unpack(">I", data[idat - 4 : idat])
+        start, end = idat + 4, idat + 4 + length
+    else:
+        mdat = data.index(b"mdat")
+        (length,) = struct.unpack(">I", data[mdat - 4 : mdat])
+        start, end = mdat + 4, mdat - 4 + length
+    index = (start + end) // 2
+    while data[index] in (0xFE, 0xFF):  # keep JPEG scan data free of new markers
+        index += 1
+    flipped = bytearray(data)
+    flipped[index] ^= 0x01
+    return bytes(flipped)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from serving import cli_provenance
-from tests.c2pa_signing import SIGNER_ORG, make_chain, sign_media
+from tests.c2pa_signing import SIGNER_ORG, flip_pixel_byte, make_chain, sign_media
 
 
 def run(argv: list[str]) -> int:
@@ -32,9 +32,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Image.fromarray(np.full((16, 24, 3), 200, dtype=np.uint8)).save(buf, format="JPEG")
     (folder / "plain.jpg").write_bytes(buf.getvalue())
     (folder / "signed.jpg").write_bytes(sign_media(chain, buf.getvalue(), "image/jpeg"))
-    tampered = bytearray((folder / "signed.jpg").read_bytes())
-    tampered[-20] ^= 0x01
-    (folder / "tampered.jpg").write_bytes(bytes(tampered))
+    tampered = flip_pixel_byte((folder / "signed.jpg").read_bytes(), "image/jpeg")
+    (folder / "tampered.jpg").write_bytes(tampered)
     return {
         "plain": folder / "plain.jpg",
         "signed": folder / "signed.jpg",

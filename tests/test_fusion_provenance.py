@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from detector.fusion import Fusion, FusionInputs
 from detector.provenance import ProvenanceReader
 from detector.settings import ProvenanceSettings
-from tests import mediagen
-from tests.c2pa_signing import DIGITAL_CAPTURE, SigningChain, make_chain, sign_media
+from tests.c2pa_signing import (
+    DIGITAL_CAPTURE,
+    SigningChain,
+    flip_pixel_byte,
+    make_chain,
+    sign_media,
+    unsigned_media,
+)
 from tests.test_fusion import FACE, STRONG_REAL, SYNTH, make_params, manipulated
 from tests.test_provenance import read_fixture
-from tests.test_provenance_signed import _pixel_byte
 
 
 @pytest.fixture(scope="module")
@@ -94,20 +98,7 @@ def chain() -> SigningChain:
 
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    import io
-
-    from PIL import Image
-
-    pixels = np.random.default_rng(3).integers(0, 256, (32, 48, 3), dtype=np.uint8)
-    out: dict[str, bytes] = {}
-    for mime, fmt in (("image/jpeg", "JPEG"), ("image/png", "PNG")):
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, format=fmt)
-        out[mime] = buf.getvalue()
-    clip = tmp_path_factory.mktemp("fusion_signed") / "clip.mp4"
-    mediagen.write_clip(clip, [np.roll(pixels, i, axis=1) for i in range(5)], fps=5)
-    out["video/mp4"] = clip.read_bytes()
-    return out
+    return unsigned_media(tmp_path_factory.mktemp("fusion_signed"), seed=3)
 
 
 @pytest.mark.parametrize("mime", ["image/jpeg", "image/png", "video/mp4"])
@@ -121,9 +112,7 @@ def test_signed_generated_declaration_and_its_tampered_copy(
     score = fusion.fuse(FusionInputs(face_logit=STRONG_REAL, provenance=report))
     assert score.verdict == "ai_generated"
     assert score.rule == "signed_ai_declaration"
-    tampered = bytearray(signed)
-    tampered[_pixel_byte(signed, mime)] ^= 0x01
-    broken = reader.read(bytes(tampered), mime)
+    broken = reader.read(flip_pixel_byte(signed, mime), mime)
     assert broken.state == "invalid"
     assert broken.ai_declaration.value == "generated"
     score = fusion.fuse(FusionInputs(face_logit=STRONG_REAL, provenance=broken))

@@ -11,20 +11,21 @@ import io
 import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from detector.provenance import ProvenanceReader
 from detector.settings import ProvenanceSettings
-from tests import mediagen
 from tests.c2pa_signing import (
+    DIGITAL_CAPTURE,
     SIGNER_CN,
     SIGNER_ORG,
     TRAINED_ALGORITHMIC_MEDIA,
     SigningChain,
+    flip_pixel_byte,
     make_chain,
     sign_media,
+    unsigned_media,
 )
 
 MIMES = ("image/jpeg", "image/png", "video/mp4")
@@ -42,18 +43,7 @@ def chain() -> SigningChain:
 
 @pytest.fixture(scope="session")
 def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """Small unsigned media: a 48x32 noise image as JPEG and PNG, a 5-frame H.264 MP4."""
-    rng = np.random.default_rng(7)
-    pixels = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
-    out: dict[str, bytes] = {}
-    for mime, fmt in (("image/jpeg", "JPEG"), ("image/png", "PNG")):
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, format=fmt)
-        out[mime] = buf.getvalue()
-    clip = tmp_path_factory.mktemp("signed") / "clip.mp4"
-    mediagen.write_clip(clip, [np.roll(pixels, i, axis=1) for i in range(5)], fps=5)
-    out["video/mp4"] = clip.read_bytes()
-    return out
+    return unsigned_media(tmp_path_factory.mktemp("signed"), seed=7)
 
 
 @pytest.fixture(scope="session")
@@ -107,10 +97,7 @@ def test_signed_media_without_anchor_is_valid_untrusted_not_invalid(
 def test_one_flipped_pixel_byte_is_invalid(
     mime: str, signed: dict[str, bytes], trusting: ProvenanceReader
 ) -> None:
-    data = bytearray(signed[mime])
-    index = _pixel_byte(bytes(data), mime)
-    data[index] ^= 0x01
-    report = trusting.read(bytes(data), mime)
+    report = trusting.read(flip_pixel_byte(signed[mime], mime), mime)
     assert report.state == "invalid"
     assert HASH_MISMATCH[mime] in report.failure_codes_for("active")
     assert "changed after signing" in report.state_description
@@ -153,7 +140,7 @@ def test_capture_declaration_is_not_ai(
         chain,
         originals["image/jpeg"],
         "image/jpeg",
-        digital_source_type="http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture",
+        digital_source_type=DIGITAL_CAPTURE,
     )
     assert plain.read(capture, "image/jpeg").ai_declaration.value == "none_declared"
 
@@ -164,24 +151,6 @@ def test_provenance_read_from_path_uses_the_sniffed_type(
     path = tmp_path / "no_extension"
     path.write_bytes(signed["image/png"])
     assert trusting.read_path(path).state == "trusted"
-
-
-def _pixel_byte(data: bytes, mime: str) -> int:
-    """An index inside the compressed pixels: JPEG scan data, PNG IDAT, MP4 mdat."""
-    if mime == "image/jpeg":
-        start, end = data.rindex(b"\xff\xda"), len(data) - 2
-    elif mime == "image/png":
-        idat = data.index(b"IDAT")
-        (length,) = struct.unpack(">I", data[idat - 4 : idat])
-        start, end = idat + 4, idat + 4 + length
-    else:
-        mdat = data.index(b"mdat")
-        (length,) = struct.unpack(">I", data[mdat - 4 : mdat])
-        start, end = mdat + 4, mdat - 4 + length
-    index = (start + end) // 2
-    while data[index] in (0xFE, 0xFF):  # keep JPEG scan data free of new markers
-        index += 1
-    return index
 
 
 def _strip_manifest(data: bytes, mime: str) -> bytes:
