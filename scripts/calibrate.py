@@ -44,11 +44,11 @@ DEFAULT_REAL_SUBSETS = ("bsds500/test", "kodak24", "sun_hays80", "mcmaster18", "
 DEFAULT_VAL_GROUPS = ("faces/kair_real_faces", "faces/face_recognition", "faces/dlib/examples/faces")
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -79,7 +79,7 @@ def write_manifest_calibration(path: Path, name: str, table: dict[str, Any]) -> 
     end = next((i for i in range(starts[-1] + 1, len(lines)) if lines[i].startswith("[")), len(lines))
     while end > starts[-1] and lines[end - 1].strip() == "":
         end -= 1
-    block = ["", header] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    block = ["", header] + [f"{k} = {toml_value(v)}" for k, v in table.items()]
     new_text = "\n".join(lines[:end] + block + lines[end:]) + "\n"
     Manifest.model_validate(tomllib.loads(new_text))  # never write an invalid manifest
     tmp = path.with_suffix(".toml.tmp")

@@ -17,10 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from datasets.augment import SharedAugment
+from datasets.face_cache import FaceCache
 from datasets.readers import Sample, read_faceforensics, read_folder, read_real_fake
+from datasets.training import SelfBlendSet, split_by_group
 from detector.models.base import Classifier
 from scripts.eval_metrics import binary_metrics, format_table
 from scripts.evaluate import FrameScore, Scorer, summarize
+from scripts.train import load_config
+from scripts.train_data import load_faces
 
 KEYS = ["n", "auc", "ap", "eer", "accuracy", "log_loss", "ece"]
 
@@ -49,23 +54,11 @@ def _per_group(scores: list[FrameScore]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _sbi_validation(classifier: Classifier, config_path: Path, seed: int) -> dict[str, float]:
-    from datasets.augment import SharedAugment
-    from datasets.face_cache import FaceCache
-    from datasets.training import SelfBlendSet, split_by_group
-    from scripts.train import load_config
-    from scripts.train_data import face_cache
-
-    config = load_config(config_path)
-    data = config["data"]
-    margin, size = float(data.get("context_margin", 2.0)), int(data.get("context_size", 256))
-    cache = FaceCache.concat(
-        [face_cache(Path(r["root"]), r["name"], Path(data["cache"]), margin, size) for r in data["roots"]]
-    )
-    _, val_idx = split_by_group(cache.groups, data["val_groups"])
+def _sbi_validation(classifier: Classifier, cache: FaceCache, seed: int) -> dict[str, float]:
+    """Metrics on the self-blended validation faces, cut at ``classifier``'s margin and size."""
     spec = classifier.spec
     assert spec.crop_margin is not None
-    val = SelfBlendSet(cache.subset(val_idx), spec.crop_margin, spec.size[0], SharedAugment()).fixed(seed)
+    val = SelfBlendSet(cache, spec.crop_margin, spec.size[0], SharedAugment()).fixed(seed)
     return binary_metrics(val.labels, classifier.predict(val.images))
 
 
@@ -99,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     synthetic += [
         s for d in sorted(p for p in gen.iterdir() if p.is_dir()) for s in read_folder(d, 1, d.name)
     ]
+    face_data = load_config(args.face_config)["data"]
+    faces = load_faces(face_data)
+    val_faces = faces.subset(split_by_group(faces.groups, face_data["val_groups"])[1])
     rows: dict[str, dict[str, float]] = {}
     report: dict[str, Any] = {}
     for name in (args.face_model, "meso4.df"):
@@ -109,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         meso, _ = _score(clf, frames, 1, True)
         rows[f"{name} / MesoNet face frames"] = meso["levels"]["frame"]
         report[f"{name}/mesonet_frames"] = meso
-        sbi = _sbi_validation(clf, args.face_config, 0)
+        sbi = _sbi_validation(clf, val_faces, 0)
         rows[f"{name} / self-blended validation"] = sbi
         report[f"{name}/sbi_val"] = sbi
     for name in (args.synthetic_model, "meso4.df"):

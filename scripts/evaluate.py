@@ -61,15 +61,6 @@ def read_samples(
     return read_real_fake(data, fake=fake_dir)
 
 
-def _frames(path: Path, frames: int) -> list[np.ndarray]:
-    from detector.media import MediaLoader
-    from detector.sampling import FrameSampler
-
-    loader = MediaLoader()
-    sample = FrameSampler(loader=loader).sample(loader.load(path), frames)
-    return [f.image for f in sample.frames]
-
-
 class Scorer:
     """Turns media files into per-frame logits with one classifier (face crops or whole frames)."""
 
@@ -78,6 +69,11 @@ class Scorer:
         self.is_face = classifier.entry.task == "face_forgery"
         self._extractor: Any = None
         self.no_face = 0
+        from detector.media import MediaLoader
+        from detector.sampling import FrameSampler
+
+        self._loader = MediaLoader()
+        self._sampler = FrameSampler(loader=self._loader)
 
     def _inputs(self, images: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
         if not self.is_face or self.whole_image:
@@ -98,7 +94,8 @@ class Scorer:
 
     def score(self, sample: Sample) -> list[FrameScore]:
         """Logits of the sample's scored frames (empty when no frame had a face)."""
-        inputs = self._inputs(_frames(sample.path, self.frames))
+        frames = self._sampler.sample(self._loader.load(sample.path), self.frames).frames
+        inputs = self._inputs([f.image for f in frames])
         if not inputs:
             return []
         logits = self.classifier.predict([im for _, im in inputs])

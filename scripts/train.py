@@ -127,7 +127,9 @@ def export(module: nn.Module, path: Path, metadata: dict[str, str]) -> str:
 
 
 def manifest_entry(config: dict[str, Any], file: str, sha256: str, metrics: dict[str, float]) -> str:
-    """A ``[models."arch.tag"]`` TOML table for ``weights/manifest.toml``."""
+    """A ``[models."arch.tag"]`` TOML table for ``weights/manifest.toml`` (every ``input`` key kept)."""
+    from scripts.calibrate import toml_value
+
     name, arch = config["name"], parse_model_name(config["name"])[0]
     inp = config["input"]
     size = inp["size"] if isinstance(inp["size"], list) else [inp["size"], inp["size"]]
@@ -141,10 +143,7 @@ def manifest_entry(config: dict[str, Any], file: str, sha256: str, metrics: dict
         f'licence = "{config.get("licence", "Apache-2.0")}"',
         f'training_data = "{config.get("training_data", "")}"',
         'source = { kind = "shipped" }',
-        f"input = {{ size = {size}, mean = {list(inp.get('mean', [0, 0, 0]))}, "
-        f"std = {list(inp.get('std', [1, 1, 1]))}"
-        + (f", crop_margin = {inp['crop_margin']}" if inp.get("crop_margin") else "")
-        + " }",
+        "input = " + toml_value({**inp, "size": size}),
         "metrics = { " + ", ".join(f"{k} = {v:.4f}" for k, v in metrics.items()) + " }",
     ]
     return "\n".join(lines) + "\n"
@@ -160,7 +159,7 @@ def run(
     set_seed(seed)
     rng = np.random.default_rng(seed)
     spec = input_spec(config)
-    data = build_data(config, spec, device, out)
+    data = build_data(config, spec)
     arch = parse_model_name(config["name"])[0]
     module = get_architecture(arch).factory().to(device)
     opt = torch.optim.AdamW(

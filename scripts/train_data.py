@@ -84,13 +84,17 @@ def face_cache(root: Path, name: str, cache_dir: Path, margin: float, size: int)
     return cache
 
 
+def load_faces(data: dict[str, Any]) -> FaceCache:
+    """The face caches of every ``data.roots`` entry of a ``face_sbi`` config, concatenated."""
+    margin, size = float(data.get("context_margin", 2.0)), int(data.get("context_size", 256))
+    return FaceCache.concat(
+        [face_cache(Path(r["root"]), r["name"], Path(data["cache"]), margin, size) for r in data["roots"]]
+    )
+
+
 def _face_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
     data = config["data"]
-    margin, size = float(data.get("context_margin", 2.0)), int(data.get("context_size", 256))
-    caches = [
-        face_cache(Path(r["root"]), r["name"], Path(data["cache"]), margin, size) for r in data["roots"]
-    ]
-    cache = FaceCache.concat(caches)
+    cache = load_faces(data)
     train_idx, val_idx = split_by_group(cache.groups, data["val_groups"])
     if spec.crop_margin is None:
         raise SystemExit("a face model config needs input.crop_margin")
@@ -116,7 +120,7 @@ def _load_photos(root: Path, subsets: list[str], max_side: int) -> list[np.ndarr
     return out
 
 
-def _synthetic_data(config: dict[str, Any], spec: InputSpec, out: Path, device: torch.device) -> TrainingData:
+def _synthetic_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
     data = config["data"]
     root, max_side, seed = Path(data["root"]), int(data.get("max_side", 384)), int(config.get("seed", 0))
     train_photos = _load_photos(root, data["train_subsets"], max_side)
@@ -129,10 +133,10 @@ def _synthetic_data(config: dict[str, Any], spec: InputSpec, out: Path, device: 
     return TrainingData(train, val, TASK_KINDS["synthetic_npr"], _classifier_factory(config))
 
 
-def build_data(config: dict[str, Any], spec: InputSpec, device: torch.device, out: Path) -> TrainingData:
+def build_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
     """The :class:`TrainingData` for ``config["task"]`` (``face_sbi`` or ``synthetic_npr``)."""
     if config["task"] == "face_sbi":
         return _face_data(config, spec)
     if config["task"] == "synthetic_npr":
-        return _synthetic_data(config, spec, out, device)
+        return _synthetic_data(config, spec)
     raise SystemExit(f"unknown task {config['task']!r}; known: {', '.join(TASK_KINDS)}")

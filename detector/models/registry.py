@@ -93,12 +93,6 @@ def list_architectures() -> list[str]:
     return sorted(_ARCHS)
 
 
-def list_importers() -> list[str]:
-    """Registered weights families (``trueframe weights import FAMILY``), sorted."""
-    _ensure_builtin()
-    return sorted(_IMPORTERS)
-
-
 def get_architecture(arch: str) -> Architecture:
     """The registered architecture ``arch``; :class:`UnknownModel` otherwise."""
     _ensure_builtin()
