@@ -178,7 +178,7 @@ def _observe_stages(pipeline: Pipeline, local: threading.local) -> None:
         0.7,
         lambda faces: {
             "stage": "models",
-            "faces_found": sum(len(dets) for dets in faces.per_frame),
+            "faces_found": faces.n_faces,
             "face_tracks": len(faces.tracks),
         },
     )

@@ -181,10 +181,7 @@ class RayAnalyzer:
     async def ready(self) -> bool:
         """True once MTCNN and every model have loaded in their replicas (weights present, verified)."""
         h = self.handles
-        probes: list[Awaitable[Any]] = [
-            unwrap(h.faces.ready.remote()),
-            unwrap(h.face_model.describe.remote()),
-        ]
+        probes: list[Awaitable[Any]] = [h.faces.ready.remote(), h.face_model.describe.remote()]
         if h.synthetic_model is not None and self.settings.models.synthetic_model:
             probes.append(h.synthetic_model.describe.remote())
         try:

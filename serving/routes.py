@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,7 +54,7 @@ def principal(request: Request) -> Principal:
         if found is None:
             raise Unauthorized("the API key is not valid (unknown or revoked)")
         return found
-    open_mode = not settings.serve.api_keys_required and not any_active_key(store)
+    open_mode = _open_mode(state)
     cookie = request.cookies.get(SESSION_COOKIE)
     owner = session_owner(store, cookie) if cookie else None
     if owner is not None and (owner.startswith("key:") or open_mode):
@@ -66,6 +67,11 @@ def principal(request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(principal)]
+
+
+def _open_mode(state: Any) -> bool:
+    """No key is required: none is configured as mandatory and none exists."""
+    return not state.settings.serve.api_keys_required and not any_active_key(state.store)
 
 
 def _same_origin(request: Request) -> None:
@@ -121,8 +127,8 @@ def register_routes(app: FastAPI, static_dir: Path) -> None:
         media: Media = await anyio.to_thread.run_sync(loader.load, upload.data, upload.name)
         info = media.info
         options = AnalyzeOptions(frames=frames, heatmaps=heatmaps)
-        versions = analyzer.model_versions()
-        cached = store.cached_report(info.sha256, versions, options.cache_key())
+        cache_key = (info.sha256, analyzer.model_versions(), options.cache_key())
+        cached = store.cached_report(*cache_key)
         metrics: Metrics = state.metrics
         if cached is not None:
             metrics.cache_hits.inc()
@@ -135,18 +141,17 @@ def register_routes(app: FastAPI, static_dir: Path) -> None:
             finally:
                 state.sync_inflight -= 1
             body = json.loads(report.to_json())
-            store.cache_report(info.sha256, versions, options.cache_key(), body)
+            store.cache_report(*cache_key, body)
             return JSONResponse(body, headers={"X-Trueframe-Cache": "miss"})
-        ttl_s = settings.serve.report_ttl_hours * 3600.0
         job = store.create_job(
             owner=caller.owner,
             sha256=info.sha256,
-            options={"frames": frames, "heatmaps": heatmaps},
+            options=dataclasses.asdict(options),
             name=upload.name,
             media=media.data,
             callback_url=callback_url,
             report=cached,
-            ttl_s=ttl_s,
+            ttl_s=runner.ttl_s,
         )
         if cached is None:
             runner.submit(job.id)
@@ -224,9 +229,8 @@ def register_routes(app: FastAPI, static_dir: Path) -> None:
             raise NotFound("the web form is not installed (serving/static/index.html)")
         response: Response = FileResponse(page, media_type="text/html")
         state = _state(request)
-        open_mode = not state.settings.serve.api_keys_required and not any_active_key(state.store)
         cookie = request.cookies.get(SESSION_COOKIE)
-        if open_mode and (cookie is None or session_owner(state.store, cookie) is None):
+        if _open_mode(state) and (cookie is None or session_owner(state.store, cookie) is None):
             _set_session(response, state, None)
         return response
 

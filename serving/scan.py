@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import posixpath
 from collections.abc import Iterator
@@ -150,7 +151,7 @@ def _list_folder(source: str, fs: pafs.FileSystem, inner: str) -> Iterator[ScanI
             continue
         files.append(rel)
     for rel in sorted(files):
-        yield ScanItem(path=_join(source, rel) if is_uri(source) else str(Path(source) / rel))
+        yield ScanItem(path=_join(source, rel))
 
 
 def _manifest_rows(source: str, kind: str, text: str) -> Iterator[dict[str, Any]]:
@@ -200,10 +201,7 @@ def list_source(source: str, limit: int | None = None) -> Iterator[ScanItem]:
         items = _list_file(source)
     else:
         raise SourceUnreadable(f"scan source {source} does not exist", path=source)
-    for count, item in enumerate(items):
-        if limit is not None and count >= limit:
-            return
-        yield item
+    yield from itertools.islice(items, limit)
 
 
 def _list_file(source: str) -> Iterator[ScanItem]:
