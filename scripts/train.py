@@ -133,19 +133,19 @@ def manifest_entry(config: dict[str, Any], file: str, sha256: str, metrics: dict
     name, arch = config["name"], parse_model_name(config["name"])[0]
     inp = config["input"]
     size = inp["size"] if isinstance(inp["size"], list) else [inp["size"], inp["size"]]
-    lines = [
-        f'[models."{name}"]',
-        f'task = "{config["task_kind"]}"',
-        f'arch = "{arch}"',
-        f'description = "{config.get("description", "")}"',
-        f'file = "{file}"',
-        f'sha256 = "{sha256}"',
-        f'licence = "{config.get("licence", "Apache-2.0")}"',
-        f'training_data = "{config.get("training_data", "")}"',
-        'source = { kind = "shipped" }',
-        "input = " + toml_value({**inp, "size": size}),
-        "metrics = { " + ", ".join(f"{k} = {v:.4f}" for k, v in metrics.items()) + " }",
-    ]
+    fields = {
+        "task": config["task_kind"],
+        "arch": arch,
+        "description": config.get("description", ""),
+        "file": file,
+        "sha256": sha256,
+        "licence": config.get("licence", "Apache-2.0"),
+        "training_data": config.get("training_data", ""),
+        "source": {"kind": "shipped"},
+        "input": {**inp, "size": size},
+        "metrics": {k: round(v, 4) for k, v in metrics.items()},
+    }
+    lines = [f'[models."{name}"]'] + [f"{key} = {toml_value(value)}" for key, value in fields.items()]
     return "\n".join(lines) + "\n"
 
 
