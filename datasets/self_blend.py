@@ -1,30 +1,27 @@
-"""Self-Blended Images (Shiohara and Yamasaki, CVPR 2022) from MTCNN's five landmarks.
+"""Self-Blended Images (Shiohara and Yamasaki, CVPR 2022) with dense 68-point landmark masks.
 
 A real face becomes a pseudo-fake by blending it with a jittered copy of itself: the copy gets
-colour, sharpness, frequency (down/up-sampling) and JPEG jitter and a slight affine warp, and is
-pasted back through a soft mask. The mask is the convex hull of points derived from the five
-landmarks (eyes raised towards the brows and pushed outwards, mouth corners pushed towards the
-chin and cheeks), each point jittered, then eroded or dilated, blurred, scaled by a random blend
-ratio and confined to the face box. Outside the mask the output equals the input pixel for pixel,
-so the only cue is the blending boundary and the statistics inside it, as in the paper.
+colour, contrast, HSV, sharpness, resampling and JPEG jitter and a slight affine warp, and is pasted
+back through a mask of random shape drawn from the face's 68 landmarks (:mod:`datasets.masks`).
+Outside the mask the output equals the input pixel for pixel, so the only cues are the blending
+boundary and the statistics inside it, as in the paper.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-BLEND_RATIOS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+from datasets.augment import jpeg_recompress
+from datasets.masks import MaskConfig, blend, random_mask
 
 
 @dataclass(frozen=True)
 class SelfBlendConfig:
-    """Ranges of the random jitter; defaults follow the paper's spirit at small crop sizes."""
+    """Ranges of the random jitter of the pasted copy, and the mask drawing."""
 
-    point_jitter: float = 0.08
     max_shift: float = 0.03
     scale_range: tuple[float, float] = (0.95, 1.05)
     colour_shift: float = 20.0
@@ -33,8 +30,7 @@ class SelfBlendConfig:
     jpeg_prob: float = 0.4
     jpeg_quality: tuple[int, int] = (40, 95)
     resample_prob: float = 0.4
-    blur_sigma: tuple[float, float] = (1.0, 6.0)
-    blend_ratios: tuple[float, ...] = BLEND_RATIOS
+    mask: MaskConfig = field(default_factory=MaskConfig)
 
 
 @dataclass
@@ -45,82 +41,19 @@ class BlendResult:
     mask: np.ndarray
 
 
-def _rng(seed: np.random.Generator | int | None) -> np.random.Generator:
+def rng_of(seed: np.random.Generator | int | None) -> np.random.Generator:
+    """``seed`` itself when it is a generator, else a new generator seeded with it."""
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def hull_points(landmarks: np.ndarray) -> np.ndarray:
-    """Eight (x, y) points around the inner face derived from MTCNN's five landmarks."""
-    lm = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
-    eye_l, eye_r, _nose, mouth_l, mouth_r = lm
-    across = eye_r - eye_l
-    up = (eye_l + eye_r) / 2.0 - (mouth_l + mouth_r) / 2.0
-    return np.stack(
-        [
-            eye_l - 0.40 * across + 0.55 * up,
-            eye_r + 0.40 * across + 0.55 * up,
-            eye_l - 0.55 * across - 0.10 * up,
-            eye_r + 0.55 * across - 0.10 * up,
-            mouth_l - 0.40 * across - 0.05 * up,
-            mouth_r + 0.40 * across - 0.05 * up,
-            mouth_l - 0.10 * across - 0.55 * up,
-            mouth_r + 0.10 * across - 0.55 * up,
-        ]
-    )
+def check_rgb(image: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``image`` is an RGB uint8 HxWx3 array."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB uint8 HxWx3 image, got {image.dtype} {image.shape}")
 
 
-def box_mask(shape: tuple[int, int], box: np.ndarray | tuple[float, ...]) -> np.ndarray:
-    """A float32 0/1 mask of the pixels inside ``box`` (x1, y1, x2, y2), clipped to the image."""
-    height, width = shape
-    x1, y1, x2, y2 = (float(v) for v in box)
-    mask = np.zeros((height, width), dtype=np.float32)
-    c0, r0 = max(0, int(np.ceil(x1))), max(0, int(np.ceil(y1)))
-    c1, r1 = min(width, int(np.floor(x2)) + 1), min(height, int(np.floor(y2)) + 1)
-    if c1 > c0 and r1 > r0:
-        mask[r0:r1, c0:c1] = 1.0
-    return mask
-
-
-def blend_mask(
-    shape: tuple[int, int],
-    landmarks: np.ndarray,
-    box: np.ndarray | tuple[float, ...],
-    rng: np.random.Generator,
-    config: SelfBlendConfig,
-) -> np.ndarray:
-    """The soft blending mask: jittered landmark hull, eroded/dilated, blurred, inside ``box``."""
-    height, width = shape
-    points = hull_points(landmarks)
-    face = float(np.linalg.norm(points.max(0) - points.min(0))) or 1.0
-    points = points + rng.normal(0.0, config.point_jitter * face / 2.0, size=points.shape)
-    hull = cv2.convexHull(np.round(points).astype(np.int32))
-    mask = np.zeros((height, width), dtype=np.uint8)
-    cv2.fillConvexPoly(mask, hull, 1)
-    k = int(rng.integers(1, max(2, int(0.08 * face))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
-    hard = np.asarray(cv2.erode(mask, kernel) if rng.random() < 0.5 else cv2.dilate(mask, kernel))
-    sigma = float(rng.uniform(*config.blur_sigma)) * face / 100.0
-    soft = np.asarray(cv2.GaussianBlur(hard.astype(np.float32), (0, 0), sigmaX=max(sigma, 0.5)), np.float32)
-    if soft.max() > 0:
-        soft = soft / soft.max()
-    soft *= float(rng.choice(config.blend_ratios))
-    soft *= box_mask(shape, box)
-    soft[soft < 1e-3] = 0.0
-    return soft.astype(np.float32)
-
-
-def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.asarray(im.convert("RGB"))
-
-
-def jitter_copy(image: np.ndarray, rng: np.random.Generator, config: SelfBlendConfig) -> np.ndarray:
-    """The copy to paste: colour, contrast, HSV, sharpness, resampling and JPEG jitter, then a warp."""
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, config: SelfBlendConfig) -> np.ndarray:
+    """Per-channel shift, contrast and HSV jitter of an RGB uint8 image."""
     out = image.astype(np.float32)
     out += rng.uniform(-config.colour_shift, config.colour_shift, size=3).astype(np.float32)
     mean = out.mean()
@@ -130,48 +63,54 @@ def jitter_copy(image: np.ndarray, rng: np.random.Generator, config: SelfBlendCo
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-dh, dh)) % 180.0
     hsv[..., 1] += rng.uniform(-ds, ds)
     hsv[..., 2] += rng.uniform(-dv, dv)
-    out_u8 = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+    return np.asarray(cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB))
+
+
+def texture_jitter(image: np.ndarray, rng: np.random.Generator, config: SelfBlendConfig) -> np.ndarray:
+    """Blur or sharpen, down/up-resample and JPEG-compress at random (the generator's texture)."""
+    out = image
     roll = rng.random()
     if roll < 0.35:
-        out_u8 = cv2.GaussianBlur(out_u8, (0, 0), sigmaX=float(rng.uniform(0.4, 1.4)))
+        out = cv2.GaussianBlur(out, (0, 0), sigmaX=float(rng.uniform(0.4, 1.4)))
     elif roll < 0.7:
-        blurred = cv2.GaussianBlur(out_u8, (0, 0), sigmaX=1.0)
+        blurred = cv2.GaussianBlur(out, (0, 0), sigmaX=1.0)
         amount = float(rng.uniform(0.3, 1.2))
-        out_u8 = cv2.addWeighted(out_u8, 1.0 + amount, blurred, -amount, 0.0)
-    height, width = out_u8.shape[:2]
+        out = cv2.addWeighted(out, 1.0 + amount, blurred, -amount, 0.0)
+    height, width = out.shape[:2]
     if rng.random() < config.resample_prob:
         factor = float(rng.uniform(0.4, 0.85))
-        small = cv2.resize(out_u8, (max(1, round(width * factor)), max(1, round(height * factor))))
-        out_u8 = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+        small = cv2.resize(out, (max(1, round(width * factor)), max(1, round(height * factor))))
+        out = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     if rng.random() < config.jpeg_prob:
-        out_u8 = _jpeg(out_u8, int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)))
+        out = jpeg_recompress(out, int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)))
+    return np.asarray(out)
+
+
+def jitter_copy(image: np.ndarray, rng: np.random.Generator, config: SelfBlendConfig) -> np.ndarray:
+    """The copy to paste: colour and texture jitter, then a small scale-and-shift warp."""
+    out = texture_jitter(colour_jitter(image, rng, config), rng, config)
+    height, width = out.shape[:2]
     scale = float(rng.uniform(*config.scale_range))
     shift = rng.uniform(-config.max_shift, config.max_shift, size=2) * np.array([width, height])
     matrix = cv2.getRotationMatrix2D((width / 2.0, height / 2.0), 0.0, scale)
     matrix[:, 2] += shift
-    return np.asarray(cv2.warpAffine(out_u8, matrix, (width, height), borderMode=cv2.BORDER_REFLECT))
+    return np.asarray(cv2.warpAffine(out, matrix, (width, height), borderMode=cv2.BORDER_REFLECT))
 
 
 def self_blend(
     image: np.ndarray,
-    box: np.ndarray | tuple[float, ...],
     landmarks: np.ndarray,
     seed: np.random.Generator | int | None = None,
     config: SelfBlendConfig | None = None,
 ) -> BlendResult:
-    """A self-blended pseudo-fake of the face at ``box`` / ``landmarks`` in RGB uint8 ``image``.
+    """A self-blended pseudo-fake of the face with 68 ``landmarks`` in RGB uint8 ``image``.
 
     The output differs from ``image`` only where the returned mask is positive, and the same
     integer ``seed`` gives the same output.
     """
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an RGB uint8 HxWx3 image, got {image.dtype} {image.shape}")
+    check_rgb(image)
     cfg = config or SelfBlendConfig()
-    rng = _rng(seed)
-    mask = blend_mask(image.shape[:2], landmarks, box, rng, cfg)
-    copy = jitter_copy(image, rng, cfg).astype(np.float32)
-    m = mask[..., None]
-    blended = image.astype(np.float32) * (1.0 - m) + copy * m
-    out = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-    out[mask == 0] = image[mask == 0]
-    return BlendResult(image=out, mask=mask)
+    rng = rng_of(seed)
+    mask = random_mask(image.shape[:2], landmarks, rng, cfg.mask)
+    copy = jitter_copy(image, rng, cfg)
+    return BlendResult(blend(image, copy, mask), mask)

@@ -161,7 +161,14 @@ def run(
     spec = input_spec(config)
     data = build_data(config, spec)
     arch = parse_model_name(config["name"])[0]
-    module = get_architecture(arch).factory().to(device)
+    module = get_architecture(arch).factory()
+    if config.get("init") == "imagenet":
+        from detector.models.effnet_lite import EfficientNetLite, load_imagenet
+
+        if not isinstance(module, EfficientNetLite):
+            raise SystemExit(f"init: imagenet is only available for effnetlite0, not {arch}")
+        load_imagenet(module)
+    module = module.to(device)
     opt = torch.optim.AdamW(
         module.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg.get("weight_decay", 1e-4))
     )

@@ -21,12 +21,19 @@ from tqdm import tqdm
 
 from datasets.augment import SharedAugment
 from datasets.face_cache import FaceCache, build_face_cache, image_files, load_rgb
+from datasets.face_pool import FacePool
+from datasets.image_pool import ImagePool
 from datasets.training import ArtefactSet, Batch, SelfBlendSet, split_by_group
 from detector.models.base import Classifier, InputSpec
 from detector.models.manifest import InputConfig, ModelEntry, Source
 from detector.models.registry import get_architecture, parse_model_name
 
-TASK_KINDS = {"face_sbi": "face_forgery", "synthetic_npr": "synthetic_image"}
+TASK_KINDS = {
+    "face_sbi": "face_forgery",
+    "face_v2": "face_forgery",
+    "synthetic_npr": "synthetic_image",
+    "synthetic_v2": "synthetic_image",
+}
 
 
 class BatchSource(Protocol):
@@ -133,10 +140,112 @@ def _synthetic_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
     return TrainingData(train, val, TASK_KINDS["synthetic_npr"], _classifier_factory(config))
 
 
+def _pools(names: list[str], data: dict[str, Any]) -> FacePool:
+    from datasets.face_pool import cached_pool
+    from datasets.staging import read_sources
+
+    kinds = {s.name: s.kind for s in read_sources()}
+    staged, out = Path(data["staged"]), Path(data["pools"])
+    frames, size = int(data.get("frames_per_clip", 32)), int(data.get("context_size", 224))
+    return FacePool.concat([cached_pool(n, kinds[n], staged / n, out, frames, size) for n in names])
+
+
+def _val_pools(roots: list[dict[str, Any]], data: dict[str, Any]) -> FacePool:
+    from datasets.face_pool import cached_pool
+
+    out, frames, size = (
+        Path(data["pools"]),
+        int(data.get("frames_per_clip", 32)),
+        int(data.get("context_size", 224)),
+    )
+    return FacePool.concat(
+        [cached_pool(r["name"], r["kind"], Path(r["root"]), out, frames, size) for r in roots]
+    )
+
+
+def _face_v2_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
+    from datasets.compress import CompressionChain
+    from datasets.face_training import FaceForgerySet, is_audit_face
+
+    data = config["data"]
+    if spec.crop_margin is None:
+        raise SystemExit("a face model config needs input.crop_margin")
+    real, fakes = _pools(data["real"], data), _pools(data["fake"], data)
+    held = tuple(data.get("val_groups", []))
+    keep_real = [i for i, g in enumerate(real.groups) if not is_audit_face(g) and not g.startswith(held)]
+    val_real = [i for i, g in enumerate(real.groups) if g.startswith(held)]
+    train_fake = [i for i, g in enumerate(fakes.groups) if not g.startswith(held)]
+    val_fake = [i for i, g in enumerate(fakes.groups) if g.startswith(held)]
+    extra = _val_pools(data.get("val_roots", []), data)
+    val_pool = FacePool.concat([real.subset(val_real), extra.subset(np.flatnonzero(extra.labels == 0))])
+    val_fakes = FacePool.concat([fakes.subset(val_fake), extra.subset(np.flatnonzero(extra.labels == 1))])
+    chain = CompressionChain(**data.get("chain", {}))
+    size = spec.size[0]
+    train = FaceForgerySet(real.subset(keep_real), fakes.subset(train_fake), spec.crop_margin, size, chain)
+    val = FaceForgerySet(val_pool, val_fakes, spec.crop_margin, size, chain).fixed(
+        int(config.get("seed", 0)), int(data.get("val_limit", 600))
+    )
+    print(
+        f"faces: {len(keep_real)} real + {len(train_fake)} manipulated for training; "
+        f"validation {len(val.labels)} crops ({int(val.labels.sum())} fake)",
+        flush=True,
+    )
+    return TrainingData(train, val, TASK_KINDS["face_v2"], _classifier_factory(config))
+
+
+def _image_pool(data: dict[str, Any]) -> ImagePool:
+    from datasets.face_cache import load_rgb
+    from datasets.image_pool import cached_images
+    from datasets.staging import read_sources
+
+    kinds = {s.name: s.kind for s in read_sources()}
+    staged, out, max_side = Path(data["staged"]), Path(data["pools"]), int(data.get("max_side", 768))
+    dev_faces = (
+        [load_rgb(p) for p in sorted(Path(data["dev_faces"]).glob("sfhq*"))] if data.get("dev_faces") else []
+    )
+    pool = ImagePool()
+    for name in data["sources"]:
+        pool.extend(cached_images(name, kinds[name], staged / name, out, max_side, dev_faces))
+    for extra in data.get("extra_roots", []):
+        pool.extend(
+            cached_images(extra["name"], extra["kind"], Path(extra["root"]), out, max_side, dev_faces)
+        )
+    return pool
+
+
+def _synthetic_v2_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
+    from datasets.synthetic_training import FormatChain, SyntheticSet
+
+    data = config["data"]
+    pool = _image_pool(data)
+    held = tuple(data.get("val_groups", []))
+    train, val = ImagePool(), ImagePool()
+    from datasets.face_training import is_audit_face
+
+    for item in zip(pool.images, pool.labels, pool.families, pool.groups, strict=True):
+        if not is_audit_face(item[3]):
+            (val if item[3].startswith(held) else train).add(*item)
+    chain = FormatChain(**data.get("chain", {}))
+    size = spec.size[0]
+    train_set = SyntheticSet(train, size, chain, float(data.get("simulated_share", 0.2)))
+    families = {f: train.families.count(f) for f in sorted(set(train.families))}
+    print(f"images: {len(train)} train ({families}), {len(val)} validation", flush=True)
+    return TrainingData(
+        train_set,
+        SyntheticSet(val, size, chain).fixed(),
+        TASK_KINDS["synthetic_v2"],
+        _classifier_factory(config),
+    )
+
+
 def build_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
     """The :class:`TrainingData` for ``config["task"]`` (``face_sbi`` or ``synthetic_npr``)."""
     if config["task"] == "face_sbi":
         return _face_data(config, spec)
+    if config["task"] == "face_v2":
+        return _face_v2_data(config, spec)
+    if config["task"] == "synthetic_v2":
+        return _synthetic_v2_data(config, spec)
     if config["task"] == "synthetic_npr":
         return _synthetic_data(config, spec)
     raise SystemExit(f"unknown task {config['task']!r}; known: {', '.join(TASK_KINDS)}")

@@ -1,0 +1,261 @@
+"""Face pools for training: context crops with 68 landmarks, labels, groups and demographic tags.
+
+Each staged source (``datasets/sources.tsv``) turns into face items: still photos as they are
+(LFW-derived ones in grayscale, so colour never marks a source), video clips as evenly spaced
+frames (panels cropped where a demo shows several), every face found by the serving face detector
+(MTCNN) and given dlib's 68 landmarks. A face is stored as a square *context crop*
+(``context_margin`` x its box, ``size`` px) with its landmarks mapped into the crop, so pseudo-fakes
+and the model's own centre crop are cut later without detecting again. The pool is cached as one
+``.npz`` per source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from datasets.face_cache import context_crop, load_rgb
+
+# Panels to keep from side-by-side demo clips: source name -> (x, y, width, height).
+PANELS: dict[str, tuple[int, int, int, int]] = {
+    "aniportrait_fake": (516, 2, 512, 512),
+    "vasa_fake": (40, 0, 432, 432),
+}
+GRAYSCALE_SOURCES = frozenset({"lfw_gray"})
+SUBSAMPLE = {"lfw_gray": 2}  # every 2nd file: 6,859 grayscale photos are plenty beside the colour faces
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"})
+_UTK = re.compile(r"^(\d+)_(\d)_(\d)_")
+
+
+@dataclass
+class FacePool:
+    """``crops`` (N,S,S,3) uint8 context crops, ``landmarks`` (N,68,2) in crop pixels, and per face:
+    ``labels`` (1 = a real manipulation), ``groups`` (identity or clip), ``tags`` (e.g. UTKFace
+    ``age=31;gender=1;race=2``), ``sources`` (file)."""
+
+    crops: np.ndarray
+    landmarks: np.ndarray
+    labels: np.ndarray
+    groups: list[str]
+    tags: list[str]
+    sources: list[str]
+    context_margin: float
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def subset(self, keep: np.ndarray | list[int]) -> FacePool:
+        """The faces at positions ``keep``."""
+        idx = np.asarray(keep, dtype=np.int64)
+        return FacePool(
+            self.crops[idx],
+            self.landmarks[idx],
+            self.labels[idx],
+            [self.groups[i] for i in idx],
+            [self.tags[i] for i in idx],
+            [self.sources[i] for i in idx],
+            self.context_margin,
+        )
+
+    @classmethod
+    def concat(cls, pools: list[FacePool]) -> FacePool:
+        """One pool holding every face of ``pools`` (same margin and crop size)."""
+        return cls(
+            np.concatenate([p.crops for p in pools]),
+            np.concatenate([p.landmarks for p in pools]),
+            np.concatenate([p.labels for p in pools]),
+            [g for p in pools for g in p.groups],
+            [t for p in pools for t in p.tags],
+            [s for p in pools for s in p.sources],
+            pools[0].context_margin,
+        )
+
+    def save(self, path: Path) -> None:
+        """One compressed ``.npz``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            crops=self.crops,
+            landmarks=self.landmarks,
+            labels=self.labels,
+            groups=np.asarray(self.groups),
+            tags=np.asarray(self.tags),
+            sources=np.asarray(self.sources),
+            context_margin=self.context_margin,
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> FacePool:
+        """A pool written by :meth:`save`."""
+        with np.load(path) as d:
+            return cls(
+                d["crops"],
+                d["landmarks"].astype(np.float32),
+                d["labels"].astype(np.uint8),
+                [str(x) for x in d["groups"]],
+                [str(x) for x in d["tags"]],
+                [str(x) for x in d["sources"]],
+                float(d["context_margin"]),
+            )
+
+
+@dataclass(frozen=True)
+class FaceItem:
+    """One image to search for faces, with what every face in it inherits."""
+
+    image: np.ndarray
+    group: str
+    label: int
+    tag: str
+    source: str
+
+
+def utk_tag(name: str) -> str:
+    """``age=..;gender=..;race=..`` from a UTKFace file name (``age_gender_race_date...``), else ``""``."""
+    m = _UTK.match(name)
+    return f"age={m.group(1)};gender={m.group(2)};race={m.group(3)}" if m else ""
+
+
+def _group_of(source: str, root: Path, path: Path) -> str:
+    """Identity (photos) or clip (videos) of a file: faces of one group never straddle a split."""
+    if source == "lfw_gray":
+        return f"{source}/{path.stem.rsplit('_', 1)[0]}"
+    if source == "taiwanese" and path.suffix.lower() == ".jpg":
+        return f"{source}/{path.stem[:2]}"
+    if source == "utkface":
+        return f"{source}/{path.name.split('.')[0]}"
+    return f"{source}/{path.relative_to(root).with_suffix('').as_posix()}"
+
+
+def video_frames(path: Path, n: int, panel: tuple[int, int, int, int] | None) -> list[np.ndarray]:
+    """``n`` evenly spaced frames of a clip (the serving sampler), cut to ``panel`` when given."""
+    from detector.media import MediaLoader
+    from detector.sampling import FrameSampler
+
+    loader = MediaLoader()
+    frames = [f.image for f in FrameSampler(loader=loader).sample(loader.load(path), n).frames]
+    if panel is None:
+        return frames
+    x, y, w, h = panel
+    return [np.ascontiguousarray(f[y : y + h, x : x + w]) for f in frames]
+
+
+def source_items(source: str, kind: str, root: Path, frames_per_clip: int) -> Iterator[FaceItem]:
+    """Every image (or sampled clip frame) of one staged source, with its label, group and tag."""
+    label = 1 if kind.startswith("fake") else 0
+    paths = sorted(p for p in root.rglob("*") if p.is_file())
+    if source in SUBSAMPLE:
+        paths = paths[:: SUBSAMPLE[source]]
+    for path in paths:
+        suffix = path.suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            for i, frame in enumerate(video_frames(path, frames_per_clip, PANELS.get(source))):
+                yield FaceItem(frame, _group_of(source, root, path), label, "", f"{path}#{i}")
+        elif suffix in {".jpg", ".jpeg", ".png"}:
+            image = load_rgb(path)
+            if source in GRAYSCALE_SOURCES:
+                image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+            tag = utk_tag(path.name) if source == "utkface" else ""
+            yield FaceItem(image, _group_of(source, root, path), label, tag, str(path))
+
+
+def build_pool(
+    items: Iterator[FaceItem],
+    detect: Callable[[list[np.ndarray]], list[list[tuple[tuple[float, float, float, float], float]]]],
+    landmarks: Callable[[np.ndarray, tuple[float, float, float, float]], np.ndarray],
+    *,
+    context_margin: float = 2.0,
+    size: int = 224,
+    max_faces: int = 2,
+    chunk: int = 16,
+) -> FacePool:
+    """Detect faces in every item (``chunk`` images per detector call), add 68 landmarks, keep context
+    crops of the largest ``max_faces`` faces."""
+    crops, marks, labels, groups, tags, sources = [], [], [], [], [], []
+    pending: list[FaceItem] = []
+
+    def flush() -> None:
+        for item, found in zip(pending, detect([it.image for it in pending]), strict=True):
+            for box, _prob in found[:max_faces]:
+                crop, _box, lm_crop = context_crop(
+                    item.image, box, landmarks(item.image, box), context_margin, size
+                )
+                crops.append(crop)
+                marks.append(lm_crop)
+                labels.append(item.label)
+                groups.append(item.group)
+                tags.append(item.tag)
+                sources.append(item.source)
+        pending.clear()
+
+    for item in items:
+        pending.append(item)
+        if len(pending) == chunk:
+            flush()
+    flush()
+    if not crops:
+        raise ValueError("no face was found in any item")
+    return FacePool(
+        np.stack(crops),
+        np.stack(marks).astype(np.float32),
+        np.asarray(labels, np.uint8),
+        groups,
+        tags,
+        sources,
+        context_margin,
+    )
+
+
+def cached_pool(name: str, kind: str, root: Path, out: Path, frames_per_clip: int, size: int) -> FacePool:
+    """The pool of one folder of faces (``out/<name>_<size>.npz``), built with MTCNN + dlib on first use."""
+    path = out / f"{name}_{size}.npz"
+    if path.exists():
+        return FacePool.load(path)
+    from datasets.landmarks import LandmarkModel
+    from detector.faces import FaceExtractor
+    from detector.settings import FaceSettings
+
+    extractor = FaceExtractor(FaceSettings(min_face_px=64, min_probability=0.95), device="cpu")
+
+    def detect(images: list[np.ndarray]) -> list[list[tuple[tuple[float, float, float, float], float]]]:
+        return [[(d.box, d.probability) for d in found] for found in extractor.detect(images)]
+
+    pool = build_pool(source_items(name, kind, root, frames_per_clip), detect, LandmarkModel(), size=size)
+    pool.save(path)
+    print(f"{name}: {len(pool)} faces -> {path}", flush=True)
+    return pool
+
+
+def build_all(staged: Path, out: Path, frames_per_clip: int, size: int) -> list[str]:
+    """Build the pool of every face source of ``sources.tsv`` staged under ``staged``."""
+    from datasets.staging import read_sources
+
+    built = []
+    for source in read_sources():
+        if "face" in source.kind and (staged / source.name).exists():
+            cached_pool(source.name, source.kind, staged / source.name, out, frames_per_clip, size)
+            built.append(source.name)
+    return built
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m datasets.face_pool --staged runs/staged --out runs/pools``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build face pools (MTCNN + 68 landmarks) from staged data.")
+    parser.add_argument("--staged", type=Path, default=Path("runs/staged"))
+    parser.add_argument("--out", type=Path, default=Path("runs/pools"))
+    parser.add_argument("--frames-per-clip", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224)
+    args = parser.parse_args(argv)
+    build_all(args.staged, args.out, args.frames_per_clip, args.size)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""Synthetic-image training batches: real photos and faces vs generated images, format never the cue.
+
+Each half of a batch draws a *family* first (uniformly over the families of its class, so 3,000 SD
+tiles do not drown 20 IC-Light images), then an image, then a crop: either a native-resolution crop
+(generator traces intact) or the whole image rescaled, as the classifier sees both at inference.
+A share of the fakes are real photos and faces rebuilt by a simulated up-sampling stage
+(:mod:`datasets.artefacts`), which stands in for GAN generators no training source covers. Both
+classes then get the same random re-encoding: none (PNG), JPEG or WebP at quality 65-95, so file
+format, which differs between the dev classes, is never a label.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from datasets.artefacts import random_fake
+from datasets.image_pool import ImagePool
+from datasets.training import Batch
+
+
+def reencode(image: np.ndarray, fmt: str, quality: int) -> np.ndarray:
+    """``image`` saved as ``fmt`` (``JPEG`` or ``WEBP``) at ``quality`` and decoded again."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt, quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@dataclass(frozen=True)
+class FormatChain:
+    """Random re-encoding and mild rescaling applied identically to both classes."""
+
+    jpeg_prob: float = 0.45
+    webp_prob: float = 0.2
+    quality: tuple[int, int] = (65, 95)
+    flip_prob: float = 0.5
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One re-encoded copy."""
+        out = np.ascontiguousarray(image[:, ::-1]) if rng.random() < self.flip_prob else image
+        roll = rng.random()
+        q = int(rng.integers(self.quality[0], self.quality[1] + 1))
+        if roll < self.jpeg_prob:
+            return reencode(out, "JPEG", q)
+        if roll < self.jpeg_prob + self.webp_prob:
+            return reencode(out, "WEBP", q)
+        return out
+
+
+def random_view(
+    image: np.ndarray, size: int, rng: np.random.Generator, native_prob: float = 0.5
+) -> np.ndarray:
+    """A ``size`` px square view: a native-resolution crop, or the image rescaled (short side 1-1.5x)."""
+    h, w = image.shape[:2]
+    if rng.random() >= native_prob or min(h, w) < size:
+        scale = size * float(rng.uniform(1.0, 1.5)) / min(h, w)
+        flag = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        image = np.asarray(
+            cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=flag)
+        )
+        h, w = image.shape[:2]
+    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    return np.ascontiguousarray(image[y : y + size, x : x + size])
+
+
+class SyntheticSet:
+    """Batches of ``size`` px views: half real, half generated or simulated, through one format chain."""
+
+    def __init__(self, pool: ImagePool, size: int, chain: FormatChain, simulated_share: float = 0.2) -> None:
+        self.pool, self.size, self.chain, self.simulated_share = pool, size, chain, simulated_share
+        self.by_family: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for i, (label, family) in enumerate(zip(pool.labels, pool.families, strict=True)):
+            self.by_family[(label, family)].append(i)
+        self.families = {c: sorted(f for (lab, f) in self.by_family if lab == c) for c in (0, 1)}
+        if not self.families[0] or not self.families[1]:
+            raise ValueError("the pool needs real and generated images")
+
+    def _draw(self, label: int, rng: np.random.Generator) -> np.ndarray:
+        family = self.families[label][int(rng.integers(len(self.families[label])))]
+        members = self.by_family[(label, family)]
+        return self.pool.images[members[int(rng.integers(len(members)))]]
+
+    def fake(self, rng: np.random.Generator) -> np.ndarray:
+        """A generated image, or with ``simulated_share`` a real one rebuilt by a simulated up-sampler."""
+        if rng.random() < self.simulated_share:
+            return random_fake(random_view(self._draw(0, rng), self.size, rng, native_prob=0.7), rng)
+        return random_view(self._draw(1, rng), self.size, rng)
+
+    def batch(self, size: int, rng: np.random.Generator) -> Batch:
+        """``size`` views (even: half real, half fake)."""
+        images: list[np.ndarray] = []
+        for _ in range(size // 2):
+            images.append(self.chain(random_view(self._draw(0, rng), self.size, rng), rng))
+            images.append(self.chain(self.fake(rng), rng))
+        return Batch(images, np.tile(np.asarray([0.0, 1.0], np.float32), size // 2))
+
+    def fixed(self) -> Batch:
+        """Every pool image whole (the classifier does its own views), for validation."""
+        return Batch(list(self.pool.images), np.asarray(self.pool.labels, np.float32))

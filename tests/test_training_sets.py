@@ -1,0 +1,117 @@
+"""Training-set plumbing: the shared compression chain, H.264 round trips, grid-figure tiles, the
+face and synthetic-image batch builders (balanced labels, model-size crops, audit faces held out)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datasets.compress import CompressionChain, h264_roundtrip
+from datasets.face_pool import FacePool, utk_tag
+from datasets.face_training import FaceForgerySet, is_audit_face, jitter_crop
+from datasets.figure_tiles import grid_tiles, matches_any
+from datasets.image_pool import ImagePool
+from datasets.synthetic_training import FormatChain, SyntheticSet, random_view
+
+
+def _textured(seed: int, size: int = 96) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    low = rng.integers(0, 255, (size // 8, size // 8, 3), dtype=np.uint8)
+    import cv2
+
+    return np.asarray(cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC))
+
+
+def test_h264_roundtrip_keeps_frames_and_degrades_with_crf() -> None:
+    frames = [_textured(i) for i in range(6)]
+    errors = []
+    for crf in (18, 38):
+        out = h264_roundtrip(frames, crf)
+        assert len(out) == len(frames)
+        assert all(o.shape == f.shape and o.dtype == np.uint8 for o, f in zip(out, frames, strict=True))
+        errors.append(np.mean([np.abs(o.astype(int) - f).mean() for o, f in zip(out, frames, strict=True)]))
+    assert 0 < errors[0] < errors[1]
+
+
+def test_chain_is_identical_for_both_classes() -> None:
+    """The chain draws from the rng alone: the same draws give the same output whatever the label."""
+    chain = CompressionChain(h264_prob=1.0)
+    images = [_textured(i, 64) for i in range(4)]
+    a = chain.batch(images, np.random.default_rng(5))
+    b = chain.batch(images, np.random.default_rng(5))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_grid_tiles_and_dev_matching() -> None:
+    figure = np.zeros((400, 700, 3), np.uint8)
+    tiles = [_textured(i, 150) for i in range(6)]
+    for i, tile in enumerate(tiles):
+        y, x = 20 + (i // 3) * 190, 20 + (i % 3) * 220
+        figure[y : y + 150, x : x + 150] = tile
+    figure[185:195, 30:300] = 255  # a caption line between rows
+    found = grid_tiles(figure)
+    assert len(found) == 6
+    assert all(abs(t.shape[0] - 144) <= 2 for t in found)
+    assert matches_any(found[4], [tiles[4][20:120, 20:120]])
+    assert not matches_any(found[4], [tiles[1][20:120, 20:120]])
+
+
+def test_utk_tags_and_audit_split() -> None:
+    assert utk_tag("26_1_3_20170104235421742.jpg.chip.jpg") == "age=26;gender=1;race=3"
+    assert utk_tag("notutk.jpg") == ""
+    groups = [f"utkface/{i}_0_0_2017" for i in range(2000)]
+    share = np.mean([is_audit_face(g) for g in groups])
+    assert 0.10 < share < 0.20
+    assert not is_audit_face("lfw_gray/Someone")
+
+
+def _pool(n: int, label: int) -> FacePool:
+    from tests.mediagen import face_photo
+
+    photo = face_photo()[40:264, 150:374]
+    lm = np.stack(np.meshgrid(np.linspace(70, 150, 17), np.linspace(60, 170, 4)), -1).reshape(-1, 2)[:68]
+    return FacePool(
+        np.stack([photo] * n),
+        np.stack([lm.astype(np.float32)] * n),
+        np.full(n, label, np.uint8),
+        [f"g/{i}" for i in range(n)],
+        [""] * n,
+        [""] * n,
+        2.0,
+    )
+
+
+def test_face_batches_are_balanced_model_size_crops() -> None:
+    data = FaceForgerySet(_pool(6, 0), _pool(2, 1), 1.3, 64, CompressionChain(h264_prob=0.5))
+    batch = data.batch(8, np.random.default_rng(0))
+    assert len(batch.images) == 8
+    assert batch.labels.tolist() == [0.0, 1.0] * 4
+    assert all(im.shape == (64, 64, 3) for im in batch.images)
+    fixed = data.fixed(1)
+    assert fixed.labels.sum() == 6 + 2
+    assert len(fixed.labels) == 12 + 2
+
+
+def test_jitter_crop_without_rng_is_the_centre() -> None:
+    context = np.zeros((200, 200, 3), np.uint8)
+    context[70:130, 70:130] = 255  # the centre 60 px: a 1.3 margin at context 2.0 is 130 px wide
+    crop = jitter_crop(context, 2.0, 1.3, 130, None)
+    assert crop[65, 65].tolist() == [255, 255, 255]
+    assert crop[2, 2].tolist() == [0, 0, 0]
+
+
+def test_synthetic_batches_balance_families_and_formats() -> None:
+    pool = ImagePool()
+    for i in range(6):
+        pool.add(_textured(i, 200), 0, "photos", f"p/{i}")
+    pool.add(_textured(9, 300), 1, "gen_a", "a/0")
+    pool.add(_textured(10, 180), 1, "gen_b", "b/0")
+    data = SyntheticSet(pool, 96, FormatChain(), simulated_share=0.5)
+    batch = data.batch(10, np.random.default_rng(0))
+    assert batch.labels.tolist() == [0.0, 1.0] * 5
+    assert all(im.shape == (96, 96, 3) for im in batch.images)
+    view = random_view(_textured(3, 300), 96, np.random.default_rng(1), native_prob=1.0)
+    assert view.shape == (96, 96, 3)
+    with pytest.raises(ValueError, match="real and generated"):
+        SyntheticSet(ImagePool(), 96, FormatChain())
