@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.faces import FaceExtractor, crop_face
+from detector.faces.extract import FaceExtractor, crop_face
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 

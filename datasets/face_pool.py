@@ -134,8 +134,8 @@ def _group_of(source: str, root: Path, path: Path) -> str:
 
 def video_frames(path: Path, n: int, panel: tuple[int, int, int, int] | None) -> list[np.ndarray]:
     """``n`` evenly spaced frames of a clip (the serving sampler), cut to ``panel`` when given."""
-    from detector.media import MediaLoader
-    from detector.sampling import FrameSampler
+    from detector.media.loader import MediaLoader
+    from detector.media.sampling import FrameSampler
 
     loader = MediaLoader()
     frames = [f.image for f in FrameSampler(loader=loader).sample(loader.load(path), n).frames]
@@ -217,7 +217,7 @@ def cached_pool(name: str, kind: str, root: Path, out: Path, frames_per_clip: in
     if path.exists():
         return FacePool.load(path)
     from datasets.landmarks import LandmarkModel
-    from detector.faces import FaceExtractor
+    from detector.faces.extract import FaceExtractor
     from detector.settings import FaceSettings
 
     extractor = FaceExtractor(FaceSettings(min_face_px=64, min_probability=0.95), device="cpu")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,8 @@ def cap(image: np.ndarray, max_side: int) -> np.ndarray:
 def sd_checkpoints(data_js: Path) -> dict[str, str]:
     """Image file -> checkpoint name from the cheat sheet's ``src/data.js`` (entries without one dropped)."""
     text = data_js.read_text(encoding="utf-8")
-    rows = json.loads(text[text.index("[") : text.rindex("]") + 1])
+    body = re.sub(r'\\(?!["\\/bfnrtu])', "", text[text.index("[") : text.rindex("]") + 1])  # JS-only escapes
+    rows = json.loads(body)
     return {r["Image"]: r["Checkpoint"] for r in rows if r.get("Image") and r.get("Checkpoint")}
 
 

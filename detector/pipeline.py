@@ -1,10 +1,7 @@
-"""In-process analysis: ``analyze(path | bytes) -> Report``, the stages run one after another.
+"""In-process analysis: ``Pipeline.analyze(path | bytes) -> Report``, every stage in this process.
 
-media -> provenance -> frames -> faces -> face model on the crops, synthetic-image model on the
-whole frames (when ``models.synthetic_model`` is set) -> :class:`detector.assemble.ReportAssembler`
-(calibration, aggregation, fusion, verdict). Grad-CAM heatmaps of the top face crops are added on
-request. The same stage classes run unchanged in the Serve deployments and the batch scan; this
-module only wires them. Models are loaded once per :class:`Pipeline` and reused across calls.
+The stage order and the glue between stages are :mod:`detector.stages`'; this module only says
+that each stage runs here, with its models loaded once per :class:`Pipeline` and reused.
 """
 
 from __future__ import annotations
@@ -13,39 +10,34 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.assemble import CropKey, ReportAssembler, StageOutputs, face_crops, trueframe_version
-from detector.faces import FaceExtractor, FaceResult
-from detector.media import MediaLoader
+from detector.faces.extract import FaceExtractor, FaceResult
+from detector.faces.tracks import FaceDetection
+from detector.media.loader import MediaLoader
+from detector.media.sampling import FrameSampler
 from detector.models import Classifier, create_model
-from detector.models.registry import get_entry
-from detector.provenance import ProvenanceReader
-from detector.report import Heatmap, Report
+from detector.models.base import InputSpec
+from detector.provenance.reader import ProvenanceReader
+from detector.provenance.types import ProvenanceReport
+from detector.report.assemble import CropKey, ReportAssembler
+from detector.report.schema import Heatmap, Report
 from detector.runtime import configure_threads, select_device, timed
-from detector.sampling import Frame, FrameSampler
 from detector.settings import Settings, get_settings
+from detector.stages import Options, Prepared, Progress, Ready, build_assembler, face_spec, run
 
-__all__ = ["Pipeline", "analyze", "trueframe_version"]
+__all__ = ["Pipeline"]
 
 
 class Pipeline:
     """Media -> provenance -> frames -> faces -> models -> calibrated, fused report, in this process."""
 
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        face_model: str | None = None,
-        synthetic_model: str | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.device = select_device(self.settings.runtime.device)
         configure_threads(self.settings.runtime.torch_threads)
         self.loader = MediaLoader(self.settings.limits)
         self.sampler = FrameSampler(self.settings.sampling, self.loader)
         self.faces = FaceExtractor(self.settings.faces, self.device)
-        self.provenance = ProvenanceReader(self.settings.provenance)
-        self.face_model_name = face_model or self.settings.models.face_model
-        self.synthetic_model_name = synthetic_model or self.settings.models.synthetic_model
+        self.provenance_reader = ProvenanceReader(self.settings.provenance)
         self._face_model: Classifier | None = None
         self._synthetic_model: Classifier | None = None
         self._assembler: ReportAssembler | None = None
@@ -57,27 +49,28 @@ class Pipeline:
     def face_model(self) -> Classifier:
         """The face-forgery classifier, loaded (and its weights verified) on first use."""
         if self._face_model is None:
-            self._face_model = self._create(self.face_model_name)
+            self._face_model = self._create(self.settings.models.face_model)
         return self._face_model
 
     @property
     def synthetic_model(self) -> Classifier | None:
         """The synthetic-image classifier, or None when none is configured."""
-        if self._synthetic_model is None and self.synthetic_model_name:
-            self._synthetic_model = self._create(self.synthetic_model_name)
+        name = self.settings.models.synthetic_model
+        if self._synthetic_model is None and name:
+            self._synthetic_model = self._create(name)
         return self._synthetic_model
 
     @property
     def assembler(self) -> ReportAssembler:
         """Calibrators (from the manifest entries) and fusion parameters, read once."""
         if self._assembler is None:
-            synth = self.synthetic_model_name
-            self._assembler = ReportAssembler(
-                self.settings,
-                (self.face_model_name, get_entry(self.face_model_name)),
-                (synth, get_entry(synth)) if synth else None,
-            )
+            self._assembler = build_assembler(self.settings)
         return self._assembler
+
+    @property
+    def spec(self) -> InputSpec:
+        """The face model's crop spec (from its manifest entry; no weights are loaded for it)."""
+        return face_spec(self.settings)
 
     def analyze(
         self,
@@ -85,6 +78,7 @@ class Pipeline:
         name: str | None = None,
         frames: int | None = None,
         heatmaps: bool = False,
+        progress: Progress | None = None,
     ) -> Report:
         """Analyse one image or video; typed errors for input that cannot be analysed.
 
@@ -92,71 +86,41 @@ class Pipeline:
         the top ``fusion.heatmap_faces`` face tracks.
         """
         assembler = self.assembler  # fails fast on unknown models or unreadable fusion parameters
+        calls = _InProcess(self, source)
+        return run(calls, assembler, self.spec, self.settings, b"", name, Options(frames, heatmaps), progress)
+
+
+class _InProcess:
+    """:class:`detector.stages.StageCalls` that run each stage here, one after another."""
+
+    def __init__(self, pipeline: Pipeline, source: str | Path | bytes) -> None:
+        self.p, self.source = pipeline, source
+
+    def prepare(self, data: bytes, name: str | None, frames: int | None) -> Prepared:
         timings: dict[str, float] = {}
         with timed(timings, "media"):
-            media = self.loader.load(source, name=name)
-        name = media.name  # a path's file name when none was given
-        with timed(timings, "provenance"):
-            provenance = self.provenance.read(media.data, media.info.mime, name)
+            media = self.p.loader.load(self.source, name=name)
         with timed(timings, "frames"):
-            sample = self.sampler.sample(media, frames)
-        with timed(timings, "faces"):
-            faces = self.faces.extract(sample.frames)
-        with timed(timings, "face_model"):
-            crops, crop_logits = self._score_faces(sample.frames, faces)
-        with timed(timings, "synthetic_model"):
-            synthetic_logits = self._score_frames(sample.frames)
-        maps: list[Heatmap] = []
-        if heatmaps and crop_logits:
-            from detector.gradcam import top_crop_heatmaps
+            sample = self.p.sampler.sample(media, frames)
+        return Prepared(media.info, media.data, media.name, sample, timings)
 
-            with timed(timings, "heatmaps"):
-                limit = self.settings.fusion.heatmap_faces
-                maps = top_crop_heatmaps(self.face_model, faces, crops, crop_logits, limit)
-        outputs = StageOutputs(
-            media=media.info,
-            name=name,
-            frames=sample.frames,
-            faces=faces,
-            crop_logits=crop_logits,
-            synthetic_logits=synthetic_logits,
-            provenance=provenance,
-            heatmaps=maps,
-            timings=timings,
-            warnings=list(sample.warnings),
-        )
-        return assembler.build(outputs)
+    def provenance(self, data: bytes, mime: str, name: str | None) -> Ready[ProvenanceReport]:
+        return Ready(self.p.provenance_reader.read(data, mime, name))
 
-    def _score_faces(
-        self, frames: list[Frame], faces: FaceResult
-    ) -> tuple[dict[CropKey, np.ndarray], dict[CropKey, float]]:
-        """The face model's crops and raw logits, keyed by (frame index, detection position)."""
-        if faces.n_faces == 0:
-            return {}, {}
-        model = self.face_model  # the crop spec belongs to the checkpoint
-        keys, crops = face_crops(frames, faces, model.spec, self.settings.faces.margin)
-        logits = model.predict(crops)
-        return dict(zip(keys, crops, strict=True)), {
-            key: float(v) for key, v in zip(keys, logits, strict=True)
-        }
+    def detect(self, images: list[np.ndarray]) -> Ready[list[list[FaceDetection]]]:
+        return Ready(self.p.faces.detect(images))
 
-    def _score_frames(self, frames: list[Frame]) -> dict[int, float]:
-        """The synthetic-image model's raw logit per whole frame (empty when none is configured)."""
-        model = self.synthetic_model
-        if model is None or not frames:
-            return {}
-        logits = model.predict([frame.image for frame in frames])
-        return {frame.index: float(v) for frame, v in zip(frames, logits, strict=True)}
+    def face_logits(self, crops: list[np.ndarray]) -> Ready[list[float]]:
+        return Ready([float(v) for v in self.p.face_model.predict(crops)])
 
+    def synthetic_logits(self, images: list[np.ndarray]) -> Ready[list[float]]:
+        model = self.p.synthetic_model
+        assert model is not None  # run() asks only when a synthetic model is configured
+        return Ready([float(v) for v in model.predict(images)])
 
-_default: Pipeline | None = None
+    def heatmaps(
+        self, faces: FaceResult, crops: dict[CropKey, np.ndarray], logits: dict[CropKey, float], limit: int
+    ) -> Ready[list[Heatmap]]:
+        from detector.models._gradcam import top_crop_heatmaps
 
-
-def analyze(
-    source: str | Path | bytes, name: str | None = None, frames: int | None = None, heatmaps: bool = False
-) -> Report:
-    """Analyse with a process-wide pipeline built on first call from the environment's settings."""
-    global _default
-    if _default is None:
-        _default = Pipeline()
-    return _default.analyze(source, name=name, frames=frames, heatmaps=heatmaps)
+        return Ready(top_crop_heatmaps(self.p.face_model, faces, crops, logits, limit))

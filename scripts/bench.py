@@ -39,8 +39,8 @@ def bench_sampling(tmp: Path, settings: Settings) -> list[Row]:
     """Seek-sampling 32 frames vs decoding every frame of a 30 s 720p clip."""
     import av
 
-    from detector.media import MediaLoader
-    from detector.sampling import FrameSampler
+    from detector.media.loader import MediaLoader
+    from detector.media.sampling import FrameSampler
     from tests import mediagen
 
     path = tmp / "720p30s.mp4"
@@ -65,7 +65,7 @@ def bench_sampling(tmp: Path, settings: Settings) -> list[Row]:
 
 def bench_faces(tmp: Path, settings: Settings) -> list[Row]:
     """MTCNN frames/s at 480p, 720p, 1080p with and without downscaling."""
-    from detector.faces import FaceExtractor
+    from detector.faces.extract import FaceExtractor
     from tests import mediagen
 
     rows: list[Row] = []
@@ -140,9 +140,9 @@ def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
     import os
 
     from detector.pipeline import Pipeline
-    from serving.scan import list_source
-    from serving.scan_output import ResultStore
-    from serving.scan_pipeline import scan_items
+    from serving.scan.output import ResultStore
+    from serving.scan.run import scan_items
+    from serving.scan.source import list_source
     from tests import mediagen
 
     n_images, n_videos = (int(v) for v in os.environ.get("BENCH_SCAN_SIZE", "200,20").split(","))
@@ -210,8 +210,8 @@ def bench_http(tmp: Path, settings: Settings) -> list[Row]:
     import httpx
 
     from detector.pipeline import Pipeline
-    from serving.ray_runtime import init_ray
-    from serving.serve_app import load_config, run_service, stop_service
+    from serving.ray.app import load_config, run_service, stop_service
+    from serving.ray.runtime import init_ray
 
     service_settings = settings.model_copy(update={"data_dir": tmp / "data"})
     pipeline = Pipeline(service_settings)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detector.calibration import (
+from detector.scoring.calibration import (
     ECE_BINS,
     Calibrator,
     ece_noise_floor,
@@ -32,8 +32,8 @@ from detector.calibration import (
     fit_calibrator,
     sigmoid,
 )
-from detector.fusion_fit import choose_thresholds, dump_parameters, fit_stack, stack_logits
-from detector.fusion_params import FusionParameters, Pattern, Priors, SubModel, Thresholds
+from detector.scoring.fusion.fit import choose_thresholds, dump_parameters, fit_stack, stack_logits
+from detector.scoring.fusion.params import FusionParameters, Pattern, Priors, SubModel, Thresholds
 
 if TYPE_CHECKING:
     from scripts.calibration_data import ScoredSet
@@ -58,7 +58,7 @@ def toml_value(value: Any) -> str:
 
 def write_manifest_calibration(path: Path, name: str, table: dict[str, Any]) -> None:
     """Replace (or add) ``[models."NAME".calibration]`` in the manifest text; validated, atomic."""
-    from detector.models.manifest import Manifest
+    from detector.models._manifest import Manifest
 
     text = path.read_text(encoding="utf-8")
     header = f'[models."{name}".calibration]'
@@ -96,7 +96,7 @@ def reliability_diagram(
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from detector.calibration import reliability_bins
+    from detector.scoring.calibration import reliability_bins
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
     for ax, (title, curves) in zip(axes[0], panels, strict=True):
@@ -218,7 +218,7 @@ def cross_fit(d: ScoredData, fit: np.ndarray, method: str) -> tuple[dict[str, An
 def score_sets(args: argparse.Namespace) -> tuple[ScoredData, list[ScoredSet]]:
     """Score the calibration sets with the models named in ``args``."""
     from detector.models import create_model
-    from detector.models.manifest import load_manifest
+    from detector.models._manifest import load_manifest
     from detector.settings import get_settings
     from scripts.calibration_data import face_set, synthetic_set
     from scripts.train_data import face_cache

@@ -103,8 +103,8 @@ def face_set(
 
 def _item_face_logit(image: np.ndarray, face_model: Classifier, extractor: object) -> float:
     """The pipeline's item face logit for one image (raw logits, weighted by face side); NaN if no face."""
-    from detector.aggregate import TrackEvidence, item_logit
-    from detector.faces import FaceExtractor, crop_face
+    from detector.faces.extract import FaceExtractor, crop_face
+    from detector.scoring.aggregate import TrackEvidence, item_logit
 
     assert isinstance(extractor, FaceExtractor)
     dets = extractor.detect([image])[0]
@@ -134,7 +134,7 @@ def synthetic_set(
         raise SystemExit(f"no images under {real_root} / {generated_root}")
     extractor = None
     if detect_faces and face_model is not None:
-        from detector.faces import FaceExtractor
+        from detector.faces.extract import FaceExtractor
         from detector.settings import FaceSettings
 
         extractor = FaceExtractor(FaceSettings(), device=face_model.device)

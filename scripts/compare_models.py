@@ -64,8 +64,8 @@ def _sbi_validation(classifier: Classifier, cache: FaceCache, seed: int) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     """Run every comparison and write the Markdown table and JSON."""
-    from detector.models.registry import create_model
-    from detector.models.weights import import_weights
+    from detector.models._registry import create_model
+    from detector.models._weights import import_weights
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))

@@ -69,8 +69,8 @@ class Scorer:
         self.is_face = classifier.entry.task == "face_forgery"
         self._extractor: Any = None
         self.no_face = 0
-        from detector.media import MediaLoader
-        from detector.sampling import FrameSampler
+        from detector.media.loader import MediaLoader
+        from detector.media.sampling import FrameSampler
 
         self._loader = MediaLoader()
         self._sampler = FrameSampler(loader=self._loader)
@@ -78,7 +78,7 @@ class Scorer:
     def _inputs(self, images: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
         if not self.is_face or self.whole_image:
             return list(enumerate(images))
-        from detector.faces import FaceExtractor, crop_face
+        from detector.faces.extract import FaceExtractor, crop_face
 
         if self._extractor is None:
             self._extractor = FaceExtractor(device=self.classifier.device)
@@ -103,7 +103,7 @@ class Scorer:
 
 
 def _probabilities(classifier: Classifier, logits: np.ndarray) -> tuple[np.ndarray, bool]:
-    from detector.calibration import Calibrator, sigmoid
+    from detector.scoring.calibration import Calibrator, sigmoid
 
     cal = classifier.entry.calibration
     if cal is None:
@@ -188,7 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score, summarise, print the table and write the outputs."""
-    from detector.models.registry import create_model
+    from detector.models._registry import create_model
 
     if args.frames < 1:
         raise InvalidRequest("--frames must be at least 1")

@@ -25,9 +25,9 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from tqdm import tqdm
 
+from detector.models._manifest import InputConfig
+from detector.models._registry import get_architecture, parse_model_name
 from detector.models.base import InputSpec
-from detector.models.manifest import InputConfig
-from detector.models.registry import get_architecture, parse_model_name
 from scripts.train_data import TrainingData, build_data
 
 
@@ -119,7 +119,7 @@ def save_checkpoint(
 
 def export(module: nn.Module, path: Path, metadata: dict[str, str]) -> str:
     """Write the module's weights as safetensors; returns the file's sha256."""
-    from detector.models.weights import sha256_file, write_safetensors
+    from detector.models._weights import sha256_file, write_safetensors
 
     tensors = {k: v.detach().cpu().contiguous().numpy() for k, v in module.state_dict().items()}
     write_safetensors(path, tensors, metadata)

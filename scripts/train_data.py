@@ -24,9 +24,9 @@ from datasets.face_cache import FaceCache, build_face_cache, image_files, load_r
 from datasets.face_pool import FacePool
 from datasets.image_pool import ImagePool
 from datasets.training import ArtefactSet, Batch, SelfBlendSet, split_by_group
+from detector.models._manifest import InputConfig, ModelEntry, Source
+from detector.models._registry import get_architecture, parse_model_name
 from detector.models.base import Classifier, InputSpec
-from detector.models.manifest import InputConfig, ModelEntry, Source
-from detector.models.registry import get_architecture, parse_model_name
 
 TASK_KINDS = {
     "face_sbi": "face_forgery",
@@ -81,7 +81,7 @@ def face_cache(root: Path, name: str, cache_dir: Path, margin: float, size: int)
     path = cache_dir / f"{name}_ctx{margin:g}_{size}.npz"
     if path.exists():
         return FaceCache.load(path)
-    from detector.faces import FaceExtractor
+    from detector.faces.extract import FaceExtractor
     from detector.settings import FaceSettings
 
     extractor = FaceExtractor(FaceSettings(min_face_px=64, min_probability=0.95), device="cpu")

@@ -41,7 +41,7 @@ def face_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def mesonet_weights_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights cache holding MesoNet, imported from ../shared/data/weights/mesonet."""
-    from detector.models.weights import import_weights
+    from detector.models._weights import import_weights
 
     weights_dir = tmp_path_factory.mktemp("weights")
     import_weights("mesonet", shared_data / "weights" / "mesonet", weights_dir)

@@ -67,7 +67,7 @@ def free_port() -> int:
 def service_settings(root: Path, weights_dir: Path) -> Settings:
     """Settings for the tests: MesoNet (imported) on faces, the shipped synthetic-image model on
     frames, a data folder under ``root``, few frames."""
-    from detector.fusion import default_fusion_path
+    from detector.scoring.fusion.rules import default_fusion_path
 
     fusion_file = None
     if not default_fusion_path().is_file():  # until the calibrated fusion ships in weights/
@@ -97,17 +97,17 @@ def session_service(root: Path, weights_dir: Path) -> Iterator[Service]:
         yield _running
     finally:
         if _running is not None:
-            from serving.serve_app import stop_service
+            from serving.ray.app import stop_service
 
             stop_service()
             _running = None
 
 
 def _start(root: Path, weights_dir: Path) -> Service:
-    from serving.keys import create_key
-    from serving.ray_runtime import init_ray
-    from serving.serve_app import load_config, run_service
-    from serving.store import JobStore, store_path
+    from serving.auth.keys import create_key
+    from serving.jobs.store import JobStore, store_path
+    from serving.ray.app import load_config, run_service
+    from serving.ray.runtime import init_ray
 
     settings = service_settings(root, weights_dir)
     path = store_path(settings)

@@ -18,8 +18,8 @@ import uvicorn
 
 from detector.settings import Settings
 from serving.analyzer import Analyzer
-from serving.api import create_app
-from serving.store import JobStore, store_path
+from serving.http.app import create_app
+from serving.jobs.store import JobStore, store_path
 
 _THRESHOLDS = (
     ("authentic", 0.1),
@@ -174,7 +174,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 def mesonet_weights_dir(shared_data: Path, base: Path) -> Path:
     """MesoNet weights imported once per test session from ../shared/data into ``base``/weights."""
-    from detector.models.weights import import_weights
+    from detector.models._weights import import_weights
 
     target = base / "mesonet-weights"
     if not (target / ".done").is_file():

@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 
 from detector.settings import Settings
 from serving.analyzer import InProcessAnalyzer
-from serving.api import create_app
-from serving.keys import create_key
-from serving.store import JobStore
+from serving.auth.keys import create_key
+from serving.http.app import create_app
+from serving.jobs.store import JobStore
 from tests import mediagen
 from tests.hostile import HOSTILE, clip, jpeg
 from tests.servicekit import error_of, live_server, make_settings, mesonet_weights_dir, open_store, poll_job
@@ -102,7 +102,9 @@ def test_video_job_is_polled_to_completion(service: Service, tmp_path: Path) -> 
     job = poll_job(service.client, body["job_id"])
     assert job["status"] == "succeeded", job
     assert job["progress"] == 1.0
-    assert job["partial"]["stage"] == "models"  # the last progress report before the end
+    assert job["partial"]["stage"] == "report"  # the last progress report before the end
+    assert job["partial"]["frames_sampled"] == 3
+    assert "faces_found" in job["partial"]
     assert job["partial"]["faces_found"] >= 1
     report = job["report"]
     assert report["media"]["kind"] == "video"

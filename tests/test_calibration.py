@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.aggregate import (
+from detector.models._manifest import Calibration, Manifest, load_manifest
+from detector.scoring.aggregate import (
     TrackEvidence,
     confident_subset,
     item_logit,
@@ -18,7 +19,7 @@ from detector.aggregate import (
     synthetic_logit,
     track_logit,
 )
-from detector.calibration import (
+from detector.scoring.calibration import (
     ISOTONIC_MIN_SAMPLES,
     CalibrationDataError,
     Calibrator,
@@ -26,7 +27,6 @@ from detector.calibration import (
     fit_calibrator,
     sigmoid,
 )
-from detector.models.manifest import Calibration, Manifest, load_manifest
 from detector.settings import FusionSettings
 from scripts.calibrate import write_manifest_calibration
 
@@ -182,7 +182,7 @@ def test_held_out_split_keeps_photos_whole_and_strata_balanced() -> None:
 def test_calibrate_subcommand_registers_its_options() -> None:
     import argparse
 
-    from serving import cli_calibrate
+    from serving.cli import calibrate as cli_calibrate
 
     parser = argparse.ArgumentParser(prog="trueframe")
     cli_calibrate.register(parser.add_subparsers(dest="command"))
@@ -201,7 +201,7 @@ def test_calibrate_subcommand_registers_its_options() -> None:
 
 
 def test_ece_noise_floor_is_what_a_perfect_predictor_scores() -> None:
-    from detector.calibration import ece_noise_floor
+    from detector.scoring.calibration import ece_noise_floor
 
     rng = np.random.default_rng(11)
     probs = rng.uniform(0, 1, 300)

@@ -1,4 +1,4 @@
-"""``trueframe provenance``: the card and the JSON lines, through serving.cli_provenance's parser."""
+"""``trueframe provenance``: the card and the JSON lines, through serving.cli.provenance's parser."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving import cli_provenance
+from serving.cli import provenance as cli_provenance
 from tests.c2pa_signing import SIGNER_ORG, flip_pixel_byte, make_chain, sign_media
 
 

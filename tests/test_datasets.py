@@ -22,7 +22,7 @@ from datasets.readers import (
     read_real_fake,
 )
 from detector.errors import InvalidRequest
-from detector.faces import crop_face
+from detector.faces.extract import crop_face
 from detector.models.npr import image_patches, patch_grid
 
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from detector import errors
-from detector.aggregate import TrackEvidence, item_logit, track_logit
+from detector.scoring.aggregate import TrackEvidence, item_logit, track_logit
 from detector.settings import Settings
 
 REQUIRED_CODES = {

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from detector.faces import FaceDetection, FaceExtractor, crop_face, link_tracks
+from detector.faces.extract import FaceDetection, FaceExtractor, crop_face, link_tracks
 from detector.settings import FaceSettings
 from tests import mediagen
 

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.fusion import (
+from detector.provenance.types import ActiveManifest, AIDeclaration, MetadataHint, ProvenanceReport
+from detector.report.schema import Score
+from detector.scoring.fusion.fit import choose_thresholds, dump_parameters, fit_stack, stack_logits
+from detector.scoring.fusion.rules import (
     BandThreshold,
     Fusion,
     FusionInputs,
@@ -17,10 +20,7 @@ from detector.fusion import (
     Thresholds,
     load_parameters,
 )
-from detector.fusion_fit import choose_thresholds, dump_parameters, fit_stack, stack_logits
-from detector.provenance_types import ActiveManifest, AIDeclaration, MetadataHint, ProvenanceReport
-from detector.report import Score
-from detector.scope import check_frame
+from detector.scoring.scope import check_frame
 from tests import mediagen
 from tests.c2pa_signing import DIGITAL_CAPTURE
 

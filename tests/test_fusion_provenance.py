@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.fusion import Fusion, FusionInputs
-from detector.provenance import ProvenanceReader
+from detector.provenance.reader import ProvenanceReader
+from detector.scoring.fusion.rules import Fusion, FusionInputs
 from detector.settings import ProvenanceSettings
 from tests.c2pa_signing import (
     DIGITAL_CAPTURE,

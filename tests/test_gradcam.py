@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from detector.errors import ModelError
-from detector.gradcam import grad_cam, heatmap_png, last_conv
+from detector.models._gradcam import grad_cam, heatmap_png, last_conv
+from detector.models._manifest import InputConfig, ModelEntry, Source
 from detector.models.base import TorchClassifier
-from detector.models.manifest import InputConfig, ModelEntry, Source
 
 
 class EdgeEnergyNet(nn.Module):
@@ -127,7 +127,7 @@ def test_model_without_convolution_is_a_typed_error() -> None:
 
 
 def test_pipeline_heatmaps_on_request(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from detector.models.weights import import_weights
+    from detector.models._weights import import_weights
     from detector.pipeline import Pipeline
     from detector.settings import ModelSettings, Settings
     from tests import mediagen

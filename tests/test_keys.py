@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from serving import cli_keys
 from serving.analyzer import InProcessAnalyzer
-from serving.api import create_app
-from serving.keys import authenticate_key, create_key, list_keys, revoke_key
-from serving.routes import SESSION_COOKIE
-from serving.store import JobStore, store_path
+from serving.auth.keys import authenticate_key, create_key, list_keys, revoke_key
+from serving.cli import keys as cli_keys
+from serving.http.access import SESSION_COOKIE
+from serving.http.app import create_app
+from serving.jobs.store import JobStore, store_path
 from tests import mediagen
 from tests.servicekit import error_of, make_settings, open_store
 

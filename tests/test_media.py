@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from detector.errors import InvalidRequest, TrueframeError, UnsupportedMediaType
-from detector.media import Media, MediaLoader, sniff
-from detector.sampling import FrameSampler
+from detector.media.loader import Media, MediaLoader
+from detector.media.sampling import FrameSampler
+from detector.media.sniff import sniff
 from detector.settings import LimitSettings, Settings
 from tests import mediagen
 

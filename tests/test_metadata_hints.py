@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from detector.metadata_hints import classify_software, metadata_hints
-from detector.provenance import ProvenanceReader
+from detector.provenance.hints import classify_software, metadata_hints
+from detector.provenance.reader import ProvenanceReader
 
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 SD_PARAMETERS = (

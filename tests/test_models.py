@@ -31,10 +31,10 @@ from detector.models import (
     list_architectures,
     list_models,
     parse_model_name,
-    registry,
 )
-from detector.models.manifest import default_manifest_path, load_manifest
-from detector.models.weights import fetch_weights, import_weights, sha256_file, write_safetensors
+from detector.models import _registry as registry
+from detector.models._manifest import default_manifest_path, load_manifest
+from detector.models._weights import fetch_weights, import_weights, sha256_file, write_safetensors
 
 MESONET = ["meso4.df", "meso4.f2f", "mesoinception4.df", "mesoinception4.f2f"]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from detector.errors import InvalidRequest, ProvenanceConfigError, UnsupportedMediaType
-from detector.media import HEAD_BYTES, sniff
-from detector.provenance import ProvenanceReader
-from detector.provenance_types import ProvenanceReport
+from detector.media.sniff import HEAD_BYTES, sniff
+from detector.provenance.reader import ProvenanceReader
+from detector.provenance.types import ProvenanceReport
 from detector.settings import ProvenanceSettings
 from tests.conftest import SHARED_DATA
 

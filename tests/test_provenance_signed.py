@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from detector.provenance import ProvenanceReader
+from detector.provenance.reader import ProvenanceReader
 from detector.settings import ProvenanceSettings
 from tests.c2pa_signing import (
     DIGITAL_CAPTURE,

@@ -13,10 +13,10 @@ import av
 import numpy as np
 import pytest
 
-from detector import sampling
 from detector.errors import InvalidRequest, NoFramesDecoded
-from detector.media import Media, MediaLoader
-from detector.sampling import FrameSample, FrameSampler, to_rgb_upright
+from detector.media import sampling
+from detector.media.loader import Media, MediaLoader
+from detector.media.sampling import FrameSample, FrameSampler, to_rgb_upright
 from tests import mediagen
 
 GOP = {"crf": "23", "preset": "ultrafast", "bf": "3", "g": "12", "keyint_min": "12"}

@@ -22,9 +22,9 @@ import pytest
 
 from detector.pipeline import Pipeline
 from detector.settings import Settings
-from serving.scan import list_source
-from serving.scan_output import ResultStore, read_jsonl, report_row
-from serving.scan_pipeline import scan_items
+from serving.scan.output import ResultStore, read_jsonl, report_row
+from serving.scan.run import scan_items
+from serving.scan.source import list_source
 from tests import mediagen
 from tests.servicekit import IDENTITY_FUSION
 
@@ -64,7 +64,7 @@ def ray_local() -> Iterator[None]:
     """Local Ray for the in-process scans of this module, or the session's if one already runs."""
     import ray
 
-    from serving.ray_runtime import init_ray
+    from serving.ray.runtime import init_ray
     from tests.serve_helpers import RAY_TEST_CPUS
 
     started = init_ray(num_cpus=RAY_TEST_CPUS)
@@ -166,7 +166,7 @@ def test_folder_scan_writes_one_correct_row_per_file(
 
 def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "serving.cli_scan", *args],
+        [sys.executable, "-m", "serving.cli.scan", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
@@ -244,7 +244,7 @@ def test_parquet_output_reads_back_and_feeds_the_review_queue(
     tmp_path: Path, scan_env: dict[str, str], ray_local: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from detector.settings import get_settings
-    from serving.cli_scan import main
+    from serving.cli.scan import main
 
     for key, value in scan_env.items():
         monkeypatch.setenv(key, value)
@@ -276,7 +276,7 @@ def test_parquet_output_reads_back_and_feeds_the_review_queue(
 
 
 def test_journal_drops_a_half_written_line_and_keeps_appending(tmp_path: Path) -> None:
-    from serving.scan_output import Journal
+    from serving.scan.output import Journal
 
     path = tmp_path / "results.jsonl"
     journal = Journal(path)
@@ -314,7 +314,7 @@ def test_sources_lists_manifests_and_single_files(tmp_path: Path) -> None:
 
 
 def test_review_queue_applies_every_filter_and_sorts_by_score() -> None:
-    from serving.cli_scan import review_queue
+    from serving.cli.scan import review_queue
 
     rows: list[dict[str, Any]] = [
         {"path": "a", "verdict": "manipulated", "manipulated": 0.95},

@@ -17,7 +17,7 @@ SEEDS = range(6)
 @pytest.fixture(scope="module")
 def face(face_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
     """The astronaut photo, dlib's 68 landmarks of her face and MTCNN's box."""
-    from detector.faces import FaceExtractor
+    from detector.faces.extract import FaceExtractor
 
     faces = FaceExtractor(device="cpu").detect([face_photo])[0]
     assert faces, "MTCNN found no face in the astronaut photo"
@@ -28,7 +28,7 @@ def face(face_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, f
 @pytest.fixture(scope="module")
 def donor(face_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Another face: the astronaut mirrored and tinted, with its landmarks mirrored too."""
-    from detector.faces import FaceExtractor
+    from detector.faces.extract import FaceExtractor
 
     image = np.ascontiguousarray(face_photo[:, ::-1])
     image = np.clip(image.astype(np.int16) + np.array([30, -10, -20]), 0, 255).astype(np.uint8)

@@ -148,9 +148,9 @@ def test_a_declared_oversize_upload_is_refused_with_413(service: Service) -> Non
 
 
 def test_a_callback_gets_the_signed_final_job(service: Service, face_jpeg: bytes) -> None:
-    from serving.keys import authenticate_key
-    from serving.store import JobStore, store_path
-    from serving.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+    from serving.auth.keys import authenticate_key
+    from serving.jobs.store import JobStore, store_path
+    from serving.jobs.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
     store = JobStore(store_path(service.settings))
     principal = authenticate_key(store, service.key_a)
@@ -199,8 +199,8 @@ def test_typed_errors_raised_in_a_replica_arrive_as_themselves(service: Service)
     from ray import serve
 
     from detector.errors import UnsupportedMediaType
-    from serving.ray_analyzer import unwrap
-    from serving.serve_app import APP_NAME
+    from serving.ray.analyzer import unwrap
+    from serving.ray.app import APP_NAME
 
     media = serve.get_deployment_handle("media", app_name=APP_NAME)
     with pytest.raises(UnsupportedMediaType) as caught:

@@ -13,7 +13,7 @@ import pytest
 
 from detector.errors import InvalidRequest
 from detector.settings import Settings
-from serving.serve_app import DEPLOYMENTS, ServeConfig, _deployment, load_config
+from serving.ray.app import DEPLOYMENTS, ServeConfig, _deployment, load_config
 
 CORES = 2.0  # the development machine: every replica must fit, or serve.run waits forever
 
@@ -36,11 +36,11 @@ def test_shipped_config_is_also_a_valid_ray_serve_deploy_config() -> None:
     import yaml
     from ray.serve.schema import ServeDeploySchema
 
-    from serving.serve_app import DEFAULT_CONFIG
+    from serving.ray.app import DEFAULT_CONFIG
 
     schema = ServeDeploySchema.model_validate(yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8")))
     app = schema.applications[0]
-    assert app.import_path == "serving.serve_app:app_builder"
+    assert app.import_path == "serving.ray.app:app_builder"
     assert [d.name for d in app.deployments] == list(DEPLOYMENTS)
 
 
@@ -62,7 +62,7 @@ def test_bad_serve_config_is_a_typed_error(tmp_path: Path, yaml_text: str) -> No
 
 
 def test_models_get_a_gpu_share_only_when_the_cluster_has_gpus() -> None:
-    from serving.deployments import FaceDeployment, MediaDeployment
+    from serving.ray.deployments import FaceDeployment, MediaDeployment
 
     config = ServeConfig(deployments={"faces": {"ray_actor_options": {"num_cpus": 0.4}}})
     on_gpu = _deployment(FaceDeployment, "faces", config, gpus=1.0)
@@ -77,16 +77,30 @@ def test_models_get_a_gpu_share_only_when_the_cluster_has_gpus() -> None:
     )
 
 
-def test_user_config_sets_batching_and_face_thresholds_live() -> None:
-    from serving.deployments import FaceDeployment
+def test_user_config_sets_batching_live_and_refuses_thresholds() -> None:
+    """Thresholds come from the settings only, so Ray and in-process answer alike."""
+    from serving.ray.deployments import FaceDeployment
 
     replica: Any = cast(Any, FaceDeployment).func_or_class(Settings())
-    replica.reconfigure({"max_batch_size": 4, "batch_wait_timeout_s": 0.5, "min_probability": 0.6})
-    assert replica.detect._get_max_batch_size() == 4
-    assert replica.detect._get_batch_wait_timeout_s() == 0.5
-    assert replica.extractor.settings.min_probability == 0.6
+    before = (replica.detect._get_max_batch_size(), replica.detect._get_batch_wait_timeout_s())
+    replica.reconfigure({"max_batch_size": 4, "batch_wait_timeout_s": 0.5})
+    assert (
+        (replica.detect._get_max_batch_size(), replica.detect._get_batch_wait_timeout_s())
+        == (4, 0.5)
+        != before
+    )
+    with pytest.raises(ValueError, match="unknown user_config"):
+        replica.reconfigure({"min_probability": 0.6})
+    assert replica.extractor.settings.min_probability == Settings().faces.min_probability
     with pytest.raises(ValueError, match="unknown user_config"):
         replica.reconfigure({"max_batch": 4})
+
+
+def test_shipped_serve_config_carries_no_thresholds() -> None:
+    from serving.ray.app import load_config
+
+    for name, options in load_config().deployments.items():
+        assert set(options.get("user_config") or {}) <= {"max_batch_size", "batch_wait_timeout_s"}, name
 
 
 def test_serve_address_comes_from_flags_then_environment_then_config(
@@ -94,7 +108,7 @@ def test_serve_address_comes_from_flags_then_environment_then_config(
 ) -> None:
     import argparse
 
-    from serving.cli_serve import _pick, register
+    from serving.cli.serve import _pick, register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.faces import crop_face
+from detector.faces.extract import crop_face
+from detector.models._manifest import load_manifest
+from detector.models._registry import create_model, list_models
+from detector.models._weights import sha256_file, shipped_dir
 from detector.models.base import Classifier
-from detector.models.manifest import load_manifest
-from detector.models.registry import create_model, list_models
-from detector.models.weights import sha256_file, shipped_dir
 from scripts.evaluate import main as evaluate_main
 
 FACE_MODEL = "facecnn.sbi"

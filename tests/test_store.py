@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.store import JobStore
+from serving.jobs.store import JobStore
 
 
 @pytest.fixture
@@ -110,20 +110,19 @@ def test_purge_deletes_expired_reports_only(store: JobStore) -> None:
     for job_id, ttl in ((old, 10.0), (fresh, 3600.0)):
         store.claim(job_id)
         store.finish(job_id, "succeeded", ttl, report={"n": 1})
-    store.cache_report("cd" * 32, "v1", "frames=4", {"n": 2})
+    store.cache_report("cd" * 32, "k1", {"n": 2})
     purged = store.purge(now=time.time() + 60, cache_ttl_s=3600)
     assert purged == 1
     assert not store.query("SELECT 1 FROM jobs WHERE id=?", (old,))
     assert store.get(fresh) is not None
     assert store.get(waiting) is not None  # queued jobs never expire
-    assert store.cached_report("cd" * 32, "v1", "frames=4") == {"n": 2}
+    assert store.cached_report("cd" * 32, "k1") == {"n": 2}
     store.purge(now=time.time() + 7200, cache_ttl_s=3600)
-    assert store.cached_report("cd" * 32, "v1", "frames=4") is None
+    assert store.cached_report("cd" * 32, "k1") is None
 
 
-def test_cache_is_keyed_by_content_models_and_options(store: JobStore) -> None:
-    store.cache_report("ef" * 32, "meso4.df=abc", "frames=4;heatmaps=0", {"score": 0.2})
-    assert store.cached_report("ef" * 32, "meso4.df=abc", "frames=4;heatmaps=0") == {"score": 0.2}
-    assert store.cached_report("ef" * 32, "meso4.df=NEW", "frames=4;heatmaps=0") is None
-    assert store.cached_report("ef" * 32, "meso4.df=abc", "frames=8;heatmaps=0") is None
-    assert store.cached_report("00" * 32, "meso4.df=abc", "frames=4;heatmaps=0") is None
+def test_cache_is_keyed_by_content_and_result_key(store: JobStore) -> None:
+    store.cache_report("ef" * 32, "key-a", {"score": 0.2})
+    assert store.cached_report("ef" * 32, "key-a") == {"score": 0.2}
+    assert store.cached_report("ef" * 32, "key-b") is None
+    assert store.cached_report("00" * 32, "key-a") is None

@@ -15,8 +15,8 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from datasets.face_cache import FaceCache, context_crop
 from datasets.readers import Sample
-from detector.models.manifest import Manifest
-from detector.models.registry import create_model
+from detector.models._manifest import Manifest
+from detector.models._registry import create_model
 from scripts import train
 from scripts.eval_metrics import binary_metrics, equal_error_rate
 from scripts.evaluate import FrameScore, summarize
@@ -174,7 +174,7 @@ def test_summary_aggregates_videos_and_groups() -> None:
 
 
 def test_efficientnet_b0_is_registered_with_one_logit() -> None:
-    from detector.models.registry import get_architecture, list_architectures
+    from detector.models._registry import get_architecture, list_architectures
 
     module = get_architecture("effnet_b0").factory().eval()
     with torch.no_grad():

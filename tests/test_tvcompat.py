@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from detector.tvcompat import ensure_torchvision, nms_reference
+from detector.faces.tvcompat import ensure_torchvision, nms_reference
 
 
 def brute_force_nms(boxes: list[list[float]], scores: list[float], threshold: float) -> list[int]:
@@ -87,7 +87,7 @@ def test_inert_when_the_op_already_exists() -> None:
         lib = torch.library.Library("torchvision", "DEF")
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         lib.impl("nms", lambda d, s, t: torch.tensor([42]), "CompositeExplicitAutograd")
-        from detector.tvcompat import ensure_torchvision
+        from detector.faces.tvcompat import ensure_torchvision
         assert ensure_torchvision() == "compiled"
         out = torch.ops.torchvision.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
         assert out.tolist() == [42], out
@@ -101,7 +101,7 @@ def test_inert_when_the_op_already_exists() -> None:
 
 def test_fresh_process_imports_torchvision_and_facenet() -> None:
     code = (
-        "from detector.tvcompat import ensure_torchvision; ensure_torchvision();"
+        "from detector.faces.tvcompat import ensure_torchvision; ensure_torchvision();"
         "import torchvision.models, facenet_pytorch; print('imported')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)

@@ -14,8 +14,15 @@ from PIL import Image
 from detector.errors import InvalidRequest
 from detector.settings import ServeSettings
 from serving.analyzer import InProcessAnalyzer
-from serving.keys import create_key
-from serving.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_callback_url, deliver, sign, verify
+from serving.auth.keys import create_key
+from serving.jobs.webhooks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    check_callback_url,
+    deliver,
+    sign,
+    verify,
+)
 from tests import mediagen
 from tests.servicekit import (
     live_server,

@@ -4,8 +4,7 @@
 ``list_models()`` names every model the manifest lists for a registered architecture.
 """
 
-from detector.models.base import Classifier, InputSpec, TorchClassifier
-from detector.models.registry import (
+from detector.models._registry import (
     create_model,
     list_architectures,
     list_models,
@@ -13,6 +12,7 @@ from detector.models.registry import (
     register_importer,
     register_model,
 )
+from detector.models.base import Classifier, InputSpec, TorchClassifier
 
 __all__ = [
     "Classifier",

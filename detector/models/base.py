@@ -21,7 +21,7 @@ from torch import nn
 from detector.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from detector.models.manifest import ModelEntry
+    from detector.models._manifest import ModelEntry
 
 Interpolation = Literal["area", "linear", "cubic", "nearest"]
 

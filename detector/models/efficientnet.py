@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from detector.models.registry import register_model
+from detector.models._registry import register_model
 
 
 def _efficientnet(variant: str) -> nn.Module:
-    from detector.tvcompat import ensure_torchvision
+    from detector.faces.tvcompat import ensure_torchvision
 
     ensure_torchvision()
     from torchvision import models

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from detector.models._manifest import ModelEntry
+from detector.models._registry import register_model
 from detector.models.base import TorchClassifier, _check_image
-from detector.models.manifest import ModelEntry
-from detector.models.registry import register_model
 
 # (kernel, stride, expansion, out channels, repeats) of the seven MBConv stages of Lite0.
 LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from detector.models.registry import register_model
+from detector.models._registry import register_model
 
 
 def _stage(cin: int, cout: int, convs: int) -> nn.Sequential:

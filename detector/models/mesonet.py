@@ -24,9 +24,9 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from detector.errors import ModelError
-from detector.models.keras_h5 import KERAS_BN_EPSILON, keras_to_state_dict, read_keras_h5
-from detector.models.manifest import ModelEntry
-from detector.models.registry import get_architecture, register_importer, register_model
+from detector.models._keras_h5 import KERAS_BN_EPSILON, keras_to_state_dict, read_keras_h5
+from detector.models._manifest import ModelEntry
+from detector.models._registry import get_architecture, register_importer, register_model
 
 INPUT_SIDE = 256
 

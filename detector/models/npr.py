@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from detector.models._registry import register_model
 from detector.models.base import Classifier, _check_image
-from detector.models.registry import register_model
 
 GRID_ALIGN = 8
 

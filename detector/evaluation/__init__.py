@@ -1,0 +1,1 @@
+"""Evaluation: metrics with bootstrap intervals, plots, the development suite, calibration and the audit."""

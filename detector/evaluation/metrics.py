@@ -1,0 +1,131 @@
+"""Detection metrics: ranking, threshold and calibration quality, with 95% bootstrap intervals.
+
+All functions take labels (1 = fake) and scores where larger means more likely fake: logits or
+probabilities (ranking metrics do not care). Calibration metrics take probabilities. The dev
+sets are small, so every figure that is reported comes with a percentile bootstrap interval
+(:func:`bootstrap`), resampling whole clusters (a video's frames) where items are not independent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score, roc_curve
+
+from detector.scoring.calibration import ECE_BINS, expected_calibration_error, sigmoid
+
+EPS = 1e-7
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The error rate where the false-positive and false-negative rates are equal (ROC interpolation)."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1.0 - tpr
+    diff = fpr - fnr
+    i = int(np.argmax(diff >= 0))
+    if i == 0:
+        return float((fpr[0] + fnr[0]) / 2.0)
+    # linear interpolation between ROC points i-1 and i, where fpr - fnr changes sign
+    d0, d1 = diff[i - 1], diff[i]
+    t = d0 / (d0 - d1) if d0 != d1 else 0.0
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def binary_metrics(
+    labels: Sequence[int] | np.ndarray, logits: Sequence[float] | np.ndarray, probs: np.ndarray | None = None
+) -> dict[str, float]:
+    """AUC, AP, EER, accuracy at probability 0.5, log loss, Brier score, ECE (15 bins), counts.
+
+    ``probs`` are calibrated probabilities when the model has a calibration, else ``sigmoid(logits)``.
+    Ranking metrics are NaN when only one class is present.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    s = np.asarray(logits, dtype=np.float64)
+    p = np.clip(sigmoid(s) if probs is None else np.asarray(probs, dtype=np.float64), EPS, 1.0 - EPS)
+    both = len(np.unique(y)) == 2
+    return {
+        "n": float(len(y)),
+        "n_fake": float(y.sum()),
+        "auc": float(roc_auc_score(y, s)) if both else float("nan"),
+        "ap": float(average_precision_score(y, s)) if both else float("nan"),
+        "eer": equal_error_rate(y, s) if both else float("nan"),
+        "accuracy": float(((p >= 0.5).astype(np.int64) == y).mean()),
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, p)),
+        "ece": expected_calibration_error(p, y, ECE_BINS),
+    }
+
+
+def format_table(rows: dict[str, dict[str, float]], keys: Sequence[str] | None = None) -> str:
+    """A Markdown table: one row per name, one column per metric."""
+    keys = list(keys or ["n", "auc", "ap", "eer", "accuracy", "log_loss", "brier", "ece"])
+    lines = ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, metrics in rows.items():
+        cells = [f"{int(metrics[k])}" if k in ("n", "n_fake") else f"{metrics[k]:.3f}" for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC; NaN with one class only."""
+    y = np.asarray(labels)
+    return float(roc_auc_score(y, scores)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def ap(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision (fake = positive); NaN with one class only."""
+    y = np.asarray(labels)
+    return float(average_precision_score(y, scores)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def eer(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Equal error rate; NaN with one class only."""
+    y = np.asarray(labels)
+    return equal_error_rate(y, np.asarray(scores)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def ece(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Expected calibration error of probabilities (15 equal-width bins)."""
+    return expected_calibration_error(np.asarray(probs, np.float64), np.asarray(labels), ECE_BINS)
+
+
+def bootstrap(
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    labels: np.ndarray,
+    scores: np.ndarray,
+    clusters: np.ndarray | None = None,
+    n: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(value, low, high)``: the metric and its 95% percentile bootstrap interval.
+
+    Resamples items with replacement, or whole ``clusters`` (e.g. all frames of one video) when
+    given, stratified by label so every resample holds both classes. Resamples where the metric is
+    undefined are skipped.
+    """
+    y, s = np.asarray(labels), np.asarray(scores, np.float64)
+    value = metric(y, s)
+    groups = np.arange(len(y)) if clusters is None else np.asarray(clusters)
+    members: dict[object, np.ndarray] = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
+    strata = [[g for g, idx in members.items() if int(y[idx[0]]) == c] for c in (0, 1)]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n):
+        picked: list[object] = []
+        for stratum in strata:
+            picked += [stratum[i] for i in rng.integers(0, len(stratum), len(stratum))] if stratum else []
+        idx = np.concatenate([members[g] for g in picked]) if picked else np.array([], int)
+        v = metric(y[idx], s[idx]) if len(idx) else float("nan")
+        if not np.isnan(v):
+            draws.append(v)
+    if not draws:
+        return value, float("nan"), float("nan")
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return value, float(low), float(high)
+
+
+def band_shares(probs: np.ndarray, verdicts: Sequence[str], bands: Sequence[str]) -> dict[str, float]:
+    """Share of items given each verdict in ``bands`` (e.g. the false-positive rate of each band on reals)."""
+    total = max(1, len(verdicts))
+    return {band: sum(1 for v in verdicts if v == band) / total for band in bands}

@@ -1,0 +1,1 @@
+"""Faces: MTCNN detection on downscaled copies, margin crops, tracks across frames, the torchvision shim."""

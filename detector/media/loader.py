@@ -1,0 +1,289 @@
+"""Media intake: enforce limits, probe images and videos, decode images (types come from :mod:`.sniff`).
+
+Everything happens in memory (``io.BytesIO`` for Pillow and PyAV): no temporary files. The file
+name a client sends is informational only; the type always comes from the bytes (:func:`sniff`).
+Pillow's and FFmpeg's errors are caught by name and turned into the typed errors of
+:mod:`detector.errors`, so callers only ever see a :class:`~detector.errors.TrueframeError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import av
+import av.container
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from detector.errors import (
+    CorruptMedia,
+    EmptyMedia,
+    InvalidRequest,
+    MediaTooLarge,
+    MediaTooSmall,
+    NoVideoStream,
+    TooManyPixels,
+    VideoTooLong,
+)
+from detector.media.sniff import HEAD_BYTES, IMAGE_FORMATS, VIDEO_FORMATS, MediaKind, sniff
+from detector.settings import LimitSettings, get_settings
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What intake learnt about the bytes: type, hash and (display) geometry, timing for videos."""
+
+    kind: MediaKind
+    format: str
+    mime: str
+    size_bytes: int
+    sha256: str
+    width: int
+    height: int
+    fps: float | None = None
+    duration_s: float | None = None
+    frame_count: int | None = None
+    codec: str | None = None
+    rotation: int = 0
+    has_audio: bool = False
+    frame_count_estimated: bool = False  # True when frame_count is duration * fps, not the container's
+
+
+@dataclass(frozen=True)
+class Media:
+    """Accepted bytes plus their :class:`MediaInfo`; ``name`` never decides anything."""
+
+    info: MediaInfo
+    data: bytes
+    name: str | None = None
+
+    def open_video(self) -> av.container.InputContainer:
+        """A PyAV container reading ``data`` from memory; use it in a ``with`` block."""
+        if self.info.kind != "video":
+            raise InvalidRequest(f"{self.info.format} is an image, not a video")
+        return _open_container(self.data, self.info.format)
+
+
+def _open_container(data: bytes, fmt: str) -> av.container.InputContainer:
+    """Open with the demuxer the sniffed format implies (FFmpeg does not guess another one)."""
+    try:
+        return av.open(io.BytesIO(data), mode="r", format=VIDEO_FORMATS[fmt][1])
+    except av.FFmpegError as exc:
+        raise CorruptMedia(f"cannot read the {fmt} container: {exc.strerror or exc}") from exc
+
+
+def primary_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The first video stream that is not cover art; :class:`NoVideoStream` when there is none."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    if not container.streams.audio and not container.streams.subtitles:
+        raise CorruptMedia("the container holds no readable audio or video stream (truncated header?)")
+    raise NoVideoStream("the file has no video stream (audio only?)")
+
+
+@cache
+def _register_heif() -> None:
+    """Let Pillow open HEIC through pillow-heif (once per process, on first HEIC only)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+def _open_image(data: bytes, fmt: str) -> Image.Image:
+    """Pillow image reading the header only, restricted to the sniffed format."""
+    if fmt == "heic":
+        _register_heif()
+    try:
+        return Image.open(io.BytesIO(data), formats=[IMAGE_FORMATS[fmt][1]])
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(f"image is too large to decode safely: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise CorruptMedia(f"the bytes start like {fmt} but its header cannot be read") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise CorruptMedia(f"cannot read the {fmt} header: {exc}") from exc
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """RGB uint8: alpha over white, 16-bit / float scaled to 8 bits, palette/CMYK/grey converted."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(im).astype(np.float64)
+        top = float(arr.max()) if arr.size else 0.0
+        if im.mode == "F" and top <= 1.0:
+            arr = arr * 255.0
+        elif im.mode.startswith("I;16") or 255 < top <= 65535:
+            arr = arr / 257.0
+        elif top > 65535:
+            arr = arr * (255.0 / top)
+        grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    has_alpha = "A" in im.getbands() or "a" in im.getbands() or "transparency" in im.info
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+class MediaLoader:
+    """Turns a path or bytes into :class:`Media` (sniff, limits, probe) and decodes images."""
+
+    def __init__(self, limits: LimitSettings | None = None) -> None:
+        self.limits = limits if limits is not None else get_settings().limits
+
+    def load(self, source: str | Path | bytes, name: str | None = None) -> Media:
+        """Accept ``source`` (a path, or the bytes themselves) or raise a typed error."""
+        if isinstance(source, bytes | bytearray | memoryview):
+            data = bytes(source)
+            if not data:
+                raise EmptyMedia("the upload is empty (0 bytes)")
+            kind, fmt, mime = sniff(data[:HEAD_BYTES])
+            self._check_bytes(kind, len(data))
+        else:
+            path = Path(source)
+            name = name if name is not None else path.name
+            data, (kind, fmt, mime) = self._read_path(path)
+        digest = hashlib.sha256(data).hexdigest()
+        if kind == "image":
+            info = self._probe_image(data, fmt, mime, digest)
+        else:
+            info = self._probe_video(data, fmt, mime, digest)
+        return Media(info=info, data=data, name=name)
+
+    def _byte_limit(self, kind: MediaKind) -> int:
+        return self.limits.max_image_bytes if kind == "image" else self.limits.max_video_bytes
+
+    def _check_bytes(self, kind: MediaKind, size: int) -> None:
+        limit = self._byte_limit(kind)
+        if size > limit:
+            raise MediaTooLarge(f"{kind} is {size} bytes; the limit is {limit}", size=size, limit=limit)
+
+    def _read_path(self, path: Path) -> tuple[bytes, tuple[MediaKind, str, str]]:
+        """Stat first, sniff the head, check the byte limit, and only then read the rest."""
+        try:
+            st = path.stat()
+            if not path.is_file():
+                raise InvalidRequest(f"not a regular file: {path.name}")
+            if st.st_size == 0:
+                raise EmptyMedia(f"{path.name} is empty (0 bytes)")
+            with path.open("rb") as fh:
+                head = fh.read(HEAD_BYTES)
+                sniffed = sniff(head)
+                self._check_bytes(sniffed[0], st.st_size)
+                data = head + fh.read(self._byte_limit(sniffed[0]) + 1 - len(head))
+        except OSError as exc:
+            raise InvalidRequest(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+        self._check_bytes(sniffed[0], len(data))  # the file may have grown since stat
+        return data, sniffed
+
+    def _check_geometry(self, width: int, height: int, what: str) -> None:
+        if width * height > self.limits.max_pixels:
+            raise TooManyPixels(
+                f"{what} is {width}x{height} = {width * height} pixels; "
+                f"the limit is {self.limits.max_pixels}",
+                width=width,
+                height=height,
+            )
+        if min(width, height) < self.limits.min_side:
+            raise MediaTooSmall(
+                f"{what} is {width}x{height}; both sides must be at least {self.limits.min_side} px",
+                width=width,
+                height=height,
+            )
+
+    def _probe_image(self, data: bytes, fmt: str, mime: str, digest: str) -> MediaInfo:
+        """Size from the header (nothing decoded yet), swapped when EXIF says the image is turned."""
+        with _open_image(data, fmt) as im:
+            width, height = im.size
+            self._check_geometry(width, height, "image")
+            try:
+                orientation = int(im.getexif().get(0x0112, 1))
+            except (OSError, SyntaxError, ValueError, struct.error, TypeError):
+                orientation = 1  # unreadable EXIF: decode_image's exif_transpose ignores it too
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        return MediaInfo("image", fmt, mime, len(data), digest, width, height)
+
+    def _probe_video(self, data: bytes, fmt: str, mime: str, digest: str) -> MediaInfo:
+        """Geometry, timing and rotation from the container (decodes at most the first frame)."""
+        with _open_container(data, fmt) as container:
+            stream = primary_video_stream(container)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if not width or not height:
+                raise CorruptMedia(f"the {fmt} video stream declares no frame size")
+            self._check_geometry(width, height, "video")
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else None
+            duration = _duration(container, stream)
+            if duration is not None and duration > self.limits.max_video_seconds:
+                raise VideoTooLong(
+                    f"video is {duration:.1f} s; the limit is {self.limits.max_video_seconds:g} s",
+                    duration_s=duration,
+                )
+            frame_count: int | None = stream.frames or None
+            estimated = frame_count is None and duration is not None and fps is not None
+            if estimated:
+                frame_count = max(1, round(duration * fps))  # type: ignore[operator]
+            rotation = _first_frame_rotation(container, stream)
+            codec = stream.codec_context.name
+            has_audio = bool(container.streams.audio)
+        if rotation in (90, 270):
+            width, height = height, width
+        return MediaInfo(
+            "video", fmt, mime, len(data), digest, width, height, fps=fps, duration_s=duration,
+            frame_count=frame_count, codec=codec, rotation=rotation, has_audio=has_audio,
+            frame_count_estimated=estimated,
+        )  # fmt: skip
+
+    def decode_image(self, media: Media) -> np.ndarray:
+        """RGB uint8 HxWx3 (contiguous), EXIF orientation applied; first frame of GIF/multi-page."""
+        info = media.info
+        if info.kind != "image":
+            raise InvalidRequest(f"{info.format} is a video; sample frames with FrameSampler")
+        with _open_image(media.data, info.format) as im:
+            self._check_geometry(im.size[0], im.size[1], "image")
+            try:
+                im.load()
+                upright = ImageOps.exif_transpose(im)
+                return _to_rgb(upright)
+            except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+                raise CorruptMedia(f"cannot decode the {info.format} image: {exc}") from exc
+
+
+def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    """Seconds, from the stream, else the container, else the last packet (demux only, no decode)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    end: float | None = None
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.time_base:
+                stop = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                end = stop if end is None else max(end, stop)
+        container.seek(0)
+    except av.FFmpegError:
+        pass  # whatever was readable before the damage bounds the duration
+    start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+    return None if end is None else end - start
+
+
+def _first_frame_rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    """Clockwise display rotation (0/90/180/270) from the first frame's display matrix."""
+    try:
+        for frame in container.decode(stream):
+            return clockwise_rotation(frame)
+    except av.FFmpegError:
+        return 0  # the sampler reports undecodable streams; the probe only needs the geometry
+    return 0
+
+
+def clockwise_rotation(frame: av.VideoFrame) -> int:
+    """PyAV reports the display matrix counter-clockwise in [-180, 180]; we use clockwise 0..270."""
+    return round(-frame.rotation / 90.0) % 4 * 90

@@ -1,0 +1,1 @@
+"""The report: its versioned schema and its assembly from stage outputs."""

@@ -1,0 +1,209 @@
+"""Stage outputs -> :class:`~detector.report.Report`: the one place a report is put together.
+
+The in-process :class:`~detector.pipeline.Pipeline` and the Ray Serve analyzer run the same stages in
+different places (one process, or one deployment per stage); both hand their outputs to
+:class:`ReportAssembler`, so face crops, calibration, aggregation and fusion are identical whichever
+way an item was analysed. Inputs are the RAW model logits; calibration happens here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+
+from detector.faces.extract import FaceResult
+from detector.media.loader import MediaInfo
+from detector.media.sampling import Frame
+from detector.models._manifest import ModelEntry
+from detector.provenance.types import ProvenanceReport
+from detector.report.schema import (
+    FaceBox,
+    FaceTrackReport,
+    FrameReport,
+    Heatmap,
+    MediaSection,
+    ModelUse,
+    Report,
+    sigmoid,
+)
+from detector.scoring.aggregate import TrackEvidence, item_logit, synthetic_logit, track_logit
+from detector.scoring.calibration import Calibrator
+from detector.scoring.fusion.rules import Fusion, FusionInputs
+from detector.settings import Settings
+
+CropKey = tuple[int, int]
+"""(frame index, position of the detection in that frame's list): how crops and logits are keyed."""
+
+
+def trueframe_version() -> str:
+    """The installed distribution's version (``0+unknown`` when running from a bare tree)."""
+    try:
+        return version("trueframe")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class StageOutputs:
+    """Everything the stages produced for one item (raw logits: calibration is applied later)."""
+
+    media: MediaInfo
+    name: str | None
+    frames: list[Frame]
+    faces: FaceResult
+    crop_logits: dict[CropKey, float] = field(default_factory=dict)
+    synthetic_logits: dict[int, float] = field(default_factory=dict)
+    provenance: ProvenanceReport | None = None
+    heatmaps: list[Heatmap] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    photographic: bool = True
+
+
+def model_use(name: str, entry: ModelEntry) -> ModelUse:
+    """A model that contributed, pinned by its weights' sha256."""
+    return ModelUse(name=name, task=entry.task, weights_sha256=entry.sha256, licence=entry.licence)
+
+
+def _calibrator(entry: ModelEntry | None) -> Calibrator:
+    if entry is None or entry.calibration is None:
+        return Calibrator.identity()
+    return Calibrator.from_manifest(entry.calibration)
+
+
+class ReportAssembler:
+    """Calibrates raw logits, aggregates them per track and item, fuses, and builds the report."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        face_model: tuple[str, ModelEntry] | None,
+        synthetic_model: tuple[str, ModelEntry] | None = None,
+        fusion: Fusion | None = None,
+    ) -> None:
+        self.settings = settings
+        self.face_model = face_model
+        self.synthetic_model = synthetic_model
+        self.face_calibrator = _calibrator(face_model[1] if face_model else None)
+        self.synthetic_calibrator = _calibrator(synthetic_model[1] if synthetic_model else None)
+        self.fusion = fusion or Fusion.load(
+            settings.fusion.fusion_file,
+            face_model=face_model[0] if face_model else None,
+            synthetic_model=synthetic_model[0] if synthetic_model else None,
+        )
+
+    def build(self, out: StageOutputs) -> Report:
+        """The report of one item from its stage outputs."""
+        fusion_settings = self.settings.fusion
+        calibrated = {k: self.face_calibrator.logit_of(v) for k, v in out.crop_logits.items()}
+        synth = {i: self.synthetic_calibrator.logit_of(v) for i, v in out.synthetic_logits.items()}
+        tracks, evidence = self._tracks(out, calibrated)
+        frames = self._frames(out, calibrated, synth)
+        face_logit = item_logit(evidence, fusion_settings)
+        synth_logit = synthetic_logit(
+            [synth[f.index] for f in out.frames if f.index in synth], fusion_settings
+        )
+        n_frames = len(out.frames)
+        n_crops = sum(t.length for t in tracks)
+        score = self.fusion.fuse(
+            FusionInputs(
+                face_logit=face_logit,
+                synthetic_logit=synth_logit,
+                provenance=out.provenance,
+                face_basis=f"{len(tracks)} face track(s), {n_crops} face crop(s) over {n_frames} frame(s)",
+                synthetic_basis=f"{len(synth)} frame(s)",
+                photographic=out.photographic,
+            )
+        )
+        models = []
+        if self.face_model is not None and out.crop_logits:
+            models.append(model_use(*self.face_model))
+        if self.synthetic_model is not None and out.synthetic_logits:
+            models.append(model_use(*self.synthetic_model))
+        warnings = list(out.warnings)
+        if out.provenance is not None:
+            warnings.extend(out.provenance.warnings)
+        timings = dict(out.timings)
+        timings["total"] = round(sum(out.timings.values()), 4)
+        return Report(
+            trueframe_version=trueframe_version(),
+            media=media_section(out.media, out.name),
+            score=score,
+            provenance=out.provenance,
+            frames=frames,
+            tracks=tracks,
+            models=models,
+            heatmaps=out.heatmaps,
+            timings=timings,
+            warnings=warnings,
+        )
+
+    def _tracks(
+        self, out: StageOutputs, calibrated: dict[CropKey, float]
+    ) -> tuple[list[FaceTrackReport], list[TrackEvidence]]:
+        timestamps = {frame.index: frame.timestamp for frame in out.frames}
+        # FaceDetection compares by identity, so the detection objects themselves are the keys
+        position = {
+            det: (det.frame_index, pos) for dets in out.faces.per_frame for pos, det in enumerate(dets)
+        }
+        reports: list[FaceTrackReport] = []
+        evidence: list[TrackEvidence] = []
+        for track in out.faces.tracks:
+            boxes = []
+            logits: list[float] = []
+            for det in track.detections:
+                key = position[det]
+                raw, cal = out.crop_logits.get(key), calibrated.get(key)
+                if cal is not None:
+                    logits.append(cal)
+                boxes.append(
+                    FaceBox(
+                        frame_index=det.frame_index,
+                        timestamp=timestamps[det.frame_index],
+                        box=(float(det.box[0]), float(det.box[1]), float(det.box[2]), float(det.box[3])),
+                        probability=float(det.probability),
+                        logit=raw,
+                        score=None if cal is None else sigmoid(cal),
+                    )
+                )
+            t_logit = track_logit(logits, self.settings.fusion)
+            reports.append(
+                FaceTrackReport(
+                    track_id=track.track_id,
+                    length=track.length,
+                    mean_side=float(track.mean_side),
+                    logit=t_logit,
+                    score=None if t_logit is None else sigmoid(t_logit),
+                    faces=boxes,
+                )
+            )
+            evidence.append(TrackEvidence(logits=logits, mean_side=float(track.mean_side)))
+        return reports, evidence
+
+    @staticmethod
+    def _frames(
+        out: StageOutputs, calibrated: dict[CropKey, float], synth: dict[int, float]
+    ) -> list[FrameReport]:
+        reports = []
+        for frame, dets in zip(out.frames, out.faces.per_frame, strict=True):
+            logits = [
+                calibrated[(frame.index, p)] for p in range(len(dets)) if (frame.index, p) in calibrated
+            ]
+            s = synth.get(frame.index)
+            reports.append(
+                FrameReport(
+                    index=frame.index,
+                    timestamp=frame.timestamp,
+                    faces=len(dets),
+                    max_face_logit=max(logits) if logits else None,
+                    synthetic_logit=s,
+                    synthetic_score=None if s is None else sigmoid(s),
+                )
+            )
+        return reports
+
+
+def media_section(info: MediaInfo, name: str | None) -> MediaSection:
+    """The report's media section from the probed info (sniffed, never as named)."""
+    fields = {k: v for k, v in asdict(info).items() if k in MediaSection.model_fields}
+    return MediaSection(name=name, **fields)

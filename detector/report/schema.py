@@ -1,0 +1,188 @@
+"""The versioned analysis report: what every interface (CLI, HTTP, batch scan) returns.
+
+Pydantic v2 models; ``trueframe schema`` prints :func:`report_json_schema`. Bump
+``SCHEMA_VERSION`` on any change a client could notice (minor: additions, major: removals).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from detector.provenance.types import ProvenanceReport
+
+SCHEMA_VERSION = "2.0"
+
+Verdict = Literal[
+    "authentic",
+    "likely_authentic",
+    "uncertain",
+    "likely_manipulated",
+    "manipulated",
+    "ai_generated",
+    "out_of_scope",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MediaSection(_Model):
+    """What was analysed, as sniffed and probed (never as named)."""
+
+    name: str | None = None
+    kind: Literal["image", "video"]
+    format: str
+    mime: str
+    size_bytes: int
+    sha256: str
+    width: int
+    height: int
+    fps: float | None = None
+    duration_s: float | None = None
+    frame_count: int | None = None
+    codec: str | None = None
+    rotation: int = 0
+    has_audio: bool = False
+
+
+class FaceBox(_Model):
+    """One detected face in one sampled frame, with the face model's verdict on its crop."""
+
+    frame_index: int
+    timestamp: float
+    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in display pixels")
+    probability: float = Field(description="face detector confidence")
+    logit: float | None = Field(None, description="face model raw log-odds of manipulation")
+    score: float | None = Field(None, description="the face model's calibrated P(manipulated)")
+
+
+class FaceTrackReport(_Model):
+    """One face followed across frames; its score aggregates its crops' calibrated logits."""
+
+    track_id: int
+    length: int
+    mean_side: float
+    logit: float | None = Field(description="calibrated track log-odds (aggregation rule of the settings)")
+    score: float | None = Field(description="calibrated P(manipulated) of the track")
+    faces: list[FaceBox]
+
+
+class FrameReport(_Model):
+    """One sampled frame: the per-frame score series (strongest face, synthetic-image model)."""
+
+    index: int
+    timestamp: float
+    faces: int
+    max_face_logit: float | None = Field(None, description="highest calibrated face logit in the frame")
+    synthetic_logit: float | None = Field(None, description="calibrated synthetic-image logit")
+    synthetic_score: float | None = Field(None, description="calibrated P(synthetic) of the frame")
+
+
+class ModelUse(_Model):
+    """A model that contributed, pinned by the sha256 of the weights that ran."""
+
+    name: str
+    task: str
+    weights_sha256: str
+    licence: str
+
+
+class Signal(_Model):
+    """One piece of evidence and what it did to the score, in log-odds and in one sentence."""
+
+    name: str = Field(description="face_model, synthetic_model, base_rate, content_credentials, metadata")
+    kind: Literal["model", "prior", "rule", "flag"]
+    present: bool = Field(description="False: the signal was missing and is not counted (never a zero)")
+    probability: float | None = Field(None, description="the signal's own calibrated P(fake)")
+    logit: float | None = Field(None, description="the signal's own calibrated log-odds")
+    contribution: float | None = Field(
+        None, description="log-odds this signal added to the fused score; None when not folded in"
+    )
+    sentence: str
+
+
+class Threshold(_Model):
+    """A verdict band boundary on P(manipulated), chosen at a stated error rate on calibration data."""
+
+    verdict: Verdict
+    bound: Literal["at_least", "at_most"] = Field(description="the band holds P >= or P <= this value")
+    manipulated: float = Field(description="the P(manipulated) boundary")
+    rate: Literal["false_positive", "false_authentic"] = Field(
+        description="false_positive: authentic items at or above; false_authentic: fakes at or below"
+    )
+    target_rate: float
+    measured_rate: float = Field(description="that rate measured on the calibration set")
+
+
+class Score(_Model):
+    """The calibrated verdict: P(manipulated or synthetic), its band and why."""
+
+    verdict: Verdict
+    authenticity: float | None = Field(None, description="1 - manipulated; None when out of scope")
+    manipulated: float | None = Field(None, description="calibrated P(manipulated or synthetic)")
+    logit: float | None = Field(None, description="fused log-odds behind `manipulated`")
+    pixel_manipulated: float | None = Field(
+        None, description="P(manipulated) from the pixel models alone, before provenance"
+    )
+    rule: str | None = Field(None, description="the stated provenance rule that decided, if any")
+    provenance_flag: Literal["tampered", "unreadable"] | None = Field(
+        None, description="credentials present but invalid/unreadable: reported beside the score"
+    )
+    calibrated: bool = Field(description="False when the fitted fusion does not match the models used")
+    summary: str = Field(description="one plain sentence a reviewer can repeat")
+    basis: str = Field(description="what the score rests on, in words")
+    signals: list[Signal] = Field(default_factory=list)
+    thresholds: list[Threshold] = Field(default_factory=list)
+    fusion: str = Field("", description="where the fusion parameters come from")
+
+
+class Heatmap(_Model):
+    """Grad-CAM of the face model on one face crop: a grayscale PNG with the crop's shape."""
+
+    track_id: int
+    frame_index: int
+    width: int
+    height: int
+    logit: float = Field(description="the face model's raw logit on this crop")
+    png_base64: str
+
+
+class Report(_Model):
+    """Everything trueframe found about one image or video."""
+
+    schema_version: str = SCHEMA_VERSION
+    trueframe_version: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    media: MediaSection
+    score: Score
+    provenance: ProvenanceReport | None = None
+    frames: list[FrameReport] = Field(default_factory=list)
+    tracks: list[FaceTrackReport] = Field(default_factory=list)
+    models: list[ModelUse] = Field(default_factory=list)
+    heatmaps: list[Heatmap] = Field(default_factory=list, description="only when asked for")
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
+    warnings: list[str] = Field(default_factory=list)
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The report as JSON text (what `--json` prints and the API returns)."""
+        return self.model_dump_json(indent=indent)
+
+
+def sigmoid(logit: float) -> float:
+    """Numerically safe logistic function."""
+    if logit >= 0:
+        return 1.0 / (1.0 + math.exp(-logit))
+    z = math.exp(logit)
+    return z / (1.0 + z)
+
+
+def report_json_schema() -> dict[str, Any]:
+    """JSON schema of :class:`Report`, with its version in ``$id``-like metadata."""
+    schema = Report.model_json_schema()
+    schema["x-schema-version"] = SCHEMA_VERSION
+    return schema

@@ -1,0 +1,1 @@
+"""Scoring: per-model calibration, aggregation over crops and frames, scope checks and fusion."""

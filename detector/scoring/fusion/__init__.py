@@ -1,0 +1,1 @@
+"""Fusion of calibrated evidence: parameters, stated rules, sentences, and fitting."""

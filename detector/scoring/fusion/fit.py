@@ -1,0 +1,189 @@
+"""Fitting the fusion stack and its verdict thresholds (used by ``scripts/calibrate.py`` and tests).
+
+* :func:`fit_submodel`: logistic regression of the label on calibrated model logits with the
+  weights constrained to be >= 0 (scipy L-BFGS-B with bounds, light L2), so the fused score can
+  only rise with each model's evidence.
+* :func:`fit_stack`: one sub-model per signal pattern, each fitted on the rows that pattern
+  describes (``synthetic``: items where no face was found; ``face``: items with a face, the
+  synthetic score ignored; ``face_synthetic``: items with both). Patterns with too few rows of
+  either class are left out (fusion then falls back to equal weights and says so).
+* :func:`choose_thresholds`: band boundaries at stated error rates on the calibration set.
+* :func:`dump_parameters`: ``weights/fusion.toml`` text.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detector.scoring.calibration import CalibrationDataError, sigmoid
+from detector.scoring.fusion.params import BandThreshold, FusionParameters, Pattern, SubModel, Thresholds
+
+MIN_ROWS_PER_CLASS = 10
+L2 = 1e-3
+
+
+def fit_submodel(features: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
+    """(intercept, weights >= 0) of ``sigmoid(b + X w)`` minimising mean log-loss + L2 on w."""
+    from scipy.optimize import minimize  # type: ignore[import-untyped]
+
+    x = np.asarray(features, dtype=np.float64).reshape(len(labels), -1)
+    y = np.asarray(labels, dtype=np.float64)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] + x @ theta[1:]
+        p = sigmoid(z)
+        value = float(np.mean(np.logaddexp(0.0, z) - y * z) + L2 * np.sum(theta[1:] ** 2))
+        grad_z = (p - y) / len(y)
+        grad = np.concatenate([[grad_z.sum()], x.T @ grad_z + 2 * L2 * theta[1:]])
+        return value, grad
+
+    start = np.concatenate([[0.0], np.ones(x.shape[1])])
+    bounds = [(None, None)] + [(0.0, None)] * x.shape[1]
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return float(result.x[0]), [float(v) for v in result.x[1:]]
+
+
+def _enough(labels: np.ndarray) -> bool:
+    return int((labels == 1).sum()) >= MIN_ROWS_PER_CLASS and int((labels == 0).sum()) >= MIN_ROWS_PER_CLASS
+
+
+def fit_stack(
+    face: np.ndarray, synthetic: np.ndarray, labels: np.ndarray, joint: bool = True
+) -> dict[Pattern, SubModel]:
+    """Sub-models per pattern; ``face`` / ``synthetic`` hold calibrated logits, NaN where missing.
+
+    ``joint``: fit ``face_synthetic`` on the rows with both signals. Leave it False when those rows
+    do not hold both kinds of fakes (e.g. only face-swaps); fusion then combines the face and
+    synthetic sub-models as a noisy-OR instead.
+    """
+    f = np.asarray(face, dtype=np.float64)
+    s = np.asarray(synthetic, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    has_f, has_s = ~np.isnan(f), ~np.isnan(s)
+    out: dict[Pattern, SubModel] = {}
+    both = has_f & has_s
+    if joint and _enough(y[both]):
+        b, (wf, ws) = fit_submodel(np.stack([f[both], s[both]], axis=1), y[both])
+        out["face_synthetic"] = SubModel(intercept=b, face=wf, synthetic=ws, n=int(both.sum()))
+    if _enough(y[has_f]):
+        b, (wf,) = fit_submodel(f[has_f], y[has_f])
+        out["face"] = SubModel(intercept=b, face=wf, n=int(has_f.sum()))
+    only_s = has_s & ~has_f
+    rows = only_s if _enough(y[only_s]) else has_s
+    if _enough(y[rows]):
+        b, (ws,) = fit_submodel(s[rows], y[rows])
+        out["synthetic"] = SubModel(intercept=b, synthetic=ws, n=int(rows.sum()))
+    if not out:
+        raise CalibrationDataError(f"no signal pattern has {MIN_ROWS_PER_CLASS} items of each class")
+    return out
+
+
+def stack_logits(submodels: dict[Pattern, SubModel], face: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
+    """Fused pixel logits per row exactly as serving computes them (:func:`combine`); NaN: no signal."""
+    from detector.scoring.fusion.rules import combine
+
+    out = []
+    for fv, sv in zip(np.asarray(face, np.float64), np.asarray(synthetic, np.float64), strict=True):
+        combined = combine(
+            submodels, None if math.isnan(fv) else float(fv), None if math.isnan(sv) else float(sv)
+        )
+        out.append(math.nan if combined is None else combined.logit)
+    return np.asarray(out, np.float64)
+
+
+def _fpr(auth: np.ndarray, t: float) -> float:
+    return float(np.mean(auth >= t)) if auth.size else 0.0
+
+
+def _false_authentic(fake: np.ndarray, t: float) -> float:
+    return float(np.mean(fake <= t)) if fake.size else 0.0
+
+
+def choose_thresholds(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    fpr_manipulated: float = 0.01,
+    fpr_likely: float = 0.05,
+    false_authentic: float = 0.01,
+    false_likely_authentic: float = 0.05,
+) -> Thresholds:
+    """Band boundaries on P(manipulated) at the stated rates, measured on ``probs`` / ``labels``.
+
+    ``manipulated`` / ``likely_manipulated``: the lowest P at which at most ``fpr_*`` of the
+    authentic items score at or above it. ``authentic`` / ``likely_authentic``: the highest P at
+    which at most ``false_*`` of the manipulated items score at or below it. Manipulated bands
+    never start below P = 0.5 and authentic bands never reach above it, so a band never
+    contradicts the calibrated probability.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    auth, fake = p[y == 0], p[y == 1]
+    candidates = np.unique(np.concatenate([p, [0.0, 0.5, 1.0]]))
+
+    def lowest_fpr(rate: float) -> float:
+        return float(next(t for t in candidates if _fpr(auth, t) <= rate))
+
+    def highest_fa(rate: float) -> float:
+        return float(next(t for t in candidates[::-1] if _false_authentic(fake, t) <= rate))
+
+    likely_m = max(lowest_fpr(fpr_likely), 0.5)
+    manip = max(lowest_fpr(fpr_manipulated), likely_m)
+    likely_a = min(highest_fa(false_likely_authentic), 0.5)
+    if likely_a >= likely_m:
+        likely_a = math.nextafter(likely_m, 0.0)
+    auth_t = min(highest_fa(false_authentic), likely_a)
+    return Thresholds(
+        authentic=BandThreshold(
+            manipulated=auth_t, target_rate=false_authentic, measured_rate=_false_authentic(fake, auth_t)
+        ),
+        likely_authentic=BandThreshold(
+            manipulated=likely_a,
+            target_rate=false_likely_authentic,
+            measured_rate=_false_authentic(fake, likely_a),
+        ),
+        likely_manipulated=BandThreshold(
+            manipulated=likely_m, target_rate=fpr_likely, measured_rate=_fpr(auth, likely_m)
+        ),
+        manipulated=BandThreshold(
+            manipulated=manip, target_rate=fpr_manipulated, measured_rate=_fpr(auth, manip)
+        ),
+    )
+
+
+def _value(v: object) -> str:
+    if v is None:
+        raise ValueError("TOML has no null")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(float(v)) if isinstance(v, float) else str(v)
+    text = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def dump_parameters(params: FusionParameters, header: str = "") -> str:
+    """``weights/fusion.toml`` text for ``params`` (round-trips through :func:`load_parameters`)."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines += ["schema_version = 1", f"fitted_on = {_value(params.fitted_on)}"]
+    for key in ("face_model", "synthetic_model"):
+        value = getattr(params, key)
+        if value is not None:
+            lines.append(f"{key} = {_value(value)}")
+    lines.append("")
+    for name, sub in params.submodels.items():
+        lines.append(f"[submodels.{name}]")
+        lines += [f"{k} = {_value(v)}" for k, v in sub.model_dump().items()]
+        lines.append("")
+    lines.append("[priors]")
+    lines += [f"{k} = {_value(v)}" for k, v in params.priors.model_dump().items()]
+    lines += ["", "[thresholds]"]
+    for band in ("authentic", "likely_authentic", "likely_manipulated", "manipulated"):
+        t: BandThreshold = getattr(params.thresholds, band)
+        fields = ", ".join(f"{k} = {_value(v)}" for k, v in t.model_dump().items())
+        lines.append(f"{band} = {{ {fields} }}")
+    lines.append("")
+    lines.append("[measured]")
+    lines += [f"{k} = {_value(v)}" for k, v in params.measured.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,120 @@
+"""The fitted fusion parameters (``weights/fusion.toml``): sub-models, stated priors, band thresholds.
+
+Validated strictly (unknown keys are errors). Weights on model logits are >= 0 and the band
+thresholds must increase, so a file that would break monotonicity or the band order is rejected.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from detector.models._manifest import read_validated_toml
+from detector.report.schema import Threshold, Verdict
+
+FUSION_PACKAGE = "weights"
+FUSION_FILE = "fusion.toml"
+Pattern = Literal["face_synthetic", "face", "synthetic"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SubModel(_Strict):
+    """``logit = intercept + face * face_logit + synthetic * synthetic_logit`` for one signal pattern."""
+
+    intercept: float
+    face: float = Field(0.0, ge=0.0)
+    synthetic: float = Field(0.0, ge=0.0)
+    n: int = Field(0, ge=0, description="calibration items it was fitted on")
+
+
+class BandThreshold(_Strict):
+    """One band boundary on P(manipulated) and the error rate it was chosen at."""
+
+    manipulated: float = Field(ge=0.0, le=1.0)
+    target_rate: float = Field(ge=0.0, le=1.0)
+    measured_rate: float = Field(ge=0.0, le=1.0)
+
+
+class Thresholds(_Strict):
+    """P <= authentic <= likely_authentic < uncertain < likely_manipulated <= P <= manipulated."""
+
+    authentic: BandThreshold
+    likely_authentic: BandThreshold
+    likely_manipulated: BandThreshold
+    manipulated: BandThreshold
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        values = [self.authentic, self.likely_authentic, self.likely_manipulated, self.manipulated]
+        ps = [v.manipulated for v in values]
+        if ps != sorted(ps) or ps[1] >= ps[2]:
+            raise ValueError(f"band thresholds must increase: {ps}")
+        return self
+
+    def band(self, p: float) -> Verdict:
+        """The verdict band of P(manipulated) ``p``."""
+        if p >= self.manipulated.manipulated:
+            return "manipulated"
+        if p >= self.likely_manipulated.manipulated:
+            return "likely_manipulated"
+        if p <= self.authentic.manipulated:
+            return "authentic"
+        if p <= self.likely_authentic.manipulated:
+            return "likely_authentic"
+        return "uncertain"
+
+    def report(self) -> list[Threshold]:
+        """The thresholds as shown in a report."""
+        rows: list[tuple[Verdict, BandThreshold]] = [
+            ("authentic", self.authentic),
+            ("likely_authentic", self.likely_authentic),
+            ("likely_manipulated", self.likely_manipulated),
+            ("manipulated", self.manipulated),
+        ]
+        return [
+            Threshold(
+                verdict=verdict,
+                bound="at_most" if verdict.endswith("authentic") else "at_least",
+                manipulated=t.manipulated,
+                rate="false_authentic" if verdict.endswith("authentic") else "false_positive",
+                target_rate=t.target_rate,
+                measured_rate=t.measured_rate,
+            )
+            for verdict, t in rows
+        ]
+
+
+class Priors(_Strict):
+    """Stated (not fitted) log-odds for provenance evidence that has no labelled data to fit on."""
+
+    trusted_capture: float = Field(-2.0, le=0.0)
+    metadata_ai: float = Field(1.5, ge=0.0)
+
+
+class FusionParameters(_Strict):
+    """The contents of ``weights/fusion.toml``."""
+
+    schema_version: Literal[1]
+    fitted_on: str
+    face_model: str | None = None
+    synthetic_model: str | None = None
+    submodels: dict[Pattern, SubModel]
+    priors: Priors = Field(default_factory=Priors)
+    thresholds: Thresholds
+    measured: dict[str, float] = Field(default_factory=dict, description="held-out metrics")
+
+
+def default_fusion_path() -> Path:
+    """``fusion.toml`` inside the installed ``weights`` package."""
+    return Path(str(resources.files(FUSION_PACKAGE).joinpath(FUSION_FILE)))
+
+
+def load_parameters(path: Path | None = None) -> FusionParameters:
+    """The validated fusion parameters at ``path`` (default: the shipped file)."""
+    return read_validated_toml(path or default_fusion_path(), FusionParameters, "fusion parameters")

@@ -1,0 +1,325 @@
+"""Fusion: calibrated model logits + provenance -> one P(manipulated or synthetic), a band and why.
+
+Pixel evidence is combined by a **logistic stack** fitted by ``scripts/calibrate.py`` and stored in
+``weights/fusion.toml`` (:class:`FusionParameters`). Which pixel signals are present selects a
+separately fitted sub-model (``face_synthetic``, ``face``, ``synthetic``): a missing signal changes
+the sub-model, it is never fed in as a zero. Weights on model logits are constrained to be >= 0,
+so the fused score is monotone in each model's evidence. When no joint ``face_synthetic`` model
+was fitted (no calibration items carry both kinds of fakes), a face and a synthetic score combine
+as a noisy-OR of the two single-signal sub-models: the item is fake if either detector is right.
+
+Provenance is evidence of another kind and follows stated rules, not fitted weights:
+
+1. A *valid* manifest (``trusted`` or ``valid_untrusted``) declaring ``generated`` or ``ai_edited``
+   makes the verdict ``ai_generated`` (AI-edited wording for edits) whatever the pixels say.
+2. An ``invalid`` (or ``unreadable``) manifest is reported as ``provenance_flag`` beside the pixel
+   score and never changes it.
+3. A *trusted* camera capture (``c2pa.created`` with IPTC ``digitalCapture``, no edit actions)
+   adds the stated prior ``priors.trusted_capture`` (negative log-odds), but cannot hide strong
+   pixel evidence: when the pixels alone say ``manipulated``, the verdict stays at least
+   ``likely_manipulated``.
+4. Unsigned metadata that strongly indicates generative AI (e.g. Stable Diffusion parameters in
+   PNG text) adds the stated prior ``priors.metadata_ai``; it is not a signature.
+
+Without any pixel signal that applies (no face, no synthetic-image model, or a non-photographic
+image) the verdict is ``out_of_scope`` and no probability is given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from detector.provenance.types import ProvenanceReport, source_type_term
+from detector.report.schema import Score, Signal, Verdict, sigmoid
+from detector.scoring.fusion.params import (
+    FUSION_FILE,
+    BandThreshold,
+    FusionParameters,
+    Pattern,
+    Priors,
+    SubModel,
+    Thresholds,
+    default_fusion_path,
+    load_parameters,
+)
+from detector.scoring.fusion.text import credentials_signal, metadata_signal, model_signal, summary_sentence
+
+__all__ = [
+    "BandThreshold",
+    "Fusion",
+    "FusionInputs",
+    "FusionParameters",
+    "Pattern",
+    "Priors",
+    "SubModel",
+    "Thresholds",
+    "default_fusion_path",
+    "load_parameters",
+    "metadata_ai_hint",
+    "noisy_or_logit",
+    "signed_ai_declaration",
+    "trusted_capture",
+]
+
+VALID_STATES = frozenset({"trusted", "valid_untrusted"})
+CAPTURE_SOURCE_TYPE = "digitalCapture"
+NON_EDIT_ACTIONS = frozenset({"c2pa.created", "c2pa.published"})
+
+
+def noisy_or_logit(z_face: float, z_synthetic: float) -> float:
+    """Log-odds of "fake by either detector": logit(1 - (1 - p_f)(1 - p_s)), computed stably."""
+    log_authentic = -(math.log1p(math.exp(-abs(z_face))) + max(z_face, 0.0))
+    log_authentic -= math.log1p(math.exp(-abs(z_synthetic))) + max(z_synthetic, 0.0)
+    if log_authentic == 0.0:  # both p tiny (underflow): logit(p_f + p_s) ~ log(e^z_f + e^z_s)
+        return float(np.logaddexp(z_face, z_synthetic))
+    return math.log(-math.expm1(log_authentic)) - log_authentic
+
+
+@dataclass(frozen=True)
+class FusionInputs:
+    """What fusion needs about one item; ``None`` means the signal is missing, not zero."""
+
+    face_logit: float | None = None
+    synthetic_logit: float | None = None
+    provenance: ProvenanceReport | None = None
+    photographic: bool = True
+    face_basis: str = ""
+    synthetic_basis: str = ""
+
+
+@dataclass(frozen=True)
+class Combined:
+    """A fused pixel logit and what each detector contributed (log-odds; None: signal missing)."""
+
+    logit: float
+    face: float | None
+    synthetic: float | None
+    intercept: float | None  # None for the noisy-OR combination
+    fitted: bool
+
+
+def combine(
+    submodels: Mapping[Pattern, SubModel], face: float | None, synthetic: float | None
+) -> Combined | None:
+    """The one fusion of calibrated pixel logits, used by serving and by fitting alike.
+
+    The present signals pick a sub-model; without a fitted joint ``face_synthetic`` model but with
+    both single ones, a face and a synthetic score combine as a noisy-OR. A pattern with no fitted
+    sub-model gives every present calibrated logit weight 1 (and says it was not fitted).
+    """
+    if face is None and synthetic is None:
+        return None
+    both = face is not None and synthetic is not None
+    if both and "face_synthetic" not in submodels and "face" in submodels and "synthetic" in submodels:
+        assert face is not None
+        assert synthetic is not None
+        fs, ss = submodels["face"], submodels["synthetic"]
+        z_f, z_s = fs.intercept + fs.face * face, ss.intercept + ss.synthetic * synthetic
+        z = noisy_or_logit(z_f, z_s)
+        return Combined(z, z - z_s, z - z_f, None, True)
+    pattern: Pattern = "face_synthetic" if both else "face" if face is not None else "synthetic"
+    fitted = submodels.get(pattern)
+    sub = fitted or SubModel(
+        intercept=0.0, face=float(face is not None), synthetic=float(synthetic is not None)
+    )
+    cf = None if face is None else sub.face * face
+    cs = None if synthetic is None else sub.synthetic * synthetic
+    return Combined(sub.intercept + (cf or 0.0) + (cs or 0.0), cf, cs, sub.intercept, fitted is not None)
+
+
+def _base_signal(combined: Combined) -> Signal:
+    if combined.intercept is None:
+        sentence = (
+            "Face and synthetic-image evidence combine as either-or (noisy-OR of each detector's calibrated "
+            "probability); each contribution is what that detector adds to the other."
+        )
+    else:
+        sentence = (
+            "Starting point for this combination of detectors on the calibration set: "
+            f"{combined.intercept:+.2f} log-odds."
+        )
+        if not combined.fitted:
+            sentence = "No fitted fusion for these detectors: each calibrated logit has weight 1."
+    return Signal(
+        name="base_rate", kind="prior", present=True, contribution=combined.intercept, sentence=sentence
+    )
+
+
+def signed_ai_declaration(provenance: ProvenanceReport | None) -> bool:
+    """Rule 1: a valid manifest declares generated or AI-edited content."""
+    return (
+        provenance is not None
+        and provenance.state in VALID_STATES
+        and provenance.ai_declaration.value in ("generated", "ai_edited")
+    )
+
+
+def trusted_capture(provenance: ProvenanceReport | None) -> bool:
+    """Rule 3: a trusted manifest records a camera capture (IPTC digitalCapture) and no edits."""
+    if provenance is None or provenance.state != "trusted" or provenance.active_manifest is None:
+        return False
+    if provenance.ai_declaration.value != "none_declared":
+        return False
+    actions = provenance.active_manifest.actions
+    captured = any(
+        a.action == "c2pa.created"
+        and a.digital_source_type is not None
+        and source_type_term(a.digital_source_type) == CAPTURE_SOURCE_TYPE
+        for a in actions
+    )
+    return captured and all(a.action in NON_EDIT_ACTIONS for a in actions)
+
+
+def metadata_ai_hint(provenance: ProvenanceReport | None) -> bool:
+    """Rule 4: unsigned metadata strongly indicating generative AI or an AI edit."""
+    return provenance is not None and any(
+        h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
+        for h in provenance.metadata_hints
+    )
+
+
+class Fusion:
+    """The fusion stage; parameters are loaded once and shared by every call."""
+
+    def __init__(
+        self,
+        params: FusionParameters,
+        face_model: str | None = None,
+        synthetic_model: str | None = None,
+        source: str = f"weights/{FUSION_FILE}",
+    ) -> None:
+        self.params = params
+        self.source = source
+        self.face_model = face_model
+        self.synthetic_model = synthetic_model
+        self.mismatch = [
+            f"{what} {used!r} (fitted for {fitted!r})"
+            for what, used, fitted in (
+                ("face model", face_model, params.face_model),
+                ("synthetic-image model", synthetic_model, params.synthetic_model),
+            )
+            if used is not None and used != fitted
+        ]
+
+    @classmethod
+    def load(
+        cls, path: Path | None = None, face_model: str | None = None, synthetic_model: str | None = None
+    ) -> Fusion:
+        """Fusion with the parameters at ``path`` (default: ``weights/fusion.toml``)."""
+        source = str(path) if path is not None else f"weights/{FUSION_FILE}"
+        return cls(load_parameters(path), face_model, synthetic_model, source)
+
+    @property
+    def submodels(self) -> dict[Pattern, SubModel]:
+        """The fitted sub-models, or none when they were fitted for other models (equal weights then)."""
+        return {} if self.mismatch else dict(self.params.submodels)
+
+    def pixel_evidence(self, inputs: FusionInputs) -> tuple[float | None, list[Signal]]:
+        """The fused pixel logit (None when no detector applies) and one signal per detector."""
+        face = inputs.face_logit if inputs.photographic else None
+        synth = inputs.synthetic_logit if inputs.photographic else None
+        combined = combine(self.submodels, face, synth)
+        signals: list[Signal] = []
+        if combined is not None:
+            signals.append(_base_signal(combined))
+        for name, value, basis in (
+            ("face_model", face, inputs.face_basis),
+            ("synthetic_model", synth, inputs.synthetic_basis),
+        ):
+            configured = (self.face_model if name == "face_model" else self.synthetic_model) is not None
+            contribution = None if combined is None else getattr(combined, name.split("_")[0])
+            signals.append(model_signal(name, value, contribution, basis, configured, inputs.photographic))
+        return None if combined is None else combined.logit, signals
+
+    def fuse(self, inputs: FusionInputs) -> Score:
+        """The calibrated :class:`~detector.report.Score` of one item."""
+        prov = inputs.provenance
+        pixel_logit, signals = self.pixel_evidence(inputs)
+        logit = pixel_logit
+        capture = trusted_capture(prov)
+        hint = metadata_ai_hint(prov)
+        priors = self.params.priors
+        if logit is not None and capture:
+            logit += priors.trusted_capture
+        if logit is not None and hint:
+            logit += priors.metadata_ai
+        signals.append(
+            credentials_signal(prov, capture, priors.trusted_capture if pixel_logit is not None else None)
+        )
+        if prov is not None and prov.metadata_hints:
+            signals.append(
+                metadata_signal(prov, hint, priors.metadata_ai if hint and pixel_logit is not None else None)
+            )
+        return self._verdict(inputs, signals, pixel_logit, logit, capture)
+
+    def _verdict(
+        self,
+        inputs: FusionInputs,
+        signals: list[Signal],
+        pixel_logit: float | None,
+        logit: float | None,
+        capture: bool,
+    ) -> Score:
+        prov = inputs.provenance
+        flag: Literal["tampered", "unreadable"] | None = None
+        if prov is not None and prov.state == "invalid":
+            flag = "tampered"
+        elif prov is not None and prov.state == "unreadable":
+            flag = "unreadable"
+        thresholds = self.params.thresholds
+        pixel_p = None if pixel_logit is None else sigmoid(pixel_logit)
+        rule: str | None = None
+        if signed_ai_declaration(prov):
+            verdict: Verdict = "ai_generated"
+            rule = "signed_ai_declaration"
+            p: float | None = 1.0
+            logit = None
+        elif logit is None:
+            verdict, p = "out_of_scope", None
+        else:
+            p = sigmoid(logit)
+            verdict = thresholds.band(p)
+            if (
+                capture
+                and pixel_p is not None
+                and thresholds.band(pixel_p) == "manipulated"
+                and verdict not in ("manipulated", "likely_manipulated")
+            ):
+                verdict, rule = "likely_manipulated", "pixel_evidence_over_trusted_capture"
+            if verdict == "manipulated" and _synthetic_leads(signals):
+                verdict = "ai_generated"
+        calibrated = not self.mismatch
+        models = [s for s in signals if s.kind == "model"]
+        basis = "; ".join(s.sentence[0].lower() + s.sentence[1:] for s in models)
+        if not any(s.present for s in models):
+            basis = "no detector applies: " + basis
+        if self.mismatch:
+            basis += "; fusion parameters were not fitted for " + ", ".join(self.mismatch)
+        return Score(
+            verdict=verdict,
+            authenticity=None if p is None else 1.0 - p,
+            manipulated=p,
+            logit=logit,
+            pixel_manipulated=pixel_p,
+            rule=rule,
+            provenance_flag=flag,
+            calibrated=calibrated,
+            summary=summary_sentence(verdict, p, rule, flag, prov, inputs.photographic),
+            basis=basis,
+            signals=signals,
+            thresholds=thresholds.report(),
+            fusion=f"{self.source}: {self.params.fitted_on}",
+        )
+
+
+def _synthetic_leads(signals: list[Signal]) -> bool:
+    """The synthetic-image model is the largest positive pixel contribution."""
+    by_name = {s.name: s.contribution or 0.0 for s in signals if s.kind == "model"}
+    synth = by_name.get("synthetic_model", 0.0)
+    return synth > 0.0 and synth > by_name.get("face_model", 0.0)

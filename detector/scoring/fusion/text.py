@@ -1,0 +1,188 @@
+"""The words of the explanation: one plain sentence per signal and one for the verdict.
+
+Kept apart from :mod:`detector.scoring.fusion.rules` so the arithmetic stays short; every sentence states what
+the signal said and what it did to the score in log-odds (or that it was not counted, and why).
+"""
+
+from __future__ import annotations
+
+from detector.provenance.types import ProvenanceReport
+from detector.report.schema import Signal, Verdict, sigmoid
+
+_MODEL_NOUN = {
+    "face_model": ("The face-forgery model", "the face(s)", "manipulated"),
+    "synthetic_model": ("The synthetic-image model", "the image", "AI-generated"),
+}
+_NOT_PHOTO = "the image does not look like a camera photograph (drawing, screenshot or flat graphic)"
+VERDICT_WORDS: dict[str, str] = {
+    "authentic": "Authentic",
+    "likely_authentic": "Likely authentic",
+    "uncertain": "Uncertain",
+    "likely_manipulated": "Likely manipulated",
+    "manipulated": "Manipulated",
+    "ai_generated": "AI-generated",
+}
+
+
+def _effect(contribution: float) -> str:
+    verb = "adds" if contribution >= 0 else "subtracts"
+    return f"this {verb} {abs(contribution):.2f} log-odds"
+
+
+def _signer(prov: ProvenanceReport) -> str:
+    manifest = prov.active_manifest
+    if manifest is None:
+        return "an unknown signer"
+    s = manifest.signer
+    return s.organisation or s.common_name or "an unnamed signer"
+
+
+def model_signal(
+    name: str,
+    value: float | None,
+    contribution: float | None,
+    basis: str,
+    configured: bool,
+    photographic: bool,
+) -> Signal:
+    """A detector's signal: its calibrated verdict and contribution, or why it is missing."""
+    noun, target, what = _MODEL_NOUN[name]
+    if value is not None and contribution is not None:
+        p = sigmoid(value)
+        where = f" ({basis})" if basis else ""
+        sentence = f"{noun} rates {target} {100 * p:.0f}% likely {what}{where}; {_effect(contribution)}."
+        return Signal(
+            name=name,
+            kind="model",
+            present=True,
+            probability=p,
+            logit=value,
+            contribution=contribution,
+            sentence=sentence,
+        )
+    if not photographic:
+        reason = f"{_NOT_PHOTO}, so {noun[0].lower()}{noun[1:]} does not apply"
+    elif not configured:
+        reason = f"no {noun[4:].lower()} is configured, so this was not checked"
+    elif name == "face_model":
+        reason = "no face was found, so the face-forgery model does not count (left out, not scored as zero)"
+    else:
+        reason = f"{noun[0].lower()}{noun[1:]} gave no score"
+    return Signal(name=name, kind="model", present=False, sentence=reason[0].upper() + reason[1:] + ".")
+
+
+def credentials_signal(prov: ProvenanceReport | None, capture: bool, capture_prior: float | None) -> Signal:
+    """What the Content Credentials said and how they were used."""
+    if prov is None or prov.state == "absent":
+        return Signal(
+            name="content_credentials",
+            kind="rule",
+            present=False,
+            sentence="No Content Credentials: the file says nothing signed about its origin.",
+        )
+    state = prov.state
+    decl = prov.ai_declaration.value
+    if state in ("trusted", "valid_untrusted") and decl != "none_declared":
+        wording = "AI-generated" if decl == "generated" else "AI-edited"
+        trust = "a trusted signer" if state == "trusted" else "a signer not on your trust list"
+        return Signal(
+            name="content_credentials",
+            kind="rule",
+            present=True,
+            sentence=f"Valid Content Credentials from {_signer(prov)} ({trust}) declare the content "
+            f"{wording}; a signed declaration decides the verdict whatever the pixels show.",
+        )
+    if capture:
+        effect = f"; {_effect(capture_prior)}" if capture_prior is not None else ""
+        return Signal(
+            name="content_credentials",
+            kind="prior",
+            present=True,
+            contribution=capture_prior,
+            sentence=f"Trusted Content Credentials from {_signer(prov)} record a camera capture with "
+            f"no edits: strong authentic evidence that cannot hide strong pixel evidence{effect}.",
+        )
+    if state == "invalid":
+        codes = ", ".join(prov.failure_codes[:3]) or "validation failed"
+        return Signal(
+            name="content_credentials",
+            kind="flag",
+            present=True,
+            sentence=f"Content Credentials are INVALID ({codes}): tampered provenance, reported "
+            "beside the pixel score and not folded into it.",
+        )
+    if state == "unreadable":
+        return Signal(
+            name="content_credentials",
+            kind="flag",
+            present=True,
+            sentence="Content Credentials are present but unreadable: reported beside the score, "
+            "not folded into it.",
+        )
+    if state == "remote_not_fetched":
+        return Signal(
+            name="content_credentials",
+            kind="rule",
+            present=False,
+            sentence="Content Credentials are stored online and were not fetched: not counted.",
+        )
+    trust = "trusted" if state == "trusted" else "valid but from a signer not on your trust list"
+    return Signal(
+        name="content_credentials",
+        kind="rule",
+        present=True,
+        sentence=f"Content Credentials from {_signer(prov)} are {trust} and declare no AI, but do "
+        "not record an unedited camera capture: not counted either way.",
+    )
+
+
+def metadata_signal(prov: ProvenanceReport, hint: bool, prior: float | None) -> Signal:
+    """Unsigned metadata hints: counted (as a stated prior) only when they strongly indicate AI."""
+    if hint:
+        strong = next(
+            h
+            for h in prov.metadata_hints
+            if h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
+        )
+        effect = f"; {_effect(prior)}" if prior is not None else ""
+        return Signal(
+            name="metadata",
+            kind="prior",
+            present=True,
+            contribution=prior,
+            sentence=f"Unsigned metadata ({strong.name}) indicates generative AI; it is not a "
+            f"signature and can be edited{effect}.",
+        )
+    names = ", ".join(dict.fromkeys(h.name for h in prov.metadata_hints))
+    return Signal(
+        name="metadata",
+        kind="prior",
+        present=True,
+        sentence=f"Unsigned metadata ({names}) does not indicate AI and is easy to edit: not counted.",
+    )
+
+
+def summary_sentence(
+    verdict: Verdict,
+    p: float | None,
+    rule: str | None,
+    flag: str | None,
+    prov: ProvenanceReport | None,
+    photographic: bool,
+) -> str:
+    """One sentence a reviewer can repeat."""
+    if rule == "signed_ai_declaration" and prov is not None:
+        wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
+        text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
+    elif verdict == "out_of_scope" or p is None:
+        why = _NOT_PHOTO if not photographic else "no face was found and no synthetic-image check applies"
+        text = f"Out of scope: {why}, so trueframe gives no authenticity score."
+    else:
+        text = f"{VERDICT_WORDS[verdict]}: {100 * (1 - p):.0f}% likely authentic by the calibrated detectors."
+        if rule == "pixel_evidence_over_trusted_capture":
+            text += " Trusted camera credentials conflict with strong pixel evidence of manipulation."
+    if flag == "tampered":
+        text += " Its Content Credentials are invalid (tampered provenance), reported separately."
+    elif flag == "unreadable":
+        text += " Its Content Credentials could not be read."
+    return text

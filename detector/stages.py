@@ -1,0 +1,282 @@
+"""The one orchestration of the stages: their order, their glue, the timing keys and progress points.
+
+    media (load, limits, probe) -> frames (sample) -> provenance, in parallel with faces (detect,
+    then link into tracks) -> face_model (crops cut with the checkpoint's spec) and synthetic_model
+    (whole frames) -> heatmaps (on request) -> report (calibrate, aggregate, fuse).
+
+Three runners place the stages differently: :class:`detector.pipeline.Pipeline` calls them in this
+process, the Ray Serve ingress through deployment handles, the Ray Data scan as batch steps. A
+runner only says *where* a stage runs (:class:`StageCalls`); everything between the stages lives
+here, so no runner re-implements it: frame indices on detections, tracks, face crops and the keys
+of their logits, the configured models and the report assembler built from settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from detector.faces.tracks import FaceDetection, link_tracks
+from detector.settings import FaceSettings, Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from detector.faces.extract import FaceResult
+    from detector.media.loader import MediaInfo
+    from detector.media.sampling import Frame, FrameSample
+    from detector.models._manifest import ModelEntry
+    from detector.models.base import InputSpec
+    from detector.provenance.types import ProvenanceReport
+    from detector.report.assemble import CropKey, ReportAssembler, StageOutputs
+    from detector.report.schema import Heatmap, Report
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+TIMING_KEYS: tuple[str, ...] = (
+    "media",
+    "frames",
+    "provenance",
+    "faces",
+    "face_model",
+    "synthetic_model",
+    "heatmaps",
+)
+"""Keys of ``report.timings`` (plus ``total``), in stage order."""
+
+PROGRESS: dict[str, float] = {"media": 0.02, "faces": 0.15, "models": 0.65, "report": 0.95}
+"""Where each phase starts on a job's 0..1 progress scale."""
+
+Progress = Callable[[float, dict[str, Any]], None]
+"""``(fraction, partial results)``, e.g. ``(0.15, {"stage": "faces", "frames_sampled": 8})``."""
+
+
+class Pending(Protocol[T_co]):
+    """A stage call that may still be running elsewhere; ``result()`` waits for it."""
+
+    def result(self) -> T_co: ...
+
+
+@dataclass(frozen=True)
+class Ready(Generic[T]):
+    """A stage call that already ran (in-process)."""
+
+    value: T
+
+    def result(self) -> T:
+        return self.value
+
+
+@dataclass
+class Prepared:
+    """The loaded and sampled medium: what every later stage starts from."""
+
+    info: MediaInfo
+    data: bytes
+    name: str | None
+    sample: FrameSample
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class StageCalls(Protocol):
+    """Where the stages run. Calls may start work and return at once; :func:`run` collects results."""
+
+    def prepare(self, data: bytes, name: str | None, frames: int | None) -> Prepared: ...
+
+    def provenance(self, data: bytes, mime: str, name: str | None) -> Pending[ProvenanceReport]: ...
+
+    def detect(self, images: list[np.ndarray]) -> Pending[list[list[FaceDetection]]]: ...
+
+    def face_logits(self, crops: list[np.ndarray]) -> Pending[list[float]]: ...
+
+    def synthetic_logits(self, images: list[np.ndarray]) -> Pending[list[float]]: ...
+
+    def heatmaps(
+        self, faces: FaceResult, crops: dict[CropKey, np.ndarray], logits: dict[CropKey, float], limit: int
+    ) -> Pending[list[Heatmap]]: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-request choices that change the report: sampled frames (None: settings) and heatmaps."""
+
+    frames: int | None = None
+    heatmaps: bool = False
+
+
+def configured_models(settings: Settings) -> tuple[tuple[str, ModelEntry], tuple[str, ModelEntry] | None]:
+    """``(name, manifest entry)`` of the face model and of the synthetic-image model (None when unset)."""
+    from detector.models._registry import get_entry
+
+    models = settings.models
+    synthetic = (
+        (models.synthetic_model, get_entry(models.synthetic_model)) if models.synthetic_model else None
+    )
+    return (models.face_model, get_entry(models.face_model)), synthetic
+
+
+def build_assembler(settings: Settings) -> ReportAssembler:
+    """The report assembler (calibrators from the manifest, fusion parameters) for ``settings``."""
+    from detector.report.assemble import ReportAssembler
+
+    face, synthetic = configured_models(settings)
+    return ReportAssembler(settings, face, synthetic)
+
+
+def face_spec(settings: Settings) -> InputSpec:
+    """The face model's input spec (crop margin and size belong to its checkpoint)."""
+    return configured_models(settings)[0][1].input.to_spec()
+
+
+def detect_and_track(
+    frames: Sequence[Frame], found: Sequence[Sequence[FaceDetection]], settings: FaceSettings
+) -> FaceResult:
+    """Per-frame detections (in frame order) given their frame's index, then linked into tracks."""
+    from detector.faces.extract import FaceResult
+
+    per_frame = [
+        [replace(d, frame_index=f.index) for d in dets] for f, dets in zip(frames, found, strict=True)
+    ]
+    return FaceResult(per_frame, link_tracks(per_frame, settings.track_iou, settings.track_center_dist))
+
+
+def crop_faces(
+    frames: Sequence[Frame], faces: FaceResult, spec: InputSpec, default_margin: float
+) -> tuple[list[CropKey], list[np.ndarray]]:
+    """The face model's input crops (margin and size from its spec) and their keys."""
+    from detector.faces.extract import crop_face
+
+    by_index = {frame.index: frame for frame in frames}
+    margin = spec.crop_margin or default_margin
+    keys: list[CropKey] = []
+    crops: list[np.ndarray] = []
+    for dets in faces.per_frame:
+        for pos, det in enumerate(dets):
+            keys.append((det.frame_index, pos))
+            crops.append(crop_face(by_index[det.frame_index].image, det.box, margin, spec.size[0]))
+    return keys, crops
+
+
+def keyed(keys: Sequence[Any], values: Iterable[Any]) -> dict[Any, float]:
+    """``{key: float(value)}`` for logits returned in the order of their inputs."""
+    return {k: float(v) for k, v in zip(keys, values, strict=True)}
+
+
+class _Partial:
+    """Progress with cumulative partial results: each report keeps what earlier stages found."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress, self.found = progress, dict[str, Any]()
+
+    def __call__(self, fraction: float, partial: dict[str, Any]) -> None:
+        self.found.update(partial)
+        if self.progress is not None:
+            self.progress(fraction, dict(self.found))
+
+
+class _Clock:
+    """Timings of one analysis under :data:`TIMING_KEYS`."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    def wait(self, key: str, pending: Pending[T], started: float) -> T:
+        value = pending.result()
+        self.timings[key] = round(self.timings.get(key, 0.0) + time.perf_counter() - started, 4)
+        return value
+
+
+def outputs(
+    prepared: Prepared,
+    faces: FaceResult,
+    crop_logits: dict[CropKey, float],
+    synthetic_logits: dict[int, float],
+    provenance: ProvenanceReport | None,
+    heatmaps: list[Heatmap] | None = None,
+    timings: dict[str, float] | None = None,
+) -> StageOutputs:
+    """Everything the stages found for one medium, with the scope check of its frames."""
+    from detector.report.assemble import StageOutputs
+    from detector.scoring.scope import photographic
+
+    frames = prepared.sample.frames
+    return StageOutputs(
+        media=prepared.info,
+        name=prepared.name,
+        frames=frames,
+        faces=faces,
+        crop_logits=crop_logits,
+        synthetic_logits=synthetic_logits,
+        provenance=provenance,
+        heatmaps=heatmaps or [],
+        timings=dict(prepared.timings if timings is None else timings),
+        warnings=list(prepared.sample.warnings),
+        photographic=photographic([f.image for f in frames]),
+    )
+
+
+def collect(
+    calls: StageCalls,
+    spec: InputSpec,
+    settings: Settings,
+    data: bytes,
+    name: str | None,
+    options: Options,
+    progress: Progress | None = None,
+    synthetic: bool = True,
+) -> StageOutputs:
+    """Run every stage but the report through ``calls``, in the stage order; typed errors for bad input."""
+    tell = _Partial(progress)
+    tell(PROGRESS["media"], {"stage": "media"})
+    prepared = calls.prepare(data, name, options.frames)
+    clock = _Clock(dict(prepared.timings))
+    frames = prepared.sample.frames
+    started = time.perf_counter()
+    provenance = calls.provenance(prepared.data, prepared.info.mime, prepared.name)
+    tell(PROGRESS["faces"], {"stage": "faces", "frames_sampled": len(frames)})
+    images = [f.image for f in frames]
+    found = clock.wait("faces", calls.detect(images), time.perf_counter())
+    faces = detect_and_track(frames, found, settings.faces)
+    tell(
+        PROGRESS["models"],
+        {"stage": "models", "faces_found": faces.n_faces, "face_tracks": len(faces.tracks)},
+    )
+    keys, crops = crop_faces(frames, faces, spec, settings.faces.margin)
+    start_models = time.perf_counter()
+    pending_faces = calls.face_logits(crops) if crops else Ready[list[float]]([])
+    pending_synth = calls.synthetic_logits(images) if synthetic and images else None
+    crop_logits = keyed(keys, clock.wait("face_model", pending_faces, start_models))
+    synthetic_logits: dict[int, float] = {}
+    if pending_synth is not None:
+        synthetic_logits = keyed(
+            [f.index for f in frames], clock.wait("synthetic_model", pending_synth, start_models)
+        )
+    maps: list[Heatmap] = []
+    if options.heatmaps and crop_logits:
+        by_key = dict(zip(keys, crops, strict=True))
+        maps = clock.wait(
+            "heatmaps",
+            calls.heatmaps(faces, by_key, crop_logits, settings.fusion.heatmap_faces),
+            time.perf_counter(),
+        )
+    report_provenance = clock.wait("provenance", provenance, started)
+    tell(PROGRESS["report"], {"stage": "report"})
+    return outputs(prepared, faces, crop_logits, synthetic_logits, report_provenance, maps, clock.timings)
+
+
+def run(
+    calls: StageCalls,
+    assembler: ReportAssembler,
+    spec: InputSpec,
+    settings: Settings,
+    data: bytes,
+    name: str | None,
+    options: Options,
+    progress: Progress | None = None,
+) -> Report:
+    """Analyse one medium through ``calls``: :func:`collect`, then the report."""
+    synthetic = assembler.synthetic_model is not None
+    return assembler.build(collect(calls, spec, settings, data, name, options, progress, synthetic))

@@ -1,0 +1,1 @@
+"""Access: API keys and the web form's sessions."""

@@ -1,0 +1,106 @@
+"""API keys, kept in the job store and only ever stored hashed (sessions: :mod:`.sessions`).
+
+A key reads ``tfk_<id>_<secret>``: ``id`` (8 hex chars) names it in ``trueframe keys list`` and is
+the owner recorded on its jobs; ``secret`` is 256 random bits. The store keeps sha256 of the whole
+key, compared in constant time. Each key also gets a webhook signing secret (``whsec_...``), shown
+once at creation beside the key and kept in the store (it must be readable to sign).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from detector.errors import InvalidRequest
+from serving.jobs.store import JobStore
+
+KEY_PREFIX = "tfk_"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str | None
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """What ``keys create`` prints once: the key itself and its webhook signing secret."""
+
+    key: ApiKey
+    token: str
+    webhook_secret: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: ``owner`` is recorded on jobs; ``webhook_secret`` signs their callbacks."""
+
+    owner: str
+    webhook_secret: str | None
+    via: str  # "key", "session" or "anonymous"
+
+
+def digest(token: str) -> str:
+    """sha256 hex of a key or session token: the only form the store keeps."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_key(store: JobStore, name: str | None = None) -> NewKey:
+    """A new key; its token and webhook secret exist in plain text only in the returned value."""
+    key_id = secrets.token_hex(4)
+    token = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    webhook_secret = "whsec_" + secrets.token_urlsafe(32)
+    now = time.time()
+    with store.transaction() as db:
+        if db.execute("SELECT 1 FROM api_keys WHERE id=?", (key_id,)).fetchone():
+            raise InvalidRequest("key id collision; run the command again")
+        db.execute(
+            "INSERT INTO api_keys (id, name, hash, webhook_secret, created_at) VALUES (?,?,?,?,?)",
+            (key_id, name, digest(token), webhook_secret, now),
+        )
+    return NewKey(ApiKey(key_id, name, now, None), token, webhook_secret)
+
+
+def list_keys(store: JobStore) -> list[ApiKey]:
+    rows = store.query("SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY created_at")
+    return [ApiKey(r["id"], r["name"], r["created_at"], r["revoked_at"]) for r in rows]
+
+
+def revoke_key(store: JobStore, key_id: str) -> bool:
+    """Revoke a key at once (its jobs stay readable by nobody); False when unknown or already revoked."""
+    with store.transaction() as db:
+        cur = db.execute(
+            "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (time.time(), key_id)
+        )
+    return cur.rowcount == 1
+
+
+def any_active_key(store: JobStore) -> bool:
+    return bool(store.query("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"))
+
+
+def authenticate_key(store: JobStore, token: str) -> Principal | None:
+    """The principal of a valid, unrevoked key; None otherwise."""
+    if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
+        return None
+    key_id = token[len(KEY_PREFIX) :].split("_", 1)[0]
+    rows = store.query(
+        "SELECT hash, webhook_secret FROM api_keys WHERE id=? AND revoked_at IS NULL", (key_id,)
+    )
+    if not rows or not hmac.compare_digest(rows[0]["hash"], digest(token)):
+        return None
+    return Principal(owner=f"key:{key_id}", webhook_secret=rows[0]["webhook_secret"], via="key")
+
+
+def key_webhook_secret(store: JobStore, owner: str) -> str | None:
+    """The webhook secret of the key behind ``owner`` (``key:<id>``), for session-made jobs too."""
+    if not owner.startswith("key:"):
+        return None
+    rows = store.query("SELECT webhook_secret FROM api_keys WHERE id=?", (owner[4:],))
+    return rows[0]["webhook_secret"] if rows else None

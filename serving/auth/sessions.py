@@ -1,0 +1,39 @@
+"""Web-form sessions: an ``HttpOnly; SameSite=Strict`` cookie holding a random token.
+
+The store keeps the token's sha256 and the owner the session acts for: ``session:<id>`` while the
+service runs without keys, or the key the form was given once through ``POST /v1/session``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from serving.auth.keys import digest
+from serving.jobs.store import JobStore
+
+
+def create_session(store: JobStore, owner: str | None, ttl_s: float) -> tuple[str, str]:
+    """A session token for the cookie, acting for ``owner`` (a fresh anonymous owner when None)."""
+    token = secrets.token_urlsafe(32)
+    owner = owner or f"session:{secrets.token_hex(8)}"
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO sessions (hash, owner, expires_at) VALUES (?,?,?)",
+            (digest(token), owner, time.time() + ttl_s),
+        )
+    return token, owner
+
+
+def session_owner(store: JobStore, token: str) -> str | None:
+    """The owner an unexpired session acts for; None otherwise."""
+    rows = store.query(
+        "SELECT owner FROM sessions WHERE hash=? AND expires_at > ?", (digest(token), time.time())
+    )
+    return rows[0]["owner"] if rows else None
+
+
+def end_session(store: JobStore, token: str) -> None:
+    """Forget a session (sign-out)."""
+    with store.transaction() as db:
+        db.execute("DELETE FROM sessions WHERE hash=?", (digest(token),))

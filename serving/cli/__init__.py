@@ -1,0 +1,54 @@
+"""The ``trueframe`` command line: one sub-command per module listed in ``COMMAND_MODULES``.
+
+Each module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
+taking the parsed namespace and returning an exit code. Typed errors become exit code 2 and one
+line on stderr: ``error: <code>: <message>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from detector.errors import TrueframeError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "serving.cli.analyze",
+    "serving.cli.models",
+    "serving.cli.provenance",
+    "serving.cli.keys",
+    "serving.cli.scan",
+    "serving.cli.evaluate",
+    "serving.cli.calibrate",
+    "serving.cli.serve",
+)
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; sub-command modules are imported here, not at package import."""
+    parser = argparse.ArgumentParser(
+        prog="trueframe", description="How likely is this image or video authentic, and why."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``trueframe`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except TrueframeError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code

@@ -1,0 +1,104 @@
+"""``trueframe analyze`` and ``trueframe schema``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from detector.errors import InvalidRequest, TrueframeError
+from detector.report.schema import Report, report_json_schema
+
+EXIT_USER_ERROR = 2
+TOP_FRAMES = 3
+
+
+def register(sub: Any) -> None:
+    """Add the ``analyze`` and ``schema`` sub-commands."""
+    p = sub.add_parser("analyze", help="score images or videos for manipulation")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON report per line")
+    p.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 32)")
+    p.add_argument("--model", default=None, help="face model name (see `trueframe models`)")
+    p.add_argument(
+        "--heatmaps", action="store_true", help="add Grad-CAM heatmaps of the top face crops (base64 PNG)"
+    )
+    p.set_defaults(func=run_analyze)
+    s = sub.add_parser("schema", help="print the report's JSON schema")
+    s.set_defaults(func=run_schema)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """Analyse each file; a failing file prints its error and the others still run."""
+    from detector.pipeline import Pipeline
+    from detector.settings import get_settings
+
+    if args.frames is not None and args.frames < 1:
+        raise InvalidRequest("--frames must be at least 1")
+    settings = get_settings()
+    if args.model:
+        settings = settings.model_copy(
+            update={"models": settings.models.model_copy(update={"face_model": args.model})}
+        )
+    pipeline = Pipeline(settings)
+    exit_code = 0
+    for path in args.files:
+        try:
+            report = pipeline.analyze(path, frames=args.frames, heatmaps=args.heatmaps)
+        except TrueframeError as exc:
+            exit_code = EXIT_USER_ERROR
+            if args.json:
+                print(json.dumps({"file": str(path), "error": exc.to_dict()}))
+            else:
+                print(f"{path}: error: {exc.code}: {exc.message}", file=sys.stderr)
+            continue
+        print(report.to_json() if args.json else summarize(report, str(path)))
+    return exit_code
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(report_json_schema(), indent=2))
+    return 0
+
+
+def summarize(report: Report, label: str) -> str:
+    """A few readable lines: verdict, why, faces, the frames that drove it, provenance, warnings."""
+    m = report.media
+    what = f"{m.kind} {m.format} {m.width}x{m.height}"
+    if m.duration_s is not None:
+        what += f" {m.duration_s:.1f}s"
+    lines = [f"{label}: {what} sha256 {m.sha256[:12]}"]
+    s = report.score
+    lines.append(f"  verdict: {s.verdict}. {s.summary}")
+    if s.authenticity is not None and s.manipulated is not None:
+        note = "" if s.calibrated else " (NOT calibrated for these models)"
+        lines.append(f"  authenticity {s.authenticity:.3f}, P(manipulated) {s.manipulated:.3f}{note}")
+    lines.extend(f"  - {signal.sentence}" for signal in s.signals)
+    if s.thresholds and s.verdict != "out_of_scope":
+        bands = ", ".join(
+            f"{t.verdict} {'>=' if t.bound == 'at_least' else '<='} {t.manipulated:.2f}"
+            f" ({t.rate.replace('_', ' ')} {100 * t.target_rate:g}%)"
+            for t in s.thresholds
+        )
+        lines.append(f"  bands on P(manipulated): {bands}")
+    if report.heatmaps:
+        lines.append(f"  heatmaps: {len(report.heatmaps)} (in --json output)")
+    for t in report.tracks:
+        score = "n/a" if t.score is None else f"{t.score:.3f}"
+        lines.append(
+            f"  face track {t.track_id}: {t.length} frame(s), ~{t.mean_side:.0f}px, P(manipulated) {score}"
+        )
+    driving = sorted(
+        (f for f in report.frames if f.max_face_logit is not None), key=lambda f: -(f.max_face_logit or 0)
+    )
+    if driving and m.kind == "video":
+        tops = ", ".join(
+            f"t={f.timestamp:.2f}s (logit {f.max_face_logit:+.2f})" for f in driving[:TOP_FRAMES]
+        )
+        lines.append(f"  frames that drove it: {tops}")
+    if report.provenance is not None:
+        lines.append(f"  provenance: {report.provenance.state}: {report.provenance.state_description}")
+    lines.extend(f"  warning: {w}" for w in report.warnings)
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""``trueframe keys create|list|revoke``: manage the service's API keys in the job store."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from detector.settings import get_settings
+from serving.auth.keys import create_key, list_keys, revoke_key
+from serving.jobs.store import JobStore, store_path
+
+EXIT_NOT_FOUND = 1
+
+
+def register(sub: Any) -> None:
+    """Add the ``keys`` sub-command and its actions."""
+    p = sub.add_parser("keys", help="create, list or revoke API keys of the HTTP service")
+    p.add_argument("--data-dir", type=Path, default=None, help="service data folder (default: settings)")
+    actions = p.add_subparsers(dest="keys_action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a key; it is printed once, store it now")
+    create.add_argument("--name", default=None, help="a label shown by `keys list`")
+    create.set_defaults(func=run_create)
+    listing = actions.add_parser("list", help="list key ids, names and states (never the keys)")
+    listing.set_defaults(func=run_list)
+    revoke = actions.add_parser("revoke", help="revoke a key by id; its requests fail at once")
+    revoke.add_argument("key_id", metavar="ID")
+    revoke.set_defaults(func=run_revoke)
+
+
+def _store(args: argparse.Namespace) -> JobStore:
+    settings = get_settings()
+    if args.data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
+    return JobStore(store_path(settings))
+
+
+def run_create(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        new = create_key(store, args.name)
+    finally:
+        store.close()
+    print(f"id:             {new.key.id}")
+    print(f"key:            {new.token}")
+    print(f"webhook secret: {new.webhook_secret}")
+    print("Both are shown only now; the service keeps a hash of the key.")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        keys = list_keys(store)
+    finally:
+        store.close()
+    for key in keys:
+        created = datetime.fromtimestamp(key.created_at, UTC).strftime("%Y-%m-%d %H:%M")
+        state = "active" if key.revoked_at is None else "revoked"
+        print(f"{key.id}\t{state}\t{created}\t{key.name or ''}")
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        revoked = revoke_key(store, args.key_id)
+    finally:
+        store.close()
+    if not revoked:
+        print(f"no active key {args.key_id}")
+        return EXIT_NOT_FOUND
+    print(f"revoked {args.key_id}")
+    return 0

@@ -1,0 +1,130 @@
+"""``trueframe models`` and ``trueframe weights list|import|fetch``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add the ``models`` and ``weights`` sub-commands."""
+    m = sub.add_parser("models", help="list registered models and whether their weights are ready")
+    m.add_argument("--json", action="store_true", help="print a JSON array")
+    _weights_dir_option(m)
+    m.set_defaults(func=run_models)
+
+    w = sub.add_parser("weights", help="list, import or download model weights")
+    wsub = w.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+    ls = wsub.add_parser("list", help="every weights file, its source and state")
+    ls.add_argument("--json", action="store_true", help="print a JSON array")
+    _weights_dir_option(ls)
+    ls.set_defaults(func=run_weights_list)
+    imp = wsub.add_parser("import", help="convert a family's upstream files found in a local folder")
+    imp.add_argument("family", metavar="FAMILY", help="weights family, e.g. mesonet")
+    imp.add_argument(
+        "--from", dest="src", type=Path, required=True, metavar="DIR", help="folder holding the files"
+    )
+    _weights_dir_option(imp)
+    imp.set_defaults(func=run_weights_import)
+    fetch = wsub.add_parser("fetch", help="download a family's upstream files and import them")
+    fetch.add_argument("family", metavar="FAMILY", help="weights family, e.g. mesonet")
+    fetch.add_argument(
+        "--base-url", default=None, help="download FILE from BASE_URL/FILE instead of upstream"
+    )
+    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    _weights_dir_option(fetch)
+    fetch.set_defaults(func=run_weights_fetch)
+
+
+def _weights_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=None,
+        help="weights cache folder (default: setting models.weights_dir, ~/.cache/trueframe)",
+    )
+
+
+def _weights_dir(args: argparse.Namespace) -> Path:
+    from detector.models._weights import default_weights_dir
+
+    return Path(args.weights_dir).expanduser() if args.weights_dir else default_weights_dir()
+
+
+def _rows(weights_dir: Path) -> list[dict[str, Any]]:
+    from detector.models._manifest import load_manifest
+    from detector.models._registry import list_models
+    from detector.models._weights import weights_path, weights_state
+
+    manifest = load_manifest()
+    rows = []
+    for name in list_models(manifest=manifest):
+        entry = manifest.models[name]
+        rows.append(
+            {
+                "name": name,
+                "task": entry.task,
+                "weights": weights_state(entry, weights_dir),
+                "licence": entry.licence,
+                "family": entry.source.importer,
+                "source": entry.source.kind,
+                "upstream_file": entry.source.upstream_file,
+                "path": str(weights_path(entry, weights_dir)),
+                "sha256": entry.sha256,
+            }
+        )
+    return rows
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    cells = [[str(r[c] if r[c] is not None else "-") for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """Every registered model: name, task, weights state (verified / missing / mismatch), licence."""
+    rows = _rows(_weights_dir(args))
+    if args.json:
+        keys = ("name", "task", "weights", "licence", "path", "sha256")
+        print(json.dumps([{k: r[k] for k in keys} for r in rows]))
+    elif rows:
+        _print_table(rows, ["name", "task", "weights", "licence"])
+        if any(r["weights"] != "verified" for r in rows):
+            missing = sorted({r["family"] for r in rows if r["weights"] != "verified" and r["family"]})
+            for family in missing:
+                hint = f"trueframe weights import {family} --from DIR (or: trueframe weights fetch {family})"
+                print(f"missing weights: {hint}")
+    return 0
+
+
+def run_weights_list(args: argparse.Namespace) -> int:
+    """Each weights file: model, family, upstream file, state and where it is expected."""
+    rows = _rows(_weights_dir(args))
+    if args.json:
+        print(json.dumps(rows))
+    elif rows:
+        _print_table(rows, ["name", "family", "upstream_file", "weights", "path"])
+    return 0
+
+
+def run_weights_import(args: argparse.Namespace) -> int:
+    """Convert ``FAMILY``'s upstream files from ``--from DIR`` into the cache, verified."""
+    from detector.models._weights import import_weights
+
+    for path in import_weights(args.family, args.src, _weights_dir(args)):
+        print(f"imported {path}")
+    return 0
+
+
+def run_weights_fetch(args: argparse.Namespace) -> int:
+    """Download ``FAMILY``'s upstream files and import them into the cache."""
+    from detector.models._weights import fetch_weights
+
+    for path in fetch_weights(args.family, _weights_dir(args), base_url=args.base_url, timeout=args.timeout):
+        print(f"fetched {path}")
+    return 0

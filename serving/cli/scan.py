@@ -1,0 +1,207 @@
+"""``trueframe scan SOURCE --out RESULTS``: a resumable batch scan on Ray Data.
+
+Per-item failures never stop the scan (each gets a row with its error code); the exit code is 0
+when every item has a row, 130 on Ctrl-C (rows written so far are kept; rerun to finish).
+
+Review queue: ``--review-out FILE`` writes the rows of RESULTS (this run and earlier ones) that
+pass *all* given filters, most suspicious first: ``--min-score P`` keeps items whose calibrated
+P(manipulated or synthetic) is at least P; ``--verdict V`` (repeatable or comma-separated) keeps
+those verdicts. Failed items are never in the queue; the summary lists them by error code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, get_args
+
+from detector.errors import InvalidRequest
+from detector.report.schema import Verdict
+from serving.scan.output import ResultStore, Row, latest_per_path, write_rows
+
+VERDICTS = get_args(Verdict)
+
+
+def register(sub: Any) -> None:
+    """Add the ``scan`` sub-command."""
+    p = sub.add_parser("scan", help="batch-scan a folder, list or manifest of files (Ray Data, resumable)")
+    add_arguments(p)
+    p.set_defaults(func=run_scan)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "source", metavar="SOURCE", help="folder, list of paths, CSV/JSONL manifest; local or s3://"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="RESULTS", help=".jsonl (default), .csv or .parquet"
+    )
+    p.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 32)")
+    p.add_argument("--model", default=None, help="face model name (see `trueframe models`)")
+    p.add_argument("--limit", type=int, default=None, help="scan only the first N items of SOURCE")
+    p.add_argument(
+        "--review-out", type=Path, default=None, metavar="FILE", help="write the review queue here"
+    )
+    p.add_argument("--min-score", type=float, default=None, metavar="P", help="queue: P(manipulated) >= P")
+    p.add_argument("--verdict", action="append", default=None, help="queue: these verdicts (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+
+
+def _verdicts(values: list[str] | None) -> set[str] | None:
+    if not values:
+        return None
+    chosen = {v.strip() for value in values for v in value.split(",") if v.strip()}
+    unknown = chosen - set(VERDICTS)
+    if unknown:
+        raise InvalidRequest(f"unknown verdict(s) {sorted(unknown)}; known: {', '.join(VERDICTS)}")
+    return chosen
+
+
+def _check(args: argparse.Namespace) -> set[str] | None:
+    if args.frames is not None and args.frames < 1:
+        raise InvalidRequest("--frames must be at least 1")
+    if args.limit is not None and args.limit < 0:
+        raise InvalidRequest("--limit must not be negative")
+    if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
+        raise InvalidRequest("--min-score is a probability between 0 and 1")
+    verdicts = _verdicts(args.verdict)
+    filtered = args.min_score is not None or verdicts is not None
+    if filtered != (args.review_out is not None):
+        raise InvalidRequest("--review-out and at least one of --min-score / --verdict go together")
+    return verdicts
+
+
+class Progress:
+    """Live tqdm bar (items done, items/s, ETA, failures) and the counts for the closing summary."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="item", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+        self.verdicts: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.skipped = 0
+        self.written = 0
+        self.start = time.perf_counter()
+
+    def planned(self, plan: Any) -> None:
+        self.skipped = plan.skipped
+        self.bar.update(plan.skipped)
+
+    def written_rows(self, rows: list[Row]) -> None:
+        for row in rows:
+            if row.get("error_code"):
+                self.failures[str(row["error_code"])] += 1
+            else:
+                self.verdicts[str(row.get("verdict"))] += 1
+        self.written += len(rows)
+        self.bar.update(len(rows))
+        self.bar.set_postfix(failures=sum(self.failures.values()), refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def summary(self) -> str:
+        """A small table: rows per verdict, failures per code, throughput."""
+        seconds = time.perf_counter() - self.start
+        lines = [f"{'result':<36}{'items':>8}", "-" * 44]
+        lines += [f"{v:<36}{n:>8}" for v, n in sorted(self.verdicts.items())]
+        lines += [f"{'failed: ' + c:<36}{n:>8}" for c, n in sorted(self.failures.items())]
+        lines += [f"{'already in results':<36}{self.skipped:>8}", "-" * 44]
+        rate = self.written / seconds if seconds > 0 else 0.0
+        lines.append(f"{self.written} row(s) written in {seconds:.1f} s ({rate:.2f} items/s)")
+        return "\n".join(lines)
+
+
+class _Observer:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def planned(self, plan: Any) -> None:
+        self.progress.planned(plan)
+
+    def written(self, rows: list[Row]) -> None:
+        self.progress.written_rows(rows)
+
+
+def review_queue(rows: list[Row], min_score: float | None, verdicts: set[str] | None) -> list[Row]:
+    """Rows passing every given filter, highest P(manipulated) first; failed items never pass."""
+    queue = []
+    for row in latest_per_path(rows):
+        if row.get("error_code"):
+            continue
+        p = row.get("manipulated")
+        if min_score is not None and (p is None or float(p) < min_score):
+            continue
+        if verdicts is not None and row.get("verdict") not in verdicts:
+            continue
+        queue.append(row)
+    return sorted(
+        queue, key=lambda r: -(float(r["manipulated"]) if r.get("manipulated") is not None else -1.0)
+    )
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    """List SOURCE, scan what is not yet in RESULTS, print the summary, write the review queue."""
+    from detector.settings import get_settings
+    from serving.scan.run import scan_items
+    from serving.scan.source import is_uri, list_source
+
+    verdicts = _check(args)
+    import ray.data  # noqa: F401 - configures Ray Data's loggers, which are quietened next
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # our own bar and summary say it all
+    settings = get_settings()
+    if args.model:
+        settings = settings.model_copy(
+            update={"models": settings.models.model_copy(update={"face_model": args.model})}
+        )
+    store = ResultStore(args.out)
+    own = {p.resolve() for p in (store.out, store.journal_path)}
+    items = [
+        it
+        for it in list_source(args.source, args.limit)
+        if is_uri(it.path) or Path(it.path).resolve() not in own
+    ]
+    progress = Progress(len(items), enabled=not args.no_progress)
+    try:
+        scan_items(items, store, settings, frames=args.frames, observer=_Observer(progress))
+    except KeyboardInterrupt:
+        progress.close()
+        print(progress.summary())
+        raise
+    finally:
+        progress.close()  # setup errors (missing weights, bad fusion file) print no summary
+    print(progress.summary())
+    if args.review_out is not None:
+        queue = review_queue(store.existing(), args.min_score, verdicts)
+        write_rows(args.review_out, queue)
+        print(f"review queue: {len(queue)} item(s) in {args.review_out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``scan`` alone (``python -m serving.cli.scan SOURCE --out RESULTS``), errors as in the CLI."""
+    from detector.errors import TrueframeError
+
+    parser = argparse.ArgumentParser(prog="trueframe scan", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_scan(args)
+    except TrueframeError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: rows written so far are kept; run the same command again to finish", file=sys.stderr
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

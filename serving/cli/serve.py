@@ -1,0 +1,106 @@
+"""``trueframe serve``: the HTTP service and web form, on Ray Serve (default) or in one process.
+
+Embedded defaults: 127.0.0.1:8000, the SQLite job store under the data folder (``TRUEFRAME_DATA_DIR``,
+default ``.trueframe-data``), the weights cache of the settings, ``serving/serve_config.yaml``.
+Runs until Ctrl-C (or SIGTERM), then shuts Serve and Ray down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from detector.settings import Settings
+
+RAY_START_HINT = "starting Ray and the deployments (the first start takes a few seconds)..."
+
+
+def register(sub: Any) -> None:
+    """Add the ``serve`` sub-command."""
+    p = sub.add_parser("serve", help="run the HTTP API and the web form")
+    p.add_argument("--host", default=None, help="bind address (default: env, then config, then 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    p.add_argument(
+        "--config", type=Path, default=None, help="Ray Serve config YAML (default: serving/serve_config.yaml)"
+    )
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="job store and uploads (default .trueframe-data)"
+    )
+    p.add_argument("--no-ray", action="store_true", help="run the same app in this process under uvicorn")
+    p.set_defaults(func=run_serve)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if args.data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
+    return settings
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Start the service and block until interrupted."""
+    from serving.ray.app import load_config
+
+    settings = _settings(args)
+    config = load_config(args.config)
+    host = args.host or _pick(settings, config, "host")
+    port = args.port if args.port is not None else int(_pick(settings, config, "port"))
+    settings.data_dir.expanduser().mkdir(parents=True, exist_ok=True)
+    if args.no_ray:
+        return _serve_in_process(settings, host, port)
+    return _serve_ray(settings, config, host, port)
+
+
+def _pick(settings: Settings, config: Any, name: str) -> Any:
+    """``TRUEFRAME_SERVE__HOST``/``PORT`` when set, else the config's ``http_options``, else the default."""
+    if name in settings.serve.model_fields_set:
+        return getattr(settings.serve, name)
+    return config.http.get(name, getattr(settings.serve, name))
+
+
+def _serve_in_process(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from serving.analyzer import InProcessAnalyzer
+    from serving.http.app import create_app
+    from serving.jobs.store import JobStore, store_path
+
+    app = create_app(settings, InProcessAnalyzer(settings), JobStore(store_path(settings)))
+    print(f"trueframe (in process) at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
+
+
+def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
+    from serving.ray.app import run_service, stop_service
+    from serving.ray.runtime import init_ray
+
+    print(RAY_START_HINT, flush=True)
+    started = time.perf_counter()
+    try:
+        init_ray()
+        run_service(settings, config, host, port)
+        took = time.perf_counter() - started
+        print(f"trueframe at http://{host}:{port}/  (started in {took:.1f} s; Ctrl-C to stop)", flush=True)
+        _wait_for_stop_signal()
+        print("shutting down...", flush=True)
+    finally:
+        stop_service()
+    return 0
+
+
+def _wait_for_stop_signal() -> None:
+    """Block until SIGINT or SIGTERM (installed after ``ray.init``, which sets its own handlers)."""
+    stop = threading.Event()
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in handled}
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

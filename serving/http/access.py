@@ -1,0 +1,74 @@
+"""Who calls: an API key header, else the web form's session cookie, else anonymous while open."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request, Response
+
+from serving.auth.keys import Principal, any_active_key, authenticate_key, key_webhook_secret
+from serving.auth.sessions import create_session, session_owner
+from serving.http.errors import Unauthorized
+from serving.http.state import AppState, State, off_loop
+
+SESSION_COOKIE = "trueframe_session"
+
+
+def _token(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def open_mode(state: AppState) -> bool:
+    """No key is required: none is configured as mandatory and none exists (blocking: call off the loop)."""
+    return not state.settings.serve.api_keys_required and not any_active_key(state.store)
+
+
+def _same_origin(request: Request) -> None:
+    """Cookie-authorised requests must not come from another site (besides ``SameSite=Strict``)."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise Unauthorized("the session cookie is not accepted on cross-site requests")
+
+
+def _resolve(state: AppState, token: str | None, cookie: str | None) -> Principal:
+    """The caller from a key, a session or anonymous access (blocking store reads)."""
+    settings = state.settings
+    if token:
+        found = authenticate_key(state.store, token)
+        if found is None:
+            raise Unauthorized("the API key is not valid (unknown or revoked)")
+        return found
+    is_open = open_mode(state)
+    owner = session_owner(state.store, cookie) if cookie else None
+    if owner is not None and (owner.startswith("key:") or is_open):
+        secret = key_webhook_secret(state.store, owner) or settings.serve.webhook_secret
+        return Principal(owner=owner, webhook_secret=secret, via="session")
+    if is_open:
+        return Principal(owner="anonymous", webhook_secret=settings.serve.webhook_secret, via="anonymous")
+    raise Unauthorized("send an API key: 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+
+
+async def principal(request: Request, state: State) -> Principal:
+    """The calling principal; 401 ``unauthorized`` when a key is needed and none is valid."""
+    token = _token(request)
+    found = await off_loop(_resolve, state, token, request.cookies.get(SESSION_COOKIE))
+    if found.via == "session":
+        _same_origin(request)
+    return found
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def set_session(response: Response, state: AppState, owner: str | None) -> None:
+    """Open a session for ``owner`` (anonymous when None) and set its cookie (blocking store write)."""
+    ttl_s = state.settings.serve.session_ttl_hours * 3600.0
+    token, _ = create_session(state.store, owner, ttl_s)
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=int(ttl_s), path="/", httponly=True, samesite="strict",
+        secure=False,  # the default bind is loopback over plain HTTP; a TLS proxy may add Secure
+    )  # fmt: skip

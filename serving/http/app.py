@@ -1,0 +1,124 @@
+"""The HTTP API (FastAPI): ``create_app(settings, analyzer, store)``; routes in :mod:`serving.http.routers`.
+
+Errors are always ``{"error": {"code", "message"}}`` with the status of the typed error
+(:mod:`detector.errors`, :mod:`serving.http.errors`). Access rule: ``/v1`` needs an API key
+(``Authorization: Bearer <key>`` or ``X-API-Key``) or the web form's session cookie whenever a
+key exists or ``serve.api_keys_required`` is set; with no key at all (a fresh local ``make run``)
+requests are anonymous. See :mod:`serving.auth.keys` for keys and sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from detector.errors import InternalError, InvalidRequest, TrueframeError
+from detector.settings import Settings
+from serving.analyzer import Analyzer
+from serving.http.errors import MethodNotAllowed, NotFound, PayloadTooLarge, QueueFull
+from serving.http.metrics import Metrics
+from serving.http.middleware import Observe
+from serving.http.state import AppState
+from serving.http.upload import BodyLimit
+from serving.jobs.runner import JobRunner
+from serving.jobs.store import JobStore
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(
+    settings: Settings, analyzer: Analyzer, store: JobStore, *, static_dir: Path | None = None
+) -> FastAPI:
+    """The service app; its lifespan runs the job worker (resuming jobs left by a previous run).
+
+    ``static_dir`` holds the web form (``index.html`` served at ``/``, the rest under ``/static``).
+    """
+    from serving.http.routers import analyze, jobs, ops, session, web
+
+    metrics = Metrics(queue_depth=lambda: float(store.active_count()))
+    runner = JobRunner(settings, analyzer, store, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runner.start()
+        try:
+            yield
+        finally:
+            await runner.stop()
+
+    app = FastAPI(
+        title="trueframe",
+        summary="How likely is this image or video authentic, and why.",
+        version="1",
+        lifespan=lifespan,
+    )
+    static = STATIC_DIR if static_dir is None else static_dir
+    app.state.trueframe = AppState(settings, analyzer, store, runner, metrics, static)
+    _add_error_handlers(app)
+    for router in (analyze.router, jobs.router, session.router, ops.router, web.router):
+        app.include_router(router)
+    if static.is_dir():
+        app.mount("/static", StaticFiles(directory=static), name="static")
+    max_bytes = max(settings.limits.max_image_bytes, settings.limits.max_video_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    if settings.serve.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.serve.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    app.add_middleware(Observe, metrics=metrics)
+    return app
+
+
+def error_response(exc: TrueframeError) -> JSONResponse:
+    """The JSON error body with the error's status (``Retry-After`` for ``queue_full``)."""
+    headers = None
+    if isinstance(exc, QueueFull):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, PayloadTooLarge):
+        headers = {"Connection": "close"}  # do not wait for the rest of an oversize body
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def typed(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TrueframeError)
+        return error_response(exc)
+
+    async def validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
+        )
+        return error_response(InvalidRequest(problems or "invalid request"))
+
+    async def http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return error_response(NotFound(f"no route {request.url.path}"))
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+        body = {"error": {"code": "http_error", "message": str(exc.detail)}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(InternalError("internal error; the service log has the details"))
+
+    app.add_exception_handler(TrueframeError, typed)
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(StarletteHTTPException, http)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,61 @@
+"""Typed errors of the HTTP service (codes are public API, like those of :mod:`detector.errors`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detector.errors import LimitExceeded, TrueframeError
+
+
+class Unauthorized(TrueframeError):
+    """No valid API key or session: send ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class JobNotFound(TrueframeError):
+    """Unknown job id, or a job that belongs to another key (never told apart)."""
+
+    code = "job_not_found"
+    http_status = 404
+
+
+class NotFound(TrueframeError):
+    code = "not_found"
+    http_status = 404
+
+
+class MethodNotAllowed(TrueframeError):
+    code = "method_not_allowed"
+    http_status = 405
+
+
+class PayloadTooLarge(LimitExceeded):
+    """The request body passed the upload limit while it was still streaming in."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class QueueFull(TrueframeError):
+    """Too many jobs are waiting; retry after ``retry_after`` seconds."""
+
+    code = "queue_full"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
+
+
+class NotReady(TrueframeError):
+    code = "not_ready"
+    http_status = 503
+
+
+def status_of(code: str) -> int:
+    """The HTTP status of an error code (500 for a code no typed error declares)."""
+    from detector.errors import all_error_classes
+
+    return next((c.http_status for c in all_error_classes() if c.code == code), 500)

@@ -1,0 +1,1 @@
+"""One APIRouter per resource: analysis, jobs, the session, operations and the web form."""

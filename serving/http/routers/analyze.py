@@ -1,0 +1,115 @@
+"""``POST /v1/analyze``: an image answers with its report, a video (or a callback) with a job."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from detector.errors import InvalidRequest
+from detector.media.loader import Media, MediaLoader
+from detector.stages import Options
+from serving.http.access import Caller
+from serving.http.errors import JobNotFound, QueueFull, status_of
+from serving.http.state import AppState, State, off_loop
+from serving.http.upload import read_upload
+from serving.jobs.cache import result_key
+from serving.jobs.runner import job_response
+from serving.jobs.webhooks import check_callback_url
+
+router = APIRouter(prefix="/v1", tags=["analysis"])
+
+
+def _check_queue(state: AppState) -> None:
+    limit = state.settings.serve.max_queue
+    if state.store.active_count() + state.sync_inflight >= limit:
+        raise QueueFull(
+            f"{limit} analyses are queued or running; retry later",
+            retry_after=state.settings.serve.retry_after_s,
+        )
+
+
+@router.post("/analyze", status_code=200, responses={202: {"description": "job"}})
+async def analyze(
+    request: Request,
+    caller: Caller,
+    state: State,
+    name: Annotated[str | None, Query(max_length=255)] = None,
+    wait: bool = False,
+    frames: Annotated[int | None, Query(ge=1, le=512)] = None,
+    heatmaps: bool = False,
+    callback_url: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response:
+    """Analyse an upload (multipart field ``file`` or the raw body).
+
+    Images: 200 with the report. Videos, or any upload with ``callback_url``: 202 with a job
+    (poll ``GET /v1/jobs/{id}``), or 200 with the report when ``wait=true`` and it finishes in time.
+    """
+    await off_loop(_check_queue, state)
+    if callback_url is not None:
+        check_callback_url(callback_url, state.settings.serve.callback_allow_private)
+        if caller.webhook_secret is None:
+            raise InvalidRequest("callback_url needs an API key (its webhook secret signs the callback)")
+    upload = await read_upload(request, name)
+    media: Media = await off_loop(MediaLoader(state.settings.limits).load, upload.data, upload.name)
+    options = Options(frames=frames, heatmaps=heatmaps)
+    key = await off_loop(result_key, state.settings, options)
+    cached = await off_loop(state.store.cached_report, media.info.sha256, key)
+    if cached is not None:
+        state.metrics.cache_hits.inc()
+    if media.info.kind == "image" and callback_url is None:
+        return await _image(state, media, upload.name, options, key, cached)
+    job = await off_loop(
+        state.store.create_job,
+        owner=caller.owner,
+        sha256=media.info.sha256,
+        options=dataclasses.asdict(options),
+        name=upload.name,
+        media=media.data,
+        callback_url=callback_url,
+        report=cached,
+        ttl_s=state.runner.ttl_s,
+    )
+    if cached is None:
+        state.runner.submit(job.id)
+    else:
+        state.runner.finished(job)
+    if not wait:
+        return job_response(job, 202)
+    return await _wait(state, job.id)
+
+
+async def _image(
+    state: AppState,
+    media: Media,
+    name: str | None,
+    options: Options,
+    key: str,
+    cached: dict[str, object] | None,
+) -> Response:
+    if cached is not None:
+        return JSONResponse(cached, headers={"X-Trueframe-Cache": "hit"})
+    state.sync_inflight += 1
+    try:
+        report = await state.analyzer.analyze(media.data, name, options)
+    finally:
+        state.sync_inflight -= 1
+    body = json.loads(report.to_json())
+    await off_loop(state.store.cache_report, media.info.sha256, key, body)
+    return JSONResponse(body, headers={"X-Trueframe-Cache": "miss"})
+
+
+async def _wait(state: AppState, job_id: str) -> Response:
+    await state.runner.wait(job_id, state.settings.serve.wait_timeout_s)
+    done = await off_loop(state.store.get, job_id)
+    if done is None:
+        raise JobNotFound("the job was deleted while waiting")
+    if done.status == "succeeded":
+        return JSONResponse(done.report)
+    if done.status == "failed" and done.error_code is not None:
+        body = {"error": {"code": done.error_code, "message": done.error_message}}
+        return JSONResponse(body, status_code=status_of(done.error_code))
+    return job_response(done, 202)

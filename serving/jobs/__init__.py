@@ -1,0 +1,1 @@
+"""Jobs: the worker that runs them, the store that keeps them, the result cache and webhooks."""

@@ -1,0 +1,153 @@
+"""The :class:`~serving.analyzer.Analyzer` of the Ray Serve app: the stages placed on deployments.
+
+:func:`detector.stages.run` says the order and does the glue; :class:`RayCalls` only says where each
+stage runs. It runs in a worker thread of the ingress, so a deployment call is started with
+``handle.remote(...)`` and collected with the response's blocking ``result()``. Frames and crops go
+one per call, so the deployments' ``@serve.batch`` queues gather the frames of this video and of
+every concurrent request into one forward pass. A typed error raised in a replica is re-raised as
+itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio.to_thread
+from ray.exceptions import RayTaskError
+
+from detector.errors import TrueframeError
+from detector.settings import Settings
+from detector.stages import Options, Prepared, Ready, face_spec, run
+from serving.analyzer import ProgressCallback, bridge
+
+if TYPE_CHECKING:
+    import numpy as np
+    from ray.serve.handle import DeploymentHandle
+
+    from detector.faces.extract import FaceResult
+    from detector.faces.tracks import FaceDetection
+    from detector.provenance.types import ProvenanceReport
+    from detector.report.assemble import CropKey, ReportAssembler
+    from detector.report.schema import Heatmap, Report
+
+T = TypeVar("T")
+DeploymentResponse = Any  # ray.serve.handle.DeploymentResponse (its stubs union in streaming responses)
+
+
+def unwrap(response: DeploymentResponse) -> Any:
+    """The result of one deployment call; a typed error from the replica is raised as itself."""
+    try:
+        return response.result()
+    except RayTaskError as exc:
+        if isinstance(exc.cause, TrueframeError):
+            raise exc.cause from None
+        raise
+
+
+@dataclass
+class Remote(Generic[T]):
+    """One deployment call in flight."""
+
+    response: DeploymentResponse
+
+    def result(self) -> T:
+        value: T = unwrap(self.response)
+        return value
+
+
+@dataclass
+class Gathered(Generic[T]):
+    """Many deployment calls in flight (one per frame or crop), collected in order."""
+
+    responses: Sequence[DeploymentResponse]
+
+    def result(self) -> list[T]:
+        return [unwrap(r) for r in self.responses]
+
+
+@dataclass(frozen=True)
+class StageHandles:
+    """Handles of the stage deployments (``synthetic_model`` is None when none is configured)."""
+
+    media: DeploymentHandle
+    provenance: DeploymentHandle
+    faces: DeploymentHandle
+    face_model: DeploymentHandle
+    synthetic_model: DeploymentHandle | None = None
+
+
+class RayCalls:
+    """:class:`detector.stages.StageCalls` on the deployments of :class:`StageHandles`."""
+
+    def __init__(self, handles: StageHandles) -> None:
+        self.h = handles
+
+    def prepare(self, data: bytes, name: str | None, frames: int | None) -> Prepared:
+        info, sample, timings = unwrap(self.h.media.prepare.remote(data, name, frames))
+        return Prepared(info, data, name, sample, timings)
+
+    def provenance(self, data: bytes, mime: str, name: str | None) -> Remote[ProvenanceReport]:
+        return Remote(self.h.provenance.read.remote(data, mime, name))
+
+    def detect(self, images: list[np.ndarray]) -> Gathered[list[FaceDetection]]:
+        return Gathered([self.h.faces.detect.remote(image) for image in images])
+
+    def face_logits(self, crops: list[np.ndarray]) -> Gathered[float]:
+        return Gathered([self.h.face_model.predict.remote(crop) for crop in crops])
+
+    def synthetic_logits(self, images: list[np.ndarray]) -> Gathered[float] | Ready[list[float]]:
+        if self.h.synthetic_model is None:
+            return Ready([])
+        return Gathered([self.h.synthetic_model.predict.remote(image) for image in images])
+
+    def heatmaps(
+        self, faces: FaceResult, crops: dict[CropKey, np.ndarray], logits: dict[CropKey, float], limit: int
+    ) -> Remote[list[Heatmap]]:
+        return Remote(self.h.face_model.heatmaps.remote(faces, crops, logits, limit))
+
+
+class RayAnalyzer:
+    """Analyses uploaded bytes through the stage deployments; builds the same report as in-process."""
+
+    def __init__(self, settings: Settings, handles: StageHandles) -> None:
+        self.settings = settings
+        self.handles = handles
+        self.calls = RayCalls(handles)
+        self._assembler: ReportAssembler | None = None
+
+    @property
+    def assembler(self) -> ReportAssembler:
+        """Calibrators and fusion parameters, read from the manifest once."""
+        if self._assembler is None:
+            from detector.stages import build_assembler
+
+            self._assembler = build_assembler(self.settings)
+        return self._assembler
+
+    async def analyze(
+        self, data: bytes, name: str | None, options: Options, progress: ProgressCallback | None = None
+    ) -> Report:
+        """Run every stage through its deployment; typed errors for input that cannot be analysed."""
+        assembler, spec, tell = self.assembler, face_spec(self.settings), bridge(progress)
+        return await anyio.to_thread.run_sync(
+            lambda: run(self.calls, assembler, spec, self.settings, data, name, options, tell)
+        )
+
+    async def ready(self) -> bool:
+        """True once MTCNN and every model have loaded in their replicas (weights present, verified)."""
+        h = self.handles
+        probes = [h.faces.ready.remote(), h.face_model.describe.remote()]
+        if h.synthetic_model is not None and self.settings.models.synthetic_model:
+            probes.append(h.synthetic_model.describe.remote())
+        try:
+            for probe in probes:
+                await probe
+        except RayTaskError as exc:
+            if isinstance(exc.cause, TrueframeError):
+                return False
+            raise
+        except TrueframeError:
+            return False
+        return True

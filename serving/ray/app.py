@@ -1,0 +1,186 @@
+"""The Ray Serve application: stage deployments composed under one FastAPI ingress.
+
+``build_app(settings, config)`` returns ``Ingress.bind(media, provenance, faces, face_model, ...)``;
+nothing happens at import. Per-deployment options (replicas, ``ray_actor_options``, ``user_config``
+with batch sizes, batch waits and face thresholds) come from ``serving/serve_config.yaml``, which is
+also a valid ``serve run`` config (its ``import_path`` is :func:`app_builder`). When the Ray cluster
+has GPUs, face detection and the classifiers get a fraction of one each (``GPU_SHARES``) unless the
+config names ``num_gpus`` itself.
+
+:func:`serving.ray_runtime.init_ray`, :func:`run_service` and :func:`stop_service` are what
+``trueframe serve`` and the tests use: a local Ray (no dashboard) unless ``RAY_ADDRESS`` names a
+cluster to join.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import yaml
+from ray import serve
+
+from detector.errors import InvalidRequest
+from detector.settings import Settings
+from serving.ray.analyzer import RayAnalyzer, StageHandles
+from serving.ray.deployments import (
+    FaceDeployment,
+    FaceModelDeployment,
+    MediaDeployment,
+    ProvenanceDeployment,
+    SyntheticModelDeployment,
+)
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from ray.serve import Application, Deployment
+    from ray.serve.handle import DeploymentHandle
+
+APP_NAME = "trueframe"
+DEFAULT_CONFIG = Path(__file__).with_name("serve_config.yaml")
+GPU_SHARES = {"faces": 0.3, "face_model": 0.3, "synthetic_model": 0.3}
+DEPLOYMENT_OPTION_KEYS = frozenset(
+    {
+        "num_replicas",
+        "max_ongoing_requests",
+        "ray_actor_options",
+        "user_config",
+        "autoscaling_config",
+        "graceful_shutdown_timeout_s",
+        "graceful_shutdown_wait_loop_s",
+        "health_check_period_s",
+        "health_check_timeout_s",
+    }
+)
+DEPLOYMENTS = ("ingress", "media", "provenance", "faces", "face_model", "synthetic_model")
+
+
+@serve.deployment(
+    name="ingress", num_replicas=1, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.2}
+)
+@serve.ingress()
+class Ingress:
+    """The HTTP API (``serving.api.create_app``) over a :class:`RayAnalyzer` holding the stage handles.
+
+    One replica only: it runs the job worker over the SQLite job store in the data folder.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        media: DeploymentHandle,
+        provenance: DeploymentHandle,
+        faces: DeploymentHandle,
+        face_model: DeploymentHandle,
+        synthetic_model: DeploymentHandle | None = None,
+    ) -> None:
+        self.settings = settings
+        self.analyzer = RayAnalyzer(
+            settings, StageHandles(media, provenance, faces, face_model, synthetic_model)
+        )
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        """Called by Serve in the replica after ``__init__``: the app with its store and analyzer."""
+        from serving.http.app import create_app
+        from serving.jobs.store import JobStore, store_path
+
+        path = store_path(self.settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return create_app(self.settings, self.analyzer, JobStore(path))
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Per-deployment options read from the serve config YAML, and its HTTP options."""
+
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    http: dict[str, Any] = field(default_factory=dict)
+
+
+def load_config(path: Path | None = None) -> ServeConfig:
+    """The first application of a Serve config YAML (default: the one shipped with the package)."""
+    target = path or DEFAULT_CONFIG
+    try:
+        doc = yaml.safe_load(target.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidRequest(f"cannot read serve config {target}: {exc}") from exc
+    apps = doc.get("applications") if isinstance(doc, dict) else None
+    if not isinstance(apps, list) or not apps or not isinstance(apps[0], dict):
+        raise InvalidRequest(f"serve config {target}: expected an 'applications' list")
+    deployments: dict[str, dict[str, Any]] = {}
+    for entry in apps[0].get("deployments") or []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if name not in DEPLOYMENTS:
+            raise InvalidRequest(
+                f"serve config {target}: unknown deployment {name!r}; known: {', '.join(DEPLOYMENTS)}"
+            )
+        unknown = set(entry) - DEPLOYMENT_OPTION_KEYS - {"name"}
+        if unknown:
+            raise InvalidRequest(f"serve config {target}: deployment {name}: unknown keys {sorted(unknown)}")
+        deployments[name] = {k: v for k, v in entry.items() if k != "name"}
+    http = doc.get("http_options") or {}
+    return ServeConfig(deployments=deployments, http=dict(http))
+
+
+def _cluster_gpus() -> float:
+    """GPUs of the Ray cluster this driver is connected to (0 when Ray is not initialised)."""
+    import ray
+
+    if not ray.is_initialized():
+        return 0.0
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def _deployment(decorated: object, name: str, config: ServeConfig, gpus: float) -> Deployment:
+    """The deployment with the config's options for ``name`` (and a GPU share when there are GPUs).
+
+    ``ray_actor_options`` are merged over the decorator's (Ray would otherwise replace them and
+    fall back to one whole CPU per replica).
+    """
+    deployment = cast("Deployment", decorated)
+    opts = dict(config.deployments.get(name, {}))
+    actor = dict(deployment.ray_actor_options or {}) | dict(opts.get("ray_actor_options") or {})
+    if gpus > 0 and name in GPU_SHARES:
+        actor.setdefault("num_gpus", GPU_SHARES[name])
+    opts["ray_actor_options"] = actor
+    return deployment.options(**opts)
+
+
+def build_app(settings: Settings, config: ServeConfig | None = None) -> Application:
+    """``Ingress.bind(...)`` over every stage deployment, with the config's options applied."""
+    cfg = config or load_config()
+    gpus = 0.0 if settings.runtime.device == "cpu" else _cluster_gpus()
+    media = _deployment(MediaDeployment, "media", cfg, gpus).bind(settings)
+    provenance = _deployment(ProvenanceDeployment, "provenance", cfg, gpus).bind(settings)
+    faces = _deployment(FaceDeployment, "faces", cfg, gpus).bind(settings)
+    models = settings.models
+    face_model = _deployment(FaceModelDeployment, "face_model", cfg, gpus).bind(settings, models.face_model)
+    synthetic = None
+    if models.synthetic_model:
+        synthetic = _deployment(SyntheticModelDeployment, "synthetic_model", cfg, gpus).bind(
+            settings, models.synthetic_model
+        )
+    ingress = _deployment(Ingress, "ingress", cfg, gpus)
+    return ingress.bind(settings, media, provenance, faces, face_model, synthetic)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """``import_path`` target for ``serve run serving/serve_config.yaml``: settings from the environment."""
+    config_path = args.get("config")
+    return build_app(Settings(), load_config(Path(config_path)) if config_path else None)
+
+
+def run_service(settings: Settings, config: ServeConfig | None, host: str, port: int) -> DeploymentHandle:
+    """Start Serve's HTTP proxy on ``host:port`` and deploy the app; returns once it is running."""
+    serve.start(http_options={"host": host, "port": port})
+    return serve.run(build_app(settings, config), name=APP_NAME, route_prefix="/")
+
+
+def stop_service() -> None:
+    """Shut Serve and Ray down (deployments use short graceful timeouts, see the config)."""
+    import ray
+
+    if ray.is_initialized():
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,191 @@
+"""Ray Serve deployments that wrap the detector stage classes unchanged, one per stage.
+
+Each deployment owns one stage object built in ``__init__`` (models load lazily on first call, like
+in-process) and exposes plain async methods that the ingress calls through ``DeploymentHandle``s.
+Face detection and the classifiers take ONE image per call (hence their high ``max_ongoing_requests``)
+and are ``@serve.batch``-ed: the frames
+of one video and of concurrent requests are gathered into one batch (one MTCNN or model forward
+pass), up to ``max_batch_size`` images or ``batch_wait_timeout_s`` of waiting. Both are tunable
+through ``user_config`` (``reconfigure``), as are the face detector's thresholds.
+
+Every replica calls :func:`detector.tvcompat.ensure_torchvision` before anything can import
+torchvision (facenet-pytorch does), because Ray workers are fresh processes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ray import serve
+
+from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.faces.extract import FaceResult
+    from detector.faces.tracks import FaceDetection
+    from detector.media.loader import MediaInfo
+    from detector.media.sampling import FrameSample
+    from detector.models import Classifier
+    from detector.models._manifest import ModelEntry
+    from detector.provenance.types import ProvenanceReport
+    from detector.report.assemble import CropKey
+    from detector.report.schema import Heatmap
+
+BATCH_KEYS = ("max_batch_size", "batch_wait_timeout_s")
+
+
+def _prepare_worker(settings: Settings) -> None:
+    """Per-process setup of a replica: the torchvision shim, then torch's thread count."""
+    from detector.faces.tvcompat import ensure_torchvision
+    from detector.runtime import configure_threads
+
+    ensure_torchvision()
+    configure_threads(settings.runtime.torch_threads)
+
+
+def _apply_batch_config(config: dict[str, Any], *methods: Any) -> None:
+    """Set ``max_batch_size`` / ``batch_wait_timeout_s`` of ``@serve.batch`` methods from user_config."""
+    unknown = set(config) - set(BATCH_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown user_config keys: {', '.join(sorted(unknown))}; user_config tunes batching only, "
+            "thresholds come from the TRUEFRAME_* settings"
+        )
+    for method in methods:
+        if "max_batch_size" in config:
+            method.set_max_batch_size(int(config["max_batch_size"]))
+        if "batch_wait_timeout_s" in config:
+            method.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+
+
+@serve.deployment(name="media", max_ongoing_requests=8, ray_actor_options={"num_cpus": 0.2})
+class MediaDeployment:
+    """Sniffing, limits, probing (MediaLoader) and frame sampling (FrameSampler), on CPU."""
+
+    def __init__(self, settings: Settings) -> None:
+        from detector.media.loader import MediaLoader
+        from detector.media.sampling import FrameSampler
+
+        _prepare_worker(settings)
+        self.loader = MediaLoader(settings.limits)
+        self.sampler = FrameSampler(settings.sampling, self.loader)
+
+    async def prepare(
+        self, data: bytes, name: str | None, frames: int | None
+    ) -> tuple[MediaInfo, FrameSample, dict[str, float]]:
+        """Load (typed errors for hostile input) and sample frames; the bytes are not sent back."""
+        start = time.perf_counter()
+        media = self.loader.load(data, name=name)
+        loaded = time.perf_counter()
+        sample = self.sampler.sample(media, frames)
+        timings = {"media": round(loaded - start, 4), "frames": round(time.perf_counter() - loaded, 4)}
+        return media.info, sample, timings
+
+
+@serve.deployment(name="provenance", max_ongoing_requests=8, ray_actor_options={"num_cpus": 0.2})
+class ProvenanceDeployment:
+    """C2PA manifest validation and metadata hints (ProvenanceReader), on CPU."""
+
+    def __init__(self, settings: Settings) -> None:
+        from detector.provenance.reader import ProvenanceReader
+
+        _prepare_worker(settings)
+        self.reader = ProvenanceReader(settings.provenance)
+
+    async def read(self, data: bytes, mime: str | None, name: str | None) -> ProvenanceReport:
+        return self.reader.read(data, mime, name)
+
+
+@serve.deployment(name="faces", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.4})
+class FaceDeployment:
+    """MTCNN face detection (FaceExtractor), batched over frames of all concurrent requests."""
+
+    def __init__(self, settings: Settings) -> None:
+        from detector.faces.extract import FaceExtractor
+        from detector.runtime import select_device
+
+        _prepare_worker(settings)
+        self.extractor = FaceExtractor(settings.faces, select_device(settings.runtime.device))
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """user_config: batch size and wait (the detector's thresholds come from the settings only)."""
+        _apply_batch_config(config, self.detect)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
+    async def detect(self, images: list[np.ndarray]) -> list[list[FaceDetection]]:
+        """Faces in one RGB frame (``frame_index`` is 0: the caller sets the frame's own index)."""
+        per_image = self.extractor.detect(images)
+        return per_image
+
+    async def ready(self) -> bool:
+        """Builds MTCNN so that the first request does not pay for it."""
+        self.extractor.detect([np.zeros((64, 64, 3), dtype=np.uint8)])
+        return True
+
+
+class _ClassifierDeployment:
+    """A registered classifier (``create_model(...).predict``), batched over images of all requests."""
+
+    def __init__(self, settings: Settings, model_name: str) -> None:
+        _prepare_worker(settings)
+        self.settings = settings
+        self.model_name = model_name
+        self._model: Classifier | None = None
+
+    @property
+    def model(self) -> Classifier:
+        """The classifier, loaded (weights verified against the manifest) on first use."""
+        if self._model is None:
+            from detector.models import create_model
+            from detector.runtime import select_device
+
+            self._model = create_model(
+                self.model_name,
+                weights_dir=self.settings.models.weights_dir,
+                device=select_device(self.settings.runtime.device),
+            )
+        return self._model
+
+    def _logits(self, images: list[np.ndarray]) -> list[float]:
+        return [float(v) for v in self.model.predict(images)]
+
+    async def describe(self) -> tuple[str, ModelEntry]:
+        """Name and manifest entry of the loaded model (loads it: used as the readiness probe)."""
+        model = self.model
+        return model.name, model.entry
+
+
+@serve.deployment(name="face_model", max_ongoing_requests=512, ray_actor_options={"num_cpus": 0.3})
+class FaceModelDeployment(_ClassifierDeployment):
+    """The face-forgery classifier on face crops."""
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        _apply_batch_config(config, self.predict)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.02)
+    async def predict(self, images: list[np.ndarray]) -> list[float]:
+        """Raw fake-logit of one face crop (batched per class: each class has its own queue)."""
+        return self._logits(images)
+
+    async def heatmaps(
+        self, faces: FaceResult, crops: dict[CropKey, np.ndarray], logits: dict[CropKey, float], limit: int
+    ) -> list[Heatmap]:
+        """Grad-CAM maps of the strongest crop of the top ``limit`` tracks (not batched: rare)."""
+        from detector.models._gradcam import top_crop_heatmaps
+
+        return top_crop_heatmaps(self.model, faces, crops, logits, limit)
+
+
+@serve.deployment(name="synthetic_model", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.2})
+class SyntheticModelDeployment(_ClassifierDeployment):
+    """The synthetic-image classifier on whole frames."""
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        _apply_batch_config(config, self.predict)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def predict(self, images: list[np.ndarray]) -> list[float]:
+        """Raw synthetic-logit of one whole frame."""
+        return self._logits(images)

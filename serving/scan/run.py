@@ -1,0 +1,276 @@
+"""The batch scan on Ray Data: fingerprint, skip what is done, analyse each new content once.
+
+Two streaming passes over the items, both ``map_batches`` on ``ray.data.from_items``:
+
+1. **fingerprint** (tasks): sha256 and sniffed type of every file, read in chunks. The driver then
+   writes at once the rows it already knows: items already in RESULTS are skipped, unreadable
+   and non-media files get their error row, and a file whose content (and model versions) was
+   analysed before gets a copy of that result (``duplicate_of`` names the analysed path).
+2. **analyse** (actor pools, one per heavy stage): load + sample -> provenance -> faces ->
+   classifiers -> report assembly, each content once; rows for every path sharing it are written,
+   flushed and fsynced as results stream back, so memory stays bounded and a crash loses nothing
+   written.
+
+Locally Ray starts in this process (no dashboard, auth off); with ``RAY_ADDRESS`` set the same
+code runs on that cluster (files must then be reachable from every node: a shared folder or
+object storage). Face extraction and classifiers are GPU actors when the cluster has GPUs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from detector.errors import TrueframeError
+from detector.settings import Settings
+from serving.ray.runtime import init_ray
+from serving.scan.output import ResultStore, Row, make_row, row_key
+from serving.scan.source import ScanItem, fingerprint
+
+
+class ScanObserver(Protocol):
+    """Told what the fingerprint pass decided, then every batch of rows as it is written."""
+
+    def planned(self, plan: Plan) -> None: ...
+
+    def written(self, rows: list[Row]) -> None: ...
+
+
+def model_versions(settings: Settings, frames: int | None) -> str:
+    """What a result depends on besides the content: model weights, fusion parameters, frames."""
+    from detector.models._registry import get_entry
+    from detector.scoring.fusion.rules import default_fusion_path
+
+    parts = []
+    for role, name in (("face", settings.models.face_model), ("synthetic", settings.models.synthetic_model)):
+        if name:
+            parts.append(f"{role}={name}@{get_entry(name).sha256[:12]}")
+    fusion_path = settings.fusion.fusion_file or default_fusion_path()
+    fusion = hashlib.sha256(fusion_path.read_bytes()).hexdigest()[:12] if fusion_path.is_file() else "none"
+    parts.append(f"fusion@{fusion}")
+    parts.append(f"frames={frames or settings.sampling.frames}")
+    return ";".join(parts)
+
+
+def check_models(settings: Settings) -> None:
+    """Fail before any work when model weights or the fusion parameters are missing or corrupt."""
+    from detector.models._registry import get_entry
+    from detector.models._weights import default_weights_dir, resolve_weights
+    from detector.scoring.fusion.rules import load_parameters
+
+    load_parameters(settings.fusion.fusion_file)
+    weights_dir = settings.models.weights_dir or default_weights_dir()
+    for name in (settings.models.face_model, settings.models.synthetic_model):
+        if name:
+            resolve_weights(get_entry(name), weights_dir)
+
+
+def _fingerprint_batch(batch: pa.Table) -> pa.Table:
+    """sha256 / size / kind of each path, or the typed error that stopped it."""
+    out: dict[str, list[Any]] = {k: [] for k in ("id", "sha256", "size_bytes", "kind", "format", "error")}
+    for ident, path in zip(batch.column("id").to_pylist(), batch.column("path").to_pylist(), strict=True):
+        out["id"].append(ident)
+        try:
+            fp = fingerprint(path)
+        except TrueframeError as exc:
+            details = exc.details
+            values = [
+                details.get("sha256"),
+                details.get("size_bytes"),
+                None,
+                None,
+                f"{exc.code}\t{exc.message}",
+            ]
+        else:
+            values = [fp.sha256, fp.size_bytes, fp.kind, fp.format, None]
+        for key, value in zip(("sha256", "size_bytes", "kind", "format", "error"), values, strict=True):
+            out[key].append(value)
+    return pa.table(out)
+
+
+@dataclass
+class Plan:
+    """What the fingerprint pass decided: rows to write now, contents to analyse and who shares them."""
+
+    ready: list[Row] = field(default_factory=list)
+    analyse: dict[str, int] = field(default_factory=dict)  # sha256 -> id of the item analysed
+    sharing: dict[str, list[int]] = field(default_factory=dict)  # sha256 -> ids reported with it
+    content_of: dict[int, Row] = field(default_factory=dict)  # analysed id -> sha256, size, kind, format
+    skipped: int = 0
+
+
+def _resources(ray_mod: Any) -> tuple[float, float]:
+    res = ray_mod.cluster_resources()
+    return float(res.get("CPU", 1.0)), float(res.get("GPU", 0.0))
+
+
+class Scanner:
+    """Runs one scan of ``items`` into ``store``; the ``observer`` sees the plan and every row written."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ResultStore,
+        frames: int | None = None,
+        observer: ScanObserver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.frames = frames
+        self.observer = observer
+        self.versions = model_versions(settings, frames)
+
+    def _write(self, rows: list[Row]) -> None:
+        if rows:
+            self.store.append(rows)
+            if self.observer is not None:
+                self.observer.written(rows)
+
+    def run(self, items: list[ScanItem]) -> Plan:
+        """Fingerprint, write what is known, analyse the rest; returns the plan it followed."""
+        import ray.data
+
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        plan = self.plan(items, self._fingerprints(items))
+        if self.observer is not None:
+            self.observer.planned(plan)
+        self._write(plan.ready)
+        if plan.analyse:
+            for ident, result in self._analyse([items[i] for i in plan.analyse.values()], plan):
+                self._write(self._rows_for(items, plan, ident, result))
+        return plan
+
+    def _fingerprints(self, items: list[ScanItem]) -> Iterable[dict[str, Any]]:
+        import ray.data
+
+        rows = [{"id": i, "path": item.path} for i, item in enumerate(items)]
+        ds = ray.data.from_items(rows).map_batches(
+            _fingerprint_batch, batch_format="pyarrow", batch_size=8, num_cpus=0.25
+        )
+        return ds.iter_rows()
+
+    def plan(self, items: list[ScanItem], prints: Iterable[dict[str, Any]]) -> Plan:
+        """Decide per item: skip, write now (error or known content), or analyse (first of its content)."""
+        existing = self.store.existing()
+        done = {row_key(r) for r in existing}
+        known = {
+            (r["sha256"], r.get("model_versions")): r
+            for r in existing
+            if r.get("sha256") and not r.get("duplicate_of") and r.get("error_code") != "internal_error"
+        }
+        plan = Plan()
+        for fp in prints:
+            ident = int(fp["id"])
+            item, sha = items[ident], fp["sha256"]
+            if (item.path, sha or "", self.versions) in done:
+                plan.skipped += 1
+                continue
+            if fp["error"] is not None:
+                code, message = fp["error"].split("\t", 1)
+                result = {
+                    "sha256": sha,
+                    "size_bytes": fp["size_bytes"],
+                    "error_code": code,
+                    "error_message": message,
+                }
+                plan.ready.append(make_row(item.path, item.extra, result, self.versions))
+            elif (sha, self.versions) in known:
+                prior = known[(sha, self.versions)]
+                result = {**prior, "duplicate_of": prior["path"], "scanned_at": None}
+                plan.ready.append(make_row(item.path, item.extra, result, self.versions))
+            elif sha in plan.analyse:
+                plan.sharing[sha].append(ident)
+            else:
+                plan.analyse[sha] = ident
+                plan.content_of[ident] = {k: fp[k] for k in ("sha256", "size_bytes", "kind", "format")}
+                plan.sharing[sha] = [ident]
+        return plan
+
+    def _rows_for(self, items: list[ScanItem], plan: Plan, ident: int, result: Row) -> list[Row]:
+        first = items[ident]
+        rows = []
+        base = plan.content_of[ident]
+        for other in plan.sharing[base["sha256"]]:
+            item = items[other]
+            dup = None if other == ident else first.path
+            # a failure before the bytes were hashed again still gets the content key it was planned by
+            row = {**base, **{k: v for k, v in result.items() if v is not None}}
+            rows.append(make_row(item.path, item.extra, {**row, "duplicate_of": dup}, self.versions))
+        return rows
+
+    def _analyse(self, items: list[ScanItem], plan: Plan) -> Iterable[tuple[int, Row]]:
+        """Stream ``(item id, result columns)`` from the actor-pool pipeline, as they complete."""
+        import pickle
+
+        import ray
+        import ray.data
+
+        from serving.scan import steps as st
+
+        cpus, gpus = _resources(ray)
+
+        def pool(size: float) -> ray.data.ActorPoolStrategy:
+            return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(size)))
+
+        models: dict[str, Any] = {"num_cpus": 0.5, "compute": pool(cpus)}
+        if gpus >= 1:  # face extraction and classifiers share each GPU
+            models = {"num_gpus": 0.5, "compute": pool(gpus)}
+        cheap: dict[str, Any] = {"num_cpus": 0.25, "compute": pool(cpus)}
+        steps: list[tuple[type, dict[str, Any], int, dict[str, Any]]] = [
+            (st.LoadStep, {"frames": self.frames}, 1, cheap),
+            (st.ProvenanceStep, {}, 4, cheap),
+            (st.FaceStep, {}, 1, models),
+            (st.ClassifierStep, {}, 8, models),
+            (st.AssembleStep, {}, 8, cheap),
+        ]
+        ids = list(plan.analyse.values())
+        start = [
+            {"id": i, "state": pickle.dumps(st.ItemState(path=it.path))}
+            for i, it in zip(ids, items, strict=True)
+        ]
+        ds: ray.data.Dataset = ray.data.from_items(start)
+        for step, kwargs, batch_size, resources in steps:
+            ds = ds.map_batches(
+                step,
+                fn_constructor_kwargs={"settings": self.settings, **kwargs},
+                batch_format="pyarrow",
+                batch_size=batch_size,
+                **resources,
+            )
+        for row in ds.iter_rows():
+            yield int(row["id"]), pickle.loads(row["result"])  # our own AssembleStep's output
+
+
+def scan_items(
+    items: list[ScanItem],
+    store: ResultStore,
+    settings: Settings,
+    frames: int | None = None,
+    observer: ScanObserver | None = None,
+) -> Plan:
+    """Scan ``items`` into ``store`` on Ray (started here unless already running); closes the store."""
+    import ray
+
+    check_models(settings)
+    scanner = Scanner(settings, store, frames, observer)
+    if not items:
+        store.open()
+        store.close()
+        return Plan()
+    started = init_ray()
+    store.open()
+    try:
+        return scanner.run(items)
+    finally:
+        store.close()
+        if started:
+            ray.shutdown()
+
+
+__all__ = ["Plan", "ScanObserver", "Scanner", "model_versions", "scan_items"]
