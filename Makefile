@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser run test lint typecheck pytest bench clean
+.PHONY: install browser run test lint typecheck pytest bench eval audit clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,12 @@ $(PY):
 
 # torch first and pinned so pip takes the local CPU wheel, never the CUDA build.
 # facenet-pytorch pins torch<2.3, numpy<2, Pillow<10.3: it goes in alone with --no-deps.
+FACENET := facenet-pytorch==2.6.0
+
 $(STAMP): $(PY) pyproject.toml Makefile
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev]'
-	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
+	$(PIP) install -q -e '.[dev,train]'
+	$(PIP) install -q --no-deps $(FACENET)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -43,6 +45,13 @@ pytest: $(STAMP) browser
 	$(PY) -m pytest
 
 test: lint typecheck pytest
+
+# The development evaluation suite end to end (tables in runs/dev-eval/report.md), and the bias audit.
+eval: $(STAMP)
+	$(VENV)/bin/trueframe evaluate --suite dev
+
+audit: $(STAMP)
+	$(VENV)/bin/trueframe audit
 
 bench: $(STAMP)
 	$(PY) -m scripts.bench

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.face_cache import context_crop, load_rgb
+from datasets.images import context_crop, load_rgb
 
 # Panels to keep from side-by-side demo clips: source name -> (x, y, width, height).
 PANELS: dict[str, tuple[int, int, int, int]] = {

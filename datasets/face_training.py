@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from datasets.batch import Batch
 from datasets.compress import CompressionChain
 from datasets.face_pool import FacePool
 from datasets.self_blend import SelfBlendConfig, self_blend
 from datasets.swap import nearest_donor, swap_blend
-from datasets.training import Batch
 
 AUDIT_SHARE = 15  # percent of UTKFace faces held out of training for the bias audit
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.face_cache import image_files, load_rgb
 from datasets.face_pool import PANELS, video_frames
 from datasets.figure_tiles import grid_tiles, matches_any
+from datasets.images import image_files, load_rgb
 
 
 @dataclass

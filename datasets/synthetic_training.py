@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from datasets.artefacts import random_fake
+from datasets.batch import Batch
 from datasets.image_pool import ImagePool
-from datasets.training import Batch
 
 
 def reencode(image: np.ndarray, fmt: str, quality: int) -> np.ndarray:

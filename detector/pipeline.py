@@ -18,11 +18,11 @@ from detector.models import Classifier, create_model
 from detector.models.base import InputSpec
 from detector.provenance.reader import ProvenanceReader
 from detector.provenance.types import ProvenanceReport
-from detector.report.assemble import CropKey, ReportAssembler
+from detector.report.assemble import CropKey, ReportAssembler, StageOutputs
 from detector.report.schema import Heatmap, Report
 from detector.runtime import configure_threads, select_device, timed
 from detector.settings import Settings, get_settings
-from detector.stages import Options, Prepared, Progress, Ready, build_assembler, face_spec, run
+from detector.stages import Options, Prepared, Progress, Ready, build_assembler, collect, face_spec
 
 __all__ = ["Pipeline"]
 
@@ -86,8 +86,19 @@ class Pipeline:
         the top ``fusion.heatmap_faces`` face tracks.
         """
         assembler = self.assembler  # fails fast on unknown models or unreadable fusion parameters
+        return assembler.build(self.collect(source, name, Options(frames, heatmaps), progress))
+
+    def collect(
+        self,
+        source: str | Path | bytes,
+        name: str | None = None,
+        options: Options | None = None,
+        progress: Progress | None = None,
+    ) -> StageOutputs:
+        """Every stage but the report (raw logits, faces, provenance, scope), e.g. for calibration."""
+        synthetic = bool(self.settings.models.synthetic_model)
         calls = _InProcess(self, source)
-        return run(calls, assembler, self.spec, self.settings, b"", name, Options(frames, heatmaps), progress)
+        return collect(calls, self.spec, self.settings, b"", name, options or Options(), progress, synthetic)
 
 
 class _InProcess:

@@ -1,241 +1,25 @@
 """Train a detector from a YAML config: ``python -m scripts.train --config CFG --out RUN_DIR``.
 
-Seeded and resumable (``--resume`` continues from ``RUN_DIR/last.pt``: model, optimiser,
-scheduler, random states, epoch). Each epoch logs its mean loss and the validation AUC to
-``RUN_DIR/log.jsonl``; the best epoch by validation AUC is exported to
-``RUN_DIR/<arch>.<tag>.safetensors`` with a ready-to-paste manifest entry in
-``RUN_DIR/manifest_entry.toml`` (its sha256 and validation metrics are printed too).
-The task-specific data (self-blended faces, simulated artefacts) comes from :mod:`scripts.train_data`.
+Seeded and resumable (``--resume``); the loop is :func:`datasets.trainer.run`, the data
+:mod:`datasets.tasks`. Configs: ``scripts/configs/*.yaml``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-import yaml
-from sklearn.metrics import roc_auc_score
-from torch import nn
-from tqdm import tqdm
 
-from detector.models._manifest import InputConfig
-from detector.models._registry import get_architecture, parse_model_name
-from detector.models.base import InputSpec
-from scripts.train_data import TrainingData, build_data
-
-
-@dataclass
-class TrainResult:
-    """The exported weights file, its sha256, validation metrics and the exported module itself."""
-
-    file: Path
-    sha256: str
-    metrics: dict[str, float]
-    module: nn.Module
-
-
-@dataclass
-class RunState:
-    """What a checkpoint restores."""
-
-    epoch: int = 0
-    best_auc: float = -1.0
-    best_epoch: int = -1
-
-
-def load_config(path: Path) -> dict[str, Any]:
-    """The YAML config as a dict (must name ``task``, ``name``, ``input``, ``data``, ``train``)."""
-    with open(path, encoding="utf-8") as fh:
-        config = yaml.safe_load(fh)
-    missing = [k for k in ("task", "name", "input", "data", "train") if k not in config]
-    if missing:
-        raise SystemExit(f"{path}: config lacks {', '.join(missing)}")
-    return dict(config)
-
-
-def input_spec(config: dict[str, Any]) -> InputSpec:
-    """The model's input spec from the config's ``input`` table (validated like the manifest)."""
-    return InputConfig.model_validate(config["input"]).to_spec()
-
-
-def set_seed(seed: int) -> None:
-    """Seed torch (CPU and CUDA) for reproducible initialisation and dropout."""
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-
-
-def score(
-    module: nn.Module, data: TrainingData, images: list[np.ndarray], device: torch.device
-) -> np.ndarray:
-    """Per-image logits exactly as the registered classifier computes them (eval mode, no grad)."""
-    module.eval()
-    classifier = data.classifier(module, device)
-    return classifier.predict(images)
-
-
-def train_step(
-    module: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module
-) -> float:
-    """One optimisation step; returns the batch loss."""
-    module.train()
-    loss: torch.Tensor = loss_fn(module(x).reshape(-1), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return float(loss.detach())
-
-
-def save_checkpoint(
-    path: Path,
-    module: nn.Module,
-    opt: torch.optim.Optimizer,
-    sched: Any,
-    state: RunState,
-    rng: np.random.Generator,
-) -> None:
-    """Everything needed to resume, written atomically."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": module.state_dict(),
-            "opt": opt.state_dict(),
-            "sched": sched.state_dict(),
-            "state": state.__dict__,
-            "rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-        },
-        tmp,
-    )
-    tmp.replace(path)
-
-
-def export(module: nn.Module, path: Path, metadata: dict[str, str]) -> str:
-    """Write the module's weights as safetensors; returns the file's sha256."""
-    from detector.models._weights import sha256_file, write_safetensors
-
-    tensors = {k: v.detach().cpu().contiguous().numpy() for k, v in module.state_dict().items()}
-    write_safetensors(path, tensors, metadata)
-    return sha256_file(path)
-
-
-def manifest_entry(config: dict[str, Any], file: str, sha256: str, metrics: dict[str, float]) -> str:
-    """A ``[models."arch.tag"]`` TOML table for ``weights/manifest.toml`` (every ``input`` key kept)."""
-    from scripts.calibrate import toml_value
-
-    name, arch = config["name"], parse_model_name(config["name"])[0]
-    inp = config["input"]
-    size = inp["size"] if isinstance(inp["size"], list) else [inp["size"], inp["size"]]
-    fields = {
-        "task": config["task_kind"],
-        "arch": arch,
-        "description": config.get("description", ""),
-        "file": file,
-        "sha256": sha256,
-        "licence": config.get("licence", "Apache-2.0"),
-        "training_data": config.get("training_data", ""),
-        "source": {"kind": "shipped"},
-        "input": {**inp, "size": size},
-        "metrics": {k: round(v, 4) for k, v in metrics.items()},
-    }
-    lines = [f'[models."{name}"]'] + [f"{key} = {toml_value(value)}" for key, value in fields.items()]
-    return "\n".join(lines) + "\n"
-
-
-def run(
-    config: dict[str, Any], out: Path, *, resume: bool, device: torch.device, max_steps: int | None = None
-) -> TrainResult:
-    """Train per ``config`` into ``out``; returns the exported best module, its file and sha256."""
-    out.mkdir(parents=True, exist_ok=True)
-    tcfg = config["train"]
-    seed = int(config.get("seed", 0))
-    set_seed(seed)
-    rng = np.random.default_rng(seed)
-    spec = input_spec(config)
-    data = build_data(config, spec)
-    arch = parse_model_name(config["name"])[0]
-    module = get_architecture(arch).factory()
-    if config.get("init") == "imagenet":
-        from detector.models.effnet_lite import EfficientNetLite, load_imagenet
-
-        if not isinstance(module, EfficientNetLite):
-            raise SystemExit(f"init: imagenet is only available for effnetlite0, not {arch}")
-        load_imagenet(module)
-    module = module.to(device)
-    opt = torch.optim.AdamW(
-        module.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg.get("weight_decay", 1e-4))
-    )
-    epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=float(tcfg["lr"]), total_steps=epochs * steps, pct_start=0.15
-    )
-    state = RunState()
-    ckpt = out / "last.pt"
-    if resume and ckpt.exists():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        module.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        sched.load_state_dict(saved["sched"])
-        state = RunState(**saved["state"])
-        rng.bit_generator.state = saved["rng"]
-        torch.set_rng_state(saved["torch_rng"])
-    loss_fn = nn.BCEWithLogitsLoss()
-    val = data.validation
-    best_file = out / "best.safetensors"
-    log = out / "log.jsonl"
-    for epoch in range(state.epoch, epochs):
-        start, losses = time.time(), []
-        n_steps = steps if max_steps is None else min(steps, max_steps)
-        for _ in tqdm(range(n_steps), desc=f"epoch {epoch + 1}/{epochs}", leave=False):
-            batch = data.train.batch(int(tcfg["batch_size"]), rng)
-            x = torch.from_numpy(spec.to_array(batch.images)).to(device)
-            losses.append(train_step(module, opt, x, torch.from_numpy(batch.labels).to(device), loss_fn))
-            sched.step()
-        logits = score(module, data, val.images, device)
-        auc = float(roc_auc_score(val.labels, logits)) if len(set(val.labels.tolist())) == 2 else math.nan
-        state.epoch = epoch + 1
-        record = {
-            "epoch": epoch + 1,
-            "loss": float(np.mean(losses)),
-            "val_auc": auc,
-            "lr": sched.get_last_lr()[0],
-            "seconds": round(time.time() - start, 1),
-        }
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-        print(json.dumps(record), flush=True)
-        if not math.isnan(auc) and auc > state.best_auc:
-            state.best_auc, state.best_epoch = auc, epoch + 1
-            export(module, best_file, {"name": config["name"], "epoch": str(epoch + 1)})
-        save_checkpoint(ckpt, module, opt, sched, state, rng)
-    if not best_file.exists():
-        export(module, best_file, {"name": config["name"], "epoch": str(state.epoch)})
-    final = out / f"{config['name']}.safetensors"
-    best = get_architecture(arch).factory()
-    from safetensors.torch import load_file
-
-    best.load_state_dict(load_file(str(best_file)))
-    sha = export(best, final, {"name": config["name"], "epoch": str(state.best_epoch)})
-    metrics = {"val_auc": state.best_auc, "best_epoch": float(state.best_epoch)}
-    config = {**config, "task_kind": data.task_kind}
-    (out / "manifest_entry.toml").write_text(
-        manifest_entry(config, final.name, sha, metrics), encoding="utf-8"
-    )
-    return TrainResult(final, sha, metrics, best.eval())
+from datasets.trainer import load_config, run
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     from detector.runtime import select_device
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, log, weights)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")

@@ -10,7 +10,7 @@ import pytest
 
 from datasets.artefacts import DECODERS, simulate_upsampling
 from datasets.augment import SharedAugment, down_up, jpeg_recompress
-from datasets.face_cache import center_crop, context_crop
+from datasets.images import center_crop, context_crop
 from datasets.readers import (
     Sample,
     parse_label,

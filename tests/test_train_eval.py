@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scripts.eval_metrics import binary_metrics, equal_error_rate
+from scripts.evaluate import FrameScore, summarize
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from datasets.face_cache import FaceCache, context_crop
+from datasets.images import FaceCache, context_crop
 from datasets.readers import Sample
 from detector.models._manifest import Manifest
 from detector.models._registry import create_model
 from scripts import train
-from scripts.eval_metrics import binary_metrics, equal_error_rate
-from scripts.evaluate import FrameScore, summarize
 
 
 def _write_images(folder: Path, n: int, seed: int) -> None:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score, roc_curve
 
-from detector.scoring.calibration import ECE_BINS, expected_calibration_error, sigmoid
+from detector.scoring.calibration import ECE_BINS, expected_calibration_error
+from detector.scoring.logodds import sigmoid
 
 EPS = 1e-7
 

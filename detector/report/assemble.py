@@ -24,11 +24,11 @@ from detector.report.schema import (
     MediaSection,
     ModelUse,
     Report,
-    sigmoid,
 )
 from detector.scoring.aggregate import TrackEvidence, item_logit, synthetic_logit, track_logit
 from detector.scoring.calibration import Calibrator
 from detector.scoring.fusion.rules import Fusion, FusionInputs
+from detector.scoring.logodds import sigmoid
 from detector.settings import Settings
 
 CropKey = tuple[int, int]
@@ -92,29 +92,35 @@ class ReportAssembler:
             synthetic_model=synthetic_model[0] if synthetic_model else None,
         )
 
+    def calibrated(self, out: StageOutputs) -> tuple[dict[CropKey, float], dict[int, float]]:
+        """Each crop's and each frame's logit after its model's calibration."""
+        crops = {k: self.face_calibrator.logit_of(v) for k, v in out.crop_logits.items()}
+        frames = {i: self.synthetic_calibrator.logit_of(v) for i, v in out.synthetic_logits.items()}
+        return crops, frames
+
+    def evidence(self, out: StageOutputs) -> FusionInputs:
+        """What fusion sees of one item: the aggregated calibrated logits, provenance and scope."""
+        return self._parts(out)[2]
+
+    def _parts(self, out: StageOutputs) -> tuple[list[FaceTrackReport], list[FrameReport], FusionInputs]:
+        crops, synth = self.calibrated(out)
+        tracks, evidence = self._tracks(out, crops)
+        n_crops = sum(t.length for t in tracks)
+        synth_series = [synth[f.index] for f in out.frames if f.index in synth]
+        inputs = FusionInputs(
+            face_logit=item_logit(evidence, self.settings.fusion),
+            synthetic_logit=synthetic_logit(synth_series, self.settings.fusion),
+            provenance=out.provenance,
+            face_basis=f"{len(tracks)} face track(s), {n_crops} face crop(s) over {len(out.frames)} frame(s)",
+            synthetic_basis=f"{len(synth)} frame(s)",
+            photographic=out.photographic,
+        )
+        return tracks, self._frames(out, crops, synth), inputs
+
     def build(self, out: StageOutputs) -> Report:
         """The report of one item from its stage outputs."""
-        fusion_settings = self.settings.fusion
-        calibrated = {k: self.face_calibrator.logit_of(v) for k, v in out.crop_logits.items()}
-        synth = {i: self.synthetic_calibrator.logit_of(v) for i, v in out.synthetic_logits.items()}
-        tracks, evidence = self._tracks(out, calibrated)
-        frames = self._frames(out, calibrated, synth)
-        face_logit = item_logit(evidence, fusion_settings)
-        synth_logit = synthetic_logit(
-            [synth[f.index] for f in out.frames if f.index in synth], fusion_settings
-        )
-        n_frames = len(out.frames)
-        n_crops = sum(t.length for t in tracks)
-        score = self.fusion.fuse(
-            FusionInputs(
-                face_logit=face_logit,
-                synthetic_logit=synth_logit,
-                provenance=out.provenance,
-                face_basis=f"{len(tracks)} face track(s), {n_crops} face crop(s) over {n_frames} frame(s)",
-                synthetic_basis=f"{len(synth)} frame(s)",
-                photographic=out.photographic,
-            )
-        )
+        tracks, frames, inputs = self._parts(out)
+        score = self.fusion.fuse(inputs)
         models = []
         if self.face_model is not None and out.crop_logits:
             models.append(model_use(*self.face_model))

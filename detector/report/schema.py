@@ -6,7 +6,6 @@ Pydantic v2 models; ``trueframe schema`` prints :func:`report_json_schema`. Bump
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -171,14 +170,6 @@ class Report(_Model):
     def to_json(self, indent: int | None = None) -> str:
         """The report as JSON text (what `--json` prints and the API returns)."""
         return self.model_dump_json(indent=indent)
-
-
-def sigmoid(logit: float) -> float:
-    """Numerically safe logistic function."""
-    if logit >= 0:
-        return 1.0 / (1.0 + math.exp(-logit))
-    z = math.exp(logit)
-    return z / (1.0 + z)
 
 
 def report_json_schema() -> dict[str, Any]:

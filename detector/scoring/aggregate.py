@@ -22,8 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
+from detector.scoring.logodds import logit
 from detector.settings import FusionSettings
 
 CONFIDENT_FAKE_SHARE = 1.0 / 2.5
@@ -38,14 +37,10 @@ class TrackEvidence:
     mean_side: float
 
 
-def _logit(p: float) -> float:
-    return float(np.log(p) - np.log1p(-p))
-
-
 def confident_subset(logits: Sequence[float], settings: FusionSettings) -> list[float]:
     """The crops the DFDC winner's rule keeps (all of them when no confident group dominates)."""
     values = [float(v) for v in logits]
-    fake_cut, real_cut = _logit(settings.confident_fake), _logit(settings.confident_real)
+    fake_cut, real_cut = logit(settings.confident_fake), logit(settings.confident_real)
     fakes = [v for v in values if v > fake_cut]
     if len(fakes) > len(values) * CONFIDENT_FAKE_SHARE and len(fakes) >= settings.confident_min_frames:
         return fakes

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from detector.errors import InvalidRequest
+from detector.scoring.logodds import logit, sigmoid
 
 if TYPE_CHECKING:
     from detector.models._manifest import Calibration
@@ -29,30 +30,12 @@ Method = Literal["temperature", "platt", "isotonic"]
 METHODS: tuple[str, ...] = get_args(Method)
 ISOTONIC_MIN_SAMPLES = 1000
 ECE_BINS = 15
-PROB_EPS = 1e-4  # isotonic probabilities are clipped to [eps, 1 - eps] before taking log-odds
 
 
 class CalibrationDataError(InvalidRequest):
     """The calibration set cannot support the requested fit (too small, one class only, bad shape)."""
 
     code = "calibration_data_insufficient"
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Elementwise logistic function, float64, safe for large |z|."""
-    z = np.asarray(z, dtype=np.float64)
-    out = np.empty_like(z)
-    pos = z >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
-    ez = np.exp(z[~pos])
-    out[~pos] = ez / (1.0 + ez)
-    return out
-
-
-def logit(p: np.ndarray, eps: float = PROB_EPS) -> np.ndarray:
-    """Log-odds of probabilities clipped to ``[eps, 1 - eps]``."""
-    q = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
-    return np.asarray(np.log(q) - np.log1p(-q))
 
 
 @dataclass(frozen=True)

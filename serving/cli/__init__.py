@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "serving.cli.scan",
     "serving.cli.evaluate",
     "serving.cli.calibrate",
+    "serving.cli.audit",
     "serving.cli.serve",
 )
 

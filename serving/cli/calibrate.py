@@ -1,30 +1,45 @@
-"""``trueframe calibrate``: fit per-model calibration and the fusion stack (see scripts/calibrate.py)."""
+"""``trueframe calibrate``: fit calibration, fusion and verdict bands on the dev set's calibrate half."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
+
+SHARED = Path("..") / "shared" / "data"
 
 
 def register(sub: Any) -> None:
     """Add the ``calibrate`` sub-command."""
-    from scripts.calibrate import add_arguments
-
     p = sub.add_parser(
         "calibrate",
-        help="fit calibration and fusion on the labelled calibration sets; writes weights/",
-        description="Fit per-model calibration (manifest) and the fusion stack (weights/fusion.toml) "
-        "on half of the calibration data; measure ECE on the other half.",
+        help="fit per-model calibration, fusion and verdict bands on real fakes (dev calibrate half)",
+        description="Fit Platt calibration of each configured model, the fusion stack and the verdict "
+        "bands on the calibrate half of the dev set; write weights/manifest.toml and weights/fusion.toml. "
+        "`trueframe evaluate --suite dev` then reports on the other half.",
     )
-    add_arguments(p)
+    p.add_argument("--dev-dir", type=Path, default=SHARED / "dev")
+    p.add_argument("--ffpp-dir", type=Path, default=SHARED / "deepfake" / "ffpp_c23")
+    p.add_argument("--variants", default="original,matched", help="variants to fit on (comma-separated)")
+    p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
+    p.add_argument("--manifest", type=Path, default=Path("weights/manifest.toml"))
+    p.add_argument("--fusion", type=Path, default=Path("weights/fusion.toml"))
+    p.add_argument("--limit", type=int, default=None, help="only the first N calibrate-half items")
+    p.add_argument("--dry-run", action="store_true", help="fit and print; write nothing into weights/")
     p.set_defaults(func=run_calibrate)
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    """Run the calibration and print its summary (ECE before/after, thresholds) as JSON."""
-    from scripts.calibrate import run
+    """Fit and (unless --dry-run) write; print the fitted tables as JSON."""
+    from detector.evaluation.calibrate import calibrate
+    from detector.evaluation.runner import SuiteConfig
+    from detector.settings import get_settings
 
-    summary = run(args)
+    variants = tuple(v for v in args.variants.split(",") if v)
+    config = SuiteConfig(
+        args.dev_dir, args.ffpp_dir, Path("runs/calibration"), args.cache, variants, limit=args.limit
+    )
+    summary = calibrate(get_settings(), config, args.manifest, args.fusion, args.dry_run)
     print(json.dumps(summary, indent=2))
     return 0

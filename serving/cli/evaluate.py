@@ -1,22 +1,64 @@
-"""``trueframe evaluate``: the metrics of a registered model on labelled media (see scripts/evaluate.py)."""
+"""``trueframe evaluate``: one model on labelled media, or the whole service on the dev suite.
+
+``--suite dev`` scores the shipped defaults end to end on the development sets (see
+:mod:`detector.evaluation.suite`); ``--model NAME --data DIR`` scores one raw model
+(:mod:`detector.evaluation.models`).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from detector.errors import InvalidRequest
+
+SHARED = Path("..") / "shared" / "data"
 
 
 def register(sub: Any) -> None:
     """Add the ``evaluate`` sub-command."""
-    from scripts.evaluate import add_arguments
+    from detector.evaluation.models import add_arguments
 
-    p = sub.add_parser("evaluate", help="AUC, EER, calibration of a model on a labelled folder or CSV")
+    p = sub.add_parser(
+        "evaluate",
+        help="the dev suite end to end (--suite dev), or one model's AUC/EER/calibration on labelled media",
+    )
     add_arguments(p)
+    p.add_argument("--suite", choices=["dev"], help="score the shipped defaults end to end on the dev sets")
+    p.add_argument("--dev-dir", type=Path, default=SHARED / "dev", help="the dev set (INDEX.tsv)")
+    p.add_argument("--ffpp-dir", type=Path, default=SHARED / "deepfake" / "ffpp_c23", help="the FF++ pair")
+    p.add_argument("--variants", default="original,matched", help="original and/or matched (comma-separated)")
+    p.add_argument("--halves", default="report", help="report, calibrate, or both (comma-separated)")
+    p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
+    p.add_argument("--baseline", default="meso4.df", help="comparison model ('' for none)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N dev items (smoke runs)")
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Run the evaluation; typed errors propagate to the CLI's error handler."""
-    from scripts.evaluate import run
+    """Run the chosen evaluation; typed errors propagate to the CLI's error handler."""
+    if args.suite is None:
+        if args.model is None:
+            raise InvalidRequest("give --suite dev, or --model NAME with --data DIR or --csv FILE")
+        from detector.evaluation.models import run
 
-    return run(args)
+        return run(args)
+    from detector.evaluation.dev_set import VARIANTS
+    from detector.evaluation.runner import SuiteConfig, render, run_dev_suite
+    from detector.settings import get_settings
+
+    variants = tuple(v for v in args.variants.split(",") if v)
+    halves = tuple(h for h in args.halves.split(",") if h)
+    if not set(variants) <= set(VARIANTS) or not set(halves) <= {"report", "calibrate"}:
+        raise InvalidRequest(f"--variants takes {', '.join(VARIANTS)}; --halves takes report, calibrate")
+    if not (args.dev_dir / "INDEX.tsv").is_file():
+        raise InvalidRequest(f"no dev set at {args.dev_dir} (INDEX.tsv missing)")
+    out = args.out or Path("runs/dev-eval")
+    config = SuiteConfig(
+        args.dev_dir, args.ffpp_dir, out, args.cache, variants, halves, args.baseline or None, args.limit
+    )
+    results = run_dev_suite(get_settings(), config)
+    print(render(results))
+    print(f"written: {out}/metrics.json, {out}/report.md and the ROC / reliability PNGs")
+    return 0

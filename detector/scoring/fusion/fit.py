@@ -17,8 +17,10 @@ import math
 
 import numpy as np
 
-from detector.scoring.calibration import CalibrationDataError, sigmoid
+from detector.scoring.calibration import CalibrationDataError
 from detector.scoring.fusion.params import BandThreshold, FusionParameters, Pattern, SubModel, Thresholds
+from detector.scoring.logodds import sigmoid
+from detector.tomlwrite import toml_value
 
 MIN_ROWS_PER_CLASS = 10
 L2 = 1e-3
@@ -152,38 +154,27 @@ def choose_thresholds(
     )
 
 
-def _value(v: object) -> str:
-    if v is None:
-        raise ValueError("TOML has no null")
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(float(v)) if isinstance(v, float) else str(v)
-    text = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
 def dump_parameters(params: FusionParameters, header: str = "") -> str:
     """``weights/fusion.toml`` text for ``params`` (round-trips through :func:`load_parameters`)."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-    lines += ["schema_version = 1", f"fitted_on = {_value(params.fitted_on)}"]
+    lines += ["schema_version = 1", f"fitted_on = {toml_value(params.fitted_on)}"]
     for key in ("face_model", "synthetic_model"):
         value = getattr(params, key)
         if value is not None:
-            lines.append(f"{key} = {_value(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
     lines.append("")
     for name, sub in params.submodels.items():
         lines.append(f"[submodels.{name}]")
-        lines += [f"{k} = {_value(v)}" for k, v in sub.model_dump().items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in sub.model_dump().items()]
         lines.append("")
     lines.append("[priors]")
-    lines += [f"{k} = {_value(v)}" for k, v in params.priors.model_dump().items()]
+    lines += [f"{k} = {toml_value(v)}" for k, v in params.priors.model_dump().items()]
     lines += ["", "[thresholds]"]
     for band in ("authentic", "likely_authentic", "likely_manipulated", "manipulated"):
         t: BandThreshold = getattr(params.thresholds, band)
-        fields = ", ".join(f"{k} = {_value(v)}" for k, v in t.model_dump().items())
+        fields = ", ".join(f"{k} = {toml_value(v)}" for k, v in t.model_dump().items())
         lines.append(f"{band} = {{ {fields} }}")
     lines.append("")
     lines.append("[measured]")
-    lines += [f"{k} = {_value(v)}" for k, v in params.measured.items()]
+    lines += [f"{k} = {toml_value(v)}" for k, v in params.measured.items()]
     return "\n".join(lines) + "\n"

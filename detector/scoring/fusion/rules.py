@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 
 from detector.provenance.types import ProvenanceReport, source_type_term
-from detector.report.schema import Score, Signal, Verdict, sigmoid
+from detector.report.schema import Score, Signal, Verdict
 from detector.scoring.fusion.params import (
     FUSION_FILE,
     BandThreshold,
@@ -49,6 +49,7 @@ from detector.scoring.fusion.params import (
     load_parameters,
 )
 from detector.scoring.fusion.text import credentials_signal, metadata_signal, model_signal, summary_sentence
+from detector.scoring.logodds import sigmoid
 
 __all__ = [
     "BandThreshold",

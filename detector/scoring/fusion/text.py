@@ -7,7 +7,8 @@ the signal said and what it did to the score in log-odds (or that it was not cou
 from __future__ import annotations
 
 from detector.provenance.types import ProvenanceReport
-from detector.report.schema import Signal, Verdict, sigmoid
+from detector.report.schema import Signal, Verdict
+from detector.scoring.logodds import sigmoid
 
 _MODEL_NOUN = {
     "face_model": ("The face-forgery model", "the face(s)", "manipulated"),

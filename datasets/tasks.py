@@ -1,10 +1,11 @@
-"""The data side of ``scripts/train.py``: build the training and validation sets a config names.
+"""Training tasks: build the training batches and the validation set a config names.
 
-``task: face_sbi`` detects faces once per data root (cached as ``.npz`` under ``data.cache``),
-splits them by source group (``data.val_groups`` prefixes go to validation, so identities do not
-cross) and self-blends on the fly. ``task: synthetic_npr`` reads real photos from the listed
-sub-folders and serves native-resolution patches of photos and of their simulated up-sampling
-(:mod:`datasets.artefacts`).
+``task: face_v2``: face pools (:mod:`datasets.face_pool`) of real faces and real manipulations,
+split by identity / clip group (``data.val_groups`` prefixes validate; UTKFace audit faces are held
+out of both), batches of real faces against pseudo-fakes and real fakes (:mod:`datasets.face_training`).
+``task: synthetic_v2``: image pools (:mod:`datasets.image_pool`), batches balanced over generator
+families with format never the cue (:mod:`datasets.synthetic_training`). Validation sets are for
+choosing the epoch only; the dev set is never read here.
 """
 
 from __future__ import annotations
@@ -17,23 +18,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from datasets.augment import SharedAugment
-from datasets.face_cache import FaceCache, build_face_cache, image_files, load_rgb
+from datasets.batch import Batch
 from datasets.face_pool import FacePool
 from datasets.image_pool import ImagePool
-from datasets.training import ArtefactSet, Batch, SelfBlendSet, split_by_group
 from detector.models._manifest import InputConfig, ModelEntry, Source
 from detector.models._registry import get_architecture, parse_model_name
 from detector.models.base import Classifier, InputSpec
 
-TASK_KINDS = {
-    "face_sbi": "face_forgery",
-    "face_v2": "face_forgery",
-    "synthetic_npr": "synthetic_image",
-    "synthetic_v2": "synthetic_image",
-}
+TASK_KINDS = {"face_v2": "face_forgery", "synthetic_v2": "synthetic_image"}
 
 
 class BatchSource(Protocol):
@@ -74,70 +67,6 @@ def _classifier_factory(config: dict[str, Any]) -> Callable[[nn.Module, torch.de
         return arch.classifier(config["name"], entry, module, device)
 
     return make
-
-
-def face_cache(root: Path, name: str, cache_dir: Path, margin: float, size: int) -> FaceCache:
-    """The MTCNN face cache of ``root`` (built on first use); groups are ``name/<sub-folder>``."""
-    path = cache_dir / f"{name}_ctx{margin:g}_{size}.npz"
-    if path.exists():
-        return FaceCache.load(path)
-    from detector.faces.extract import FaceExtractor
-    from detector.settings import FaceSettings
-
-    extractor = FaceExtractor(FaceSettings(min_face_px=64, min_probability=0.95), device="cpu")
-    files = [(p, f"{name}/{p.parent.relative_to(root)}") for p in image_files(root)]
-    cache = build_face_cache(files, extractor, context_margin=margin, size=size, progress=tqdm)
-    cache.save(path)
-    return cache
-
-
-def load_faces(data: dict[str, Any]) -> FaceCache:
-    """The face caches of every ``data.roots`` entry of a ``face_sbi`` config, concatenated."""
-    margin, size = float(data.get("context_margin", 2.0)), int(data.get("context_size", 256))
-    return FaceCache.concat(
-        [face_cache(Path(r["root"]), r["name"], Path(data["cache"]), margin, size) for r in data["roots"]]
-    )
-
-
-def _face_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
-    data = config["data"]
-    cache = load_faces(data)
-    train_idx, val_idx = split_by_group(cache.groups, data["val_groups"])
-    if spec.crop_margin is None:
-        raise SystemExit("a face model config needs input.crop_margin")
-    augment = SharedAugment(**data.get("augment", {}))
-    crop = spec.size[0]
-    train = SelfBlendSet(cache.subset(train_idx), spec.crop_margin, crop, augment)
-    val = SelfBlendSet(cache.subset(val_idx), spec.crop_margin, crop, augment).fixed(
-        int(config.get("seed", 0))
-    )
-    print(f"faces: {len(train_idx)} train, {len(val_idx)} validation", flush=True)
-    return TrainingData(train, val, TASK_KINDS["face_sbi"], _classifier_factory(config))
-
-
-def _load_photos(root: Path, subsets: list[str], max_side: int) -> list[np.ndarray]:
-    """Photos under ``root/<subset>``, centre-cropped (never resized) to at most ``max_side``."""
-    out = []
-    for subset in subsets:
-        for path in image_files(root / subset):
-            image = load_rgb(path)
-            h, w = image.shape[:2]
-            top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
-            out.append(np.ascontiguousarray(image[top : top + max_side, left : left + max_side]))
-    return out
-
-
-def _synthetic_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
-    data = config["data"]
-    root, max_side, seed = Path(data["root"]), int(data.get("max_side", 384)), int(config.get("seed", 0))
-    train_photos = _load_photos(root, data["train_subsets"], max_side)
-    val_photos = _load_photos(root, data["val_subsets"], max_side)
-    augment = SharedAugment(**data.get("augment", {}))
-    patch = spec.size[0]
-    train = ArtefactSet(train_photos, patch, augment)
-    val = ArtefactSet(val_photos, patch, augment).fixed(seed + 1)
-    print(f"photos: {len(train.real)} train, {len(val_photos)} validation", flush=True)
-    return TrainingData(train, val, TASK_KINDS["synthetic_npr"], _classifier_factory(config))
 
 
 def _pools(names: list[str], data: dict[str, Any]) -> FacePool:
@@ -194,8 +123,8 @@ def _face_v2_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
 
 
 def _image_pool(data: dict[str, Any]) -> ImagePool:
-    from datasets.face_cache import load_rgb
     from datasets.image_pool import cached_images
+    from datasets.images import load_rgb
     from datasets.staging import read_sources
 
     kinds = {s.name: s.kind for s in read_sources()}
@@ -240,12 +169,8 @@ def _synthetic_v2_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
 
 def build_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
     """The :class:`TrainingData` for ``config["task"]`` (``face_sbi`` or ``synthetic_npr``)."""
-    if config["task"] == "face_sbi":
-        return _face_data(config, spec)
     if config["task"] == "face_v2":
         return _face_v2_data(config, spec)
     if config["task"] == "synthetic_v2":
         return _synthetic_v2_data(config, spec)
-    if config["task"] == "synthetic_npr":
-        return _synthetic_data(config, spec)
     raise SystemExit(f"unknown task {config['task']!r}; known: {', '.join(TASK_KINDS)}")

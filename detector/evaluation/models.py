@@ -1,4 +1,4 @@
-"""Evaluate a registered model on labelled media: ``python -m scripts.evaluate --model NAME --data DIR``.
+"""One model on labelled media: ``trueframe evaluate --model NAME --data DIR`` (raw model, no fusion).
 
 Input: a folder with ``real/`` and ``fake/`` (``--fake-dir`` renames the latter), a CSV
 ``path,label[,group]`` (``--csv``), or a FaceForensics++ / Celeb-DF / DFDC tree (``--layout``).
@@ -28,8 +28,9 @@ from tqdm import tqdm
 
 from datasets.readers import Sample, read_celebdf, read_csv, read_dfdc, read_faceforensics, read_real_fake
 from detector.errors import InvalidRequest, TrueframeError
+from detector.evaluation.metrics import binary_metrics, format_table
+from detector.evaluation.plots import plot_reliability, plot_roc
 from detector.models.base import Classifier
-from scripts.eval_metrics import binary_metrics, format_table, plot_reliability, plot_roc
 
 LAYOUTS: dict[str, Callable[[Path], list[Sample]]] = {
     "ffpp": read_faceforensics,
@@ -103,7 +104,8 @@ class Scorer:
 
 
 def _probabilities(classifier: Classifier, logits: np.ndarray) -> tuple[np.ndarray, bool]:
-    from detector.scoring.calibration import Calibrator, sigmoid
+    from detector.scoring.calibration import Calibrator
+    from detector.scoring.logodds import sigmoid
 
     cal = classifier.entry.calibration
     if cal is None:
@@ -174,7 +176,7 @@ def render(result: dict[str, Any]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation options (shared by this script and ``trueframe evaluate``)."""
-    parser.add_argument("--model", required=True, help="registered model name, e.g. facecnn.sbi")
+    parser.add_argument("--model", help="registered model name, e.g. meso4.df")
     parser.add_argument("--data", type=Path, help="folder with real/ and fake/ (or a --layout tree)")
     parser.add_argument("--csv", type=Path, help="CSV with path,label[,group] rows")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), help="dataset layout of --data")

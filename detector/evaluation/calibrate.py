@@ -1,0 +1,153 @@
+"""``trueframe calibrate``: fit calibration, fusion and verdict bands on real fakes of the dev set.
+
+Fitted on the *calibrate* half of the documented split (:mod:`.dev_set`), original and matched
+variants together, from the cached stage outputs (:mod:`.collect`), with the same aggregation the
+service uses (:meth:`ReportAssembler.evidence`):
+
+1. per model, Platt scaling of its item-level logit (face model on items with a face, synthetic
+   model on every photographic item), so its probability means what it says on real media;
+2. the fusion stack (:func:`fit_stack`) on the calibrated logits;
+3. verdict bands on the fused probability at stated error rates (``manipulated`` at 1% of real
+   items, ``likely_manipulated`` at 5%; ``authentic`` / ``likely_authentic`` at 1% / 5% of fakes).
+
+The tables go into ``weights/manifest.toml`` and ``weights/fusion.toml``; the dev suite then
+reports on the other half. ``--dry-run`` writes nothing.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from detector.errors import InvalidRequest
+from detector.evaluation.dev_set import read_dev_set
+from detector.scoring.calibration import Calibrator, expected_calibration_error, fit_calibrator
+from detector.scoring.fusion.fit import choose_thresholds, dump_parameters, fit_stack, stack_logits
+from detector.scoring.fusion.params import FusionParameters, Priors
+from detector.scoring.logodds import sigmoid
+from detector.tomlwrite import replace_table, write_atomic
+
+if TYPE_CHECKING:
+    from detector.evaluation.runner import SuiteConfig
+    from detector.report.assemble import StageOutputs
+    from detector.settings import Settings
+
+
+@dataclass
+class Features:
+    """Item-level raw logits (NaN: signal missing), labels and the per-item stage outputs."""
+
+    face: np.ndarray
+    synthetic: np.ndarray
+    labels: np.ndarray
+
+
+def raw_features(outputs: list[StageOutputs], labels: list[int], settings: Settings) -> Features:
+    """The uncalibrated item logits each model contributes, aggregated exactly as the service does."""
+    from detector.report.assemble import ReportAssembler
+    from detector.stages import configured_models
+
+    face, synthetic = configured_models(settings)
+    bare = ReportAssembler(
+        settings,
+        (face[0], face[1].model_copy(update={"calibration": None})),
+        None if synthetic is None else (synthetic[0], synthetic[1].model_copy(update={"calibration": None})),
+    )
+    f, s = [], []
+    for out in outputs:
+        inputs = bare.evidence(out)
+        usable = inputs.photographic
+        f.append(inputs.face_logit if usable and inputs.face_logit is not None else np.nan)
+        s.append(inputs.synthetic_logit if usable and inputs.synthetic_logit is not None else np.nan)
+    return Features(np.asarray(f, np.float64), np.asarray(s, np.float64), np.asarray(labels, np.float64))
+
+
+def _fit(raw: np.ndarray, labels: np.ndarray, fitted_on: str) -> Calibrator | None:
+    rows = ~np.isnan(raw)
+    if len(np.unique(labels[rows])) < 2:
+        return None
+    cal = fit_calibrator(raw[rows], labels[rows], "platt")
+    before = expected_calibration_error(sigmoid(raw[rows]), labels[rows])
+    after = expected_calibration_error(cal.probabilities(raw[rows]), labels[rows])
+    return replace(cal, fitted_on=fitted_on, ece_before=round(before, 5), ece_after=round(after, 5))
+
+
+def _apply(cal: Calibrator | None, raw: np.ndarray) -> np.ndarray:
+    if cal is None:
+        return np.full(raw.shape, np.nan)
+    return np.where(np.isnan(raw), np.nan, cal.logits(np.nan_to_num(raw)))
+
+
+def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrator | None, FusionParameters]:
+    """Per-model calibrators, the fusion stack and the verdict bands fitted on ``features``."""
+    y = features.labels
+    face = _fit(features.face, y, f"face model, {described}")
+    synthetic = _fit(features.synthetic, y, f"synthetic-image model, {described}")
+    f_cal, s_cal = _apply(face, features.face), _apply(synthetic, features.synthetic)
+    submodels = fit_stack(f_cal, s_cal, y)
+    fused = stack_logits(submodels, f_cal, s_cal)
+    ok = ~np.isnan(fused)
+    params = FusionParameters(
+        schema_version=1,
+        fitted_on=described,
+        submodels=submodels,
+        priors=Priors(),
+        thresholds=choose_thresholds(sigmoid(fused[ok]), y[ok]),
+        measured={"ece_fit_half": round(expected_calibration_error(sigmoid(fused[ok]), y[ok]), 5)},
+    )
+    return face, synthetic, params
+
+
+def write_manifest_calibration(path: Path, name: str, cal: Calibrator) -> None:
+    """Replace the ``calibration`` table of model ``name`` in the manifest (validated, atomic)."""
+    from detector.models._manifest import Manifest
+
+    text = replace_table(
+        path.read_text(encoding="utf-8"), f'models."{name}".calibration', cal.to_table(), f'models."{name}"'
+    )
+    Manifest.model_validate(tomllib.loads(text))  # never write an invalid manifest
+    write_atomic(path, text)
+
+
+def calibrate(
+    settings: Settings, config: SuiteConfig, manifest: Path, fusion: Path, dry_run: bool
+) -> dict[str, Any]:
+    """Fit on the calibrate half of the dev set and (unless ``dry_run``) write manifest and fusion file."""
+    from detector.evaluation.runner import outputs_of
+    from detector.stages import configured_models
+
+    items = [i for i in read_dev_set(config.dev_dir, config.ffpp_dir) if i.half == "calibrate"][
+        : config.limit
+    ]
+    if not items:
+        raise InvalidRequest(f"no calibration-half items in {config.dev_dir}")
+    outputs, labels = outputs_of(items, config.variants, settings, config)
+    described = (
+        f"dev set calibrate half ({len({i.group for i in items})} groups, {len(items)} files x variants "
+        f"{'+'.join(config.variants)} = {len(outputs)} items, real fakes; see detector/evaluation/dev_set.py)"
+    )
+    face_cal, synth_cal, params = fit(raw_features(outputs, labels, settings), described)
+    face, synthetic = configured_models(settings)
+    params = params.model_copy(
+        update={"face_model": face[0], "synthetic_model": None if synthetic is None else synthetic[0]}
+    )
+    if not dry_run:
+        if face_cal is not None:
+            write_manifest_calibration(manifest, face[0], face_cal)
+        if synth_cal is not None and synthetic is not None:
+            write_manifest_calibration(manifest, synthetic[0], synth_cal)
+        header = (
+            "Fitted by `trueframe calibrate` (detector/evaluation/calibrate.py), dev set calibrate half.\n"
+            "priors are stated, not fitted (no labelled provenance data)."
+        )
+        write_atomic(fusion, dump_parameters(params, header))
+    return {
+        "items": len(outputs),
+        "face_calibration": None if face_cal is None else face_cal.to_table(),
+        "synthetic_calibration": None if synth_cal is None else synth_cal.to_table(),
+        "fusion": params.model_dump(mode="json"),
+    }

@@ -1,0 +1,157 @@
+"""The development evaluation set: items, identity groups, the documented calibration split, variants.
+
+Items come from ``../shared/data/dev/INDEX.tsv`` (talking-head videos and images) plus the
+FaceForensics++ pair in ``../shared/data/deepfake/ffpp_c23``. No model ever trains on them.
+
+**Split.** Calibration is fitted on one half and every reported figure comes from the other. Items
+that show the same person or the same clip form one *group* (:func:`group_of`: MEAD speakers,
+Fei-Fei Li's two clips, each ``furious_talk`` pair, the DreamTalk clip at two resolutions, EDTalk's
+two "A" clips); groups never straddle the halves. Within each (set, label, kind) stratum, groups
+are ordered by the sha1 of their name and alternate report, calibrate, report... so every
+generator sits in both halves and a stratum of one group (the FaceForensics++ pair) is reported.
+
+**Matched variant.** The dev set has format and size shortcuts (every generated image is PNG or
+a cut of a downscaled figure, every real one a camera JPEG; generated videos are larger). The
+``matched`` variant re-encodes both classes alike (:func:`matched_copy`): images to a 256 px
+square JPEG at quality 90, videos to their first 8 s as a 256 px square H.264 (CRF 23, no audio).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = ("original", "matched")
+MATCHED_SIDE = 256
+MATCHED_SECONDS = 8.0
+_GROUP_RULES: tuple[tuple[str, str], ...] = (
+    (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
+    (r"dreamtalk_mead__(\w\d{3})_", r"mead_\1"),
+    (r"feifeili_clip", "feifeili"),
+    (r"(furious_talk\d)_clip", r"\1"),
+    (r"demo_EDTalk_A(_using_predefined_exp_weights)?_512", "edtalk_A"),
+)
+
+
+@dataclass(frozen=True)
+class DevItem:
+    """One dev file: its label (1 = fake), kind (generator or source), set, group and half."""
+
+    relpath: str
+    path: Path
+    label: int
+    kind: str
+    set: str
+    group: str
+    half: str = "report"
+
+
+def short_kind(kind: str) -> str:
+    """The generator or source name without the parenthesised details of INDEX.tsv."""
+    return kind.split(" (")[0].split(":")[0].strip()
+
+
+def group_of(relpath: str) -> str:
+    """The identity/clip group of a dev file (see the module docstring)."""
+    stem = Path(relpath).stem
+    for pattern, group in _GROUP_RULES:
+        match = re.search(pattern, stem)
+        if match:
+            return match.expand(group)
+    return stem
+
+
+def read_dev_set(dev_dir: Path, ffpp_dir: Path | None = None) -> list[DevItem]:
+    """Every dev item (and the FaceForensics++ pair when ``ffpp_dir`` exists), with its half assigned."""
+    items = []
+    with open(dev_dir / "INDEX.tsv", encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            relpath = row["relpath"]
+            items.append(
+                DevItem(
+                    relpath,
+                    dev_dir / relpath,
+                    int(row["label"] == "fake"),
+                    short_kind(row["kind"]),
+                    relpath.split("/")[0],
+                    group_of(relpath),
+                )
+            )
+    if ffpp_dir is not None and ffpp_dir.is_dir():
+        for path, label in (
+            (ffpp_dir / "original" / "519.mp4", 0),
+            (ffpp_dir / "Deepfakes" / "519_515.mp4", 1),
+        ):
+            kind = "FaceForensics++ Deepfakes" if label else "FaceForensics++ original"
+            items.append(DevItem(f"ffpp/{path.name}", path, label, kind, "faces_video", "ffpp_519"))
+    return assign_halves(items)
+
+
+def assign_halves(items: list[DevItem]) -> list[DevItem]:
+    """Alternate whole groups between ``report`` and ``calibrate`` within each (set, label, kind)."""
+    strata: dict[tuple[str, int, str], list[str]] = {}
+    for item in items:
+        groups = strata.setdefault((item.set, item.label, item.kind), [])
+        if item.group not in groups:
+            groups.append(item.group)
+    half: dict[tuple[str, int, str, str], str] = {}
+    for stratum, groups in strata.items():
+        ordered = sorted(groups, key=lambda g: hashlib.sha1(g.encode()).hexdigest())
+        for i, group in enumerate(ordered):
+            half[(*stratum, group)] = "report" if i % 2 == 0 else "calibrate"
+    return [replace(it, half=half[(it.set, it.label, it.kind, it.group)]) for it in items]
+
+
+def _square(image: np.ndarray, side: int) -> np.ndarray:
+    """The centre square of ``image`` resized to ``side`` px (area when shrinking, cubic otherwise)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    square = image[top : top + s, left : left + s]
+    flag = cv2.INTER_AREA if s > side else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(square, (side, side), interpolation=flag))
+
+
+def _matched_image(src: Path, dst: Path) -> None:
+    from PIL import Image, ImageOps
+
+    with Image.open(src) as im:
+        rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    Image.fromarray(_square(rgb, MATCHED_SIDE)).save(dst, format="JPEG", quality=90)
+
+
+def _matched_video(src: Path, dst: Path) -> None:
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), mode="w") as out:
+        stream_in = inp.streams.video[0]
+        rate = stream_in.average_rate or 25
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width = stream.height = MATCHED_SIDE
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "23", "preset": "medium"}
+        for frame in inp.decode(stream_in):
+            if frame.time is not None and frame.time >= MATCHED_SECONDS:
+                break
+            image = _square(frame.to_ndarray(format="rgb24"), MATCHED_SIDE)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+
+
+def matched_copy(item: DevItem, cache: Path) -> Path:
+    """The item re-encoded as the matched variant (built once under ``cache``)."""
+    digest = hashlib.sha256(item.relpath.encode()).hexdigest()[:16]
+    is_video = item.path.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"}
+    dst = cache / f"{digest}{'.mp4' if is_video else '.jpg'}"
+    if not dst.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name("tmp-" + dst.name)
+        (_matched_video if is_video else _matched_image)(item.path, tmp)
+        tmp.replace(dst)
+    return dst

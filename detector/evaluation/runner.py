@@ -1,0 +1,189 @@
+"""Running the dev suite: collect (cached), score with the shipped calibration, tabulate, plot."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from detector.errors import ModelError
+from detector.evaluation.collect import Collected, OutputCache
+from detector.evaluation.dev_set import VARIANTS, DevItem, matched_copy, read_dev_set
+from detector.evaluation.suite import Scored, score, summarize, write_json
+
+if TYPE_CHECKING:
+    from detector.models.base import Classifier
+    from detector.pipeline import Pipeline
+    from detector.report.assemble import StageOutputs
+    from detector.settings import Settings
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """Where the dev data is, where results and caches go, and what to run."""
+
+    dev_dir: Path
+    ffpp_dir: Path | None
+    out: Path
+    cache: Path
+    variants: tuple[str, ...] = VARIANTS
+    halves: tuple[str, ...] = ("report",)
+    baseline: str | None = "meso4.df"
+    limit: int | None = None
+
+
+def baseline_model(name: str | None, settings: Settings) -> Classifier | None:
+    """The comparison model, or None when it is not configured or its weights are not imported."""
+    if not name:
+        return None
+    from detector.models import create_model
+
+    try:
+        return create_model(name, weights_dir=settings.models.weights_dir, device="cpu")
+    except ModelError:
+        return None
+
+
+def _each(
+    items: Sequence[DevItem], variants: Iterable[str], settings: Settings, config: SuiteConfig
+) -> Iterator[tuple[DevItem, str, Collected, Pipeline]]:
+    """Every item under every variant with its (cached) stage outputs."""
+    from tqdm import tqdm
+
+    from detector.pipeline import Pipeline
+
+    pipeline = Pipeline(settings)
+    cache = OutputCache(config.cache, settings, None, baseline_model(config.baseline, settings))
+    for variant in variants:
+        for item in tqdm(items, desc=f"dev {variant}", leave=False):
+            path = item.path if variant == "original" else matched_copy(item, config.cache / "matched")
+            yield item, variant, cache.get(pipeline, path), pipeline
+
+
+def collect_all(
+    items: Sequence[DevItem], variants: Iterable[str], settings: Settings, config: SuiteConfig
+) -> list[Scored]:
+    """Every item under every variant, scored with the calibration and fusion ``settings`` name."""
+    return [
+        score(i, v, found, p.assembler.build) for i, v, found, p in _each(items, variants, settings, config)
+    ]
+
+
+def outputs_of(
+    items: Sequence[DevItem], variants: Iterable[str], settings: Settings, config: SuiteConfig
+) -> tuple[list[StageOutputs], list[int]]:
+    """The stage outputs and labels of every item and variant that could be analysed."""
+    found = [
+        (i.label, c.outputs)
+        for i, _v, c, _p in _each(items, variants, settings, config)
+        if c.outputs is not None
+    ]
+    return [o for _, o in found if o is not None], [label for label, _ in found]
+
+
+def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
+    """Tables per variant and set on the chosen halves; writes ``metrics.json``, ``report.md``, PNGs."""
+    from detector.evaluation.plots import plot_reliability, plot_roc
+
+    items = read_dev_set(config.dev_dir, config.ffpp_dir)[: config.limit]
+    rows = collect_all(items, config.variants, settings, config)
+    config.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"halves": list(config.halves), "models": _models(settings), "variants": {}}
+    for variant in config.variants:
+        for set_name in sorted({i.set for i in items}):
+            chosen = [
+                r
+                for r in rows
+                if r.variant == variant and r.item.set == set_name and r.item.half in config.halves
+            ]
+            if not chosen:
+                continue
+            results["variants"].setdefault(variant, {})[set_name] = summarize(chosen)
+            curves = {
+                "trueframe": _curve(chosen, lambda r: 0.5 if r.p is None else r.p),
+                "MesoNet meso4.df": _curve(chosen, lambda r: r.baseline),
+            }
+            plot_roc(curves, config.out / f"roc_{set_name}_{variant}.png", f"{set_name} ({variant})")
+            kept = [(r.item.label, r.p) for r in chosen if r.p is not None]
+            if kept:
+                import numpy as np
+
+                y, p = np.array([k[0] for k in kept]), np.array([k[1] for k in kept])
+                plot_reliability(
+                    y, p, config.out / f"reliability_{set_name}_{variant}.png", f"{set_name} ({variant})"
+                )
+    write_json(results, config.out / "metrics.json")
+    (config.out / "report.md").write_text(render(results), encoding="utf-8")
+    return results
+
+
+def _curve(rows: Sequence[Scored], value: Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    kept = [(r.item.label, v) for r in rows if r.error is None and (v := value(r)) is not None]
+    return np.array([k[0] for k in kept]), np.array([k[1] for k in kept], np.float64)
+
+
+def _models(settings: Settings) -> dict[str, str | None]:
+    from detector.stages import configured_models
+
+    face, synthetic = configured_models(settings)
+    return {
+        "face": f"{face[0]}@{face[1].sha256[:12]}",
+        "synthetic": None if synthetic is None else f"{synthetic[0]}@{synthetic[1].sha256[:12]}",
+    }
+
+
+def _fmt(cell: Any) -> str:
+    if isinstance(cell, list) and len(cell) == 3:
+        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in cell):
+            return "n/a"
+        return f"{cell[0]:.3f} [{cell[1]:.3f}, {cell[2]:.3f}]"
+    return "n/a" if cell is None else str(cell)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown tables of a suite run (what the README carries)."""
+    lines = [
+        f"Models: {results['models']}; halves: {', '.join(results['halves'])}. 95% bootstrap intervals.",
+        "",
+    ]
+    for variant, sets in results["variants"].items():
+        for set_name, table in sets.items():
+            final = table["final"]
+            lines += [
+                f"### {set_name}, {variant}",
+                "",
+                "| score | n (fake) | AUC | AP | EER | ECE | FPR manipulated |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            rows = [
+                ("trueframe final score", final),
+                ("face model, raw", table["raw_face_model"]),
+                ("synthetic model, raw", table["raw_synthetic_model"]),
+                ("MesoNet meso4.df, raw", table["baseline_mesonet"]),
+            ]
+            for name, row in rows:
+                if row.get("n"):
+                    cells = [_fmt(row.get(k)) for k in ("auc", "ap", "eer", "ece", "fpr_manipulated")]
+                    lines.append(
+                        f"| {name} | {row['n']} ({row.get('n_fake', 0)}) | " + " | ".join(cells) + " |"
+                    )
+            if "frames" in table and table["frames"].get("n"):
+                frames = table["frames"]
+                lines.append(f"| frame level (face P) | {frames['n']} | {_fmt(frames['auc'])} | | | | |")
+            lines += [
+                "",
+                "Verdicts on real items: "
+                + ", ".join(f"{k} {v:.1%}" for k, v in final["real_bands"].items() if v),
+                "",
+            ]
+            lines += ["| generator / source | n | AUC vs reals | caught or accused |", "|---|---|---|---|"]
+            for kind, row in table["kinds"].items():
+                share = row.get("caught", row.get("accused"))
+                what = "caught" if "caught" in row else "accused"
+                lines.append(f"| {kind} | {row['n']} | {_fmt(row.get('auc'))} | {what} {share:.1%} |")
+            lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""``trueframe evaluate --suite dev``: the shipped defaults end to end on the development sets.
+
+For every dev item and variant (original, format- and size-matched) the stages run once
+(:mod:`.collect`, cached); the report a user would get is then built with the shipped calibration
+and fusion, and ``score.manipulated`` is what is measured. Per set (face videos, images) and
+variant, on the *report* half of the documented split (:mod:`.dev_set`): AUC, AP, EER and ECE with
+95% bootstrap intervals, the share of real items given each verdict (false-positive rate per band)
+and of fake items caught, per generator or source, the frame level for videos (clustered by video),
+and the raw models and the MesoNet baseline on the same items. Outputs: ``metrics.json``,
+``report.md`` (the tables the README carries), ROC and reliability PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.evaluation.collect import Collected
+from detector.evaluation.dev_set import DevItem
+from detector.evaluation.metrics import ap, auc, bootstrap, ece, eer
+from detector.scoring.logodds import sigmoid
+
+BANDS = (
+    "manipulated",
+    "ai_generated",
+    "likely_manipulated",
+    "uncertain",
+    "likely_authentic",
+    "authentic",
+    "out_of_scope",
+)
+ACCUSING = ("manipulated", "ai_generated")
+
+
+@dataclass
+class Scored:
+    """One item under one variant: final P(manipulated), verdict, per-frame face P, raw model scores."""
+
+    item: DevItem
+    variant: str
+    p: float | None = None
+    verdict: str = "error"
+    frame_p: list[float] = field(default_factory=list)
+    raw_face: float | None = None
+    raw_synthetic: float | None = None
+    baseline: float | None = None
+    error: str | None = None
+
+
+def score(item: DevItem, variant: str, found: Collected, build: Callable[[Any], Any]) -> Scored:
+    """The user's report for one item (``build`` = the assembler's), reduced to what is measured."""
+    if found.outputs is None:
+        return Scored(item, variant, error=found.error)
+    out = found.outputs
+    report = build(out)
+    crops = list(out.crop_logits.values())
+    frames = [sigmoid(f.max_face_logit) for f in report.frames if f.max_face_logit is not None]
+    return Scored(
+        item,
+        variant,
+        report.score.manipulated,
+        report.score.verdict,
+        frames,
+        float(np.mean(crops)) if crops else None,
+        float(np.mean(list(out.synthetic_logits.values()))) if out.synthetic_logits else None,
+        float(np.mean(found.baseline)) if found.baseline else None,
+    )
+
+
+def _ci(
+    metric: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, s: np.ndarray, clusters: Any = None
+) -> list[float]:
+    if len(np.unique(y)) < 2:
+        return [math.nan, math.nan, math.nan]
+    return [round(v, 4) for v in bootstrap(metric, y, s, clusters)]
+
+
+def ranking(rows: Sequence[Scored], value: Callable[[Scored], float | None]) -> dict[str, Any]:
+    """AUC / AP / EER with intervals of ``value`` over the rows that have one."""
+    kept = [(r.item.label, v) for r in rows if (v := value(r)) is not None]
+    if not kept:
+        return {"n": 0}
+    y, s = np.array([k[0] for k in kept]), np.array([k[1] for k in kept], np.float64)
+    return {
+        "n": len(kept),
+        "n_fake": int(y.sum()),
+        "auc": _ci(auc, y, s),
+        "ap": _ci(ap, y, s),
+        "eer": _ci(eer, y, s),
+    }
+
+
+def final_metrics(rows: Sequence[Scored]) -> dict[str, Any]:
+    """The end-to-end table row: ranking of P(manipulated) (out of scope counts as 0.5), ECE, bands."""
+    ok = [r for r in rows if r.error is None]
+    result = ranking(ok, lambda r: 0.5 if r.p is None else r.p)
+    probs = [(r.item.label, r.p) for r in ok if r.p is not None]
+    if probs:
+        y, p = np.array([a for a, _ in probs]), np.array([b for _, b in probs], np.float64)
+        result["ece"] = [round(v, 4) for v in bootstrap(ece, y, p)]
+    reals, fakes = [r for r in ok if r.item.label == 0], [r for r in ok if r.item.label == 1]
+    result["real_bands"] = {
+        b: round(sum(r.verdict == b for r in reals) / max(1, len(reals)), 4) for b in BANDS
+    }
+    result["fake_bands"] = {
+        b: round(sum(r.verdict == b for r in fakes) / max(1, len(fakes)), 4) for b in BANDS
+    }
+    result["fpr_manipulated"] = rate_ci([r.verdict in ACCUSING for r in reals])
+    result["errors"] = sum(r.error is not None for r in rows)
+    return result
+
+
+def rate_ci(hits: Sequence[bool], n: int = 1000, seed: int = 0) -> list[float]:
+    """A proportion and its 95% bootstrap interval."""
+    x = np.asarray(hits, np.float64)
+    if not len(x):
+        return [math.nan, math.nan, math.nan]
+    rng = np.random.default_rng(seed)
+    draws = x[rng.integers(0, len(x), (n, len(x)))].mean(axis=1)
+    return [
+        round(float(x.mean()), 4),
+        round(float(np.percentile(draws, 2.5)), 4),
+        round(float(np.percentile(draws, 97.5)), 4),
+    ]
+
+
+def frame_level(rows: Sequence[Scored]) -> dict[str, Any]:
+    """Frame-level AUC of the calibrated face P, resampling whole videos."""
+    y, s, c = [], [], []
+    for i, r in enumerate(rows):
+        for p in r.frame_p:
+            y.append(r.item.label)
+            s.append(p)
+            c.append(i)
+    if not y:
+        return {"n": 0}
+    ya, sa = np.array(y), np.array(s)
+    return {"n": len(y), "auc": _ci(auc, ya, sa, np.array(c))}
+
+
+def per_kind(rows: Sequence[Scored]) -> dict[str, Any]:
+    """AUC of each generator's fakes against all reals of the set; per real source, its verdict shares."""
+    ok = [r for r in rows if r.error is None]
+    reals = [r for r in ok if r.item.label == 0]
+    out: dict[str, Any] = {}
+    for kind in sorted({r.item.kind for r in ok}):
+        mine = [r for r in ok if r.item.kind == kind]
+        if mine[0].item.label == 1:
+            row = ranking(reals + mine, lambda r: 0.5 if r.p is None else r.p)
+            row["caught"] = round(
+                sum(r.verdict in (*ACCUSING, "likely_manipulated") for r in mine) / len(mine), 4
+            )
+        else:
+            row = {"n": len(mine), "accused": round(sum(r.verdict in ACCUSING for r in mine) / len(mine), 4)}
+        out[kind] = row
+    return out
+
+
+def summarize(rows: Sequence[Scored]) -> dict[str, Any]:
+    """Every table of one set and variant."""
+    result: dict[str, Any] = {
+        "final": final_metrics(rows),
+        "kinds": per_kind(rows),
+        "raw_face_model": ranking(rows, lambda r: r.raw_face),
+        "raw_synthetic_model": ranking(rows, lambda r: r.raw_synthetic),
+        "baseline_mesonet": ranking(rows, lambda r: r.baseline),
+    }
+    if rows and rows[0].item.set == "faces_video":
+        result["frames"] = frame_level([r for r in rows if r.error is None])
+    return result
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    """``metrics.json`` (NaN written as null)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    path.write_text(json.dumps(clean(results), indent=2), encoding="utf-8")
