@@ -15,13 +15,15 @@ $(PY):
 	$(PIP) install -q --upgrade pip setuptools wheel
 
 # torch first and pinned so pip takes the local CPU wheel, never the CUDA build.
-# facenet-pytorch pins torch<2.3, numpy<2, Pillow<10.3: it goes in alone with --no-deps.
-FACENET := facenet-pytorch==2.6.0
+# NODEPS go in alone with --no-deps: facenet-pytorch pins torch<2.3, numpy<2, Pillow<10.3, and
+# invisible-watermark asks for the GUI build of OpenCV (opencv-python-headless gives the same cv2).
+# This is the one place that names them; their real dependencies are declared in pyproject.toml.
+NODEPS := facenet-pytorch==2.6.0 invisible-watermark==0.2.0
 
 $(STAMP): $(PY) pyproject.toml Makefile
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,train]'
-	$(PIP) install -q --no-deps $(FACENET)
+	$(PIP) install -q --no-deps $(NODEPS)
 	touch $(STAMP)
 
 install: $(STAMP)

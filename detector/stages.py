@@ -160,9 +160,29 @@ def crop_faces(
     return keys, crops
 
 
+def judged_face_side(spec: InputSpec) -> float:
+    """The smallest face side (px) the face model judges without enlarging its crop more than 2x."""
+    return spec.size[0] / (spec.crop_margin or 1.0) / 2.0
+
+
 def keyed(keys: Sequence[Any], values: Iterable[Any]) -> dict[Any, float]:
     """``{key: float(value)}`` for logits returned in the order of their inputs."""
     return {k: float(v) for k, v in zip(keys, values, strict=True)}
+
+
+def with_watermark(provenance: ProvenanceReport, prepared: Prepared) -> ProvenanceReport:
+    """The provenance report plus any known invisible watermark in a still image's pixels."""
+    from detector.provenance.types import InvisibleWatermark
+    from detector.provenance.watermark import find_watermark
+
+    frames = prepared.sample.frames
+    if prepared.info.kind != "image" or not frames:
+        return provenance
+    found = find_watermark(frames[0].image)
+    if found is None:
+        return provenance
+    mark = InvisibleWatermark(scheme=found.scheme, bit_error_rate=found.bit_error_rate, bits=found.bits)
+    return provenance.model_copy(update={"watermark": mark})
 
 
 class _Partial:
@@ -195,14 +215,17 @@ def outputs(
     crop_logits: dict[CropKey, float],
     synthetic_logits: dict[int, float],
     provenance: ProvenanceReport | None,
+    spec: InputSpec,
     heatmaps: list[Heatmap] | None = None,
     timings: dict[str, float] | None = None,
 ) -> StageOutputs:
-    """Everything the stages found for one medium, with the scope check of its frames."""
+    """Everything the stages found for one medium, with its scope (:func:`detector.scoring.scope.assess`)."""
     from detector.report.assemble import StageOutputs
-    from detector.scoring.scope import photographic
+    from detector.scoring.scope import assess
 
     frames = prepared.sample.frames
+    sides = [det.side for dets in faces.per_frame for det in dets]
+    scope = assess(prepared.info, [f.image for f in frames], sides, judged_face_side(spec))
     return StageOutputs(
         media=prepared.info,
         name=prepared.name,
@@ -214,7 +237,7 @@ def outputs(
         heatmaps=heatmaps or [],
         timings=dict(prepared.timings if timings is None else timings),
         warnings=list(prepared.sample.warnings),
-        photographic=photographic([f.image for f in frames]),
+        scope=scope,
     )
 
 
@@ -262,9 +285,11 @@ def collect(
             calls.heatmaps(faces, by_key, crop_logits, settings.fusion.heatmap_faces),
             time.perf_counter(),
         )
-    report_provenance = clock.wait("provenance", provenance, started)
+    report_provenance = with_watermark(clock.wait("provenance", provenance, started), prepared)
     tell(PROGRESS["report"], {"stage": "report"})
-    return outputs(prepared, faces, crop_logits, synthetic_logits, report_provenance, maps, clock.timings)
+    return outputs(
+        prepared, faces, crop_logits, synthetic_logits, report_provenance, spec, maps, clock.timings
+    )
 
 
 def run(

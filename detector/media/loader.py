@@ -52,6 +52,7 @@ class MediaInfo:
     rotation: int = 0
     has_audio: bool = False
     frame_count_estimated: bool = False  # True when frame_count is duration * fps, not the container's
+    jpeg_quality: int | None = None  # IJG quality estimated from a JPEG's luminance table
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,27 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
+# IJG (libjpeg) standard luminance quantisation table, natural order (quality 50).
+_IJG_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+], dtype=np.float64)  # fmt: skip
+
+
+def jpeg_quality(im: Image.Image) -> int | None:
+    """The IJG quality (1-100) a JPEG's luminance table corresponds to, or None without tables.
+
+    Pillow gives tables in zigzag order; comparing sorted values makes the estimate order-free.
+    """
+    tables = getattr(im, "quantization", None) or {}
+    if 0 not in tables or len(tables[0]) != 64:
+        return None
+    ratio = float(np.mean(np.sort(np.asarray(tables[0], np.float64)) / np.sort(_IJG_LUMA))) * 100.0
+    quality = (200.0 - ratio) / 2.0 if ratio <= 100.0 else 5000.0 / ratio
+    return int(np.clip(round(quality), 1, 100))
+
+
 class MediaLoader:
     """Turns a path or bytes into :class:`Media` (sniff, limits, probe) and decodes images."""
 
@@ -205,9 +227,10 @@ class MediaLoader:
                 orientation = int(im.getexif().get(0x0112, 1))
             except (OSError, SyntaxError, ValueError, struct.error, TypeError):
                 orientation = 1  # unreadable EXIF: decode_image's exif_transpose ignores it too
+            quality = jpeg_quality(im) if fmt == "jpeg" else None
         if orientation in (5, 6, 7, 8):
             width, height = height, width
-        return MediaInfo("image", fmt, mime, len(data), digest, width, height)
+        return MediaInfo("image", fmt, mime, len(data), digest, width, height, jpeg_quality=quality)
 
     def _probe_video(self, data: bytes, fmt: str, mime: str, digest: str) -> MediaInfo:
         """Geometry, timing and rotation from the container (decodes at most the first frame)."""

@@ -142,6 +142,14 @@ class MetadataHint(_Model):
     indicates: HintIndicates
 
 
+class InvisibleWatermark(_Model):
+    """A known invisible watermark decoded from the pixels (see detector/provenance/watermark.py)."""
+
+    scheme: Literal["stable-diffusion-v1", "sdxl"] = Field(description="which reference pipeline embeds it")
+    bit_error_rate: float = Field(ge=0.0, le=1.0, description="share of decoded bits that differ from it")
+    bits: int = Field(description="length of the watermark message in bits")
+
+
 class ProvenanceReport(_Model):
     """The provenance section of a report: C2PA validation, declarations and metadata hints."""
 
@@ -156,6 +164,9 @@ class ProvenanceReport(_Model):
     warnings: list[str] = Field(default_factory=list)
     error_code: str | None = Field(None, description="typed error code when state is unreadable")
     error_detail: str | None = Field(None, description="what the C2PA SDK said, for unreadable")
+    watermark: InvisibleWatermark | None = Field(
+        None, description="a generator's invisible watermark, if found"
+    )
 
     @property
     def failure_codes(self) -> list[str]:

@@ -29,6 +29,7 @@ from detector.scoring.aggregate import TrackEvidence, item_logit, synthetic_logi
 from detector.scoring.calibration import Calibrator
 from detector.scoring.fusion.rules import Fusion, FusionInputs
 from detector.scoring.logodds import sigmoid
+from detector.scoring.scope import Scope
 from detector.settings import Settings
 
 CropKey = tuple[int, int]
@@ -57,7 +58,7 @@ class StageOutputs:
     heatmaps: list[Heatmap] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    photographic: bool = True
+    scope: Scope = field(default_factory=Scope)
 
 
 def model_use(name: str, entry: ModelEntry) -> ModelUse:
@@ -113,7 +114,8 @@ class ReportAssembler:
             provenance=out.provenance,
             face_basis=f"{len(tracks)} face track(s), {n_crops} face crop(s) over {len(out.frames)} frame(s)",
             synthetic_basis=f"{len(synth)} frame(s)",
-            photographic=out.photographic,
+            photographic=out.scope.photographic,
+            scope=out.scope,
         )
         return tracks, self._frames(out, crops, synth), inputs
 

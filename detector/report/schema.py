@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detector.provenance.types import ProvenanceReport
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 
 Verdict = Literal[
     "authentic",
@@ -47,6 +47,7 @@ class MediaSection(_Model):
     codec: str | None = None
     rotation: int = 0
     has_audio: bool = False
+    jpeg_quality: int | None = Field(None, description="JPEG quality estimated from its quantisation table")
 
 
 class FaceBox(_Model):
@@ -138,6 +139,10 @@ class Score(_Model):
     signals: list[Signal] = Field(default_factory=list)
     thresholds: list[Threshold] = Field(default_factory=list)
     fusion: str = Field("", description="where the fusion parameters come from")
+    out_of_scope: list[str] = Field(default_factory=list, description="why no score is given, if so")
+    limited: list[str] = Field(
+        default_factory=list, description="why the verdict was kept one step closer to uncertain, if so"
+    )
 
 
 class Heatmap(_Model):

@@ -1,4 +1,17 @@
-"""Is a frame a camera photograph? The detectors were trained on photographs only.
+"""Scope: is this medium something the detectors can judge, and how sure may their verdict be?
+
+The detectors were validated on camera photographs and videos of faces at usable sizes and
+ordinary compression. :func:`assess` returns a :class:`Scope`:
+
+* **out of scope** (no score is given): drawings, screenshots and flat graphics (below), blank or
+  near-constant frames (standard deviation under :data:`BLANK_STD` grey levels), and extreme strips
+  (aspect ratio over :data:`MAX_ASPECT`);
+* **limited** (the verdict is kept one step closer to ``uncertain``): heavy JPEG compression
+  (estimated quality under :data:`MIN_JPEG_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP`
+  bits per pixel per frame), tiny media (short side under :data:`MIN_SIDE` px), and faces found but
+  all smaller than the face model can judge.
+
+Drawings and screenshots:
 
 Drawings, screenshots, slides and flat graphics are out of the detectors' scope: their scores
 there mean nothing. A camera image has sensor noise almost everywhere, so very few of its 8x8
@@ -13,15 +26,24 @@ while a synthetic screenshot and a flat cartoon are flagged as PNG and as JPEG (
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from detector.media.loader import MediaInfo
 
 BLOCK = 8
 FLAT_STD = 1.0
 FLAT_SHARE = 0.5
 COLOUR_SHARE = 0.02
 LONGEST_SIDE = 1024
+BLANK_STD = 2.0
+MAX_ASPECT = 8.0
+MIN_JPEG_QUALITY = 50
+MIN_VIDEO_BPP = 0.02
+MIN_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -55,3 +77,54 @@ def photographic(frames: Sequence[np.ndarray]) -> bool:
         return False
     votes = [check_frame(frame).photographic for frame in frames]
     return sum(votes) * 2 >= len(votes)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Why a medium is out of the detectors' scope (no score), or why their verdict is limited."""
+
+    out_of_scope: list[str] = field(default_factory=list)
+    limited: list[str] = field(default_factory=list)
+
+    @property
+    def photographic(self) -> bool:
+        """In scope: the detectors' scores mean something here."""
+        return not self.out_of_scope
+
+
+def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray]) -> list[str]:
+    reasons = []
+    if max(info.width, info.height) > MAX_ASPECT * min(info.width, info.height):
+        reasons.append(f"an extreme strip ({info.width}x{info.height} px)")
+    if frames and all(
+        float(f[:: max(1, f.shape[0] // 256), :: max(1, f.shape[1] // 256)].std()) < BLANK_STD for f in frames
+    ):
+        reasons.append("blank (no detail to judge)")
+    elif not photographic(frames):
+        reasons.append("a drawing, screenshot or flat graphic, not a camera image")
+    return reasons
+
+
+def _limited(info: MediaInfo, face_sides: Sequence[float], min_face_side: float) -> list[str]:
+    reasons = []
+    if info.jpeg_quality is not None and info.jpeg_quality < MIN_JPEG_QUALITY:
+        reasons.append(f"heavy JPEG compression (quality about {info.jpeg_quality})")
+    if info.kind == "video" and info.duration_s and info.fps:
+        bpp = info.size_bytes * 8 / (info.duration_s * info.fps * info.width * info.height)
+        if bpp < MIN_VIDEO_BPP:
+            reasons.append(f"heavily compressed video ({bpp:.3f} bits per pixel)")
+    if min(info.width, info.height) < MIN_SIDE:
+        reasons.append(f"a tiny picture ({info.width}x{info.height} px)")
+    if face_sides and max(face_sides) < min_face_side:
+        largest = max(face_sides)
+        reasons.append(
+            f"faces too small to judge (largest {largest:.0f} px; the face model needs {min_face_side:.0f})"
+        )
+    return reasons
+
+
+def assess(
+    info: MediaInfo, frames: Sequence[np.ndarray], face_sides: Sequence[float], min_face_side: float
+) -> Scope:
+    """The scope of one medium from its probe, sampled frames and the sides of the faces found."""
+    return Scope(_out_of_scope(info, frames), _limited(info, face_sides, min_face_side))

@@ -20,16 +20,26 @@ Provenance is evidence of another kind and follows stated rules, not fitted weig
    ``likely_manipulated``.
 4. Unsigned metadata that strongly indicates generative AI (e.g. Stable Diffusion parameters in
    PNG text) adds the stated prior ``priors.metadata_ai``; it is not a signature.
+5. The invisible watermark of the Stable Diffusion / SDXL reference pipelines, decoded so closely
+   that chance is excluded (:mod:`detector.provenance.watermark`), makes the verdict
+   ``ai_generated`` like rule 1 (rule ``invisible_watermark``); its absence is not counted.
 
-Without any pixel signal that applies (no face, no synthetic-image model, or a non-photographic
-image) the verdict is ``out_of_scope`` and no probability is given.
+6. Media the detectors were not validated on (heavy compression, tiny pictures, faces too small
+   to judge; :mod:`detector.scoring.scope`) keep their verdict one step closer to ``uncertain``
+   (rule ``limited_scope``, reasons in ``score.limited``): ``manipulated`` becomes
+   ``likely_manipulated``, the ``likely_*`` bands become ``uncertain``, ``authentic`` becomes
+   ``likely_authentic``.
+
+Without any pixel signal that applies (no face, no synthetic-image model, or a drawing, screenshot,
+blank or strip-shaped image; reasons in ``score.out_of_scope``) the verdict is ``out_of_scope`` and
+no probability is given.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -48,8 +58,15 @@ from detector.scoring.fusion.params import (
     default_fusion_path,
     load_parameters,
 )
-from detector.scoring.fusion.text import credentials_signal, metadata_signal, model_signal, summary_sentence
+from detector.scoring.fusion.text import (
+    credentials_signal,
+    metadata_signal,
+    model_signal,
+    summary_sentence,
+    watermark_signal,
+)
 from detector.scoring.logodds import sigmoid
+from detector.scoring.scope import Scope
 
 __all__ = [
     "BandThreshold",
@@ -67,6 +84,14 @@ __all__ = [
     "signed_ai_declaration",
     "trusted_capture",
 ]
+
+LIMITED_STEP: dict[str, Verdict] = {
+    "manipulated": "likely_manipulated",
+    "likely_manipulated": "uncertain",
+    "likely_authentic": "uncertain",
+    "authentic": "likely_authentic",
+}
+"""Rule 6: media the detectors were not validated on keep their verdict one step closer to uncertain."""
 
 VALID_STATES = frozenset({"trusted", "valid_untrusted"})
 CAPTURE_SOURCE_TYPE = "digitalCapture"
@@ -90,6 +115,7 @@ class FusionInputs:
     synthetic_logit: float | None = None
     provenance: ProvenanceReport | None = None
     photographic: bool = True
+    scope: Scope = field(default_factory=Scope)
     face_basis: str = ""
     synthetic_basis: str = ""
 
@@ -253,6 +279,7 @@ class Fusion:
         signals.append(
             credentials_signal(prov, capture, priors.trusted_capture if pixel_logit is not None else None)
         )
+        signals.append(watermark_signal(prov))
         if prov is not None and prov.metadata_hints:
             signals.append(
                 metadata_signal(prov, hint, priors.metadata_ai if hint and pixel_logit is not None else None)
@@ -276,9 +303,9 @@ class Fusion:
         thresholds = self.params.thresholds
         pixel_p = None if pixel_logit is None else sigmoid(pixel_logit)
         rule: str | None = None
-        if signed_ai_declaration(prov):
+        if signed_ai_declaration(prov) or (prov is not None and prov.watermark is not None):
             verdict: Verdict = "ai_generated"
-            rule = "signed_ai_declaration"
+            rule = "signed_ai_declaration" if signed_ai_declaration(prov) else "invisible_watermark"
             p: float | None = 1.0
             logit = None
         elif logit is None:
@@ -293,6 +320,8 @@ class Fusion:
                 and verdict not in ("manipulated", "likely_manipulated")
             ):
                 verdict, rule = "likely_manipulated", "pixel_evidence_over_trusted_capture"
+            if inputs.scope.limited and rule is None and verdict in LIMITED_STEP:
+                verdict, rule = LIMITED_STEP[verdict], "limited_scope"
             if verdict == "manipulated" and _synthetic_leads(signals):
                 verdict = "ai_generated"
         calibrated = not self.mismatch
@@ -316,6 +345,8 @@ class Fusion:
             signals=signals,
             thresholds=thresholds.report(),
             fusion=f"{self.source}: {self.params.fitted_on}",
+            out_of_scope=list(inputs.scope.out_of_scope),
+            limited=list(inputs.scope.limited),
         )
 
 

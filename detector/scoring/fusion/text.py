@@ -137,6 +137,33 @@ def credentials_signal(prov: ProvenanceReport | None, capture: bool, capture_pri
     )
 
 
+WATERMARK_NAMES = {
+    "stable-diffusion-v1": "Stable Diffusion (CompVis scripts)",
+    "sdxl": "Stable Diffusion XL (diffusers)",
+}
+
+
+def watermark_signal(prov: ProvenanceReport | None) -> Signal:
+    """A generator's invisible watermark: decides the verdict like a signed AI declaration."""
+    mark = None if prov is None else prov.watermark
+    if mark is None:
+        return Signal(
+            name="invisible_watermark",
+            kind="rule",
+            present=False,
+            sentence="No known invisible watermark was decoded (most generators embed none, and "
+            "re-encoding erases it): not counted either way.",
+        )
+    return Signal(
+        name="invisible_watermark",
+        kind="rule",
+        present=True,
+        sentence=f"The pixels carry the invisible watermark of the {WATERMARK_NAMES[mark.scheme]} reference "
+        f"pipeline ({mark.bits} bits, {100 * mark.bit_error_rate:.0f}% differ; chance is excluded); it "
+        "decides the verdict as AI-generated or AI-edited whatever the detectors say.",
+    )
+
+
 def metadata_signal(prov: ProvenanceReport, hint: bool, prior: float | None) -> Signal:
     """Unsigned metadata hints: counted (as a stated prior) only when they strongly indicate AI."""
     if hint:
@@ -175,6 +202,9 @@ def summary_sentence(
     if rule == "signed_ai_declaration" and prov is not None:
         wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
         text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
+    elif rule == "invisible_watermark" and prov is not None and prov.watermark is not None:
+        name = WATERMARK_NAMES[prov.watermark.scheme]
+        text = f"AI-generated or AI-edited: it carries the {name} invisible watermark."
     elif verdict == "out_of_scope" or p is None:
         why = _NOT_PHOTO if not photographic else "no face was found and no synthetic-image check applies"
         text = f"Out of scope: {why}, so trueframe gives no authenticity score."
