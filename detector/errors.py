@@ -88,6 +88,18 @@ class VideoTooLong(LimitExceeded):
     code = "video_too_long"
 
 
+class DecodeBudgetExceeded(LimitExceeded):
+    """Decoding this request needed more pixels than its budget (``limits.max_decoded_pixels``)."""
+
+    code = "decode_budget_exceeded"
+
+
+class DecodeTimeExceeded(LimitExceeded):
+    """Decoding this request took longer than ``limits.max_decode_seconds``."""
+
+    code = "decode_time_exceeded"
+
+
 class ModelError(TrueframeError):
     """A model or its weights are not usable."""
 

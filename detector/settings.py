@@ -22,10 +22,20 @@ class LimitSettings(BaseModel):
     max_pixels: int = Field(50_000_000, gt=0, description="width*height, checked from the header")
     max_video_seconds: float = Field(600.0, gt=0)
     min_side: int = Field(16, ge=1, description="images or videos smaller than this are rejected")
+    max_decoded_pixels: int = Field(
+        20_000_000_000, gt=0, description="pixels decoded per request (every frame decoded, sampled or not)"
+    )
+    max_decode_seconds: float = Field(120.0, gt=0, description="decoding time per request")
+    frame_max_side: int = Field(
+        2048, ge=256, description="sampled frames are scaled down to this longest side"
+    )
 
 
 class SamplingSettings(BaseModel):
     frames: int = Field(32, ge=1, le=512, description="timestamps sampled per video")
+    mode: Literal["exact", "keyframes"] = Field(
+        "exact", description="exact frames, or the keyframe before each timestamp (batch triage)"
+    )
 
 
 class FaceSettings(BaseModel):

@@ -263,19 +263,44 @@ class MediaLoader:
             frame_count_estimated=estimated,
         )  # fmt: skip
 
-    def decode_image(self, media: Media) -> np.ndarray:
-        """RGB uint8 HxWx3 (contiguous), EXIF orientation applied; first frame of GIF/multi-page."""
+    def decode_image(self, media: Media, max_side: int | None = None) -> tuple[np.ndarray, float]:
+        """RGB uint8 HxWx3 (EXIF orientation applied, first frame of GIF/multi-page) and its scale.
+
+        With ``max_side`` the image is scaled down (area) to that longest side; a JPEG is decoded at
+        the smallest DCT scale still at least that large, so a huge JPEG never exists at full size.
+        The decoded size is checked against the limits again (headers can lie).
+        """
         info = media.info
         if info.kind != "image":
             raise InvalidRequest(f"{info.format} is a video; sample frames with FrameSampler")
         with _open_image(media.data, info.format) as im:
             self._check_geometry(im.size[0], im.size[1], "image")
+            full = im.size
             try:
+                if max_side is not None and info.format == "jpeg" and max(full) > max_side:
+                    im.draft(
+                        "RGB",
+                        (max(1, full[0] * max_side // max(full)), max(1, full[1] * max_side // max(full))),
+                    )
                 im.load()
-                upright = ImageOps.exif_transpose(im)
-                return _to_rgb(upright)
+                self._check_geometry(im.size[0], im.size[1], "decoded image")
+                rgb = _to_rgb(ImageOps.exif_transpose(im))
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
                 raise CorruptMedia(f"cannot decode the {info.format} image: {exc}") from exc
+        return _scaled(rgb, max_side, max(full))
+
+
+def _scaled(rgb: np.ndarray, max_side: int | None, full_side: int) -> tuple[np.ndarray, float]:
+    """``rgb`` scaled down (area) to ``max_side``, and its scale relative to the undecoded ``full_side``."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    if max_side is not None and max(h, w) > max_side:
+        f = max_side / max(h, w)
+        rgb = np.ascontiguousarray(
+            cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        )
+    return rgb, max(rgb.shape[:2]) / full_side
 
 
 def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:

@@ -150,6 +150,7 @@ class ReportAssembler:
         self, out: StageOutputs, calibrated: dict[CropKey, float]
     ) -> tuple[list[FaceTrackReport], list[TrackEvidence]]:
         timestamps = {frame.index: frame.timestamp for frame in out.frames}
+        scales = {frame.index: frame.scale for frame in out.frames}  # boxes go back to the medium's pixels
         # FaceDetection compares by identity, so the detection objects themselves are the keys
         position = {
             det: (det.frame_index, pos) for dets in out.faces.per_frame for pos, det in enumerate(dets)
@@ -168,7 +169,7 @@ class ReportAssembler:
                     FaceBox(
                         frame_index=det.frame_index,
                         timestamp=timestamps[det.frame_index],
-                        box=(float(det.box[0]), float(det.box[1]), float(det.box[2]), float(det.box[3])),
+                        box=_box(det.box, scales[det.frame_index]),
                         probability=float(det.probability),
                         logit=raw,
                         score=None if cal is None else sigmoid(cal),
@@ -209,6 +210,11 @@ class ReportAssembler:
                 )
             )
         return reports
+
+
+def _box(box: tuple[float, float, float, float], scale: float) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) / scale for v in box)
+    return x1, y1, x2, y2
 
 
 def media_section(info: MediaInfo, name: str | None) -> MediaSection:

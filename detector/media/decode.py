@@ -1,0 +1,182 @@
+"""The decode plan: seek only to skip whole GOPs, never decode a frame twice, guard every frame.
+
+Targets are visited in time order. The container's index lists keyframes by *decode* time (dts);
+with B-frames a keyframe is *shown* later, by the codec's reorder delay, so a target just after a
+keyframe's dts can still be a frame of the previous GOP. The plan therefore places each keyframe at
+its dts plus the stream's reorder delay (the first keyframe's dts before the stream start), finds
+the GOP that shows each target, and seeks only when that GOP lies ahead of the one being decoded,
+to the target's own timestamp (FFmpeg then lands on the keyframe shown at or before it); otherwise
+it decodes forward. No frame is decoded twice, and decoding stops after the last target. Decoding
+uses FFmpeg's frame and slice threads.
+
+Every decoded frame passes the request's :class:`Guard`: its real size against the pixel limit
+(a container may declare 320x240 and carry 9000x9000 frames), the running total of decoded pixels
+against the request's budget, and the clock against the decode time limit. The first violation
+stops decoding with a typed 413 error.
+
+``keyframes`` mode (batch triage) takes, for each target, the keyframe that starts its GOP and
+decodes nothing forward: much cheaper on long GOPs, not frame-exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+import av.container
+
+from detector.errors import DecodeBudgetExceeded, DecodeTimeExceeded, NoFramesDecoded, TooManyPixels
+from detector.settings import LimitSettings
+
+
+@dataclass
+class DecodeStats:
+    """What decoding cost: frames decoded, seeks, decoded pixels."""
+
+    decoded: int = 0
+    seeks: int = 0
+    pixels: int = 0
+    pts: list[int] = field(default_factory=list)  # presentation timestamp of every frame decoded
+
+
+class Guard:
+    """Per-request limits on decoding: each frame's real size, total decoded pixels, time."""
+
+    def __init__(self, limits: LimitSettings, stats: DecodeStats) -> None:
+        self.limits, self.stats = limits, stats
+        self.deadline = time.monotonic() + limits.max_decode_seconds
+
+    def check(self, width: int, height: int) -> None:
+        """Count one decoded frame of ``width`` x ``height``; raise at the first limit it breaks."""
+        pixels = width * height
+        limits = self.limits
+        if pixels > limits.max_pixels:
+            raise TooManyPixels(
+                f"a decoded frame is {width}x{height} ({pixels} pixels), over the limit of "
+                f"{limits.max_pixels}; the container's header declared less",
+                width=width,
+                height=height,
+            )
+        self.stats.decoded += 1
+        self.stats.pixels += pixels
+        if self.stats.pixels > limits.max_decoded_pixels:
+            raise DecodeBudgetExceeded(
+                f"decoding needed more than {limits.max_decoded_pixels} pixels ({self.stats.decoded} frames)",
+                decoded_pixels=self.stats.pixels,
+            )
+        if time.monotonic() > self.deadline:
+            raise DecodeTimeExceeded(f"decoding took longer than {limits.max_decode_seconds:g} s")
+
+
+class Decoder:
+    """One video stream decoded forward from seek points chosen by the plan (see the module docstring)."""
+
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        stream: av.video.stream.VideoStream,
+        guard: Guard,
+    ) -> None:
+        self.container, self.stream, self.guard = container, stream, guard
+        stream.thread_type = "AUTO"
+        if not stream.time_base:
+            raise NoFramesDecoded("the video stream has no time base")
+        self.tb: Fraction = stream.time_base
+        self.keyframes = sorted({e.timestamp for e in stream.index_entries if e.is_keyframe})
+        start = stream.start_time or 0
+        self.delay = max(0, start - self.keyframes[0]) if self.keyframes else 0  # keyframe pts - dts
+        self.gop: int | None = None  # dts of the keyframe that starts the GOP being decoded
+        self.prev: av.VideoFrame | None = None  # last frame shown at or before the last target
+        self.ahead: av.VideoFrame | None = None  # first decoded frame after the last target
+        self.ended = False
+        self.error: str | None = None
+        self.latest: float | None = None
+        self._frames: Iterator[av.VideoFrame] | None = None
+
+    def gop_of(self, target_pts: int) -> int | None:
+        """The keyframe (dts) whose GOP shows ``target_pts``; None without an index."""
+        if not self.keyframes:
+            return None
+        fit = [k for k in self.keyframes if k + self.delay <= target_pts]
+        return fit[-1] if fit else self.keyframes[0]
+
+    def seek(self, target_pts: int, gop: int) -> None:
+        """Jump to the keyframe shown at or before ``target_pts`` (the start of ``gop``; decoder flushed)."""
+        self.prev = self.ahead = None
+        self.ended = False
+        self.guard.stats.seeks += 1
+        self.gop = gop
+        try:
+            self.container.seek(target_pts, stream=self.stream, backward=True, any_frame=False)
+        except av.FFmpegError as exc:
+            self.error = f"seeking failed: {exc.strerror or exc}"
+            self._frames = iter(())
+            return
+        self._frames = self._decode()
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        for packet in self.container.demux(self.stream):
+            if packet.is_keyframe and packet.dts is not None:
+                self.gop = packet.dts
+            for frame in packet.decode():
+                self.guard.check(frame.width, frame.height)
+                if frame.pts is not None:
+                    self.guard.stats.pts.append(frame.pts)
+                    self.latest = max(self.latest or 0.0, float(frame.time))
+                    yield frame
+
+    def _pull(self) -> av.VideoFrame | None:
+        if self.ahead is not None:
+            frame, self.ahead = self.ahead, None
+            return frame
+        if self._frames is None:
+            self._frames = self._decode()
+        if self.error is not None:
+            return None
+        try:
+            return next(self._frames, None)
+        except av.FFmpegError as exc:
+            self.error = f"decoding failed: {exc.strerror or exc}"
+            return None
+
+    def _forward_to(self, target: float) -> av.VideoFrame | None:
+        """Decode on to the last frame shown at or before ``target`` s (None: the first one is later)."""
+        while True:
+            frame = self._pull()
+            if frame is None:
+                self.ended = True
+                return self.prev
+            if float(frame.time) > target + 1e-9:
+                self.ahead = frame
+                return self.prev
+            self.prev = frame
+
+    def frame_at(self, target: float) -> av.VideoFrame | None:
+        """The frame a sequential decode shows at ``target`` seconds."""
+        target_pts = int(target / self.tb)
+        gop = self.gop_of(target_pts)
+        if gop is not None and (self._frames is None or self.gop is None or gop > self.gop):
+            self.seek(target_pts, gop)
+        frame = self._forward_to(target)
+        if frame is None and self.ahead is not None and gop is not None and gop > self.keyframes[0]:
+            # the index put a keyframe before the target that is shown after it: start one GOP back
+            earlier = max(k for k in self.keyframes if k < gop)
+            self.seek(earlier + self.delay, earlier)
+            frame = self._forward_to(target)
+        if frame is None and self.ahead is not None:  # the target precedes the first frame
+            frame, self.prev, self.ahead = self.ahead, self.ahead, None
+        return frame
+
+    def keyframe_at(self, target: float) -> av.VideoFrame | None:
+        """``keyframes`` mode: the first frame of the target's GOP, nothing decoded forward."""
+        target_pts = int(target / self.tb)
+        gop = self.gop_of(target_pts)
+        if gop is None:
+            return self.frame_at(target)
+        if self.gop != gop or self.prev is None:
+            self.seek(target_pts, gop)
+            self.prev = self._pull()
+        return self.prev
