@@ -24,7 +24,8 @@ from datasets.face_pool import FacePool
 from datasets.image_pool import ImagePool
 from detector.models._manifest import InputConfig, ModelEntry, Source
 from detector.models._registry import get_architecture, parse_model_name
-from detector.models.base import Classifier, InputSpec
+from detector.models.base import Classifier
+from detector.models.spec import InputSpec
 
 TASK_KINDS = {"face_v2": "face_forgery", "synthetic_v2": "synthetic_image"}
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from datasets.tasks import TrainingData, build_data
 from detector.models._manifest import InputConfig
 from detector.models._registry import get_architecture, parse_model_name
-from detector.models.base import InputSpec
+from detector.models.spec import InputSpec
 
 
 @dataclass

@@ -15,7 +15,7 @@ from detector.faces.tracks import FaceDetection
 from detector.media.loader import MediaLoader
 from detector.media.sampling import FrameSampler
 from detector.models import Classifier, create_model
-from detector.models.base import InputSpec
+from detector.models.spec import InputSpec
 from detector.provenance.reader import ProvenanceReader
 from detector.provenance.types import ProvenanceReport
 from detector.report.assemble import CropKey, ReportAssembler, StageOutputs

@@ -99,7 +99,18 @@ class ServeSettings(BaseModel):
     api_keys_required: bool = Field(
         False, description="require a key (or a key-bound session) even while no key exists yet"
     )
+    allow_anonymous: bool = Field(
+        False,
+        description="stay open to anonymous use after keys exist (off: once a key exists, keys are needed)",
+    )
+    metrics_public: bool = Field(
+        False, description="serve /metrics without a key (off: an admin key is needed once keys exist)"
+    )
     session_ttl_hours: float = Field(12.0, gt=0, description="web form session cookie lifetime")
+    header_timeout_s: float = Field(10.0, gt=0, description="a request's head must arrive within this")
+    body_timeout_s: float = Field(30.0, gt=0, description="longest pause between two chunks of a body")
+    keep_alive_s: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
+    max_connections: int = Field(128, ge=1, description="open connections beyond this are refused (503)")
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
     callback_allow_private: bool = Field(False, description="allow webhooks to loopback/private addresses")
     webhook_secret: str | None = Field(

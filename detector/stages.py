@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from detector.media.loader import MediaInfo
     from detector.media.sampling import Frame, FrameSample
     from detector.models._manifest import ModelEntry
-    from detector.models.base import InputSpec
+    from detector.models.spec import InputSpec
     from detector.provenance.types import ProvenanceReport
     from detector.report.assemble import CropKey, ReportAssembler, StageOutputs
     from detector.report.schema import Heatmap, Report

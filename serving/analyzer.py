@@ -77,9 +77,15 @@ class InProcessAnalyzer:
     ) -> Report:
         """Analyse in a worker thread; ``progress`` hears about each stage as it starts."""
         tell = bridge(progress)
-        return await anyio.to_thread.run_sync(
-            lambda: self.pipeline.analyze(data, name, options.frames, options.heatmaps, tell)
-        )
+        return await anyio.to_thread.run_sync(self._analyze, data, name, options, tell)
+
+    def _analyze(self, data: bytes, name: str | None, options: Options, tell: Progress | None) -> Report:
+        from detector.runtime import release_memory
+
+        try:
+            return self.pipeline.analyze(data, name, options.frames, options.heatmaps, tell)
+        finally:
+            release_memory()  # a large decode's heap goes back to the system after every analysis
 
     async def ready(self) -> bool:
         """True once the models load (weights present and verified) and the fusion parameters read."""

@@ -96,10 +96,20 @@ def _register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
+PNG_TEXT_CHUNK_BYTES = 16 * 1024 * 1024
+"""Pillow refuses a PNG whose one decompressed text chunk passes 1 MB (a valid 1.4 MB zTXt was refused
+as corrupt). Text does not stop a decode here: metadata parsing caps text on its own
+(:data:`detector.provenance.containers.MAX_TEXT_BYTES`), and a bigger chunk is still a bomb to refuse."""
+
+
 def _open_image(data: bytes, fmt: str) -> Image.Image:
     """Pillow image reading the header only, restricted to the sniffed format."""
     if fmt == "heic":
         _register_heif()
+    if fmt == "png":
+        from PIL import PngImagePlugin
+
+        PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, PNG_TEXT_CHUNK_BYTES)
     try:
         return Image.open(io.BytesIO(data), formats=[IMAGE_FORMATS[fmt][1]])
     except Image.DecompressionBombError as exc:

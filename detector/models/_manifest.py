@@ -18,7 +18,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from detector.errors import ModelError
-from detector.models.base import InputSpec, Interpolation
+from detector.models.spec import InputSpec, Interpolation
 
 MANIFEST_PACKAGE = "weights"
 MANIFEST_FILE = "manifest.toml"

@@ -12,25 +12,23 @@ the file an import produces.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from detector.errors import UnknownModel, WeightsChecksumMismatch, WeightsMissing
-from detector.models._manifest import MANIFEST_PACKAGE, Manifest, ModelEntry, load_manifest
+from detector.errors import WeightsChecksumMismatch, WeightsMissing
+from detector.models._manifest import MANIFEST_PACKAGE, ModelEntry
 
 WeightsState = Literal["verified", "missing", "checksum_mismatch"]
 
-_CHUNK = 1 << 20
+CHUNK = 1 << 20
 _digests: dict[tuple[str, int, int], str] = {}
 _digests_lock = threading.Lock()
 _ST_DTYPES: dict[str, str] = {"<f4": "F32", "<f2": "F16", "<i8": "I64", "<i4": "I32", "|u1": "U8"}
@@ -58,7 +56,7 @@ def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, hashed in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
+        while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -146,118 +144,8 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict
             fh.write(blob)
 
 
-def _atomic_target(weights_dir: Path, file: str) -> tuple[Path, Path]:
+def atomic_target(weights_dir: Path, file: str) -> tuple[Path, Path]:
     weights_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{file}.", suffix=".part", dir=weights_dir)
     os.close(fd)
     return Path(tmp), weights_dir / file
-
-
-def import_weights(
-    family: str,
-    src_dir: Path,
-    weights_dir: Path,
-    *,
-    names: Iterable[str] | None = None,
-    manifest: Manifest | None = None,
-) -> list[Path]:
-    """Convert ``family``'s upstream files found in ``src_dir`` into verified files in ``weights_dir``.
-
-    Each upstream file must match the manifest's ``upstream_sha256``; each converted file must
-    match the manifest's ``sha256`` (else nothing is left behind for it).
-    """
-    from detector.models._registry import get_importer
-
-    convert = get_importer(family)
-    entries = (manifest or load_manifest()).family(family)
-    wanted = set(entries) if names is None else set(names)
-    if unknown := sorted(wanted - set(entries)):
-        known = ", ".join(sorted(entries))
-        raise UnknownModel(f"{', '.join(unknown)} not in weights family {family!r} ({known})")
-    written: list[Path] = []
-    weights_dir = weights_dir.expanduser()
-    for name in sorted(wanted):
-        entry = entries[name]
-        src = entry.source
-        assert src.upstream_file is not None  # validated by the manifest
-        assert src.upstream_sha256 is not None
-        upstream = src_dir.expanduser() / src.upstream_file
-        if not upstream.is_file():
-            raise WeightsMissing(f"{upstream} not found: {src_dir} must hold {src.upstream_file} for {name}")
-        actual = sha256_file(upstream)
-        if actual != src.upstream_sha256:
-            raise WeightsChecksumMismatch(
-                f"{upstream} has sha256 {actual}, not the upstream file the manifest names "
-                f"({src.upstream_sha256}); refusing to import it",
-                path=str(upstream),
-            )
-        state = convert(upstream, entry)
-        meta = {
-            "format": "pt",
-            "trueframe_model": name,
-            "source_file": src.upstream_file,
-            "source_sha256": actual,
-            "licence": entry.licence,
-        }
-        tmp, target = _atomic_target(weights_dir, entry.file)
-        try:
-            write_safetensors(tmp, state, meta)
-            produced = sha256_file(tmp)
-            if produced != entry.sha256:
-                raise WeightsChecksumMismatch(
-                    f"converting {upstream} gave sha256 {produced}, the manifest expects {entry.sha256}",
-                    path=str(upstream),
-                )
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        written.append(target)
-    return written
-
-
-def fetch_weights(
-    family: str,
-    weights_dir: Path,
-    *,
-    base_url: str | None = None,
-    timeout: float = 60.0,
-    manifest: Manifest | None = None,
-) -> list[Path]:
-    """Download ``family``'s upstream files (or from ``base_url``/FILE) and import them.
-
-    Downloads go to a temporary folder that is always removed; a file whose sha256 differs from
-    the manifest is refused. Network failures become :class:`WeightsMissing` naming each URL tried.
-    """
-    import requests
-
-    from detector.models._registry import get_importer
-
-    get_importer(family)  # an unknown family fails before any download
-    entries = (manifest or load_manifest()).family(family)
-    with tempfile.TemporaryDirectory(prefix="trueframe-fetch-") as tmp:
-        tmp_dir = Path(tmp)
-        for name, entry in sorted(entries.items()):
-            src = entry.source
-            assert src.upstream_file is not None  # validated by the manifest
-            urls = [f"{base_url.rstrip('/')}/{src.upstream_file}"] if base_url else list(src.upstream_urls)
-            errors: list[str] = []
-            for url in urls:
-                try:
-                    _download(url, tmp_dir / src.upstream_file, timeout)
-                    break
-                except requests.RequestException as exc:
-                    errors.append(f"{url}: {exc}")
-            else:
-                raise WeightsMissing(f"could not download weights for {name}: {'; '.join(errors)}")
-        return import_weights(family, tmp_dir, weights_dir, manifest=manifest)
-
-
-def _download(url: str, dest: Path, timeout: float) -> None:
-    import requests
-
-    with requests.get(url, stream=True, timeout=(min(timeout, 15.0), timeout)) as resp:
-        resp.raise_for_status()
-        with open(dest, "wb") as fh:
-            for chunk in resp.iter_content(chunk_size=_CHUNK):
-                fh.write(chunk)

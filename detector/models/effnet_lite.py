@@ -21,7 +21,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from detector.models._manifest import ModelEntry
 from detector.models._registry import register_model
-from detector.models.base import TorchClassifier, _check_image
+from detector.models.base import TorchClassifier
+from detector.models.spec import check_image
 
 # (kernel, stride, expansion, out channels, repeats) of the seven MBConv stages of Lite0.
 LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
@@ -178,7 +179,7 @@ class ViewsClassifier(LiteClassifier):
         out = np.empty(len(images), dtype=np.float32)
         size = self.spec.size[0]
         for i, image in enumerate(images):
-            _check_image(image, i)
+            check_image(image, i)
             out[i] = float(np.mean(super().predict(image_views(image, size, self.native_views))))
         return out
 

@@ -20,7 +20,8 @@ from torch import nn
 from torch.nn import functional
 
 from detector.models._registry import register_model
-from detector.models.base import Classifier, _check_image
+from detector.models.base import Classifier
+from detector.models.spec import check_image
 
 GRID_ALIGN = 8
 
@@ -103,7 +104,7 @@ class NPRClassifier(Classifier):
         out = np.empty(len(images), dtype=np.float32)
         with torch.inference_mode():
             for i, image in enumerate(images):
-                _check_image(image, i)
+                check_image(image, i)
                 out[i] = float(self.forward(self._patches(image)).float().mean().cpu())
         return out
 

@@ -23,7 +23,7 @@ import c2pa
 from detector.errors import InvalidRequest, ProvenanceConfigError, ProvenanceError, UnsupportedMediaType
 from detector.provenance import manifest as pm
 from detector.provenance.hints import metadata_hints
-from detector.provenance.types import ProvenanceReport, ProvenanceState, StatusCode
+from detector.provenance.types import ProvenanceReport, ProvenanceState, StatusCode, status_meaning
 from detector.settings import ProvenanceSettings
 
 _URL = re.compile(r"https?://\S+")
@@ -240,7 +240,25 @@ def _from_sdk_error(exc: c2pa.C2paError, fmt: str | None) -> ProvenanceReport:
         )
     if isinstance(exc, c2pa.C2paError.NotSupported):
         return _absent(f"provenance: the C2PA SDK cannot read this format ({fmt or 'unknown'})")
+    if isinstance(exc, c2pa.C2paError.Signature):
+        return _signature_failure(message)
     return _unreadable(ProvenanceError(message, sdk_error=type(exc).__name__.lstrip("_")))
+
+
+def _signature_failure(message: str) -> ProvenanceReport:
+    """The SDK could not verify the signature (a changed byte in it or in its certificate): tampering.
+
+    The SDK raises instead of listing a status, so the status it stands for is recorded:
+    ``signingCredential.invalid`` when the certificate is what failed, else ``claimSignature.mismatch``.
+    """
+    code = "signingCredential.invalid" if "certificate" in message.lower() else "claimSignature.mismatch"
+    status = StatusCode(code=code, meaning=status_meaning(code), kind="failure", explanation=message)
+    return ProvenanceReport(
+        state="invalid",
+        state_description="Content Credentials are present but their signature does not verify: "
+        "the file or its credentials were changed after signing.",
+        status_codes=[status],
+    )
 
 
 def _unreadable(error: ProvenanceError) -> ProvenanceReport:

@@ -13,6 +13,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from detector.errors import InvalidRequest
 from serving.jobs.store import JobStore
@@ -20,12 +21,19 @@ from serving.jobs.store import JobStore
 KEY_PREFIX = "tfk_"
 
 
+Role = Literal["submitter", "reviewer", "admin"]
+ROLES: tuple[Role, ...] = ("submitter", "reviewer", "admin")
+
+
 @dataclass(frozen=True)
 class ApiKey:
+    """A key as ``keys list`` shows it (never the secret)."""
+
     id: str
     name: str | None
     created_at: float
     revoked_at: float | None
+    role: Role = "submitter"
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Principal:
     owner: str
     webhook_secret: str | None
     via: str  # "key", "session" or "anonymous"
+    role: Role = "submitter"
 
 
 def digest(token: str) -> str:
@@ -51,8 +60,10 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(store: JobStore, name: str | None = None) -> NewKey:
-    """A new key; its token and webhook secret exist in plain text only in the returned value."""
+def create_key(store: JobStore, name: str | None = None, role: Role = "submitter") -> NewKey:
+    """A new key with ``role``; its token and webhook secret exist in plain text only in the result."""
+    if role not in ROLES:
+        raise InvalidRequest(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     key_id = secrets.token_hex(4)
     token = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     webhook_secret = "whsec_" + secrets.token_urlsafe(32)
@@ -61,15 +72,15 @@ def create_key(store: JobStore, name: str | None = None) -> NewKey:
         if db.execute("SELECT 1 FROM api_keys WHERE id=?", (key_id,)).fetchone():
             raise InvalidRequest("key id collision; run the command again")
         db.execute(
-            "INSERT INTO api_keys (id, name, hash, webhook_secret, created_at) VALUES (?,?,?,?,?)",
-            (key_id, name, digest(token), webhook_secret, now),
+            "INSERT INTO api_keys (id, name, hash, webhook_secret, created_at, role) VALUES (?,?,?,?,?,?)",
+            (key_id, name, digest(token), webhook_secret, now, role),
         )
-    return NewKey(ApiKey(key_id, name, now, None), token, webhook_secret)
+    return NewKey(ApiKey(key_id, name, now, None, role), token, webhook_secret)
 
 
 def list_keys(store: JobStore) -> list[ApiKey]:
-    rows = store.query("SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY created_at")
-    return [ApiKey(r["id"], r["name"], r["created_at"], r["revoked_at"]) for r in rows]
+    rows = store.query("SELECT id, name, created_at, revoked_at, role FROM api_keys ORDER BY created_at")
+    return [ApiKey(r["id"], r["name"], r["created_at"], r["revoked_at"], r["role"]) for r in rows]
 
 
 def revoke_key(store: JobStore, key_id: str) -> bool:
@@ -81,8 +92,17 @@ def revoke_key(store: JobStore, key_id: str) -> bool:
     return cur.rowcount == 1
 
 
-def any_active_key(store: JobStore) -> bool:
-    return bool(store.query("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"))
+def any_key_ever(store: JobStore) -> bool:
+    """Whether a key was ever created: from then on the service stays closed unless configured open."""
+    return bool(store.query("SELECT 1 FROM api_keys LIMIT 1"))
+
+
+def active_role(store: JobStore, owner: str) -> Role | None:
+    """The role of the unrevoked key behind ``owner`` (``key:<id>``); None when revoked or not a key."""
+    if not owner.startswith("key:"):
+        return None
+    rows = store.query("SELECT role FROM api_keys WHERE id=? AND revoked_at IS NULL", (owner[4:],))
+    return rows[0]["role"] if rows else None
 
 
 def authenticate_key(store: JobStore, token: str) -> Principal | None:
@@ -91,11 +111,11 @@ def authenticate_key(store: JobStore, token: str) -> Principal | None:
         return None
     key_id = token[len(KEY_PREFIX) :].split("_", 1)[0]
     rows = store.query(
-        "SELECT hash, webhook_secret FROM api_keys WHERE id=? AND revoked_at IS NULL", (key_id,)
+        "SELECT hash, webhook_secret, role FROM api_keys WHERE id=? AND revoked_at IS NULL", (key_id,)
     )
     if not rows or not hmac.compare_digest(rows[0]["hash"], digest(token)):
         return None
-    return Principal(owner=f"key:{key_id}", webhook_secret=rows[0]["webhook_secret"], via="key")
+    return Principal(f"key:{key_id}", rows[0]["webhook_secret"], "key", rows[0]["role"])
 
 
 def key_webhook_secret(store: JobStore, owner: str) -> str | None:

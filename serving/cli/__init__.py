@@ -2,13 +2,15 @@
 
 Each module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
 taking the parsed namespace and returning an exit code. Typed errors become exit code 2 and one
-line on stderr: ``error: <code>: <message>``.
+line: ``error: <code>: <message>`` on stderr, or with ``--json`` a JSON line
+``{"error": {"code", "message"}}`` on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 
@@ -47,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except TrueframeError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        if getattr(args, "json", False):  # --json promises JSON lines, errors included
+            print(json.dumps({"error": exc.to_dict()}))
+        else:
+            print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

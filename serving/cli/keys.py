@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.settings import get_settings
-from serving.auth.keys import create_key, list_keys, revoke_key
+from serving.auth.keys import ROLES, create_key, list_keys, revoke_key
 from serving.jobs.store import JobStore, store_path
 
 EXIT_NOT_FOUND = 1
@@ -21,6 +21,10 @@ def register(sub: Any) -> None:
     actions = p.add_subparsers(dest="keys_action", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="create a key; it is printed once, store it now")
     create.add_argument("--name", default=None, help="a label shown by `keys list`")
+    create.add_argument(
+        "--role", choices=list(ROLES), default="submitter",
+        help="submitter (analyse, appeal), reviewer (also review), admin (also metrics, erasure)",
+    )  # fmt: skip
     create.set_defaults(func=run_create)
     listing = actions.add_parser("list", help="list key ids, names and states (never the keys)")
     listing.set_defaults(func=run_list)
@@ -39,10 +43,11 @@ def _store(args: argparse.Namespace) -> JobStore:
 def run_create(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
-        new = create_key(store, args.name)
+        new = create_key(store, args.name, args.role)
     finally:
         store.close()
     print(f"id:             {new.key.id}")
+    print(f"role:           {new.key.role}")
     print(f"key:            {new.token}")
     print(f"webhook secret: {new.webhook_secret}")
     print("Both are shown only now; the service keeps a hash of the key.")
@@ -58,7 +63,7 @@ def run_list(args: argparse.Namespace) -> int:
     for key in keys:
         created = datetime.fromtimestamp(key.created_at, UTC).strftime("%Y-%m-%d %H:%M")
         state = "active" if key.revoked_at is None else "revoked"
-        print(f"{key.id}\t{state}\t{created}\t{key.name or ''}")
+        print(f"{key.id}\t{key.role}\t{state}\t{created}\t{key.name or ''}")
     return 0
 
 

@@ -114,7 +114,7 @@ def run_weights_list(args: argparse.Namespace) -> int:
 
 def run_weights_import(args: argparse.Namespace) -> int:
     """Convert ``FAMILY``'s upstream files from ``--from DIR`` into the cache, verified."""
-    from detector.models._weights import import_weights
+    from detector.models._importing import import_weights
 
     for path in import_weights(args.family, args.src, _weights_dir(args)):
         print(f"imported {path}")
@@ -123,7 +123,7 @@ def run_weights_import(args: argparse.Namespace) -> int:
 
 def run_weights_fetch(args: argparse.Namespace) -> int:
     """Download ``FAMILY``'s upstream files and import them into the cache."""
-    from detector.models._weights import fetch_weights
+    from detector.models._importing import fetch_weights
 
     for path in fetch_weights(args.family, _weights_dir(args), base_url=args.base_url, timeout=args.timeout):
         print(f"fetched {path}")

@@ -67,11 +67,12 @@ def _serve_in_process(settings: Settings, host: str, port: int) -> int:
 
     from serving.analyzer import InProcessAnalyzer
     from serving.http.app import create_app
+    from serving.http.server import uvicorn_options
     from serving.jobs.store import JobStore, store_path
 
     app = create_app(settings, InProcessAnalyzer(settings), JobStore(store_path(settings)))
     print(f"trueframe (in process) at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(settings.serve))
     return 0
 
 

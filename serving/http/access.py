@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
 
-from serving.auth.keys import Principal, any_active_key, authenticate_key, key_webhook_secret
+from serving.auth.keys import Principal, Role, active_role, any_key_ever, authenticate_key, key_webhook_secret
 from serving.auth.sessions import create_session, session_owner
-from serving.http.errors import Unauthorized
+from serving.http.errors import Forbidden, Unauthorized
 from serving.http.state import AppState, State, off_loop
 
 SESSION_COOKIE = "trueframe_session"
@@ -23,8 +23,15 @@ def _token(request: Request) -> str | None:
 
 
 def open_mode(state: AppState) -> bool:
-    """No key is required: none is configured as mandatory and none exists (blocking: call off the loop)."""
-    return not state.settings.serve.api_keys_required and not any_active_key(state.store)
+    """Anonymous use is allowed: configured open, or no key was ever created (and keys are not required).
+
+    Revoking every key does not re-open the service: once a key has existed it stays closed unless
+    ``serve.allow_anonymous`` says otherwise. Blocking (store read): call off the event loop.
+    """
+    serve = state.settings.serve
+    if serve.api_keys_required:
+        return False
+    return serve.allow_anonymous or not any_key_ever(state.store)
 
 
 def _same_origin(request: Request) -> None:
@@ -44,9 +51,12 @@ def _resolve(state: AppState, token: str | None, cookie: str | None) -> Principa
         return found
     is_open = open_mode(state)
     owner = session_owner(state.store, cookie) if cookie else None
-    if owner is not None and (owner.startswith("key:") or is_open):
+    role = None if owner is None else active_role(state.store, owner)
+    if owner is not None and owner.startswith("key:") and role is None:
+        raise Unauthorized("the key behind this session was revoked; sign in again")
+    if owner is not None and (role is not None or is_open):
         secret = key_webhook_secret(state.store, owner) or settings.serve.webhook_secret
-        return Principal(owner=owner, webhook_secret=secret, via="session")
+        return Principal(owner, secret, "session", role or "submitter")
     if is_open:
         return Principal(owner="anonymous", webhook_secret=settings.serve.webhook_secret, via="anonymous")
     raise Unauthorized("send an API key: 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
@@ -62,6 +72,12 @@ async def principal(request: Request, state: State) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(principal)]
+
+
+def require_role(caller: Principal, *roles: Role) -> None:
+    """403 ``forbidden`` unless the caller's key has one of ``roles``."""
+    if caller.role not in roles:
+        raise Forbidden(f"this needs a key with role {' or '.join(roles)}; yours is {caller.role}")
 
 
 def set_session(response: Response, state: AppState, owner: str | None) -> None:

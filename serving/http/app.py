@@ -71,7 +71,7 @@ def create_app(
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
     max_bytes = max(settings.limits.max_image_bytes, settings.limits.max_video_bytes)
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes, timeout_s=settings.serve.body_timeout_s)
     if settings.serve.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -111,8 +111,10 @@ def _add_error_handlers(app: FastAPI) -> None:
             return error_response(NotFound(f"no route {request.url.path}"))
         if exc.status_code == 405:
             return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
-        body = {"error": {"code": "http_error", "message": str(exc.detail)}}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code < 500:  # e.g. a malformed multipart body: a documented, typed 400
+            return error_response(InvalidRequest(f"the request could not be read: {exc.detail}"))
+        log.error("HTTP %s on %s %s: %s", exc.status_code, request.method, request.url.path, exc.detail)
+        return error_response(InternalError("internal error; the service log has the details"))
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

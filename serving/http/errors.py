@@ -14,6 +14,27 @@ class Unauthorized(TrueframeError):
     http_status = 401
 
 
+class RequestTimeout(TrueframeError):
+    """The client stopped sending its request body for longer than ``serve.body_timeout_s``."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
+class Forbidden(TrueframeError):
+    """A valid key whose role does not allow this (e.g. metrics without an admin key)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class ServiceUnavailable(TrueframeError):
+    """A stage of the service stayed unavailable after bounded retries; retry later."""
+
+    code = "service_unavailable"
+    http_status = 503
+
+
 class JobNotFound(TrueframeError):
     """Unknown job id, or a job that belongs to another key (never told apart)."""
 

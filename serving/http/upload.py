@@ -1,9 +1,10 @@
-"""Upload intake: a byte limit enforced while the body streams in, and reading multipart or raw bodies.
+"""Upload intake: byte limit and read timeout enforced while the body streams in; multipart or raw bodies.
 
 :class:`BodyLimit` is pure ASGI middleware: it answers ``413 payload_too_large`` at once when
 ``Content-Length`` is over the limit, and otherwise counts body chunks as the app reads them,
 failing the read as soon as the count passes the limit, so an oversize upload is refused before
-the client has finished sending it (the connection is then closed).
+the client has finished sending it (the connection is then closed). A client that stalls for
+``serve.body_timeout_s`` between two chunks gets ``408 request_timeout`` and its connection closed.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import anyio
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detector.errors import EmptyMedia, InvalidRequest
-from serving.http.errors import PayloadTooLarge
+from serving.http.errors import PayloadTooLarge, RequestTimeout
 
 MULTIPART = "multipart/form-data"
 
@@ -24,8 +26,8 @@ MULTIPART = "multipart/form-data"
 class BodyLimit:
     """Refuse request bodies over ``max_bytes`` on paths starting with ``prefix``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, prefix: str = "/v1/analyze") -> None:
-        self.app, self.max_bytes, self.prefix = app, max_bytes, prefix
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0, prefix: str = "/v1/") -> None:
+        self.app, self.max_bytes, self.timeout_s, self.prefix = app, max_bytes, timeout_s, prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
@@ -33,14 +35,18 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_413(send, self._error(int(declared)))
+            await _send_error(send, self._error(int(declared)))
             return
         seen = 0
         started = False
 
         async def counting_receive() -> Message:
             nonlocal seen
-            message = await receive()
+            try:
+                with anyio.fail_after(self.timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(f"no body data for {self.timeout_s:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
@@ -54,10 +60,10 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except PayloadTooLarge as exc:
+        except (PayloadTooLarge, RequestTimeout) as exc:
             if started:
                 raise
-            await _send_413(send, exc)
+            await _send_error(send, exc)
 
     def _error(self, size: int) -> PayloadTooLarge:
         return PayloadTooLarge(
@@ -65,11 +71,11 @@ class BodyLimit:
         )
 
 
-async def _send_413(send: Send, exc: PayloadTooLarge) -> None:
+async def _send_error(send: Send, exc: PayloadTooLarge | RequestTimeout) -> None:
     body = json.dumps({"error": exc.to_dict()}).encode()
     headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
     headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -162,7 +162,9 @@ class JobRunner:
             return
         self.metrics.analyses.labels(report.media.kind).observe(time.perf_counter() - started)
         body = json.loads(report.to_json())
-        await off_loop(self.store.cache_report, job.sha256, result_key(self.settings, options), body)
+        await off_loop(
+            self.store.cache_report, job.sha256, result_key(self.settings, options), job.owner, body
+        )
         await self._finish(job.id, "succeeded", report=body)
 
     async def _finish(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -36,15 +37,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, name TEXT, hash TEXT NOT NULL, webhook_secret TEXT NOT NULL,
-    created_at REAL NOT NULL, revoked_at REAL
+    created_at REAL NOT NULL, revoked_at REAL, role TEXT NOT NULL DEFAULT 'submitter'
 );
 CREATE TABLE IF NOT EXISTS sessions (
     hash TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL
 );
 DROP TABLE IF EXISTS cache;
 CREATE TABLE IF NOT EXISTS results (
-    sha256 TEXT NOT NULL, result_key TEXT NOT NULL, report TEXT NOT NULL, created_at REAL NOT NULL,
-    PRIMARY KEY (sha256, result_key)
+    sha256 TEXT NOT NULL, result_key TEXT NOT NULL, owner TEXT NOT NULL, report TEXT NOT NULL,
+    created_at REAL NOT NULL, PRIMARY KEY (sha256, result_key, owner)
 );
 """
 
@@ -54,9 +55,18 @@ def store_path(settings: Settings) -> Path:
     return settings.data_dir.expanduser() / STORE_FILE
 
 
+JOB_ID = re.compile(r"job_[A-Za-z0-9_-]{22}")
+"""The shape of every job id; anything else is refused before it reaches SQL or the filesystem."""
+
+
 def new_job_id() -> str:
     """An unguessable job id (128 random bits)."""
     return "job_" + secrets.token_urlsafe(16)
+
+
+def valid_job_id(job_id: str) -> bool:
+    """Whether ``job_id`` has the shape of an id this store makes."""
+    return JOB_ID.fullmatch(job_id) is not None
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,9 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(api_keys)")}
+        if "role" not in columns:  # stores made before roles: every existing key is a submitter
+            self._db.execute("ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'submitter'")
 
     def close(self) -> None:
         with self._lock:
@@ -166,7 +179,9 @@ class JobStore:
         return job
 
     def get(self, job_id: str, owner: str | None = None) -> Job | None:
-        """The job, or None when unknown, expired, or (with ``owner``) made by someone else."""
+        """The job, or None when unknown, expired, malformed, or (with ``owner``) made by someone else."""
+        if not valid_job_id(job_id):
+            return None
         rows = self.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if not rows or (owner is not None and rows[0]["owner"] != owner):
             return None
@@ -216,11 +231,18 @@ class JobStore:
         return self.get(job_id) if cur.rowcount == 1 else None
 
     def delete(self, job_id: str, owner: str) -> bool:
-        """Remove a job of ``owner`` and its media, whatever its state (a running result is discarded)."""
+        """Remove a job of ``owner`` and its media, whatever its state (a running result is discarded).
+
+        Another owner's job (or a malformed id) is left untouched, media included: False.
+        """
+        if not valid_job_id(job_id):
+            return False
         with self.transaction() as db:
             cur = db.execute("DELETE FROM jobs WHERE id=? AND owner=?", (job_id, owner))
+        if cur.rowcount != 1:
+            return False
         self._delete_media(job_id)
-        return cur.rowcount == 1
+        return True
 
     def set_callback_state(self, job_id: str, state: str) -> None:
         with self.transaction() as db:
@@ -297,17 +319,23 @@ class JobStore:
 
     # -- result cache -------------------------------------------------------------------------
 
-    def cached_report(self, sha256: str, key: str) -> dict[str, Any] | None:
-        """The report cached for these bytes under :func:`serving.jobs.cache.result_key`, if any."""
-        rows = self.query("SELECT report FROM results WHERE sha256=? AND result_key=?", (sha256, key))
+    def cached_report(self, sha256: str, key: str, owner: str) -> dict[str, Any] | None:
+        """The report ``owner`` got for these bytes under :func:`serving.jobs.cache.result_key`, if any.
+
+        The cache is per owner: a hit never tells one key that another uploaded the same bytes.
+        """
+        rows = self.query(
+            "SELECT report FROM results WHERE sha256=? AND result_key=? AND owner=?", (sha256, key, owner)
+        )
         return json.loads(rows[0]["report"]) if rows else None
 
-    def cache_report(self, sha256: str, key: str, report: dict[str, Any]) -> None:
-        """Remember a report for these bytes under its result key."""
+    def cache_report(self, sha256: str, key: str, owner: str, report: dict[str, Any]) -> None:
+        """Remember ``owner``'s report for these bytes under its result key."""
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO results (sha256, result_key, report, created_at) VALUES (?,?,?,?)",
-                (sha256, key, json.dumps(report), time.time()),
+                "INSERT OR REPLACE INTO results (sha256, result_key, owner, report, created_at)"
+                " VALUES (?,?,?,?,?)",
+                (sha256, key, owner, json.dumps(report), time.time()),
             )
 
 

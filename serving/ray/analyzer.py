@@ -10,17 +10,20 @@ itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio.to_thread
-from ray.exceptions import RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from detector.errors import TrueframeError
 from detector.settings import Settings
 from detector.stages import Options, Prepared, Ready, face_spec, run
 from serving.analyzer import ProgressCallback, bridge
+from serving.http.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,38 +36,62 @@ if TYPE_CHECKING:
     from detector.report.schema import Heatmap, Report
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 DeploymentResponse = Any  # ray.serve.handle.DeploymentResponse (its stubs union in streaming responses)
 
 
-def unwrap(response: DeploymentResponse) -> Any:
-    """The result of one deployment call; a typed error from the replica is raised as itself."""
-    try:
-        return response.result()
-    except RayTaskError as exc:
-        if isinstance(exc.cause, TrueframeError):
-            raise exc.cause from None
-        raise
+RETRIES = 3
+RETRY_BACKOFF_S = 0.5
+LOST = (RayActorError, ActorUnavailableError)
+
+
+def unwrap(call: Callable[[], DeploymentResponse], sent: DeploymentResponse | None = None) -> Any:
+    """Run one deployment call to its result, retrying on another replica when one is lost.
+
+    A typed error from the replica is raised as itself. Stages are idempotent, so a call whose
+    replica died or became unreachable is sent again (bounded, with backoff); when retries run
+    out the caller gets ``service_unavailable`` (503, retryable), never Ray's internal text.
+    ``sent`` is a response already in flight for the first attempt.
+    """
+    for attempt in range(RETRIES + 1):
+        response, sent = sent if sent is not None else call(), None
+        try:
+            return response.result()
+        except RayTaskError as exc:
+            if isinstance(exc.cause, TrueframeError):
+                raise exc.cause from None
+            if not isinstance(exc.cause, LOST):
+                raise
+        except LOST:
+            pass
+        if attempt < RETRIES:
+            log.warning("a stage replica was lost; retrying (%d of %d)", attempt + 1, RETRIES)
+            time.sleep(RETRY_BACKOFF_S * 2**attempt)
+    raise ServiceUnavailable("a stage of the service is unavailable; retry later")
 
 
 @dataclass
 class Remote(Generic[T]):
-    """One deployment call in flight."""
+    """One deployment call, sent when its result is first asked for (and again if a replica is lost)."""
 
-    response: DeploymentResponse
+    call: Callable[[], DeploymentResponse]
 
     def result(self) -> T:
-        value: T = unwrap(self.response)
+        value: T = unwrap(self.call)
         return value
 
 
 @dataclass
 class Gathered(Generic[T]):
-    """Many deployment calls in flight (one per frame or crop), collected in order."""
+    """Many deployment calls (one per frame or crop), all sent at once, collected in order."""
 
-    responses: Sequence[DeploymentResponse]
+    calls: Sequence[Callable[[], DeploymentResponse]]
+
+    def __post_init__(self) -> None:
+        self.started = [call() for call in self.calls]
 
     def result(self) -> list[T]:
-        return [unwrap(r) for r in self.responses]
+        return [unwrap(call, sent) for sent, call in zip(self.started, self.calls, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -85,27 +112,33 @@ class RayCalls:
         self.h = handles
 
     def prepare(self, data: bytes, name: str | None, frames: int | None) -> Prepared:
-        info, sample, timings = unwrap(self.h.media.prepare.remote(data, name, frames))
+        info, sample, timings = unwrap(lambda: self.h.media.prepare.remote(data, name, frames))
         return Prepared(info, data, name, sample, timings)
 
     def provenance(self, data: bytes, mime: str, name: str | None) -> Remote[ProvenanceReport]:
-        return Remote(self.h.provenance.read.remote(data, mime, name))
+        pending: Remote[ProvenanceReport] = Remote(lambda: self.h.provenance.read.remote(data, mime, name))
+        return pending
 
     def detect(self, images: list[np.ndarray]) -> Gathered[list[FaceDetection]]:
-        return Gathered([self.h.faces.detect.remote(image) for image in images])
+        return Gathered([_bind(self.h.faces.detect, image) for image in images])
 
     def face_logits(self, crops: list[np.ndarray]) -> Gathered[float]:
-        return Gathered([self.h.face_model.predict.remote(crop) for crop in crops])
+        return Gathered([_bind(self.h.face_model.predict, crop) for crop in crops])
 
     def synthetic_logits(self, images: list[np.ndarray]) -> Gathered[float] | Ready[list[float]]:
         if self.h.synthetic_model is None:
             return Ready([])
-        return Gathered([self.h.synthetic_model.predict.remote(image) for image in images])
+        return Gathered([_bind(self.h.synthetic_model.predict, image) for image in images])
 
     def heatmaps(
         self, faces: FaceResult, crops: dict[CropKey, np.ndarray], logits: dict[CropKey, float], limit: int
     ) -> Remote[list[Heatmap]]:
-        return Remote(self.h.face_model.heatmaps.remote(faces, crops, logits, limit))
+        return Remote(lambda: self.h.face_model.heatmaps.remote(faces, crops, logits, limit))
+
+
+def _bind(method: Any, argument: Any) -> Callable[[], DeploymentResponse]:
+    """A call of a deployment method with one argument, that can be sent again."""
+    return lambda: method.remote(argument)
 
 
 class RayAnalyzer:

@@ -53,6 +53,8 @@ DEPLOYMENT_OPTION_KEYS = frozenset(
         "health_check_timeout_s",
     }
 )
+PROXY_OPTIONS = frozenset({"keep_alive_timeout_s", "request_timeout_s"})
+"""Limits of Serve's HTTP proxy taken from the config's ``http_options`` (the proxy has no head timeout)."""
 DEPLOYMENTS = ("ingress", "media", "provenance", "faces", "face_model", "synthetic_model")
 
 
@@ -173,7 +175,8 @@ def app_builder(args: dict[str, Any]) -> Application:
 
 def run_service(settings: Settings, config: ServeConfig | None, host: str, port: int) -> DeploymentHandle:
     """Start Serve's HTTP proxy on ``host:port`` and deploy the app; returns once it is running."""
-    serve.start(http_options={"host": host, "port": port})
+    proxy = {k: v for k, v in config.http.items() if k in PROXY_OPTIONS} if config is not None else {}
+    serve.start(http_options={**proxy, "host": host, "port": port})
     return serve.run(build_app(settings, config), name=APP_NAME, route_prefix="/")
 
 

@@ -14,12 +14,14 @@ torchvision (facenet-pytorch does), because Ray workers are fresh processes.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ray import serve
 
+from detector.runtime import release_memory
 from detector.settings import Settings
 
 if TYPE_CHECKING:
@@ -75,11 +77,20 @@ class MediaDeployment:
     async def prepare(
         self, data: bytes, name: str | None, frames: int | None
     ) -> tuple[MediaInfo, FrameSample, dict[str, float]]:
-        """Load (typed errors for hostile input) and sample frames; the bytes are not sent back."""
+        """Load (typed errors for hostile input) and sample frames in a worker thread, so one slow
+        decode never blocks the replica's other requests; the bytes are not sent back."""
+        return await asyncio.to_thread(self._prepare, data, name, frames)
+
+    def _prepare(
+        self, data: bytes, name: str | None, frames: int | None
+    ) -> tuple[MediaInfo, FrameSample, dict[str, float]]:
         start = time.perf_counter()
         media = self.loader.load(data, name=name)
         loaded = time.perf_counter()
-        sample = self.sampler.sample(media, frames)
+        try:
+            sample = self.sampler.sample(media, frames)
+        finally:
+            release_memory()
         timings = {"media": round(loaded - start, 4), "frames": round(time.perf_counter() - loaded, 4)}
         return media.info, sample, timings
 
@@ -95,7 +106,8 @@ class ProvenanceDeployment:
         self.reader = ProvenanceReader(settings.provenance)
 
     async def read(self, data: bytes, mime: str | None, name: str | None) -> ProvenanceReport:
-        return self.reader.read(data, mime, name)
+        """C2PA validation and metadata hints, in a worker thread (the SDK call blocks)."""
+        return await asyncio.to_thread(self.reader.read, data, mime, name)
 
 
 @serve.deployment(name="faces", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.4})

@@ -1,16 +1,33 @@
-"""Starting Ray the same way for the service and the batch scan."""
+"""Starting Ray the same way for the service and the batch scan, with bounded retries."""
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from typing import Any
+
+from detector.errors import TrueframeError
+
+log = logging.getLogger(__name__)
+START_ATTEMPTS = 3
+START_BACKOFF_S = 2.0
+
+
+class RayStartError(TrueframeError):
+    """Ray could not be started or joined after the retries; the message says what Ray said."""
+
+    code = "ray_start_failed"
+    http_status = 503
 
 
 def init_ray(num_cpus: int | None = None) -> bool:
     """Join ``RAY_ADDRESS`` when set, else start a local Ray without the dashboard.
 
     Returns True when this call started Ray (the caller then shuts it down), False when Ray was
-    already running in this process.
+    already running in this process. A start-up that fails (e.g. times out on a loaded machine)
+    is retried with doubling backoff; after :data:`START_ATTEMPTS` it raises :class:`RayStartError`,
+    which the command line prints as one line.
     """
     import ray
 
@@ -22,5 +39,21 @@ def init_ray(num_cpus: int | None = None) -> bool:
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         kwargs["num_cpus"] = num_cpus
-    ray.init(**kwargs)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            ray.init(**kwargs)
+            return True
+        except (
+            TimeoutError,
+            ConnectionError,
+            RuntimeError,
+        ) as exc:  # what ray.init raises when it cannot start
+            ray.shutdown()
+            if attempt == START_ATTEMPTS:
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise RayStartError(f"Ray did not start after {attempt} attempts: {first_line}") from exc
+            log.warning(
+                "Ray did not start (%s); retrying in %.0f s", type(exc).__name__, START_BACKOFF_S * attempt
+            )
+            time.sleep(START_BACKOFF_S * 2 ** (attempt - 1))
     return True

@@ -57,11 +57,11 @@ async def analyze(
     media: Media = await off_loop(MediaLoader(state.settings.limits).load, upload.data, upload.name)
     options = Options(frames=frames, heatmaps=heatmaps)
     key = await off_loop(result_key, state.settings, options)
-    cached = await off_loop(state.store.cached_report, media.info.sha256, key)
+    cached = await off_loop(state.store.cached_report, media.info.sha256, key, caller.owner)
     if cached is not None:
         state.metrics.cache_hits.inc()
     if media.info.kind == "image" and callback_url is None:
-        return await _image(state, media, upload.name, options, key, cached)
+        return await _image(state, media, upload.name, options, (key, caller.owner), cached)
     job = await off_loop(
         state.store.create_job,
         owner=caller.owner,
@@ -87,9 +87,10 @@ async def _image(
     media: Media,
     name: str | None,
     options: Options,
-    key: str,
+    cache: tuple[str, str],
     cached: dict[str, object] | None,
 ) -> Response:
+    """The report of an image: from the caller's own cache, or analysed now and cached for them."""
     if cached is not None:
         return JSONResponse(cached, headers={"X-Trueframe-Cache": "hit"})
     state.sync_inflight += 1
@@ -98,7 +99,7 @@ async def _image(
     finally:
         state.sync_inflight -= 1
     body = json.loads(report.to_json())
-    await off_loop(state.store.cache_report, media.info.sha256, key, body)
+    await off_loop(state.store.cache_report, media.info.sha256, *cache, body)
     return JSONResponse(body, headers={"X-Trueframe-Cache": "miss"})
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
+from serving.http.access import principal, require_role
 from serving.http.errors import NotReady
 from serving.http.metrics import CONTENT_TYPE_LATEST
 from serving.http.state import State
@@ -26,6 +27,10 @@ async def readyz(state: State) -> dict[str, str]:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(state: State) -> Response:
-    """Prometheus text exposition."""
+async def metrics(request: Request, state: State) -> Response:
+    """Prometheus text exposition: public when configured, else for admin keys (anyone while open)."""
+    if not state.settings.serve.metrics_public:
+        caller = await principal(request, state)
+        if caller.via != "anonymous":
+            require_role(caller, "admin")
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

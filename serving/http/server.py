@@ -1,0 +1,59 @@
+"""Serving the app with uvicorn under explicit limits: head timeout, keep-alive, connection cap.
+
+uvicorn times out idle keep-alive connections but not a client that opens a connection and sends
+its request head slowly (40 such clients held every connection open forever). :func:`guarded_h11`
+makes an h11 protocol that closes a connection whose head has not fully arrived within
+``serve.header_timeout_s`` (again after each response). Slow *bodies* are cut by
+:class:`serving.http.upload.BodyLimit`; connections beyond ``serve.max_connections`` get uvicorn's
+plain 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from detector.settings import ServeSettings
+
+
+def guarded_h11(header_timeout_s: float) -> type[H11Protocol]:
+    """An h11 protocol class that closes connections whose request head is late."""
+
+    class GuardedH11(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(header_timeout_s, self._head_late)
+
+        def _head_late(self) -> None:
+            waiting = self.cycle is None or self.cycle.response_complete
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedH11
+
+
+def uvicorn_options(serve: ServeSettings) -> dict[str, Any]:
+    """The uvicorn settings that carry the service's connection limits."""
+    return {
+        "http": guarded_h11(serve.header_timeout_s),
+        "timeout_keep_alive": serve.keep_alive_s,
+        "limit_concurrency": serve.max_connections,
+    }
