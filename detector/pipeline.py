@@ -16,6 +16,7 @@ from detector.media.loader import MediaLoader
 from detector.media.sampling import FrameSampler
 from detector.models import Classifier, create_model
 from detector.models.spec import InputSpec
+from detector.provenance.pdq import KnownMedia
 from detector.provenance.reader import ProvenanceReader
 from detector.provenance.types import ProvenanceReport
 from detector.report.assemble import CropKey, ReportAssembler, StageOutputs
@@ -79,6 +80,7 @@ class Pipeline:
         frames: int | None = None,
         heatmaps: bool = False,
         progress: Progress | None = None,
+        known: KnownMedia | None = None,
     ) -> Report:
         """Analyse one image or video; typed errors for input that cannot be analysed.
 
@@ -86,7 +88,7 @@ class Pipeline:
         the top ``fusion.heatmap_faces`` face tracks.
         """
         assembler = self.assembler  # fails fast on unknown models or unreadable fusion parameters
-        return assembler.build(self.collect(source, name, Options(frames, heatmaps), progress))
+        return assembler.build(self.collect(source, name, Options(frames, heatmaps), progress, known))
 
     def collect(
         self,
@@ -94,11 +96,14 @@ class Pipeline:
         name: str | None = None,
         options: Options | None = None,
         progress: Progress | None = None,
+        known: KnownMedia | None = None,
     ) -> StageOutputs:
         """Every stage but the report (raw logits, faces, provenance, scope), e.g. for calibration."""
         synthetic = bool(self.settings.models.synthetic_model)
         calls = _InProcess(self, source)
-        return collect(calls, self.spec, self.settings, b"", name, options or Options(), progress, synthetic)
+        return collect(
+            calls, self.spec, self.settings, b"", name, options or Options(), progress, synthetic, known
+        )
 
 
 class _InProcess:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from detector.faces.tracks import FaceDetection, link_tracks
+from detector.provenance.pdq import perceptual_hashes
+from detector.runtime import timed
 from detector.settings import FaceSettings, Settings
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from detector.media.sampling import Frame, FrameSample
     from detector.models._manifest import ModelEntry
     from detector.models.spec import InputSpec
+    from detector.provenance.pdq import KnownMedia
     from detector.provenance.types import ProvenanceReport
     from detector.report.assemble import CropKey, ReportAssembler, StageOutputs
     from detector.report.schema import Heatmap, Report
@@ -250,6 +253,7 @@ def collect(
     options: Options,
     progress: Progress | None = None,
     synthetic: bool = True,
+    known: KnownMedia | None = None,
 ) -> StageOutputs:
     """Run every stage but the report through ``calls``, in the stage order; typed errors for bad input."""
     tell = _Partial(progress)
@@ -287,9 +291,13 @@ def collect(
         )
     report_provenance = with_watermark(clock.wait("provenance", provenance, started), prepared)
     tell(PROGRESS["report"], {"stage": "report"})
-    return outputs(
+    result = outputs(
         prepared, faces, crop_logits, synthetic_logits, report_provenance, spec, maps, clock.timings
     )
+    with timed(result.timings, "known_media"):
+        result.hashes = perceptual_hashes(prepared.info.kind, images)
+        result.known_match = known.match(result.hashes) if known is not None else None
+    return result
 
 
 def run(
@@ -301,7 +309,8 @@ def run(
     name: str | None,
     options: Options,
     progress: Progress | None = None,
+    known: KnownMedia | None = None,
 ) -> Report:
     """Analyse one medium through ``calls``: :func:`collect`, then the report."""
     synthetic = assembler.synthetic_model is not None
-    return assembler.build(collect(calls, spec, settings, data, name, options, progress, synthetic))
+    return assembler.build(collect(calls, spec, settings, data, name, options, progress, synthetic, known))

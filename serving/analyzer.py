@@ -22,6 +22,7 @@ from detector.stages import Options, Progress
 
 if TYPE_CHECKING:
     from detector.pipeline import Pipeline
+    from detector.provenance.pdq import KnownMedia
     from detector.report.schema import Report
 
 ProgressCallback = Callable[[float, dict[str, Any]], Awaitable[None]]
@@ -57,8 +58,11 @@ def bridge(progress: ProgressCallback | None) -> Progress | None:
 class InProcessAnalyzer:
     """One :class:`Pipeline` shared by every request, each analysis in an anyio worker thread."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: Pipeline | None = None, known: KnownMedia | None = None
+    ) -> None:
         self.settings = settings
+        self.known = known  # the service's reviewed-media hash lists, when it has them
         self._pipeline = pipeline
         self._lock = threading.Lock()
 
@@ -83,7 +87,7 @@ class InProcessAnalyzer:
         from detector.runtime import release_memory
 
         try:
-            return self.pipeline.analyze(data, name, options.frames, options.heatmaps, tell)
+            return self.pipeline.analyze(data, name, options.frames, options.heatmaps, tell, self.known)
         finally:
             release_memory()  # a large decode's heap goes back to the system after every analysis
 

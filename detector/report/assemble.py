@@ -15,14 +15,17 @@ from detector.faces.extract import FaceResult
 from detector.media.loader import MediaInfo
 from detector.media.sampling import Frame
 from detector.models._manifest import ModelEntry
+from detector.provenance.pdq import MediaHashes
 from detector.provenance.types import ProvenanceReport
 from detector.report.schema import (
     FaceBox,
     FaceTrackReport,
     FrameReport,
     Heatmap,
+    KnownMatch,
     MediaSection,
     ModelUse,
+    PerceptualHash,
     Report,
 )
 from detector.scoring.aggregate import TrackEvidence, item_logit, synthetic_logit, track_logit
@@ -59,6 +62,8 @@ class StageOutputs:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     scope: Scope = field(default_factory=Scope)
+    hashes: MediaHashes | None = None
+    known_match: KnownMatch | None = None
 
 
 def model_use(name: str, entry: ModelEntry) -> ModelUse:
@@ -116,6 +121,7 @@ class ReportAssembler:
             synthetic_basis=f"{len(synth)} frame(s)",
             photographic=out.scope.photographic,
             scope=out.scope,
+            known_match=out.known_match,
         )
         return tracks, self._frames(out, crops, synth), inputs
 
@@ -142,6 +148,8 @@ class ReportAssembler:
             tracks=tracks,
             models=models,
             heatmaps=out.heatmaps,
+            perceptual_hash=_hash_section(out.hashes),
+            known_match=out.known_match,
             timings=timings,
             warnings=warnings,
         )
@@ -210,6 +218,12 @@ class ReportAssembler:
                 )
             )
         return reports
+
+
+def _hash_section(hashes: MediaHashes | None) -> PerceptualHash | None:
+    if hashes is None:
+        return None
+    return PerceptualHash(hashes=list(hashes.hashes), qualities=list(hashes.qualities))
 
 
 def _box(box: tuple[float, float, float, float], scale: float) -> tuple[float, float, float, float]:

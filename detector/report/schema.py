@@ -156,6 +156,28 @@ class Heatmap(_Model):
     png_base64: str
 
 
+ReviewVerdict = Literal["authentic", "manipulated", "ai_generated", "inconclusive"]
+
+
+class KnownMatch(_Model):
+    """A near-duplicate of media that people already reviewed (PDQ hashes; see detector/provenance/pdq.py)."""
+
+    verdict: ReviewVerdict = Field(description="the human decision on the reviewed item")
+    reviewed_at: datetime = Field(description="when that decision was recorded")
+    distance: int = Field(description="differing PDQ bits (image), or the closest frame's (video)")
+    matched_share: float = Field(1.0, ge=0.0, le=1.0, description="share of this video's frames that match")
+    list_name: str = Field("reviewed", description="the hash list the match comes from")
+    item: str | None = Field(None, description="the reviewed item's reference in that list, if shared")
+
+
+class PerceptualHash(_Model):
+    """The PDQ hashes of this medium (what known-media matching compares; only hashes are kept)."""
+
+    algorithm: Literal["pdq"] = "pdq"
+    hashes: list[str] = Field(description="64 hex digits per image or sampled frame")
+    qualities: list[int] = Field(description="PDQ quality per hash (below 50: too flat to match)")
+
+
 class Report(_Model):
     """Everything trueframe found about one image or video."""
 
@@ -169,6 +191,9 @@ class Report(_Model):
     tracks: list[FaceTrackReport] = Field(default_factory=list)
     models: list[ModelUse] = Field(default_factory=list)
     heatmaps: list[Heatmap] = Field(default_factory=list, description="only when asked for")
+    perceptual_hash: PerceptualHash | None = None
+    known_match: KnownMatch | None = Field(None, description="a reviewed near-duplicate, when one is known")
+    review: dict[str, Any] | None = Field(None, description="the latest human decision on this job, if any")
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     warnings: list[str] = Field(default_factory=list)
 

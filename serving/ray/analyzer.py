@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from detector.faces.extract import FaceResult
     from detector.faces.tracks import FaceDetection
+    from detector.provenance.pdq import KnownMedia
     from detector.provenance.types import ProvenanceReport
     from detector.report.assemble import CropKey, ReportAssembler
     from detector.report.schema import Heatmap, Report
@@ -144,9 +145,10 @@ def _bind(method: Any, argument: Any) -> Callable[[], DeploymentResponse]:
 class RayAnalyzer:
     """Analyses uploaded bytes through the stage deployments; builds the same report as in-process."""
 
-    def __init__(self, settings: Settings, handles: StageHandles) -> None:
+    def __init__(self, settings: Settings, handles: StageHandles, known: KnownMedia | None = None) -> None:
         self.settings = settings
         self.handles = handles
+        self.known = known  # the service's reviewed-media hash lists, when it has them
         self.calls = RayCalls(handles)
         self._assembler: ReportAssembler | None = None
 
@@ -165,7 +167,7 @@ class RayAnalyzer:
         """Run every stage through its deployment; typed errors for input that cannot be analysed."""
         assembler, spec, tell = self.assembler, face_spec(self.settings), bridge(progress)
         return await anyio.to_thread.run_sync(
-            lambda: run(self.calls, assembler, spec, self.settings, data, name, options, tell)
+            lambda: run(self.calls, assembler, spec, self.settings, data, name, options, tell, self.known)
         )
 
     async def ready(self) -> bool:

@@ -95,6 +95,7 @@ class Priors(_Strict):
 
     trusted_capture: float = Field(-2.0, le=0.0)
     metadata_ai: float = Field(1.5, ge=0.0)
+    known_authentic: float = Field(-3.0, le=0.0, description="a reviewed near-duplicate judged authentic")
 
 
 class FusionParameters(_Strict):

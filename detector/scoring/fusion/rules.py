@@ -24,7 +24,12 @@ Provenance is evidence of another kind and follows stated rules, not fitted weig
    that chance is excluded (:mod:`detector.provenance.watermark`), makes the verdict
    ``ai_generated`` like rule 1 (rule ``invisible_watermark``); its absence is not counted.
 
-6. Media the detectors were not validated on (heavy compression, tiny pictures, faces too small
+6. A near-duplicate of media people reviewed (PDQ hashes, :mod:`detector.provenance.pdq`): a human
+   ``manipulated`` or ``ai_generated`` decision outweighs the models (verdict and rule
+   ``known_match``, probability at least the ``manipulated`` band); ``authentic`` adds the stated
+   prior ``priors.known_authentic`` (and, like a trusted capture, cannot hide strong pixel evidence);
+   ``inconclusive`` is reported and not counted.
+7. Media the detectors were not validated on (heavy compression, tiny pictures, faces too small
    to judge; :mod:`detector.scoring.scope`) keep their verdict one step closer to ``uncertain``
    (rule ``limited_scope``, reasons in ``score.limited``): ``manipulated`` becomes
    ``likely_manipulated``, the ``likely_*`` bands become ``uncertain``, ``authentic`` becomes
@@ -46,7 +51,7 @@ from typing import Literal
 import numpy as np
 
 from detector.provenance.types import ProvenanceReport, source_type_term
-from detector.report.schema import Score, Signal, Verdict
+from detector.report.schema import KnownMatch, Score, Signal, Verdict
 from detector.scoring.fusion.params import (
     FUSION_FILE,
     BandThreshold,
@@ -60,6 +65,7 @@ from detector.scoring.fusion.params import (
 )
 from detector.scoring.fusion.text import (
     credentials_signal,
+    known_match_signal,
     metadata_signal,
     model_signal,
     summary_sentence,
@@ -116,6 +122,7 @@ class FusionInputs:
     provenance: ProvenanceReport | None = None
     photographic: bool = True
     scope: Scope = field(default_factory=Scope)
+    known_match: KnownMatch | None = None
     face_basis: str = ""
     synthetic_basis: str = ""
 
@@ -272,10 +279,17 @@ class Fusion:
         capture = trusted_capture(prov)
         hint = metadata_ai_hint(prov)
         priors = self.params.priors
+        known = inputs.known_match
+        vouched = known is not None and known.verdict == "authentic"
         if logit is not None and capture:
             logit += priors.trusted_capture
         if logit is not None and hint:
             logit += priors.metadata_ai
+        if logit is not None and vouched:
+            logit += priors.known_authentic
+        signals.append(
+            known_match_signal(known, priors.known_authentic if vouched and logit is not None else None)
+        )
         signals.append(
             credentials_signal(prov, capture, priors.trusted_capture if pixel_logit is not None else None)
         )
@@ -284,7 +298,8 @@ class Fusion:
             signals.append(
                 metadata_signal(prov, hint, priors.metadata_ai if hint and pixel_logit is not None else None)
             )
-        return self._verdict(inputs, signals, pixel_logit, logit, capture)
+        vouching = "trusted_capture" if capture else "known_authentic" if vouched else None
+        return self._verdict(inputs, signals, pixel_logit, logit, vouching)
 
     def _verdict(
         self,
@@ -292,7 +307,7 @@ class Fusion:
         signals: list[Signal],
         pixel_logit: float | None,
         logit: float | None,
-        capture: bool,
+        vouching: str | None,
     ) -> Score:
         prov = inputs.provenance
         flag: Literal["tampered", "unreadable"] | None = None
@@ -303,23 +318,27 @@ class Fusion:
         thresholds = self.params.thresholds
         pixel_p = None if pixel_logit is None else sigmoid(pixel_logit)
         rule: str | None = None
+        known = inputs.known_match
         if signed_ai_declaration(prov) or (prov is not None and prov.watermark is not None):
             verdict: Verdict = "ai_generated"
             rule = "signed_ai_declaration" if signed_ai_declaration(prov) else "invisible_watermark"
             p: float | None = 1.0
             logit = None
+        elif known is not None and known.verdict in ("manipulated", "ai_generated"):
+            verdict, rule = known.verdict, "known_match"
+            p = max(sigmoid(logit) if logit is not None else 0.0, thresholds.manipulated.manipulated)
         elif logit is None:
             verdict, p = "out_of_scope", None
         else:
             p = sigmoid(logit)
             verdict = thresholds.band(p)
             if (
-                capture
+                vouching is not None
                 and pixel_p is not None
                 and thresholds.band(pixel_p) == "manipulated"
                 and verdict not in ("manipulated", "likely_manipulated")
             ):
-                verdict, rule = "likely_manipulated", "pixel_evidence_over_trusted_capture"
+                verdict, rule = "likely_manipulated", f"pixel_evidence_over_{vouching}"
             if inputs.scope.limited and rule is None and verdict in LIMITED_STEP:
                 verdict, rule = LIMITED_STEP[verdict], "limited_scope"
             if verdict == "manipulated" and _synthetic_leads(signals):
@@ -340,7 +359,7 @@ class Fusion:
             rule=rule,
             provenance_flag=flag,
             calibrated=calibrated,
-            summary=summary_sentence(verdict, p, rule, flag, prov, inputs.photographic),
+            summary=summary_sentence(verdict, p, rule, flag, prov, inputs.photographic, known),
             basis=basis,
             signals=signals,
             thresholds=thresholds.report(),

@@ -7,7 +7,7 @@ the signal said and what it did to the score in log-odds (or that it was not cou
 from __future__ import annotations
 
 from detector.provenance.types import ProvenanceReport
-from detector.report.schema import Signal, Verdict
+from detector.report.schema import KnownMatch, Signal, Verdict
 from detector.scoring.logodds import sigmoid
 
 _MODEL_NOUN = {
@@ -143,6 +143,35 @@ WATERMARK_NAMES = {
 }
 
 
+def known_match_signal(known: KnownMatch | None, prior: float | None) -> Signal:
+    """A reviewed near-duplicate: its human decision and how it was used."""
+    if known is None:
+        return Signal(
+            name="known_match",
+            kind="rule",
+            present=False,
+            sentence="No near-duplicate of this media has been reviewed by people.",
+        )
+    when = known.reviewed_at.strftime("%Y-%m-%d")
+    how = f"{known.distance} of 256 PDQ bits differ"
+    if known.matched_share < 1.0:
+        how = f"{known.matched_share:.0%} of the frames match; closest frame: {how}"
+    if known.verdict in ("manipulated", "ai_generated"):
+        effect = "a human decision outweighs the detectors"
+    elif known.verdict == "authentic":
+        effect = _effect(prior) if prior is not None else "not counted"
+    else:
+        effect = "an inconclusive review is not counted"
+    return Signal(
+        name="known_match",
+        kind="rule",
+        present=True,
+        contribution=prior if known.verdict == "authentic" else None,
+        sentence=f"A near-duplicate ({how}) was reviewed as {known.verdict} on {when} in the "
+        f"{known.list_name} list; {effect}.",
+    )
+
+
 def watermark_signal(prov: ProvenanceReport | None) -> Signal:
     """A generator's invisible watermark: decides the verdict like a signed AI declaration."""
     mark = None if prov is None else prov.watermark
@@ -197,11 +226,17 @@ def summary_sentence(
     flag: str | None,
     prov: ProvenanceReport | None,
     photographic: bool,
+    known: KnownMatch | None = None,
 ) -> str:
     """One sentence a reviewer can repeat."""
     if rule == "signed_ai_declaration" and prov is not None:
         wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
         text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
+    elif rule == "known_match" and known is not None:
+        when = known.reviewed_at.strftime("%Y-%m-%d")
+        text = (
+            f"{VERDICT_WORDS[verdict]}: a near-duplicate was reviewed by people as {known.verdict} on {when}."
+        )
     elif rule == "invisible_watermark" and prov is not None and prov.watermark is not None:
         name = WATERMARK_NAMES[prov.watermark.scheme]
         text = f"AI-generated or AI-edited: it carries the {name} invisible watermark."
@@ -212,6 +247,10 @@ def summary_sentence(
         text = f"{VERDICT_WORDS[verdict]}: {100 * (1 - p):.0f}% likely authentic by the calibrated detectors."
         if rule == "pixel_evidence_over_trusted_capture":
             text += " Trusted camera credentials conflict with strong pixel evidence of manipulation."
+        elif rule == "pixel_evidence_over_known_authentic":
+            text += (
+                " A reviewed authentic near-duplicate conflicts with strong pixel evidence of manipulation."
+            )
     if flag == "tampered":
         text += " Its Content Credentials are invalid (tampered provenance), reported separately."
     elif flag == "unreadable":
