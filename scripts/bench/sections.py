@@ -1,25 +1,20 @@
-"""Benchmarks (not tests): writes a markdown table of the figures the issues ask for.
+"""Benchmark sections (not tests): each returns table rows of measured figures.
 
-    python -m scripts.bench [--only sampling,faces,models,provenance] [--out runs/bench.md]
-
-Media is generated into a temporary folder; MesoNet needs imported weights (see README).
+Media is generated into a temporary folder from the shared face photos (:mod:`.media`).
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from detector.settings import FaceSettings, Settings, get_settings
+from detector.settings import FaceSettings, Settings
+from scripts.bench.media import ClipSpec, _view, bench_clips, distinct_jpegs, face_photos, write_clip
 
 Row = tuple[str, str, str]
 
@@ -36,42 +31,44 @@ def timeit(fn: Callable[[], object], repeat: int = 3) -> float:
 
 
 def bench_sampling(tmp: Path, settings: Settings) -> list[Row]:
-    """Seek-sampling 32 frames vs decoding every frame of a 30 s 720p clip."""
+    """The decode plan (32 frames) vs decoding every frame, on each bench clip; frames decoded."""
     import av
 
     from detector.media.loader import MediaLoader
     from detector.media.sampling import FrameSampler
-    from tests import mediagen
 
-    path = tmp / "720p30s.mp4"
-    n = 30 * 25
-    frames = [mediagen.face_frame(i, n, (1280, 720), face_side=400) for i in range(0, n)]
-    mediagen.write_clip(path, frames, fps=25)
-    media = MediaLoader().load(path)
-    sampler = FrameSampler()
+    rows: list[Row] = []
+    loader = MediaLoader(settings.limits)
+    sampler = FrameSampler(settings.sampling, loader)
+    for name, path in bench_clips(tmp / "clips").items():
+        media = loader.load(path)
+        sample = sampler.sample(media, 32)
 
-    def decode_all() -> None:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                frame.to_ndarray(format="rgb24")
+        def decode_all(path: Path = path) -> None:
+            with av.open(str(path)) as container:
+                for frame in container.decode(video=0):
+                    frame.to_ndarray(format="rgb24")
 
-    seek = timeit(lambda: sampler.sample(media, 32), repeat=3)
-    full = timeit(decode_all, repeat=1)
-    return [
-        ("sampling", "seek 32 frames, 30 s 720p H.264", f"{seek:.3f} s"),
-        ("sampling", "decode all 750 frames, same clip", f"{full:.3f} s ({full / seek:.1f}x slower)"),
-    ]
+        plan = timeit(partial(sampler.sample, media, 32), repeat=2)
+        full = timeit(decode_all, repeat=1)
+        frames = media.info.frame_count
+        what = f"{sample.stats.decoded} of {frames} frames decoded, {sample.stats.seeks} seeks"
+        rows.append(("sampling", f"{name}: plan, 32 frames ({what})", f"{plan:.3f} s"))
+        rows.append(
+            ("sampling", f"{name}: decode every frame", f"{full:.3f} s ({full / plan:.1f}x the plan)")
+        )
+    return rows
 
 
 def bench_faces(tmp: Path, settings: Settings) -> list[Row]:
     """MTCNN frames/s at 480p, 720p, 1080p with and without downscaling."""
     from detector.faces.extract import FaceExtractor
-    from tests import mediagen
 
     rows: list[Row] = []
     batch = 8
+    photos = face_photos()
     for label, size in [("480p", (854, 480)), ("720p", (1280, 720)), ("1080p", (1920, 1080))]:
-        images = [mediagen.face_frame(i, batch, size) for i in range(batch)]
+        images = [_view(photos[i % len(photos)], i / batch, *size) for i in range(batch)]
         for downscale in (True, False):
             longest = 640 if downscale else max(size)
             extractor = FaceExtractor(FaceSettings(detect_longest_side=longest))
@@ -97,37 +94,25 @@ def bench_models(tmp: Path, settings: Settings) -> list[Row]:
 
 
 def bench_provenance(tmp: Path, settings: Settings) -> list[Row]:
-    """Provenance time vs whole analysis: 1080p JPEG with and without a manifest, 10 s MP4."""
+    """Provenance and known-media hashing time within a whole analysis: 1080p JPEG and a 10 s clip."""
+    from PIL import Image
+
     from detector.pipeline import Pipeline
-    from tests import c2pa_signing, mediagen
 
     pipeline = Pipeline(settings)
-    frame = mediagen.face_frame(0, 1, (1920, 1080))
-    chain = c2pa_signing.make_chain()
-    plain = mediagen.write_image(tmp / "plain.jpg", frame, "jpeg", quality=90)
-    signed = tmp / "signed.jpg"
-    signed.write_bytes(c2pa_signing.sign_media(chain, plain.read_bytes(), "image/jpeg"))
-    clip = mediagen.write_face_clip(tmp / "clip.mp4", n_frames=250, fps=25, size=(640, 360))
-    signed_clip = tmp / "signed.mp4"
-    signed_clip.write_bytes(c2pa_signing.sign_media(chain, clip.read_bytes(), "video/mp4"))
+    image = tmp / "photo.jpg"
+    Image.fromarray(_view(face_photos()[0], 0.3, 1920, 1080)).save(image, quality=90)
+    clip = bench_clips(tmp / "clips")["1920x1080"]
     rows: list[Row] = []
-    for label, path in [
-        ("1080p JPEG, no manifest", plain),
-        ("1080p JPEG, signed manifest", signed),
-        ("10 s MP4, no manifest", clip),
-        ("10 s MP4, signed manifest", signed_clip),
-    ]:
+    for label, path in [("1080p JPEG", image), ("10 s 1080p clip, 32 frames", clip)]:
         pipeline.analyze(path)
         report = pipeline.analyze(path)
-        prov = report.timings["provenance"]
         total = report.timings["total"]
-        rows.append(
-            (
-                "provenance",
-                label,
-                f"{prov * 1000:.1f} ms of {total * 1000:.0f} ms ({100 * prov / total:.1f}%)",
+        for stage in ("provenance", "known_media"):
+            spent = report.timings.get(stage, 0.0)
+            rows.append(
+                (stage, label, f"{spent * 1000:.1f} ms of {total * 1000:.0f} ms ({100 * spent / total:.1f}%)")
             )
-        )
     return rows
 
 
@@ -143,17 +128,17 @@ def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
     from serving.scan.output import ResultStore
     from serving.scan.run import scan_items
     from serving.scan.source import list_source
-    from tests import mediagen
 
     n_images, n_videos = (int(v) for v in os.environ.get("BENCH_SCAN_SIZE", "200,20").split(","))
     folder = tmp / "scan"
     folder.mkdir()
-    photo = mediagen.face_photo()
-    for i in range(n_images):  # distinct contents (a scan analyses each content once)
-        image = np.ascontiguousarray(np.roll(photo, 3 * i, axis=1))
-        mediagen.write_image(folder / f"img{i:04d}.jpg", image, "jpeg", quality=90)
+    for i, data in enumerate(distinct_jpegs(n_images)):  # distinct contents: a scan analyses each once
+        (folder / f"img{i:04d}.jpg").write_bytes(data)
+    photos = face_photos()
     for i in range(n_videos):
-        mediagen.write_face_clip(folder / f"clip{i:03d}.mp4", n_frames=50 + i, fps=25, size=(480, 360))
+        write_clip(
+            folder / f"clip{i:03d}.mp4", ClipSpec(f"c{i}", 480, 360, 2), photos[i % len(photos) :] + photos
+        )
     items = list(list_source(str(folder)))
     frames = 8
     start = time.perf_counter()
@@ -169,23 +154,6 @@ def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
         ("scan", f"trueframe scan (Ray Data), {what}", f"{len(items) / scan_s:.2f} items/s ({scan_s:.0f} s)"),
         ("scan", f"Pipeline.analyze loop, {what}", f"{len(items) / loop_s:.2f} items/s ({loop_s:.0f} s)"),
     ]
-
-
-def _distinct_jpegs(count: int) -> list[bytes]:
-    """``count`` different face JPEGs (the service caches by content, so none may repeat)."""
-    import io
-
-    from PIL import Image
-
-    from tests import mediagen
-
-    photo = mediagen.face_photo()
-    out = []
-    for i in range(count):
-        buf = io.BytesIO()
-        Image.fromarray(np.roll(photo, i, axis=1)).save(buf, "JPEG", quality=90)
-        out.append(buf.getvalue())
-    return out
 
 
 def _load(
@@ -227,12 +195,12 @@ def bench_http(tmp: Path, settings: Settings) -> list[Row]:
                 answer = client.post("/v1/analyze", content=data, params={"name": "b.jpg"})
                 answer.raise_for_status()
 
-            over_http(_distinct_jpegs(1)[0])
-            pipeline.analyze(_distinct_jpegs(1)[0])
+            over_http(distinct_jpegs(1)[0])
+            pipeline.analyze(distinct_jpegs(1)[0])
             offset = 1
             for concurrency in (1, 4, 16):
                 count = max(16, 2 * concurrency)
-                images = _distinct_jpegs(offset + 2 * count)[offset:]
+                images = distinct_jpegs(offset + 2 * count)[offset:]
                 offset += 2 * count
                 for label, call, batch in (
                     ("HTTP (Serve)", over_http, images[:count]),
@@ -245,40 +213,3 @@ def bench_http(tmp: Path, settings: Settings) -> list[Row]:
     finally:
         stop_service()
     return rows
-
-
-SECTIONS: dict[str, Callable[[Path, Settings], list[Row]]] = {
-    "sampling": bench_sampling,
-    "faces": bench_faces,
-    "models": bench_models,
-    "provenance": bench_provenance,
-    "http": bench_http,
-    "scan": bench_scan,
-}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench.md"))
-    args = parser.parse_args(argv)
-    settings = get_settings()
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        for section in args.only.split(","):
-            if section not in SECTIONS:
-                parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
-            rows += SECTIONS[section](tmp, settings)
-    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.python_version()}"
-    table = [f"Machine: {machine}", "", "| section | case | result |", "|---|---|---|"]
-    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    text = "\n".join(table) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

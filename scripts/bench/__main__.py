@@ -1,0 +1,98 @@
+"""Benchmarks (not tests): ``python -m scripts.bench [--only a,b] [--out runs/bench.md]``.
+
+Sections: peer (trueframe's sampling + faces side by side with the DFDC winner's method),
+sampling, faces, models, provenance, scan, http. Each prints rows with the machine stated; the
+table goes to ``--out``. Media is generated from the shared face photos (:mod:`.media`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from detector.settings import Settings, get_settings
+from scripts.bench.peer import geometric_mean, side_by_side
+from scripts.bench.sections import (
+    Row,
+    bench_faces,
+    bench_http,
+    bench_models,
+    bench_provenance,
+    bench_sampling,
+    bench_scan,
+)
+
+
+def bench_peer(tmp: Path, settings: Settings) -> list[Row]:
+    """Sampling + faces of 32 frames: the DFDC winner's method vs trueframe, on every bench clip."""
+    from detector.stages import face_spec, judged_face_side
+    from scripts.bench.media import bench_clips
+
+    clips = bench_clips(tmp / "clips")
+    min_side = judged_face_side(face_spec(settings))
+    results = side_by_side(list(clips.values()), min_side)
+    rows: list[Row] = []
+    ratios, sampling_ratios = [], []
+    for i, name in enumerate(clips):
+        peer, ours = results["peer"][i], results["trueframe"][i]
+        peer_t, our_t = peer.sampling_s + peer.faces_s, ours.sampling_s + ours.faces_s
+        ratios.append(peer_t / our_t)
+        sampling_ratios.append(peer.sampling_s / ours.sampling_s)
+        rows.append((
+            "peer", name,
+            f"peer {peer_t:.2f} s ({peer.sampling_s:.2f} + {peer.faces_s:.2f}), {peer.faces} faces; "
+            f"trueframe {our_t:.2f} s ({ours.sampling_s:.2f} + {ours.faces_s:.2f}), {ours.faces} faces; "
+            f"{peer_t / our_t:.2f}x",
+        ))  # fmt: skip
+    peer_mb, our_mb = results["peer"][0].peak_rss_mb, results["trueframe"][0].peak_rss_mb
+    speed = f"{geometric_mean(ratios):.2f}x faster (sampling alone {geometric_mean(sampling_ratios):.2f}x)"
+    what = f"geometric mean over {len(clips)} clips (faces >= {min_side:.0f} px counted)"
+    rows.append(("peer", what, f"{speed}; peak RSS peer {peer_mb:.0f} MB, trueframe {our_mb:.0f} MB"))
+    return rows
+
+
+SECTIONS: dict[str, Callable[[Path, Settings], list[Row]]] = {
+    "peer": bench_peer,
+    "sampling": bench_sampling,
+    "faces": bench_faces,
+    "models": bench_models,
+    "provenance": bench_provenance,
+    "scan": bench_scan,
+    "http": bench_http,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen sections and write the table."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench.md"))
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        for section in args.only.split(","):
+            if section not in SECTIONS:
+                parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
+            rows += SECTIONS[section](Path(tmp_name), settings)
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+    table = [f"Machine: {machine}", "", "| section | case | result |", "|---|---|---|"]
+    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    text = "\n".join(table) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
