@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import mediagen
+from tests.support import mediagen
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -41,7 +41,7 @@ def face_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def mesonet_weights_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights cache holding MesoNet, imported from ../shared/data/weights/mesonet."""
-    from detector.models._weights import import_weights
+    from detector.models._importing import import_weights
 
     weights_dir = tmp_path_factory.mktemp("weights")
     import_weights("mesonet", shared_data / "weights" / "mesonet", weights_dir)

@@ -34,7 +34,7 @@ from serving.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 def create_app(

@@ -17,16 +17,24 @@ from detector.settings import Settings
 from detector.stages import Options
 
 
-def result_key(settings: Settings, options: Options) -> str:
-    """A stable hex digest naming the analysis ``settings`` and ``options`` would run."""
-    from detector.models._registry import get_entry
+def result_key(settings: Settings, options: Options, kind: str = "video") -> str:
+    """A stable hex digest naming the analysis ``settings`` and ``options`` would run on a ``kind``.
+
+    For an image the frame count cannot change the report, so it is left out. Reads the manifest
+    without importing torch.
+    """
+    from detector.errors import UnknownModel
+    from detector.models._manifest import load_manifest
     from detector.report.schema import SCHEMA_VERSION
     from detector.scoring.fusion.params import default_fusion_path
 
     models = {}
+    manifest = load_manifest()
     for role, name in (("face", settings.models.face_model), ("synthetic", settings.models.synthetic_model)):
         if name:
-            entry = get_entry(name)
+            if name not in manifest.models:
+                raise UnknownModel(f"unknown model {name!r}; known: {', '.join(sorted(manifest.models))}")
+            entry = manifest.models[name]
             models[role] = {
                 "name": name,
                 "sha256": entry.sha256,
@@ -47,6 +55,9 @@ def result_key(settings: Settings, options: Options) -> str:
             "sampling": settings.sampling.model_dump(mode="json"),
             "fusion": settings.fusion.model_dump(mode="json", exclude={"fusion_file"}),
         },
-        "options": {"frames": options.frames or settings.sampling.frames, "heatmaps": options.heatmaps},
+        "options": {
+            "frames": None if kind == "image" else options.frames or settings.sampling.frames,
+            "heatmaps": options.heatmaps,
+        },
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

@@ -163,7 +163,11 @@ class JobRunner:
         self.metrics.analyses.labels(report.media.kind).observe(time.perf_counter() - started)
         body = json.loads(report.to_json())
         await off_loop(
-            self.store.cache_report, job.sha256, result_key(self.settings, options), job.owner, body
+            self.store.cache_report,
+            job.sha256,
+            result_key(self.settings, options, report.media.kind),
+            job.owner,
+            body,
         )
         await self._finish(job.id, "succeeded", report=body)
 

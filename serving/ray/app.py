@@ -2,12 +2,13 @@
 
 ``build_app(settings, config)`` returns ``Ingress.bind(media, provenance, faces, face_model, ...)``;
 nothing happens at import. Per-deployment options (replicas, ``ray_actor_options``, ``user_config``
-with batch sizes, batch waits and face thresholds) come from ``serving/serve_config.yaml``, which is
+with batch sizes and batch waits; thresholds come from the settings only) come from
+``serving/serve_config.yaml``, which is
 also a valid ``serve run`` config (its ``import_path`` is :func:`app_builder`). When the Ray cluster
 has GPUs, face detection and the classifiers get a fraction of one each (``GPU_SHARES``) unless the
 config names ``num_gpus`` itself.
 
-:func:`serving.ray_runtime.init_ray`, :func:`run_service` and :func:`stop_service` are what
+:func:`serving.ray.runtime.init_ray`, :func:`run_service` and :func:`stop_service` are what
 ``trueframe serve`` and the tests use: a local Ray (no dashboard) unless ``RAY_ADDRESS`` names a
 cluster to join.
 """
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from ray.serve.handle import DeploymentHandle
 
 APP_NAME = "trueframe"
-DEFAULT_CONFIG = Path(__file__).with_name("serve_config.yaml")
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "serve_config.yaml"
 GPU_SHARES = {"faces": 0.3, "face_model": 0.3, "synthetic_model": 0.3}
 DEPLOYMENT_OPTION_KEYS = frozenset(
     {

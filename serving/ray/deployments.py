@@ -6,9 +6,10 @@ Face detection and the classifiers take ONE image per call (hence their high ``m
 and are ``@serve.batch``-ed: the frames
 of one video and of concurrent requests are gathered into one batch (one MTCNN or model forward
 pass), up to ``max_batch_size`` images or ``batch_wait_timeout_s`` of waiting. Both are tunable
-through ``user_config`` (``reconfigure``), as are the face detector's thresholds.
+through ``user_config`` (``reconfigure``); thresholds come from the settings only, so Ray and
+in-process runs give the same answers. Media and provenance work runs in worker threads.
 
-Every replica calls :func:`detector.tvcompat.ensure_torchvision` before anything can import
+Every replica calls :func:`detector.faces.tvcompat.ensure_torchvision` before anything can import
 torchvision (facenet-pytorch does), because Ray workers are fresh processes.
 """
 

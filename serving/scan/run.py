@@ -5,7 +5,8 @@ Two streaming passes over the items, both ``map_batches`` on ``ray.data.from_ite
 1. **fingerprint** (tasks): sha256 and sniffed type of every file, read in chunks. The driver then
    writes at once the rows it already knows: items already in RESULTS are skipped, unreadable
    and non-media files get their error row, and a file whose content (and model versions) was
-   analysed before gets a copy of that result (``duplicate_of`` names the analysed path).
+   analysed before gets a copy of that result (``duplicate_of`` names the analysed path). These
+   decisions are the pure functions of :mod:`serving.scan.plan`.
 2. **analyse** (actor pools, one per heavy stage): load + sample -> provenance -> faces ->
    classifiers -> report assembly, each content once; rows for every path sharing it are written,
    flushed and fsynced as results stream back, so memory stays bounded and a crash loses nothing
@@ -18,17 +19,17 @@ object storage). Face extraction and classifiers are GPU actors when the cluster
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
 
 from detector.errors import TrueframeError
 from detector.settings import Settings
+from detector.stages import Options
 from serving.ray.runtime import init_ray
-from serving.scan.output import ResultStore, Row, make_row, row_key
+from serving.scan.output import ResultStore, Row
+from serving.scan.plan import Plan, plan_scan, shared_rows
 from serving.scan.source import ScanItem, fingerprint
 
 
@@ -41,19 +42,11 @@ class ScanObserver(Protocol):
 
 
 def model_versions(settings: Settings, frames: int | None) -> str:
-    """What a result depends on besides the content: model weights, fusion parameters, frames."""
-    from detector.models._registry import get_entry
-    from detector.scoring.fusion.rules import default_fusion_path
+    """What a row depends on besides the content: the service's one result key (weights, calibration,
+    fusion file, thresholds, settings, frames), so a rescan after recalibrating analyses again."""
+    from serving.jobs.cache import result_key
 
-    parts = []
-    for role, name in (("face", settings.models.face_model), ("synthetic", settings.models.synthetic_model)):
-        if name:
-            parts.append(f"{role}={name}@{get_entry(name).sha256[:12]}")
-    fusion_path = settings.fusion.fusion_file or default_fusion_path()
-    fusion = hashlib.sha256(fusion_path.read_bytes()).hexdigest()[:12] if fusion_path.is_file() else "none"
-    parts.append(f"fusion@{fusion}")
-    parts.append(f"frames={frames or settings.sampling.frames}")
-    return ";".join(parts)
+    return result_key(settings, Options(frames=frames))
 
 
 def check_models(settings: Settings) -> None:
@@ -90,17 +83,6 @@ def _fingerprint_batch(batch: pa.Table) -> pa.Table:
         for key, value in zip(("sha256", "size_bytes", "kind", "format", "error"), values, strict=True):
             out[key].append(value)
     return pa.table(out)
-
-
-@dataclass
-class Plan:
-    """What the fingerprint pass decided: rows to write now, contents to analyse and who shares them."""
-
-    ready: list[Row] = field(default_factory=list)
-    analyse: dict[str, int] = field(default_factory=dict)  # sha256 -> id of the item analysed
-    sharing: dict[str, list[int]] = field(default_factory=dict)  # sha256 -> ids reported with it
-    content_of: dict[int, Row] = field(default_factory=dict)  # analysed id -> sha256, size, kind, format
-    skipped: int = 0
 
 
 def _resources(ray_mod: Any) -> tuple[float, float]:
@@ -143,7 +125,7 @@ class Scanner:
         self._write(plan.ready)
         if plan.analyse:
             for ident, result in self._analyse([items[i] for i in plan.analyse.values()], plan):
-                self._write(self._rows_for(items, plan, ident, result))
+                self._write(shared_rows(items, plan, ident, result, self.versions))
         return plan
 
     def _fingerprints(self, items: list[ScanItem]) -> Iterable[dict[str, Any]]:
@@ -156,53 +138,8 @@ class Scanner:
         return ds.iter_rows()
 
     def plan(self, items: list[ScanItem], prints: Iterable[dict[str, Any]]) -> Plan:
-        """Decide per item: skip, write now (error or known content), or analyse (first of its content)."""
-        existing = self.store.existing()
-        done = {row_key(r) for r in existing}
-        known = {
-            (r["sha256"], r.get("model_versions")): r
-            for r in existing
-            if r.get("sha256") and not r.get("duplicate_of") and r.get("error_code") != "internal_error"
-        }
-        plan = Plan()
-        for fp in prints:
-            ident = int(fp["id"])
-            item, sha = items[ident], fp["sha256"]
-            if (item.path, sha or "", self.versions) in done:
-                plan.skipped += 1
-                continue
-            if fp["error"] is not None:
-                code, message = fp["error"].split("\t", 1)
-                result = {
-                    "sha256": sha,
-                    "size_bytes": fp["size_bytes"],
-                    "error_code": code,
-                    "error_message": message,
-                }
-                plan.ready.append(make_row(item.path, item.extra, result, self.versions))
-            elif (sha, self.versions) in known:
-                prior = known[(sha, self.versions)]
-                result = {**prior, "duplicate_of": prior["path"], "scanned_at": None}
-                plan.ready.append(make_row(item.path, item.extra, result, self.versions))
-            elif sha in plan.analyse:
-                plan.sharing[sha].append(ident)
-            else:
-                plan.analyse[sha] = ident
-                plan.content_of[ident] = {k: fp[k] for k in ("sha256", "size_bytes", "kind", "format")}
-                plan.sharing[sha] = [ident]
-        return plan
-
-    def _rows_for(self, items: list[ScanItem], plan: Plan, ident: int, result: Row) -> list[Row]:
-        first = items[ident]
-        rows = []
-        base = plan.content_of[ident]
-        for other in plan.sharing[base["sha256"]]:
-            item = items[other]
-            dup = None if other == ident else first.path
-            # a failure before the bytes were hashed again still gets the content key it was planned by
-            row = {**base, **{k: v for k, v in result.items() if v is not None}}
-            rows.append(make_row(item.path, item.extra, {**row, "duplicate_of": dup}, self.versions))
-        return rows
+        """Decide per item: skip, write now (error or known content), or analyse (see :func:`plan_scan`)."""
+        return plan_scan(items, prints, self.store.existing(), self.versions)
 
     def _analyse(self, items: list[ScanItem], plan: Plan) -> Iterable[tuple[int, Row]]:
         """Stream ``(item id, result columns)`` from the actor-pool pipeline, as they complete."""

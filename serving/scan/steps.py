@@ -4,7 +4,7 @@ Each step takes and returns a pyarrow table with an ``id`` column and a ``state`
 one pickled :class:`ItemState` per item; the classes are plain Python (no Ray import), so they run
 the same in a Ray actor pool and in a unit test. An item that fails keeps its typed error in its
 state and passes through the later steps untouched: one bad file never stops a batch.
-The report is built by :class:`detector.assemble.ReportAssembler`, the same code as in-process.
+The report is built by :class:`detector.report.assemble.ReportAssembler`, the same code as in-process.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from detector.provenance.reader import ProvenanceReader
 from detector.provenance.types import ProvenanceReport
 from detector.runtime import timed
 from detector.settings import Settings
-from detector.stages import Prepared, build_assembler, crop_faces, detect_and_track, keyed, outputs
+from detector.stages import Prepared, build_assembler, crop_faces, detect_and_track, face_spec, keyed, outputs
 from serving.scan.output import Row, error_row, report_row
 from serving.scan.source import read_bytes
 
@@ -217,6 +217,7 @@ class AssembleStep:
 
     def __init__(self, settings: Settings) -> None:
         self.assembler = build_assembler(settings)
+        self.spec = face_spec(settings)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         ids, states = _unpack(batch)
@@ -237,13 +238,14 @@ class AssembleStep:
         result["timings"] = _json_timings(state.timings)
         return pickle.dumps(result)
 
-    @staticmethod
-    def outputs(state: ItemState) -> StageOutputs:
+    def outputs(self, state: ItemState) -> StageOutputs:
         assert state.info is not None
         assert state.sample is not None
         assert state.faces is not None
         prepared = Prepared(state.info, b"", item_name(state.path), state.sample, state.timings)
-        return outputs(prepared, state.faces, state.crop_logits, state.synthetic_logits, state.provenance)
+        return outputs(
+            prepared, state.faces, state.crop_logits, state.synthetic_logits, state.provenance, self.spec
+        )
 
 
 def item_name(path: str) -> str:

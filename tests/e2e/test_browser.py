@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.serve_helpers import Service, session_service
+from tests.support.paths import ARTIFACTS
+from tests.support.serve_helpers import Service
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray, pytest.mark.slow, pytest.mark.shared_data]
 
@@ -34,7 +34,6 @@ CHROMIUM_ARGS = [
 ]
 # The first upload is refused (keys exist, no session yet): Chromium logs it, then the form asks for the key.
 EXPECTED_401 = "status of 401 (Unauthorized)"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 VERDICT_LABELS = {
     "authentic": "Authentic",
     "likely_authentic": "Probably authentic",
@@ -57,11 +56,6 @@ COUNT_BOX_PIXELS = """() => {
   }
   return {box, lit, total: d.length / 4};
 }"""
-
-
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory, mesonet_weights_dir: Path) -> Iterator[Service]:
-    yield from session_service(tmp_path_factory.mktemp("serve"), mesonet_weights_dir)
 
 
 @pytest.fixture(scope="module")

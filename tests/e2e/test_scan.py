@@ -14,9 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -25,10 +23,11 @@ from detector.settings import Settings
 from serving.scan.output import ResultStore, read_jsonl, report_row
 from serving.scan.run import scan_items
 from serving.scan.source import list_source
-from tests import mediagen
-from tests.servicekit import IDENTITY_FUSION
+from tests.support import mediagen
+from tests.support.paths import ROOT
+from tests.support.scan_media import face_jpeg, hostile_files
+from tests.support.servicekit import IDENTITY_FUSION
 
-ROOT = Path(__file__).resolve().parent.parent
 FRAMES = 4
 
 
@@ -65,39 +64,12 @@ def ray_local() -> Iterator[None]:
     import ray
 
     from serving.ray.runtime import init_ray
-    from tests.serve_helpers import RAY_TEST_CPUS
+    from tests.support.serve_helpers import RAY_TEST_CPUS
 
     started = init_ray(num_cpus=RAY_TEST_CPUS)
     yield
     if started:
         ray.shutdown()
-
-
-def _face_jpeg(path: Path, shift: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = np.roll(mediagen.face_photo()[:384, 64:448], shift, axis=1)
-    return mediagen.write_image(path, np.ascontiguousarray(image), "jpeg", quality=90)
-
-
-def _hostile(folder: Path) -> dict[str, str]:
-    """Files that must fail, by name -> the error code their row must carry."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "empty.jpg").write_bytes(b"")
-    (folder / "notes.txt").write_text("not media at all\n")
-    jpeg = _face_jpeg(folder / "tmp.jpg")
-    (folder / "truncated.jpg").write_bytes(jpeg.read_bytes()[:300])
-    jpeg.unlink()
-    (folder / "bomb.png").write_bytes(mediagen.png_claiming(100_000, 100_000))
-    mediagen.write_image(folder / "tiny.png", np.zeros((1, 1, 3), np.uint8), "png")
-    mediagen.write_audio_only(folder / "voice.m4a")
-    return {
-        "empty.jpg": "empty_media",
-        "notes.txt": "unsupported_media_type",
-        "truncated.jpg": "corrupt_media",
-        "bomb.png": "too_many_pixels",
-        "tiny.png": "media_too_small",
-        "voice.m4a": "no_video_stream",
-    }
 
 
 def _sha(path: Path) -> str:
@@ -108,7 +80,7 @@ def test_folder_scan_writes_one_correct_row_per_file(
     tmp_path: Path, settings: Settings, shared_data: Path, ray_local: None
 ) -> None:
     src = tmp_path / "flagged"
-    face = _face_jpeg(src / "face.jpg")
+    face = face_jpeg(src / "face.jpg")
     (src / "copies").mkdir()
     dup = src / "copies" / "face-again.jpg"
     shutil.copyfile(face, dup)
@@ -119,7 +91,7 @@ def test_folder_scan_writes_one_correct_row_per_file(
     shutil.copyfile(c2pa / "valid" / "c2pa-rs__CA.jpg", signed)
     ai = src / "c2pa" / "generated.jpg"
     shutil.copyfile(c2pa / "ai_generated" / "c2pa-rs__C.jpg", ai)
-    expected_errors = _hostile(src / "hostile")
+    expected_errors = hostile_files(src / "hostile")
     (src / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     out = tmp_path / "results.jsonl"
 
@@ -184,9 +156,9 @@ def _complete_lines(path: Path) -> int:
 def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_env: dict[str, str]) -> None:
     src = tmp_path / "batch"
     for i in range(8):
-        _face_jpeg(src / f"face{i}.jpg", shift=8 * i)
+        face_jpeg(src / f"face{i}.jpg", shift=8 * i)
     mediagen.write_face_clip(src / "clip.mp4", n_frames=20, fps=10, size=(320, 240))
-    _hostile(src)
+    hostile_files(src)
     total = sum(1 for p in src.iterdir() if p.is_file())
     out = tmp_path / "results.jsonl"
     args = [str(src), "--out", str(out), "--frames", str(FRAMES), "--no-progress"]
@@ -213,7 +185,7 @@ def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_en
 
 def test_csv_manifest_extra_columns_come_through(tmp_path: Path, settings: Settings, ray_local: None) -> None:
     media = tmp_path / "media"
-    _face_jpeg(media / "a.jpg")
+    face_jpeg(media / "a.jpg")
     (media / "b.txt").parent.mkdir(exist_ok=True)
     (media / "b.txt").write_text("hello")
     manifest = tmp_path / "cases.csv"
@@ -250,8 +222,8 @@ def test_parquet_output_reads_back_and_feeds_the_review_queue(
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     src = tmp_path / "src"
-    _face_jpeg(src / "one.jpg")
-    _face_jpeg(src / "two.jpg", shift=40)
+    face_jpeg(src / "one.jpg")
+    face_jpeg(src / "two.jpg", shift=40)
     (src / "three.bin").write_bytes(b"\x00" * 64)
     out, queue = tmp_path / "scan.parquet", tmp_path / "queue.csv"
     argv = [str(src), "--out", str(out), "--frames", str(FRAMES), "--no-progress"]
@@ -273,56 +245,3 @@ def test_parquet_output_reads_back_and_feeds_the_review_queue(
         assert len(read_jsonl(Path(f"{out}.journal.jsonl"))) == 3
     finally:
         get_settings.cache_clear()
-
-
-def test_journal_drops_a_half_written_line_and_keeps_appending(tmp_path: Path) -> None:
-    from serving.scan.output import Journal
-
-    path = tmp_path / "results.jsonl"
-    journal = Journal(path)
-    journal.append([{"path": "a"}, {"path": "b"}])
-    journal.close()
-    with open(path, "a") as fh:
-        fh.write('{"path": "c", "verd')  # the process died mid-write
-    assert [r["path"] for r in read_jsonl(path)] == ["a", "b"]
-    journal = Journal(path)
-    journal.append([{"path": "c"}])
-    journal.close()
-    assert [r["path"] for r in read_jsonl(path)] == ["a", "b", "c"]
-
-
-def test_sources_lists_manifests_and_single_files(tmp_path: Path) -> None:
-    from detector.errors import InvalidRequest
-
-    photo = _face_jpeg(tmp_path / "media" / "p.jpg")
-    listing = tmp_path / "paths.txt"
-    listing.write_text(f"# flagged today\nmedia/p.jpg\n\n{photo}\nmedia/gone.mp4\n")
-    assert [i.path for i in list_source(str(listing))] == [
-        str(photo),
-        str(photo),
-        str(tmp_path / "media/gone.mp4"),
-    ]
-    manifest = tmp_path / "cases.jsonl"
-    manifest.write_text('{"path": "media/p.jpg", "case": 7, "flags": ["a"]}\n')
-    (item,) = list_source(str(manifest))
-    assert (item.path, item.extra) == (str(photo), {"case": 7, "flags": ["a"]})
-    assert [i.path for i in list_source(str(photo))] == [str(photo)]
-    assert len(list(list_source(str(listing), limit=1))) == 1
-    (tmp_path / "bad.csv").write_text("file,case\nx.jpg,1\n")
-    with pytest.raises(InvalidRequest, match="path"):
-        list(list_source(str(tmp_path / "bad.csv")))
-
-
-def test_review_queue_applies_every_filter_and_sorts_by_score() -> None:
-    from serving.cli.scan import review_queue
-
-    rows: list[dict[str, Any]] = [
-        {"path": "a", "verdict": "manipulated", "manipulated": 0.95},
-        {"path": "b", "verdict": "likely_manipulated", "manipulated": 0.8},
-        {"path": "c", "verdict": "authentic", "manipulated": 0.02},
-        {"path": "d", "verdict": None, "manipulated": None, "error_code": "corrupt_media"},
-        {"path": "e", "verdict": "ai_generated", "manipulated": None},
-    ]
-    assert [r["path"] for r in review_queue(rows, 0.5, None)] == ["a", "b"]
-    assert [r["path"] for r in review_queue(rows, 0.9, {"manipulated", "likely_manipulated"})] == ["a"]
-    assert [r["path"] for r in review_queue(rows, None, {"ai_generated", "authentic"})] == ["c", "e"]

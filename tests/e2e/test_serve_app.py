@@ -11,7 +11,7 @@ import io
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests import mediagen
-from tests.hostile import HOSTILE
-from tests.serve_helpers import Service, session_service
-from tests.servicekit import webhook_sink
+from tests.support import mediagen
+from tests.support.hostile import HOSTILE
+from tests.support.serve_helpers import Service
+from tests.support.servicekit import webhook_sink
 
 if TYPE_CHECKING:
     from detector.pipeline import Pipeline
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.shared_data]
 
 VERDICTS = {"authentic", "likely_authentic", "uncertain", "likely_manipulated", "manipulated", "ai_generated"}
-
-
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory, mesonet_weights_dir: Path) -> Iterator[Service]:
-    yield from session_service(tmp_path_factory.mktemp("serve"), mesonet_weights_dir)
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +111,37 @@ def test_video_becomes_a_job_that_reports_progress_and_finishes(
     assert all(f["synthetic_score"] is not None for f in report["frames"])
     assert [t["length"] for t in report["tracks"]] == [t.length for t in local.tracks]
     assert report["score"]["manipulated"] == pytest.approx(local.score.manipulated, abs=1e-5)
+
+
+def test_a_borderline_face_gets_the_same_report_in_process_and_through_serve(
+    service: Service, local_pipeline: Pipeline
+) -> None:
+    """A face MTCNN finds with probability in (0.9, 0.95): kept or dropped alike on both paths, so
+    no threshold may differ between the Serve deployments and the settings."""
+    from detector.faces.extract import FaceExtractor
+    from detector.settings import FaceSettings
+
+    image = mediagen.borderline_face()
+    (loose,) = FaceExtractor(FaceSettings(min_probability=0.5)).detect([image])
+    assert [0.9 < d.probability < 0.95 for d in loose] == [True], "not a borderline face any more"
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    with service.client(service.key_a) as client:
+        r = client.post("/v1/analyze", files={"file": ("borderline.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 200, r.text
+    served = r.json()
+    local = local_pipeline.analyze(buf.getvalue(), name="borderline.png")
+    kept = int(loose[0].probability >= service.settings.faces.min_probability)
+    assert [f["faces"] for f in served["frames"]] == [f.faces for f in local.frames] == [kept]
+    boxes = [[face["box"] for face in t["faces"]] for t in served["tracks"]]
+    assert boxes == [[pytest.approx(list(face.box), abs=1e-3) for face in t.faces] for t in local.tracks]
+    assert served["score"]["verdict"] == local.score.verdict
+    if local.score.manipulated is None:
+        assert served["score"]["manipulated"] is None
+    else:
+        assert served["score"]["manipulated"] == pytest.approx(local.score.manipulated, abs=1e-5)
+    signals = {s["name"]: s["present"] for s in served["score"]["signals"]}
+    assert signals == {s.name: s.present for s in local.score.signals}
 
 
 @pytest.mark.parametrize(("name", "status", "code", "make"), HOSTILE, ids=[h[0] for h in HOSTILE])

@@ -1,4 +1,5 @@
-"""The HTTP API on a live uvicorn server with the in-process analyzer and MesoNet weights.
+"""The HTTP API on a live uvicorn server with the in-process analyzer and MesoNet weights (the real
+pipeline; the same API over the fake analyzer is in ``tests/unit/test_api_fake.py``).
 
 Image sync and the result cache, video jobs (polling and ``?wait=true``), every hostile input as a
 typed 4xx JSON error, the streaming upload limit, operations endpoints and JSON errors for bad routes.
@@ -23,9 +24,18 @@ from serving.analyzer import InProcessAnalyzer
 from serving.auth.keys import create_key
 from serving.http.app import create_app
 from serving.jobs.store import JobStore
-from tests import mediagen
-from tests.hostile import HOSTILE, clip, jpeg
-from tests.servicekit import error_of, live_server, make_settings, mesonet_weights_dir, open_store, poll_job
+from serving.jobs.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from tests.support import mediagen
+from tests.support.hostile import HOSTILE, clip, jpeg
+from tests.support.servicekit import (
+    error_of,
+    live_server,
+    make_settings,
+    mesonet_weights_dir,
+    open_store,
+    poll_job,
+    webhook_sink,
+)
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]  # MesoNet weights; models run on CPU
 
@@ -51,7 +61,7 @@ def service(mesonet_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     settings = make_settings(data, mesonet_weights)
     settings.limits.max_image_bytes = settings.limits.max_video_bytes = MAX_UPLOAD
     store = open_store(settings)
-    key = create_key(store, "api-tests").token
+    key = create_key(store, "api-tests", role="admin").token  # admin: it reads /metrics too
     headers = {"Authorization": f"Bearer {key}"}
     with (
         live_server(settings, InProcessAnalyzer(settings), store) as url,
@@ -316,3 +326,31 @@ def test_readyz_is_503_without_weights(tmp_path: Path) -> None:
         assert answer.status_code == 503
         assert error_of(answer)["code"] == "not_ready"
         assert client.get("/healthz").status_code == 200
+
+
+def test_service_posts_the_signed_final_job_and_retries(mesonet_weights: Path, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", mesonet_weights, callback_allow_private=True)
+    store = open_store(settings)
+    key = create_key(store, "hooks")
+    image = jpeg(mediagen.face_photo()[::2, ::2])
+    analyzer = InProcessAnalyzer(settings)
+    with webhook_sink([500]) as sink, live_server(settings, analyzer, store) as url:
+        client = httpx.Client(base_url=url, headers={"X-API-Key": key.token}, timeout=120)
+        posted = client.post("/v1/analyze", params={"name": "a.jpg", "callback_url": sink.url}, content=image)
+        assert posted.status_code == 202, posted.text  # a callback makes even an image a job
+        job = poll_job(client, posted.json()["job_id"])
+        assert job["status"] == "succeeded", job
+        deliveries = sink.wait_for(2)
+        assert len(deliveries) == 2  # the first answer was 500: retried
+        for delivery in deliveries:
+            headers = delivery.headers
+            assert verify(
+                key.webhook_secret, headers[TIMESTAMP_HEADER], delivery.body, headers[SIGNATURE_HEADER]
+            )
+        sent = json.loads(deliveries[-1].body)
+        assert sent["job_id"] == job["job_id"]
+        assert sent["status"] == "succeeded"
+        assert sent["report"]["media"]["kind"] == "image"
+        refused = client.post("/v1/analyze", params={"callback_url": "ftp://x/"}, content=image)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_request"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts.calibrate import write_manifest_calibration
 
 from detector.models._manifest import Calibration, Manifest, load_manifest
 from detector.scoring.aggregate import (
@@ -28,9 +29,7 @@ from detector.scoring.calibration import (
     sigmoid,
 )
 from detector.settings import FusionSettings
-from scripts.calibrate import write_manifest_calibration
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 
 def miscaled(n: int, seed: int, scale: float = 3.0, shift: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

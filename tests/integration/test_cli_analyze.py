@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import mediagen
+from tests.support import mediagen
 
 
 def run_cli(

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from serving.cli import provenance as cli_provenance
-from tests.c2pa_signing import SIGNER_ORG, flip_pixel_byte, make_chain, sign_media
+from tests.support.c2pa_signing import SIGNER_ORG, flip_pixel_byte, make_chain, sign_media
 
 
 def run(argv: list[str]) -> int:

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 from detector.faces.extract import FaceDetection, FaceExtractor, crop_face, link_tracks
 from detector.settings import FaceSettings
-from tests import mediagen
+from tests.support import mediagen
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,17 @@ def test_thresholds_drop_small_and_unlikely_faces(face_photo: np.ndarray) -> Non
     assert FaceExtractor(FaceSettings(min_face_px=300)).detect([face_photo]) == [[]]
     (found,) = FaceExtractor(FaceSettings(min_face_px=100, min_probability=0.5)).detect([face_photo])
     assert len(found) == 1
+
+
+def test_a_borderline_face_is_kept_or_dropped_by_min_probability() -> None:
+    """The generated borderline face (see tests/e2e: Serve must answer like in-process on it)."""
+    image = mediagen.borderline_face()
+    (loose,) = FaceExtractor(FaceSettings(min_probability=0.5)).detect([image])
+    assert len(loose) == 1
+    assert 0.9 < loose[0].probability < 0.95, loose[0].probability
+    (kept,) = FaceExtractor(FaceSettings(min_probability=0.9)).detect([image])
+    assert [(d.box, d.probability) for d in kept] == [(loose[0].box, loose[0].probability)]
+    assert FaceExtractor(FaceSettings()).detect([image]) == [[]], "dropped at the default 0.95"
 
 
 def test_rejects_images_that_are_not_rgb_uint8(extractor: FaceExtractor) -> None:

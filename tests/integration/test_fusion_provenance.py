@@ -9,7 +9,7 @@ import pytest
 from detector.provenance.reader import ProvenanceReader
 from detector.scoring.fusion.rules import Fusion, FusionInputs
 from detector.settings import ProvenanceSettings
-from tests.c2pa_signing import (
+from tests.support.c2pa_signing import (
     DIGITAL_CAPTURE,
     SigningChain,
     flip_pixel_byte,
@@ -17,8 +17,8 @@ from tests.c2pa_signing import (
     sign_media,
     unsigned_media,
 )
-from tests.test_fusion import FACE, STRONG_REAL, SYNTH, make_params, manipulated
-from tests.test_provenance import read_fixture
+from tests.support.fusion_params import FACE, STRONG_REAL, SYNTH, make_params, manipulated
+from tests.support.provenance_fixtures import read_fixture
 
 
 @pytest.fixture(scope="module")

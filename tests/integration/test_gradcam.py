@@ -127,10 +127,10 @@ def test_model_without_convolution_is_a_typed_error() -> None:
 
 
 def test_pipeline_heatmaps_on_request(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from detector.models._weights import import_weights
+    from detector.models._importing import import_weights
     from detector.pipeline import Pipeline
     from detector.settings import ModelSettings, Settings
-    from tests import mediagen
+    from tests.support import mediagen
 
     weights = tmp_path_factory.mktemp("weights")
     import_weights("mesonet", shared_data / "weights" / "mesonet", weights, names=["meso4.df"])

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from detector.models import create_model, list_models
+from detector.models._importing import import_weights
 from detector.models._manifest import load_manifest
-from detector.models._weights import import_weights
 
 H5 = {
     "meso4.df": "Meso4_DF.h5",

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from detector.errors import InvalidRequest, ProvenanceConfigError, UnsupportedMediaType
-from detector.media.sniff import HEAD_BYTES, sniff
+from detector.errors import InvalidRequest, ProvenanceConfigError
 from detector.provenance.reader import ProvenanceReader
-from detector.provenance.types import ProvenanceReport
 from detector.settings import ProvenanceSettings
-from tests.conftest import SHARED_DATA
+from tests.support.paths import SHARED_DATA
+from tests.support.provenance_fixtures import read_fixture
 
 C2PA = SHARED_DATA / "c2pa"
 BUNDLE = C2PA / "certs" / "test_cert_root_bundle.pem"
@@ -57,16 +56,6 @@ def anchored(shared_data: Path) -> ProvenanceReader:
     return ProvenanceReader(
         ProvenanceSettings(trust_anchors=[shared_data / "c2pa/certs/test_cert_root_bundle.pem"])
     )
-
-
-def read_fixture(reader: ProvenanceReader, path: Path) -> ProvenanceReport:
-    """Read like the pipeline does: bytes plus the sniffed MIME (None for non-media such as PDF)."""
-    data = path.read_bytes()
-    try:
-        mime: str | None = sniff(data[:HEAD_BYTES])[2]
-    except UnsupportedMediaType:
-        mime = None
-    return reader.read(data, mime, path.name)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r["path"] for r in ROWS])

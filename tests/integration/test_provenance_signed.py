@@ -16,7 +16,7 @@ from PIL import Image
 
 from detector.provenance.reader import ProvenanceReader
 from detector.settings import ProvenanceSettings
-from tests.c2pa_signing import (
+from tests.support.c2pa_signing import (
     DIGITAL_CAPTURE,
     SIGNER_CN,
     SIGNER_ORG,

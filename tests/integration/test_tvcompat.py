@@ -75,8 +75,33 @@ def test_torchvision_imports_and_ops_use_the_shim() -> None:
         assert {int(i) for i in kept if int(idxs[i]) == cls} == expected
 
 
-def test_ensure_is_idempotent() -> None:
-    assert ensure_torchvision() == ensure_torchvision()
+def test_ensure_registers_once_and_answers_the_same_from_every_thread() -> None:
+    """In a fresh process: concurrent and repeated calls agree, and the fallback op is defined once
+    (a second definition would raise; a forgotten state would answer "compiled" the second time)."""
+    code = textwrap.dedent(
+        """
+        import threading
+        import torch
+        from detector.faces import tvcompat
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(tvcompat.ensure_torchvision()))
+                   for _ in range(8)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        lib = tvcompat._fallback_lib
+        results.append(tvcompat.ensure_torchvision())
+        assert len(set(results)) == 1 and len(results) == 9, results
+        assert tvcompat._fallback_lib is lib
+        assert (lib is None) == (results[0] == "compiled"), (results[0], lib)
+        from torchvision.ops import nms
+        boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [50.0, 50.0, 60.0, 60.0]])
+        assert nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist() == [0, 2]
+        print("state", results[0])
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() in (["state", "compiled"], ["state", "fallback"])
 
 
 def test_inert_when_the_op_already_exists() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests import mediagen
+from tests.support import mediagen
 
 
 def jpeg(image: np.ndarray) -> bytes:

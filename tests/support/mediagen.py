@@ -17,6 +17,21 @@ def face_photo() -> np.ndarray:
     return np.asarray(data.astronaut(), dtype=np.uint8)
 
 
+BORDERLINE_ANGLE = 61.0
+"""Degrees the face photo is turned for :func:`borderline_face`."""
+
+
+def borderline_face() -> np.ndarray:
+    """The face photo turned :data:`BORDERLINE_ANGLE` degrees about the astronaut's face (edges
+    mirrored), 512x512 RGB: MTCNN finds her face with a probability of about 0.92, between 0.9 and
+    the default ``faces.min_probability`` of 0.95. Keep it lossless (PNG): JPEG moves that value."""
+    import cv2
+
+    turn = cv2.getRotationMatrix2D((224.0, 116.0), BORDERLINE_ANGLE, 1.0)
+    turned = cv2.warpAffine(face_photo(), turn, (512, 512), borderMode=cv2.BORDER_REFLECT)
+    return np.ascontiguousarray(turned, dtype=np.uint8)
+
+
 def face_frame(index: int, n_frames: int, size: tuple[int, int], face_side: int | None = None) -> np.ndarray:
     """Frame ``index`` of a clip: the face photo scaled to ``face_side`` moving left to right.
 

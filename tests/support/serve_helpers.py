@@ -1,9 +1,9 @@
-"""The real Ray Serve app, started once per test session and shared by the API and browser tests.
+"""The real Ray Serve app, started once per test session and shared by the tests in ``tests/e2e``.
 
-Both test modules define a session fixture that calls :func:`session_service`; the first call starts
-local Ray (2 CPUs, no dashboard) and Serve on a free port, later calls reuse it, and the first
-teardown (at the end of the session) shuts it down. Two API keys exist before the first request,
-so the service runs with keys required (the browser test enters key A into the form once).
+The session fixture ``service`` of ``tests/e2e/conftest.py`` calls :func:`session_service`: it
+starts local Ray (``RAY_TEST_CPUS`` logical CPUs, no dashboard) and Serve on a free port, and
+shuts both down at the end of the session. Two API keys exist before the first request, so the
+service runs with keys required (the browser test enters key A into the form once).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Helpers for the service tests: settings over a temp data dir, a live uvicorn server, a webhook sink."""
+"""Helpers for the service tests: settings over a temp data dir, a live uvicorn server, a TestClient
+app over the fake analyzer, polling jobs, a webhook sink."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi.testclient import TestClient
 
 from detector.settings import Settings
 from serving.analyzer import Analyzer
 from serving.http.app import create_app
 from serving.jobs.store import JobStore, store_path
+from tests.support.fake_analyzer import FakeAnalyzer
 
 _THRESHOLDS = (
     ("authentic", 0.1),
@@ -83,6 +86,49 @@ def live_server(settings: Settings, analyzer: Analyzer, store: JobStore) -> Iter
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@dataclass
+class FakeService:
+    """An app over a :class:`FakeAnalyzer` in a TestClient (its lifespan, so its job worker, runs)."""
+
+    client: TestClient
+    store: JobStore
+    analyzer: FakeAnalyzer
+    settings: Settings
+
+
+@contextmanager
+def fake_service(settings: Settings, analyzer: FakeAnalyzer | None = None) -> Iterator[FakeService]:
+    """``create_app(settings, analyzer or FakeAnalyzer(settings), store)`` served by a TestClient."""
+    store = open_store(settings)
+    fake = analyzer or FakeAnalyzer(settings)
+    try:
+        # unexpected errors answer 500 as under uvicorn instead of being re-raised into the test
+        with TestClient(create_app(settings, fake, store), raise_server_exceptions=False) as client:
+            yield FakeService(client, store, fake, settings)
+    finally:
+        store.close()
+
+
+def wait_job(
+    client: httpx.Client,
+    job_id: str,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = 30.0,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """GET the job until ``check(job)`` holds; returns that job's JSON."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/v1/jobs/{job_id}", **kwargs)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if check(body):
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} never reached the expected state: {body}")
+        time.sleep(0.02)
 
 
 def poll_job(client: httpx.Client, job_id: str, timeout: float = 180.0, **kwargs: Any) -> dict[str, Any]:
@@ -174,7 +220,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 def mesonet_weights_dir(shared_data: Path, base: Path) -> Path:
     """MesoNet weights imported once per test session from ../shared/data into ``base``/weights."""
-    from detector.models._weights import import_weights
+    from detector.models._importing import import_weights
 
     target = base / "mesonet-weights"
     if not (target / ".done").is_file():

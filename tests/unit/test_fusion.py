@@ -9,48 +9,17 @@ import numpy as np
 import pytest
 
 from detector.provenance.types import ActiveManifest, AIDeclaration, MetadataHint, ProvenanceReport
-from detector.report.schema import Score
 from detector.scoring.fusion.fit import choose_thresholds, dump_parameters, fit_stack, stack_logits
 from detector.scoring.fusion.rules import (
-    BandThreshold,
     Fusion,
     FusionInputs,
     FusionParameters,
-    SubModel,
-    Thresholds,
     load_parameters,
 )
 from detector.scoring.scope import check_frame
-from tests import mediagen
-from tests.c2pa_signing import DIGITAL_CAPTURE
-
-FACE, SYNTH = "facecnn.test", "nprcnn.test"
-STRONG_REAL = -8.0  # calibrated face logit: the pixels say "authentic" with P(fake) ~ 0.0003
-
-
-def _band(p: float, target: float, measured: float) -> BandThreshold:
-    return BandThreshold(manipulated=p, target_rate=target, measured_rate=measured)
-
-
-def make_params() -> FusionParameters:
-    """Hand-set fusion parameters: all three sub-models, bands at 0.05 / 0.2 / 0.7 / 0.9."""
-    return FusionParameters(
-        schema_version=1,
-        fitted_on="unit test",
-        face_model=FACE,
-        synthetic_model=SYNTH,
-        submodels={
-            "face_synthetic": SubModel(intercept=-0.2, face=0.9, synthetic=0.7, n=100),
-            "face": SubModel(intercept=0.1, face=1.0, n=100),
-            "synthetic": SubModel(intercept=-0.3, synthetic=1.1, n=100),
-        },
-        thresholds=Thresholds(
-            authentic=_band(0.05, 0.01, 0.01),
-            likely_authentic=_band(0.2, 0.05, 0.05),
-            likely_manipulated=_band(0.7, 0.05, 0.04),
-            manipulated=_band(0.9, 0.01, 0.01),
-        ),
-    )
+from tests.support import mediagen
+from tests.support.c2pa_signing import DIGITAL_CAPTURE
+from tests.support.fusion_params import FACE, SYNTH, make_params, manipulated
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +42,6 @@ def capture_manifest() -> ActiveManifest:
     return ActiveManifest.model_validate(
         {"label": "urn:test", "actions": [{"action": "c2pa.created", "digital_source_type": DIGITAL_CAPTURE}]}
     )
-
-
-def manipulated(score: Score) -> float:
-    assert score.manipulated is not None
-    return score.manipulated
 
 
 GRID = np.linspace(-9, 9, 37)
@@ -209,34 +173,6 @@ def test_parameters_for_other_models_are_flagged_not_silently_used(params: Fusio
     assert score.logit == pytest.approx(2.0)  # calibrated logit, equal weight, no fitted intercept
 
 
-# --- end to end: the report of an item with no face and no manifest -------------------------------
-
-
-def test_report_without_face_or_manifest_is_out_of_scope(tmp_path: Path, params: FusionParameters) -> None:
-    from detector.pipeline import Pipeline
-    from detector.settings import FusionSettings, ModelSettings, Settings
-
-    fusion_file = tmp_path / "fusion.toml"
-    fusion_file.write_text(dump_parameters(params.model_copy(update={"face_model": "meso4.df"})))
-    settings = Settings(
-        models=ModelSettings(face_model="meso4.df", synthetic_model=None, weights_dir=tmp_path / "weights"),
-        fusion=FusionSettings(fusion_file=fusion_file),
-    )
-    rng = np.random.default_rng(5)
-    sky = np.linspace(90, 200, 240)[:, None, None] + rng.normal(0, 6, (240, 320, 3))
-    path = mediagen.write_image(tmp_path / "landscape.png", np.clip(sky, 0, 255).astype(np.uint8), "png")
-    report = Pipeline(settings).analyze(path)
-    assert report.schema_version == "2.0"
-    assert report.provenance is not None
-    assert report.provenance.state == "absent"
-    assert report.score.verdict in ("out_of_scope", "uncertain")
-    assert report.score.authenticity is None
-    assert report.score.calibrated
-    assert "no face" in report.score.summary.lower()
-    assert report.frames
-    assert report.frames[0].synthetic_logit is None
-
-
 def test_without_a_joint_model_face_and_synthetic_combine_as_noisy_or(params: FusionParameters) -> None:
     subs = {k: v for k, v in params.submodels.items() if k != "face_synthetic"}
     fusion = Fusion(params.model_copy(update={"submodels": subs}), face_model=FACE, synthetic_model=SYNTH)
@@ -256,36 +192,3 @@ def test_without_a_joint_model_face_and_synthetic_combine_as_noisy_or(params: Fu
     assert extreme.verdict == "authentic"
     logits = stack_logits(subs, np.array([1.0]), np.array([-2.0]))
     assert logits[0] == pytest.approx(score.logit)
-
-
-def test_shipped_models_and_fusion_end_to_end(tmp_path: Path) -> None:
-    """The default models with the shipped weights/fusion.toml: calibrated, both pixel signals used."""
-    from detector.pipeline import Pipeline
-    from detector.settings import Settings
-
-    settings = Settings()
-    params = load_parameters()
-    assert (params.face_model, params.synthetic_model) == (
-        settings.models.face_model,
-        settings.models.synthetic_model,
-    )
-    pipeline = Pipeline(settings)
-    rng = np.random.default_rng(6)
-    sky = np.linspace(90, 200, 240)[:, None, None] + rng.normal(0, 6, (240, 320, 3))
-    no_face = mediagen.write_image(tmp_path / "sky.png", np.clip(sky, 0, 255).astype(np.uint8), "png")
-    report = pipeline.analyze(no_face)
-    signals = {s.name: s for s in report.score.signals}
-    assert not signals["face_model"].present
-    assert signals["face_model"].contribution is None
-    assert signals["synthetic_model"].present
-    assert report.score.calibrated
-    assert report.score.verdict != "out_of_scope"
-    assert report.frames[0].synthetic_score is not None
-    face = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
-    report = pipeline.analyze(face)
-    signals = {s.name: s for s in report.score.signals}
-    assert signals["face_model"].present
-    assert signals["synthetic_model"].present
-    total = sum(s.contribution for s in report.score.signals if s.contribution is not None)
-    assert report.score.logit == pytest.approx(total)
-    assert {m.name for m in report.models} == {settings.models.face_model, settings.models.synthetic_model}

@@ -1,22 +1,23 @@
-"""API keys: stored hashed, the CLI, the access rule, per-key job isolation and the form's session."""
+"""API keys: stored hashed, the CLI, the access rule, per-key job isolation and the form's session.
+
+The HTTP tests run the app over the fake analyzer, so jobs really finish (no model needed)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.analyzer import InProcessAnalyzer
 from serving.auth.keys import authenticate_key, create_key, list_keys, revoke_key
 from serving.cli import keys as cli_keys
 from serving.http.access import SESSION_COOKIE
-from serving.http.app import create_app
 from serving.jobs.store import JobStore, store_path
-from tests import mediagen
-from tests.servicekit import error_of, make_settings, open_store
+from tests.support import mediagen
+from tests.support.servicekit import FakeService, error_of, fake_service, make_settings, open_store, poll_job
 
 
 @pytest.fixture(scope="module")
@@ -76,46 +77,90 @@ def test_cli_creates_lists_and_revokes(tmp_path: Path, capsys: pytest.CaptureFix
     assert authenticate_key(store, token) is None
 
 
-Keyed = tuple[TestClient, str, str]
+@dataclass
+class Keyed:
+    """A service over the fake analyzer (its worker runs jobs) and two keys."""
+
+    service: FakeService
+    first: str
+    second: str
+
+    @property
+    def client(self) -> TestClient:
+        return self.service.client
 
 
 @pytest.fixture
-def keyed(tmp_path: Path) -> Iterator[tuple[TestClient, str, str]]:
-    """An app with two keys whose worker does not run jobs (no model is needed)."""
-    settings = make_settings(tmp_path / "data", tmp_path / "weights", job_workers=0)
+def keyed(tmp_path: Path) -> Iterator[Keyed]:
+    settings = make_settings(tmp_path / "data", tmp_path / "weights")
     store = open_store(settings)
     first, second = create_key(store, "a").token, create_key(store, "b").token
-    with TestClient(create_app(settings, InProcessAnalyzer(settings), store)) as client:
-        yield client, first, second
+    store.close()
+    with fake_service(settings) as service:
+        yield Keyed(service, first, second)
 
 
 def test_each_job_is_visible_only_to_the_key_that_made_it(keyed: Keyed, clip: bytes) -> None:
-    client, first, second = keyed
+    client, first, second = keyed.client, keyed.first, keyed.second
     posted = client.post("/v1/analyze?name=c.mp4", content=clip, headers={"Authorization": f"Bearer {first}"})
     assert posted.status_code == 202, posted.text
     job_id = posted.json()["job_id"]
-    mine = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": first})
-    assert mine.status_code == 200
-    assert mine.json()["status"] == "queued"
+    mine = poll_job(client, job_id, timeout=30, headers={"X-API-Key": first})
+    assert mine["status"] == "succeeded"
+    assert mine["report"]["media"]["name"] == "c.mp4"
     for method in ("GET", "DELETE"):
         theirs = client.request(method, f"/v1/jobs/{job_id}", headers={"X-API-Key": second})
         assert theirs.status_code == 404
         assert error_of(theirs)["code"] == "job_not_found"
-    assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": first}).status_code == 200
+        assert "report" not in theirs.text
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 401  # anonymous is nobody's owner
+    assert client.delete(f"/v1/jobs/{job_id}", headers={"X-API-Key": first}).status_code == 204
+    assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": first}).status_code == 404
 
 
-def test_keys_are_required_once_one_exists(keyed: Keyed, clip: bytes) -> None:
-    client, first, _ = keyed
-    for headers in ({}, {"Authorization": "Bearer tfk_00000000_wrong"}, {"X-API-Key": first + "x"}):
-        answer = client.post("/v1/analyze", content=clip, headers=headers)
+def test_the_result_cache_never_answers_one_key_with_another_keys_report(keyed: Keyed) -> None:
+    from tests.support.hostile import jpeg
+
+    image = jpeg(mediagen.face_photo()[::4, ::4])
+    client, first, second = keyed.client, keyed.first, keyed.second
+    mine = client.post("/v1/analyze?name=leak-source.jpg", content=image, headers={"X-API-Key": first})
+    again = client.post("/v1/analyze", content=image, headers={"X-API-Key": first})
+    theirs = client.post("/v1/analyze?name=b.jpg", content=image, headers={"X-API-Key": second})
+    assert [r.headers["x-trueframe-cache"] for r in (mine, again, theirs)] == ["miss", "hit", "miss"]
+    assert theirs.json()["media"]["name"] == "b.jpg", "another key's file name must not show"
+
+
+def test_keys_are_required_once_one_exists(tmp_path: Path, clip: bytes) -> None:
+    settings = make_settings(tmp_path / "data", tmp_path / "weights")
+    with fake_service(settings) as service:
+        client = service.client
+        open_job = client.post("/v1/analyze?frames=2", content=clip)  # open: no key exists yet
+        assert open_job.status_code == 202
+        assert poll_job(client, open_job.json()["job_id"], timeout=30)["status"] == "succeeded"
+        token = create_key(service.store, "late").token
+        for headers in ({}, {"Authorization": "Bearer tfk_00000000_wrong"}, {"X-API-Key": token + "x"}):
+            answer = client.post("/v1/analyze?frames=3", content=clip, headers=headers)
+            assert answer.status_code == 401
+            assert error_of(answer)["code"] == "unauthorized"
+        assert client.get("/v1/jobs/job_whatever").status_code == 401
+        assert client.get("/healthz").status_code == 200  # operations endpoints stay open
+        accepted = client.post("/v1/analyze?frames=3", content=clip, headers={"X-API-Key": token})
+        assert accepted.status_code == 202
+        job = poll_job(client, accepted.json()["job_id"], timeout=30, headers={"X-API-Key": token})
+        assert job["status"] == "succeeded"
+        assert [c.options.frames for c in service.analyzer.calls] == [2, 3], "401s never reach it"
+
+
+def test_keys_are_required_when_configured_even_before_one_exists(tmp_path: Path, clip: bytes) -> None:
+    settings = make_settings(tmp_path / "data", tmp_path / "weights", api_keys_required=True)
+    with fake_service(settings) as service:
+        answer = service.client.post("/v1/analyze", content=clip)
         assert answer.status_code == 401
-        assert error_of(answer)["code"] == "unauthorized"
-    assert client.get("/v1/jobs/job_whatever").status_code == 401
-    assert client.get("/healthz").status_code == 200  # operations endpoints stay open
+        assert service.client.post("/v1/session").status_code == 401
 
 
 def test_the_form_session_is_bound_to_a_key_given_once(keyed: Keyed, clip: bytes) -> None:
-    client, first, second = keyed
+    client, first, second = keyed.client, keyed.first, keyed.second
     assert client.post("/v1/session").status_code == 401  # no free session while keys exist
     started = client.post("/v1/session", headers={"Authorization": f"Bearer {first}"})
     assert started.status_code == 204
@@ -125,7 +170,7 @@ def test_the_form_session_is_bound_to_a_key_given_once(keyed: Keyed, clip: bytes
     posted = client.post("/v1/analyze?name=c.mp4", content=clip)  # the cookie alone authorises
     assert posted.status_code == 202, posted.text
     job_id = posted.json()["job_id"]
-    assert client.get(f"/v1/jobs/{job_id}").status_code == 200
+    assert poll_job(client, job_id, timeout=30)["status"] == "succeeded"
     assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": first}).status_code == 200
     assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": second}).status_code == 404
     cross_site = client.delete(f"/v1/jobs/{job_id}", headers={"Origin": "https://evil.example"})
@@ -135,11 +180,27 @@ def test_the_form_session_is_bound_to_a_key_given_once(keyed: Keyed, clip: bytes
     assert client.get(f"/v1/jobs/{job_id}").status_code == 401
 
 
+def test_a_revoked_key_loses_access_to_its_jobs(keyed: Keyed, clip: bytes) -> None:
+    client, first = keyed.client, keyed.first
+    job_id = client.post("/v1/analyze", content=clip, headers={"X-API-Key": first}).json()["job_id"]
+    assert revoke_key(keyed.service.store, first.split("_")[1])
+    answer = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": first})
+    assert answer.status_code == 401
+    assert error_of(answer)["code"] == "unauthorized"
+
+
+def test_a_revoked_key_ends_the_sessions_opened_with_it(keyed: Keyed, clip: bytes) -> None:
+    client, first = keyed.client, keyed.first
+    assert client.post("/v1/session", headers={"X-API-Key": first}).status_code == 204
+    job_id = client.post("/v1/analyze", content=clip).json()["job_id"]
+    assert revoke_key(keyed.service.store, first.split("_")[1])
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 401
+
+
 def test_open_service_gives_each_visitor_an_anonymous_session(tmp_path: Path, clip: bytes) -> None:
-    settings = make_settings(tmp_path / "data", tmp_path / "weights", job_workers=0)
-    store = open_store(settings)
-    app = create_app(settings, InProcessAnalyzer(settings), store)
-    with TestClient(app) as client:
+    settings = make_settings(tmp_path / "data", tmp_path / "weights")
+    with fake_service(settings) as service:
+        client = service.client
         sessions = []
         for _ in range(2):
             client.cookies.clear()
@@ -148,8 +209,8 @@ def test_open_service_gives_each_visitor_an_anonymous_session(tmp_path: Path, cl
         client.cookies.clear()
         alice, bob = sessions
         job_id = client.post("/v1/analyze?name=c.mp4", content=clip, cookies=alice).json()["job_id"]
-        assert client.get(f"/v1/jobs/{job_id}", cookies=alice).status_code == 200
+        assert poll_job(client, job_id, timeout=30, cookies=alice)["status"] == "succeeded"
         assert client.get(f"/v1/jobs/{job_id}", cookies=bob).status_code == 404
         assert client.get(f"/v1/jobs/{job_id}").status_code == 404  # anonymous is not alice either
-        create_key(store, "late")  # from now on the service is keyed: anonymous sessions stop working
+        create_key(service.store, "late")  # from now on the service is keyed: anonymous sessions stop
         assert client.get(f"/v1/jobs/{job_id}", cookies=alice).status_code == 401

@@ -17,7 +17,7 @@ from detector.media.loader import Media, MediaLoader
 from detector.media.sampling import FrameSampler
 from detector.media.sniff import sniff
 from detector.settings import LimitSettings, Settings
-from tests import mediagen
+from tests.support import mediagen
 
 LOSSLESS = {"png", "webp", "bmp", "tiff"}
 SAVE_OPTIONS: dict[str, dict[str, object]] = {"webp": {"lossless": True}, "jpeg": {"quality": 95}}
@@ -68,7 +68,7 @@ def test_every_image_format_is_sniffed_and_decoded(fmt: str, picture: np.ndarray
     assert (media.info.width, media.info.height) == (96, 72)
     assert media.info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert media.name == "upload.bin"
-    image = loader.decode_image(media)
+    image, _ = loader.decode_image(media)
     assert image.shape == (72, 96, 3)
     assert image.dtype == np.uint8
     assert image.flags.c_contiguous
@@ -155,7 +155,7 @@ def test_big_endian_tiff_16_bit_is_scaled_to_8_bits() -> None:
     grey = np.arange(0, 256 * 24, dtype=np.uint16).reshape(48, 128) % 256
     data = encoded(Image.frombytes("I;16B", (128, 48), (grey * 257).astype(">u2").tobytes()), "tiff")
     assert data[:4] == b"MM\0*"
-    image = MediaLoader().decode_image(MediaLoader().load(data))
+    image, _ = MediaLoader().decode_image(MediaLoader().load(data))
     assert np.array_equal(image, np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2))
 
 
@@ -165,7 +165,7 @@ def test_exif_rotated_jpeg_is_turned_upright(picture: np.ndarray) -> None:
     loader = MediaLoader()
     media = loader.load(encoded(picture, "jpeg", quality=95, exif=exif))
     assert (media.info.width, media.info.height) == (72, 96)
-    image = loader.decode_image(media).astype(int)
+    image = loader.decode_image(media)[0].astype(int)
     right = np.abs(image - np.rot90(picture, k=-1)).mean()
     wrong = np.abs(image - np.rot90(picture, k=1)).mean()
     assert right < 8 < wrong
@@ -195,7 +195,7 @@ def test_modes_are_converted_to_rgb(
     image: Image.Image, fmt: str, check: Callable[[np.ndarray], bool]
 ) -> None:
     loader = MediaLoader()
-    decoded = loader.decode_image(loader.load(encoded(image, fmt)))
+    decoded, _ = loader.decode_image(loader.load(encoded(image, fmt)))
     assert decoded.shape == (32, 32, 3)
     assert decoded.dtype == np.uint8
     assert check(decoded)
@@ -206,7 +206,7 @@ def test_animated_gif_gives_its_first_frame() -> None:
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100)
     loader = MediaLoader()
-    decoded = loader.decode_image(loader.load(buf.getvalue()))
+    decoded, _ = loader.decode_image(loader.load(buf.getvalue()))
     assert (decoded[..., 0] > 200).all()
     assert (decoded[..., 2] < 50).all()
 

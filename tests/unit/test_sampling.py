@@ -17,7 +17,7 @@ from detector.errors import InvalidRequest, NoFramesDecoded
 from detector.media import sampling
 from detector.media.loader import Media, MediaLoader
 from detector.media.sampling import FrameSample, FrameSampler, to_rgb_upright
-from tests import mediagen
+from tests.support import mediagen
 
 GOP = {"crf": "23", "preset": "ultrafast", "bf": "3", "g": "12", "keyint_min": "12"}
 
@@ -75,7 +75,7 @@ def expected(media: Media, reference: list[av.VideoFrame], n: int) -> list[av.Vi
 def assert_matches(sample: FrameSample, reference: list[av.VideoFrame]) -> None:
     assert [f.timestamp for f in sample.frames] == pytest.approx([f.time for f in reference], abs=1e-9)
     for got, want in zip(sample.frames, reference, strict=True):
-        assert np.array_equal(got.image, to_rgb_upright(want)), f"frame at {got.timestamp} s differs"
+        assert np.array_equal(got.image, to_rgb_upright(want)[0]), f"frame at {got.timestamp} s differs"
 
 
 @pytest.mark.parametrize("kind", ["mp4", "mp4-open-gop", "mkv", "webm", "avi"])
@@ -107,22 +107,60 @@ def test_default_count_comes_from_settings(clips: dict[str, Path]) -> None:
         FrameSampler().sample(media, 0)
 
 
-def test_seeks_instead_of_decoding_every_frame(
-    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    decoded = 0
-    original = sampling._Cursor._decode
-
-    def counting(self: sampling._Cursor) -> Iterator[av.VideoFrame]:
-        nonlocal decoded
-        for frame in original(self):
-            decoded += 1
-            yield frame
-
-    monkeypatch.setattr(sampling._Cursor, "_decode", counting)
+def test_seeks_instead_of_decoding_every_frame(clips: dict[str, Path]) -> None:
     media = MediaLoader().load(clips["mp4"])  # 120 frames, a keyframe every 12
-    assert len(FrameSampler().sample(media, 4).frames) == 4
-    assert 4 <= decoded <= 4 * 12 + 8
+    sample = FrameSampler().sample(media, 4)
+    assert len(sample.frames) == 4
+    assert 4 <= sample.stats.decoded <= 4 * 12 + 8
+    assert len(set(sample.stats.pts)) == len(sample.stats.pts), "a frame was decoded twice"
+
+
+@pytest.fixture(scope="module")
+def long_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 frames with B-frames and a keyframe every 100 (long GOP, keyframe dts < pts)."""
+    options = {
+        "crf": "30",
+        "preset": "ultrafast",
+        "g": "100",
+        "keyint_min": "100",
+        "sc_threshold": "0",
+        "bf": "3",
+    }
+    frames = moving_face(300, (96, 64))
+    return mediagen.write_video(tmp_path_factory.mktemp("gop") / "long.mp4", frames, options=options)
+
+
+def test_decode_plan_on_a_long_gop_clip(long_gop: Path) -> None:
+    """Targets at frames 37, 112, 187 and 262: decode 0-37, seek to 100 and decode on to 187 (the
+    next target shares the GOP), seek to 200 for 262; never a frame twice, nothing after the last."""
+    media = MediaLoader().load(long_gop)
+    sample = FrameSampler().sample(media, 4)
+    assert_matches(sample, expected(media, sequential(media), 4))
+    stats = sample.stats
+    assert stats.seeks == 3
+    assert len(set(stats.pts)) == len(stats.pts), "a frame was decoded twice"
+    planned = 38 + (188 - 100) + (263 - 200)
+    assert planned <= stats.decoded <= planned + 3 * 4, stats.decoded  # B-frame look-ahead per stop
+    assert stats.decoded < 300 * 0.75
+
+
+@pytest.mark.parametrize("n", [5, 9, 12, 25, 33])
+def test_targets_between_a_keyframes_dts_and_pts_decode_nothing_twice(clips: dict[str, Path], n: int) -> None:
+    """With B-frames a keyframe's dts precedes its pts; targets in that gap belong to the GOP before."""
+    media = MediaLoader().load(clips["mp4"])
+    sample = FrameSampler().sample(media, n)
+    assert_matches(sample, expected(media, sequential(media), n))
+    assert len(set(sample.stats.pts)) == len(sample.stats.pts), "a frame was decoded twice"
+    assert sample.stats.decoded <= 120
+
+
+def test_keyframes_mode_decodes_one_frame_per_target(long_gop: Path) -> None:
+    media = MediaLoader().load(long_gop)
+    sample = FrameSampler().sample(media, 4, mode="keyframes")
+    assert sample.mode == "keyframes"
+    assert [round(f.timestamp * 25) for f in sample.frames] == [0, 100, 200]  # one keyframe per GOP
+    assert sample.stats.decoded <= 3 * 4
+    assert any("keyframes mode" in w for w in sample.warnings)
 
 
 def test_timestamps_are_segment_centres() -> None:

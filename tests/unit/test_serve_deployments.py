@@ -2,17 +2,26 @@
 
 (Serve's ``_local_testing_mode`` cannot run ``@serve.batch`` methods called from another deployment
 in Ray 2.60: the batch queue asks for a replica context that only real replicas have. The analyzer
-over the deployments is tested against the real app in ``test_serve_app.py``.)"""
+over the deployments is tested against the real app in ``tests/e2e/test_serve_app.py``.)"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from detector.errors import InvalidRequest
-from detector.settings import Settings
+from detector.settings import (
+    FaceSettings,
+    FusionSettings,
+    LimitSettings,
+    ProvenanceSettings,
+    SamplingSettings,
+    Settings,
+)
 from serving.ray.app import DEPLOYMENTS, ServeConfig, _deployment, load_config
 
 CORES = 2.0  # the development machine: every replica must fit, or serve.run waits forever
@@ -26,10 +35,28 @@ def test_shipped_config_names_every_deployment_and_fits_on_two_cores() -> None:
     )
     assert cpus <= CORES - 0.25, "leave room for the Serve controller and proxy"
     assert config.deployments["ingress"]["num_replicas"] == 1, "one job worker per SQLite store"
-    for batched in ("faces", "face_model", "synthetic_model"):
-        user = config.deployments[batched]["user_config"]
-        assert user["max_batch_size"] >= 1
-        assert user["batch_wait_timeout_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "method"), [("faces", "detect"), ("face_model", "predict"), ("synthetic_model", "predict")]
+)
+def test_shipped_batch_settings_reach_the_batched_method_and_can_fill(name: str, method: str) -> None:
+    """A batch larger than ``max_ongoing_requests`` could never fill: every call would wait it out."""
+    from serving.ray import deployments
+
+    options = load_config().deployments[name]
+    user = options["user_config"]
+    assert set(user) == {"max_batch_size", "batch_wait_timeout_s"}
+    assert 1 < user["max_batch_size"] <= options["max_ongoing_requests"]
+    assert 0 < user["batch_wait_timeout_s"] < 1, "a long wait would be latency on every single request"
+    classes = {"faces": deployments.FaceDeployment, "face_model": deployments.FaceModelDeployment}
+    classes["synthetic_model"] = deployments.SyntheticModelDeployment
+    replica: Any = object.__new__(cast(Any, classes[name]).func_or_class)  # no model is built
+    batched = getattr(replica, method)
+    for config in ({"max_batch_size": 3, "batch_wait_timeout_s": 0.5}, user):  # the shipped one last
+        replica.reconfigure(config)
+        assert batched._get_max_batch_size() == config["max_batch_size"]
+        assert batched._get_batch_wait_timeout_s() == config["batch_wait_timeout_s"]
 
 
 def test_shipped_config_is_also_a_valid_ray_serve_deploy_config() -> None:
@@ -96,11 +123,37 @@ def test_user_config_sets_batching_live_and_refuses_thresholds() -> None:
         replica.reconfigure({"max_batch": 4})
 
 
+def _keys_and_words(node: Any) -> Iterator[str]:
+    """Every mapping key and every word of every string anywhere in a parsed YAML document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from _keys_and_words(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keys_and_words(value)
+    elif isinstance(node, str):
+        yield from re.findall(r"[A-Za-z_][A-Za-z0-9_]*", node)
+
+
 def test_shipped_serve_config_carries_no_thresholds() -> None:
-    from serving.ray.app import load_config
+    """Thresholds come from the TRUEFRAME_* settings only: nowhere in the YAML (user_config,
+    runtime_env variables, application args), so Ray and in-process always answer alike."""
+    import yaml
+
+    from serving.ray.app import DEFAULT_CONFIG
 
     for name, options in load_config().deployments.items():
         assert set(options.get("user_config") or {}) <= {"max_batch_size", "batch_wait_timeout_s"}, name
+    doc = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    words = set(_keys_and_words(doc))
+    tunable = {
+        *FaceSettings.model_fields, *FusionSettings.model_fields, *SamplingSettings.model_fields,
+        *ProvenanceSettings.model_fields, *LimitSettings.model_fields,
+    } - {"batch_size"}  # fmt: skip
+    assert words & tunable == set()
+    assert not [w for w in words if w.upper().startswith("TRUEFRAME_")]
+    assert all(app.get("args") in ({}, None) for app in doc["applications"])
 
 
 def test_serve_address_comes_from_flags_then_environment_then_config(

@@ -110,19 +110,20 @@ def test_purge_deletes_expired_reports_only(store: JobStore) -> None:
     for job_id, ttl in ((old, 10.0), (fresh, 3600.0)):
         store.claim(job_id)
         store.finish(job_id, "succeeded", ttl, report={"n": 1})
-    store.cache_report("cd" * 32, "k1", {"n": 2})
+    store.cache_report("cd" * 32, "k1", "key:a", {"n": 2})
     purged = store.purge(now=time.time() + 60, cache_ttl_s=3600)
     assert purged == 1
     assert not store.query("SELECT 1 FROM jobs WHERE id=?", (old,))
     assert store.get(fresh) is not None
     assert store.get(waiting) is not None  # queued jobs never expire
-    assert store.cached_report("cd" * 32, "k1") == {"n": 2}
+    assert store.cached_report("cd" * 32, "k1", "key:a") == {"n": 2}
     store.purge(now=time.time() + 7200, cache_ttl_s=3600)
-    assert store.cached_report("cd" * 32, "k1") is None
+    assert store.cached_report("cd" * 32, "k1", "key:a") is None
 
 
-def test_cache_is_keyed_by_content_and_result_key(store: JobStore) -> None:
-    store.cache_report("ef" * 32, "key-a", {"score": 0.2})
-    assert store.cached_report("ef" * 32, "key-a") == {"score": 0.2}
-    assert store.cached_report("ef" * 32, "key-b") is None
-    assert store.cached_report("00" * 32, "key-a") is None
+def test_cache_is_keyed_by_content_result_key_and_owner(store: JobStore) -> None:
+    store.cache_report("ef" * 32, "key-a", "key:a", {"score": 0.2})
+    assert store.cached_report("ef" * 32, "key-a", "key:a") == {"score": 0.2}
+    assert store.cached_report("ef" * 32, "key-b", "key:a") is None
+    assert store.cached_report("00" * 32, "key-a", "key:a") is None
+    assert store.cached_report("ef" * 32, "key-a", "key:b") is None, "never another owner's report"

@@ -67,7 +67,7 @@ def test_utk_tags_and_audit_split() -> None:
 
 
 def _pool(n: int, label: int) -> FacePool:
-    from tests.mediagen import face_photo
+    from tests.support.mediagen import face_photo
 
     photo = face_photo()[40:264, 150:374]
     lm = np.stack(np.meshgrid(np.linspace(70, 150, 17), np.linspace(60, 170, 4)), -1).reshape(-1, 2)[:68]

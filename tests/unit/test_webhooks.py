@@ -1,19 +1,16 @@
-"""Job callbacks: HMAC signature, URL rules, retry with backoff, and delivery by the running service."""
+"""Job callbacks: HMAC signature, URL rules, retry with backoff, and delivery by the running service
+(over the fake analyzer; the same over the real pipeline is in ``tests/integration/test_api.py``)."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from pathlib import Path
 
-import httpx
 import pytest
-from PIL import Image
 
-from detector.errors import InvalidRequest
+from detector.errors import InvalidRequest, WeightsMissing
 from detector.settings import ServeSettings
-from serving.analyzer import InProcessAnalyzer
 from serving.auth.keys import create_key
 from serving.jobs.webhooks import (
     SIGNATURE_HEADER,
@@ -23,20 +20,23 @@ from serving.jobs.webhooks import (
     sign,
     verify,
 )
-from tests import mediagen
-from tests.servicekit import (
-    live_server,
+from tests.support import mediagen
+from tests.support.fake_analyzer import FakeAnalyzer
+from tests.support.hostile import jpeg
+from tests.support.servicekit import (
+    error_of,
+    fake_service,
     make_settings,
-    mesonet_weights_dir,
     open_store,
     poll_job,
+    wait_until,
     webhook_sink,
 )
 
 
 @pytest.fixture(scope="module")
-def mesonet_weights(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return mesonet_weights_dir(shared_data, tmp_path_factory.getbasetemp())
+def face_jpeg() -> bytes:
+    return jpeg(mediagen.face_photo()[::4, ::4])
 
 
 def test_signature_covers_timestamp_and_body() -> None:
@@ -79,34 +79,76 @@ def test_delivery_retries_after_a_failure_then_stops() -> None:
         assert len(sink.deliveries) == 3  # webhook_max_attempts
 
 
-@pytest.mark.shared_data
-@pytest.mark.slow
-def test_service_posts_the_signed_final_job_and_retries(mesonet_weights: Path, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "data", mesonet_weights, callback_allow_private=True)
+def test_service_posts_the_signed_final_job_and_retries(tmp_path: Path, face_jpeg: bytes) -> None:
+    settings = make_settings(tmp_path / "data", tmp_path / "weights", callback_allow_private=True)
     store = open_store(settings)
     key = create_key(store, "hooks")
-    buf = io.BytesIO()
-    Image.fromarray(mediagen.face_photo()[::2, ::2]).save(buf, format="JPEG", quality=90)
-    analyzer = InProcessAnalyzer(settings)
-    with webhook_sink([500]) as sink, live_server(settings, analyzer, store) as url:
-        client = httpx.Client(base_url=url, headers={"X-API-Key": key.token}, timeout=120)
+    store.close()
+    with webhook_sink([500]) as sink, fake_service(settings) as service:
+        client = service.client
+        client.headers["X-API-Key"] = key.token
         posted = client.post(
-            "/v1/analyze", params={"name": "a.jpg", "callback_url": sink.url}, content=buf.getvalue()
+            "/v1/analyze", params={"name": "a.jpg", "callback_url": sink.url}, content=face_jpeg
         )
         assert posted.status_code == 202, posted.text  # a callback makes even an image a job
-        job = poll_job(client, posted.json()["job_id"])
+        job = poll_job(client, posted.json()["job_id"], timeout=30)
         assert job["status"] == "succeeded", job
         deliveries = sink.wait_for(2)
-        assert len(deliveries) == 2  # the first answer was 500: retried
+        assert [d.headers["X-Trueframe-Attempt"] for d in deliveries] == ["1", "2"]  # 500 first: retried
         for delivery in deliveries:
             headers = delivery.headers
+            assert headers["X-Trueframe-Job"] == job["job_id"]
             assert verify(
                 key.webhook_secret, headers[TIMESTAMP_HEADER], delivery.body, headers[SIGNATURE_HEADER]
             )
         sent = json.loads(deliveries[-1].body)
-        assert sent["job_id"] == job["job_id"]
-        assert sent["status"] == "succeeded"
-        assert sent["report"]["media"]["kind"] == "image"
-        refused = client.post("/v1/analyze", params={"callback_url": "ftp://x/"}, content=buf.getvalue())
+        assert (sent["job_id"], sent["status"]) == (job["job_id"], "succeeded")
+        assert sent["report"] == job["report"]
+        assert wait_until(lambda: service.store.query(
+            "SELECT callback_state FROM jobs WHERE id=?", (job["job_id"],)
+        )[0][0] == "delivered")  # fmt: skip
+        refused = client.post("/v1/analyze", params={"callback_url": "ftp://x/"}, content=face_jpeg)
         assert refused.status_code == 400
-        assert refused.json()["error"]["code"] == "invalid_request"
+        assert error_of(refused)["code"] == "invalid_request"
+
+
+def test_a_failed_job_is_posted_with_its_error(tmp_path: Path, face_jpeg: bytes) -> None:
+    settings = make_settings(tmp_path / "data", tmp_path / "weights", callback_allow_private=True)
+    store = open_store(settings)
+    key = create_key(store, "hooks")
+    store.close()
+    analyzer = FakeAnalyzer(settings, error=WeightsMissing("import the weights first"))
+    with webhook_sink() as sink, fake_service(settings, analyzer) as service:
+        client = service.client
+        posted = client.post(
+            "/v1/analyze",
+            params={"callback_url": sink.url},
+            content=face_jpeg,
+            headers={"X-API-Key": key.token},
+        )
+        assert posted.status_code == 202, posted.text
+        (delivery,) = sink.wait_for(1)
+    sent = json.loads(delivery.body)
+    assert sent["status"] == "failed"
+    assert sent["error"] == {"code": "weights_missing", "message": "import the weights first"}
+    headers = delivery.headers
+    assert verify(key.webhook_secret, headers[TIMESTAMP_HEADER], delivery.body, headers[SIGNATURE_HEADER])
+
+
+def test_a_callback_needs_a_secret_to_sign_with(tmp_path: Path, face_jpeg: bytes) -> None:
+    settings = make_settings(tmp_path / "data", tmp_path / "weights", callback_allow_private=True)
+    with webhook_sink() as sink, fake_service(settings) as service:
+        anonymous = service.client.post("/v1/analyze", params={"callback_url": sink.url}, content=face_jpeg)
+        assert anonymous.status_code == 400
+        assert "API key" in error_of(anonymous)["message"]
+        assert service.analyzer.calls == []
+
+
+def test_private_callback_targets_are_refused_by_default(tmp_path: Path, face_jpeg: bytes) -> None:
+    settings = make_settings(tmp_path / "data", tmp_path / "weights", webhook_secret="whsec_service")
+    with fake_service(settings) as service:
+        refused = service.client.post(
+            "/v1/analyze", params={"callback_url": "http://127.0.0.1:9/hook"}, content=face_jpeg
+        )
+        assert refused.status_code == 400
+        assert "non-public" in error_of(refused)["message"]

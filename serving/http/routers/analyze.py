@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -56,7 +57,7 @@ async def analyze(
     upload = await read_upload(request, name)
     media: Media = await off_loop(MediaLoader(state.settings.limits).load, upload.data, upload.name)
     options = Options(frames=frames, heatmaps=heatmaps)
-    key = await off_loop(result_key, state.settings, options)
+    key = await off_loop(result_key, state.settings, options, media.info.kind)
     cached = await off_loop(state.store.cached_report, media.info.sha256, key, caller.owner)
     if cached is not None:
         state.metrics.cache_hits.inc()
@@ -94,10 +95,12 @@ async def _image(
     if cached is not None:
         return JSONResponse(cached, headers={"X-Trueframe-Cache": "hit"})
     state.sync_inflight += 1
+    started = time.perf_counter()
     try:
         report = await state.analyzer.analyze(media.data, name, options)
     finally:
         state.sync_inflight -= 1
+    state.metrics.analyses.labels("image").observe(time.perf_counter() - started)
     body = json.loads(report.to_json())
     await off_loop(state.store.cache_report, media.info.sha256, *cache, body)
     return JSONResponse(body, headers={"X-Trueframe-Cache": "miss"})

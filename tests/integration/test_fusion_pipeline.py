@@ -1,0 +1,80 @@
+"""Fusion through the real pipeline: a medium without face or manifest, the shipped models and fusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.report.schema import SCHEMA_VERSION
+from detector.scoring.fusion.fit import dump_parameters
+from detector.scoring.fusion.rules import FusionParameters, load_parameters
+from tests.support import mediagen
+from tests.support.fusion_params import make_params
+
+
+@pytest.fixture(scope="module")
+def params() -> FusionParameters:
+    return make_params()
+
+
+# --- end to end: the report of an item with no face and no manifest -------------------------------
+
+
+def test_report_without_face_or_manifest_is_out_of_scope(tmp_path: Path, params: FusionParameters) -> None:
+    from detector.pipeline import Pipeline
+    from detector.settings import FusionSettings, ModelSettings, Settings
+
+    fusion_file = tmp_path / "fusion.toml"
+    fusion_file.write_text(dump_parameters(params.model_copy(update={"face_model": "meso4.df"})))
+    settings = Settings(
+        models=ModelSettings(face_model="meso4.df", synthetic_model=None, weights_dir=tmp_path / "weights"),
+        fusion=FusionSettings(fusion_file=fusion_file),
+    )
+    rng = np.random.default_rng(5)
+    sky = np.linspace(90, 200, 240)[:, None, None] + rng.normal(0, 6, (240, 320, 3))
+    path = mediagen.write_image(tmp_path / "landscape.png", np.clip(sky, 0, 255).astype(np.uint8), "png")
+    report = Pipeline(settings).analyze(path)
+    assert report.schema_version == SCHEMA_VERSION
+    assert report.provenance is not None
+    assert report.provenance.state == "absent"
+    assert report.score.verdict in ("out_of_scope", "uncertain")
+    assert report.score.authenticity is None
+    assert report.score.calibrated
+    assert "no face" in report.score.summary.lower()
+    assert report.frames
+    assert report.frames[0].synthetic_logit is None
+
+
+def test_shipped_models_and_fusion_end_to_end(tmp_path: Path) -> None:
+    """The default models with the shipped weights/fusion.toml: calibrated, both pixel signals used."""
+    from detector.pipeline import Pipeline
+    from detector.settings import Settings
+
+    settings = Settings()
+    params = load_parameters()
+    assert (params.face_model, params.synthetic_model) == (
+        settings.models.face_model,
+        settings.models.synthetic_model,
+    )
+    pipeline = Pipeline(settings)
+    rng = np.random.default_rng(6)
+    sky = np.linspace(90, 200, 240)[:, None, None] + rng.normal(0, 6, (240, 320, 3))
+    no_face = mediagen.write_image(tmp_path / "sky.png", np.clip(sky, 0, 255).astype(np.uint8), "png")
+    report = pipeline.analyze(no_face)
+    signals = {s.name: s for s in report.score.signals}
+    assert not signals["face_model"].present
+    assert signals["face_model"].contribution is None
+    assert signals["synthetic_model"].present
+    assert report.score.calibrated
+    assert report.score.verdict != "out_of_scope"
+    assert report.frames[0].synthetic_score is not None
+    face = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
+    report = pipeline.analyze(face)
+    signals = {s.name: s for s in report.score.signals}
+    assert signals["face_model"].present
+    assert signals["synthetic_model"].present
+    total = sum(s.contribution for s in report.score.signals if s.contribution is not None)
+    assert report.score.logit == pytest.approx(total)
+    assert {m.name for m in report.models} == {settings.models.face_model, settings.models.synthetic_model}

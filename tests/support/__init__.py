@@ -1,0 +1,1 @@
+"""Helpers shared by the test folders (generated media, signing, services, fakes); no tests here."""

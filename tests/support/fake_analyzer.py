@@ -1,0 +1,171 @@
+"""A fake :class:`serving.analyzer.Analyzer`: no torch, no model, no ``../shared/data``.
+
+It probes the upload with the real :class:`~detector.media.loader.MediaLoader` (PIL and PyAV only,
+so hostile input fails with the same typed errors as the real analyzer), reports progress at the
+same points as :mod:`detector.stages`, and returns a valid :class:`~detector.report.schema.Report`
+built directly from the pydantic models, with one face per sampled frame. Configurable: a delay,
+an exception to raise (typed or not), a ``hold`` event the analysis waits for, the score, and
+what ``ready()`` answers. Every call is recorded in ``calls``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from detector.media.loader import MediaInfo, MediaLoader
+from detector.report.schema import (
+    FaceBox,
+    FaceTrackReport,
+    FrameReport,
+    MediaSection,
+    ModelUse,
+    Report,
+    Score,
+    Signal,
+    Verdict,
+)
+from detector.settings import Settings
+from detector.stages import PROGRESS, Options
+from serving.analyzer import ProgressCallback
+from serving.offload import off_loop
+
+BANDS: tuple[tuple[float, Verdict], ...] = (
+    (0.1, "authentic"),
+    (0.3, "likely_authentic"),
+    (0.7, "uncertain"),
+    (0.9, "likely_manipulated"),
+)
+FAKE_VERSION = "0.0.0+fake"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One ``analyze`` call as the fake saw it."""
+
+    name: str | None
+    sha256: str
+    kind: str
+    options: Options
+
+
+def verdict_of(manipulated: float) -> Verdict:
+    """The band of ``manipulated`` (fixed test bands 0.1 / 0.3 / 0.7 / 0.9)."""
+    return next((v for bound, v in BANDS if manipulated < bound), "manipulated")
+
+
+def progress_steps(frames: int) -> list[tuple[float, dict[str, Any]]]:
+    """The progress calls of one analysis: the stage points of :data:`detector.stages.PROGRESS`."""
+    return [
+        (PROGRESS["media"], {"stage": "media"}),
+        (PROGRESS["faces"], {"stage": "faces", "frames_sampled": frames}),
+        (PROGRESS["models"], {"stage": "models", "faces_found": frames, "face_tracks": 1}),
+        (PROGRESS["report"], {"stage": "report"}),
+    ]
+
+
+def fake_report(
+    info: MediaInfo, name: str | None, frames: int, manipulated: float, face_model: str
+) -> Report:
+    """A valid report of ``info``: one face per frame in one track, the score ``manipulated``."""
+    logit = math.log(manipulated / (1.0 - manipulated))
+    step = (info.duration_s or 1.0) / frames
+    boxes = [
+        FaceBox(
+            frame_index=i,
+            timestamp=round(i * step, 4),
+            box=(10.0, 10.0, 60.0, 70.0),
+            probability=0.99,
+            logit=logit,
+            score=manipulated,
+        )
+        for i in range(frames)
+    ]
+    probed = {k: v for k, v in dataclasses.asdict(info).items() if k in MediaSection.model_fields}
+    signal = Signal(
+        name="face_model",
+        kind="model",
+        present=True,
+        probability=manipulated,
+        logit=logit,
+        contribution=logit,
+        sentence="the fake analyzer's face model",
+    )
+    score = Score(
+        verdict=verdict_of(manipulated),
+        authenticity=1.0 - manipulated,
+        manipulated=manipulated,
+        logit=logit,
+        pixel_manipulated=manipulated,
+        calibrated=True,
+        summary="A fake analysis.",
+        basis="the fake analyzer (no model ran)",
+        signals=[signal],
+        fusion="tests.support.fake_analyzer",
+    )
+    track = FaceTrackReport(
+        track_id=0, length=frames, mean_side=60.0, logit=logit, score=manipulated, faces=boxes
+    )
+    return Report(
+        trueframe_version=FAKE_VERSION,
+        media=MediaSection(name=name, **probed),
+        score=score,
+        frames=[
+            FrameReport(index=b.frame_index, timestamp=b.timestamp, faces=1, max_face_logit=logit)
+            for b in boxes
+        ],
+        tracks=[track],
+        models=[ModelUse(name=face_model, task="face_forgery", weights_sha256="0" * 64, licence="test")],
+        timings={"total": 0.0},
+    )
+
+
+class FakeAnalyzer:
+    """Implements the Analyzer protocol; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        manipulated: float = 0.2,
+        delay_s: float = 0.0,
+        error: Exception | None = None,
+        hold: threading.Event | None = None,
+        ready: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.manipulated = manipulated
+        self.delay_s = delay_s
+        self.error = error
+        self.hold = hold
+        self.is_ready = ready
+        self.calls: list[Call] = []
+        self.started = threading.Event()  # set when an analysis has made its progress calls
+
+    async def analyze(
+        self, data: bytes, name: str | None, options: Options, progress: ProgressCallback | None = None
+    ) -> Report:
+        media = await off_loop(MediaLoader(self.settings.limits).load, data, name)
+        info = media.info
+        self.calls.append(Call(name, info.sha256, info.kind, options))
+        frames = 1 if info.kind == "image" else options.frames or self.settings.sampling.frames
+        found: dict[str, Any] = {}
+        for fraction, partial in progress_steps(frames):
+            found.update(partial)  # cumulative, like detector.stages
+            if progress is not None:
+                await progress(fraction, dict(found))
+        self.started.set()
+        while self.hold is not None and not self.hold.is_set():
+            await asyncio.sleep(0.01)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+        return fake_report(info, name, frames, self.manipulated, self.settings.models.face_model)
+
+    async def ready(self) -> bool:
+        return self.is_ready

@@ -1,0 +1,20 @@
+"""Reading the third-party C2PA fixtures the way the pipeline reads media."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from detector.errors import UnsupportedMediaType
+from detector.media.sniff import HEAD_BYTES, sniff
+from detector.provenance.reader import ProvenanceReader
+from detector.provenance.types import ProvenanceReport
+
+
+def read_fixture(reader: ProvenanceReader, path: Path) -> ProvenanceReport:
+    """Read like the pipeline does: bytes plus the sniffed MIME (None for non-media such as PDF)."""
+    data = path.read_bytes()
+    try:
+        mime: str | None = sniff(data[:HEAD_BYTES])[2]
+    except UnsupportedMediaType:
+        mime = None
+    return reader.read(data, mime, path.name)

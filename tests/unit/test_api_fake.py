@@ -1,0 +1,227 @@
+"""The HTTP API and the job runner over the fake analyzer: no torch analysis, no model, no shared data.
+
+Image answered then cached, video jobs with progress and partial results, ``?wait=true``, analyzer
+errors as failed jobs, the queue limit, readiness, a restart. Access and webhooks: ``test_keys.py`` and
+``test_webhooks.py``; the same API over the real pipeline: ``tests/integration/test_api.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detector.errors import CorruptMedia, WeightsMissing
+from detector.report.schema import Report
+from detector.settings import Settings
+from detector.stages import PROGRESS, Options
+from tests.support import mediagen
+from tests.support.fake_analyzer import FakeAnalyzer
+from tests.support.hostile import jpeg
+from tests.support.servicekit import FakeService, error_of, fake_service, make_settings, poll_job, wait_job
+
+
+def settings_for(tmp_path: Path, **serve: Any) -> Settings:
+    return make_settings(tmp_path / "data", tmp_path / "weights", **serve)
+
+
+@pytest.fixture(scope="module")
+def face_jpeg() -> bytes:
+    return jpeg(mediagen.face_photo()[::4, ::4])
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("clip") / "c.mp4"
+    return mediagen.write_face_clip(path, n_frames=12, size=(64, 48)).read_bytes()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[FakeService]:
+    with fake_service(settings_for(tmp_path)) as running:
+        yield running
+
+
+def test_image_is_answered_with_its_report_then_from_cache(service: FakeService, face_jpeg: bytes) -> None:
+    client = service.client
+    first = client.post("/v1/analyze", files={"file": ("face.jpg", face_jpeg, "image/jpeg")})
+    assert first.status_code == 200, first.text
+    assert first.headers["x-trueframe-cache"] == "miss"
+    report = Report.model_validate(first.json())
+    assert (report.media.kind, report.media.name, len(report.tracks)) == ("image", "face.jpg", 1)
+    again = client.post("/v1/analyze?name=other.jpg", content=face_jpeg)  # raw body, same bytes
+    assert again.status_code == 200
+    assert again.headers["x-trueframe-cache"] == "hit"
+    assert again.json() == first.json()
+    assert len(service.analyzer.calls) == 1, "a cache hit must not analyse again"
+    assert "trueframe_cache_hits_total 1.0" in client.get("/metrics").text
+    heat = client.post("/v1/analyze?heatmaps=true", content=face_jpeg)  # other options: another key
+    assert heat.headers["x-trueframe-cache"] == "miss"
+    assert [c.options for c in service.analyzer.calls] == [Options(), Options(heatmaps=True)]
+
+
+def test_video_job_reports_progress_and_partial_results_then_its_report(tmp_path: Path, clip: bytes) -> None:
+    settings = settings_for(tmp_path)
+    hold = threading.Event()
+    with fake_service(settings, FakeAnalyzer(settings, hold=hold)) as service:
+        client = service.client
+        posted = client.post("/v1/analyze?name=clip.mp4&frames=3", content=clip)
+        assert posted.status_code == 202, posted.text
+        body = posted.json()
+        assert body["status"] in {"queued", "running"}
+        assert posted.headers["location"] == body["links"]["self"] == f"/v1/jobs/{body['job_id']}"
+        running = wait_job(client, body["job_id"], lambda j: j["progress"] == PROGRESS["report"])
+        assert running["status"] == "running"
+        assert running["report"] is None
+        partial = running["partial"]
+        assert partial == {"stage": "report", "frames_sampled": 3, "faces_found": 3, "face_tracks": 1}
+        hold.set()
+        job = poll_job(client, body["job_id"], timeout=30)
+    assert job["status"] == "succeeded", job
+    assert job["progress"] == 1.0
+    assert job["error"] is None
+    assert job["_progress_seen"] == sorted(job["_progress_seen"])
+    report = Report.model_validate(job["report"])
+    assert (report.media.kind, report.media.name, len(report.frames)) == ("video", "clip.mp4", 3)
+    assert service.analyzer.calls[0].options == Options(frames=3)
+    assert list(service.store.media_dir.iterdir()) == [], "media must go when the job ends"
+
+
+def test_the_same_video_again_is_a_finished_job_from_the_cache(service: FakeService, clip: bytes) -> None:
+    client = service.client
+    first = poll_job(client, client.post("/v1/analyze?frames=2", content=clip).json()["job_id"], timeout=30)
+    again = client.post("/v1/analyze?frames=2", content=clip)
+    assert again.status_code == 202
+    assert again.json()["status"] == "succeeded"
+    assert again.json()["report"] == first["report"]
+    assert len(service.analyzer.calls) == 1
+    other = poll_job(client, client.post("/v1/analyze?frames=4", content=clip).json()["job_id"], timeout=30)
+    assert len(other["report"]["frames"]) == 4
+    assert len(service.analyzer.calls) == 2, "another frame count is another result"
+
+
+def test_wait_true_returns_the_report_or_the_job_when_it_takes_too_long(tmp_path: Path, clip: bytes) -> None:
+    settings = settings_for(tmp_path, wait_timeout_s=0.5)
+    hold = threading.Event()
+    with fake_service(settings, FakeAnalyzer(settings, hold=hold)) as service:
+        client = service.client
+        slow = client.post("/v1/analyze?wait=true&frames=2", content=clip)
+        assert slow.status_code == 202, slow.text
+        assert slow.json()["status"] in {"queued", "running"}
+        hold.set()
+        poll_job(client, slow.json()["job_id"], timeout=30)
+        quick = client.post("/v1/analyze?wait=true&frames=5", content=clip)
+        assert quick.status_code == 200, quick.text
+        report = Report.model_validate(quick.json())
+        assert (report.media.kind, len(report.frames)) == ("video", 5)
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "status"),
+    [
+        (WeightsMissing("weights not imported; run trueframe weights import"), "weights_missing", 503),
+        (CorruptMedia("the stream broke at frame 3"), "corrupt_media", 422),
+        (RuntimeError("a bug with a secret path /srv/x"), "internal_error", 500),
+    ],
+    ids=["weights_missing", "corrupt_media", "untyped"],
+)
+def test_analyzer_errors_fail_the_job_with_their_code(
+    tmp_path: Path, clip: bytes, face_jpeg: bytes, error: Exception, code: str, status: int
+) -> None:
+    settings = settings_for(tmp_path)
+    with fake_service(settings, FakeAnalyzer(settings, error=error)) as service:
+        client = service.client
+        job = poll_job(client, client.post("/v1/analyze", content=clip).json()["job_id"], timeout=30)
+        assert job["status"] == "failed"
+        assert job["report"] is None
+        assert job["error"]["code"] == code
+        if code == "internal_error":
+            assert "/srv/x" not in job["error"]["message"], "an unexpected error's text stays in the log"
+        else:
+            assert job["error"]["message"] == str(error.args[0])
+        assert list(service.store.media_dir.iterdir()) == []
+        waited = client.post("/v1/analyze?wait=true&frames=3", content=clip)
+        assert waited.status_code == status
+        assert error_of(waited)["code"] == code
+        image = client.post("/v1/analyze", content=face_jpeg)
+        assert image.status_code == status
+        assert error_of(image)["code"] == code
+        service.analyzer.error = None
+        recovered = client.post("/v1/analyze", content=face_jpeg)
+        assert recovered.status_code == 200
+        assert recovered.headers["x-trueframe-cache"] == "miss", "a failure is never cached"
+
+
+def test_full_queue_answers_429_with_retry_after(tmp_path: Path, clip: bytes, face_jpeg: bytes) -> None:
+    settings = settings_for(tmp_path, job_workers=0, max_queue=1, retry_after_s=7)
+    with fake_service(settings) as service:
+        client = service.client
+        assert client.post("/v1/analyze?name=a.mp4", content=clip).status_code == 202
+        for body in (clip, face_jpeg):
+            full = client.post("/v1/analyze", content=body)
+            assert full.status_code == 429
+            assert full.headers["retry-after"] == "7"
+            assert error_of(full)["code"] == "queue_full"
+        assert service.analyzer.calls == []
+
+
+def test_an_image_being_analysed_counts_against_the_queue(tmp_path: Path, face_jpeg: bytes) -> None:
+    settings = settings_for(tmp_path, max_queue=1)
+    hold = threading.Event()
+    fake = FakeAnalyzer(settings, hold=hold)
+    with fake_service(settings, fake) as service:
+        answers: list[int] = []
+        first = threading.Thread(
+            target=lambda: answers.append(service.client.post("/v1/analyze", content=face_jpeg).status_code)
+        )
+        first.start()
+        try:
+            assert fake.started.wait(30)
+            other = service.client.post("/v1/analyze", content=jpeg(mediagen.face_photo()[::3, ::3]))
+            assert other.status_code == 429
+            assert error_of(other)["code"] == "queue_full"
+        finally:
+            hold.set()
+            first.join(30)
+        assert answers == [200]
+        again = service.client.post("/v1/analyze", content=jpeg(mediagen.face_photo()[::3, ::3]))
+        assert again.status_code == 200, "the slot is free once the first image is answered"
+
+
+def test_readyz_follows_the_analyzer(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    with fake_service(settings, FakeAnalyzer(settings, ready=False)) as service:
+        answer = service.client.get("/readyz")
+        assert answer.status_code == 503
+        assert error_of(answer)["code"] == "not_ready"
+        assert service.client.get("/healthz").json() == {"status": "ok"}
+        service.analyzer.is_ready = True
+        assert service.client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_hostile_upload_never_reaches_the_analyzer(service: FakeService) -> None:
+    answer = service.client.post("/v1/analyze?name=x.jpg", content=b"plain text, not a photo\n" * 10)
+    assert answer.status_code == 415
+    assert error_of(answer)["code"] == "unsupported_media_type"
+    assert service.analyzer.calls == []
+
+
+def test_a_queued_job_finishes_after_a_restart_and_a_deleted_one_never_runs(
+    tmp_path: Path, clip: bytes
+) -> None:
+    paused = settings_for(tmp_path, job_workers=0)
+    with fake_service(paused) as service:
+        kept = service.client.post("/v1/analyze?name=r.mp4&frames=2", content=clip).json()["job_id"]
+        gone = service.client.post("/v1/analyze?name=d.mp4&frames=3", content=clip).json()["job_id"]
+        assert service.client.get(f"/v1/jobs/{kept}").json()["status"] == "queued"
+        assert service.client.delete(f"/v1/jobs/{gone}").status_code == 204
+    with fake_service(settings_for(tmp_path, job_workers=1)) as service:
+        job = poll_job(service.client, kept, timeout=30)
+        assert service.client.get(f"/v1/jobs/{gone}").status_code == 404
+    assert job["status"] == "succeeded", job
+    assert job["report"]["media"]["name"] == "r.mp4"
+    assert [c.name for c in service.analyzer.calls] == ["r.mp4"]
+    assert list(service.store.media_dir.iterdir()) == []

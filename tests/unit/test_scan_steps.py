@@ -1,0 +1,127 @@
+"""The scan's steps without Ray, on generated media: load, provenance, assembly and their error rows.
+
+(The face and classifier steps need MTCNN and model weights: the Ray scan in ``tests/e2e`` runs them.)
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from detector.faces.extract import FaceResult
+from detector.report.schema import Report
+from detector.settings import Settings
+from serving.scan.output import report_row
+from serving.scan.steps import AssembleStep, ItemState, LoadStep, ProvenanceStep, states_table
+from tests.support import mediagen
+from tests.support.c2pa_signing import make_chain, sign_media
+from tests.support.scan_media import face_jpeg, hostile_files
+from tests.support.servicekit import IDENTITY_FUSION
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """MesoNet's manifest entry and a fixed fusion file: the assembler needs no weights."""
+    fusion = tmp_path_factory.mktemp("fusion") / "fusion.toml"
+    fusion.write_text(IDENTITY_FUSION, encoding="utf-8")
+    return Settings(
+        models={"face_model": "meso4.df", "synthetic_model": None},
+        fusion={"fusion_file": fusion},
+    )
+
+
+def run_step(step: LoadStep | ProvenanceStep, states: list[ItemState]) -> list[ItemState]:
+    """One ``map_batches`` call as Ray makes it: a pyarrow table in, one out (ids kept in order)."""
+    ids = [10 + i for i in range(len(states))]
+    out = step(states_table(ids, states))
+    assert out.column("id").to_pylist() == ids
+    return [pickle.loads(b) for b in out.column("state").to_pylist()]
+
+
+def load(settings: Settings, paths: list[Path], frames: int | None = None) -> list[ItemState]:
+    return run_step(LoadStep(settings, frames), [ItemState(path=str(p)) for p in paths])
+
+
+def test_load_step_probes_and_samples_images_and_videos(settings: Settings, tmp_path: Path) -> None:
+    photo = face_jpeg(tmp_path / "face.jpg")
+    clip = mediagen.write_face_clip(tmp_path / "clip.mp4", n_frames=20, fps=10, size=(160, 120))
+    image, video = load(settings, [photo, clip], frames=3)
+    assert image.error is None
+    assert image.info is not None
+    assert image.sample is not None
+    assert (image.info.kind, image.info.format) == ("image", "jpeg")
+    assert len(image.sample.frames) == 1
+    assert image.media is not None
+    assert image.media.name == "face.jpg"
+    assert video.error is None
+    assert video.info is not None
+    assert video.sample is not None
+    assert (video.info.kind, video.info.width, video.info.height) == ("video", 160, 120)
+    assert len(video.sample.frames) == 3
+    assert [f.timestamp for f in video.sample.frames] == sorted(f.timestamp for f in video.sample.frames)
+    assert set(video.timings) == {"media", "frames"}
+
+
+def test_load_step_gives_each_bad_file_its_typed_error(settings: Settings, tmp_path: Path) -> None:
+    codes = hostile_files(tmp_path)
+    big = mediagen.write_image(tmp_path / "big.png", mediagen.face_photo(), "png")
+    strict = settings.model_copy(deep=True)
+    strict.limits.max_image_bytes = 100_000
+    assert big.stat().st_size > strict.limits.max_image_bytes
+    paths = [tmp_path / name for name in codes] + [big, tmp_path / "missing.jpg"]
+    states = load(strict, paths)
+    expected = [*codes.values(), "media_too_large", "source_unreadable"]
+    assert [s.error.code if s.error else None for s in states] == expected
+    assert all(s.sample is None for s in states)
+
+
+def test_provenance_step_reads_credentials_and_drops_the_bytes(settings: Settings, tmp_path: Path) -> None:
+    plain = face_jpeg(tmp_path / "plain.jpg")
+    signed = tmp_path / "signed.jpg"
+    signed.write_bytes(sign_media(make_chain(), plain.read_bytes(), "image/jpeg"))
+    states = run_step(ProvenanceStep(settings), load(settings, [plain, signed, tmp_path / "gone.jpg"]))
+    unsigned, credentials, gone = states
+    assert unsigned.provenance is not None
+    assert unsigned.provenance.state == "absent"
+    assert credentials.provenance is not None
+    assert credentials.provenance.state == "valid_untrusted"  # no trust anchors configured
+    assert gone.error is not None
+    assert gone.provenance is None
+    assert all(s.media is None for s in states), "the bytes never travel past provenance"
+
+
+def test_assemble_step_builds_the_report_row_of_each_item(settings: Settings, tmp_path: Path) -> None:
+    photo = face_jpeg(tmp_path / "face.jpg")
+    (state,) = run_step(ProvenanceStep(settings), load(settings, [photo]))
+    assert state.sample is not None
+    state.faces = FaceResult(per_frame=[[] for _ in state.sample.frames], tracks=[])  # what FaceStep found
+    step = AssembleStep(settings)
+    report = step.assembler.build(step.outputs(state))
+    assert isinstance(report, Report)
+    row = pickle.loads(step.row(state))
+    assert row == {**report_row(report), "seconds": row["seconds"], "timings": row["timings"]}
+    assert row["error_code"] is None
+    assert row["faces"] == 0
+    assert row["provenance_state"] == "absent"
+    assert row["verdict"] == report.score.verdict
+    assert {"media", "frames", "provenance"} <= set(json.loads(row["timings"]))
+
+
+def test_assemble_step_writes_error_rows_and_survives_a_bug(settings: Settings, tmp_path: Path) -> None:
+    codes = hostile_files(tmp_path)
+    too_small, broken = load(settings, [tmp_path / "tiny.png", face_jpeg(tmp_path / "ok.jpg")])
+    assert too_small.error is not None
+    assert broken.error is None
+    broken.faces = None  # as if the face step had lost its result: a bug, not bad input
+    out = AssembleStep(settings)(states_table([1, 2], [too_small, broken]))
+    assert out.column("id").to_pylist() == [1, 2]
+    small_row, bug_row = (pickle.loads(b) for b in out.column("result").to_pylist())
+    assert small_row["error_code"] == codes["tiny.png"]
+    assert small_row["error_message"]
+    assert bug_row["error_code"] == "internal_error"
+    assert bug_row["error_message"].startswith("report: AssertionError")
+    assert (bug_row["kind"], bug_row["format"]) == ("image", "jpeg")
+    assert "media" in json.loads(bug_row["timings"])
