@@ -37,21 +37,30 @@ def _gray(image: np.ndarray, width: int) -> np.ndarray:
     )
 
 
-def matches_any(
-    tile: np.ndarray, references: Sequence[np.ndarray], threshold: float = 0.9, tile_width: int = 64
-) -> bool:
-    """Whether some reference appears inside ``tile`` (normalised cross-correlation >= ``threshold``).
+class DevMatcher:
+    """Whether a tile shows one of ``references`` (normalised cross-correlation >= ``threshold``).
 
     Each reference is tried at widths from 30% to 100% of the downscaled tile, since a reference
-    may be a crop of the same picture at another scale.
+    may be a crop of the same picture at another scale; the scaled templates are made once.
     """
-    small = _gray(tile, tile_width)
-    for ref in references:
-        for frac in np.linspace(0.3, 1.0, 15):
-            template = _gray(ref, max(8, round(tile_width * frac)))
+
+    def __init__(
+        self, references: Sequence[np.ndarray], threshold: float = 0.9, tile_width: int = 64
+    ) -> None:
+        self.threshold, self.tile_width = threshold, tile_width
+        widths = sorted({max(8, round(tile_width * f)) for f in np.linspace(0.3, 1.0, 15)})
+        self.templates = [_gray(ref, w) for ref in references for w in widths]
+
+    def __call__(self, tile: np.ndarray) -> bool:
+        small = _gray(tile, self.tile_width)
+        for template in self.templates:
             if template.shape[0] > small.shape[0] or template.shape[1] > small.shape[1]:
                 continue
-            score = float(cv2.matchTemplate(small, template, cv2.TM_CCOEFF_NORMED).max())
-            if score >= threshold:
+            if float(cv2.matchTemplate(small, template, cv2.TM_CCOEFF_NORMED).max()) >= self.threshold:
                 return True
-    return False
+        return False
+
+
+def matches_any(tile: np.ndarray, references: Sequence[np.ndarray], threshold: float = 0.9) -> bool:
+    """Whether some reference appears inside ``tile`` (see :class:`DevMatcher`)."""
+    return DevMatcher(references, threshold)(tile)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.face_pool import PANELS, video_frames
-from datasets.figure_tiles import grid_tiles, matches_any
+from datasets.figure_tiles import DevMatcher, grid_tiles
 from datasets.images import image_files, load_rgb
 
 
@@ -79,9 +79,10 @@ def _sd15(root: Path) -> Iterator[tuple[np.ndarray, str, str]]:
 
 
 def _figures(root: Path, dev_faces: list[np.ndarray]) -> Iterator[tuple[np.ndarray, str, str]]:
+    is_dev = DevMatcher(dev_faces)
     for path in image_files(root):
         for i, tile in enumerate(grid_tiles(load_rgb(path))):
-            if not matches_any(tile, dev_faces):
+            if not is_dev(tile):
                 yield tile, "sfhq_t2i", f"sfhq/{path.stem}#{i // 10}"
 
 
