@@ -106,9 +106,13 @@ def _face_v2_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
     val_real = [i for i, g in enumerate(real.groups) if g.startswith(held)]
     train_fake = [i for i, g in enumerate(fakes.groups) if not g.startswith(held)]
     val_fake = [i for i, g in enumerate(fakes.groups) if g.startswith(held)]
-    extra = _val_pools(data.get("val_roots", []), data)
-    val_pool = FacePool.concat([real.subset(val_real), extra.subset(np.flatnonzero(extra.labels == 0))])
-    val_fakes = FacePool.concat([fakes.subset(val_fake), extra.subset(np.flatnonzero(extra.labels == 1))])
+    extras = [_val_pools(data["val_roots"], data)] if data.get("val_roots") else []
+    val_pool = FacePool.concat(
+        [real.subset(val_real), *(e.subset(np.flatnonzero(e.labels == 0)) for e in extras)]
+    )
+    val_fakes = FacePool.concat(
+        [fakes.subset(val_fake), *(e.subset(np.flatnonzero(e.labels == 1)) for e in extras)]
+    )
     chain = CompressionChain(**data.get("chain", {}))
     size = spec.size[0]
     train = FaceForgerySet(real.subset(keep_real), fakes.subset(train_fake), spec.crop_margin, size, chain)

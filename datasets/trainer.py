@@ -216,14 +216,33 @@ def run(
         save_checkpoint(ckpt, module, opt, sched, state, rng)
     if not best_file.exists():
         export(module, best_file, {"name": config["name"], "epoch": str(state.epoch)})
-    final = out / f"{config['name']}.safetensors"
-    best = get_architecture(arch).factory()
+    return finalize(config, out, state)
+
+
+def finalize(config: dict[str, Any], out: Path, state: RunState | None = None) -> TrainResult:
+    """Export the run's best epoch as the shipped file with its manifest entry.
+
+    Also used on its own (``scripts.train --finish``) for a run stopped before its last epoch:
+    the state (best epoch, validation AUC) then comes from ``RUN_DIR/last.pt``.
+    """
     from safetensors.torch import load_file
 
-    best.load_state_dict(load_file(str(best_file)))
+    from datasets.tasks import TASK_KINDS
+
+    if state is None:
+        saved = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        state = RunState(**saved["state"])
+    arch = parse_model_name(config["name"])[0]
+    final = out / f"{config['name']}.safetensors"
+    best = get_architecture(arch).factory()
+    best.load_state_dict(load_file(str(out / "best.safetensors")))
     sha = export(best, final, {"name": config["name"], "epoch": str(state.best_epoch)})
-    metrics = {"val_auc": state.best_auc, "best_epoch": float(state.best_epoch)}
-    config = {**config, "task_kind": data.task_kind}
+    metrics = {
+        "val_auc": state.best_auc,
+        "best_epoch": float(state.best_epoch),
+        "epochs_run": float(state.epoch),
+    }
+    config = {**config, "task_kind": TASK_KINDS[config["task"]]}
     (out / "manifest_entry.toml").write_text(
         manifest_entry(config, final.name, sha, metrics), encoding="utf-8"
     )

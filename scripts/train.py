@@ -1,6 +1,6 @@
 """Train a detector from a YAML config: ``python -m scripts.train --config CFG --out RUN_DIR``.
 
-Seeded and resumable (``--resume``); the loop is :func:`datasets.trainer.run`, the data
+Seeded and resumable (``--resume``); ``--finish`` exports the best epoch of a stopped run; the loop is :func:`datasets.trainer.run`, the data
 :mod:`datasets.tasks`. Configs: ``scripts/configs/*.yaml``.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from datasets.trainer import load_config, run
+from datasets.trainer import finalize, load_config, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,14 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    parser.add_argument(
+        "--finish", action="store_true", help="export the best epoch of a stopped run (no training)"
+    )
     parser.add_argument("--max-steps", type=int, default=None, help="cap steps per epoch (smoke runs)")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     config = load_config(args.config)
-    result = run(
-        config, args.out, resume=args.resume, device=select_device(args.device), max_steps=args.max_steps
-    )
+    if args.finish:
+        result = finalize(config, args.out)
+    else:
+        result = run(
+            config, args.out, resume=args.resume, device=select_device(args.device), max_steps=args.max_steps
+        )
     print(
         json.dumps({"file": str(result.file), "sha256": result.sha256, "metrics": result.metrics}, indent=2)
     )

