@@ -50,7 +50,7 @@ class FaceSettings(BaseModel):
 
 class ModelSettings(BaseModel):
     weights_dir: Path = Field(Path("~/.cache/trueframe"), description="imported/fetched weights cache")
-    face_model: str = "facecnn.sbi"
+    face_model: str = "effnetlite0.faces"
     synthetic_model: str | None = "nprcnn.artefacts"
 
 
@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     data_dir: Path = Field(Path(".trueframe-data"), description="job store, uploads, scan state")
+    database_url: str | None = Field(
+        None,
+        description="postgresql://user:pass@host/db: a store replicas share (unset: SQLite in data_dir)",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from detector.settings import Settings
 from tests.support import mediagen
 
 
@@ -71,7 +72,8 @@ def test_shipped_models_score_a_face_image_by_default(tmp_path: Path) -> None:
     result = run_cli(["analyze", "--json", str(path)])
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert {m["name"] for m in report["models"]} == {"facecnn.sbi", "nprcnn.artefacts"}
+    defaults = Settings().models
+    assert {m["name"] for m in report["models"]} == {defaults.face_model, defaults.synthetic_model}
     assert report["score"]["verdict"] != "out_of_scope"
     assert 0.0 <= report["score"]["authenticity"] <= 1.0
     face_signal = next(s for s in report["score"]["signals"] if s["name"] == "face_model")
