@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class Classifier(ABC):
     """A loaded model: ``predict`` = ``preprocess`` -> ``forward`` (no grad, on ``device``) -> logits.
 
-    Subclasses implement :meth:`forward`; they may override :meth:`preprocess` or :meth:`heatmap`.
+    Subclasses implement :meth:`forward`; they may override :meth:`preprocess` (heat maps: ``_gradcam``).
     Batches larger than ``max_batch`` are run in chunks so memory stays bounded.
     """
 
@@ -55,10 +55,6 @@ class Classifier(ABC):
                 logits = self.forward(self.preprocess(chunk))
                 out[start : start + len(chunk)] = logits.reshape(-1).float().cpu().numpy()
         return out
-
-    def heatmap(self, images: Sequence[np.ndarray]) -> list[np.ndarray] | None:
-        """Per-image maps of where the evidence is, or ``None`` when the model has none."""
-        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, device={self.device})"
