@@ -148,6 +148,51 @@ def manifest_entry(config: dict[str, Any], file: str, sha256: str, metrics: dict
     return "\n".join(lines) + "\n"
 
 
+def build_module(config: dict[str, Any], device: torch.device) -> nn.Module:
+    """The config's architecture, ImageNet-initialised when ``init: imagenet``, on ``device``."""
+    arch = parse_model_name(config["name"])[0]
+    module = get_architecture(arch).factory()
+    if config.get("init") == "imagenet":
+        from detector.models.effnet_lite import EfficientNetLite, load_imagenet
+
+        if not isinstance(module, EfficientNetLite):
+            raise SystemExit(f"init: imagenet is only available for effnetlite0, not {arch}")
+        load_imagenet(module)
+    return module.to(device)
+
+
+def build_optimiser(
+    module: nn.Module, tcfg: dict[str, Any]
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.OneCycleLR]:
+    """AdamW with a one-cycle schedule over ``epochs * steps_per_epoch`` steps."""
+    opt = torch.optim.AdamW(
+        module.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg.get("weight_decay", 1e-4))
+    )
+    epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=float(tcfg["lr"]), total_steps=epochs * steps, pct_start=0.15
+    )
+    return opt, sched
+
+
+def load_checkpoint(
+    path: Path,
+    module: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> RunState:
+    """Restore what :func:`save_checkpoint` wrote (in place); returns the saved run state."""
+    saved = torch.load(path, map_location=device, weights_only=False)
+    module.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["opt"])
+    sched.load_state_dict(saved["sched"])
+    rng.bit_generator.state = saved["rng"]
+    torch.set_rng_state(saved["torch_rng"])
+    return RunState(**saved["state"])
+
+
 def run(
     config: dict[str, Any], out: Path, *, resume: bool, device: torch.device, max_steps: int | None = None
 ) -> TrainResult:
@@ -159,32 +204,13 @@ def run(
     rng = np.random.default_rng(seed)
     spec = input_spec(config)
     data = build_data(config, spec)
-    arch = parse_model_name(config["name"])[0]
-    module = get_architecture(arch).factory()
-    if config.get("init") == "imagenet":
-        from detector.models.effnet_lite import EfficientNetLite, load_imagenet
-
-        if not isinstance(module, EfficientNetLite):
-            raise SystemExit(f"init: imagenet is only available for effnetlite0, not {arch}")
-        load_imagenet(module)
-    module = module.to(device)
-    opt = torch.optim.AdamW(
-        module.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg.get("weight_decay", 1e-4))
-    )
+    module = build_module(config, device)
+    opt, sched = build_optimiser(module, tcfg)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=float(tcfg["lr"]), total_steps=epochs * steps, pct_start=0.15
-    )
     state = RunState()
     ckpt = out / "last.pt"
     if resume and ckpt.exists():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        module.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        sched.load_state_dict(saved["sched"])
-        state = RunState(**saved["state"])
-        rng.bit_generator.state = saved["rng"]
-        torch.set_rng_state(saved["torch_rng"])
+        state = load_checkpoint(ckpt, module, opt, sched, rng, device)
     loss_fn = nn.BCEWithLogitsLoss()
     val = data.validation
     best_file = out / "best.safetensors"

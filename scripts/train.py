@@ -1,7 +1,7 @@
 """Train a detector from a YAML config: ``python -m scripts.train --config CFG --out RUN_DIR``.
 
-Seeded and resumable (``--resume``); ``--finish`` exports the best epoch of a stopped run; the loop is :func:`datasets.trainer.run`, the data
-:mod:`datasets.tasks`. Configs: ``scripts/configs/*.yaml``.
+Seeded and resumable (``--resume``); ``--finish`` exports the best epoch of a stopped run; the loop
+is :func:`datasets.trainer.run`, the data :mod:`datasets.tasks`. Configs: ``scripts/configs/*.yaml``.
 """
 
 from __future__ import annotations

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import av.container
@@ -32,6 +37,42 @@ from detector.errors import (
 )
 from detector.media.sniff import HEAD_BYTES, IMAGE_FORMATS, VIDEO_FORMATS, MediaKind, sniff
 from detector.settings import LimitSettings, get_settings
+
+
+@contextmanager
+def open_regular_file(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """``path`` opened for reading, and its size, when it is a regular file; ``invalid_request`` else.
+
+    Opened without blocking and checked on the open descriptor, so a FIFO (whose open or read
+    would wait forever for a writer), a device such as ``/dev/zero`` (endless) or a folder is never
+    read, even when a link points there or the path is swapped after a check. Read errors inside
+    the ``with`` block are ``invalid_request`` too.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise InvalidRequest(f"not a regular file: {path.name}")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            yield fh, info.st_size
+        except OSError as exc:
+            raise InvalidRequest(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (typed errors otherwise, see
+    :func:`open_regular_file`); never more than ``limit + 1`` bytes are read."""
+    with open_regular_file(path) as (fh, size):
+        if size > limit:
+            raise MediaTooLarge(f"{path.name} is {size} bytes; the limit is {limit}", size=size, limit=limit)
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise MediaTooLarge(f"{path.name} is over the limit of {limit} bytes", limit=limit)
+    return data
 
 
 @dataclass(frozen=True)
@@ -196,24 +237,18 @@ class MediaLoader:
             raise MediaTooLarge(f"{kind} is {size} bytes; the limit is {limit}", size=size, limit=limit)
 
     def _read_path(self, path: Path) -> tuple[bytes, tuple[MediaKind, str, str]]:
-        """Stat first, sniff the head, check the byte limit, and only then read the rest."""
-        try:
-            st = path.stat()
-            if not path.is_file():
-                raise InvalidRequest(f"not a regular file: {path.name}")
-            if st.st_size == 0:
+        """Open (regular files only), sniff the head, check the byte limit, and only then read the rest."""
+        with open_regular_file(path) as (fh, size):
+            if size == 0:
                 raise EmptyMedia(f"{path.name} is empty (0 bytes)")
-            with path.open("rb") as fh:
-                head = fh.read(HEAD_BYTES)
-                sniffed = sniff(head)
-                self._check_bytes(sniffed[0], st.st_size)
-                data = head + fh.read(self._byte_limit(sniffed[0]) + 1 - len(head))
-        except OSError as exc:
-            raise InvalidRequest(f"cannot read {path.name}: {exc.strerror or exc}") from exc
-        self._check_bytes(sniffed[0], len(data))  # the file may have grown since stat
+            head = fh.read(HEAD_BYTES)
+            sniffed = sniff(head)
+            self._check_bytes(sniffed[0], size)
+            data = head + fh.read(self._byte_limit(sniffed[0]) + 1 - len(head))
+        self._check_bytes(sniffed[0], len(data))  # the file may have grown since it was opened
         return data, sniffed
 
-    def _check_geometry(self, width: int, height: int, what: str) -> None:
+    def _check_pixels(self, width: int, height: int, what: str) -> None:
         if width * height > self.limits.max_pixels:
             raise TooManyPixels(
                 f"{what} is {width}x{height} = {width * height} pixels; "
@@ -221,6 +256,9 @@ class MediaLoader:
                 width=width,
                 height=height,
             )
+
+    def _check_geometry(self, width: int, height: int, what: str) -> None:
+        self._check_pixels(width, height, what)
         if min(width, height) < self.limits.min_side:
             raise MediaTooSmall(
                 f"{what} is {width}x{height}; both sides must be at least {self.limits.min_side} px",
@@ -278,7 +316,9 @@ class MediaLoader:
 
         With ``max_side`` the image is scaled down (area) to that longest side; a JPEG is decoded at
         the smallest DCT scale still at least that large, so a huge JPEG never exists at full size.
-        The decoded size is checked against the limits again (headers can lie).
+        The decoded size is checked against the limits again (headers can lie); a JPEG decoded at a
+        reduced DCT scale is checked against the pixel limit only (a 60000x16 strip decodes at 1/8 as
+        7500x2: that short side is the draft's doing, not the file's).
         """
         info = media.info
         if info.kind != "image":
@@ -287,13 +327,18 @@ class MediaLoader:
             self._check_geometry(im.size[0], im.size[1], "image")
             full = im.size
             try:
+                drafted = False
                 if max_side is not None and info.format == "jpeg" and max(full) > max_side:
                     im.draft(
                         "RGB",
                         (max(1, full[0] * max_side // max(full)), max(1, full[1] * max_side // max(full))),
                     )
+                    drafted = True
                 im.load()
-                self._check_geometry(im.size[0], im.size[1], "decoded image")
+                if drafted and im.size[0] <= full[0] and im.size[1] <= full[1]:
+                    self._check_pixels(im.size[0], im.size[1], "decoded image")
+                else:
+                    self._check_geometry(im.size[0], im.size[1], "decoded image")
                 rgb = _to_rgb(ImageOps.exif_transpose(im))
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
                 raise CorruptMedia(f"cannot decode the {info.format} image: {exc}") from exc

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detector.provenance.types import ProvenanceReport
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 
 Verdict = Literal[
     "authentic",
@@ -170,6 +170,19 @@ class KnownMatch(_Model):
     item: str | None = Field(None, description="the reviewed item's reference in that list, if shared")
 
 
+class HumanReview(_Model):
+    """The latest decision a reviewer recorded on this job (decisions are append-only; see the API)."""
+
+    review_id: str
+    verdict: ReviewVerdict = Field(description="the reviewer's decision")
+    reason: str = Field(description="why, in the reviewer's words")
+    notes: str | None = None
+    reviewed_at: datetime
+    reviewer: str | None = Field(None, description="who decided (shown to reviewers and admins only)")
+    model_verdict: Verdict | None = Field(None, description="the models' verdict the reviewer saw")
+    appeal_id: str | None = Field(None, description="the appeal this decision answered, if any")
+
+
 class PerceptualHash(_Model):
     """The PDQ hashes of this medium (what known-media matching compares; only hashes are kept)."""
 
@@ -193,7 +206,7 @@ class Report(_Model):
     heatmaps: list[Heatmap] = Field(default_factory=list, description="only when asked for")
     perceptual_hash: PerceptualHash | None = None
     known_match: KnownMatch | None = Field(None, description="a reviewed near-duplicate, when one is known")
-    review: dict[str, Any] | None = Field(None, description="the latest human decision on this job, if any")
+    review: HumanReview | None = Field(None, description="the latest human decision on this job, if any")
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     warnings: list[str] = Field(default_factory=list)
 

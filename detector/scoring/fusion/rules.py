@@ -310,11 +310,7 @@ class Fusion:
         vouching: str | None,
     ) -> Score:
         prov = inputs.provenance
-        flag: Literal["tampered", "unreadable"] | None = None
-        if prov is not None and prov.state == "invalid":
-            flag = "tampered"
-        elif prov is not None and prov.state == "unreadable":
-            flag = "unreadable"
+        flag = provenance_flag(prov)
         thresholds = self.params.thresholds
         pixel_p = None if pixel_logit is None else sigmoid(pixel_logit)
         rule: str | None = None
@@ -344,12 +340,7 @@ class Fusion:
             if verdict == "manipulated" and _synthetic_leads(signals):
                 verdict = "ai_generated"
         calibrated = not self.mismatch
-        models = [s for s in signals if s.kind == "model"]
-        basis = "; ".join(s.sentence[0].lower() + s.sentence[1:] for s in models)
-        if not any(s.present for s in models):
-            basis = "no detector applies: " + basis
-        if self.mismatch:
-            basis += "; fusion parameters were not fitted for " + ", ".join(self.mismatch)
+        basis = self._basis(signals)
         return Score(
             verdict=verdict,
             authenticity=None if p is None else 1.0 - p,
@@ -367,6 +358,25 @@ class Fusion:
             out_of_scope=list(inputs.scope.out_of_scope),
             limited=list(inputs.scope.limited),
         )
+
+    def _basis(self, signals: list[Signal]) -> str:
+        """The models' sentences joined, noting when none applies or the parameters mismatch."""
+        models = [s for s in signals if s.kind == "model"]
+        basis = "; ".join(s.sentence[0].lower() + s.sentence[1:] for s in models)
+        if not any(s.present for s in models):
+            basis = "no detector applies: " + basis
+        if self.mismatch:
+            basis += "; fusion parameters were not fitted for " + ", ".join(self.mismatch)
+        return basis
+
+
+def provenance_flag(provenance: ProvenanceReport | None) -> Literal["tampered", "unreadable"] | None:
+    """Rule 2: an invalid manifest is flagged ``tampered``, an unreadable one ``unreadable``."""
+    if provenance is not None and provenance.state == "invalid":
+        return "tampered"
+    if provenance is not None and provenance.state == "unreadable":
+        return "unreadable"
+    return None
 
 
 def _synthetic_leads(signals: list[Signal]) -> bool:

@@ -103,30 +103,9 @@ def credentials_signal(prov: ProvenanceReport | None, capture: bool, capture_pri
             sentence=f"Trusted Content Credentials from {_signer(prov)} record a camera capture with "
             f"no edits: strong authentic evidence that cannot hide strong pixel evidence{effect}.",
         )
-    if state == "invalid":
-        codes = ", ".join(prov.failure_codes[:3]) or "validation failed"
-        return Signal(
-            name="content_credentials",
-            kind="flag",
-            present=True,
-            sentence=f"Content Credentials are INVALID ({codes}): tampered provenance, reported "
-            "beside the pixel score and not folded into it.",
-        )
-    if state == "unreadable":
-        return Signal(
-            name="content_credentials",
-            kind="flag",
-            present=True,
-            sentence="Content Credentials are present but unreadable: reported beside the score, "
-            "not folded into it.",
-        )
-    if state == "remote_not_fetched":
-        return Signal(
-            name="content_credentials",
-            kind="rule",
-            present=False,
-            sentence="Content Credentials are stored online and were not fetched: not counted.",
-        )
+    flagged = _uncounted_credentials(prov)
+    if flagged is not None:
+        return flagged
     trust = "trusted" if state == "trusted" else "valid but from a signer not on your trust list"
     return Signal(
         name="content_credentials",
@@ -135,6 +114,35 @@ def credentials_signal(prov: ProvenanceReport | None, capture: bool, capture_pri
         sentence=f"Content Credentials from {_signer(prov)} are {trust} and declare no AI, but do "
         "not record an unedited camera capture: not counted either way.",
     )
+
+
+def _uncounted_credentials(prov: ProvenanceReport) -> Signal | None:
+    """The signal of credentials that are invalid, unreadable or not fetched (None otherwise)."""
+    if prov.state == "invalid":
+        codes = ", ".join(prov.failure_codes[:3]) or "validation failed"
+        return Signal(
+            name="content_credentials",
+            kind="flag",
+            present=True,
+            sentence=f"Content Credentials are INVALID ({codes}): tampered provenance, reported "
+            "beside the pixel score and not folded into it.",
+        )
+    if prov.state == "unreadable":
+        return Signal(
+            name="content_credentials",
+            kind="flag",
+            present=True,
+            sentence="Content Credentials are present but unreadable: reported beside the score, "
+            "not folded into it.",
+        )
+    if prov.state == "remote_not_fetched":
+        return Signal(
+            name="content_credentials",
+            kind="rule",
+            present=False,
+            sentence="Content Credentials are stored online and were not fetched: not counted.",
+        )
+    return None
 
 
 WATERMARK_NAMES = {

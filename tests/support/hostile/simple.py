@@ -1,7 +1,5 @@
-"""The hostile inputs of the Foundation issue, as (name, HTTP status, error code, maker) rows.
-
-Shared by the in-process API tests and the tests against the real Serve app.
-"""
+"""The eight inputs of the Foundation issue as (name, HTTP status, error code, maker) rows, used by
+the API tests over the real pipeline and the Serve app; and the small media makers they share."""
 
 from __future__ import annotations
 
