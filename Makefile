@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser run test lint typecheck pytest bench eval audit clean
+.PHONY: install browser postgres run test lint typecheck pytest bench eval audit clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 
+# The store and API tests run on SQLite and on PostgreSQL: the test session starts a throwaway server
+# (initdb into a temporary folder, a free loopback port, stopped afterwards) from Debian's binaries in
+# /usr/lib/postgresql/<major>/bin; install the package when they are missing. To test against a
+# managed server instead, set TRUEFRAME_TEST_DATABASE_URL (see the README).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
+
 run: $(STAMP)
 	$(VENV)/bin/trueframe serve
 
@@ -43,7 +52,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) browser
+pytest: $(STAMP) browser postgres
 	$(PY) -m pytest
 
 test: lint typecheck pytest

@@ -1,7 +1,8 @@
 """Benchmarks (not tests): ``python -m scripts.bench [--only a,b] [--out runs/bench.md]``.
 
 Sections: peer (trueframe's sampling + faces side by side with the DFDC winner's method),
-sampling, faces, models, provenance, scan, http. Each prints rows with the machine stated; the
+sampling, faces, models, provenance, scan, http, known_media (hash lookups against 100,000 hashes,
+PDQ per image and per video). Each prints rows with the machine stated; the
 table goes to ``--out``. Media is generated from the shared face photos (:mod:`.media`).
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from detector.settings import Settings, get_settings
+from scripts.bench.known import bench_known_media
 from scripts.bench.peer import geometric_mean, side_by_side
 from scripts.bench.sections import (
     Row,
@@ -63,6 +65,7 @@ SECTIONS: dict[str, Callable[[Path, Settings], list[Row]]] = {
     "provenance": bench_provenance,
     "scan": bench_scan,
     "http": bench_http,
+    "known_media": bench_known_media,
 }
 
 

@@ -15,8 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy import insert, select, update
+
 from detector.errors import InvalidRequest
 from serving.jobs.store import JobStore
+from serving.store.schema import api_keys
 
 KEY_PREFIX = "tfk_"
 
@@ -34,6 +37,7 @@ class ApiKey:
     created_at: float
     revoked_at: float | None
     role: Role = "submitter"
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,14 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(store: JobStore, name: str | None = None, role: Role = "submitter") -> NewKey:
-    """A new key with ``role``; its token and webhook secret exist in plain text only in the result."""
+def create_key(
+    store: JobStore, name: str | None = None, role: Role = "submitter", webhook_url: str | None = None
+) -> NewKey:
+    """A new key with ``role``; its token and webhook secret exist in plain text only in the result.
+
+    ``webhook_url`` (optional) receives the review and appeal events of this key's jobs that were
+    made without a ``callback_url``.
+    """
     if role not in ROLES:
         raise InvalidRequest(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     key_id = secrets.token_hex(4)
@@ -69,39 +79,61 @@ def create_key(store: JobStore, name: str | None = None, role: Role = "submitter
     webhook_secret = "whsec_" + secrets.token_urlsafe(32)
     now = time.time()
     with store.transaction() as db:
-        if db.execute("SELECT 1 FROM api_keys WHERE id=?", (key_id,)).fetchone():
+        if db.execute(select(api_keys.c.id).where(api_keys.c.id == key_id)).first():
             raise InvalidRequest("key id collision; run the command again")
         db.execute(
-            "INSERT INTO api_keys (id, name, hash, webhook_secret, created_at, role) VALUES (?,?,?,?,?,?)",
-            (key_id, name, digest(token), webhook_secret, now, role),
+            insert(api_keys).values(
+                id=key_id,
+                name=name,
+                hash=digest(token),
+                webhook_secret=webhook_secret,
+                created_at=now,
+                role=role,
+                webhook_url=webhook_url,
+            )
         )
-    return NewKey(ApiKey(key_id, name, now, None, role), token, webhook_secret)
+    return NewKey(ApiKey(key_id, name, now, None, role, webhook_url), token, webhook_secret)
 
 
 def list_keys(store: JobStore) -> list[ApiKey]:
-    rows = store.query("SELECT id, name, created_at, revoked_at, role FROM api_keys ORDER BY created_at")
-    return [ApiKey(r["id"], r["name"], r["created_at"], r["revoked_at"], r["role"]) for r in rows]
+    c = api_keys.c
+    rows = store.query(
+        select(c.id, c.name, c.created_at, c.revoked_at, c.role, c.webhook_url).order_by(c.created_at)
+    )
+    return [
+        ApiKey(r["id"], r["name"], r["created_at"], r["revoked_at"], r["role"], r["webhook_url"])
+        for r in rows
+    ]
+
+
+def get_key(store: JobStore, key_id: str) -> ApiKey | None:
+    """One key by id (revoked or not); None when unknown."""
+    return next((k for k in list_keys(store) if k.id == key_id), None)
 
 
 def revoke_key(store: JobStore, key_id: str) -> bool:
     """Revoke a key at once (its jobs stay readable by nobody); False when unknown or already revoked."""
     with store.transaction() as db:
         cur = db.execute(
-            "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (time.time(), key_id)
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=time.time())
         )
-    return cur.rowcount == 1
+    return bool(cur.rowcount == 1)
 
 
 def any_key_ever(store: JobStore) -> bool:
     """Whether a key was ever created: from then on the service stays closed unless configured open."""
-    return bool(store.query("SELECT 1 FROM api_keys LIMIT 1"))
+    return bool(store.query(select(api_keys.c.id).limit(1)))
 
 
 def active_role(store: JobStore, owner: str) -> Role | None:
     """The role of the unrevoked key behind ``owner`` (``key:<id>``); None when revoked or not a key."""
     if not owner.startswith("key:"):
         return None
-    rows = store.query("SELECT role FROM api_keys WHERE id=? AND revoked_at IS NULL", (owner[4:],))
+    rows = store.query(
+        select(api_keys.c.role).where(api_keys.c.id == owner[4:], api_keys.c.revoked_at.is_(None))
+    )
     return rows[0]["role"] if rows else None
 
 
@@ -110,9 +142,8 @@ def authenticate_key(store: JobStore, token: str) -> Principal | None:
     if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
         return None
     key_id = token[len(KEY_PREFIX) :].split("_", 1)[0]
-    rows = store.query(
-        "SELECT hash, webhook_secret, role FROM api_keys WHERE id=? AND revoked_at IS NULL", (key_id,)
-    )
+    c = api_keys.c
+    rows = store.query(select(c.hash, c.webhook_secret, c.role).where(c.id == key_id, c.revoked_at.is_(None)))
     if not rows or not hmac.compare_digest(rows[0]["hash"], digest(token)):
         return None
     return Principal(f"key:{key_id}", rows[0]["webhook_secret"], "key", rows[0]["role"])
@@ -122,5 +153,13 @@ def key_webhook_secret(store: JobStore, owner: str) -> str | None:
     """The webhook secret of the key behind ``owner`` (``key:<id>``), for session-made jobs too."""
     if not owner.startswith("key:"):
         return None
-    rows = store.query("SELECT webhook_secret FROM api_keys WHERE id=?", (owner[4:],))
+    rows = store.query(select(api_keys.c.webhook_secret).where(api_keys.c.id == owner[4:]))
     return rows[0]["webhook_secret"] if rows else None
+
+
+def key_webhook_url(store: JobStore, owner: str) -> str | None:
+    """The webhook URL registered for the key behind ``owner``, if any (review and appeal events)."""
+    if not owner.startswith("key:"):
+        return None
+    rows = store.query(select(api_keys.c.webhook_url).where(api_keys.c.id == owner[4:]))
+    return rows[0]["webhook_url"] if rows else None

@@ -9,8 +9,11 @@ from __future__ import annotations
 import secrets
 import time
 
+from sqlalchemy import delete, insert, select
+
 from serving.auth.keys import digest
 from serving.jobs.store import JobStore
+from serving.store.schema import sessions
 
 
 def create_session(store: JobStore, owner: str | None, ttl_s: float) -> tuple[str, str]:
@@ -18,22 +21,18 @@ def create_session(store: JobStore, owner: str | None, ttl_s: float) -> tuple[st
     token = secrets.token_urlsafe(32)
     owner = owner or f"session:{secrets.token_hex(8)}"
     with store.transaction() as db:
-        db.execute(
-            "INSERT INTO sessions (hash, owner, expires_at) VALUES (?,?,?)",
-            (digest(token), owner, time.time() + ttl_s),
-        )
+        db.execute(insert(sessions).values(hash=digest(token), owner=owner, expires_at=time.time() + ttl_s))
     return token, owner
 
 
 def session_owner(store: JobStore, token: str) -> str | None:
     """The owner an unexpired session acts for; None otherwise."""
-    rows = store.query(
-        "SELECT owner FROM sessions WHERE hash=? AND expires_at > ?", (digest(token), time.time())
-    )
+    c = sessions.c
+    rows = store.query(select(c.owner).where(c.hash == digest(token), c.expires_at > time.time()))
     return rows[0]["owner"] if rows else None
 
 
 def end_session(store: JobStore, token: str) -> None:
     """Forget a session (sign-out)."""
     with store.transaction() as db:
-        db.execute("DELETE FROM sessions WHERE hash=?", (digest(token),))
+        db.execute(delete(sessions).where(sessions.c.hash == digest(token)))

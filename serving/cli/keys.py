@@ -1,4 +1,8 @@
-"""``trueframe keys create|list|revoke``: manage the service's API keys in the job store."""
+"""``trueframe keys create|list|revoke``: manage the service's API keys in the store.
+
+The store is the one ``trueframe serve`` uses: ``TRUEFRAME_DATABASE_URL`` when set, else the SQLite
+file in the data folder (``--data-dir``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from typing import Any
 
 from detector.settings import get_settings
 from serving.auth.keys import ROLES, create_key, list_keys, revoke_key
-from serving.jobs.store import JobStore, store_path
+from serving.jobs.store import JobStore, open_store
+from serving.jobs.webhooks import check_callback_url
 
 EXIT_NOT_FOUND = 1
 
@@ -25,6 +30,10 @@ def register(sub: Any) -> None:
         "--role", choices=list(ROLES), default="submitter",
         help="submitter (analyse, appeal), reviewer (also review), admin (also metrics, erasure)",
     )  # fmt: skip
+    create.add_argument(
+        "--webhook-url", default=None, metavar="URL",
+        help="receives review and appeal events of this key's jobs made without a callback_url",
+    )  # fmt: skip
     create.set_defaults(func=run_create)
     listing = actions.add_parser("list", help="list key ids, names and states (never the keys)")
     listing.set_defaults(func=run_list)
@@ -37,17 +46,22 @@ def _store(args: argparse.Namespace) -> JobStore:
     settings = get_settings()
     if args.data_dir is not None:
         settings = settings.model_copy(update={"data_dir": args.data_dir})
-    return JobStore(store_path(settings))
+    return open_store(settings)
 
 
 def run_create(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.webhook_url is not None:
+        check_callback_url(args.webhook_url, settings.serve.callback_allow_private)
     store = _store(args)
     try:
-        new = create_key(store, args.name, args.role)
+        new = create_key(store, args.name, args.role, args.webhook_url)
     finally:
         store.close()
     print(f"id:             {new.key.id}")
     print(f"role:           {new.key.role}")
+    if new.key.webhook_url:
+        print(f"webhook url:    {new.key.webhook_url}")
     print(f"key:            {new.token}")
     print(f"webhook secret: {new.webhook_secret}")
     print("Both are shown only now; the service keeps a hash of the key.")

@@ -12,10 +12,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detector.errors import TrueframeError
+from detector.errors import TrueframeError, UnsupportedMediaType
 from detector.provenance.types import STATE_LABELS, Ingredient, ProvenanceReport, source_type_term
+
+if TYPE_CHECKING:
+    from detector.provenance.reader import ProvenanceReader
 
 EXIT_USER_ERROR = 2
 AI_LABELS = {
@@ -51,10 +54,12 @@ def run_provenance(args: argparse.Namespace) -> int:
         anchors = [*settings.trust_anchors, *args.trust_anchors]
         settings = settings.model_copy(update={"trust_anchors": anchors})
     reader = ProvenanceReader(settings)
+    limits = get_settings().limits
+    limit = max(limits.max_image_bytes, limits.max_video_bytes)
     exit_code = 0
     for path in args.files:
         try:
-            report = reader.read_path(path)
+            report = _read(reader, Path(path), limit)
         except TrueframeError as exc:
             exit_code = EXIT_USER_ERROR
             if args.json:
@@ -67,6 +72,20 @@ def run_provenance(args: argparse.Namespace) -> int:
         else:
             print(card(report, str(path)))
     return exit_code
+
+
+def _read(reader: ProvenanceReader, path: Path, limit: int) -> ProvenanceReport:
+    """The card of one file: regular files of at most ``limit`` bytes only (a FIFO or ``/dev/zero``
+    would otherwise block or fill memory), the type sniffed from the bytes."""
+    from detector.media.loader import read_regular_file
+    from detector.media.sniff import HEAD_BYTES, sniff
+
+    data = read_regular_file(path, limit)
+    try:
+        mime: str | None = sniff(data[:HEAD_BYTES])[2]
+    except UnsupportedMediaType:
+        mime = None
+    return reader.read(data, mime, path.name)
 
 
 def card(report: ProvenanceReport, label: str) -> str:

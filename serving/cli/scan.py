@@ -3,10 +3,14 @@
 Per-item failures never stop the scan (each gets a row with its error code); the exit code is 0
 when every item has a row, 130 on Ctrl-C (rows written so far are kept; rerun to finish).
 
-Review queue: ``--review-out FILE`` writes the rows of RESULTS (this run and earlier ones) that
-pass *all* given filters, most suspicious first: ``--min-score P`` keeps items whose calibrated
-P(manipulated or synthetic) is at least P; ``--verdict V`` (repeatable or comma-separated) keeps
-those verdicts. Failed items are never in the queue; the summary lists them by error code.
+Review queue: ``--review-out FILE`` writes one representative per near-duplicate cluster of
+RESULTS (this run and earlier ones; ``cluster_id``, with ``cluster_size``): the cluster's most
+suspicious member, when it passes *all* given filters, most suspicious first. ``--min-score P``
+keeps clusters whose representative's calibrated P(manipulated or synthetic) is at least P;
+``--verdict V`` (repeatable or comma-separated) keeps those verdicts. Clusters with a member that
+matches a reviewed item of the service's hash lists (``known_match_verdict``) were already judged
+by people and are left out. Failed items are never in the queue; the summary lists them by error
+code, and counts the known matches and clusters.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, get_args
 
 from detector.errors import InvalidRequest
 from detector.report.schema import Verdict
+from serving.scan.clusters import representatives
 from serving.scan.output import ResultStore, Row, latest_per_path, write_rows
 
 VERDICTS = get_args(Verdict)
@@ -44,8 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="face model name (see `trueframe models`)")
     p.add_argument("--limit", type=int, default=None, help="scan only the first N items of SOURCE")
     p.add_argument(
-        "--review-out", type=Path, default=None, metavar="FILE", help="write the review queue here"
-    )
+        "--review-out", type=Path, default=None, metavar="FILE",
+        help="write the review queue here: one representative per near-duplicate cluster",
+    )  # fmt: skip
     p.add_argument("--min-score", type=float, default=None, metavar="P", help="queue: P(manipulated) >= P")
     p.add_argument("--verdict", action="append", default=None, help="queue: these verdicts (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
@@ -70,8 +76,8 @@ def _check(args: argparse.Namespace) -> set[str] | None:
         raise InvalidRequest("--min-score is a probability between 0 and 1")
     verdicts = _verdicts(args.verdict)
     filtered = args.min_score is not None or verdicts is not None
-    if filtered != (args.review_out is not None):
-        raise InvalidRequest("--review-out and at least one of --min-score / --verdict go together")
+    if filtered and args.review_out is None:
+        raise InvalidRequest("--min-score / --verdict filter the review queue: give --review-out FILE too")
     return verdicts
 
 
@@ -84,6 +90,8 @@ class Progress:
         self.bar = tqdm(total=total, unit="item", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
         self.verdicts: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
+        self.known: Counter[str] = Counter()
+        self.clusters: set[str] = set()
         self.skipped = 0
         self.written = 0
         self.start = time.perf_counter()
@@ -98,6 +106,10 @@ class Progress:
                 self.failures[str(row["error_code"])] += 1
             else:
                 self.verdicts[str(row.get("verdict"))] += 1
+            if row.get("known_match_verdict"):
+                self.known[str(row["known_match_verdict"])] += 1
+            if row.get("cluster_id"):
+                self.clusters.add(str(row["cluster_id"]))
         self.written += len(rows)
         self.bar.update(len(rows))
         self.bar.set_postfix(failures=sum(self.failures.values()), refresh=False)
@@ -111,6 +123,8 @@ class Progress:
         lines = [f"{'result':<36}{'items':>8}", "-" * 44]
         lines += [f"{v:<36}{n:>8}" for v, n in sorted(self.verdicts.items())]
         lines += [f"{'failed: ' + c:<36}{n:>8}" for c, n in sorted(self.failures.items())]
+        lines += [f"{'known match: ' + v:<36}{n:>8}" for v, n in sorted(self.known.items())]
+        lines += [f"{'near-duplicate clusters':<36}{len(self.clusters):>8}"]
         lines += [f"{'already in results':<36}{self.skipped:>8}", "-" * 44]
         rate = self.written / seconds if seconds > 0 else 0.0
         lines.append(f"{self.written} row(s) written in {seconds:.1f} s ({rate:.2f} items/s)")
@@ -129,10 +143,13 @@ class _Observer:
 
 
 def review_queue(rows: list[Row], min_score: float | None, verdicts: set[str] | None) -> list[Row]:
-    """Rows passing every given filter, highest P(manipulated) first; failed items never pass."""
+    """One representative per cluster passing every given filter, highest P(manipulated) first.
+
+    Failed items never pass; clusters already judged (a member with a known match) are left out.
+    """
     queue = []
-    for row in latest_per_path(rows):
-        if row.get("error_code"):
+    for row in representatives(latest_per_path(rows)):
+        if row.get("cluster_known_verdict"):
             continue
         p = row.get("manipulated")
         if min_score is not None and (p is None or float(p) < min_score):
@@ -180,7 +197,7 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.review_out is not None:
         queue = review_queue(store.existing(), args.min_score, verdicts)
         write_rows(args.review_out, queue)
-        print(f"review queue: {len(queue)} item(s) in {args.review_out}")
+        print(f"review queue: {len(queue)} cluster representative(s) in {args.review_out}")
     return 0
 
 

@@ -1,7 +1,9 @@
 """``trueframe serve``: the HTTP service and web form, on Ray Serve (default) or in one process.
 
 Embedded defaults: 127.0.0.1:8000, the SQLite job store under the data folder (``TRUEFRAME_DATA_DIR``,
-default ``.trueframe-data``), the weights cache of the settings, ``serving/serve_config.yaml``.
+default ``.trueframe-data``; ``TRUEFRAME_DATABASE_URL`` names a PostgreSQL store instead), the
+weights cache of the settings, ``serving/serve_config.yaml``. Analyses consult the store's
+known-media hash lists.
 Runs until Ctrl-C (or SIGTERM), then shuts Serve and Ray down.
 """
 
@@ -68,9 +70,11 @@ def _serve_in_process(settings: Settings, host: str, port: int) -> int:
     from serving.analyzer import InProcessAnalyzer
     from serving.http.app import create_app
     from serving.http.server import uvicorn_options
-    from serving.jobs.store import JobStore, store_path
+    from serving.jobs.store import open_store
+    from serving.known.lookup import StoreKnownMedia
 
-    app = create_app(settings, InProcessAnalyzer(settings), JobStore(store_path(settings)))
+    store = open_store(settings)
+    app = create_app(settings, InProcessAnalyzer(settings, known=StoreKnownMedia(store)), store)
     print(f"trueframe (in process) at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(settings.serve))
     return 0

@@ -31,6 +31,7 @@ from serving.http.state import AppState
 from serving.http.upload import BodyLimit
 from serving.jobs.runner import JobRunner
 from serving.jobs.store import JobStore
+from serving.known.lookup import StoreKnownMedia
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def create_app(
 
     ``static_dir`` holds the web form (``index.html`` served at ``/``, the rest under ``/static``).
     """
-    from serving.http.routers import analyze, jobs, ops, session, web
+    from serving.http.routers import analyze, hashlists, jobs, ops, privacy, reviews, session, web
 
     metrics = Metrics(queue_depth=lambda: float(store.active_count()))
     runner = JobRunner(settings, analyzer, store, metrics)
@@ -64,9 +65,19 @@ def create_app(
         lifespan=lifespan,
     )
     static = STATIC_DIR if static_dir is None else static_dir
-    app.state.trueframe = AppState(settings, analyzer, store, runner, metrics, static)
+    known = getattr(analyzer, "known", None)
+    app.state.trueframe = AppState(
+        settings,
+        analyzer,
+        store,
+        runner,
+        metrics,
+        static,
+        known if isinstance(known, StoreKnownMedia) else None,
+    )
     _add_error_handlers(app)
-    for router in (analyze.router, jobs.router, session.router, ops.router, web.router):
+    routers = (analyze, jobs, reviews, hashlists, privacy, session, ops, web)
+    for router in (module.router for module in routers):
         app.include_router(router)
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")

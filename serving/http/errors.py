@@ -80,3 +80,31 @@ def status_of(code: str) -> int:
     from detector.errors import all_error_classes
 
     return next((c.http_status for c in all_error_classes() if c.code == code), 500)
+
+
+class Conflict(TrueframeError):
+    """The request does not fit the resource's state (e.g. reviewing a job that has no report yet)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class AppealNotFound(TrueframeError):
+    """Unknown appeal id, or another key's appeal (never told apart)."""
+
+    code = "appeal_not_found"
+    http_status = 404
+
+
+class ListNotFound(TrueframeError):
+    """No hash list of that name."""
+
+    code = "list_not_found"
+    http_status = 404
+
+
+class KeyNotFound(TrueframeError):
+    """No API key with that id."""
+
+    code = "key_not_found"
+    http_status = 404

@@ -13,6 +13,7 @@ from serving.analyzer import Analyzer
 from serving.http.metrics import Metrics
 from serving.jobs.runner import JobRunner
 from serving.jobs.store import JobStore
+from serving.known.lookup import StoreKnownMedia
 from serving.offload import off_loop
 
 __all__ = ["AppState", "State", "app_state", "off_loop"]
@@ -28,6 +29,7 @@ class AppState:
     runner: JobRunner
     metrics: Metrics
     static_dir: Path
+    known: StoreKnownMedia | None = None
     sync_inflight: int = 0
 
 

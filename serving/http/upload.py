@@ -21,6 +21,8 @@ from detector.errors import EmptyMedia, InvalidRequest
 from serving.http.errors import PayloadTooLarge, RequestTimeout
 
 MULTIPART = "multipart/form-data"
+MAX_NAME_CHARS = 255
+"""Longest file name accepted, from ``?name=`` (checked by the route) or a multipart part's filename."""
 
 
 class BodyLimit:
@@ -85,16 +87,29 @@ class Upload:
     name: str | None
 
 
+def check_name(name: str | None) -> None:
+    """A client's file name is only echoed, but it is stored: at most 255 characters, no NUL (which
+    no text column of PostgreSQL can hold)."""
+    if name is None:
+        return
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidRequest(f"the file name is longer than {MAX_NAME_CHARS} characters")
+    if "\x00" in name:
+        raise InvalidRequest("the file name contains a NUL character")
+
+
 async def read_upload(request: Request, name: str | None) -> Upload:
     """The uploaded bytes: multipart field ``file``, or the raw body (name from ``?name=``)."""
+    check_name(name)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(MULTIPART):
         async with request.form(max_files=1, max_fields=16) as form:
             field = form.get("file")
             if not isinstance(field, UploadFile):
                 raise InvalidRequest("multipart upload needs a file field named 'file'")
-            data = await field.read()
             name = name or field.filename
+            check_name(name)
+            data = await field.read()
     else:
         data = await request.body()
     if not data:

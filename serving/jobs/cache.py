@@ -50,7 +50,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
         "models": models,
         "fusion_file": fusion,
         "settings": {
-            "faces": settings.faces.model_dump(mode="json", exclude={"batch_size"}),
+            "faces": settings.faces.model_dump(mode="json", exclude={"batch_size", "max_batch_pixels"}),
             "provenance": settings.provenance.model_dump(mode="json"),
             "sampling": settings.sampling.model_dump(mode="json"),
             "fusion": settings.fusion.model_dump(mode="json", exclude={"fusion_file"}),

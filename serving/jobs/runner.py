@@ -4,6 +4,11 @@ Started and stopped by the app's lifespan. On start it recovers the store (jobs 
 go back in the queue, jobs whose media is gone fail with a reason), queues every waiting job in
 arrival order and resumes undelivered webhooks. ``job_workers = 0`` accepts jobs without running
 them (another process on the same store will).
+
+On a shared database (PostgreSQL, several replicas) a worker touches the heartbeat of the jobs it
+runs every :data:`HEARTBEAT_S`; a starting replica requeues only running jobs whose heartbeat is
+older than :data:`STALE_S` (their worker died), never another live replica's. Review and appeal
+events (:mod:`serving.reviews.events`) are delivered here too, and resumed on start.
 """
 
 from __future__ import annotations
@@ -27,8 +32,12 @@ from serving.jobs.cache import result_key
 from serving.jobs.store import Job, JobStatus, JobStore
 from serving.jobs.webhooks import deliver
 from serving.offload import off_loop
+from serving.reviews.events import Event, mark_event, pending_events
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 15.0
+STALE_S = 90.0
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -65,6 +74,7 @@ class JobRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._done: dict[str, asyncio.Event] = {}
+        self._running: set[str] = set()
 
     @property
     def ttl_s(self) -> float:
@@ -75,16 +85,20 @@ class JobRunner:
         if self.settings.serve.job_workers == 0:
             self._tasks.append(asyncio.create_task(self._purge_loop()))
             return
-        requeued, failed = await off_loop(self.store.recover, self.ttl_s)
+        stale_before = time.time() - STALE_S if self.store.shared else None
+        requeued, failed = await off_loop(self.store.recover, self.ttl_s, stale_before)
         if requeued or failed:
             log.info("recovered jobs: %d back in the queue, %d failed", len(requeued), len(failed))
         for job_id in await off_loop(self.store.queued_ids):
             self.queue.put_nowait(job_id)
         for job in await off_loop(self.store.pending_callbacks):
             self._spawn(self._send_webhook(job))
+        for event in await off_loop(pending_events, self.store):
+            self.send_event(event)
         for _ in range(self.settings.serve.job_workers):
             self._tasks.append(asyncio.create_task(self._work()))
         self._tasks.append(asyncio.create_task(self._purge_loop()))
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
 
     async def stop(self) -> None:
         """Cancel workers and webhooks; a job cut short stays ``running`` and is resumed on restart."""
@@ -135,8 +149,15 @@ class JobRunner:
 
     async def _run(self, job_id: str) -> None:
         job = await off_loop(self.store.claim, job_id)
-        if job is None:  # cancelled or deleted while it waited
+        if job is None:  # cancelled, deleted or taken by another replica while it waited
             return
+        self._running.add(job_id)
+        try:
+            await self._analyse(job)
+        finally:
+            self._running.discard(job_id)
+
+    async def _analyse(self, job: Job) -> None:
         data = await off_loop(self.store.read_media, job)
         if data is None:
             await self._finish(job.id, "failed", error=("media_lost", "the uploaded media is gone"))
@@ -197,6 +218,28 @@ class JobRunner:
         ok = await deliver(job.callback_url, body, secret, self.settings.serve, job.id)
         await off_loop(self.store.set_callback_state, job.id, "delivered" if ok else "failed")
         self.metrics.webhooks.labels("delivered" if ok else "failed").inc()
+
+    def send_event(self, event: Event | None) -> None:
+        """Deliver a review or appeal event in the background (None: the owner has no webhook)."""
+        if event is not None:
+            self._spawn(self._send_event(event))
+
+    async def _send_event(self, event: Event) -> None:
+        secret = (
+            await off_loop(key_webhook_secret, self.store, event.owner) or self.settings.serve.webhook_secret
+        )
+        ok = False
+        if secret is not None:
+            body = event.body.encode()
+            ok = await deliver(event.url, body, secret, self.settings.serve, event.job_id, event.event)
+        await off_loop(mark_event, self.store, event.id, "delivered" if ok else "failed")
+        self.metrics.webhooks.labels("delivered" if ok else "failed").inc()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            if self._running:
+                await off_loop(self.store.heartbeat, sorted(self._running))
 
     async def _purge_loop(self) -> None:
         while True:

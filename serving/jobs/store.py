@@ -1,10 +1,16 @@
-"""The job store: SQLite in WAL mode under the data folder, plus uploaded media files beside it.
+"""The job store: jobs, keys, sessions and the result cache in one database, uploads as files.
+
+The database is SQLite in WAL mode under the data folder (the embedded default) or PostgreSQL when
+``TRUEFRAME_DATABASE_URL`` names one (:mod:`serving.store.engine`); tables are SQLAlchemy Core
+(:mod:`serving.store.schema`), created and upgraded by the shipped Alembic migrations at open.
+Uploaded media stays a file under ``<data_dir>/media`` until its analysis ends (several nodes on one
+database need that folder on shared storage).
 
 Jobs are written before ``202`` is answered, so an accepted job is never lost: on start,
 :meth:`JobStore.recover` puts jobs that were running back in the queue (their media is still on
 disk) or marks them failed with the reason. Media is deleted when its analysis ends, whatever the
 outcome; finished jobs and cached reports expire after the configured time (:meth:`JobStore.purge`).
-One connection guarded by a lock: every statement is short, so callers may use it from the event loop.
+Every call is blocking: the service calls the store off the event loop.
 """
 
 from __future__ import annotations
@@ -12,128 +18,99 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import secrets
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from sqlalchemy import Connection, Executable, RowMapping, delete, func, insert, select, text, update
 
 from detector.settings import Settings
+from serving.jobs.records import FINISHED, JOB_ID, Job, JobStatus, new_job_id, summary, valid_job_id
+from serving.store import schema as t
+from serving.store.engine import IMMEDIATE, STORE_FILE, create_store_engine, migrate, sqlite_url
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-STORE_FILE = "trueframe.sqlite3"
+ACTIVE = ("queued", "running")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0,
-    partial TEXT, report TEXT, error_code TEXT, error_message TEXT, media_path TEXT, name TEXT,
-    sha256 TEXT NOT NULL, options TEXT NOT NULL, callback_url TEXT, callback_state TEXT,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL, expires_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY, name TEXT, hash TEXT NOT NULL, webhook_secret TEXT NOT NULL,
-    created_at REAL NOT NULL, revoked_at REAL, role TEXT NOT NULL DEFAULT 'submitter'
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    hash TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL
-);
-DROP TABLE IF EXISTS cache;
-CREATE TABLE IF NOT EXISTS results (
-    sha256 TEXT NOT NULL, result_key TEXT NOT NULL, owner TEXT NOT NULL, report TEXT NOT NULL,
-    created_at REAL NOT NULL, PRIMARY KEY (sha256, result_key, owner)
-);
-"""
+__all__ = [
+    "FINISHED", "JOB_ID", "STORE_FILE", "Job", "JobStatus", "JobStore", "new_job_id", "open_store",
+    "store_path", "valid_job_id",
+]  # fmt: skip
 
 
 def store_path(settings: Settings) -> Path:
-    """Where the service and ``trueframe keys`` find the store for these settings."""
+    """Where the embedded SQLite store of these settings lives (media sits beside it)."""
     return settings.data_dir.expanduser() / STORE_FILE
 
 
-JOB_ID = re.compile(r"job_[A-Za-z0-9_-]{22}")
-"""The shape of every job id; anything else is refused before it reaches SQL or the filesystem."""
+def open_store(settings: Settings) -> JobStore:
+    """The store these settings name: ``database_url`` when set, else SQLite in the data folder."""
+    media = settings.data_dir.expanduser() / "media"
+    if settings.database_url:
+        return JobStore(settings.database_url, media_dir=media)
+    return JobStore(store_path(settings), media_dir=media)
 
 
-def new_job_id() -> str:
-    """An unguessable job id (128 random bits)."""
-    return "job_" + secrets.token_urlsafe(16)
-
-
-def valid_job_id(job_id: str) -> bool:
-    """Whether ``job_id`` has the shape of an id this store makes."""
-    return JOB_ID.fullmatch(job_id) is not None
-
-
-@dataclass(frozen=True)
-class Job:
-    """One row of ``jobs``; ``report``/``partial`` are decoded JSON."""
-
-    id: str
-    owner: str
-    status: JobStatus
-    progress: float
-    partial: dict[str, Any] | None
-    report: dict[str, Any] | None
-    error_code: str | None
-    error_message: str | None
-    media_path: str | None
-    name: str | None
-    sha256: str
-    options: dict[str, Any]
-    callback_url: str | None
-    callback_state: str | None
-    created_at: float
-    updated_at: float
-    expires_at: float | None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
+def _positional(sql: str, params: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """``?`` placeholders as named binds (plain SQL that both SQLite and PostgreSQL read)."""
+    names = iter(range(len(params)))
+    return re.sub(r"\?", lambda _: f":p{next(names)}", sql), {f"p{i}": v for i, v in enumerate(params)}
 
 
 class JobStore:
-    """Jobs, API keys, web sessions and the result cache in one SQLite file (WAL)."""
+    """Jobs, API keys, web sessions, the result cache and the trust-and-safety tables.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path.expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.media_dir = self.path.parent / "media"
-        self.media_dir.mkdir(exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(api_keys)")}
-        if "role" not in columns:  # stores made before roles: every existing key is a submitter
-            self._db.execute("ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'submitter'")
+    ``target`` is the SQLite file (a :class:`~pathlib.Path`; media goes beside it unless
+    ``media_dir`` says otherwise) or a database URL (then ``media_dir`` is required).
+    """
+
+    def __init__(self, target: Path | str, media_dir: Path | None = None) -> None:
+        if isinstance(target, Path):
+            self.path: Path | None = target.expanduser()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            url = sqlite_url(self.path)
+            media_dir = media_dir or self.path.parent / "media"
+        else:
+            if media_dir is None:
+                raise ValueError("a store opened by URL needs media_dir")
+            self.path, url = None, target
+        self.media_dir = media_dir.expanduser()
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = create_store_engine(url)
+        migrate(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes on other machines may use this database too (not SQLite)."""
+        return self.dialect != "sqlite"
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.engine.dispose()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """The connection inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def transaction(self) -> Iterator[Connection]:
+        """A connection inside one write transaction (SQLite: ``BEGIN IMMEDIATE``), rolled back on error."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{IMMEDIATE: True})
+            with conn.begin():
+                yield conn
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        """Rows of one read statement."""
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+    def query(self, stmt: Executable | str, params: Sequence[Any] = ()) -> list[RowMapping]:
+        """Rows of one read statement (a SQLAlchemy statement, or plain SQL with ``?`` placeholders)."""
+        if isinstance(stmt, str):
+            sql, binds = _positional(stmt, params)
+            stmt, params = text(sql).bindparams(**binds), ()
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).mappings())
+
+    def scalar(self, stmt: Executable) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).scalar()
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -161,19 +138,17 @@ class JobStore:
         job_id = new_job_id()
         now = time.time()
         media_path = None if media is None or report is not None else str(self.write_media(job_id, media))
-        status = "succeeded" if report is not None else "queued"
-        expires = now + ttl_s if report is not None and ttl_s is not None else None
+        done = report is not None
+        row = {
+            "id": job_id, "owner": owner, "status": "succeeded" if done else "queued",
+            "progress": 1.0 if done else 0.0, "report": None if report is None else json.dumps(report),
+            "media_path": media_path, "name": name, "sha256": sha256, "options": json.dumps(options),
+            "callback_url": callback_url, "callback_state": "pending" if callback_url else None,
+            "created_at": now, "updated_at": now,
+            "expires_at": now + ttl_s if done and ttl_s is not None else None, **summary(report),
+        }  # fmt: skip
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO jobs (id, owner, status, progress, report, media_path, name, sha256, options,"
-                " callback_url, callback_state, created_at, updated_at, expires_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    job_id, owner, status, 1.0 if report is not None else 0.0,
-                    None if report is None else json.dumps(report), media_path, name, sha256,
-                    json.dumps(options), callback_url, "pending" if callback_url else None, now, now, expires,
-                ),
-            )  # fmt: skip
+            db.execute(insert(t.jobs).values(**row))
         job = self.get(job_id)
         assert job is not None
         return job
@@ -182,7 +157,7 @@ class JobStore:
         """The job, or None when unknown, expired, malformed, or (with ``owner``) made by someone else."""
         if not valid_job_id(job_id):
             return None
-        rows = self.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = self.query(select(t.jobs).where(t.jobs.c.id == job_id))
         if not rows or (owner is not None and rows[0]["owner"] != owner):
             return None
         if rows[0]["expires_at"] is not None and rows[0]["expires_at"] < time.time():
@@ -191,19 +166,34 @@ class JobStore:
 
     def claim(self, job_id: str) -> Job | None:
         """Mark a queued job running and return it; None when it was cancelled or taken meanwhile."""
+        now = time.time()
         with self.transaction() as db:
             cur = db.execute(
-                "UPDATE jobs SET status='running', updated_at=? WHERE id=? AND status='queued'",
-                (time.time(), job_id),
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id, t.jobs.c.status == "queued")
+                .values(status="running", updated_at=now, heartbeat_at=now)
             )
         return self.get(job_id) if cur.rowcount == 1 else None
 
     def set_progress(self, job_id: str, fraction: float, partial: dict[str, Any]) -> None:
+        now = time.time()
         with self.transaction() as db:
             db.execute(
-                "UPDATE jobs SET progress=?, partial=?, updated_at=? WHERE id=? AND status='running'",
-                (max(0.0, min(1.0, fraction)), json.dumps(partial), time.time(), job_id),
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id, t.jobs.c.status == "running")
+                .values(
+                    progress=max(0.0, min(1.0, fraction)),
+                    partial=json.dumps(partial),
+                    updated_at=now,
+                    heartbeat_at=now,
+                )
             )
+
+    def heartbeat(self, job_ids: Sequence[str]) -> None:
+        """Tell other processes that these running jobs are still being worked on."""
+        if job_ids:
+            with self.transaction() as db:
+                db.execute(update(t.jobs).where(t.jobs.c.id.in_(job_ids)).values(heartbeat_at=time.time()))
 
     def finish(
         self,
@@ -217,16 +207,17 @@ class JobStore:
         """Record the outcome of a running job and delete its media; None if it was cancelled meanwhile."""
         now = time.time()
         code, message = error if error is not None else (None, None)
+        values: dict[str, Any] = {
+            "status": status, "report": None if report is None else json.dumps(report),
+            "error_code": code, "error_message": message, "media_path": None,
+            "updated_at": now, "expires_at": now + ttl_s, **summary(report),
+        }  # fmt: skip
+        if status == "succeeded":
+            values["progress"] = 1.0
         with self.transaction() as db:
             cur = db.execute(
-                "UPDATE jobs SET status=?, progress=CASE WHEN ?='succeeded' THEN 1.0 ELSE progress END,"
-                " report=?, error_code=?, error_message=?, media_path=NULL, updated_at=?, expires_at=?"
-                " WHERE id=? AND status IN ('queued','running')",
-                (
-                    status, status, None if report is None else json.dumps(report),
-                    code, message, now, now + ttl_s, job_id,
-                ),
-            )  # fmt: skip
+                update(t.jobs).where(t.jobs.c.id == job_id, t.jobs.c.status.in_(ACTIVE)).values(**values)
+            )
         self._delete_media(job_id)
         return self.get(job_id) if cur.rowcount == 1 else None
 
@@ -238,15 +229,20 @@ class JobStore:
         if not valid_job_id(job_id):
             return False
         with self.transaction() as db:
-            cur = db.execute("DELETE FROM jobs WHERE id=? AND owner=?", (job_id, owner))
+            cur = db.execute(delete(t.jobs).where(t.jobs.c.id == job_id, t.jobs.c.owner == owner))
         if cur.rowcount != 1:
             return False
         self._delete_media(job_id)
         return True
 
+    def keep_until(self, job_id: str, expires_at: float | None) -> None:
+        """Set when a finished job expires (None: kept, e.g. while an appeal on it is open)."""
+        with self.transaction() as db:
+            db.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(expires_at=expires_at))
+
     def set_callback_state(self, job_id: str, state: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET callback_state=? WHERE id=?", (state, job_id))
+            db.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(callback_state=state))
 
     def read_media(self, job: Job) -> bytes | None:
         """The job's upload, or None when it is gone."""
@@ -257,64 +253,75 @@ class JobStore:
         except FileNotFoundError:
             return None
 
+    def delete_media(self, job_ids: Sequence[str]) -> None:
+        for job_id in job_ids:
+            self._delete_media(job_id)
+
     def _delete_media(self, job_id: str) -> None:
         for suffix in (".bin", ".part"):
             (self.media_dir / f"{job_id}{suffix}").unlink(missing_ok=True)
 
     def active_count(self) -> int:
         """Jobs queued or running: what the queue limit counts."""
-        return int(self.query("SELECT COUNT(*) FROM jobs WHERE status IN ('queued','running')")[0][0])
+        return int(self.scalar(select(func.count()).select_from(t.jobs).where(t.jobs.c.status.in_(ACTIVE))))
 
     def queued_ids(self) -> list[str]:
-        return [r["id"] for r in self.query("SELECT id FROM jobs WHERE status='queued' ORDER BY created_at")]
+        stmt = select(t.jobs.c.id).where(t.jobs.c.status == "queued").order_by(t.jobs.c.created_at)
+        return [r["id"] for r in self.query(stmt)]
 
     def pending_callbacks(self) -> list[Job]:
         """Finished jobs whose webhook was not yet delivered or given up."""
         rows = self.query(
-            "SELECT * FROM jobs WHERE callback_state='pending'"
-            " AND status IN ('succeeded','failed','cancelled')"
+            select(t.jobs).where(t.jobs.c.callback_state == "pending", t.jobs.c.status.in_(FINISHED))
         )
         return [_job(r) for r in rows]
 
-    def recover(self, ttl_s: float) -> tuple[list[str], list[str]]:
+    def recover(self, ttl_s: float, stale_before: float | None = None) -> tuple[list[str], list[str]]:
         """After a restart: running jobs go back to the queue, or fail when their media is gone.
 
-        Returns (requeued ids, failed ids).
+        With ``stale_before`` (a shared database, where other replicas run jobs too) only jobs whose
+        heartbeat is older than that are touched. Returns (requeued ids, failed ids).
         """
         requeued, failed = [], []
-        for row in self.query("SELECT * FROM jobs WHERE status IN ('queued','running')"):
+        for row in self.query(select(t.jobs).where(t.jobs.c.status.in_(ACTIVE))):
             job = _job(row)
+            alive = job.status == "running" and (job.heartbeat_at or job.updated_at) >= (stale_before or 0)
+            if stale_before is not None and alive:
+                continue  # another live worker has it
             if job.media_path is not None and Path(job.media_path).is_file():
-                if job.status == "running":
-                    with self.transaction() as db:
-                        db.execute(
-                            "UPDATE jobs SET status='queued', progress=0, partial=NULL, updated_at=?"
-                            " WHERE id=?",
-                            (time.time(), job.id),
-                        )
+                if job.status == "running" and self._requeue(job.id):
                     requeued.append(job.id)
-            else:
-                self.finish(
-                    job.id, "failed", ttl_s,
-                    error=("media_lost", "the uploaded media was gone when the service restarted"),
-                )  # fmt: skip
+            elif stale_before is None or job.status == "running":
+                error = ("media_lost", "the uploaded media was gone when the service restarted")
+                self.finish(job.id, "failed", ttl_s, error=error)
                 failed.append(job.id)
         return requeued, failed
+
+    def _requeue(self, job_id: str) -> bool:
+        with self.transaction() as db:
+            cur = db.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id, t.jobs.c.status == "running")
+                .values(status="queued", progress=0.0, partial=None, updated_at=time.time())
+            )
+        return bool(cur.rowcount == 1)
 
     def purge(self, now: float | None = None, cache_ttl_s: float | None = None) -> int:
         """Delete expired finished jobs (and any media left), expired sessions and old cache rows."""
         now = time.time() if now is None else now
         expired = [
             r["id"]
-            for r in self.query("SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ?", (now,))
+            for r in self.query(
+                select(t.jobs.c.id).where(t.jobs.c.expires_at.is_not(None), t.jobs.c.expires_at < now)
+            )
         ]
         with self.transaction() as db:
-            db.executemany("DELETE FROM jobs WHERE id=?", [(i,) for i in expired])
-            db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
+            if expired:
+                db.execute(delete(t.jobs).where(t.jobs.c.id.in_(expired)))
+            db.execute(delete(t.sessions).where(t.sessions.c.expires_at < now))
             if cache_ttl_s is not None:
-                db.execute("DELETE FROM results WHERE created_at < ?", (now - cache_ttl_s,))
-        for job_id in expired:
-            self._delete_media(job_id)
+                db.execute(delete(t.results).where(t.results.c.created_at < now - cache_ttl_s))
+        self.delete_media(expired)
         return len(expired)
 
     # -- result cache -------------------------------------------------------------------------
@@ -324,22 +331,19 @@ class JobStore:
 
         The cache is per owner: a hit never tells one key that another uploaded the same bytes.
         """
-        rows = self.query(
-            "SELECT report FROM results WHERE sha256=? AND result_key=? AND owner=?", (sha256, key, owner)
-        )
+        c = t.results.c
+        rows = self.query(select(c.report).where(c.sha256 == sha256, c.result_key == key, c.owner == owner))
         return json.loads(rows[0]["report"]) if rows else None
 
     def cache_report(self, sha256: str, key: str, owner: str, report: dict[str, Any]) -> None:
         """Remember ``owner``'s report for these bytes under its result key."""
+        values = {"sha256": sha256, "result_key": key, "owner": owner}
         with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO results (sha256, result_key, owner, report, created_at)"
-                " VALUES (?,?,?,?,?)",
-                (sha256, key, owner, json.dumps(report), time.time()),
-            )
+            db.execute(delete(t.results).filter_by(**values))
+            db.execute(insert(t.results).values(**values, report=json.dumps(report), created_at=time.time()))
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: RowMapping) -> Job:
     values = dict(row)
     for field in ("partial", "report", "options"):
         if values[field] is not None:

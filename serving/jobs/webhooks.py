@@ -69,8 +69,13 @@ def _refuse_private(host: str, port: int) -> None:
             )
 
 
-async def deliver(url: str, body: bytes, secret: str, settings: ServeSettings, job_id: str) -> bool:
-    """POST ``body`` until a 2xx answer or ``webhook_max_attempts``; True when delivered."""
+async def deliver(
+    url: str, body: bytes, secret: str, settings: ServeSettings, job_id: str, event: str | None = None
+) -> bool:
+    """POST ``body`` until a 2xx answer or ``webhook_max_attempts``; True when delivered.
+
+    ``event`` (a review or appeal event) is sent as ``X-Trueframe-Event``; job callbacks have none.
+    """
     delay = settings.webhook_backoff_s
     async with httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
         for attempt in range(1, settings.webhook_max_attempts + 1):
@@ -85,6 +90,8 @@ async def deliver(url: str, body: bytes, secret: str, settings: ServeSettings, j
                     "X-Trueframe-Job": job_id,
                     "X-Trueframe-Attempt": str(attempt),
                 }
+                if event is not None:
+                    headers["X-Trueframe-Event"] = event
                 response = await client.post(url, content=body, headers=headers)
                 if response.is_success:
                     return True

@@ -66,7 +66,9 @@ DEPLOYMENTS = ("ingress", "media", "provenance", "faces", "face_model", "synthet
 class Ingress:
     """The HTTP API (``serving.api.create_app``) over a :class:`RayAnalyzer` holding the stage handles.
 
-    One replica only: it runs the job worker over the SQLite job store in the data folder.
+    One replica over the embedded SQLite store in the data folder; with ``TRUEFRAME_DATABASE_URL``
+    (PostgreSQL) several replicas, or several services, share jobs, keys and decisions (uploads
+    then need the data folder on shared storage). Analyses consult the store's hash lists.
     """
 
     def __init__(
@@ -78,19 +80,22 @@ class Ingress:
         face_model: DeploymentHandle,
         synthetic_model: DeploymentHandle | None = None,
     ) -> None:
+        from serving.jobs.store import open_store
+        from serving.known.lookup import StoreKnownMedia
+
         self.settings = settings
+        self.store = open_store(settings)
         self.analyzer = RayAnalyzer(
-            settings, StageHandles(media, provenance, faces, face_model, synthetic_model)
+            settings,
+            StageHandles(media, provenance, faces, face_model, synthetic_model),
+            known=StoreKnownMedia(self.store),
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """Called by Serve in the replica after ``__init__``: the app with its store and analyzer."""
         from serving.http.app import create_app
-        from serving.jobs.store import JobStore, store_path
 
-        path = store_path(self.settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return create_app(self.settings, self.analyzer, JobStore(path))
+        return create_app(self.settings, self.analyzer, self.store)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ is kept so a later scan can resume. In CSV/Parquet a path appears once (its late
 journal keeps history (a path whose content or models changed gets a new row on rescan).
 
 A row is identified by ``(path, sha256, model_versions)``: a rerun skips those already present.
+Rows carry the usable PDQ hashes of the item (``pdq``), its reviewed near-duplicate in the store's
+hash lists at scan time (``known_match_*``) and its near-duplicate cluster (``cluster_id``, see
+:mod:`serving.scan.clusters`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from detector.errors import InvalidRequest, TrueframeError
+from detector.provenance.pdq import MIN_QUALITY
 from detector.report.schema import Report
 
 Row = dict[str, Any]
@@ -46,6 +50,12 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "faces",
     "top_signal",
     "top_signal_contribution",
+    "known_match_verdict",
+    "known_match_distance",
+    "known_match_share",
+    "known_match_list",
+    "cluster_id",
+    "pdq",
     "seconds",
     "timings",
     "error_code",
@@ -62,6 +72,8 @@ _SCHEMA = {
     "manipulated": pa.float64(),
     "faces": pa.int64(),
     "top_signal_contribution": pa.float64(),
+    "known_match_distance": pa.int64(),
+    "known_match_share": pa.float64(),
     "seconds": pa.float64(),
 }
 
@@ -93,6 +105,11 @@ def report_row(report: Report) -> Row:
     contributing = [s for s in score.signals if s.contribution is not None]
     top = max(contributing, key=lambda s: abs(s.contribution or 0.0), default=None)
     provenance = report.provenance
+    known = report.known_match
+    usable = []
+    if report.perceptual_hash is not None:
+        pairs = zip(report.perceptual_hash.hashes, report.perceptual_hash.qualities, strict=True)
+        usable = [h for h, q in pairs if q >= MIN_QUALITY]
     return {
         "sha256": report.media.sha256,
         "kind": report.media.kind,
@@ -106,6 +123,11 @@ def report_row(report: Report) -> Row:
         "faces": len(report.tracks),
         "top_signal": top.name if top is not None else None,
         "top_signal_contribution": top.contribution if top is not None else None,
+        "known_match_verdict": known.verdict if known is not None else None,
+        "known_match_distance": known.distance if known is not None else None,
+        "known_match_share": known.matched_share if known is not None else None,
+        "known_match_list": known.list_name if known is not None else None,
+        "pdq": " ".join(usable) or None,
         "seconds": report.timings.get("total"),
         "timings": json.dumps(report.timings, sort_keys=True),
         "error_code": None,
@@ -229,7 +251,9 @@ class ResultStore:
             self._journal.close()
             self._journal = None
         if self.format != "jsonl" and self.journal_path.exists():
-            write_rows(self.out, latest_per_path(read_jsonl(self.journal_path)))
+            from serving.scan.clusters import assign_clusters
+
+            write_rows(self.out, assign_clusters(latest_per_path(read_jsonl(self.journal_path))))
 
 
 def latest_per_path(rows: Iterable[Row]) -> list[Row]:

@@ -10,7 +10,11 @@ Two streaming passes over the items, both ``map_batches`` on ``ray.data.from_ite
 2. **analyse** (actor pools, one per heavy stage): load + sample -> provenance -> faces ->
    classifiers -> report assembly, each content once; rows for every path sharing it are written,
    flushed and fsynced as results stream back, so memory stays bounded and a crash loses nothing
-   written.
+   written. The last step PDQ-hashes the sampled frames and looks them up in the service's hash
+   lists (``TRUEFRAME_DATABASE_URL``, or the SQLite store of the data folder when it exists).
+
+The driver puts every row written in its near-duplicate cluster (``cluster_id``,
+:mod:`serving.scan.clusters`).
 
 Locally Ray starts in this process (no dashboard, auth off); with ``RAY_ADDRESS`` set the same
 code runs on that cluster (files must then be reachable from every node: a shared folder or
@@ -28,7 +32,8 @@ from detector.errors import TrueframeError
 from detector.settings import Settings
 from detector.stages import Options
 from serving.ray.runtime import init_ray
-from serving.scan.output import ResultStore, Row
+from serving.scan.clusters import Clusters
+from serving.scan.output import ResultStore, Row, latest_per_path
 from serving.scan.plan import Plan, plan_scan, shared_rows
 from serving.scan.source import ScanItem, fingerprint
 
@@ -105,8 +110,11 @@ class Scanner:
         self.frames = frames
         self.observer = observer
         self.versions = model_versions(settings, frames)
+        self.clusters = Clusters()
 
     def _write(self, rows: list[Row]) -> None:
+        for row in rows:
+            row["cluster_id"] = self.clusters.add(row)
         if rows:
             self.store.append(rows)
             if self.observer is not None:
@@ -119,6 +127,8 @@ class Scanner:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+        for row in latest_per_path(self.store.existing()):  # earlier rows seed the clusters
+            self.clusters.add(row)
         plan = self.plan(items, self._fingerprints(items))
         if self.observer is not None:
             self.observer.planned(plan)

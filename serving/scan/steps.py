@@ -22,6 +22,7 @@ import pyarrow as pa
 from detector.errors import InternalError, TrueframeError
 from detector.media.loader import Media, MediaInfo, MediaLoader
 from detector.media.sampling import FrameSample, FrameSampler
+from detector.provenance.pdq import KnownMedia, perceptual_hashes
 from detector.provenance.reader import ProvenanceReader
 from detector.provenance.types import ProvenanceReport
 from detector.runtime import timed
@@ -212,12 +213,24 @@ class ClassifierStep(_Step):
         )
 
 
+def scan_known_media(settings: Settings) -> KnownMedia | None:
+    """The service's hash lists, when the store exists: ``database_url``, or SQLite in the data folder."""
+    from serving.jobs.store import open_store, store_path
+    from serving.known.lookup import StoreKnownMedia
+
+    if not settings.database_url and not store_path(settings).is_file():
+        return None
+    return StoreKnownMedia(open_store(settings))
+
+
 class AssembleStep:
-    """Calibrate, aggregate, fuse and flatten each report into a result row (JSON text)."""
+    """PDQ-hash the frames, look them up in the hash lists, then calibrate, aggregate, fuse and
+    flatten each report into a result row (JSON text)."""
 
     def __init__(self, settings: Settings) -> None:
         self.assembler = build_assembler(settings)
         self.spec = face_spec(settings)
+        self.known = scan_known_media(settings)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         ids, states = _unpack(batch)
@@ -243,9 +256,13 @@ class AssembleStep:
         assert state.sample is not None
         assert state.faces is not None
         prepared = Prepared(state.info, b"", item_name(state.path), state.sample, state.timings)
-        return outputs(
+        result = outputs(
             prepared, state.faces, state.crop_logits, state.synthetic_logits, state.provenance, self.spec
         )
+        with timed(result.timings, "known_media"):
+            result.hashes = perceptual_hashes(state.info.kind, [f.image for f in state.sample.frames])
+            result.known_match = self.known.match(result.hashes) if self.known is not None else None
+        return result
 
 
 def item_name(path: str) -> str:

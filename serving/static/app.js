@@ -12,7 +12,7 @@
     models: "Scoring the faces…",
     report: "Writing the report…",
   };
-  const state = { file: null, pending: null };
+  const state = { file: null, pending: null, jobId: null, pendingJob: null };
 
   function show(id, visible) {
     $(id).hidden = !visible;
@@ -20,6 +20,8 @@
 
   function reset() {
     state.file = null;
+    state.jobId = null;
+    if (window.location.search) window.history.replaceState(null, "", "/");
     ["progress-panel", "error-panel", "result"].forEach((id) => show(id, false));
     show("upload-panel", true);
     $("file-input").value = "";
@@ -93,7 +95,10 @@
       $("upload-text").textContent = "done";
       setAnalysis(0.02, STAGES.media);
     });
-    xhr.addEventListener("load", () => onAnswer(xhr.status, parse(xhr.responseText)));
+    xhr.addEventListener("load", () => {
+      state.jobId = xhr.getResponseHeader("X-Trueframe-Job");
+      onAnswer(xhr.status, parse(xhr.responseText));
+    });
     xhr.addEventListener("error", () => fail(errorMessage(null, 0)));
     const form = new FormData();
     form.append("file", file, file.name);
@@ -102,7 +107,10 @@
 
   function onAnswer(status, body) {
     if (status === 200 && body) return done(body);
-    if (status === 202 && body && body.job_id) return poll(body.job_id);
+    if (status === 202 && body && body.job_id) {
+      state.jobId = body.job_id;
+      return poll(body.job_id);
+    }
     if (status === 401) return askForKey();
     if (status === 429) return fail("The service is busy right now. Please try again in a minute.");
     fail(errorMessage(body, status));
@@ -113,7 +121,7 @@
       .then((r) => r.json().then((body) => ({ status: r.status, body })))
       .then(({ status, body }) => {
         if (status !== 200) return fail(errorMessage(body, status));
-        if (body.status === "succeeded") return done(body.report);
+        if (body.status === "succeeded") return done(body.report, body.appeal);
         if (body.status === "failed") return fail(errorMessage(body, 500));
         if (body.status === "cancelled") return fail("The analysis was cancelled.");
         setAnalysis(body.progress || 0, stageText(body.status, body.partial));
@@ -122,13 +130,75 @@
       .catch(() => fail(errorMessage(null, 0)));
   }
 
-  function done(report) {
+  function done(report, appeal) {
     setAnalysis(1, "Done");
     show("progress-panel", false);
+    show("upload-panel", false);
     window.TrueframeReport.render(report, state.file);
+    showAppeal(appeal || null);
     show("result", true);
     $("verdict-title").setAttribute("tabindex", "-1");
     $("verdict-title").focus();
+  }
+
+  const APPEAL_STATES = {
+    open: "You asked for a human review. It is waiting for a reviewer.",
+    in_review: "A reviewer is looking at your appeal now.",
+    upheld: "A reviewer looked again and kept the decision.",
+    overturned: "A reviewer looked again and changed the decision.",
+  };
+
+  function showAppeal(appeal) {
+    // Appeals need the job the result is kept as (every answered upload has one).
+    show("appeal-card", Boolean(state.jobId));
+    const pending = appeal && (appeal.state === "open" || appeal.state === "in_review");
+    $("appeal-state").textContent = appeal ? APPEAL_STATES[appeal.state] || appeal.state : "";
+    show("appeal-form", !pending);
+    show("appeal-error", false);
+  }
+
+  function submitAppeal(event) {
+    event.preventDefault();
+    const statement = $("appeal-text").value.trim();
+    if (!statement || !state.jobId) return;
+    fetch("/v1/jobs/" + encodeURIComponent(state.jobId) + "/appeal", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ statement }),
+    })
+      .then((r) => r.json().then((body) => ({ status: r.status, body })))
+      .then(({ status, body }) => {
+        if (status !== 201) {
+          $("appeal-error").textContent = errorMessage(body, status);
+          show("appeal-error", true);
+          return;
+        }
+        $("appeal-text").value = "";
+        showAppeal(body);
+      })
+      .catch(() => {
+        $("appeal-error").textContent = errorMessage(null, 0);
+        show("appeal-error", true);
+      });
+  }
+
+  function openJob(jobId) {
+    // "/?job=<id>": the result of an earlier analysis, with its human decision and appeal.
+    state.jobId = jobId;
+    show("upload-panel", false);
+    fetch("/v1/jobs/" + encodeURIComponent(jobId), { credentials: "same-origin" })
+      .then((r) => r.json().then((body) => ({ status: r.status, body })))
+      .then(({ status, body }) => {
+        if (status === 401) {
+          state.pendingJob = jobId;
+          return askForKey();
+        }
+        if (status !== 200) return fail(errorMessage(body, status));
+        if (body.status !== "succeeded") return poll(jobId);
+        done(body.report, body.appeal);
+      })
+      .catch(() => fail(errorMessage(null, 0)));
   }
 
   function askForKey() {
@@ -155,9 +225,11 @@
       $("key-input").value = "";
       show("key-error", false);
       show("key-panel", false);
-      if (state.pending) upload(state.pending);
+      if (state.pendingJob) openJob(state.pendingJob);
+      else if (state.pending) upload(state.pending);
       else show("upload-panel", true);
       state.pending = null;
+      state.pendingJob = null;
     }).catch(() => {
       $("key-error").textContent = errorMessage(null, 0);
       show("key-error", true);
@@ -197,6 +269,9 @@
     document.querySelectorAll(".again").forEach((b) => b.addEventListener("click", reset));
     $("key-form").addEventListener("submit", submitKey);
     $("download-json").addEventListener("click", () => window.TrueframeReport.download());
+    $("appeal-form").addEventListener("submit", submitAppeal);
+    const jobId = new URLSearchParams(window.location.search).get("job");
+    if (jobId) openJob(jobId);
   }
 
   document.addEventListener("DOMContentLoaded", wire);

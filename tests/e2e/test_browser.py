@@ -1,9 +1,16 @@
-"""The journalists' web form in headless Debian chromium (Playwright, no downloaded browser).
+"""The journalists' web form and the review desk in headless Debian chromium (Playwright, no
+downloaded browser).
 
 A real face-swap video goes through the form of the real Serve app: the access key is asked once,
 the upload and the analysis show progress, and the result page shows the verdict, the face boxes
 drawn on frames the page takes from the uploaded file, the per-frame timeline, and a JSON download
 of the report. A screenshot of the result page is kept in ``test-artifacts/``.
+
+The trust-and-safety pages run on a live server over the fake analyzer with real PDQ matching: a
+reviewer signs in to the review desk, opens the appealed item, takes the appeal and records a
+decision; the submitter then sees the human decision beside the model's on the job's page, and a
+re-encoded copy of the reviewed photo comes back with its known match. Screenshots of each step go
+to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -11,15 +18,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from serving.known.lookup import StoreKnownMedia
 from tests.support.paths import ARTIFACTS
 from tests.support.serve_helpers import Service
 
-pytestmark = [pytest.mark.browser, pytest.mark.ray, pytest.mark.slow, pytest.mark.shared_data]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -67,31 +78,91 @@ def chromium() -> Path:
     return CHROMIUM
 
 
+def _browser(pw: Any, profile: Path, **options: Any) -> Any:
+    """A persistent headless chromium context (``options`` go to Playwright as given)."""
+    return pw.chromium.launch_persistent_context(
+        str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 1100, "height": 900}, **options,
+    )  # fmt: skip
+
+
+def _watch(page: Any, problems: list[str]) -> None:
+    """Collect page errors and console errors (but the expected first 401) into ``problems``."""
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console: {m.text}")
+            if m.type == "error" and EXPECTED_401 not in m.text
+            else None
+        ),
+    )
+
+
+@dataclass
+class ResultPage:
+    """What the result page showed, and the report it offered for download."""
+
+    filename: str
+    report: dict[str, Any]
+    verdict: str | None
+    summary: str | None
+    pixels: dict[str, int]
+    thumbs: int
+    dots: int
+    heatmaps: int
+
+
+def _read_result_page(page: Any) -> ResultPage:
+    """Screenshot the result page, download its JSON report and count what it drew."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-result.png"), full_page=True)
+    with page.expect_download() as download_info:
+        page.click("#download-json")
+    download = download_info.value
+    return ResultPage(
+        filename=download.suggested_filename,
+        report=json.loads(Path(download.path()).read_text(encoding="utf-8")),
+        verdict=page.text_content("#verdict-title"),
+        summary=page.text_content("#verdict-summary"),
+        pixels=page.evaluate(COUNT_BOX_PIXELS),
+        thumbs=page.locator("#thumbs canvas").count(),
+        dots=page.locator("#timeline svg circle.dot-face").count(),
+        heatmaps=page.locator("#heatmaps-list img").count(),
+    )
+
+
+def _assert_result_page(seen: ResultPage, video: Path) -> None:
+    """The page and its report agree on the video, its verdict, face boxes, timeline and heatmaps."""
+    report, pixels = seen.report, seen.pixels
+    assert seen.filename == f"trueframe-{video.stem}.json"
+    assert report["media"]["sha256"] == hashlib.sha256(video.read_bytes()).hexdigest()
+    assert report["media"]["kind"] == "video"
+    assert seen.verdict == VERDICT_LABELS[report["score"]["verdict"]]
+    assert seen.summary == report["score"]["summary"]
+    assert report["tracks"], "the face-swap video has a face"
+    assert seen.thumbs >= 1
+    assert pixels["box"] > 100, "face boxes are drawn on the thumbnail"
+    assert pixels["lit"] > pixels["total"] // 2, "the thumbnail shows a decoded frame, not a blank canvas"
+    scored = [f for f in report["frames"] if f["max_face_logit"] is not None]
+    assert seen.dots == len(scored) > 1
+    assert seen.heatmaps == len(report["heatmaps"]) >= 1, "asked-for heatmaps are shown"
+
+
+@pytest.mark.ray
+@pytest.mark.shared_data
 def test_journalist_checks_a_face_swap_video(
     service: Service, chromium: Path, shared_data: Path, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import ConsoleMessage, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     video = shared_data / "deepfake" / "ffpp_c23" / "Deepfakes" / "519_515.mp4"
     problems: list[str] = []
     with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(chromium),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            accept_downloads=True,
-            viewport={"width": 1100, "height": 900},
-        )
+        context = _browser(pw, tmp_path / "profile", accept_downloads=True)
         try:
             page = context.new_page()
-
-            def on_console(message: ConsoleMessage) -> None:
-                if message.type == "error" and EXPECTED_401 not in message.text:
-                    problems.append(f"console: {message.text}")
-
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("console", on_console)
+            _watch(page, problems)
             page.goto(service.url + "/")
             page.check("#heatmaps")
             page.set_input_files("#file-input", str(video))
@@ -101,31 +172,128 @@ def test_journalist_checks_a_face_swap_video(
             page.wait_for_selector("#progress-panel:not([hidden])")
             page.wait_for_selector("#result:not([hidden])", timeout=240_000)
             page.wait_for_selector("#thumbs[data-ready=true]", timeout=60_000)
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "browser-result.png"), full_page=True)
-            with page.expect_download() as download_info:
-                page.click("#download-json")
-            download = download_info.value
-            report: dict[str, Any] = json.loads(Path(download.path()).read_text(encoding="utf-8"))
-            verdict = page.text_content("#verdict-title")
-            summary = page.text_content("#verdict-summary")
-            pixels = page.evaluate(COUNT_BOX_PIXELS)
-            thumbs = page.locator("#thumbs canvas").count()
-            dots = page.locator("#timeline svg circle.dot-face").count()
-            heatmaps = page.locator("#heatmaps-list img").count()
+            seen = _read_result_page(page)
         finally:
             context.close()
 
     assert problems == [], "the page logged errors (CSP violations show up here too)"
-    assert download.suggested_filename == "trueframe-519_515.json"
-    assert report["media"]["sha256"] == hashlib.sha256(video.read_bytes()).hexdigest()
-    assert report["media"]["kind"] == "video"
-    assert verdict == VERDICT_LABELS[report["score"]["verdict"]]
-    assert summary == report["score"]["summary"]
-    assert report["tracks"], "the face-swap video has a face"
-    assert thumbs >= 1
-    assert pixels["box"] > 100, "face boxes are drawn on the thumbnail"
-    assert pixels["lit"] > pixels["total"] // 2, "the thumbnail shows a decoded frame, not a blank canvas"
-    scored = [f for f in report["frames"] if f["max_face_logit"] is not None]
-    assert dots == len(scored) > 1
-    assert heatmaps == len(report["heatmaps"]) >= 1, "asked-for heatmaps are shown"
+    _assert_result_page(seen, video)
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    """A live service over the fake analyzer with known-media matching, a submitter and a reviewer,
+    and one analysed photo whose submitter appealed the result."""
+    from serving.auth.keys import create_key
+    from tests.support import known_media as km
+    from tests.support.fake_analyzer import FakeAnalyzer
+    from tests.support.servicekit import live_server, make_settings, open_store
+
+    settings = make_settings(tmp_path / "data", tmp_path / "weights")
+    store = open_store(settings)
+    submitter = create_key(store, "newsroom").token
+    reviewer = create_key(store, "desk", "reviewer").token
+    analyzer = FakeAnalyzer(settings, manipulated=0.2, known=StoreKnownMedia(store))
+    with live_server(settings, analyzer, store) as url, httpx.Client(base_url=url, timeout=30) as client:
+        headers = {"X-API-Key": submitter}
+        answer = client.post("/v1/analyze?name=press-photo.jpg", content=km.reviewed_photo(), headers=headers)
+        job_id = answer.headers["x-trueframe-job"]
+        statement = {"statement": "This photo was doctored: the flag was added later."}
+        assert client.post(f"/v1/jobs/{job_id}/appeal", json=statement, headers=headers).status_code == 201
+        copy = tmp_path / "press-photo-copy.jpg"
+        copy.write_bytes(km.reencoded(km.reviewed_photo(), quality=50))
+        yield Desk(url, submitter, reviewer, job_id, copy)
+    store.close()
+
+
+@dataclass
+class Desk:
+    url: str
+    submitter: str
+    reviewer: str
+    job_id: str
+    copy: Path
+
+
+def _reviewer_decides(pw: Any, desk: Desk, profile: Path, problems: list[str]) -> dict[str, str]:
+    context = _browser(pw, profile)
+    try:
+        page = context.new_page()
+        _watch(page, problems)
+        page.goto(desk.url + "/review")
+        page.wait_for_selector("#key-panel:not([hidden])")
+        page.fill("#key-input", desk.reviewer)
+        page.click("#key-form button[type=submit]")
+        page.wait_for_selector("#queue-body tr")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "review-queue.png"), full_page=True)
+        seen = {"queue": page.text_content("#queue-body") or ""}
+        page.click("#queue-body button")
+        page.wait_for_selector("#item:not([hidden])")
+        seen["statement"] = page.text_content("#appeal-statement") or ""
+        page.click("#take-appeal")
+        page.locator("#appeal-meta", has_text="In review").wait_for()
+        page.check("input[name=verdict][value=manipulated]")
+        page.fill("#decision-reason", "The flag was pasted in; the agency original has none.")
+        page.fill("#decision-notes", "Compared with the agency's original frame.")
+        page.screenshot(path=str(ARTIFACTS / "review-item.png"), full_page=True)
+        page.click("#decision-submit")
+        page.wait_for_selector("#decision-done:not([hidden])")
+        seen["done"] = page.text_content("#decision-done") or ""
+        page.wait_for_selector("#queue-empty:not([hidden])")
+        page.screenshot(path=str(ARTIFACTS / "review-decided.png"), full_page=True)
+        return seen
+    finally:
+        context.close()
+
+
+def _submitter_sees(pw: Any, desk: Desk, profile: Path, problems: list[str]) -> dict[str, str]:
+    context = _browser(pw, profile)
+    try:
+        page = context.new_page()
+        _watch(page, problems)
+        page.goto(f"{desk.url}/?job={desk.job_id}")
+        page.wait_for_selector("#key-panel:not([hidden])")
+        page.fill("#key-input", desk.submitter)
+        page.click("#key-form button[type=submit]")
+        page.wait_for_selector("#review-block:not([hidden])")
+        page.screenshot(path=str(ARTIFACTS / "browser-human-decision.png"), full_page=True)
+        seen = {
+            "model": page.text_content("#verdict-title") or "",
+            "human": page.text_content("#review-verdict") or "",
+            "reason": page.text_content("#review-reason") or "",
+            "appeal": page.text_content("#appeal-state") or "",
+        }
+        page.click("#verdict-card .again")
+        page.set_input_files("#file-input", str(desk.copy))
+        page.wait_for_selector("#known-block:not([hidden])")
+        page.wait_for_selector("#thumbs[data-ready=true]")
+        page.screenshot(path=str(ARTIFACTS / "browser-known-match.png"), full_page=True)
+        seen["known"] = page.text_content("#known-verdict") or ""
+        seen["known_detail"] = page.text_content("#known-detail") or ""
+        seen["copy_verdict"] = page.text_content("#verdict-title") or ""
+        return seen
+    finally:
+        context.close()
+
+
+def test_a_reviewer_decides_an_appeal_and_the_submitter_sees_it_and_its_known_match(
+    desk: Desk, chromium: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        reviewer = _reviewer_decides(pw, desk, tmp_path / "reviewer", problems)
+        submitter = _submitter_sees(pw, desk, tmp_path / "submitter", problems)
+    assert problems == [], "the pages logged errors (CSP violations show up here too)"
+    assert "press-photo.jpg" in reviewer["queue"]
+    assert reviewer["statement"].startswith("This photo was doctored")
+    assert reviewer["done"] == "Recorded: Manipulated. The appeal is overturned."
+    assert submitter["model"] == VERDICT_LABELS["likely_authentic"]  # the model's verdict stays
+    assert submitter["human"] == "Manipulated"  # beside the human decision
+    assert submitter["reason"] == "Reason: The flag was pasted in; the agency original has none."
+    assert submitter["appeal"] == "A reviewer looked again and changed the decision."
+    assert submitter["known"] == "Manipulated"
+    assert "of 256 fingerprint bits differ" in submitter["known_detail"]
+    assert submitter["copy_verdict"] == VERDICT_LABELS["manipulated"]

@@ -245,3 +245,73 @@ def test_parquet_output_reads_back_and_feeds_the_review_queue(
         assert len(read_jsonl(Path(f"{out}.journal.jsonl"))) == 3
     finally:
         get_settings.cache_clear()
+
+
+def _uploads_and_a_hash_list(tmp_path: Path) -> Path:
+    """A reviewed mug photo in the service's hash list (the store of the settings' data folder), and
+    a folder with a photo, two near-duplicates of it, and a re-encoded copy of the mug."""
+    from detector.provenance.pdq import pdq_hex
+    from detector.settings import get_settings
+    from serving.jobs.store import open_store
+    from serving.known.lists import import_csv
+    from tests.support import known_media as km
+
+    coffee = km.unrelated_photo()
+    store = open_store(get_settings())
+    known_hash = pdq_hex(km.decode(coffee))[0]
+    import_csv(
+        store, "desk", f"item,kind,verdict,reviewed_at,hash\nmug,image,manipulated,1714557600,{known_hash}\n"
+    )
+    store.close()
+    src = tmp_path / "uploads"
+    src.mkdir()
+    original = km.reviewed_photo()
+    files = {
+        "a.jpg": original,
+        "a-q50.jpg": km.reencoded(original, 50),
+        "a-small.png": km.resized(original, 181),
+        "mug.jpg": km.reencoded(coffee, 60),
+    }
+    for name, content in files.items():
+        (src / name).write_bytes(content)
+    return src
+
+
+def _assert_clusters_and_queue(out: Path, queue: Path) -> None:
+    """The photo and its two copies share a cluster, the mug matches the hash list and outweighs the
+    models, and the review queue holds one representative of the unjudged cluster."""
+    rows = {Path(r["path"]).name: r for r in read_jsonl(out)}
+    assert len({rows[n]["cluster_id"] for n in ("a.jpg", "a-q50.jpg", "a-small.png")}) == 1
+    assert rows["mug.jpg"]["cluster_id"] != rows["a.jpg"]["cluster_id"]
+    assert (rows["mug.jpg"]["known_match_verdict"], rows["mug.jpg"]["known_match_list"]) == (
+        "manipulated",
+        "desk",
+    )
+    # a human decision on a near-duplicate outweighs the models
+    assert rows["mug.jpg"]["verdict"] == "manipulated"
+    assert rows["a.jpg"]["known_match_verdict"] is None
+    queued = read_jsonl(queue)
+    assert len(queued) == 1, "one representative of the unjudged cluster; the judged mug is left out"
+    assert queued[0]["cluster_id"] == rows["a.jpg"]["cluster_id"]
+    assert queued[0]["cluster_size"] == 3
+
+
+def test_a_scan_clusters_near_duplicates_reports_known_matches_and_queues_one_per_cluster(
+    tmp_path: Path, scan_env: dict[str, str], ray_local: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detector.settings import get_settings
+    from serving.cli.scan import main
+
+    data = tmp_path / "service-data"  # the service's store: its hash lists are what the scan consults
+    for key, value in {**scan_env, "TRUEFRAME_DATA_DIR": str(data)}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("TRUEFRAME_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    src = _uploads_and_a_hash_list(tmp_path)
+    out, queue = tmp_path / "scan.jsonl", tmp_path / "queue.jsonl"
+    argv = [str(src), "--out", str(out), "--frames", str(FRAMES), "--no-progress", "--review-out", str(queue)]
+    try:
+        assert main(argv) == 0
+    finally:
+        get_settings.cache_clear()
+    _assert_clusters_and_queue(out, queue)

@@ -5,7 +5,10 @@ so hostile input fails with the same typed errors as the real analyzer), reports
 same points as :mod:`detector.stages`, and returns a valid :class:`~detector.report.schema.Report`
 built directly from the pydantic models, with one face per sampled frame. Configurable: a delay,
 an exception to raise (typed or not), a ``hold`` event the analysis waits for, the score, and
-what ``ready()`` answers. Every call is recorded in ``calls``.
+what ``ready()`` answers. Every call is recorded in ``calls``. With ``known`` (a known-media
+lookup) it samples the frames with the real sampler, puts their real PDQ hashes in the report,
+asks ``known`` for a match and applies the stated rule (a human manipulated / AI-generated decision
+on a near-duplicate sets the verdict).
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from detector.media.loader import MediaInfo, MediaLoader
+from detector.media.loader import Media, MediaInfo, MediaLoader
+from detector.media.sampling import FrameSampler
+from detector.provenance.pdq import KnownMedia, perceptual_hashes
 from detector.report.schema import (
     FaceBox,
     FaceTrackReport,
     FrameReport,
+    KnownMatch,
     MediaSection,
     ModelUse,
+    PerceptualHash,
     Report,
     Score,
     Signal,
@@ -136,8 +143,10 @@ class FakeAnalyzer:
         error: Exception | None = None,
         hold: threading.Event | None = None,
         ready: bool = True,
+        known: KnownMedia | None = None,
     ) -> None:
         self.settings = settings
+        self.known = known
         self.manipulated = manipulated
         self.delay_s = delay_s
         self.error = error
@@ -165,7 +174,30 @@ class FakeAnalyzer:
             await asyncio.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
-        return fake_report(info, name, frames, self.manipulated, self.settings.models.face_model)
+        report = fake_report(info, name, frames, self.manipulated, self.settings.models.face_model)
+        if self.known is not None:
+            report = await off_loop(self._known, report, media, frames)
+        return report
+
+    def _known(self, report: Report, media: Media, frames: int) -> Report:
+        """Real PDQ hashes of the really sampled frames, the lookup's match and the stated rule."""
+        sample = FrameSampler(self.settings.sampling, MediaLoader(self.settings.limits)).sample(media, frames)
+        kind = "image" if media.info.kind == "image" else "video"
+        hashes = perceptual_hashes(kind, [f.image for f in sample.frames])
+        assert self.known is not None
+        match: KnownMatch | None = self.known.match(hashes)
+        score = report.score
+        if match is not None and match.verdict in ("manipulated", "ai_generated"):
+            score = score.model_copy(update={"verdict": match.verdict})
+        return report.model_copy(
+            update={
+                "perceptual_hash": PerceptualHash(
+                    hashes=list(hashes.hashes), qualities=list(hashes.qualities)
+                ),
+                "known_match": match,
+                "score": score,
+            }
+        )
 
     async def ready(self) -> bool:
         return self.is_ready

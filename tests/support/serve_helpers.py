@@ -105,14 +105,12 @@ def session_service(root: Path, weights_dir: Path) -> Iterator[Service]:
 
 def _start(root: Path, weights_dir: Path) -> Service:
     from serving.auth.keys import create_key
-    from serving.jobs.store import JobStore, store_path
+    from serving.jobs.store import open_store
     from serving.ray.app import load_config, run_service
     from serving.ray.runtime import init_ray
 
     settings = service_settings(root, weights_dir)
-    path = store_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    store = JobStore(path)
+    store = open_store(settings)
     key_a, key_b = create_key(store, "a").token, create_key(store, "b").token
     store.close()
     port = free_port()

@@ -21,7 +21,9 @@ from fastapi.testclient import TestClient
 from detector.settings import Settings
 from serving.analyzer import Analyzer
 from serving.http.app import create_app
-from serving.jobs.store import JobStore, store_path
+from serving.jobs.store import JobStore
+from serving.jobs.store import open_store as open_settings_store
+from serving.known.lookup import StoreKnownMedia
 from tests.support.fake_analyzer import FakeAnalyzer
 
 _THRESHOLDS = (
@@ -57,7 +59,8 @@ def make_settings(data_dir: Path, weights_dir: Path, **serve: Any) -> Settings:
 
 
 def open_store(settings: Settings) -> JobStore:
-    return JobStore(store_path(settings))
+    """The store of ``settings``: PostgreSQL when ``database_url`` is set, else SQLite in the data dir."""
+    return open_settings_store(settings)
 
 
 def free_port() -> int:
@@ -99,10 +102,18 @@ class FakeService:
 
 
 @contextmanager
-def fake_service(settings: Settings, analyzer: FakeAnalyzer | None = None) -> Iterator[FakeService]:
-    """``create_app(settings, analyzer or FakeAnalyzer(settings), store)`` served by a TestClient."""
+def fake_service(
+    settings: Settings, analyzer: FakeAnalyzer | None = None, *, known: bool = False
+) -> Iterator[FakeService]:
+    """``create_app(settings, analyzer or FakeAnalyzer(settings), store)`` served by a TestClient.
+
+    ``known``: the fake analyzer hashes what it analyses and matches it against the store's hash
+    lists (as the real service does).
+    """
     store = open_store(settings)
     fake = analyzer or FakeAnalyzer(settings)
+    if known:
+        fake.known = StoreKnownMedia(store)
     try:
         # unexpected errors answer 500 as under uvicorn instead of being re-raised into the test
         with TestClient(create_app(settings, fake, store), raise_server_exceptions=False) as client:

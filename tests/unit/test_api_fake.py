@@ -23,6 +23,8 @@ from tests.support.fake_analyzer import FakeAnalyzer
 from tests.support.hostile import jpeg
 from tests.support.servicekit import FakeService, error_of, fake_service, make_settings, poll_job, wait_job
 
+pytestmark = pytest.mark.usefixtures("database_url")  # SQLite, then PostgreSQL
+
 
 def settings_for(tmp_path: Path, **serve: Any) -> Settings:
     return make_settings(tmp_path / "data", tmp_path / "weights", **serve)

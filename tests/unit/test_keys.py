@@ -15,9 +15,11 @@ from fastapi.testclient import TestClient
 from serving.auth.keys import authenticate_key, create_key, list_keys, revoke_key
 from serving.cli import keys as cli_keys
 from serving.http.access import SESSION_COOKIE
-from serving.jobs.store import JobStore, store_path
+from serving.jobs.store import JobStore
 from tests.support import mediagen
 from tests.support.servicekit import FakeService, error_of, fake_service, make_settings, open_store, poll_job
+
+pytestmark = pytest.mark.usefixtures("database_url")  # SQLite, then PostgreSQL
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,9 @@ def test_keys_are_stored_hashed_and_checked(tmp_path: Path) -> None:
 
 
 def _cli(argv: list[str]) -> int:
+    from detector.settings import get_settings
+
+    get_settings.cache_clear()  # the CLI reads the environment: this test's backend
     parser = argparse.ArgumentParser()
     cli_keys.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
@@ -73,7 +78,7 @@ def test_cli_creates_lists_and_revokes(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert _cli([*base, "list"]) == 0
     assert "revoked" in capsys.readouterr().out
-    store = JobStore(tmp_path / store_path(make_settings(tmp_path, tmp_path)).name)
+    store = open_store(make_settings(tmp_path, tmp_path))
     assert authenticate_key(store, token) is None
 
 
@@ -214,3 +219,25 @@ def test_open_service_gives_each_visitor_an_anonymous_session(tmp_path: Path, cl
         assert client.get(f"/v1/jobs/{job_id}").status_code == 404  # anonymous is not alice either
         create_key(service.store, "late")  # from now on the service is keyed: anonymous sessions stop
         assert client.get(f"/v1/jobs/{job_id}", cookies=alice).status_code == 401
+
+
+def test_cli_creates_keys_with_a_role_and_a_webhook_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detector.settings import get_settings
+
+    monkeypatch.setenv("TRUEFRAME_SERVE__CALLBACK_ALLOW_PRIVATE", "true")
+    try:
+        base = ["keys", "--data-dir", str(tmp_path)]
+        assert _cli([*base, "create", "--role", "reviewer", "--webhook-url", "http://127.0.0.1:9/hook"]) == 0
+        printed = capsys.readouterr().out
+        assert "role:           reviewer" in printed
+        assert "webhook url:    http://127.0.0.1:9/hook" in printed
+        from detector.errors import InvalidRequest
+
+        with pytest.raises(InvalidRequest):
+            _cli([*base, "create", "--webhook-url", "ftp://example.org/x"])
+    finally:
+        get_settings.cache_clear()
+    (key,) = list_keys(open_store(make_settings(tmp_path, tmp_path)))
+    assert (key.role, key.webhook_url) == ("reviewer", "http://127.0.0.1:9/hook")

@@ -125,3 +125,34 @@ def test_assemble_step_writes_error_rows_and_survives_a_bug(settings: Settings, 
     assert bug_row["error_message"].startswith("report: AssertionError")
     assert (bug_row["kind"], bug_row["format"]) == ("image", "jpeg")
     assert "media" in json.loads(bug_row["timings"])
+
+
+def test_assemble_step_hashes_the_frames_and_reports_a_known_match(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from detector.provenance.pdq import pdq_hex
+    from serving.jobs.store import open_store
+    from serving.known.lists import import_csv
+    from tests.support import known_media as km
+
+    original = km.reviewed_photo()
+    reviewed_hash, _ = pdq_hex(km.decode(original))
+    known_settings = settings.model_copy(update={"data_dir": tmp_path / "data"})
+    store = open_store(known_settings)
+    import_csv(
+        store,
+        "partner",
+        f"item,kind,verdict,reviewed_at,hash\np1,image,manipulated,1714557600,{reviewed_hash}\n",
+    )
+    store.close()
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(km.reencoded(original))
+    (state,) = run_step(ProvenanceStep(known_settings), load(known_settings, [copy]))
+    assert state.sample is not None
+    state.faces = FaceResult(per_frame=[[] for _ in state.sample.frames], tracks=[])
+    row = pickle.loads(AssembleStep(known_settings).row(state))
+    assert (row["known_match_verdict"], row["known_match_list"]) == ("manipulated", "partner")
+    assert row["known_match_distance"] <= 31
+    assert row["verdict"] == "manipulated"  # the stated fusion rule
+    assert len(row["pdq"]) == 64
+    assert "known_media" in json.loads(row["timings"])

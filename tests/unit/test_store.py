@@ -1,18 +1,34 @@
-"""The SQLite job store: durability across reopen, recovery, media lifetime, purge, result cache."""
+"""The store on both backends (SQLite in the data folder, then PostgreSQL): durability across
+reopen, recovery, media lifetime, purge, result cache, migrations (a pre-migration SQLite store is
+adopted; the migrated schema equals the tables the code uses), two processes on one database."""
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from serving.jobs.store import JobStore
+from detector.settings import Settings
+from serving.jobs.store import JobStore, open_store
+from serving.store import schema
+from serving.store.engine import current_revision, normalise_url
+
+pytestmark = pytest.mark.usefixtures("database_url")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> JobStore:
-    return JobStore(tmp_path / "data" / "trueframe.sqlite3")
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def store(settings: Settings) -> JobStore:
+    return open_store(settings)
 
 
 def _job(store: JobStore, owner: str = "key:a", media: bytes = b"video bytes") -> str:
@@ -21,19 +37,30 @@ def _job(store: JobStore, owner: str = "key:a", media: bytes = b"video bytes") -
     ).id
 
 
-def test_wal_mode_and_unguessable_ids(store: JobStore) -> None:
-    assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+def test_the_backend_is_the_one_asked_for(store: JobStore, database_url: str | None) -> None:
+    assert store.dialect == ("sqlite" if database_url is None else "postgresql")
+    assert current_revision(store.engine) == "0002"
+    if database_url is None:
+        assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     ids = {_job(store) for _ in range(50)}
     assert len(ids) == 50
     assert all(len(i) >= 20 for i in ids)  # 128 random bits, url-safe
 
 
-def test_accepted_job_survives_reopen_with_its_media(tmp_path: Path) -> None:
-    path = tmp_path / "trueframe.sqlite3"
-    first = JobStore(path)
+def test_the_migrated_schema_is_the_one_the_code_uses(store: JobStore) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+    assert diff == []
+
+
+def test_accepted_job_survives_reopen_with_its_media(settings: Settings) -> None:
+    first = open_store(settings)
     job_id = _job(first, media=b"\x00\x01payload")
     first.close()
-    again = JobStore(path)
+    again = open_store(settings)
     job = again.get(job_id)
     assert job is not None
     assert job.status == "queued"
@@ -47,13 +74,12 @@ def test_jobs_are_visible_only_to_their_owner(store: JobStore) -> None:
     assert store.get(job_id, owner="key:b") is None
     assert not store.delete(job_id, owner="key:b")
     assert store.get(job_id) is not None
+    assert store.get("job_' OR 1=1 --") is None  # malformed ids never reach SQL
 
 
 def test_media_is_deleted_when_the_analysis_ends(store: JobStore) -> None:
-    for status, kwargs in (
-        ("succeeded", {"report": {"ok": 1}}),
-        ("failed", {"error": ("corrupt_media", "x")}),
-    ):
+    report = {"media": {"kind": "video"}, "score": {"verdict": "manipulated", "manipulated": 0.95}}
+    for status, kwargs in (("succeeded", {"report": report}), ("failed", {"error": ("corrupt_media", "x")})):
         job_id = _job(store)
         media = store.media_dir / f"{job_id}.bin"
         assert media.is_file()
@@ -64,6 +90,8 @@ def test_media_is_deleted_when_the_analysis_ends(store: JobStore) -> None:
         assert not media.exists()
         assert done.media_path is None
         assert done.expires_at is not None
+        if status == "succeeded":  # what the review queue sorts on is read from the report
+            assert (done.kind, done.verdict, done.score) == ("video", "manipulated", 0.95)
     assert store.active_count() == 0
 
 
@@ -98,6 +126,20 @@ def test_recover_requeues_running_jobs_and_fails_those_without_media(store: JobS
     assert gone.error_message
 
 
+def test_on_a_shared_database_recovery_leaves_jobs_with_a_live_heartbeat(store: JobStore) -> None:
+    live, dead = _job(store), _job(store)
+    store.claim(live)
+    store.claim(dead)
+    store.heartbeat([live])
+    with store.transaction() as db:  # the worker of `dead` stopped beating two minutes ago
+        db.execute(
+            schema.jobs.update().where(schema.jobs.c.id == dead).values(heartbeat_at=time.time() - 120)
+        )
+    requeued, failed = store.recover(ttl_s=60.0, stale_before=time.time() - 90)
+    assert (requeued, failed) == ([dead], [])
+    assert [j.status for j in (store.get(live), store.get(dead)) if j is not None] == ["running", "queued"]
+
+
 def test_an_expired_job_is_gone_even_before_the_purge(store: JobStore) -> None:
     job_id = _job(store)
     store.claim(job_id)
@@ -113,7 +155,7 @@ def test_purge_deletes_expired_reports_only(store: JobStore) -> None:
     store.cache_report("cd" * 32, "k1", "key:a", {"n": 2})
     purged = store.purge(now=time.time() + 60, cache_ttl_s=3600)
     assert purged == 1
-    assert not store.query("SELECT 1 FROM jobs WHERE id=?", (old,))
+    assert not store.query(select(schema.jobs.c.id).where(schema.jobs.c.id == old))
     assert store.get(fresh) is not None
     assert store.get(waiting) is not None  # queued jobs never expire
     assert store.cached_report("cd" * 32, "k1", "key:a") == {"n": 2}
@@ -123,7 +165,76 @@ def test_purge_deletes_expired_reports_only(store: JobStore) -> None:
 
 def test_cache_is_keyed_by_content_result_key_and_owner(store: JobStore) -> None:
     store.cache_report("ef" * 32, "key-a", "key:a", {"score": 0.2})
-    assert store.cached_report("ef" * 32, "key-a", "key:a") == {"score": 0.2}
+    store.cache_report("ef" * 32, "key-a", "key:a", {"score": 0.3})  # replaced, not duplicated
+    assert store.cached_report("ef" * 32, "key-a", "key:a") == {"score": 0.3}
     assert store.cached_report("ef" * 32, "key-b", "key:a") is None
     assert store.cached_report("00" * 32, "key-a", "key:a") is None
     assert store.cached_report("ef" * 32, "key-a", "key:b") is None, "never another owner's report"
+
+
+def test_a_second_process_on_the_same_database_sees_the_jobs(store: JobStore, settings: Settings) -> None:
+    job_id = _job(store)
+    code = (
+        "import sys; from pathlib import Path; from detector.settings import Settings; "
+        "from serving.jobs.store import open_store; "
+        "s = open_store(Settings(data_dir=Path(sys.argv[1]))); j = s.get(sys.argv[2]); "
+        "print(j.status, s.claim(j.id).status)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(settings.data_dir), job_id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["queued", "running"]
+    job = store.get(job_id)
+    assert job is not None
+    assert job.status == "running"  # claimed by the other process: this one will not run it
+    assert store.claim(job_id) is None
+
+
+LEGACY = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0,
+    partial TEXT, report TEXT, error_code TEXT, error_message TEXT, media_path TEXT, name TEXT,
+    sha256 TEXT NOT NULL, options TEXT NOT NULL, callback_url TEXT, callback_state TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, expires_at REAL
+);
+CREATE INDEX jobs_status ON jobs (status, created_at);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY, name TEXT, hash TEXT NOT NULL, webhook_secret TEXT NOT NULL,
+    created_at REAL NOT NULL, revoked_at REAL
+);
+CREATE TABLE sessions (hash TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE cache (sha256 TEXT PRIMARY KEY, report TEXT NOT NULL);
+INSERT INTO api_keys VALUES ('0123abcd', 'old', 'h', 'whsec_x', 1.0, NULL);
+INSERT INTO jobs (id, owner, status, sha256, options, created_at, updated_at)
+    VALUES ('job_aaaaaaaaaaaaaaaaaaaaaa', 'key:0123abcd', 'queued', 'ab', '{}', 1.0, 1.0);
+"""
+
+
+def test_a_store_made_before_migrations_is_adopted(tmp_path: Path, database_url: str | None) -> None:
+    if database_url is not None:
+        pytest.skip("stores made before migrations were SQLite files")
+    path = tmp_path / "trueframe.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(LEGACY)
+    store = JobStore(path)
+    assert current_revision(store.engine) == "0002"
+    keys = store.query(select(schema.api_keys.c.id, schema.api_keys.c.role))
+    assert [(k["id"], k["role"]) for k in keys] == [("0123abcd", "submitter")]
+    assert store.queued_ids() == ["job_aaaaaaaaaaaaaaaaaaaaaa"]
+    assert "cache" not in {
+        r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+
+
+def test_database_urls_are_normalised_to_psycopg() -> None:
+    assert normalise_url("postgresql://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert normalise_url("postgres://h/db") == "postgresql+psycopg://h/db"
+    assert normalise_url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"
+    from detector.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest):
+        normalise_url("mysql://h/db")

@@ -33,6 +33,8 @@ from tests.support.servicekit import (
     webhook_sink,
 )
 
+pytestmark = pytest.mark.usefixtures("database_url")  # SQLite, then PostgreSQL
+
 
 @pytest.fixture(scope="module")
 def face_jpeg() -> bytes:
@@ -106,7 +108,7 @@ def test_service_posts_the_signed_final_job_and_retries(tmp_path: Path, face_jpe
         assert sent["report"] == job["report"]
         assert wait_until(lambda: service.store.query(
             "SELECT callback_state FROM jobs WHERE id=?", (job["job_id"],)
-        )[0][0] == "delivered")  # fmt: skip
+        )[0]["callback_state"] == "delivered")  # fmt: skip
         refused = client.post("/v1/analyze", params={"callback_url": "ftp://x/"}, content=face_jpeg)
         assert refused.status_code == 400
         assert error_of(refused)["code"] == "invalid_request"

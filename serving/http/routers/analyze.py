@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,6 +20,7 @@ from serving.http.upload import read_upload
 from serving.jobs.cache import result_key
 from serving.jobs.runner import job_response
 from serving.jobs.webhooks import check_callback_url
+from serving.known.lookup import still_current
 
 router = APIRouter(prefix="/v1", tags=["analysis"])
 
@@ -46,8 +47,9 @@ async def analyze(
 ) -> Response:
     """Analyse an upload (multipart field ``file`` or the raw body).
 
-    Images: 200 with the report. Videos, or any upload with ``callback_url``: 202 with a job
-    (poll ``GET /v1/jobs/{id}``), or 200 with the report when ``wait=true`` and it finishes in time.
+    Images: 200 with the report (``X-Trueframe-Job`` names the job it is kept as, for reviews and
+    appeals). Videos, or any upload with ``callback_url``: 202 with a job (poll
+    ``GET /v1/jobs/{id}``), or 200 with the report when ``wait=true`` and it finishes in time.
     """
     await off_loop(_check_queue, state)
     if callback_url is not None:
@@ -58,7 +60,7 @@ async def analyze(
     media: Media = await off_loop(MediaLoader(state.settings.limits).load, upload.data, upload.name)
     options = Options(frames=frames, heatmaps=heatmaps)
     key = await off_loop(result_key, state.settings, options, media.info.kind)
-    cached = await off_loop(state.store.cached_report, media.info.sha256, key, caller.owner)
+    cached = await off_loop(_cached, state, media.info.sha256, key, caller.owner)
     if cached is not None:
         state.metrics.cache_hits.inc()
     if media.info.kind == "image" and callback_url is None:
@@ -83,27 +85,50 @@ async def analyze(
     return await _wait(state, job.id)
 
 
+def _cached(state: AppState, sha256: str, key: str, owner: str) -> dict[str, Any] | None:
+    """The caller's cached report, unless the hash lists now say something else about its media."""
+    cached = state.store.cached_report(sha256, key, owner)
+    if cached is not None and not still_current(state.known, cached):
+        return None  # reviewed (or un-reviewed) since: analyse again so the fusion applies the match
+    return cached
+
+
 async def _image(
     state: AppState,
     media: Media,
     name: str | None,
     options: Options,
     cache: tuple[str, str],
-    cached: dict[str, object] | None,
+    cached: dict[str, Any] | None,
 ) -> Response:
-    """The report of an image: from the caller's own cache, or analysed now and cached for them."""
-    if cached is not None:
-        return JSONResponse(cached, headers={"X-Trueframe-Cache": "hit"})
-    state.sync_inflight += 1
-    started = time.perf_counter()
-    try:
-        report = await state.analyzer.analyze(media.data, name, options)
-    finally:
-        state.sync_inflight -= 1
-    state.metrics.analyses.labels("image").observe(time.perf_counter() - started)
-    body = json.loads(report.to_json())
-    await off_loop(state.store.cache_report, media.info.sha256, *cache, body)
-    return JSONResponse(body, headers={"X-Trueframe-Cache": "miss"})
+    """The report of an image: from the caller's own cache, or analysed now and cached for them.
+
+    Every answered image is also kept as a finished job (``X-Trueframe-Job``), so it can be
+    reviewed and appealed like a video.
+    """
+    body, hit = cached, "hit"
+    if body is None:
+        hit = "miss"
+        state.sync_inflight += 1
+        started = time.perf_counter()
+        try:
+            report = await state.analyzer.analyze(media.data, name, options)
+        finally:
+            state.sync_inflight -= 1
+        state.metrics.analyses.labels("image").observe(time.perf_counter() - started)
+        body = json.loads(report.to_json())
+        await off_loop(state.store.cache_report, media.info.sha256, *cache, body)
+    job = await off_loop(
+        state.store.create_job,
+        owner=cache[1],
+        sha256=media.info.sha256,
+        options=dataclasses.asdict(options),
+        name=name,
+        report=body,
+        ttl_s=state.runner.ttl_s,
+    )
+    headers = {"X-Trueframe-Cache": hit, "X-Trueframe-Job": job.id, "Link": f"</v1/jobs/{job.id}>; rel=job"}
+    return JSONResponse(body, headers=headers)
 
 
 async def _wait(state: AppState, job_id: str) -> Response:

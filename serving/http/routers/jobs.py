@@ -7,19 +7,22 @@ from fastapi.responses import JSONResponse
 
 from serving.http.access import Caller
 from serving.http.errors import JobNotFound
+from serving.http.routers.reviews import is_staff, visible_job
 from serving.http.state import State, off_loop
-from serving.jobs.runner import job_response
+from serving.reviews.views import job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["analysis"])
 
 
 @router.get("/{job_id}")
 async def get_job(job_id: str, caller: Caller, state: State) -> JSONResponse:
-    """Status, progress, partial results and (when done) the report or the error."""
-    job = await off_loop(state.store.get, job_id, owner=caller.owner)
-    if job is None:
-        raise JobNotFound(f"no job {job_id}")
-    return job_response(job)
+    """Status, progress, partial results and (when done) the report or the error.
+
+    The report carries the latest human decision (``review``) beside the model's score; ``appeal``
+    is the latest appeal. Reviewers and admins may read any key's job.
+    """
+    job = await visible_job(state, caller, job_id)
+    return JSONResponse(await off_loop(job_view, state.store, job, is_staff(caller)))
 
 
 @router.delete("/{job_id}", status_code=204)

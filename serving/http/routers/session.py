@@ -20,6 +20,12 @@ async def start_session(caller: Caller, state: State) -> Response:
     return response
 
 
+@router.get("")
+async def who_am_i(caller: Caller) -> dict[str, str]:
+    """Who the caller is to the service: how it signed in and its key's role (the review page asks)."""
+    return {"via": caller.via, "role": caller.role, "owner": caller.owner}
+
+
 @router.delete("", status_code=204)
 async def stop_session(request: Request, state: State) -> Response:
     """Sign out: forget the session and clear the cookie."""

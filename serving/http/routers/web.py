@@ -1,4 +1,4 @@
-"""The journalists' web form at ``/`` (its assets are mounted under ``/static`` by the app)."""
+"""The journalists' web form at ``/`` and the review desk at ``/review`` (assets under ``/static``)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,12 @@ async def index(request: Request, state: State) -> Response:
     if await off_loop(_needs_anonymous_session, state, request.cookies.get(SESSION_COOKIE)):
         await off_loop(set_session, response, state, None)
     return response
+
+
+@router.get("/review")
+async def review_desk(state: State) -> Response:
+    """The reviewers' page: the appeal and flagged queues, an item, a decision (reviewer keys sign in)."""
+    page = state.static_dir / "review.html"
+    if not page.is_file():
+        raise NotFound("the review desk is not installed (serving/static/review.html)")
+    return FileResponse(page, media_type="text/html")

@@ -1,0 +1,58 @@
+"""Known-media hash lists: list, export and import as CSV (hashes and verdicts only), delete.
+
+Reviewers and admins list and export; admins import and delete (an imported list changes every
+later analysis). The CSV format is described in :mod:`serving.known.lists`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from serving.http.access import Caller, require_role
+from serving.http.errors import PayloadTooLarge
+from serving.http.state import State, off_loop
+from serving.known import lists
+
+router = APIRouter(prefix="/v1/hash-lists", tags=["known media"])
+MAX_CSV_BYTES = 64_000_000
+
+
+@router.get("")
+async def all_lists(caller: Caller, state: State) -> dict[str, Any]:
+    """Every hash list with its item and hash counts."""
+    require_role(caller, "reviewer", "admin")
+    return {"lists": [asdict(s) for s in await off_loop(lists.summaries, state.store)]}
+
+
+@router.get("/{name}/export", response_class=Response)
+async def export_list(name: str, caller: Caller, state: State) -> Response:
+    """The list as CSV: ``item,kind,verdict,reviewed_at,hash``, one row per hash."""
+    require_role(caller, "reviewer", "admin")
+    text = await off_loop(lists.export_csv, state.store, name)
+    headers = {"Content-Disposition": f'attachment; filename="trueframe-{name}.csv"'}
+    return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.post("/{name}/import")
+async def import_list(
+    name: str, request: Request, caller: Caller, state: State, replace: bool = False
+) -> dict[str, Any]:
+    """Add a CSV's items to the list (created when missing); ``replace=true`` swaps its content."""
+    require_role(caller, "admin")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_CSV_BYTES:
+            raise PayloadTooLarge(f"a hash-list CSV may have at most {MAX_CSV_BYTES} bytes")
+    items, hashes = await off_loop(lists.import_csv, state.store, name, body.decode("utf-8-sig"), replace)
+    return {"list": name, "items": items, "hashes": hashes, "replaced": replace}
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_list(name: str, caller: Caller, state: State) -> Response:
+    require_role(caller, "admin")
+    await off_loop(lists.delete_list, state.store, name)
+    return Response(status_code=204)

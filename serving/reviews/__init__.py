@@ -1,0 +1,1 @@
+"""The trust-and-safety workflow: human reviews, appeals, the review queue and their webhook events."""

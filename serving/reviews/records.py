@@ -1,0 +1,241 @@
+"""Reviews and appeals in the store: append-only decisions, appeal states, the review queue.
+
+A **review** is a reviewer's decision on a finished job (verdict, reason, notes, who and when). It
+is never changed or deleted (only a key's erasure removes the reviews of its jobs); the latest one
+is the job's human decision, and it puts the job's PDQ hashes in the ``reviewed`` hash list.
+
+An **appeal** is the job owner's request to look again: ``open`` -> ``in_review`` (a reviewer took
+it) -> ``upheld`` (the new decision equals the contested one) or ``overturned``. The contested
+decision is the job's latest human decision, else the model's verdict read as a review verdict.
+While an appeal is open its job does not expire; once decided it is kept ``report_ttl_hours`` more.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, RowMapping, and_, exists, insert, or_, select, update
+
+from serving.http.errors import AppealNotFound, Conflict
+from serving.jobs.store import Job, JobStore
+from serving.known.lists import put_reviewed, usable_hashes
+from serving.store.schema import appeals, jobs, reviews
+
+AppealState = Literal["open", "in_review", "upheld", "overturned"]
+PENDING: tuple[AppealState, ...] = ("open", "in_review")
+FLAGGED = ("likely_manipulated", "manipulated", "ai_generated")
+MODEL_AS_REVIEW = {
+    "authentic": "authentic",
+    "likely_authentic": "authentic",
+    "uncertain": "inconclusive",
+    "out_of_scope": "inconclusive",
+    "likely_manipulated": "manipulated",
+    "manipulated": "manipulated",
+    "ai_generated": "ai_generated",
+}
+"""The model's seven verdicts read as the four a reviewer records (what an appeal contests)."""
+
+
+@dataclass(frozen=True)
+class Review:
+    id: str
+    job_id: str
+    job_owner: str
+    reviewer: str
+    verdict: str
+    reason: str
+    notes: str | None
+    created_at: float
+    model_verdict: str | None
+    model_score: float | None
+    sha256: str | None
+    kind: str | None
+    appeal_id: str | None
+
+    def public(self, staff: bool) -> dict[str, Any]:
+        """The JSON view; only reviewers and admins see who decided."""
+        return {
+            "review_id": self.id, "job_id": self.job_id, "verdict": self.verdict, "reason": self.reason,
+            "notes": self.notes, "reviewed_at": self.created_at, "reviewer": self.reviewer if staff else None,
+            "model_verdict": self.model_verdict, "model_score": self.model_score, "appeal_id": self.appeal_id,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Appeal:
+    id: str
+    job_id: str
+    owner: str
+    statement: str
+    state: AppealState
+    contested_verdict: str | None
+    assigned_to: str | None
+    review_id: str | None
+    created_at: float
+    updated_at: float
+
+    def public(self, staff: bool) -> dict[str, Any]:
+        body = asdict(self)
+        body["appeal_id"] = body.pop("id")
+        if not staff:
+            body["assigned_to"] = None
+        return body
+
+
+def _review(row: RowMapping) -> Review:
+    return Review(**dict(row))
+
+
+def _appeal(row: RowMapping) -> Appeal:
+    return Appeal(**dict(row))
+
+
+def job_reviews(store: JobStore, job_id: str) -> list[Review]:
+    """Every decision on the job, oldest first."""
+    stmt = select(reviews).where(reviews.c.job_id == job_id).order_by(reviews.c.created_at, reviews.c.id)
+    return [_review(r) for r in store.query(stmt)]
+
+
+def latest_review(store: JobStore, job_id: str) -> Review | None:
+    found = job_reviews(store, job_id)
+    return found[-1] if found else None
+
+
+def job_appeals(store: JobStore, job_id: str) -> list[Appeal]:
+    stmt = select(appeals).where(appeals.c.job_id == job_id).order_by(appeals.c.created_at)
+    return [_appeal(r) for r in store.query(stmt)]
+
+
+def get_appeal(store: JobStore, appeal_id: str) -> Appeal | None:
+    rows = store.query(select(appeals).where(appeals.c.id == appeal_id))
+    return _appeal(rows[0]) if rows else None
+
+
+def _extend(db: Connection, job_id: str, until: float | None) -> None:
+    """Keep the job at least until ``until`` (None: indefinitely, while an appeal is pending)."""
+    current = db.execute(select(jobs.c.expires_at).where(jobs.c.id == job_id)).scalar()
+    keep = None if until is None else max(until, current or 0.0)
+    db.execute(update(jobs).where(jobs.c.id == job_id).values(expires_at=keep))
+
+
+def record_review(
+    store: JobStore, job: Job, reviewer: str, verdict: str, reason: str, notes: str | None, ttl_s: float
+) -> tuple[Review, list[Appeal]]:
+    """Append a decision on a succeeded job; decide its pending appeals; update the ``reviewed`` list."""
+    if job.status != "succeeded" or job.report is None:
+        raise Conflict(f"job {job.id} has no report to review (status {job.status})")
+    now = time.time()
+    review = Review(
+        "rev_" + secrets.token_urlsafe(12), job.id, job.owner, reviewer, verdict, reason, notes, now,
+        job.verdict, job.score, job.sha256, job.kind, None,
+    )  # fmt: skip
+    with store.transaction() as db:
+        pending = [
+            _appeal(r)
+            for r in db.execute(
+                select(appeals).where(appeals.c.job_id == job.id, appeals.c.state.in_(PENDING))
+            ).mappings()
+        ]
+        if pending:
+            review = Review(**{**asdict(review), "appeal_id": pending[0].id})
+        db.execute(insert(reviews).values(**asdict(review)))
+        decided = [_decide(db, appeal, review) for appeal in pending]
+        put_reviewed(
+            db, job_id=job.id, owner=job.owner, kind=job.kind or "image", verdict=verdict, item=review.id,
+            hashes=usable_hashes(job.report.get("perceptual_hash")), at=now,
+        )  # fmt: skip
+        _extend(db, job.id, now + ttl_s)
+    return review, decided
+
+
+def _decide(db: Connection, appeal: Appeal, review: Review) -> Appeal:
+    state: AppealState = "upheld" if review.verdict == appeal.contested_verdict else "overturned"
+    db.execute(
+        update(appeals)
+        .where(appeals.c.id == appeal.id)
+        .values(state=state, review_id=review.id, updated_at=review.created_at)
+    )
+    return Appeal(
+        **{**asdict(appeal), "state": state, "review_id": review.id, "updated_at": review.created_at}
+    )
+
+
+def open_appeal(store: JobStore, job: Job, statement: str) -> Appeal:
+    """The job owner's appeal against the job's current decision; one pending appeal per job."""
+    if job.status != "succeeded" or job.report is None:
+        raise Conflict(f"only a finished analysis can be appealed (job {job.id} is {job.status})")
+    latest = latest_review(store, job.id)
+    contested = (
+        latest.verdict if latest is not None else MODEL_AS_REVIEW.get(job.verdict or "", "inconclusive")
+    )
+    now = time.time()
+    appeal = Appeal(
+        "apl_" + secrets.token_urlsafe(12),
+        job.id,
+        job.owner,
+        statement,
+        "open",
+        contested,
+        None,
+        None,
+        now,
+        now,
+    )
+    with store.transaction() as db:
+        busy = select(appeals.c.id).where(appeals.c.job_id == job.id, appeals.c.state.in_(PENDING))
+        if db.execute(busy).first() is not None:
+            raise Conflict(f"job {job.id} already has an appeal waiting for a decision")
+        db.execute(insert(appeals).values(**asdict(appeal)))
+        _extend(db, job.id, None)
+    return appeal
+
+
+def start_appeal(store: JobStore, appeal_id: str, reviewer: str) -> Appeal:
+    """A reviewer takes an open appeal: ``in_review``, assigned to them."""
+    now = time.time()
+    with store.transaction() as db:
+        cur = db.execute(
+            update(appeals)
+            .where(appeals.c.id == appeal_id, appeals.c.state == "open")
+            .values(state="in_review", assigned_to=reviewer, updated_at=now)
+        )
+    found = get_appeal(store, appeal_id)
+    if found is None:
+        raise AppealNotFound(f"no appeal {appeal_id}")
+    if cur.rowcount != 1:
+        raise Conflict(f"appeal {appeal_id} is {found.state}, not open")
+    return found
+
+
+def queue(store: JobStore, kind: str, owner: str | None, limit: int) -> list[dict[str, Any]]:
+    """The review queue, oldest first and, at equal age, highest P(manipulated) first.
+
+    ``appeal``: pending appeals. ``flagged``: succeeded jobs the models flagged (likely manipulated,
+    manipulated, AI-generated) that have no human decision and no reviewed near-duplicate.
+    ``owner`` limits it to one key's items.
+    """
+    j, a = jobs.c, appeals.c
+    cols = (j.id.label("job_id"), j.owner, j.name, j.kind, j.verdict, j.score, j.known_verdict, j.created_at)
+    if kind == "appeal":
+        stmt = (
+            select(*cols, a.id.label("appeal_id"), a.state, a.statement, a.contested_verdict, a.assigned_to,
+                   a.created_at.label("appealed_at"))
+            .select_from(appeals.join(jobs, j.id == a.job_id))
+            .where(a.state.in_(PENDING))
+            .order_by(a.created_at, j.score.desc())
+        )  # fmt: skip
+    else:
+        reviewed = exists().where(reviews.c.job_id == j.id)
+        live = or_(j.expires_at.is_(None), j.expires_at > time.time())
+        stmt = (
+            select(*cols)
+            .where(and_(j.status == "succeeded", j.verdict.in_(FLAGGED), j.known_verdict.is_(None), live))
+            .where(~reviewed)
+            .order_by(j.created_at, j.score.desc())
+        )
+    if owner is not None:
+        stmt = stmt.where(j.owner == owner)
+    return [dict(r) for r in store.query(stmt.limit(limit))]
