@@ -49,7 +49,7 @@ def stage_key(settings: Settings, frames: int | None) -> str:
     parts = {
         "face": [face[0], face[1].sha256],
         "synthetic": None if synthetic is None else [synthetic[0], synthetic[1].sha256],
-        "faces": settings.faces.model_dump(mode="json", exclude={"batch_size"}),
+        "faces": settings.faces.model_dump(mode="json", exclude={"batch_size", "max_batch_pixels"}),
         "sampling": settings.sampling.model_dump(mode="json"),
         "frames": frames or settings.sampling.frames,
     }

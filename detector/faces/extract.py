@@ -9,6 +9,11 @@ landmarks are mapped back to full resolution, and faces whose full-resolution si
 copy, but never below :data:`MIN_DETECT_FACE_PX` (PNet's 12 px window: a smaller value makes
 MTCNN upscale the copy, which costs more than detecting on a larger copy), so on a very large
 image the smallest face found is ``MIN_DETECT_FACE_PX`` times the downscale factor.
+
+Detection is :func:`detector.faces.mtcnn_pass.detect_batch` (facenet's algorithm over MTCNN's
+three networks, with R-Net and O-Net crops cut in one vectorised pass). A batch holds at most
+``FaceSettings.batch_size`` copies and at most ``FaceSettings.max_batch_pixels`` pixels (but at
+least one copy), so peak memory stays flat whatever the frame size.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -143,8 +148,9 @@ class FaceExtractor:
             shape = _detect_shape(image.shape[0], image.shape[1], cfg.detect_longest_side)
             groups.setdefault(shape, []).append(pos)
         for (h, w), positions in groups.items():
-            for start in range(0, len(positions), cfg.batch_size):
-                chunk = positions[start : start + cfg.batch_size]
+            per_batch = max(1, min(cfg.batch_size, cfg.max_batch_pixels // (h * w)))
+            for start in range(0, len(positions), per_batch):
+                chunk = positions[start : start + per_batch]
                 # images of different sizes can share a copy size: search down to the smallest scale
                 scale = min(min(h / images[p].shape[0], w / images[p].shape[1]) for p in chunk)
                 min_size = max(MIN_DETECT_FACE_PX, cfg.min_face_px * scale)
@@ -157,24 +163,9 @@ class FaceExtractor:
 
     def _run(self, batch: np.ndarray, min_size: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """MTCNN on an (N, h, w, 3) uint8 batch: per image float32 boxes, probabilities, landmarks."""
-        mtcnn = self._network()
-        with self._lock:  # min_face_size is state on the shared network
-            mtcnn.min_face_size = min_size
-            boxes, probs, points = mtcnn.detect(batch, landmarks=True)
-        out = []
-        for i in range(len(batch)):
-            if boxes[i] is None:
-                empty = np.zeros((0,), np.float32)
-                out.append((empty.reshape(0, 4), empty, empty.reshape(0, 5, 2)))
-                continue
-            out.append(
-                (
-                    _floats(boxes[i]).reshape(-1, 4),
-                    _floats(probs[i]).reshape(-1),
-                    _floats(points[i]).reshape(-1, 5, 2),
-                )
-            )
-        return out
+        from detector.faces.mtcnn_pass import detect_batch
+
+        return detect_batch(self._network(), batch, min_size)
 
     def _to_full_res(
         self,
@@ -204,11 +195,6 @@ class FaceExtractor:
                 found.append(det)
         found.sort(key=lambda d: -d.side)
         return found
-
-
-def _floats(value: Any) -> np.ndarray:
-    """MTCNN's object arrays as float32."""
-    return np.asarray(np.asarray(value).tolist(), dtype=np.float32)
 
 
 def _downscale(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -1,0 +1,288 @@
+"""MTCNN's detection pass over facenet-pytorch's three networks, with vectorised crops.
+
+:func:`detect_batch` is facenet-pytorch 2.6.0's ``detect_face`` (the algorithm behind
+``MTCNN.detect``) step for step: the image pyramid (factor ``mtcnn.factor`` from
+``min_size``), P-Net, NMS per scale and image (IoU 0.5) then per image (0.7), box regression,
+R-Net, NMS 0.7, O-Net, landmarks and a final per-image NMS with the 'Min' overlap. What differs
+is how R-Net's 24x24 and O-Net's 48x48 inputs are cut: facenet crops each box and calls
+``interpolate(mode="area")`` on it in a Python loop; here one summed-area table of the uint8
+batch gives every box's area-resampled crop in one gather (:func:`area_crops`). Area resampling
+is adaptive average pooling, so each output pixel is the mean of an integer-bounded input cell;
+with integer pixel sums the crops equal facenet's up to float rounding.
+
+Boxes are cropped like facenet's ``pad``: coordinates truncated, clipped to the image (not
+zero-padded), the crop stretched to the square input. A box whose clipped crop is empty is
+dropped (facenet skips its crop but keeps the box, which misaligns the boxes that follow).
+Everything runs on the networks' device; results come back to the CPU once, for the final NMS.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch.nn.functional import interpolate
+
+if TYPE_CHECKING:
+    from facenet_pytorch import MTCNN
+
+__all__ = ["Faces", "area_crops", "detect_batch", "pyramid_scales"]
+
+Faces = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Per image: float32 boxes (k, 4) as x1, y1, x2, y2, probabilities (k,), landmarks (k, 5, 2)."""
+
+NET_BATCH = 512
+"""R-Net and O-Net run on at most this many crops at once (facenet's ``fixed_batch_process``)."""
+
+PNET_PIXELS = 1_000_000
+"""Default bound on the pixels of one P-Net input (its activations are most of the peak memory)."""
+
+
+def pyramid_scales(height: int, width: int, min_size: float, factor: float) -> list[float]:
+    """Scales of the image pyramid: P-Net's 12 px window covers ``min_size`` px at the first."""
+    m = 12.0 / min_size
+    minl = min(height, width) * m
+    scales = []
+    scale = m
+    while minl >= 12:
+        scales.append(scale)
+        scale = scale * factor
+        minl = minl * factor
+    return scales
+
+
+def summed_area(images: torch.Tensor) -> torch.Tensor:
+    """Summed-area table of an (N, H, W, C) uint8 batch: (N, H + 1, W + 1, C), zero first row/column.
+
+    Integer sums (int32 while 255 * H * W fits, else int64), so cell sums are exact.
+    """
+    n, height, width, channels = images.shape
+    dtype = torch.int32 if 255 * height * width < 2**31 else torch.int64
+    table = torch.zeros((n, height + 1, width + 1, channels), dtype=dtype, device=images.device)
+    table[:, 1:, 1:] = images
+    return table.cumsum_(1).cumsum_(2)  # in place: no full-size temporaries
+
+
+def _cells(start: torch.Tensor, length: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adaptive pooling cells: (K, size) first and past-the-end input index of each output index."""
+    a = torch.arange(size, device=start.device)
+    length = length[:, None]
+    first = (a * length).div(size, rounding_mode="floor")
+    end = ((a + 1) * length + size - 1).div(size, rounding_mode="floor")
+    return start[:, None] + first, start[:, None] + end
+
+
+def area_crops(table: torch.Tensor, index: torch.Tensor, rects: torch.Tensor, size: int) -> torch.Tensor:
+    """Crops ``rects`` (K, 4) of images ``index`` (K,), area-resampled to (K, C, size, size) float32.
+
+    ``rects`` are integer (y0, y1, x0, x1), end exclusive, inside the image and non-empty;
+    ``table`` is :func:`summed_area` of the batch. Each output pixel is the mean of its input
+    cell, the cells of ``interpolate(crop, (size, size), mode="area")``.
+    """
+    y0, y1, x0, x1 = rects.long().unbind(1)
+    rs, re = _cells(y0, y1 - y0, size)
+    cs, ce = _cells(x0, x1 - x0, size)
+    n = index.long()[:, None, None]
+    rs, re, cs, ce = rs[:, :, None], re[:, :, None], cs[:, None, :], ce[:, None, :]
+    sums = table[n, re, ce] - table[n, rs, ce] - table[n, re, cs] + table[n, rs, cs]
+    kh = (re - rs).unsqueeze(-1).to(torch.float32)
+    kw = (ce - cs).unsqueeze(-1).to(torch.float32)
+    return (sums.to(torch.float32) / kh / kw).permute(0, 3, 1, 2)
+
+
+def _batched_nms(boxes: torch.Tensor, scores: torch.Tensor, index: torch.Tensor, iou: float) -> torch.Tensor:
+    """torchvision's ``batched_nms`` (the NMS facenet uses): kept indices, by descending score."""
+    from detector.faces.tvcompat import ensure_torchvision
+
+    ensure_torchvision()
+    from torchvision.ops import batched_nms
+
+    kept: torch.Tensor = batched_nms(boxes, scores, index, iou)
+    return kept
+
+
+def _rerec(boxes: torch.Tensor) -> torch.Tensor:
+    """Boxes made square around their centre (facenet's ``rerec``), score columns kept."""
+    h = boxes[:, 3] - boxes[:, 1]
+    w = boxes[:, 2] - boxes[:, 0]
+    side = torch.max(w, h)
+    x1 = boxes[:, 0] + w * 0.5 - side * 0.5
+    y1 = boxes[:, 1] + h * 0.5 - side * 0.5
+    return torch.cat([torch.stack([x1, y1, x1 + side, y1 + side], 1), boxes[:, 4:]], 1)
+
+
+def _bbreg(boxes: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+    """Box regression of R-Net and O-Net (facenet's ``bbreg``): offsets in units of side + 1."""
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    scale = torch.stack([w, h, w, h], 1)
+    return torch.cat([boxes[:, :4] + reg[:, :4] * scale, boxes[:, 4:]], 1)
+
+
+def _crop_rects(boxes: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """facenet's ``pad``: truncated boxes clipped to the image as (y0, y1, x0, x1), and the non-empty."""
+    t = boxes[:, :4].trunc().to(torch.int64)
+    x = t[:, 0].clamp(min=1) - 1
+    y = t[:, 1].clamp(min=1) - 1
+    ex = t[:, 2].clamp(max=width)
+    ey = t[:, 3].clamp(max=height)
+    return torch.stack([y, ey, x, ex], 1), (ey > y) & (ex > x)
+
+
+def _proposals(
+    images: torch.Tensor, min_size: float, mtcnn: MTCNN, pnet_pixels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1: P-Net over the pyramid; squared, regressed boxes (K, 5) and their image index.
+
+    Each scale runs on as many images at once as keep P-Net's input under ``pnet_pixels``.
+    """
+    dtype = next(mtcnn.pnet.parameters()).dtype
+    batch = images.permute(0, 3, 1, 2).to(dtype)
+    height, width = batch.shape[2:4]
+    boxes, index = [], []
+    for scale in pyramid_scales(height, width, min_size, mtcnn.factor):
+        size = (int(height * scale + 1), int(width * scale + 1))
+        step = max(1, pnet_pixels // (size[0] * size[1]))
+        for start in range(0, len(batch), step):
+            part = interpolate(batch[start : start + step], size=size, mode="area")
+            reg, probs = mtcnn.pnet((part - 127.5) * 0.0078125)
+            found, inds = _window_boxes(reg, probs[:, 1], scale, mtcnn.thresholds[0])
+            pick = _batched_nms(found[:, :4], found[:, 4], inds, 0.5)  # per image: chunking is exact
+            boxes.append(found[pick])
+            index.append(inds[pick] + start)
+    del batch
+    if not boxes:
+        return torch.zeros((0, 5), device=images.device), torch.zeros(
+            0, dtype=torch.long, device=images.device
+        )
+    found, inds = torch.cat(boxes), torch.cat(index)
+    pick = _batched_nms(found[:, :4], found[:, 4], inds, 0.7)
+    found, inds = found[pick], inds[pick]
+    regw = (found[:, 2] - found[:, 0]).unsqueeze(1)
+    regh = (found[:, 3] - found[:, 1]).unsqueeze(1)
+    scale4 = torch.cat([regw, regh, regw, regh], 1)
+    moved = found[:, :4] + found[:, 5:9] * scale4
+    return _rerec(torch.cat([moved, found[:, 4:5]], 1)), inds
+
+
+def _window_boxes(
+    reg: torch.Tensor, probs: torch.Tensor, scale: float, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """P-Net windows at or above ``threshold`` (facenet's ``generateBoundingBox``): (K, 9) boxes."""
+    mask = probs >= threshold
+    where = mask.nonzero()
+    score = probs[mask]
+    offsets = reg.permute(1, 0, 2, 3)[:, mask].permute(1, 0)
+    corner = where[:, 1:].to(offsets.dtype).flip(1)
+    q1 = ((2 * corner + 1) / scale).floor()
+    q2 = ((2 * corner + 12) / scale).floor()
+    return torch.cat([q1, q2, score.unsqueeze(1), offsets], 1), where[:, 0]
+
+
+def _refine(
+    net: torch.nn.Module, size: int, table: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """R-Net or O-Net on the ``size`` px crops of ``boxes``; drops boxes with an empty crop.
+
+    Returns the kept boxes, their image index and the network's outputs (concatenated).
+    """
+    height, width = table.shape[1] - 1, table.shape[2] - 1
+    rects, valid = _crop_rects(boxes, height, width)
+    boxes, index, rects = boxes[valid], index[valid], rects[valid]
+    dtype = next(net.parameters()).dtype
+    outs: list[tuple[torch.Tensor, ...]] = []
+    for start in range(0, max(len(boxes), 1), NET_BATCH):  # an empty batch keeps the output shapes
+        part = slice(start, start + NET_BATCH)
+        crops = area_crops(table, index[part], rects[part], size)
+        outs.append(tuple(net(((crops - 127.5) * 0.0078125).to(dtype))))
+    return (boxes, index, *(torch.cat(v) for v in zip(*outs, strict=True)))
+
+
+def _stage_two(
+    mtcnn: MTCNN, table: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 2: R-Net scores, NMS 0.7 per image, regression, squaring."""
+    boxes, index, reg, prob = _refine(mtcnn.rnet, 24, table, boxes, index)
+    score = prob[:, 1]
+    keep = score > mtcnn.thresholds[1]
+    boxes = torch.cat([boxes[keep, :4], score[keep].unsqueeze(1)], 1)
+    index, reg = index[keep], reg[keep]
+    pick = _batched_nms(boxes[:, :4], boxes[:, 4], index, 0.7)
+    return _rerec(_bbreg(boxes[pick], reg[pick])), index[pick]
+
+
+def _stage_three(
+    mtcnn: MTCNN, table: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stage 3: O-Net scores, landmarks and regression; (boxes (K, 5), landmarks (K, 5, 2), index)."""
+    boxes, index, reg, marks, prob = _refine(mtcnn.onet, 48, table, boxes, index)
+    score = prob[:, 1]
+    keep = score > mtcnn.thresholds[2]
+    boxes = torch.cat([boxes[keep, :4], score[keep].unsqueeze(1)], 1)
+    index, reg, marks = index[keep], reg[keep], marks[keep]
+    w = (boxes[:, 2] - boxes[:, 0] + 1).unsqueeze(1)
+    h = (boxes[:, 3] - boxes[:, 1] + 1).unsqueeze(1)
+    xs = w * marks[:, :5] + boxes[:, 0:1] - 1
+    ys = h * marks[:, 5:10] + boxes[:, 1:2] - 1
+    return _bbreg(boxes, reg), torch.stack([xs, ys], 2), index
+
+
+def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy NMS, overlap = intersection / smaller area (+1 px sides): facenet's ``nms_numpy``."""
+    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(scores)
+    pick = []
+    while order.size > 0:
+        i = order[-1]
+        pick.append(i)
+        rest = order[:-1]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        overlap = w * h / np.minimum(area[i], area[rest])
+        order = rest[overlap <= threshold]
+    return np.asarray(pick, dtype=np.int64)
+
+
+def _split(n_images: int, boxes: np.ndarray, marks: np.ndarray, index: np.ndarray) -> list[Faces]:
+    """Per image: final 'Min' NMS (0.7), then float32 boxes, probabilities, landmarks."""
+    out = []
+    for i in range(n_images):
+        mine = np.flatnonzero(index == i)
+        pick = mine[nms_min(boxes[mine, :4], boxes[mine, 4], 0.7)] if mine.size else mine
+        out.append(
+            (
+                boxes[pick, :4].astype(np.float32).reshape(-1, 4),
+                boxes[pick, 4].astype(np.float32).reshape(-1),
+                marks[pick].astype(np.float32).reshape(-1, 5, 2),
+            )
+        )
+    return out
+
+
+@torch.no_grad()
+def detect_batch(
+    mtcnn: MTCNN, images: np.ndarray | torch.Tensor, min_size: float, pnet_pixels: int = PNET_PIXELS
+) -> list[Faces]:
+    """Faces in an (N, H, W, 3) uint8 RGB batch, per image, like ``mtcnn.detect(images, landmarks=True)``.
+
+    Thresholds and pyramid factor come from ``mtcnn``; ``min_size`` replaces its
+    ``min_face_size`` (no state on the shared network is changed). Runs on ``mtcnn.device``.
+    P-Net sees at most ``pnet_pixels`` pixels per call (at least one image).
+    """
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()  # torch warns on read-only arrays
+    batch = torch.as_tensor(images).to(mtcnn.device)
+    if batch.ndim != 4 or batch.shape[3] != 3 or batch.dtype != torch.uint8:
+        raise ValueError(f"expected an (N, H, W, 3) uint8 batch, got {batch.dtype} {tuple(batch.shape)}")
+    n = batch.shape[0]
+    boxes, index = _proposals(batch, min_size, mtcnn, pnet_pixels)
+    marks = torch.zeros((0, 5, 2))
+    if len(boxes):
+        table = summed_area(batch)
+        boxes, index = _stage_two(mtcnn, table, boxes, index)
+        if len(boxes):
+            boxes, marks, index = _stage_three(mtcnn, table, boxes, index)
+        del table
+    return _split(n, boxes.cpu().numpy(), marks.cpu().numpy(), index.cpu().numpy())

@@ -1,0 +1,141 @@
+"""Our MTCNN detection pass (detector/faces/mtcnn_pass.py) against facenet-pytorch's ``detect``."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from detector.faces.extract import FaceExtractor
+from detector.faces.mtcnn_pass import Faces, area_crops, detect_batch, summed_area
+from detector.settings import FaceSettings
+from tests.support import mediagen
+
+if TYPE_CHECKING:
+    from facenet_pytorch import MTCNN
+
+
+@pytest.fixture(scope="module")
+def mtcnn() -> Iterator[MTCNN]:
+    network = FaceExtractor(FaceSettings(), "cpu")._network()
+    saved = network.min_face_size
+    yield network
+    network.min_face_size = saved
+
+
+def facenet(mtcnn: MTCNN, batch: np.ndarray, min_size: float) -> list[Faces]:
+    """facenet-pytorch's own detect on the batch, as float32 arrays per image."""
+    mtcnn.min_face_size = min_size
+    boxes, probs, points = mtcnn.detect(batch, landmarks=True)
+    out = []
+    for b, p, pts in zip(boxes, probs, points, strict=True):
+        if b is None:
+            out.append(
+                (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+            )
+        else:
+            b, p, pts = (np.asarray(np.asarray(v).tolist(), np.float32) for v in (b, p, pts))
+            out.append((b, p, pts))
+    return out
+
+
+def assert_same_faces(ours: list[Faces], theirs: list[Faces]) -> None:
+    """Same faces per image: boxes and landmarks within 1 px, probabilities within 1e-3."""
+    assert len(ours) == len(theirs)
+    for i, ((ob, op, ol), (tb, tp, tl)) in enumerate(zip(ours, theirs, strict=True)):
+        assert len(ob) == len(tb), f"image {i}: {len(ob)} faces, facenet {len(tb)}"
+        order_o, order_t = np.lexsort(ob.T[::-1]), np.lexsort(tb.T[::-1])
+        np.testing.assert_allclose(ob[order_o], tb[order_t], atol=1.0, err_msg=f"image {i} boxes")
+        np.testing.assert_allclose(op[order_o], tp[order_t], atol=1e-3, err_msg=f"image {i} probabilities")
+        np.testing.assert_allclose(ol[order_o], tl[order_t], atol=1.0, err_msg=f"image {i} landmarks")
+
+
+def test_area_crops_equal_area_interpolation_of_each_crop() -> None:
+    rng = np.random.default_rng(0)
+    images = torch.as_tensor(rng.integers(0, 256, (2, 37, 53, 3), dtype=np.uint8))
+    rects = torch.tensor(
+        [[0, 37, 0, 53], [3, 10, 5, 40], [10, 11, 20, 21], [2, 30, 40, 53], [0, 5, 0, 90 // 2]]
+    )
+    index = torch.tensor([0, 1, 0, 1, 1])
+    for size in (24, 48):
+        crops = area_crops(summed_area(images), index, rects, size)
+        for k, (y0, y1, x0, x1) in enumerate(rects.tolist()):
+            crop = images[index[k], y0:y1, x0:x1].permute(2, 0, 1)[None].float()
+            expected = torch.nn.functional.interpolate(crop, size=(size, size), mode="area")[0]
+            torch.testing.assert_close(crops[k], expected, rtol=1e-6, atol=1e-4)
+
+
+def test_the_photo_and_clip_frames_give_facenets_faces(mtcnn: MTCNN, face_photo: np.ndarray) -> None:
+    photo = face_photo[None]
+    assert_same_faces(detect_batch(mtcnn, photo, 20.0), facenet(mtcnn, photo, 20.0))
+    frames = np.stack([mediagen.face_frame(i, 8, (480, 360)) for i in range(8)])
+    for min_size in (12.0, 30.0):
+        ours = detect_batch(mtcnn, frames, min_size, pnet_pixels=200_000)  # P-Net in chunks too
+        assert_same_faces(ours, facenet(mtcnn, frames, min_size))
+        assert all(len(f[0]) >= 1 for f in ours)
+
+
+def test_an_image_without_faces_and_one_too_small_give_none(mtcnn: MTCNN) -> None:
+    grey = np.full((2, 120, 160, 3), 128, np.uint8)
+    assert [len(f[0]) for f in detect_batch(mtcnn, grey, 20.0)] == [0, 0]
+    assert [len(f[0]) for f in detect_batch(mtcnn, grey[:, :10, :10], 20.0)] == [0, 0]
+    with pytest.raises(ValueError, match="uint8"):
+        detect_batch(mtcnn, grey.astype(np.float32), 20.0)
+
+
+def test_pixel_bound_batches_give_the_same_faces() -> None:
+    frames = [mediagen.face_frame(i, 6, (480, 360)) for i in range(6)]
+    one_at_a_time = FaceExtractor(FaceSettings(max_batch_pixels=1)).detect(frames)
+    together = FaceExtractor(FaceSettings()).detect(frames)
+    for a, b in zip(one_at_a_time, together, strict=True):
+        assert len(a) == len(b) == 1
+        np.testing.assert_allclose(a[0].box, b[0].box, atol=0.5)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_verified_photos_give_facenets_faces(shared_data: Path, mtcnn: MTCNN) -> None:
+    """Every face facenet finds at or above the minimum size in VERIFY.tsv's photos, ours finds too.
+
+    Photos are downscaled like FaceExtractor does (longest side 640); every third photo keeps the
+    suite short (the whole list was checked once when the pass was written, and passed).
+    """
+    root = shared_data / "faces"
+    with (root / "VERIFY.tsv").open(newline="") as handle:
+        paths = [r["path"] for r in csv.DictReader(handle, delimiter="\t") if int(r["haar_faces"]) >= 1]
+    assert len(paths) > 100
+    paths = paths[::3]
+    min_size, found = 20.0, 0
+    for path in paths:
+        image = _read_rgb(root / path)
+        scale = min(1.0, 640 / max(image.shape[:2]))
+        if scale < 1.0:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+        (ours,), (theirs,) = detect_batch(mtcnn, image[None], min_size), facenet(mtcnn, image[None], min_size)
+        sides = np.maximum(theirs[0][:, 2] - theirs[0][:, 0], theirs[0][:, 3] - theirs[0][:, 1])
+        for box in theirs[0][sides >= min_size]:
+            ious = [_iou(box, b) for b in ours[0]]
+            assert ious, f"{path}: no face found by ours"
+            assert max(ious) >= 0.98, f"{path}: facenet's face {box} not found by ours"
+            found += 1
+        assert_same_faces([ours], [theirs])
+    assert found >= len(paths)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
