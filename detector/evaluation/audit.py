@@ -74,7 +74,10 @@ def audit_faces(utk_dir: Path, limit: int | None = None) -> list[AuditFace]:
             f"no held-out UTKFace photos in {utk_dir}; stage them first "
             "(python -m datasets.staging stage --only utkface)"
         )
-    return faces[:limit]
+    if limit is None or limit >= len(faces):
+        return faces
+    # evenly spaced over the name-sorted list, so every age, gender and race stays represented
+    return [faces[i * len(faces) // limit] for i in range(limit)]
 
 
 def group_rates(faces: Sequence[AuditFace]) -> dict[str, Any]:

@@ -102,6 +102,26 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
     return face, synthetic, params
 
 
+def compare_track_rules(
+    outputs: list[StageOutputs], labels: list[int], settings: Settings
+) -> dict[str, float]:
+    """Item-level AUC of the raw face evidence under each per-track rule (how the default was chosen)."""
+    from typing import get_args
+
+    from detector.evaluation.metrics import auc
+    from detector.settings import FusionSettings
+
+    aucs = {}
+    for rule in get_args(FusionSettings.model_fields["track_rule"].annotation):
+        variant = settings.model_copy(
+            update={"fusion": settings.fusion.model_copy(update={"track_rule": rule})}
+        )
+        face = raw_features(outputs, labels, variant).face
+        rows = ~np.isnan(face)
+        aucs[rule] = round(float(auc(np.asarray(labels)[rows], face[rows])), 4)
+    return aucs
+
+
 def write_manifest_calibration(path: Path, name: str, cal: Calibrator) -> None:
     """Replace the ``calibration`` table of model ``name`` in the manifest (validated, atomic)."""
     from detector.models._manifest import Manifest
@@ -150,4 +170,5 @@ def calibrate(
         "face_calibration": None if face_cal is None else face_cal.to_table(),
         "synthetic_calibration": None if synth_cal is None else synth_cal.to_table(),
         "fusion": params.model_dump(mode="json"),
+        "face_auc_by_track_rule": compare_track_rules(outputs, labels, settings),
     }

@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
     p.add_argument("--out", type=Path, default=Path("runs/audit"))
-    p.add_argument("--limit", type=int, default=None, help="only the first N held-out faces")
+    p.add_argument("--limit", type=int, default=None, help="an evenly spaced subset of N held-out faces")
     p.set_defaults(func=run_audit_command)
 
 

@@ -3,6 +3,8 @@ face and synthetic-image batch builders (balanced labels, model-size crops, audi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,18 @@ def test_synthetic_batches_balance_families_and_formats() -> None:
     assert view.shape == (96, 96, 3)
     with pytest.raises(ValueError, match="real and generated"):
         SyntheticSet(ImagePool(), 96, FormatChain())
+
+
+def test_audit_limit_is_an_even_subset_over_every_group(tmp_path: Path) -> None:
+    from detector.evaluation.audit import audit_faces
+
+    for age in range(1, 90):
+        for race in range(5):
+            (tmp_path / f"{age}_{age % 2}_{race}_20170116{age:03d}{race}.jpg.chip.jpg").touch()
+    every = audit_faces(tmp_path)
+    subset = audit_faces(tmp_path, limit=len(every) // 4)
+    assert len(subset) == len(every) // 4
+    assert {f.path for f in subset} <= {f.path for f in every}
+    # evenly spaced over the sorted names (age first): every age band stays in, not only the young
+    assert {f.age for f in subset} == {f.age for f in every}
+    assert len({f.race for f in subset}) >= 4
