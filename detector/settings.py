@@ -54,7 +54,7 @@ class FaceSettings(BaseModel):
 class ModelSettings(BaseModel):
     weights_dir: Path = Field(Path("~/.cache/trueframe"), description="imported/fetched weights cache")
     face_model: str = "effnetlite0.faces"
-    synthetic_model: str | None = "nprcnn.artefacts"
+    synthetic_model: str | None = "effnetlite0v.synthetic"
 
 
 class ProvenanceSettings(BaseModel):
