@@ -41,17 +41,7 @@ window.TrueframeReport = (function () {
   const pct = (p) => Math.round(100 * p) + "%";
   const sigmoid = (z) => 1 / (1 + Math.exp(-z));
 
-  function el(tag, text, cls) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = text;
-    if (cls) node.className = cls;
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-    return node;
-  }
+  const { el, clear } = window.TrueframeDom;
 
   function addDetail(dl, term, value) {
     if (value === undefined || value === null || value === "") return;

@@ -15,17 +15,7 @@
 
   function show(id, visible) { $(id).hidden = !visible; }
 
-  function el(tag, text, cls) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = text;
-    if (cls) node.className = cls;
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-    return node;
-  }
+  const { el, clear } = window.TrueframeDom;
 
   function age(seconds) {
     const s = Math.max(0, Date.now() / 1000 - seconds);
