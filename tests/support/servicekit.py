@@ -70,11 +70,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings, analyzer: Analyzer, store: JobStore) -> Iterator[str]:
-    """Serve ``create_app(...)`` with uvicorn on 127.0.0.1 in a thread; yields the base URL."""
+def live_server(settings: Settings, analyzer: Analyzer, store: JobStore, **options: Any) -> Iterator[str]:
+    """Serve ``create_app(...)`` with uvicorn on 127.0.0.1 in a thread; yields the base URL.
+
+    ``options`` go to ``uvicorn.Config`` (e.g. the service's own timeouts and connection cap)."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, analyzer, store), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings, analyzer, store),
+        **{"host": "127.0.0.1", "port": port, "log_level": "warning", "lifespan": "on", **options},
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from detector.settings import Settings
-from serving.http.app import create_app
 from serving.http.server import uvicorn_options
 from tests.support.fake_analyzer import FakeAnalyzer
 from tests.support.hold import settings_in, small_clip, small_photo
-from tests.support.servicekit import error_of, fake_service, free_port, open_store
+from tests.support.servicekit import error_of, fake_service, live_server, open_store
 
 
 @pytest.fixture(scope="module")
@@ -140,25 +137,11 @@ def test_a_stalled_body_is_answered_408_request_timeout() -> None:
 @contextmanager
 def _server(settings: Settings) -> Iterator[int]:
     """The app under uvicorn with the service's connection limits (as ``trueframe serve --no-ray``)."""
-    store = open_store(settings)
-    port = free_port()
-    app = create_app(settings, FakeAnalyzer(settings), store)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings.serve)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
+    analyzer, store = FakeAnalyzer(settings), open_store(settings)
     try:
-        yield port
+        with live_server(settings, analyzer, store, **uvicorn_options(settings.serve)) as url:
+            yield int(url.rsplit(":", 1)[1])
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         store.close()
 
 
