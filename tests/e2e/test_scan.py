@@ -136,6 +136,10 @@ def test_folder_scan_writes_one_correct_row_per_file(
     assert generated["verdict"] == "ai_generated"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "serving.cli.scan", *args],
@@ -144,6 +148,9 @@ def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C reaches the scan as from a terminal even when this test process ignores SIGINT
+        # (a parent that ignores it, e.g. after Ray set up in-process, hands SIG_IGN to children)
+        preexec_fn=_default_sigint,
     )
 
 
