@@ -10,6 +10,10 @@ service uses (:meth:`ReportAssembler.evidence`):
 3. verdict bands on the fused probability at stated error rates (``manipulated`` at 1% of real
    items, ``likely_manipulated`` at 5%; ``authentic`` / ``likely_authentic`` at 1% / 5% of fakes).
 
+Steps 2 and 3 run once on every item (the shared section) and once per media kind (images,
+videos) with enough real and fake items: a video's score aggregates many frames, so its bands are
+chosen on videos alone, and the stated rates hold per kind rather than only on the mix.
+
 The tables go into ``weights/manifest.toml`` and ``weights/fusion.toml``; the dev suite then
 reports on the other half. ``--dry-run`` writes nothing.
 """
@@ -19,15 +23,33 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
 from detector.errors import InvalidRequest
 from detector.evaluation.dev_set import read_dev_set
-from detector.scoring.calibration import Calibrator, expected_calibration_error, fit_calibrator
-from detector.scoring.fusion.fit import choose_thresholds, dump_parameters, fit_stack, stack_logits
-from detector.scoring.fusion.params import FusionParameters, Priors
+from detector.scoring.calibration import (
+    CalibrationDataError,
+    Calibrator,
+    expected_calibration_error,
+    fit_calibrator,
+)
+from detector.scoring.fusion.fit import (
+    MIN_ROWS_PER_CLASS,
+    choose_thresholds,
+    dump_parameters,
+    fit_stack,
+    stack_logits,
+)
+from detector.scoring.fusion.params import (
+    FusionParameters,
+    KindParameters,
+    MediaKind,
+    Pattern,
+    Priors,
+    SubModel,
+)
 from detector.scoring.logodds import sigmoid
 from detector.tomlwrite import replace_table, write_atomic
 
@@ -39,11 +61,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class Features:
-    """Item-level raw logits (NaN: signal missing), labels and the per-item stage outputs."""
+    """Item-level raw logits (NaN: signal missing), labels and each item's media kind."""
 
     face: np.ndarray
     synthetic: np.ndarray
     labels: np.ndarray
+    kinds: np.ndarray | None = None  # "image" / "video" per row; None: fit one shared section only
 
 
 def raw_features(outputs: list[StageOutputs], labels: list[int], settings: Settings) -> Features:
@@ -57,13 +80,15 @@ def raw_features(outputs: list[StageOutputs], labels: list[int], settings: Setti
         (face[0], face[1].model_copy(update={"calibration": None})),
         None if synthetic is None else (synthetic[0], synthetic[1].model_copy(update={"calibration": None})),
     )
-    f, s = [], []
+    f, s, kinds = [], [], []
     for out in outputs:
+        kinds.append(out.media.kind)
         inputs = bare.evidence(out)
         usable = inputs.photographic
         f.append(inputs.face_logit if usable and inputs.face_logit is not None else np.nan)
         s.append(inputs.synthetic_logit if usable and inputs.synthetic_logit is not None else np.nan)
-    return Features(np.asarray(f, np.float64), np.asarray(s, np.float64), np.asarray(labels, np.float64))
+    y = np.asarray(labels, np.float64)
+    return Features(np.asarray(f, np.float64), np.asarray(s, np.float64), y, np.asarray(kinds))
 
 
 def _fit(raw: np.ndarray, labels: np.ndarray, fitted_on: str) -> Calibrator | None:
@@ -82,22 +107,61 @@ def _apply(cal: Calibrator | None, raw: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(raw), np.nan, cal.logits(np.nan_to_num(raw)))
 
 
+def _section(
+    face: np.ndarray,
+    synthetic: np.ndarray,
+    y: np.ndarray,
+    described: str,
+    fallback: dict[Pattern, SubModel] | None = None,
+) -> KindParameters:
+    """The fusion stack and verdict bands fitted on calibrated logits of one set of rows.
+
+    A signal pattern with too few rows here takes its sub-model from ``fallback`` (the shared
+    section), so no pattern is left to unfitted equal weights; the bands are then chosen on the
+    scores of exactly these sub-models.
+    """
+    submodels = {**(fallback or {}), **fit_stack(face, synthetic, y)}
+    fused = stack_logits(submodels, face, synthetic)
+    ok = ~np.isnan(fused)
+    return KindParameters(
+        fitted_on=described,
+        submodels=submodels,
+        thresholds=choose_thresholds(sigmoid(fused[ok]), y[ok]),
+        measured={"ece_fit_half": round(expected_calibration_error(sigmoid(fused[ok]), y[ok]), 5)},
+    )
+
+
 def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrator | None, FusionParameters]:
-    """Per-model calibrators, the fusion stack and the verdict bands fitted on ``features``."""
+    """Per-model calibrators, the fusion stack and the verdict bands fitted on ``features``.
+
+    The shared section is fitted on every row; each media kind with at least
+    :data:`MIN_ROWS_PER_CLASS` real and fake rows also gets its own section (used for that kind).
+    """
     y = features.labels
     face = _fit(features.face, y, f"face model, {described}")
     synthetic = _fit(features.synthetic, y, f"synthetic-image model, {described}")
     f_cal, s_cal = _apply(face, features.face), _apply(synthetic, features.synthetic)
-    submodels = fit_stack(f_cal, s_cal, y)
-    fused = stack_logits(submodels, f_cal, s_cal)
-    ok = ~np.isnan(fused)
+    shared = _section(f_cal, s_cal, y, described)
+    kinds: dict[MediaKind, KindParameters] = {}
+    for kind in get_args(MediaKind):
+        rows = features.kinds == kind if features.kinds is not None else np.zeros(len(y), bool)
+        usable = rows & ~(np.isnan(f_cal) & np.isnan(s_cal))
+        if min(int((y[usable] == 1).sum()), int((y[usable] == 0).sum())) < MIN_ROWS_PER_CLASS:
+            continue
+        try:
+            kinds[kind] = _section(
+                f_cal[rows], s_cal[rows], y[rows], f"{kind}s only: {described}", shared.submodels
+            )
+        except CalibrationDataError:
+            continue  # no signal pattern of this kind has enough rows: the shared section applies
     params = FusionParameters(
         schema_version=1,
         fitted_on=described,
-        submodels=submodels,
+        submodels=shared.submodels,
         priors=Priors(),
-        thresholds=choose_thresholds(sigmoid(fused[ok]), y[ok]),
-        measured={"ece_fit_half": round(expected_calibration_error(sigmoid(fused[ok]), y[ok]), 5)},
+        thresholds=shared.thresholds,
+        measured=shared.measured,
+        kinds=kinds,
     )
     return face, synthetic, params
 
@@ -106,8 +170,6 @@ def compare_track_rules(
     outputs: list[StageOutputs], labels: list[int], settings: Settings
 ) -> dict[str, float]:
     """Item-level AUC of the raw face evidence under each per-track rule (how the default was chosen)."""
-    from typing import get_args
-
     from detector.evaluation.metrics import auc
     from detector.settings import FusionSettings
 

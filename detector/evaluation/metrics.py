@@ -118,6 +118,21 @@ def ece(labels: np.ndarray, probs: np.ndarray) -> float:
     return expected_calibration_error(np.asarray(probs, np.float64), np.asarray(labels), ECE_BINS)
 
 
+def ece_floor(probs: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """``(median, 95th percentile)`` ECE of a *perfectly calibrated* score at this sample size.
+
+    Labels are drawn as Bernoulli(p) from the score's own probabilities, so any ECE above zero is
+    sampling noise alone: on a few dozen items this floor is far above a 0.05 target, and a measured
+    ECE inside it says the set is too small to show miscalibration, not that there is none.
+    """
+    p = np.asarray(probs, np.float64)
+    if not len(p):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = [ece((rng.random(len(p)) < p).astype(np.float64), p) for _ in range(n)]
+    return float(np.median(draws)), float(np.percentile(draws, 95))
+
+
 def bootstrap(
     metric: Callable[[np.ndarray, np.ndarray], float],
     labels: np.ndarray,

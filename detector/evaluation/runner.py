@@ -180,6 +180,13 @@ def render(results: dict[str, Any]) -> str:
                 + ", ".join(f"{k} {v:.1%}" for k, v in final["real_bands"].items() if v),
                 "",
             ]
+            if final.get("ece_floor"):
+                median, high = final["ece_floor"]
+                lines += [
+                    "ECE a perfectly calibrated score would show at this number of items (labels "
+                    f"drawn from its own probabilities): median {median:.3f}, 95% of draws <= {high:.3f}.",
+                    "",
+                ]
             lines += ["| generator / source | n | AUC vs reals | caught or accused |", "|---|---|---|---|"]
             for kind, row in table["kinds"].items():
                 share = row.get("caught", row.get("accused"))

@@ -23,7 +23,7 @@ import numpy as np
 
 from detector.evaluation.collect import Collected
 from detector.evaluation.dev_set import DevItem
-from detector.evaluation.metrics import ap, auc, bootstrap, ece, eer
+from detector.evaluation.metrics import ap, auc, bootstrap, ece, ece_floor, eer
 from detector.scoring.logodds import sigmoid
 
 BANDS = (
@@ -104,6 +104,7 @@ def final_metrics(rows: Sequence[Scored]) -> dict[str, Any]:
     if probs:
         y, p = np.array([a for a, _ in probs]), np.array([b for _, b in probs], np.float64)
         result["ece"] = [round(v, 4) for v in bootstrap(ece, y, p)]
+        result["ece_floor"] = [round(v, 4) for v in ece_floor(p)]
     reals, fakes = [r for r in ok if r.item.label == 0], [r for r in ok if r.item.label == 1]
     result["real_bands"] = {
         b: round(sum(r.verdict == b for r in reals) / max(1, len(reals)), 4) for b in BANDS

@@ -122,6 +122,7 @@ class ReportAssembler:
             photographic=out.scope.photographic,
             scope=out.scope,
             known_match=out.known_match,
+            media_kind=out.media.kind,
         )
         return tracks, self._frames(out, crops, synth), inputs
 

@@ -217,6 +217,40 @@ def test_fit_on_item_features_calibrates_each_model_and_the_fusion() -> None:
     assert expected_calibration_error(probs, features.labels) < 0.08
 
 
+def test_each_media_kind_gets_bands_at_the_stated_rates_on_that_kind() -> None:
+    """Videos score higher than images on real media: shared bands would accuse many real videos."""
+    from detector.evaluation.calibrate import Features, fit
+    from detector.scoring.fusion.fit import stack_logits
+    from detector.scoring.logodds import sigmoid
+
+    rng = np.random.default_rng(21)
+    n_img, n_vid = 900, 300
+    y = rng.integers(0, 2, n_img + n_vid).astype(float)
+    shift = np.concatenate([np.zeros(n_img), np.full(n_vid, 1.5)])  # real videos look "faker"
+    face = (y * 2 - 1) * 1.5 + shift + rng.normal(0, 1, len(y))
+    synth = np.concatenate([(y[:n_img] * 2 - 1) * 2 + rng.normal(0, 1, n_img), np.full(n_vid, np.nan)])
+    kinds = np.array(["image"] * n_img + ["video"] * n_vid)
+    face_cal, synth_cal, params = fit(Features(face, synth, y, kinds), "unit test")
+    assert face_cal is not None
+    assert synth_cal is not None
+    assert set(params.kinds) == {"image", "video"}
+    f_cal = face_cal.logits(face)
+    s_cal = np.where(np.isnan(synth), np.nan, synth_cal.logits(np.nan_to_num(synth)))
+    for kind in ("image", "video"):
+        rows = kinds == kind
+        section = params.for_kind(kind)
+        probs = sigmoid(stack_logits(section.submodels, f_cal[rows], s_cal[rows]))
+        reals = probs[y[rows] == 0]
+        assert np.mean(reals >= section.thresholds.likely_manipulated.manipulated) <= 0.05 + 1e-9
+        assert set(section.submodels) >= {"face", "synthetic"}  # missing patterns come from the shared fit
+    videos = kinds == "video"
+    shared = sigmoid(stack_logits(params.submodels, f_cal[videos], s_cal[videos]))
+    assert np.mean(shared[y[videos] == 0] >= params.thresholds.likely_manipulated.manipulated) > 0.05
+    # too few rows of a kind: no section, the shared one applies
+    few = Features(face[: n_img + 15], synth[: n_img + 15], y[: n_img + 15], kinds[: n_img + 15])
+    assert set(fit(few, "unit test")[2].kinds) == {"image"}
+
+
 def test_stack_logits_equal_what_serving_fuses() -> None:
     """Fitting and serving compute one function, fitted or not (no NaN where serving has a score)."""
     from detector.scoring.fusion.fit import stack_logits

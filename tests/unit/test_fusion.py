@@ -147,6 +147,16 @@ def test_band_thresholds_follow_the_stated_rates() -> None:
     assert t.manipulated.measured_rate <= 0.01
 
 
+def test_likely_bands_need_two_to_one_odds_even_when_the_classes_separate() -> None:
+    # perfectly separated calibration scores would let the rates put both bands at P = 0.5
+    probs = np.array([0.45] * 50 + [0.55] * 50)
+    labels = np.repeat([0.0, 1.0], 50)
+    t = choose_thresholds(probs, labels)
+    assert t.likely_manipulated.manipulated == pytest.approx(2 / 3)
+    assert t.likely_authentic.manipulated == pytest.approx(1 / 3)
+    assert t.band(0.45) == t.band(0.55) == "uncertain"
+
+
 def test_fitted_stack_is_monotone_and_round_trips(tmp_path: Path, params: FusionParameters) -> None:
     rng = np.random.default_rng(1)
     n = 600
@@ -163,6 +173,43 @@ def test_fitted_stack_is_monotone_and_round_trips(tmp_path: Path, params: Fusion
     path = tmp_path / "fusion.toml"
     path.write_text(dump_parameters(fitted, "test header"))
     assert load_parameters(path) == fitted
+
+
+def test_a_kind_section_replaces_the_shared_submodels_and_bands(
+    tmp_path: Path, params: FusionParameters
+) -> None:
+    from detector.scoring.fusion.params import KindParameters, SubModel, Thresholds
+
+    video = KindParameters(
+        fitted_on="videos only: unit test",
+        submodels={"face": SubModel(intercept=-1.0, face=2.0, n=40)},
+        thresholds=Thresholds.model_validate(
+            {
+                band: {"manipulated": p, "target_rate": 0.05, "measured_rate": 0.0}
+                for band, p in zip(
+                    ("authentic", "likely_authentic", "likely_manipulated", "manipulated"),
+                    (0.02, 0.1, 0.8, 0.95),
+                    strict=True,
+                )
+            }
+        ),
+    )
+    with_video = params.model_copy(update={"kinds": {"video": video}})
+    path = tmp_path / "fusion.toml"
+    path.write_text(dump_parameters(with_video, "kinds"))
+    assert load_parameters(path) == with_video
+    fusion = Fusion(with_video, face_model=FACE, synthetic_model=SYNTH)
+    image = fusion.fuse(FusionInputs(face_logit=1.0, media_kind="image"))
+    clip = fusion.fuse(FusionInputs(face_logit=1.0, media_kind="video"))
+    assert image.logit == pytest.approx(0.1 + 1.0)  # the shared face sub-model
+    assert clip.logit == pytest.approx(-1.0 + 2.0)  # the video one
+    assert image.verdict == "likely_manipulated"  # P 0.75 >= the shared 0.7
+    assert clip.verdict == "uncertain"  # P 0.73 < the video band's 0.8
+    assert "videos only" in clip.fusion
+    assert "videos only" not in image.fusion
+    assert [t.manipulated for t in clip.thresholds] == [0.02, 0.1, 0.8, 0.95]
+    unknown = fusion.fuse(FusionInputs(face_logit=1.0))
+    assert unknown.logit == pytest.approx(image.logit)
 
 
 def test_parameters_for_other_models_are_flagged_not_silently_used(params: FusionParameters) -> None:

@@ -24,6 +24,8 @@ from detector.tomlwrite import toml_value
 
 MIN_ROWS_PER_CLASS = 10
 L2 = 1e-3
+LIKELY_ODDS = 2.0  # a "likely_*" band needs its side at least twice as likely as the other
+LIKELY_P = LIKELY_ODDS / (1.0 + LIKELY_ODDS)
 
 
 def fit_submodel(features: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
@@ -116,13 +118,14 @@ def choose_thresholds(
     ``manipulated`` / ``likely_manipulated``: the lowest P at which at most ``fpr_*`` of the
     authentic items score at or above it. ``authentic`` / ``likely_authentic``: the highest P at
     which at most ``false_*`` of the manipulated items score at or below it. Manipulated bands
-    never start below P = 0.5 and authentic bands never reach above it, so a band never
-    contradicts the calibrated probability.
+    never start below P = :data:`LIKELY_P` (2/3) and authentic bands never reach above 1 - 2/3,
+    so a band never contradicts the calibrated probability and ``uncertain`` always holds the
+    scores where neither side is at least twice as likely as the other.
     """
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     auth, fake = p[y == 0], p[y == 1]
-    candidates = np.unique(np.concatenate([p, [0.0, 0.5, 1.0]]))
+    candidates = np.unique(np.concatenate([p, [0.0, 1.0 - LIKELY_P, LIKELY_P, 1.0]]))
 
     def lowest_fpr(rate: float) -> float:
         return float(next(t for t in candidates if _fpr(auth, t) <= rate))
@@ -130,9 +133,9 @@ def choose_thresholds(
     def highest_fa(rate: float) -> float:
         return float(next(t for t in candidates[::-1] if _false_authentic(fake, t) <= rate))
 
-    likely_m = max(lowest_fpr(fpr_likely), 0.5)
+    likely_m = max(lowest_fpr(fpr_likely), LIKELY_P)
     manip = max(lowest_fpr(fpr_manipulated), likely_m)
-    likely_a = min(highest_fa(false_likely_authentic), 0.5)
+    likely_a = min(highest_fa(false_likely_authentic), 1.0 - LIKELY_P)
     if likely_a >= likely_m:
         likely_a = math.nextafter(likely_m, 0.0)
     auth_t = min(highest_fa(false_authentic), likely_a)
@@ -154,6 +157,22 @@ def choose_thresholds(
     )
 
 
+def _section_lines(prefix: str, submodels: dict[Pattern, SubModel], thresholds: Thresholds) -> list[str]:
+    """TOML tables ``[{prefix}submodels.*]`` and ``[{prefix}thresholds]``."""
+    lines = []
+    for name, sub in submodels.items():
+        lines.append(f"[{prefix}submodels.{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in sub.model_dump().items()]
+        lines.append("")
+    lines.append(f"[{prefix}thresholds]")
+    for band in ("authentic", "likely_authentic", "likely_manipulated", "manipulated"):
+        t: BandThreshold = getattr(thresholds, band)
+        fields = ", ".join(f"{k} = {toml_value(v)}" for k, v in t.model_dump().items())
+        lines.append(f"{band} = {{ {fields} }}")
+    lines.append("")
+    return lines
+
+
 def dump_parameters(params: FusionParameters, header: str = "") -> str:
     """``weights/fusion.toml`` text for ``params`` (round-trips through :func:`load_parameters`)."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
@@ -163,18 +182,14 @@ def dump_parameters(params: FusionParameters, header: str = "") -> str:
         if value is not None:
             lines.append(f"{key} = {toml_value(value)}")
     lines.append("")
-    for name, sub in params.submodels.items():
-        lines.append(f"[submodels.{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in sub.model_dump().items()]
-        lines.append("")
+    lines += _section_lines("", params.submodels, params.thresholds)
     lines.append("[priors]")
     lines += [f"{k} = {toml_value(v)}" for k, v in params.priors.model_dump().items()]
-    lines += ["", "[thresholds]"]
-    for band in ("authentic", "likely_authentic", "likely_manipulated", "manipulated"):
-        t: BandThreshold = getattr(params.thresholds, band)
-        fields = ", ".join(f"{k} = {toml_value(v)}" for k, v in t.model_dump().items())
-        lines.append(f"{band} = {{ {fields} }}")
-    lines.append("")
-    lines.append("[measured]")
+    lines += ["", "[measured]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in params.measured.items()]
-    return "\n".join(lines) + "\n"
+    for kind, section in params.kinds.items():
+        lines += ["", f"[kinds.{kind}]", f"fitted_on = {toml_value(section.fitted_on)}"]
+        lines.append(f"measured = {toml_value(section.measured)}")
+        lines.append("")
+        lines += _section_lines(f"kinds.{kind}.", section.submodels, section.thresholds)
+    return "\n".join(lines).rstrip("\n") + "\n"

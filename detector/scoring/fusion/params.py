@@ -18,6 +18,7 @@ from detector.report.schema import Threshold, Verdict
 FUSION_PACKAGE = "weights"
 FUSION_FILE = "fusion.toml"
 Pattern = Literal["face_synthetic", "face", "synthetic"]
+MediaKind = Literal["image", "video"]
 
 
 class _Strict(BaseModel):
@@ -98,8 +99,26 @@ class Priors(_Strict):
     known_authentic: float = Field(-3.0, le=0.0, description="a reviewed near-duplicate judged authentic")
 
 
+class KindParameters(_Strict):
+    """Sub-models and bands fitted on one media kind only.
+
+    A video's score aggregates many frames and face tracks, so its scores spread differently from a
+    single image's: bands fitted on both together let real videos cross ``likely_manipulated`` far
+    more often than the stated rate.
+    """
+
+    fitted_on: str
+    submodels: dict[Pattern, SubModel]
+    thresholds: Thresholds
+    measured: dict[str, float] = Field(default_factory=dict)
+
+
 class FusionParameters(_Strict):
-    """The contents of ``weights/fusion.toml``."""
+    """The contents of ``weights/fusion.toml``.
+
+    The top-level sub-models and thresholds were fitted on every kind together; a ``kinds`` section
+    (``[kinds.video]``) replaces both for items of that kind (:meth:`for_kind`).
+    """
 
     schema_version: Literal[1]
     fitted_on: str
@@ -109,6 +128,19 @@ class FusionParameters(_Strict):
     priors: Priors = Field(default_factory=Priors)
     thresholds: Thresholds
     measured: dict[str, float] = Field(default_factory=dict, description="held-out metrics")
+    kinds: dict[MediaKind, KindParameters] = Field(default_factory=dict)
+
+    def for_kind(self, kind: str | None) -> KindParameters:
+        """The sub-models and bands that apply to an item of media ``kind`` (None: the shared ones)."""
+        for name, section in self.kinds.items():
+            if name == kind:
+                return section
+        return KindParameters(
+            fitted_on=self.fitted_on,
+            submodels=self.submodels,
+            thresholds=self.thresholds,
+            measured=self.measured,
+        )
 
 
 def default_fusion_path() -> Path:

@@ -123,6 +123,7 @@ class FusionInputs:
     photographic: bool = True
     scope: Scope = field(default_factory=Scope)
     known_match: KnownMatch | None = None
+    media_kind: str | None = None  # "image" / "video": picks the fusion section fitted on that kind
     face_basis: str = ""
     synthetic_basis: str = ""
 
@@ -249,16 +250,15 @@ class Fusion:
         source = str(path) if path is not None else f"weights/{FUSION_FILE}"
         return cls(load_parameters(path), face_model, synthetic_model, source)
 
-    @property
-    def submodels(self) -> dict[Pattern, SubModel]:
-        """The fitted sub-models, or none when they were fitted for other models (equal weights then)."""
-        return {} if self.mismatch else dict(self.params.submodels)
+    def submodels(self, kind: str | None = None) -> dict[Pattern, SubModel]:
+        """The sub-models fitted for media ``kind``, or none when fitted for other models (equal weights)."""
+        return {} if self.mismatch else dict(self.params.for_kind(kind).submodels)
 
     def pixel_evidence(self, inputs: FusionInputs) -> tuple[float | None, list[Signal]]:
         """The fused pixel logit (None when no detector applies) and one signal per detector."""
         face = inputs.face_logit if inputs.photographic else None
         synth = inputs.synthetic_logit if inputs.photographic else None
-        combined = combine(self.submodels, face, synth)
+        combined = combine(self.submodels(inputs.media_kind), face, synth)
         signals: list[Signal] = []
         if combined is not None:
             signals.append(_base_signal(combined))
@@ -311,7 +311,8 @@ class Fusion:
     ) -> Score:
         prov = inputs.provenance
         flag = provenance_flag(prov)
-        thresholds = self.params.thresholds
+        section = self.params.for_kind(inputs.media_kind)
+        thresholds = section.thresholds
         pixel_p = None if pixel_logit is None else sigmoid(pixel_logit)
         rule: str | None = None
         known = inputs.known_match
@@ -354,7 +355,7 @@ class Fusion:
             basis=basis,
             signals=signals,
             thresholds=thresholds.report(),
-            fusion=f"{self.source}: {self.params.fitted_on}",
+            fusion=f"{self.source}: {section.fitted_on}",
             out_of_scope=list(inputs.scope.out_of_scope),
             limited=list(inputs.scope.limited),
         )
