@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.faces.extract import FaceExtractor, FaceResult
+from detector.faces.extract import FaceResult
 from detector.faces.tracks import FaceDetection
 from detector.media.loader import MediaLoader
 from detector.media.sampling import FrameSampler
@@ -23,7 +23,16 @@ from detector.report.assemble import CropKey, ReportAssembler, StageOutputs
 from detector.report.schema import Heatmap, Report
 from detector.runtime import configure_threads, select_device, timed
 from detector.settings import Settings, get_settings
-from detector.stages import Options, Prepared, Progress, Ready, build_assembler, collect, face_spec
+from detector.stages import (
+    Options,
+    Prepared,
+    Progress,
+    Ready,
+    build_assembler,
+    collect,
+    face_extractor,
+    face_spec,
+)
 
 __all__ = ["Pipeline"]
 
@@ -37,7 +46,7 @@ class Pipeline:
         configure_threads(self.settings.runtime.torch_threads)
         self.loader = MediaLoader(self.settings.limits)
         self.sampler = FrameSampler(self.settings.sampling, self.loader)
-        self.faces = FaceExtractor(self.settings.faces, self.device)
+        self.faces = face_extractor(self.settings, self.device)
         self.provenance_reader = ProvenanceReader(self.settings.provenance)
         self._face_model: Classifier | None = None
         self._synthetic_model: Classifier | None = None

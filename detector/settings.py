@@ -40,7 +40,14 @@ class SamplingSettings(BaseModel):
 
 class FaceSettings(BaseModel):
     detect_longest_side: int = Field(640, ge=64, description="MTCNN runs on a copy this large")
-    min_face_px: int = Field(40, ge=8, description="smallest face side kept, full-resolution px")
+    min_face_px: int | None = Field(
+        None,
+        ge=8,
+        description=(
+            "smallest face side searched and kept, full-resolution px; None: the smallest face the face "
+            "model judges (input side / crop margin / 2, rounded up: 50 px for the shipped model)"
+        ),
+    )
     min_probability: float = Field(0.95, ge=0.0, le=1.0)
     margin: float = Field(1.3, ge=1.0, description="square crop side / face box side")
     batch_size: int = Field(16, ge=1)

@@ -13,6 +13,7 @@ of their logits, the configured models and the report assembler built from setti
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,8 +26,9 @@ from detector.settings import FaceSettings, Settings
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
-    from detector.faces.extract import FaceResult
+    from detector.faces.extract import FaceExtractor, FaceResult
     from detector.media.loader import MediaInfo
     from detector.media.sampling import Frame, FrameSample
     from detector.models._manifest import ModelEntry
@@ -166,6 +168,19 @@ def crop_faces(
 def judged_face_side(spec: InputSpec) -> float:
     """The smallest face side (px) the face model judges without enlarging its crop more than 2x."""
     return spec.size[0] / (spec.crop_margin or 1.0) / 2.0
+
+
+def smallest_face(faces: FaceSettings, spec: InputSpec) -> int:
+    """The smallest face side (full-resolution px) searched: the setting, else what the model judges."""
+    return faces.min_face_px or math.ceil(judged_face_side(spec))
+
+
+def face_extractor(settings: Settings, device: str | torch.device) -> FaceExtractor:
+    """The face detector of every stage runner, never searching for faces the face model cannot judge."""
+    from detector.faces.extract import FaceExtractor
+
+    size = smallest_face(settings.faces, face_spec(settings))
+    return FaceExtractor(settings.faces.model_copy(update={"min_face_px": size}), device)
 
 
 def keyed(keys: Sequence[Any], values: Iterable[Any]) -> dict[Any, float]:

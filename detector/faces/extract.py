@@ -5,7 +5,9 @@ MTCNN runs on copies downscaled so that the longest side is at most
 Copies of equal size are batched together (MTCNN needs equal sizes in a batch), boxes and
 landmarks are mapped back to full resolution, and faces whose full-resolution side
 (:attr:`FaceDetection.side`, ``max(w, h)``) is below ``min_face_px`` or whose probability is below
-``min_probability`` are dropped. MTCNN's own ``min_face_size`` is ``min_face_px`` scaled to the
+``min_probability`` are dropped; the stages set ``min_face_px`` to the smallest face the face model
+judges (:func:`detector.stages.face_extractor`), so the pyramid never searches for faces the model
+could not judge. MTCNN's own ``min_face_size`` is ``min_face_px`` scaled to the
 copy, but never below :data:`MIN_DETECT_FACE_PX` (PNet's 12 px window: a smaller value makes
 MTCNN upscale the copy, which costs more than detecting on a larger copy), so on a very large
 image the smallest face found is ``MIN_DETECT_FACE_PX`` times the downscale factor.
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 MIN_DETECT_FACE_PX = 12.0
+DEFAULT_MIN_FACE_PX = 40  # a bare extractor without a face model to size it (tests, baselines)
 
 
 class FrameLike(Protocol):
@@ -114,6 +117,7 @@ class FaceExtractor:
 
     def __init__(self, settings: FaceSettings | None = None, device: str | torch.device = "cpu") -> None:
         self.settings = settings or FaceSettings()
+        self.min_face_px = self.settings.min_face_px or DEFAULT_MIN_FACE_PX
         self.device = select_device(device) if isinstance(device, str) else device
         self._mtcnn: MTCNN | None = None
         self._lock = threading.RLock()
@@ -153,7 +157,7 @@ class FaceExtractor:
                 chunk = positions[start : start + per_batch]
                 # images of different sizes can share a copy size: search down to the smallest scale
                 scale = min(min(h / images[p].shape[0], w / images[p].shape[1]) for p in chunk)
-                min_size = max(MIN_DETECT_FACE_PX, cfg.min_face_px * scale)
+                min_size = max(MIN_DETECT_FACE_PX, self.min_face_px * scale)
                 if min(h, w) < min_size:
                     continue  # no face of the minimum size fits (MTCNN fails on an empty pyramid)
                 copies = np.stack([_downscale(images[p], h, w) for p in chunk])
@@ -191,7 +195,7 @@ class FaceExtractor:
                 probability=float(prob),
                 landmarks=np.ascontiguousarray(pts, dtype=np.float32),
             )
-            if det.probability >= self.settings.min_probability and det.side >= self.settings.min_face_px:
+            if det.probability >= self.settings.min_probability and det.side >= self.min_face_px:
                 found.append(det)
         found.sort(key=lambda d: -d.side)
         return found

@@ -117,7 +117,7 @@ class ReportAssembler:
             face_logit=item_logit(evidence, self.settings.fusion),
             synthetic_logit=synthetic_logit(synth_series, self.settings.fusion),
             provenance=out.provenance,
-            face_basis=f"{len(tracks)} face track(s), {n_crops} face crop(s) over {len(out.frames)} frame(s)",
+            face_basis=self._face_basis(len(tracks), n_crops, len(out.frames)),
             synthetic_basis=f"{len(synth)} frame(s)",
             photographic=out.scope.photographic,
             scope=out.scope,
@@ -125,6 +125,18 @@ class ReportAssembler:
             media_kind=out.media.kind,
         )
         return tracks, self._frames(out, crops, synth), inputs
+
+    def _face_basis(self, n_tracks: int, n_crops: int, n_frames: int) -> str:
+        """What the face evidence rests on; with no face, the smallest face that was searched for."""
+        if n_tracks or self.face_model is None:
+            return f"{n_tracks} face track(s), {n_crops} face crop(s) over {n_frames} frame(s)"
+        from detector.stages import smallest_face
+
+        side = smallest_face(self.settings.faces, self.face_model[1].input.to_spec())
+        return (
+            f"searched {n_frames} frame(s) for faces of at least {side} px; a smaller face is too small "
+            "for the face model to judge"
+        )
 
     def build(self, out: StageOutputs) -> Report:
         """The report of one item from its stage outputs."""

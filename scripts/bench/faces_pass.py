@@ -52,10 +52,12 @@ def _run_side(side: str, count: int, queue: multiprocessing.Queue) -> None:
     from facenet_pytorch import MTCNN
 
     from detector.faces.mtcnn_pass import detect_batch
+    from detector.settings import get_settings
+    from detector.stages import face_spec, smallest_face
 
     settings = FaceSettings()
     copies = _copies(count, settings)
-    min_size = settings.min_face_px * settings.detect_longest_side / 1920
+    min_size = smallest_face(settings, face_spec(get_settings())) * settings.detect_longest_side / 1920
     mtcnn = MTCNN(keep_all=True, select_largest=False, device="cpu").eval()
     mtcnn.min_face_size = min_size
     per_batch = (

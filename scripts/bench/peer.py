@@ -92,14 +92,14 @@ def _run_side(side: str, clips: list[Path], min_side: float, queue: multiprocess
         model: object = MTCNN(thresholds=[0.7, 0.8, 0.8], device="cpu", keep_all=True)
         run = lambda p: _peer_clip(p, model, min_side)  # noqa: E731
     else:
-        from detector.faces.extract import FaceExtractor
         from detector.media.loader import MediaLoader
         from detector.media.sampling import FrameSampler
         from detector.settings import get_settings
+        from detector.stages import face_extractor
 
         settings = get_settings()
         loader = MediaLoader(settings.limits)
-        parts = (loader, FrameSampler(settings.sampling, loader), FaceExtractor(settings.faces, "cpu"))
+        parts = (loader, FrameSampler(settings.sampling, loader), face_extractor(settings, "cpu"))
         run = lambda p: _trueframe_clip(p, parts, min_side)  # noqa: E731
     run(clips[0])  # warm-up: model loading and first-call costs are not measured
     results = [run(path) for path in clips]

@@ -116,11 +116,11 @@ class FaceDeployment:
     """MTCNN face detection (FaceExtractor), batched over frames of all concurrent requests."""
 
     def __init__(self, settings: Settings) -> None:
-        from detector.faces.extract import FaceExtractor
         from detector.runtime import select_device
+        from detector.stages import face_extractor
 
         _prepare_worker(settings)
-        self.extractor = FaceExtractor(settings.faces, select_device(settings.runtime.device))
+        self.extractor = face_extractor(settings, select_device(settings.runtime.device))
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """user_config: batch size and wait (the detector's thresholds come from the settings only)."""

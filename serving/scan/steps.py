@@ -163,10 +163,10 @@ class FaceStep(_Step):
     stage = "faces"
 
     def __init__(self, settings: Settings) -> None:
-        from detector.faces.extract import FaceExtractor
+        from detector.stages import face_extractor
 
         self.settings = settings.faces
-        self.extractor = FaceExtractor(settings.faces, _device(settings))
+        self.extractor = face_extractor(settings, _device(settings))
 
     def one(self, state: ItemState) -> None:
         assert state.sample is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,6 +228,30 @@ def test_thresholds_drop_small_and_unlikely_faces(face_photo: np.ndarray) -> Non
     assert FaceExtractor(FaceSettings(min_face_px=300)).detect([face_photo]) == [[]]
     (found,) = FaceExtractor(FaceSettings(min_face_px=100, min_probability=0.5)).detect([face_photo])
     assert len(found) == 1
+
+
+def test_the_stages_never_search_for_faces_the_face_model_cannot_judge(face_photo: np.ndarray) -> None:
+    import cv2
+
+    from detector.settings import Settings
+    from detector.stages import face_extractor, face_spec, judged_face_side, smallest_face
+
+    settings = Settings()
+    side = smallest_face(settings.faces, face_spec(settings))
+    assert side == math.ceil(judged_face_side(face_spec(settings))) == 50  # 128 px input, margin 1.3
+    extractor = face_extractor(settings, "cpu")
+    assert extractor.min_face_px == side
+    # the astronaut's face (about 111 px) scaled to about 46 px in a 480x360 frame
+    small = cv2.resize(face_photo, None, fx=0.41, fy=0.41, interpolation=cv2.INTER_AREA)
+    frame = np.full((360, 480, 3), 128, np.uint8)
+    frame[100 : 100 + small.shape[0], 150 : 150 + small.shape[1]] = small
+    (loose,) = FaceExtractor(FaceSettings(min_face_px=40)).detect([frame])
+    assert len(loose) == 1
+    assert 40 <= loose[0].side < side
+    assert extractor.detect([frame]) == [[]]
+    explicit = face_extractor(Settings(faces=FaceSettings(min_face_px=40)), "cpu")
+    assert explicit.min_face_px == 40
+    assert len(explicit.detect([frame])[0]) == 1
 
 
 def test_a_borderline_face_is_kept_or_dropped_by_min_probability() -> None:

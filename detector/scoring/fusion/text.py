@@ -66,7 +66,11 @@ def model_signal(
     elif not configured:
         reason = f"no {noun[4:].lower()} is configured, so this was not checked"
     elif name == "face_model":
-        reason = "no face was found, so the face-forgery model does not count (left out, not scored as zero)"
+        where = f" ({basis})" if basis else ""
+        reason = (
+            f"no face was found{where}, so the face-forgery model does not count "
+            "(left out, not scored as zero)"
+        )
     else:
         reason = f"{noun[0].lower()}{noun[1:]} gave no score"
     return Signal(name=name, kind="model", present=False, sentence=reason[0].upper() + reason[1:] + ".")
