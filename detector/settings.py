@@ -129,6 +129,13 @@ class ServeSettings(BaseModel):
     webhook_max_attempts: int = Field(5, ge=1)
     webhook_backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles each attempt")
     webhook_timeout_s: float = Field(10.0, gt=0)
+    light_stages_in_ingress: bool = Field(
+        True,
+        description=(
+            "Ray Serve: images are decoded and their provenance read in the ingress replica (two fewer "
+            "Ray hops and no pickled frame sent back); videos always go to the media deployment"
+        ),
+    )
 
 
 class Settings(BaseSettings):
