@@ -93,6 +93,20 @@ class RuntimeSettings(BaseModel):
     torch_threads: int = Field(0, ge=0, description="0 keeps torch's default")
 
 
+class ScanSettings(BaseModel):
+    """How ``trueframe scan`` lays its stages out on the Ray cluster (results are the same either way)."""
+
+    layout: Literal["auto", "fused", "staged"] = Field(
+        "auto",
+        description=(
+            "fused: every stage in one actor per item stream (no frames pickled between stages); "
+            "staged: one actor pool per stage (GPU actors for faces and models); auto: staged when "
+            "the cluster has GPUs, else fused"
+        ),
+    )
+    actors: int = Field(0, ge=0, description="fused actors; 0: one per CPU of the cluster")
+
+
 class ServeSettings(BaseModel):
     """The HTTP service: bind address, job queue, retention, access and webhooks (see serving/api.py)."""
 
@@ -151,6 +165,7 @@ class Settings(BaseSettings):
     fusion: FusionSettings = Field(default_factory=FusionSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    scan: ScanSettings = Field(default_factory=ScanSettings)
     data_dir: Path = Field(Path(".trueframe-data"), description="job store, uploads, scan state")
     database_url: str | None = Field(
         None,

@@ -151,6 +151,41 @@ class Scanner:
         """Decide per item: skip, write now (error or known content), or analyse (see :func:`plan_scan`)."""
         return plan_scan(items, prints, self.store.existing(), self.versions)
 
+    def layout(
+        self, cpus: float, gpus: float, items: int
+    ) -> list[tuple[type, dict[str, Any], int, dict[str, Any]]]:
+        """The ``map_batches`` steps (class, constructor kwargs, batch size, resources) for a cluster.
+
+        ``fused`` (the default without GPUs): one pool of :class:`FusedStep` actors, one per CPU
+        (``scan.actors``) but never more than ``items``, all started at once, each running every
+        stage on one item after another. ``staged`` (the
+        default with GPUs): one pool per stage, faces and classifiers on GPU actors that share
+        each GPU, decoding and provenance on CPU actors beside them.
+        """
+        import ray.data
+
+        from serving.scan import steps as st
+
+        def pool(size: float, least: int = 1) -> ray.data.ActorPoolStrategy:
+            return ray.data.ActorPoolStrategy(min_size=least, max_size=max(least, int(size)))
+
+        cfg = self.settings.scan
+        if cfg.layout == "fused" or (cfg.layout == "auto" and gpus < 1):
+            actors = max(1, min(cfg.actors or int(cpus), items))
+            fused: dict[str, Any] = {"num_cpus": 1, "compute": pool(actors, actors)}
+            return [(st.FusedStep, {"frames": self.frames}, 1, fused)]
+        models: dict[str, Any] = {"num_cpus": 0.5, "compute": pool(cpus)}
+        if gpus >= 1:  # face extraction and classifiers share each GPU
+            models = {"num_gpus": 0.5, "compute": pool(gpus)}
+        cheap: dict[str, Any] = {"num_cpus": 0.25, "compute": pool(cpus)}
+        return [
+            (st.LoadStep, {"frames": self.frames}, 1, cheap),
+            (st.ProvenanceStep, {}, 4, cheap),
+            (st.FaceStep, {}, 1, models),
+            (st.ClassifierStep, {}, 8, models),
+            (st.AssembleStep, {}, 8, cheap),
+        ]
+
     def _analyse(self, items: list[ScanItem], plan: Plan) -> Iterable[tuple[int, Row]]:
         """Stream ``(item id, result columns)`` from the actor-pool pipeline, as they complete."""
         import pickle
@@ -160,22 +195,7 @@ class Scanner:
 
         from serving.scan import steps as st
 
-        cpus, gpus = _resources(ray)
-
-        def pool(size: float) -> ray.data.ActorPoolStrategy:
-            return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(size)))
-
-        models: dict[str, Any] = {"num_cpus": 0.5, "compute": pool(cpus)}
-        if gpus >= 1:  # face extraction and classifiers share each GPU
-            models = {"num_gpus": 0.5, "compute": pool(gpus)}
-        cheap: dict[str, Any] = {"num_cpus": 0.25, "compute": pool(cpus)}
-        steps: list[tuple[type, dict[str, Any], int, dict[str, Any]]] = [
-            (st.LoadStep, {"frames": self.frames}, 1, cheap),
-            (st.ProvenanceStep, {}, 4, cheap),
-            (st.FaceStep, {}, 1, models),
-            (st.ClassifierStep, {}, 8, models),
-            (st.AssembleStep, {}, 8, cheap),
-        ]
+        steps = self.layout(*_resources(ray), len(items))
         ids = list(plan.analyse.values())
         start = [
             {"id": i, "state": pickle.dumps(st.ItemState(path=it.path))}

@@ -265,6 +265,30 @@ class AssembleStep:
         return result
 
 
+class FusedStep:
+    """Every step above in one actor, item by item: the same step classes, no frames pickled between
+    them. On a cluster without GPUs the hops between per-stage actor pools cost more than they
+    overlap; one item's frames are held at a time, so memory stays flat."""
+
+    def __init__(self, settings: Settings, frames: int | None = None) -> None:
+        self.steps: list[_Step] = [
+            LoadStep(settings, frames),
+            ProvenanceStep(settings),
+            FaceStep(settings),
+            ClassifierStep(settings),
+        ]
+        self.assemble = AssembleStep(settings)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        ids, states = _unpack(batch)
+        rows = []
+        for state in states:
+            for step in self.steps:
+                step.process([state])
+            rows.append(self.assemble.row(state))
+        return pa.table({"id": pa.array(ids, pa.int64()), "result": pa.array(rows, pa.binary())})
+
+
 def item_name(path: str) -> str:
     """The file name of a local path or URI (informational only: types come from the bytes)."""
     return posixpath.basename(path.replace("\\", "/").rstrip("/"))

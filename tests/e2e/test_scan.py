@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -26,7 +27,7 @@ from serving.scan.source import list_source
 from tests.support import mediagen
 from tests.support.paths import ROOT
 from tests.support.scan_media import face_jpeg, hostile_files
-from tests.support.servicekit import IDENTITY_FUSION
+from tests.support.servicekit import IDENTITY_FUSION, SMALL_TEST_FACE_PX
 
 FRAMES = 4
 
@@ -42,6 +43,8 @@ def scan_env(mesonet_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory
         "TRUEFRAME_MODELS__SYNTHETIC_MODEL": "",  # the test fusion file fuses the face model alone
         "TRUEFRAME_FUSION__FUSION_FILE": str(fusion),
         "TRUEFRAME_RUNTIME__DEVICE": "cpu",
+        "TRUEFRAME_FACES__MIN_FACE_PX": str(SMALL_TEST_FACE_PX),
+        "TRUEFRAME_SCAN__ACTORS": "2",  # each actor loads every model: keep the test machine light
     }
 
 
@@ -55,6 +58,8 @@ def settings(scan_env: dict[str, str]) -> Settings:
         },
         fusion={"fusion_file": scan_env["TRUEFRAME_FUSION__FUSION_FILE"]},
         runtime={"device": "cpu"},
+        faces={"min_face_px": SMALL_TEST_FACE_PX},
+        scan={"actors": 2},
     )
 
 
@@ -134,6 +139,55 @@ def test_folder_scan_writes_one_correct_row_per_file(
     generated = by_path["c2pa/generated.jpg"]
     assert generated["ai_declaration"] == "generated"
     assert generated["verdict"] == "ai_generated"
+
+
+def test_the_staged_layout_writes_what_the_pipeline_says(
+    tmp_path: Path, settings: Settings, ray_local: None
+) -> None:
+    """One actor pool per stage (the GPU layout) on CPU; the fused layout is the folder scan above."""
+    layout = "staged"
+    src = tmp_path / "flagged"
+    face = face_jpeg(src / "face.jpg")
+    clip = mediagen.write_face_clip(src / "clip.mp4", n_frames=20, fps=10, size=(320, 240))
+    (src / "notes.txt").write_text("not media")
+    out = tmp_path / "results.jsonl"
+    chosen = settings.model_copy(update={"scan": settings.scan.model_copy(update={"layout": layout})})
+    scan_items(list(list_source(str(src))), ResultStore(out), chosen, frames=FRAMES)
+    by_name = {Path(r["path"]).name: r for r in read_jsonl(out)}
+    assert by_name["notes.txt"]["error_code"] == "unsupported_media_type"
+    pipeline = Pipeline(settings)
+    for path in (face, clip):
+        expected = report_row(pipeline.analyze(path, frames=FRAMES))
+        row = by_name[path.name]
+        for column in ("sha256", "verdict", "faces", "provenance_state", "top_signal"):
+            assert row[column] == expected[column], (layout, path.name, column)
+        assert row["authenticity"] == pytest.approx(expected["authenticity"], rel=1e-4)
+        assert set(json.loads(row["timings"])) >= {"media", "frames", "provenance", "faces", "face_model"}
+
+
+def test_the_layout_follows_the_cluster(settings: Settings) -> None:
+    from serving.scan.run import Scanner
+    from serving.scan.steps import FaceStep, FusedStep
+
+    def steps(layout: str, cpus: float, gpus: float, actors: int = 0) -> list[tuple[type, dict[str, Any]]]:
+        scan = settings.scan.model_copy(update={"layout": layout, "actors": actors})
+        scanner = Scanner(settings.model_copy(update={"scan": scan}), ResultStore(Path("unused.jsonl")))
+        return [(step, resources) for step, _kw, _batch, resources in scanner.layout(cpus, gpus, 100)]
+
+    ((fused, resources),) = steps("auto", 6.0, 0.0)
+    assert fused is FusedStep
+    assert resources["num_cpus"] == 1
+    assert (resources["compute"].min_size, resources["compute"].max_size) == (6, 6)
+    assert steps("fused", 6.0, 0.0, actors=2)[0][1]["compute"].max_size == 2
+    every_cpu = settings.model_copy(update={"scan": settings.scan.model_copy(update={"actors": 0})})
+    few = Scanner(every_cpu, ResultStore(Path("unused.jsonl"))).layout(6.0, 0.0, 3)
+    assert few[0][3]["compute"].min_size == 3  # no idle actors for 3 items
+    staged = dict(steps("auto", 8.0, 2.0))
+    assert FaceStep in staged
+    assert staged[FaceStep]["num_gpus"] == 0.5
+    assert staged[FaceStep]["compute"].max_size == 2
+    assert FusedStep not in staged
+    assert FaceStep in dict(steps("staged", 2.0, 0.0))
 
 
 def _default_sigint() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from detector.settings import Settings
+from tests.support.servicekit import SMALL_TEST_FACE_PX
 
 TEST_FUSION = """\
 schema_version = 1
@@ -83,6 +84,7 @@ def service_settings(root: Path, weights_dir: Path) -> Settings:
             },
             "fusion": {"fusion_file": fusion_file},
             "sampling": {"frames": 8},
+            "faces": {"min_face_px": SMALL_TEST_FACE_PX},
             "serve": {"report_ttl_hours": 1.0, "callback_allow_private": True},
         }
     )

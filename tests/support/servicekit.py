@@ -32,6 +32,10 @@ _THRESHOLDS = (
     ("likely_manipulated", 0.7),
     ("manipulated", 0.9),
 )
+SMALL_TEST_FACE_PX = 40
+"""The generated media's faces are 50-60 px; MesoNet (the test face model, 256 px input) would by
+default search only faces of 99 px and more (:func:`detector.stages.smallest_face`)."""
+
 IDENTITY_FUSION = """
 schema_version = 1
 fitted_on = "test fixture: identity fusion of the face model"
@@ -54,6 +58,7 @@ def make_settings(data_dir: Path, weights_dir: Path, **serve: Any) -> Settings:
         fusion={"fusion_file": weights_dir / "fusion.toml"},
         runtime={"device": "cpu"},
         sampling={"frames": 4},
+        faces={"min_face_px": SMALL_TEST_FACE_PX},
         serve={"purge_interval_s": 3600, "webhook_backoff_s": 0.05, **serve},
     )
 
