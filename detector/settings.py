@@ -52,7 +52,7 @@ class FaceSettings(BaseModel):
     margin: float = Field(1.3, ge=1.0, description="square crop side / face box side")
     batch_size: int = Field(16, ge=1)
     max_batch_pixels: int = Field(
-        4_000_000, ge=1, description="pixels of the MTCNN copies in one batch (bounds peak memory)"
+        1_000_000, ge=1, description="pixels of the MTCNN copies in one batch (bounds peak memory)"
     )
     track_iou: float = Field(0.3, ge=0.0, le=1.0)
     track_center_dist: float = Field(0.5, ge=0.0, description="as a fraction of the box side")

@@ -115,7 +115,9 @@ class FrameSampler:
         stats = DecodeStats()
         decoder = Decoder(container, stream, Guard(self.loader.limits, stats))
         pick = decoder.keyframe_at if mode == "keyframes" else decoder.frame_at
-        chosen: list[av.VideoFrame] = []
+        side = self.loader.limits.frame_max_side
+        chosen: list[Frame] = []  # converted as soon as picked: no decoded YUV frame is held
+        last_pts: int | None = None
         warnings: list[str] = []
         duplicates = 0
         for offset in self.timestamps(duration, n):
@@ -126,10 +128,11 @@ class FrameSampler:
             ):
                 warnings.append(self._broken_warning(decoder, chosen, start + duration))
                 break
-            if chosen and chosen[-1].pts == frame.pts:
+            if chosen and last_pts == frame.pts:
                 duplicates += 1
                 continue
-            chosen.append(frame)
+            last_pts = frame.pts
+            chosen.append(Frame(len(chosen), float(frame.time), *to_rgb_upright(frame, side)))
         if not chosen:
             raise NoFramesDecoded(
                 f"no frame of the {media.info.format} video could be decoded ({decoder.error or 'no data'})"
@@ -143,9 +146,7 @@ class FrameSampler:
             warnings.append(
                 "keyframes mode: the keyframe before each timestamp, not the exact frame (batch triage)"
             )
-        side = self.loader.limits.frame_max_side
-        frames = [Frame(i, float(f.time), *to_rgb_upright(f, side)) for i, f in enumerate(chosen)]
-        return FrameSample(frames, requested=n, warnings=warnings, mode=mode, stats=stats)
+        return FrameSample(chosen, requested=n, warnings=warnings, mode=mode, stats=stats)
 
     @staticmethod
     def _covers(cursor: Decoder, frame: av.VideoFrame, target: float, end: float, nominal: float) -> bool:
@@ -158,7 +159,7 @@ class FrameSampler:
         return complete or target < frame_end
 
     @staticmethod
-    def _broken_warning(cursor: Decoder, chosen: list[av.VideoFrame], end: float) -> str:
+    def _broken_warning(cursor: Decoder, chosen: list[Frame], end: float) -> str:
         where = f"{cursor.latest:.2f} s" if cursor.latest is not None else "its start"
         why = cursor.error or "the data ends before the stated duration"
         return (
