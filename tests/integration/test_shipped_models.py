@@ -23,7 +23,7 @@ SYNTHETIC_MODEL = "effnetlite0v.synthetic"
 ASTRONAUT_BOX = (180.0, 61.0, 268.0, 172.0)
 # recorded from the shipped weights; any change to crop margin, size, interpolation, normalisation,
 # patch tiling or weights moves them
-GOLDEN = {FACE_MODEL: 7.698802, SYNTHETIC_MODEL: -1.817848}
+GOLDEN = {FACE_MODEL: 5.266720, SYNTHETIC_MODEL: -1.817848}
 MAX_BYTES = 25 * 1024 * 1024
 SHIPPED = sorted(n for n, e in load_manifest().models.items() if e.source.kind == "shipped")
 

@@ -147,7 +147,7 @@ def test_band_thresholds_follow_the_stated_rates() -> None:
     assert t.manipulated.measured_rate <= 0.01
 
 
-def test_likely_bands_need_two_to_one_odds_even_when_the_classes_separate() -> None:
+def test_bands_need_stated_odds_even_when_the_classes_separate() -> None:
     # perfectly separated calibration scores would let the rates put both bands at P = 0.5
     probs = np.array([0.45] * 50 + [0.55] * 50)
     labels = np.repeat([0.0, 1.0], 50)
@@ -155,6 +155,10 @@ def test_likely_bands_need_two_to_one_odds_even_when_the_classes_separate() -> N
     assert t.likely_manipulated.manipulated == pytest.approx(2 / 3)
     assert t.likely_authentic.manipulated == pytest.approx(1 / 3)
     assert t.band(0.45) == t.band(0.55) == "uncertain"
+    assert t.manipulated.manipulated == pytest.approx(0.9)  # definite bands need 9:1 odds
+    assert t.authentic.manipulated == pytest.approx(0.1)
+    assert t.band(0.85) == "likely_manipulated"
+    assert t.band(0.15) == "likely_authentic"
 
 
 def test_fitted_stack_is_monotone_and_round_trips(tmp_path: Path, params: FusionParameters) -> None:

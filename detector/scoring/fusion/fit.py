@@ -26,6 +26,8 @@ MIN_ROWS_PER_CLASS = 10
 L2 = 1e-3
 LIKELY_ODDS = 2.0  # a "likely_*" band needs its side at least twice as likely as the other
 LIKELY_P = LIKELY_ODDS / (1.0 + LIKELY_ODDS)
+SURE_ODDS = 9.0  # "manipulated" / "authentic" need their side at least nine times as likely
+SURE_P = SURE_ODDS / (1.0 + SURE_ODDS)
 
 
 def fit_submodel(features: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
@@ -120,12 +122,14 @@ def choose_thresholds(
     which at most ``false_*`` of the manipulated items score at or below it. Manipulated bands
     never start below P = :data:`LIKELY_P` (2/3) and authentic bands never reach above 1 - 2/3,
     so a band never contradicts the calibrated probability and ``uncertain`` always holds the
-    scores where neither side is at least twice as likely as the other.
+    scores where neither side is at least twice as likely as the other. The definite bands need
+    9:1 odds (``manipulated`` from P = :data:`SURE_P`, ``authentic`` up to 0.1): on a few hundred
+    calibration items a 1% rate is two or three items, too few to set a definite verdict alone.
     """
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     auth, fake = p[y == 0], p[y == 1]
-    candidates = np.unique(np.concatenate([p, [0.0, 1.0 - LIKELY_P, LIKELY_P, 1.0]]))
+    candidates = np.unique(np.concatenate([p, [0.0, 1.0 - SURE_P, 1.0 - LIKELY_P, LIKELY_P, SURE_P, 1.0]]))
 
     def lowest_fpr(rate: float) -> float:
         return float(next(t for t in candidates if _fpr(auth, t) <= rate))
@@ -134,11 +138,11 @@ def choose_thresholds(
         return float(next(t for t in candidates[::-1] if _false_authentic(fake, t) <= rate))
 
     likely_m = max(lowest_fpr(fpr_likely), LIKELY_P)
-    manip = max(lowest_fpr(fpr_manipulated), likely_m)
+    manip = max(lowest_fpr(fpr_manipulated), likely_m, SURE_P)
     likely_a = min(highest_fa(false_likely_authentic), 1.0 - LIKELY_P)
     if likely_a >= likely_m:
         likely_a = math.nextafter(likely_m, 0.0)
-    auth_t = min(highest_fa(false_authentic), likely_a)
+    auth_t = min(highest_fa(false_authentic), likely_a, 1.0 - SURE_P)
     return Thresholds(
         authentic=BandThreshold(
             manipulated=auth_t, target_rate=false_authentic, measured_rate=_false_authentic(fake, auth_t)
