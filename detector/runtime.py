@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from detector.errors import InvalidRequest
@@ -46,15 +47,30 @@ def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - start, 4)
 
 
-def release_memory() -> None:
-    """Give freed heap memory back to the system (glibc ``malloc_trim``) after a large decode."""
-    import contextlib
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``); None elsewhere."""
     import ctypes
     import ctypes.util
-    import gc
 
-    gc.collect()
     name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-            ctypes.CDLL(name).malloc_trim(0)
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+def release_memory(collect: bool = False) -> None:
+    """Give freed heap memory back to the system (glibc ``malloc_trim``) after a large decode.
+
+    ``collect`` first runs the cyclic garbage collector: after an error a traceback's frames can
+    hold a large decode in a reference cycle. It costs tens of milliseconds in a large process
+    (the ingress, the in-process service), so it is not run after every success.
+    """
+    if collect:
+        import gc
+
+        gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -44,8 +44,8 @@ class FaceSettings(BaseModel):
         None,
         ge=8,
         description=(
-            "smallest face side searched and kept, full-resolution px; None: the smallest face the face "
-            "model judges (input side / crop margin / 2, rounded up: 50 px for the shipped model)"
+            "smallest face side searched and kept, full-resolution px; None: 0.8 x the smallest face the "
+            "face model judges (input side / crop margin / 2): 39 px for the shipped model"
         ),
     )
     min_probability: float = Field(0.95, ge=0.0, le=1.0)

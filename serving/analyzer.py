@@ -87,9 +87,12 @@ class InProcessAnalyzer:
         from detector.runtime import release_memory
 
         try:
-            return self.pipeline.analyze(data, name, options.frames, options.heatmaps, tell, self.known)
-        finally:
-            release_memory()  # a large decode's heap goes back to the system after every analysis
+            report = self.pipeline.analyze(data, name, options.frames, options.heatmaps, tell, self.known)
+        except BaseException:
+            release_memory(collect=True)  # the traceback may hold the decode in a reference cycle
+            raise
+        release_memory()  # a large decode's heap goes back to the system after every analysis
+        return report
 
     async def ready(self) -> bool:
         """True once the models load (weights present and verified) and the fusion parameters read."""

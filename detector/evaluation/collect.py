@@ -43,13 +43,13 @@ class Collected:
 
 def stage_key(settings: Settings, frames: int | None) -> str:
     """What stage outputs depend on: the models' weights and the face and sampling settings."""
-    from detector.stages import configured_models
+    from detector.stages import configured_models, resolved_faces
 
     face, synthetic = configured_models(settings)
     parts = {
         "face": [face[0], face[1].sha256],
         "synthetic": None if synthetic is None else [synthetic[0], synthetic[1].sha256],
-        "faces": settings.faces.model_dump(mode="json", exclude={"batch_size", "max_batch_pixels"}),
+        "faces": resolved_faces(settings).model_dump(mode="json", exclude={"batch_size", "max_batch_pixels"}),
         "sampling": settings.sampling.model_dump(mode="json"),
         "frames": frames or settings.sampling.frames,
     }

@@ -5,12 +5,13 @@ MTCNN runs on copies downscaled so that the longest side is at most
 Copies of equal size are batched together (MTCNN needs equal sizes in a batch), boxes and
 landmarks are mapped back to full resolution, and faces whose full-resolution side
 (:attr:`FaceDetection.side`, ``max(w, h)``) is below ``min_face_px`` or whose probability is below
-``min_probability`` are dropped; the stages set ``min_face_px`` to the smallest face the face model
-judges (:func:`detector.stages.face_extractor`), so the pyramid never searches for faces the model
-could not judge. MTCNN's own ``min_face_size`` is ``min_face_px`` scaled to the
-copy, but never below :data:`MIN_DETECT_FACE_PX` (PNet's 12 px window: a smaller value makes
-MTCNN upscale the copy, which costs more than detecting on a larger copy), so on a very large
-image the smallest face found is ``MIN_DETECT_FACE_PX`` times the downscale factor.
+``min_probability`` are dropped; the stages set ``min_face_px`` from the smallest face the face
+model judges, less a margin for MTCNN's box jitter (:func:`detector.stages.smallest_face`), so
+the pyramid never searches for faces far below what the model can judge. MTCNN's own
+``min_face_size`` is ``min_face_px`` scaled to the copy, but never below
+:data:`MIN_DETECT_FACE_PX` (PNet's 12 px window: a smaller value makes MTCNN upscale the copy,
+which costs more than detecting on a larger copy), so on a very large image the smallest face
+found is ``MIN_DETECT_FACE_PX`` times the downscale factor.
 
 Detection is :func:`detector.faces.mtcnn_pass.detect_batch` (facenet's algorithm over MTCNN's
 three networks, with R-Net and O-Net crops cut in one vectorised pass). A batch holds at most

@@ -27,6 +27,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
     from detector.models._manifest import load_manifest
     from detector.report.schema import SCHEMA_VERSION
     from detector.scoring.fusion.params import default_fusion_path
+    from detector.stages import resolved_faces
 
     models = {}
     manifest = load_manifest()
@@ -50,7 +51,9 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
         "models": models,
         "fusion_file": fusion,
         "settings": {
-            "faces": settings.faces.model_dump(mode="json", exclude={"batch_size", "max_batch_pixels"}),
+            "faces": resolved_faces(settings).model_dump(
+                mode="json", exclude={"batch_size", "max_batch_pixels"}
+            ),
             "provenance": settings.provenance.model_dump(mode="json"),
             "sampling": settings.sampling.model_dump(mode="json"),
             "fusion": settings.fusion.model_dump(mode="json", exclude={"fusion_file"}),

@@ -139,16 +139,11 @@ class LightStages:
 
     def prepare(self, data: bytes, name: str | None, frames: int | None) -> Prepared:
         """Load and sample here, with the same timings keys as the deployment."""
-        from detector.runtime import release_memory
-
         timings: dict[str, float] = {}
         with timed(timings, "media"):
             media = self.loader.load(data, name=name)
-        try:
-            with timed(timings, "frames"):
-                sample = self.sampler.sample(media, frames)
-        finally:
-            release_memory()
+        with timed(timings, "frames"):
+            sample = self.sampler.sample(media, frames)
         return Prepared(media.info, data, name, sample, timings)
 
 

@@ -90,8 +90,10 @@ class MediaDeployment:
         loaded = time.perf_counter()
         try:
             sample = self.sampler.sample(media, frames)
-        finally:
-            release_memory()
+        except BaseException:
+            release_memory(collect=True)  # the traceback may hold the decode in a reference cycle
+            raise
+        release_memory()
         timings = {"media": round(loaded - start, 4), "frames": round(time.perf_counter() - loaded, 4)}
         return media.info, sample, timings
 

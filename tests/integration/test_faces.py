@@ -234,24 +234,32 @@ def test_the_stages_never_search_for_faces_the_face_model_cannot_judge(face_phot
     import cv2
 
     from detector.settings import Settings
-    from detector.stages import face_extractor, face_spec, judged_face_side, smallest_face
+    from detector.stages import SEARCH_MARGIN, face_extractor, face_spec, judged_face_side, smallest_face
 
     settings = Settings()
     side = smallest_face(settings.faces, face_spec(settings))
-    assert side == math.ceil(judged_face_side(face_spec(settings))) == 50  # 128 px input, margin 1.3
+    judged = judged_face_side(face_spec(settings))  # 128 px input, margin 1.3: 49.2 px
+    assert side == math.floor(judged * SEARCH_MARGIN) == 39
     extractor = face_extractor(settings, "cpu")
     assert extractor.min_face_px == side
-    # the astronaut's face (about 111 px) scaled to about 46 px in a 480x360 frame
-    small = cv2.resize(face_photo, None, fx=0.41, fy=0.41, interpolation=cv2.INTER_AREA)
-    frame = np.full((360, 480, 3), 128, np.uint8)
-    frame[100 : 100 + small.shape[0], 150 : 150 + small.shape[1]] = small
-    (loose,) = FaceExtractor(FaceSettings(min_face_px=40)).detect([frame])
+
+    def framed(scale: float) -> np.ndarray:  # the astronaut's face (about 111 px), scaled
+        small = cv2.resize(face_photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        frame = np.full((360, 480, 3), 128, np.uint8)
+        frame[100 : 100 + small.shape[0], 150 : 150 + small.shape[1]] = small
+        return frame
+
+    tiny, judged_size = framed(0.30), framed(0.41)  # faces of about 33 and 45 px
+    (loose,) = FaceExtractor(FaceSettings(min_face_px=24)).detect([tiny])
     assert len(loose) == 1
-    assert 40 <= loose[0].side < side
-    assert extractor.detect([frame]) == [[]]
-    explicit = face_extractor(Settings(faces=FaceSettings(min_face_px=40)), "cpu")
-    assert explicit.min_face_px == 40
-    assert len(explicit.detect([frame])[0]) == 1
+    assert loose[0].side < side
+    assert extractor.detect([tiny]) == [[]]  # below the search size: not looked for
+    (found,) = extractor.detect([judged_size])
+    assert len(found) == 1
+    assert side <= found[0].side < judged + 1
+    explicit = face_extractor(Settings(faces=FaceSettings(min_face_px=24)), "cpu")
+    assert explicit.min_face_px == 24
+    assert len(explicit.detect([tiny])[0]) == 1
 
 
 def test_a_borderline_face_is_kept_or_dropped_by_min_probability() -> None:

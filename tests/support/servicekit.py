@@ -34,7 +34,7 @@ _THRESHOLDS = (
 )
 SMALL_TEST_FACE_PX = 40
 """The generated media's faces are 50-60 px; MesoNet (the test face model, 256 px input) would by
-default search only faces of 99 px and more (:func:`detector.stages.smallest_face`)."""
+default search only faces of 78 px and more (:func:`detector.stages.smallest_face`)."""
 
 IDENTITY_FUSION = """
 schema_version = 1
