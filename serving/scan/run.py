@@ -158,9 +158,9 @@ class Scanner:
 
         ``fused`` (the default without GPUs): one pool of :class:`FusedStep` actors, one per CPU
         (``scan.actors``) but never more than ``items``, all started at once, each running every
-        stage on one item after another. ``staged`` (the
-        default with GPUs): one pool per stage, faces and classifiers on GPU actors that share
-        each GPU, decoding and provenance on CPU actors beside them.
+        stage on one item after another. ``staged`` (the default with GPUs): one pool per stage,
+        faces and classifiers on GPU actors that share each GPU, decoding and provenance on CPU
+        actors beside them.
         """
         import ray.data
 

@@ -46,7 +46,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -56,6 +56,8 @@ from detector.scoring.fusion.params import (
     FUSION_FILE,
     BandThreshold,
     FusionParameters,
+    KindParameters,
+    MediaKind,
     Pattern,
     Priors,
     SubModel,
@@ -230,6 +232,7 @@ class Fusion:
         source: str = f"weights/{FUSION_FILE}",
     ) -> None:
         self.params = params
+        self.sections = {kind: params.for_kind(kind) for kind in (None, *get_args(MediaKind))}
         self.source = source
         self.face_model = face_model
         self.synthetic_model = synthetic_model
@@ -252,7 +255,11 @@ class Fusion:
 
     def submodels(self, kind: str | None = None) -> dict[Pattern, SubModel]:
         """The sub-models fitted for media ``kind``, or none when fitted for other models (equal weights)."""
-        return {} if self.mismatch else dict(self.params.for_kind(kind).submodels)
+        return {} if self.mismatch else dict(self.section(kind).submodels)
+
+    def section(self, kind: str | None) -> KindParameters:
+        """The sub-models and bands for media ``kind``, built once per parameter file (a hot path)."""
+        return self.sections.get(kind, self.sections[None])
 
     def pixel_evidence(self, inputs: FusionInputs) -> tuple[float | None, list[Signal]]:
         """The fused pixel logit (None when no detector applies) and one signal per detector."""
@@ -311,7 +318,7 @@ class Fusion:
     ) -> Score:
         prov = inputs.provenance
         flag = provenance_flag(prov)
-        section = self.params.for_kind(inputs.media_kind)
+        section = self.section(inputs.media_kind)
         thresholds = section.thresholds
         pixel_p = None if pixel_logit is None else sigmoid(pixel_logit)
         rule: str | None = None
