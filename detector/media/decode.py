@@ -9,6 +9,15 @@ to the target's own timestamp (FFmpeg then lands on the keyframe shown at or bef
 it decodes forward. No frame is decoded twice, and decoding stops after the last target. Decoding
 uses FFmpeg's frame and slice threads.
 
+Forward decoding skips the frames nothing needs: packets are demuxed :data:`LOOKAHEAD` ahead of
+the decoder, so each packet's presentation time is compared with the targets and with the packets
+around it; a packet that shows no target (another packet is shown after it and still at or before
+the next target) goes to the decoder with ``skip_frame = NONREF``. The decoder then drops it if no
+other frame references it and decodes it as usual if one does, so every frame that is shown stays
+bit-exact. Only codecs whose non-reference frames are truly unreferenced take part
+(:data:`SKIPPING_CODECS`; HEVC is left out: its "sub-layer non-reference" pictures can be
+referenced by higher temporal layers).
+
 Every decoded frame passes the request's :class:`Guard`: its real size against the pixel limit
 (a container may declare 320x240 and carry 9000x9000 frames), the running total of decoded pixels
 against the request's budget, and the clock against the decode time limit. The first violation
@@ -21,7 +30,9 @@ decodes nothing forward: much cheaper on long GOPs, not frame-exact.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from bisect import bisect_left, bisect_right, insort
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -31,12 +42,17 @@ import av.container
 from detector.errors import DecodeBudgetExceeded, DecodeTimeExceeded, NoFramesDecoded, TooManyPixels
 from detector.settings import LimitSettings
 
+LOOKAHEAD = 16  # packets demuxed ahead of the decoder (more than any B-frame reorder depth in use)
+SKIPPING_CODECS = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4", "vp8", "vp9"})
+EPS = 1e-9  # seconds: a frame shown within this of a target counts as shown at it
+
 
 @dataclass
 class DecodeStats:
-    """What decoding cost: frames decoded, seeks, decoded pixels."""
+    """What decoding cost: frames decoded, packets sent as skippable, seeks, decoded pixels."""
 
     decoded: int = 0
+    skippable: int = 0
     seeks: int = 0
     pixels: int = 0
     pts: list[int] = field(default_factory=list)  # presentation timestamp of every frame decoded
@@ -79,9 +95,13 @@ class Decoder:
         container: av.container.InputContainer,
         stream: av.video.stream.VideoStream,
         guard: Guard,
+        targets: Sequence[float] = (),
     ) -> None:
+        """``targets``: the seconds :meth:`frame_at` will be asked for; frames showing none may be skipped."""
         self.container, self.stream, self.guard = container, stream, guard
         stream.thread_type = "AUTO"
+        self.targets = sorted(targets)
+        self.skips = bool(self.targets) and stream.codec_context.name in SKIPPING_CODECS
         if not stream.time_base:
             raise NoFramesDecoded("the video stream has no time base")
         self.tb: Fraction = stream.time_base
@@ -118,15 +138,44 @@ class Decoder:
         self._frames = self._decode()
 
     def _decode(self) -> Iterator[av.VideoFrame]:
+        """Frames from the current position on, each packet sent once :data:`LOOKAHEAD` more are known."""
+        shown: list[float] = []  # presentation times of the packets demuxed since the last seek, sorted
+        held: deque[av.Packet] = deque()
         for packet in self.container.demux(self.stream):
-            if packet.is_keyframe and packet.dts is not None:
-                self.gop = packet.dts
-            for frame in packet.decode():
-                self.guard.check(frame.width, frame.height)
-                if frame.pts is not None:
-                    self.guard.stats.pts.append(frame.pts)
-                    self.latest = max(self.latest or 0.0, float(frame.time))
-                    yield frame
+            if packet.pts is not None:
+                insort(shown, float(packet.pts * self.tb))
+            held.append(packet)
+            if len(held) > LOOKAHEAD:
+                yield from self._send(held.popleft(), shown)
+        while held:
+            yield from self._send(held.popleft(), shown)
+
+    def wanted(self, packet_time: float | None, shown: Sequence[float]) -> bool:
+        """False when the packet's frame shows no target: a frame of ``shown`` (sorted presentation
+        times) comes after it and still at or before the first target at or after it, or it comes
+        after the last target."""
+        if packet_time is None:
+            return True
+        i = bisect_left(self.targets, packet_time - EPS)
+        if i == len(self.targets):
+            return False
+        later = bisect_right(shown, packet_time)
+        return later == len(shown) or shown[later] > self.targets[i] + EPS
+
+    def _send(self, packet: av.Packet, shown: list[float]) -> Iterator[av.VideoFrame]:
+        if packet.is_keyframe and packet.dts is not None:
+            self.gop = packet.dts
+        if self.skips:
+            at = None if packet.pts is None or packet.size == 0 else float(packet.pts * self.tb)
+            skip = not self.wanted(at, shown)
+            self.guard.stats.skippable += skip
+            self.stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
+        for frame in packet.decode():
+            self.guard.check(frame.width, frame.height)
+            if frame.pts is not None:
+                self.guard.stats.pts.append(frame.pts)
+                self.latest = max(self.latest or 0.0, float(frame.time))
+                yield frame
 
     def _pull(self) -> av.VideoFrame | None:
         if self.ahead is not None:
@@ -149,7 +198,7 @@ class Decoder:
             if frame is None:
                 self.ended = True
                 return self.prev
-            if float(frame.time) > target + 1e-9:
+            if float(frame.time) > target + EPS:
                 self.ahead = frame
                 return self.prev
             self.prev = frame

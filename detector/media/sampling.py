@@ -113,18 +113,19 @@ class FrameSampler:
         duration = media.info.duration_s or 0.0
         nominal = 1.0 / media.info.fps if media.info.fps else 0.04
         stats = DecodeStats()
-        decoder = Decoder(container, stream, Guard(self.loader.limits, stats))
-        pick = decoder.keyframe_at if mode == "keyframes" else decoder.frame_at
+        targets = [start + offset for offset in self.timestamps(duration, n)]
+        exact = mode == "exact"
+        decoder = Decoder(container, stream, Guard(self.loader.limits, stats), targets if exact else ())
+        pick = decoder.frame_at if exact else decoder.keyframe_at
         side = self.loader.limits.frame_max_side
         chosen: list[Frame] = []  # converted as soon as picked: no decoded YUV frame is held
         last_pts: int | None = None
         warnings: list[str] = []
         duplicates = 0
-        for offset in self.timestamps(duration, n):
-            frame = pick(start + offset)
+        for target in targets:
+            frame = pick(target)
             if frame is None or (
-                mode == "exact"
-                and not self._covers(decoder, frame, start + offset, start + duration, nominal)
+                exact and not self._covers(decoder, frame, target, start + duration, nominal)
             ):
                 warnings.append(self._broken_warning(decoder, chosen, start + duration))
                 break

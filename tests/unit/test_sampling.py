@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from detector.errors import InvalidRequest, NoFramesDecoded
-from detector.media import sampling
+from detector.media import decode, sampling
 from detector.media.loader import Media, MediaLoader
 from detector.media.sampling import FrameSample, FrameSampler, to_rgb_upright
+from detector.settings import LimitSettings
 from tests.support import mediagen
 
 GOP = {"crf": "23", "preset": "ultrafast", "bf": "3", "g": "12", "keyint_min": "12"}
@@ -130,18 +131,55 @@ def long_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return mediagen.write_video(tmp_path_factory.mktemp("gop") / "long.mp4", frames, options=options)
 
 
-def test_decode_plan_on_a_long_gop_clip(long_gop: Path) -> None:
+PLANNED = 38 + (188 - 100) + (263 - 200)  # frames the long-GOP plan decodes for 4 targets, none skipped
+
+
+def test_decode_plan_on_a_long_gop_clip(long_gop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Targets at frames 37, 112, 187 and 262: decode 0-37, seek to 100 and decode on to 187 (the
-    next target shares the GOP), seek to 200 for 262; never a frame twice, nothing after the last."""
+    next target shares the GOP), seek to 200 for 262; never a frame twice, nothing after the last.
+    (Skipping of unreferenced frames is off here: the plan alone is counted.)"""
+    monkeypatch.setattr(decode, "SKIPPING_CODECS", frozenset())
     media = MediaLoader().load(long_gop)
     sample = FrameSampler().sample(media, 4)
     assert_matches(sample, expected(media, sequential(media), 4))
     stats = sample.stats
     assert stats.seeks == 3
     assert len(set(stats.pts)) == len(stats.pts), "a frame was decoded twice"
-    planned = 38 + (188 - 100) + (263 - 200)
-    assert planned <= stats.decoded <= planned + 3 * 4, stats.decoded  # B-frame look-ahead per stop
+    assert PLANNED <= stats.decoded <= PLANNED + 3 * 4, stats.decoded  # B-frame look-ahead per stop
     assert stats.decoded < 300 * 0.75
+    assert stats.skippable == 0
+
+
+@pytest.mark.parametrize("n", [4, 32])
+def test_frames_that_show_no_target_are_not_decoded(long_gop: Path, n: int) -> None:
+    """Unreferenced B-frames that show no target go to the decoder as skippable and are dropped;
+    the frames that are shown stay bit-exact."""
+    media = MediaLoader().load(long_gop)
+    sample = FrameSampler().sample(media, n)
+    assert_matches(sample, expected(media, sequential(media), n))
+    stats = sample.stats
+    assert stats.skippable > 0
+    assert len(set(stats.pts)) == len(stats.pts), "a frame was decoded twice"
+    if n == 4:
+        assert stats.decoded < PLANNED * 0.75, stats.decoded  # 3 B-frames in 4 are unreferenced here
+
+
+def test_a_packet_is_wanted_only_when_it_shows_a_target(long_gop: Path) -> None:
+    media = MediaLoader().load(long_gop)
+    with media.open_video() as container:
+        stream = container.streams.video[0]
+        decoder = decode.Decoder(
+            container, stream, decode.Guard(LimitSettings(), decode.DecodeStats()), [1.0, 2.0]
+        )
+        shown = [0.9, 0.96, 1.0, 1.04, 1.5, 1.96, 2.04]
+        assert decoder.skips
+        assert decoder.wanted(1.0, shown)  # the frame shown at the target
+        assert not decoder.wanted(0.96, shown)  # 1.0 is shown after it, still at the target
+        assert decoder.wanted(1.96, shown)  # the last one before the second target
+        assert not decoder.wanted(1.5, shown)
+        assert not decoder.wanted(2.04, shown)  # after the last target
+        assert decoder.wanted(None, shown)  # no timestamp: always decoded
+        assert decoder.wanted(1.5, [0.9, 1.5, 2.04])  # nothing known after it up to the target
 
 
 @pytest.mark.parametrize("n", [5, 9, 12, 25, 33])
