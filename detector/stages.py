@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from detector.models._manifest import ModelEntry
     from detector.models.spec import InputSpec
     from detector.provenance.pdq import KnownMedia
-    from detector.provenance.types import ProvenanceReport
+    from detector.provenance.types import InvisibleWatermark, ProvenanceReport
     from detector.report.assemble import CropKey, ReportAssembler, StageOutputs
     from detector.report.schema import Heatmap, Report
 
@@ -48,9 +48,11 @@ TIMING_KEYS: tuple[str, ...] = (
     "faces",
     "face_model",
     "synthetic_model",
+    "watermark",
     "heatmaps",
+    "known_media",
 )
-"""Keys of ``report.timings`` (plus ``total``), in stage order."""
+"""Keys of ``report.timings`` (plus ``total``, the wall time: remote stages overlap), in stage order."""
 
 PROGRESS: dict[str, float] = {"media": 0.02, "faces": 0.15, "models": 0.65, "report": 0.95}
 """Where each phase starts on a job's 0..1 progress scale."""
@@ -202,19 +204,22 @@ def keyed(keys: Sequence[Any], values: Iterable[Any]) -> dict[Any, float]:
     return {k: float(v) for k, v in zip(keys, values, strict=True)}
 
 
-def with_watermark(provenance: ProvenanceReport, prepared: Prepared) -> ProvenanceReport:
-    """The provenance report plus any known invisible watermark in a still image's pixels."""
+def watermark_of(kind: str, frames: Sequence[Frame]) -> InvisibleWatermark | None:
+    """A known invisible watermark in a still image's pixels (None for videos and unmarked images)."""
     from detector.provenance.types import InvisibleWatermark
     from detector.provenance.watermark import find_watermark
 
-    frames = prepared.sample.frames
-    if prepared.info.kind != "image" or not frames:
-        return provenance
+    if kind != "image" or not frames:
+        return None
     found = find_watermark(frames[0].image)
     if found is None:
-        return provenance
-    mark = InvisibleWatermark(scheme=found.scheme, bit_error_rate=found.bit_error_rate, bits=found.bits)
-    return provenance.model_copy(update={"watermark": mark})
+        return None
+    return InvisibleWatermark(scheme=found.scheme, bit_error_rate=found.bit_error_rate, bits=found.bits)
+
+
+def marked(provenance: ProvenanceReport, watermark: InvisibleWatermark | None) -> ProvenanceReport:
+    """The provenance report with the watermark found in the pixels (unchanged when none was)."""
+    return provenance if watermark is None else provenance.model_copy(update={"watermark": watermark})
 
 
 class _Partial:
@@ -229,16 +234,36 @@ class _Partial:
             self.progress(fraction, dict(self.found))
 
 
+@dataclass
+class _Started(Generic[T]):
+    """A stage call in flight: when it was sent and, for one that ran in the call, when it returned."""
+
+    key: str
+    pending: Pending[T]
+    sent: float
+    done: float | None
+
+
 class _Clock:
-    """Timings of one analysis under :data:`TIMING_KEYS`."""
+    """Timings of one analysis under :data:`TIMING_KEYS`, right whether a stage runs in the call
+    (in-process: its own run time) or elsewhere (seconds from sending it to collecting its result)."""
 
     def __init__(self, timings: dict[str, float]) -> None:
         self.timings = timings
 
-    def wait(self, key: str, pending: Pending[T], started: float) -> T:
-        value = pending.result()
-        self.timings[key] = round(self.timings.get(key, 0.0) + time.perf_counter() - started, 4)
+    def start(self, key: str, call: Callable[[], Pending[T]]) -> _Started[T]:
+        sent = time.perf_counter()
+        pending = call()
+        return _Started(key, pending, sent, time.perf_counter() if isinstance(pending, Ready) else None)
+
+    def wait(self, started: _Started[T]) -> T:
+        value = started.pending.result()
+        end = started.done if started.done is not None else time.perf_counter()
+        self.timings[started.key] = round(self.timings.get(started.key, 0.0) + end - started.sent, 4)
         return value
+
+    def run(self, key: str, work: Callable[[], T]) -> T:
+        return self.wait(self.start(key, lambda: Ready(work())))
 
 
 def outputs(
@@ -285,40 +310,49 @@ def collect(
     known: KnownMedia | None = None,
 ) -> StageOutputs:
     """Run every stage but the report through ``calls``, in the stage order; typed errors for bad input."""
+    began = time.perf_counter()
     tell = _Partial(progress)
     tell(PROGRESS["media"], {"stage": "media"})
     prepared = calls.prepare(data, name, options.frames)
     clock = _Clock(dict(prepared.timings))
     frames = prepared.sample.frames
-    started = time.perf_counter()
-    provenance = calls.provenance(prepared.data, prepared.info.mime, prepared.name)
-    tell(PROGRESS["faces"], {"stage": "faces", "frames_sampled": len(frames)})
     images = [f.image for f in frames]
-    found = clock.wait("faces", calls.detect(images), time.perf_counter())
+    # Everything that needs only the frames is sent first, so remote stages overlap; the watermark
+    # search runs here meanwhile.
+    provenance = clock.start(
+        "provenance", lambda: calls.provenance(prepared.data, prepared.info.mime, prepared.name)
+    )
+    tell(PROGRESS["faces"], {"stage": "faces", "frames_sampled": len(frames)})
+    detecting = clock.start("faces", lambda: calls.detect(images))
+    synthesising = (
+        clock.start("synthetic_model", lambda: calls.synthetic_logits(images))
+        if synthetic and images
+        else None
+    )
+    watermark = clock.run("watermark", lambda: watermark_of(prepared.info.kind, frames))
+    found: list[list[FaceDetection]] = clock.wait(detecting)
     faces = detect_and_track(frames, found, settings.faces)
     tell(
         PROGRESS["models"],
         {"stage": "models", "faces_found": faces.n_faces, "face_tracks": len(faces.tracks)},
     )
     keys, crops = crop_faces(frames, faces, spec, settings.faces.margin)
-    start_models = time.perf_counter()
-    pending_faces = calls.face_logits(crops) if crops else Ready[list[float]]([])
-    pending_synth = calls.synthetic_logits(images) if synthetic and images else None
-    crop_logits = keyed(keys, clock.wait("face_model", pending_faces, start_models))
+    judging = clock.start("face_model", lambda: calls.face_logits(crops) if crops else Ready[list[float]]([]))
+    face_values: list[float] = clock.wait(judging)
+    crop_logits = keyed(keys, face_values)
     synthetic_logits: dict[int, float] = {}
-    if pending_synth is not None:
-        synthetic_logits = keyed(
-            [f.index for f in frames], clock.wait("synthetic_model", pending_synth, start_models)
-        )
+    if synthesising is not None:
+        synthetic_values: list[float] = clock.wait(synthesising)
+        synthetic_logits = keyed([f.index for f in frames], synthetic_values)
     maps: list[Heatmap] = []
     if options.heatmaps and crop_logits:
         by_key = dict(zip(keys, crops, strict=True))
         maps = clock.wait(
-            "heatmaps",
-            calls.heatmaps(faces, by_key, crop_logits, settings.fusion.heatmap_faces),
-            time.perf_counter(),
+            clock.start(
+                "heatmaps", lambda: calls.heatmaps(faces, by_key, crop_logits, settings.fusion.heatmap_faces)
+            )
         )
-    report_provenance = with_watermark(clock.wait("provenance", provenance, started), prepared)
+    report_provenance = marked(clock.wait(provenance), watermark)
     tell(PROGRESS["report"], {"stage": "report"})
     result = outputs(
         prepared, faces, crop_logits, synthetic_logits, report_provenance, spec, maps, clock.timings
@@ -326,6 +360,7 @@ def collect(
     with timed(result.timings, "known_media"):
         result.hashes = perceptual_hashes(prepared.info.kind, images)
         result.known_match = known.match(result.hashes) if known is not None else None
+    result.timings["total"] = round(time.perf_counter() - began, 4)  # stages overlap: not their sum
     return result
 
 

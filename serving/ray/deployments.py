@@ -128,7 +128,7 @@ class FaceDeployment:
         """user_config: batch size and wait (the detector's thresholds come from the settings only)."""
         _apply_batch_config(config, self.detect)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
     async def detect(self, images: list[np.ndarray]) -> list[list[FaceDetection]]:
         """Faces in one RGB frame (``frame_index`` is 0: the caller sets the frame's own index)."""
         per_image = self.extractor.detect(images)
@@ -179,7 +179,7 @@ class FaceModelDeployment(_ClassifierDeployment):
     def reconfigure(self, config: dict[str, Any]) -> None:
         _apply_batch_config(config, self.predict)
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.02)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def predict(self, images: list[np.ndarray]) -> list[float]:
         """Raw fake-logit of one face crop (batched per class: each class has its own queue)."""
         return self._logits(images)
@@ -200,7 +200,7 @@ class SyntheticModelDeployment(_ClassifierDeployment):
     def reconfigure(self, config: dict[str, Any]) -> None:
         _apply_batch_config(config, self.predict)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def predict(self, images: list[np.ndarray]) -> list[float]:
         """Raw synthetic-logit of one whole frame."""
         return self._logits(images)

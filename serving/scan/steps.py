@@ -27,7 +27,17 @@ from detector.provenance.reader import ProvenanceReader
 from detector.provenance.types import ProvenanceReport
 from detector.runtime import timed
 from detector.settings import Settings
-from detector.stages import Prepared, build_assembler, crop_faces, detect_and_track, face_spec, keyed, outputs
+from detector.stages import (
+    Prepared,
+    build_assembler,
+    crop_faces,
+    detect_and_track,
+    face_spec,
+    keyed,
+    marked,
+    outputs,
+    watermark_of,
+)
 from serving.scan.output import Row, error_row, report_row
 from serving.scan.source import read_bytes
 
@@ -131,23 +141,28 @@ class LoadStep(_Step):
 
 
 class ProvenanceStep(_Step):
-    """C2PA and metadata evidence from the bytes; the bytes are dropped afterwards."""
-
-    stage = "provenance"
+    """C2PA and metadata evidence from the bytes, and a known invisible watermark in an image's
+    pixels; the bytes are dropped afterwards."""
 
     def __init__(self, settings: Settings) -> None:
         self.reader = ProvenanceReader(settings.provenance)
 
-    def one(self, state: ItemState) -> None:
+    def process(self, states: list[ItemState]) -> None:
+        for state in states:
+            _guarded(state, "provenance", self._read)
+            _guarded(state, "watermark", self._watermark)
+            state.media = None  # never ship the bytes further, even for a failed item
+
+    def _read(self, state: ItemState) -> None:
         media = state.media
         assert media is not None  # set by LoadStep, or the item carries an error
         state.provenance = self.reader.read(media.data, media.info.mime, media.name)
-        state.media = None
 
-    def process(self, states: list[ItemState]) -> None:
-        super().process(states)
-        for state in states:
-            state.media = None  # never ship the bytes further, even for a failed item
+    def _watermark(self, state: ItemState) -> None:
+        assert state.info is not None
+        assert state.sample is not None
+        assert state.provenance is not None
+        state.provenance = marked(state.provenance, watermark_of(state.info.kind, state.sample.frames))
 
 
 def _device(settings: Settings) -> Any:

@@ -83,6 +83,17 @@ IMAGE_FORMATS = {
 }
 
 
+def sd_marked(image: np.ndarray) -> np.ndarray:
+    """``image`` (RGB) with the Stable Diffusion v1 invisible watermark, embedded as its scripts do."""
+    from imwatermark import WatermarkEncoder
+
+    from detector.provenance.watermark import SD_V1_MESSAGE
+
+    encoder = WatermarkEncoder()
+    encoder.set_watermark("bytes", SD_V1_MESSAGE)
+    return np.ascontiguousarray(encoder.encode(image[:, :, ::-1].copy(), "dwtDct")[:, :, ::-1])
+
+
 def write_image(path: Path, image: np.ndarray, fmt: str, **save_kwargs: object) -> Path:
     """Save ``image`` in one of :data:`IMAGE_FORMATS` (HEIC/AVIF through pillow-heif)."""
     pil_format, _ = IMAGE_FORMATS[fmt]

@@ -93,6 +93,21 @@ def test_provenance_step_reads_credentials_and_drops_the_bytes(settings: Setting
     assert all(s.media is None for s in states), "the bytes never travel past provenance"
 
 
+def test_provenance_step_finds_an_invisible_watermark_like_the_pipeline(
+    settings: Settings, tmp_path: Path
+) -> None:
+    photo = mediagen.face_photo()
+    marked = mediagen.write_image(tmp_path / "marked.png", mediagen.sd_marked(photo), "png")
+    plain = mediagen.write_image(tmp_path / "plain.png", photo, "png")
+    found, clean = run_step(ProvenanceStep(settings), load(settings, [marked, plain]))
+    assert found.provenance is not None
+    assert found.provenance.watermark is not None
+    assert found.provenance.watermark.scheme == "stable-diffusion-v1"
+    assert clean.provenance is not None
+    assert clean.provenance.watermark is None
+    assert {"provenance", "watermark"} <= set(found.timings)
+
+
 def test_assemble_step_builds_the_report_row_of_each_item(settings: Settings, tmp_path: Path) -> None:
     photo = face_jpeg(tmp_path / "face.jpg")
     (state,) = run_step(ProvenanceStep(settings), load(settings, [photo]))

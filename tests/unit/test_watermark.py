@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.provenance.watermark import SD_V1_MESSAGE, SDXL_MESSAGE, find_watermark
+from detector.provenance.watermark import SDXL_MESSAGE, find_watermark
 from tests.support import mediagen
 
 
@@ -16,14 +16,7 @@ def photo() -> np.ndarray:
 
 
 def test_stable_diffusion_v1_mark_is_found_and_the_original_is_clean(photo: np.ndarray) -> None:
-    from imwatermark import WatermarkEncoder
-
-    encoder = WatermarkEncoder()
-    encoder.set_watermark("bytes", SD_V1_MESSAGE)
-    marked = np.ascontiguousarray(
-        encoder.encode(photo[:, :, ::-1].copy(), "dwtDct")[:, :, ::-1]
-    )  # as the SD scripts
-    found = find_watermark(marked)
+    found = find_watermark(mediagen.sd_marked(photo))
     assert found is not None
     assert found.scheme == "stable-diffusion-v1"
     assert found.bits == 136
