@@ -26,10 +26,13 @@ class Classifier(ABC):
     """A loaded model: ``predict`` = ``preprocess`` -> ``forward`` (no grad, on ``device``) -> logits.
 
     Subclasses implement :meth:`forward`; they may override :meth:`preprocess` (heat maps: ``_gradcam``).
-    Batches larger than ``max_batch`` are run in chunks so memory stays bounded.
+    Batches are run in chunks (:attr:`chunk`): on a GPU of ``max_batch`` so memory stays bounded, on
+    a CPU of ``cpu_batch``, small enough for the activations to stay in cache.
     """
 
     max_batch: ClassVar[int] = 64
+    cpu_batch: ClassVar[int] = 8
+    """On 2 cores the face model ran 32 crops at 80-100 crops/s in one pass and 115-185 in passes of 8."""
 
     def __init__(self, name: str, entry: ModelEntry, module: nn.Module, device: torch.device) -> None:
         self.name = name
@@ -37,6 +40,11 @@ class Classifier(ABC):
         self.spec: InputSpec = entry.input.to_spec()
         self.device = device
         self.module = module.to(device).eval()
+
+    @property
+    def chunk(self) -> int:
+        """Images per forward pass on this model's device."""
+        return self.max_batch if self.device.type == "cuda" else min(self.cpu_batch, self.max_batch)
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """RGB uint8 HxWx3 arrays -> a float32 NCHW tensor on ``device``, as the checkpoint needs."""
@@ -50,8 +58,9 @@ class Classifier(ABC):
         """Fake-logits (float32, shape (N,)) for RGB uint8 images of any size."""
         out = np.empty(len(images), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(images), self.max_batch):
-                chunk = images[start : start + self.max_batch]
+            step = self.chunk
+            for start in range(0, len(images), step):
+                chunk = images[start : start + step]
                 logits = self.forward(self.preprocess(chunk))
                 out[start : start + len(chunk)] = logits.reshape(-1).float().cpu().numpy()
         return out

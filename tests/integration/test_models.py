@@ -207,12 +207,19 @@ def test_predict_chunks_batches_and_uses_the_fake_sign(monkeypatch: pytest.Monke
     whole = model.predict(images)
     assert whole.shape == (5,)
     assert whole.dtype == np.float32
-    monkeypatch.setattr(model, "max_batch", 2)
+    assert model.chunk == model.cpu_batch < model.max_batch  # on a CPU: passes that stay in cache
+    monkeypatch.setattr(model, "cpu_batch", 2)
+    sizes: list[int] = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda batch: sizes.append(len(batch)) or forward(batch))
     np.testing.assert_allclose(model.predict(images), whole, atol=1e-5)
+    assert sizes == [2, 2, 1]
     assert model.predict([]).shape == (0,)
     with torch.inference_mode():
         raw = model.module(model.preprocess(images)).reshape(-1).numpy()
     np.testing.assert_allclose(whole, -raw, atol=1e-5)  # MesoNet's raw output is the log-odds of real
+    monkeypatch.setattr(model, "device", torch.device("cuda"))
+    assert model.chunk == model.max_batch  # a GPU takes the large passes
 
 
 # --- weights: import, verify, fetch ---------------------------------------------------------------
