@@ -2,7 +2,10 @@
 
 Two streaming passes over the items, both ``map_batches`` on ``ray.data.from_items``:
 
-1. **fingerprint** (tasks): sha256 and sniffed type of every file, read in chunks. The driver then
+1. **fingerprint**: sha256 and sniffed type of every file, read in chunks: as Ray tasks on a
+   cluster (``RAY_ADDRESS``, or Ray already running), else by a few threads of this process while
+   the local Ray starts, so the start-up overlaps the reading and no Ray pass runs before the
+   analysis (a Ray Data pass costs seconds of worker start-up on its own). The driver then
    writes at once the rows it already knows: items already in RESULTS are skipped, unreadable
    and non-media files get their error row, and a file whose content (and model versions) was
    analysed before gets a copy of that result (``duplicate_of`` names the analysed path). These
@@ -23,7 +26,9 @@ object storage). Face extraction and classifiers are GPU actors when the cluster
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -67,27 +72,41 @@ def check_models(settings: Settings) -> None:
             resolve_weights(get_entry(name), weights_dir)
 
 
+FINGERPRINT_KEYS = ("id", "sha256", "size_bytes", "kind", "format", "error")
+LOCAL_FINGERPRINT_THREADS = 4
+
+
+def fingerprint_row(ident: int, path: str) -> dict[str, Any]:
+    """sha256 / size / kind of one path, or the typed error that stopped it (one planning row)."""
+    values: tuple[Any, ...]
+    try:
+        fp = fingerprint(path)
+    except TrueframeError as exc:
+        found = exc.details
+        values = (
+            ident,
+            found.get("sha256"),
+            found.get("size_bytes"),
+            None,
+            None,
+            f"{exc.code}\t{exc.message}",
+        )
+    else:
+        values = (ident, fp.sha256, fp.size_bytes, fp.kind, fp.format, None)
+    return dict(zip(FINGERPRINT_KEYS, values, strict=True))
+
+
 def _fingerprint_batch(batch: pa.Table) -> pa.Table:
-    """sha256 / size / kind of each path, or the typed error that stopped it."""
-    out: dict[str, list[Any]] = {k: [] for k in ("id", "sha256", "size_bytes", "kind", "format", "error")}
-    for ident, path in zip(batch.column("id").to_pylist(), batch.column("path").to_pylist(), strict=True):
-        out["id"].append(ident)
-        try:
-            fp = fingerprint(path)
-        except TrueframeError as exc:
-            details = exc.details
-            values = [
-                details.get("sha256"),
-                details.get("size_bytes"),
-                None,
-                None,
-                f"{exc.code}\t{exc.message}",
-            ]
-        else:
-            values = [fp.sha256, fp.size_bytes, fp.kind, fp.format, None]
-        for key, value in zip(("sha256", "size_bytes", "kind", "format", "error"), values, strict=True):
-            out[key].append(value)
-    return pa.table(out)
+    """The rows of :func:`fingerprint_row` for one batch of ``id`` / ``path``."""
+    ids, paths = batch.column("id").to_pylist(), batch.column("path").to_pylist()
+    rows = [fingerprint_row(i, p) for i, p in zip(ids, paths, strict=True)]
+    return pa.table({key: [row[key] for row in rows] for key in FINGERPRINT_KEYS})
+
+
+def local_fingerprints(items: list[ScanItem]) -> list[dict[str, Any]]:
+    """Every item's planning row, read by a few threads of this process (hashing releases the GIL)."""
+    with ThreadPoolExecutor(LOCAL_FINGERPRINT_THREADS, thread_name_prefix="fingerprint") as pool:
+        return list(pool.map(fingerprint_row, range(len(items)), [item.path for item in items]))
 
 
 def _resources(ray_mod: Any) -> tuple[float, float]:
@@ -120,8 +139,9 @@ class Scanner:
             if self.observer is not None:
                 self.observer.written(rows)
 
-    def run(self, items: list[ScanItem]) -> Plan:
-        """Fingerprint, write what is known, analyse the rest; returns the plan it followed."""
+    def run(self, items: list[ScanItem], prints: Iterable[dict[str, Any]] | None = None) -> Plan:
+        """Fingerprint (unless ``prints`` are given), write what is known, analyse the rest; returns
+        the plan it followed."""
         import ray.data
 
         context = ray.data.DataContext.get_current()
@@ -129,7 +149,7 @@ class Scanner:
         context.print_on_execution_start = False
         for row in latest_per_path(self.store.existing()):  # earlier rows seed the clusters
             self.clusters.add(row)
-        plan = self.plan(items, self._fingerprints(items))
+        plan = self.plan(items, self._fingerprints(items) if prints is None else prints)
         if self.observer is not None:
             self.observer.planned(plan)
         self._write(plan.ready)
@@ -230,10 +250,14 @@ def scan_items(
         store.open()
         store.close()
         return Plan()
-    started = init_ray()
+    # Ray starting here: read the items meanwhile (on a cluster the fingerprint pass runs there)
+    here = not (os.environ.get("RAY_ADDRESS") or ray.is_initialized())
+    with ThreadPoolExecutor(1, thread_name_prefix="fingerprints") as pool:
+        reading = pool.submit(local_fingerprints, items) if here else None
+        started = init_ray()
     store.open()
     try:
-        return scanner.run(items)
+        return scanner.run(items, reading.result() if reading is not None else None)
     finally:
         store.close()
         if started:

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from serving.scan.output import Row, make_row
 from serving.scan.plan import plan_scan, shared_rows
-from serving.scan.run import _fingerprint_batch
+from serving.scan.run import _fingerprint_batch, local_fingerprints
 from serving.scan.source import ScanItem
 from tests.support.scan_media import face_jpeg
 
@@ -134,6 +134,7 @@ def test_fingerprints_of_real_files_plan_as_expected(tmp_path: Path) -> None:
     prints = _fingerprint_batch(batch).to_pylist()
     assert [p["kind"] for p in prints] == ["image", "image", "image", None, None]
     items = [ScanItem(p) for p in paths]
+    assert local_fingerprints(items) == prints  # the local pass (threads, while Ray starts) reads the same
     plan = plan_scan(items, prints, [], V1)
     assert sorted(plan.analyse.values()) == [0, 2]
     assert plan.sharing[prints[0]["sha256"]] == [0, 1]
