@@ -141,7 +141,17 @@ class Decoder:
         """Frames from the current position on, each packet sent once :data:`LOOKAHEAD` more are known."""
         shown: list[float] = []  # presentation times of the packets demuxed since the last seek, sorted
         held: deque[av.Packet] = deque()
-        for packet in self.container.demux(self.stream):
+        packets = self.container.demux(self.stream)
+        while True:
+            try:
+                packet = next(packets, None)
+            except av.FFmpegError:  # damaged container: first decode what was read before the damage
+                while held:
+                    yield from self._send(held.popleft(), shown)
+                yield from self._send(None, shown)  # and drain the decoder
+                raise
+            if packet is None:
+                break
             if packet.pts is not None:
                 insort(shown, float(packet.pts * self.tb))
             held.append(packet)
@@ -162,15 +172,23 @@ class Decoder:
         later = bisect_right(shown, packet_time)
         return later == len(shown) or shown[later] > self.targets[i] + EPS
 
-    def _send(self, packet: av.Packet, shown: list[float]) -> Iterator[av.VideoFrame]:
-        if packet.is_keyframe and packet.dts is not None:
+    def _send(self, packet: av.Packet | None, shown: list[float]) -> Iterator[av.VideoFrame]:
+        """Decode one packet (None: drain the decoder), skippable when it shows no target."""
+        context = self.stream.codec_context
+        if packet is not None and packet.is_keyframe and packet.dts is not None:
             self.gop = packet.dts
         if self.skips:
-            at = None if packet.pts is None or packet.size == 0 else float(packet.pts * self.tb)
+            at = (
+                None
+                if packet is None or packet.pts is None or packet.size == 0
+                else float(packet.pts * self.tb)
+            )
             skip = not self.wanted(at, shown)
             self.guard.stats.skippable += skip
-            self.stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
-        for frame in packet.decode():
+            context.skip_frame = "NONREF" if skip else "DEFAULT"
+        for frame in packet.decode() if packet is not None else self.stream.decode(None):
+            if frame.time_base is None:  # a drained frame has no packet to take it from
+                frame.time_base = self.tb
             self.guard.check(frame.width, frame.height)
             if frame.pts is not None:
                 self.guard.stats.pts.append(frame.pts)

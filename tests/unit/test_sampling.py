@@ -271,6 +271,10 @@ def test_stream_breaking_mid_file_keeps_frames_before_the_break(make: object, tm
     reference = sequential(media)
     assert_matches(sample, expected(media, reference, 16)[: len(sample.frames)])
     assert sample.frames[-1].timestamp <= reference[-1].time
+    reached = [
+        t for t in FrameSampler.timestamps(media.info.duration_s or 0.0, 16) if t <= reference[-1].time
+    ]
+    assert len(sample.frames) >= len(reached), "frames read before the break were not decoded"
 
 
 def test_stream_with_no_decodable_frame_is_an_error(tmp_path: Path) -> None:
@@ -298,3 +302,32 @@ def test_real_clip_frames_equal_sequential_decode(shared_data: Path) -> None:
     sample = FrameSampler().sample(media, 6)
     assert (len(sample.frames), sample.warnings) == (6, [])
     assert_matches(sample, expected(media, sequential(media), 6))
+
+
+class BreakingDemuxer:
+    """A container whose demuxer fails after ``after`` packets, as a damaged file's does."""
+
+    def __init__(self, container: av.container.InputContainer, after: int) -> None:
+        self.container, self.after = container, after
+
+    def demux(self, stream: av.video.stream.VideoStream) -> Iterator[av.Packet]:
+        for count, packet in enumerate(self.container.demux(stream)):
+            if count == self.after:
+                raise av.InvalidDataError(1094995529, "Invalid data found when processing input")
+            yield packet
+
+    def seek(self, *args: object, **kwargs: object) -> None:
+        self.container.seek(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_packets_read_ahead_of_a_demuxing_error_are_still_decoded(long_gop: Path) -> None:
+    media = MediaLoader().load(long_gop)
+    reference = sequential(media)
+    target = float(reference[30].time)  # read, but still held in the look-ahead, when packet 34 fails
+    with media.open_video() as container:
+        stream = container.streams.video[0]
+        guard = decode.Guard(LimitSettings(), decode.DecodeStats())
+        decoder = decode.Decoder(BreakingDemuxer(container, 34), stream, guard, [target])  # type: ignore[arg-type]
+        frame = decoder.frame_at(target)
+        assert frame is not None
+        assert frame.pts == reference[30].pts
