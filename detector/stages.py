@@ -1,8 +1,9 @@
 """The one orchestration of the stages: their order, their glue, the timing keys and progress points.
 
-    media (load, limits, probe) -> frames (sample) -> provenance, in parallel with faces (detect,
-    then link into tracks) -> face_model (crops cut with the checkpoint's spec) and synthetic_model
-    (whole frames) -> heatmaps (on request) -> report (calibrate, aggregate, fuse).
+    media (load, limits, probe) -> frames (sample) -> provenance, faces (detect, then link into
+    tracks) and synthetic_model (whole frames), all sent at once, with the watermark search meanwhile
+    -> face_model (crops cut with the checkpoint's spec) -> heatmaps (on request) -> report
+    (calibrate, aggregate, fuse).
 
 Three runners place the stages differently: :class:`detector.pipeline.Pipeline` calls them in this
 process, the Ray Serve ingress through deployment handles, the Ray Data scan as batch steps. A

