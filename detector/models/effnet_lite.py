@@ -144,7 +144,7 @@ def fold_batchnorm(module: EfficientNetLite) -> EfficientNetLite:
 class LiteClassifier(TorchClassifier):
     """Runs a batch-norm-folded copy of the module (the trained module itself is left untouched), in
     channels-last memory: interleaved on 2 cores it ran 20-28% more crops/s, logits within
-    1e-6 of the default layout."""
+    1e-5 of the default layout (tested)."""
 
     def __init__(self, name: str, entry: ModelEntry, module: nn.Module, device: torch.device) -> None:
         if isinstance(module, EfficientNetLite) and not module.training:

@@ -1,6 +1,6 @@
 """The batch scan on Ray Data: fingerprint, skip what is done, analyse each new content once.
 
-Two streaming passes over the items, both ``map_batches`` on ``ray.data.from_items``:
+Two passes over the items (``map_batches`` on ``ray.data.from_items``, but see 1.):
 
 1. **fingerprint**: sha256 and sniffed type of every file, read in chunks: as Ray tasks on a
    cluster (``RAY_ADDRESS``, or Ray already running), else by a few threads of this process while
