@@ -43,6 +43,7 @@ from detector.errors import DecodeBudgetExceeded, DecodeTimeExceeded, NoFramesDe
 from detector.settings import LimitSettings
 
 LOOKAHEAD = 16  # packets demuxed ahead of the decoder (more than any B-frame reorder depth in use)
+KEEP_SHOWN = 8 * LOOKAHEAD  # presentation times kept before those below every held packet are dropped
 SKIPPING_CODECS = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4", "vp8", "vp9"})
 EPS = 1e-9  # seconds: a frame shown within this of a target counts as shown at it
 
@@ -85,6 +86,14 @@ class Guard:
             )
         if time.monotonic() > self.deadline:
             raise DecodeTimeExceeded(f"decoding took longer than {limits.max_decode_seconds:g} s")
+
+
+def _forget_before(shown: list[float], held: deque[av.Packet], tb: Fraction) -> None:
+    """Drop the times below every held packet's: they can only mark a packet as wanted that is not
+    (decoded for nothing, never wrong), and keeping them all makes a long forward decode quadratic."""
+    times = [float(p.pts * tb) for p in held if p.pts is not None]
+    if times:
+        del shown[: bisect_left(shown, min(times))]
 
 
 class Decoder:
@@ -157,6 +166,8 @@ class Decoder:
             held.append(packet)
             if len(held) > LOOKAHEAD:
                 yield from self._send(held.popleft(), shown)
+                if len(shown) > KEEP_SHOWN:
+                    _forget_before(shown, held, self.tb)
         while held:
             yield from self._send(held.popleft(), shown)
 

@@ -164,6 +164,18 @@ def test_frames_that_show_no_target_are_not_decoded(long_gop: Path, n: int) -> N
         assert stats.decoded < PLANNED * 0.75, stats.decoded  # 3 B-frames in 4 are unreferenced here
 
 
+def test_forgetting_old_presentation_times_keeps_every_frame_exact(
+    long_gop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-ahead keeps only recent presentation times (bounded work per packet); forgetting
+    them as early as possible changes no frame and still skips."""
+    monkeypatch.setattr(decode, "KEEP_SHOWN", 1)
+    media = MediaLoader().load(long_gop)
+    sample = FrameSampler().sample(media, 32)
+    assert_matches(sample, expected(media, sequential(media), 32))
+    assert sample.stats.skippable > 0
+
+
 def test_a_packet_is_wanted_only_when_it_shows_a_target(long_gop: Path) -> None:
     media = MediaLoader().load(long_gop)
     with media.open_video() as container:
