@@ -88,10 +88,14 @@ class Guard:
             raise DecodeTimeExceeded(f"decoding took longer than {limits.max_decode_seconds:g} s")
 
 
-def _forget_before(shown: list[float], held: deque[av.Packet], tb: Fraction) -> None:
+Held = deque[tuple[av.Packet, float | None]]
+"""Packets read but not yet decoded, with the presentation time each shows (None: unknown or flush)."""
+
+
+def _forget_before(shown: list[float], held: Held) -> None:
     """Drop the times below every held packet's: they can only mark a packet as wanted that is not
     (decoded for nothing, never wrong), and keeping them all makes a long forward decode quadratic."""
-    times = [float(p.pts * tb) for p in held if p.pts is not None]
+    times = [at for _, at in held if at is not None]
     if times:
         del shown[: bisect_left(shown, min(times))]
 
@@ -149,27 +153,28 @@ class Decoder:
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Frames from the current position on, each packet sent once :data:`LOOKAHEAD` more are known."""
         shown: list[float] = []  # presentation times of the packets demuxed since the last seek, sorted
-        held: deque[av.Packet] = deque()
+        held: Held = deque()
         packets = self.container.demux(self.stream)
         while True:
             try:
                 packet = next(packets, None)
             except av.FFmpegError:  # damaged container: first decode what was read before the damage
                 while held:
-                    yield from self._send(held.popleft(), shown)
-                yield from self._send(None, shown)  # and drain the decoder
+                    yield from self._send(*held.popleft(), shown)
+                yield from self._send(None, None, shown)  # and drain the decoder
                 raise
             if packet is None:
                 break
-            if packet.pts is not None:
-                insort(shown, float(packet.pts * self.tb))
-            held.append(packet)
+            at = None if packet.pts is None or packet.size == 0 else float(packet.pts * self.tb)
+            if at is not None and self.skips:
+                insort(shown, at)
+            held.append((packet, at))
             if len(held) > LOOKAHEAD:
-                yield from self._send(held.popleft(), shown)
+                yield from self._send(*held.popleft(), shown)
                 if len(shown) > KEEP_SHOWN:
-                    _forget_before(shown, held, self.tb)
+                    _forget_before(shown, held)
         while held:
-            yield from self._send(held.popleft(), shown)
+            yield from self._send(*held.popleft(), shown)
 
     def wanted(self, packet_time: float | None, shown: Sequence[float]) -> bool:
         """False when the packet's frame shows no target: a frame of ``shown`` (sorted presentation
@@ -183,20 +188,16 @@ class Decoder:
         later = bisect_right(shown, packet_time)
         return later == len(shown) or shown[later] > self.targets[i] + EPS
 
-    def _send(self, packet: av.Packet | None, shown: list[float]) -> Iterator[av.VideoFrame]:
-        """Decode one packet (None: drain the decoder), skippable when it shows no target."""
-        context = self.stream.codec_context
+    def _send(
+        self, packet: av.Packet | None, at: float | None, shown: list[float]
+    ) -> Iterator[av.VideoFrame]:
+        """Decode one packet shown at ``at`` s (None: drain the decoder); skippable if it shows no target."""
         if packet is not None and packet.is_keyframe and packet.dts is not None:
             self.gop = packet.dts
         if self.skips:
-            at = (
-                None
-                if packet is None or packet.pts is None or packet.size == 0
-                else float(packet.pts * self.tb)
-            )
             skip = not self.wanted(at, shown)
             self.guard.stats.skippable += skip
-            context.skip_frame = "NONREF" if skip else "DEFAULT"
+            self.stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
         for frame in packet.decode() if packet is not None else self.stream.decode(None):
             if frame.time_base is None:  # a drained frame has no packet to take it from
                 frame.time_base = self.tb
