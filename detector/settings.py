@@ -54,6 +54,14 @@ class FaceSettings(BaseModel):
     max_batch_pixels: int = Field(
         1_000_000, ge=1, description="pixels of the MTCNN copies in one batch (bounds peak memory)"
     )
+    full_detect_every: int = Field(
+        4,
+        ge=1,
+        description=(
+            "video: search whole frames on every Nth sampled frame and the last, and follow faces in "
+            "small regions between them (detector/faces/plan.py); 1 searches every frame whole"
+        ),
+    )
     track_iou: float = Field(0.3, ge=0.0, le=1.0)
     track_center_dist: float = Field(0.5, ge=0.0, description="as a fraction of the box side")
 

@@ -1,7 +1,8 @@
 """The one orchestration of the stages: their order, their glue, the timing keys and progress points.
 
-    media (load, limits, probe) -> frames (sample) -> provenance, faces (detect, then link into
-    tracks) and synthetic_model (whole frames), all sent at once, with the watermark search meanwhile
+    media (load, limits, probe) -> frames (sample) -> provenance, faces (anchors' whole frames,
+    then regions between them: :mod:`detector.faces.plan`; then linked into tracks) and
+    synthetic_model (whole frames), all sent at once, with the watermark search meanwhile
     -> face_model (crops cut with the checkpoint's spec) -> heatmaps (on request) -> report
     (calibrate, aggregate, fuse).
 
@@ -18,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from detector.faces.tracks import FaceDetection, link_tracks
@@ -311,6 +313,8 @@ def collect(
     known: KnownMedia | None = None,
 ) -> StageOutputs:
     """Run every stage but the report through ``calls``, in the stage order; typed errors for bad input."""
+    from detector.faces.plan import DetectionPlan
+
     began = time.perf_counter()
     tell = _Partial(progress)
     tell(PROGRESS["media"], {"stage": "media"})
@@ -324,15 +328,19 @@ def collect(
         "provenance", lambda: calls.provenance(prepared.data, prepared.info.mime, prepared.name)
     )
     tell(PROGRESS["faces"], {"stage": "faces", "frames_sampled": len(frames)})
-    detecting = clock.start("faces", lambda: calls.detect(images))
+    plan = DetectionPlan(images, settings.faces, smallest_face(settings.faces, spec))
+    first = plan.requests()
+    detecting = clock.start("faces", lambda: calls.detect(first))
     synthesising = (
         clock.start("synthetic_model", lambda: calls.synthetic_logits(images))
         if synthetic and images
         else None
     )
     watermark = clock.run("watermark", lambda: watermark_of(prepared.info.kind, frames))
-    found: list[list[FaceDetection]] = clock.wait(detecting)
-    faces = detect_and_track(frames, found, settings.faces)
+    plan.take(clock.wait(detecting))
+    while not plan.finished:  # the frames between anchors: a few small regions each
+        plan.take(clock.wait(clock.start("faces", partial(calls.detect, plan.requests()))))
+    faces = detect_and_track(frames, plan.result(), settings.faces)
     tell(
         PROGRESS["models"],
         {"stage": "models", "faces_found": faces.n_faces, "face_tracks": len(faces.tracks)},

@@ -111,6 +111,33 @@ def _match_key(
     return None
 
 
+def pair_greedily(
+    lasts: Sequence[FaceDetection],
+    detections: Sequence[FaceDetection],
+    iou_threshold: float,
+    center_dist: float,
+) -> list[tuple[int, int]]:
+    """(i, j) pairs of ``lasts[i]`` with ``detections[j]`` by rules 2 and 3 above: overlap matches
+    first (highest IoU first), then distance matches (closest first), each used at most once."""
+    candidates: list[tuple[tuple[int, float], int, int]] = []
+    for t, last in enumerate(lasts):
+        for d, det in enumerate(detections):
+            key = _match_key(last, det, iou_threshold, center_dist)
+            if key is not None:
+                candidates.append((key, t, d))
+    candidates.sort()
+    used_tracks: set[int] = set()
+    used_dets: set[int] = set()
+    pairs = []
+    for _, t, d in candidates:
+        if t in used_tracks or d in used_dets:
+            continue
+        used_tracks.add(t)
+        used_dets.add(d)
+        pairs.append((t, d))
+    return pairs
+
+
 @dataclass
 class _OpenTrack:
     detections: list[FaceDetection]
@@ -137,19 +164,9 @@ def link_tracks(
         for track in open_tracks:
             (still_open if position - track.last_position - 1 <= max_gap else closed).append(track)
         open_tracks = still_open
-        candidates: list[tuple[tuple[int, float], int, int]] = []
-        for t, track in enumerate(open_tracks):
-            for d, det in enumerate(detections):
-                key = _match_key(track.detections[-1], det, iou_threshold, center_dist)
-                if key is not None:
-                    candidates.append((key, t, d))
-        candidates.sort()
-        used_tracks: set[int] = set()
+        lasts = [track.detections[-1] for track in open_tracks]
         used_dets: set[int] = set()
-        for _, t, d in candidates:
-            if t in used_tracks or d in used_dets:
-                continue
-            used_tracks.add(t)
+        for t, d in pair_greedily(lasts, detections, iou_threshold, center_dist):
             used_dets.add(d)
             open_tracks[t].detections.append(detections[d])
             open_tracks[t].last_position = position

@@ -3,7 +3,9 @@
 Peer (Seferbekov's DFDC pipeline, as described by its authors): OpenCV ``VideoCapture``, ``grab()``
 over every frame and ``retrieve()`` of 32 evenly spaced ones, then facenet-pytorch MTCNN with
 thresholds [0.7, 0.8, 0.8] on each frame at half size, one frame per call. trueframe: the decode
-plan (:mod:`detector.media.decode`) and the batched face extractor with the service's settings.
+plan (:mod:`detector.media.decode`) and the service's face detection plan
+(:mod:`detector.faces.plan`: whole frames at anchors, regions between them) over the batched
+face extractor, with the service's settings.
 
 Each side runs in a fresh process (so peak RSS is its own), warms up on the first clip, then times
 every clip; the sides alternate for two rounds and each clip's faster round counts. Faces found are
@@ -65,11 +67,16 @@ def _peer_clip(path: Path, mtcnn: object, min_side: float) -> tuple[float, float
 def _trueframe_clip(
     path: Path, parts: tuple[object, object, object], min_side: float
 ) -> tuple[float, float, int]:
+    from detector.faces.plan import detect_planned
+    from detector.runtime import release_memory
+
     loader, sampler, extractor = parts
     start = time.perf_counter()
     sample = sampler.sample(loader.load(path), FRAMES)  # type: ignore[attr-defined]
     sampled = time.perf_counter()
-    found = extractor.detect([f.image for f in sample.frames])  # type: ignore[attr-defined]
+    images = [f.image for f in sample.frames]
+    settings = extractor.settings  # type: ignore[attr-defined]
+    found = detect_planned(extractor.detect, images, settings, extractor.min_face_px)  # type: ignore[attr-defined]
     done = time.perf_counter()
     faces = sum(
         1
@@ -77,6 +84,8 @@ def _trueframe_clip(
         for d in dets
         if d.side / frame.scale >= min_side
     )
+    del sample, images, found
+    release_memory()  # as the service does after every analysis (serving/analyzer.py)
     return sampled - start, done - sampled, faces
 
 

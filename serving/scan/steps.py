@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from detector.errors import InternalError, TrueframeError
+from detector.faces.plan import detect_planned
 from detector.media.loader import Media, MediaInfo, MediaLoader
 from detector.media.sampling import FrameSample, FrameSampler
 from detector.provenance.pdq import KnownMedia, perceptual_hashes
@@ -186,7 +187,8 @@ class FaceStep(_Step):
     def one(self, state: ItemState) -> None:
         assert state.sample is not None
         frames = state.sample.frames
-        found = self.extractor.detect([f.image for f in frames])
+        images = [f.image for f in frames]
+        found = detect_planned(self.extractor.detect, images, self.settings, self.extractor.min_face_px)
         state.faces = detect_and_track(frames, found, self.settings)
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from detector.faces.extract import FaceDetection, FaceExtractor, crop_face, link_tracks
+from detector.faces.extract import FaceDetection, FaceExtractor, box_iou, crop_face, link_tracks
 from detector.settings import FaceSettings
 from tests.support import mediagen
 
@@ -360,3 +360,27 @@ def test_ffpp_clip_faces_form_one_main_track(shared_data: Path, extractor: FaceE
     main = result.tracks[0]
     assert main.length >= 0.9 * 32, f"main track covers {main.length}/32 frames"
     assert all(t.length < main.length / 4 for t in result.tracks[1:]), "the face split into tracks"
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("clip", ["original/519.mp4", "Deepfakes/519_515.mp4"])
+def test_the_detection_plan_finds_the_faces_of_whole_frame_search(
+    shared_data: Path, extractor: FaceExtractor, clip: str
+) -> None:
+    """Anchors every 4th frame and regions between them: the same faces, a quarter of the searches."""
+    from detector.faces.plan import DetectionPlan
+
+    images = [f.image for f in sample_frames(shared_data / "deepfake" / "ffpp_c23" / clip, 32)]
+    everywhere = extractor.detect(images)
+    plan = DetectionPlan(images, FaceSettings(full_detect_every=4), extractor.min_face_px)
+    while not plan.finished:
+        plan.take(extractor.detect(plan.requests()))
+    planned = plan.result()
+    assert plan.whole_searches <= 12, plan.whole_searches
+    assert plan.region_searches >= 20, plan.region_searches
+    for i, (whole, followed) in enumerate(zip(everywhere, planned, strict=True)):
+        assert len(followed) >= len(whole), f"frame {i}: {len(followed)} faces, whole search {len(whole)}"
+        for face in whole:
+            best = max(box_iou(face.box, other.box) for other in followed)
+            assert best >= 0.8, f"frame {i}: IoU {best:.2f}"
+            assert all(d.frame_index == i for d in followed)
