@@ -3,8 +3,9 @@
 :func:`detect_batch` is facenet-pytorch 2.6.0's ``detect_face`` (the algorithm behind
 ``MTCNN.detect``) step for step: the image pyramid (factor ``mtcnn.factor`` from
 ``min_size``), P-Net, NMS per scale and image (IoU 0.5) then per image (0.7), box regression,
-R-Net, NMS 0.7, O-Net, landmarks and a final per-image NMS with the 'Min' overlap. What differs
-is how R-Net's 24x24 and O-Net's 48x48 inputs are cut: facenet crops each box and calls
+R-Net, NMS 0.7, O-Net, landmarks and a final per-image NMS with the 'Min' overlap, with one
+more pyramid level (:func:`pyramid_scales`) so that a face as large as the image is searched too.
+The other difference is how R-Net's 24x24 and O-Net's 48x48 inputs are cut: facenet crops each box and calls
 ``interpolate(mode="area")`` on it in a Python loop; here one summed-area table of the uint8
 batch gives every box's area-resampled crop in one gather (:func:`area_crops`). Area resampling
 is adaptive average pooling, so each output pixel is the mean of an integer-bounded input cell;
@@ -39,8 +40,16 @@ PNET_PIXELS = 1_000_000
 """Default bound on the pixels of one P-Net input (its activations are most of the peak memory)."""
 
 
-def pyramid_scales(height: int, width: int, min_size: float, factor: float) -> list[float]:
-    """Scales of the image pyramid: P-Net's 12 px window covers ``min_size`` px at the first."""
+def pyramid_scales(
+    height: int, width: int, min_size: float, factor: float, full_frame: bool = True
+) -> list[float]:
+    """Scales of the image pyramid: P-Net's 12 px window covers ``min_size`` px at the first and,
+    with ``full_frame``, the image's short side at the last.
+
+    facenet's pyramid (``full_frame=False``) stops at its last ``factor`` step that keeps a 12 px
+    short side, which can leave the largest faces unsearched: on the bench clips, faces filling a
+    720p or 1080p frame were missed in 3-4 of 32 frames. One more level, at exactly 12 px, covers
+    them."""
     m = 12.0 / min_size
     minl = min(height, width) * m
     scales = []
@@ -49,6 +58,9 @@ def pyramid_scales(height: int, width: int, min_size: float, factor: float) -> l
         scales.append(scale)
         scale = scale * factor
         minl = minl * factor
+    last = 12.0 / min(height, width)
+    if full_frame and scales and scales[-1] > last:
+        scales.append(last)
     return scales
 
 
@@ -131,7 +143,7 @@ def _crop_rects(boxes: torch.Tensor, height: int, width: int) -> tuple[torch.Ten
 
 
 def _proposals(
-    images: torch.Tensor, min_size: float, mtcnn: MTCNN, pnet_pixels: int
+    images: torch.Tensor, min_size: float, mtcnn: MTCNN, pnet_pixels: int, full_frame: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 1: P-Net over the pyramid; squared, regressed boxes (K, 5) and their image index.
 
@@ -141,7 +153,7 @@ def _proposals(
     batch = images.permute(0, 3, 1, 2).to(dtype)
     height, width = batch.shape[2:4]
     boxes, index = [], []
-    for scale in pyramid_scales(height, width, min_size, mtcnn.factor):
+    for scale in pyramid_scales(height, width, min_size, mtcnn.factor, full_frame):
         size = (int(height * scale + 1), int(width * scale + 1))
         step = max(1, pnet_pixels // (size[0] * size[1]))
         for start in range(0, len(batch), step):
@@ -263,13 +275,19 @@ def _split(n_images: int, boxes: np.ndarray, marks: np.ndarray, index: np.ndarra
 
 @torch.no_grad()
 def detect_batch(
-    mtcnn: MTCNN, images: np.ndarray | torch.Tensor, min_size: float, pnet_pixels: int = PNET_PIXELS
+    mtcnn: MTCNN,
+    images: np.ndarray | torch.Tensor,
+    min_size: float,
+    pnet_pixels: int = PNET_PIXELS,
+    full_frame: bool = True,
 ) -> list[Faces]:
     """Faces in an (N, H, W, 3) uint8 RGB batch, per image, like ``mtcnn.detect(images, landmarks=True)``.
 
     Thresholds and pyramid factor come from ``mtcnn``; ``min_size`` replaces its
     ``min_face_size`` (no state on the shared network is changed). Runs on ``mtcnn.device``.
-    P-Net sees at most ``pnet_pixels`` pixels per call (at least one image).
+    P-Net sees at most ``pnet_pixels`` pixels per call (at least one image). ``full_frame``
+    adds the pyramid level for faces as large as the image (:func:`pyramid_scales`); without it
+    the faces are facenet's.
     """
     if isinstance(images, np.ndarray) and not images.flags.writeable:
         images = images.copy()  # torch warns on read-only arrays
@@ -277,7 +295,7 @@ def detect_batch(
     if batch.ndim != 4 or batch.shape[3] != 3 or batch.dtype != torch.uint8:
         raise ValueError(f"expected an (N, H, W, 3) uint8 batch, got {batch.dtype} {tuple(batch.shape)}")
     n = batch.shape[0]
-    boxes, index = _proposals(batch, min_size, mtcnn, pnet_pixels)
+    boxes, index = _proposals(batch, min_size, mtcnn, pnet_pixels, full_frame)
     marks = torch.zeros((0, 5, 2))
     if len(boxes):
         table = summed_area(batch)

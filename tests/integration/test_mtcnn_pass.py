@@ -73,10 +73,10 @@ def test_area_crops_equal_area_interpolation_of_each_crop() -> None:
 
 def test_the_photo_and_clip_frames_give_facenets_faces(mtcnn: MTCNN, face_photo: np.ndarray) -> None:
     photo = face_photo[None]
-    assert_same_faces(detect_batch(mtcnn, photo, 20.0), facenet(mtcnn, photo, 20.0))
+    assert_same_faces(detect_batch(mtcnn, photo, 20.0, full_frame=False), facenet(mtcnn, photo, 20.0))
     frames = np.stack([mediagen.face_frame(i, 8, (480, 360)) for i in range(8)])
     for min_size in (12.0, 30.0):
-        ours = detect_batch(mtcnn, frames, min_size, pnet_pixels=200_000)  # P-Net in chunks too
+        ours = detect_batch(mtcnn, frames, min_size, pnet_pixels=200_000, full_frame=False)  # chunked P-Net
         assert_same_faces(ours, facenet(mtcnn, frames, min_size))
         assert all(len(f[0]) >= 1 for f in ours)
 
@@ -123,7 +123,8 @@ def test_verified_photos_give_facenets_faces(shared_data: Path, mtcnn: MTCNN) ->
         if scale < 1.0:
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
             image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
-        (ours,), (theirs,) = detect_batch(mtcnn, image[None], min_size), facenet(mtcnn, image[None], min_size)
+        (ours,) = detect_batch(mtcnn, image[None], min_size, full_frame=False)
+        (theirs,) = facenet(mtcnn, image[None], min_size)
         sides = np.maximum(theirs[0][:, 2] - theirs[0][:, 0], theirs[0][:, 3] - theirs[0][:, 1])
         for box in theirs[0][sides >= min_size]:
             ious = [_iou(box, b) for b in ours[0]]
@@ -139,3 +140,48 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = w * h
     return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+
+
+def _filling(photo: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``photo`` scaled to cover a ``width`` x ``height`` frame and centre-cropped: a close-up."""
+    import cv2
+
+    scale = max(width / photo.shape[1], height / photo.shape[0])
+    size = (max(width, round(photo.shape[1] * scale)), max(height, round(photo.shape[0] * scale)))
+    big = cv2.resize(photo, size, interpolation=cv2.INTER_LINEAR)
+    y, x = (big.shape[0] - height) // 2, (big.shape[1] - width) // 2
+    return np.ascontiguousarray(big[y : y + height, x : x + width])
+
+
+@pytest.mark.shared_data
+def test_the_full_frame_level_finds_close_ups_and_keeps_every_other_face(
+    shared_data: Path, mtcnn: MTCNN
+) -> None:
+    """Faces larger than the frame: facenet's pyramid stops short of two of these close-ups; the
+    extra level finds them, and every face facenet finds in the others is still found."""
+    root = shared_data / "faces" / "kair_real_faces"
+    for name, width, height, missed_by_facenet in [
+        ("face_02.png", 640, 360, True),
+        ("face_14.png", 360, 640, True),
+        ("face_01.png", 640, 360, False),
+        ("face_07.png", 360, 640, False),
+        ("face_11.png", 480, 360, False),
+    ]:
+        frame = _filling(_read_rgb(root / name), width, height)[None]
+        (ours,) = detect_batch(mtcnn, frame, 19.5)
+        (theirs,) = detect_batch(mtcnn, frame, 19.5, full_frame=False)
+        assert len(ours[0]) == 1, name
+        assert len(theirs[0]) == (0 if missed_by_facenet else 1), name
+        for box in theirs[0]:
+            assert max(_iou(box, b) for b in ours[0]) >= 0.5, name
+
+
+def test_the_pyramid_ends_where_the_short_side_is_12_px() -> None:
+    from detector.faces.mtcnn_pass import pyramid_scales
+
+    facenets = pyramid_scales(360, 640, 19.5, 0.709, full_frame=False)
+    ours = pyramid_scales(360, 640, 19.5, 0.709)
+    assert ours[:-1] == facenets
+    assert facenets[-1] * 360 > 12.5
+    assert ours[-1] * 360 == pytest.approx(12.0)
+    assert pyramid_scales(12, 12, 12.0, 0.709) == [1.0]  # already at 12 px: nothing added
