@@ -117,6 +117,13 @@ class Options:
     heatmaps: bool = False
 
 
+ANALYSIS_VERSION = 2
+"""Bumped whenever a change to the stages' code changes what they find for the same input,
+settings and weights (version 2: videos' faces followed between anchors, and the MTCNN pyramid
+level for faces as large as the frame). Result and evaluation cache keys include it, so no cache
+answers with what older code found."""
+
+
 def configured_models(settings: Settings) -> tuple[tuple[str, ModelEntry], tuple[str, ModelEntry] | None]:
     """``(name, manifest entry)`` of the face model and of the synthetic-image model (None when unset)."""
     from detector.models._registry import get_entry

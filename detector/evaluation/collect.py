@@ -4,8 +4,9 @@
 through :class:`detector.pipeline.Pipeline`) and keeps the :class:`StageOutputs` without pixels:
 the raw crop and frame logits, faces, tracks, provenance and scope. Any calibration or fusion is
 then applied by :meth:`ReportAssembler.build`, giving exactly the report a user would get, in
-microseconds. The cache key covers the file's bytes, the models' weights and every setting the
-stages read (faces, sampling, frames); calibration and fusion are deliberately not part of it.
+microseconds. The cache key covers the file's bytes, the models' weights, every setting the
+stages read (faces, sampling, frames) and the stages' code version
+(:data:`detector.stages.ANALYSIS_VERSION`); calibration and fusion are deliberately not part of it.
 
 A baseline model (MesoNet) is scored on the same faces (or whole images when none) for the
 comparison rows of every table.
@@ -43,10 +44,11 @@ class Collected:
 
 def stage_key(settings: Settings, frames: int | None) -> str:
     """What stage outputs depend on: the models' weights and the face and sampling settings."""
-    from detector.stages import configured_models, resolved_faces
+    from detector.stages import ANALYSIS_VERSION, configured_models, resolved_faces
 
     face, synthetic = configured_models(settings)
     parts = {
+        "analysis": ANALYSIS_VERSION,
         "face": [face[0], face[1].sha256],
         "synthetic": None if synthetic is None else [synthetic[0], synthetic[1].sha256],
         "faces": resolved_faces(settings).model_dump(mode="json", exclude={"batch_size", "max_batch_pixels"}),

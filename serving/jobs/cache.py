@@ -27,7 +27,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
     from detector.models._manifest import load_manifest
     from detector.report.schema import SCHEMA_VERSION
     from detector.scoring.fusion.params import default_fusion_path
-    from detector.stages import resolved_faces
+    from detector.stages import ANALYSIS_VERSION, resolved_faces
 
     models = {}
     manifest = load_manifest()
@@ -48,6 +48,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
     fusion = hashlib.sha256(fusion_path.read_bytes()).hexdigest() if fusion_path.is_file() else None
     parts = {
         "schema": SCHEMA_VERSION,
+        "analysis": ANALYSIS_VERSION,
         "models": models,
         "fusion_file": fusion,
         "settings": {

@@ -94,13 +94,14 @@ def test_the_fusion_file_bytes_and_its_thresholds_change_the_key(settings: Setti
         lambda s: setattr(s.faces, "min_probability", 0.9),
         lambda s: setattr(s.faces, "min_face_px", 30),
         lambda s: setattr(s.faces, "margin", 1.5),
+        lambda s: setattr(s.faces, "full_detect_every", 1),
         lambda s: setattr(s.fusion, "confident_fake", 0.9),
         lambda s: setattr(s.fusion, "track_rule", "confident"),
         lambda s: setattr(s.models, "synthetic_model", None),
         lambda s: setattr(s.provenance, "trust_anchors", [Path("/anchors.pem")]),
     ],
-    ids=["frames", "min_probability", "min_face_px", "margin", "confident_fake", "track_rule",
-         "synthetic_model", "trust_anchors"],
+    ids=["frames", "min_probability", "min_face_px", "margin", "full_detect_every", "confident_fake",
+         "track_rule", "synthetic_model", "trust_anchors"],
 )  # fmt: skip
 def test_settings_that_change_a_report_change_the_key(
     settings: Settings, change: Callable[[Settings], None]
@@ -142,3 +143,12 @@ def test_a_recalibration_also_changes_the_scan_row_key(settings: Settings, manif
     before = model_versions(settings, None)
     edit(manifest, FACE_CALIBRATION, FACE_CALIBRATION.replace("0.3697", "0.4697"))
     assert model_versions(settings, None) != before
+
+
+def test_a_new_analysis_version_changes_the_key(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code that finds something else (the stages' ANALYSIS_VERSION) never reuses older reports."""
+    import detector.stages
+
+    before = result_key(settings, Options())
+    monkeypatch.setattr(detector.stages, "ANALYSIS_VERSION", detector.stages.ANALYSIS_VERSION + 1)
+    assert result_key(settings, Options()) != before

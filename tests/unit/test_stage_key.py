@@ -1,0 +1,26 @@
+"""The evaluation cache's key (detector/evaluation/collect.py): what stage outputs depend on."""
+
+from __future__ import annotations
+
+import pytest
+
+import detector.stages
+from detector.evaluation.collect import stage_key
+from detector.settings import Settings
+
+
+def test_the_key_follows_face_settings_frames_and_the_analysis_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings()
+    key = stage_key(settings, None)
+    assert stage_key(settings.model_copy(deep=True), None) == key
+    assert stage_key(settings, 8) != key
+    planned_off = settings.model_copy(deep=True)
+    planned_off.faces.full_detect_every = 1
+    assert stage_key(planned_off, None) != key
+    batched = settings.model_copy(deep=True)
+    batched.faces.batch_size = 3  # how MTCNN batches changes no output
+    assert stage_key(batched, None) == key
+    monkeypatch.setattr(detector.stages, "ANALYSIS_VERSION", detector.stages.ANALYSIS_VERSION + 1)
+    assert stage_key(settings, None) != key
