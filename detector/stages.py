@@ -344,9 +344,11 @@ def collect(
         else None
     )
     watermark = clock.run("watermark", lambda: watermark_of(prepared.info.kind, frames))
-    plan.take(clock.wait(detecting))
+    found: list[list[FaceDetection]] = clock.wait(detecting)
+    plan.take(found)
     while not plan.finished:  # the frames between anchors: a few small regions each
-        plan.take(clock.wait(clock.start("faces", partial(calls.detect, plan.requests()))))
+        found = clock.wait(clock.start("faces", partial(calls.detect, plan.requests())))
+        plan.take(found)
     faces = detect_and_track(frames, plan.result(), settings.faces)
     tell(
         PROGRESS["models"],
