@@ -119,6 +119,12 @@ class DetectionPlan:
         self.region_searches += len(self._regions)
         self._plan(sorted(missed))
 
+    def run(self, detect: Callable[[list[np.ndarray]], Sequence[Sequence[FaceDetection]]]) -> list[Faces]:
+        """Every remaining round through ``detect`` (one call per round); the faces per frame."""
+        while not self.finished:
+            self.take(detect(self.requests()))
+        return self.result()
+
     def result(self) -> list[Faces]:
         """Faces per frame (largest first; ``frame_index`` is the frame's position), once finished."""
         if not self.finished:
@@ -203,7 +209,4 @@ def detect_planned(
     min_face_px: float,
 ) -> list[Faces]:
     """Faces of ``images`` (frames in sampling order) by :class:`DetectionPlan` over ``detect``."""
-    plan = DetectionPlan(images, settings, min_face_px)
-    while not plan.finished:
-        plan.take(detect(plan.requests()))
-    return plan.result()
+    return DetectionPlan(images, settings, min_face_px).run(detect)

@@ -10,11 +10,16 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detector.settings import FaceSettings, Settings
 from scripts.bench.media import ClipSpec, _view, bench_clips, distinct_jpegs, face_photos, write_clip
+
+if TYPE_CHECKING:
+    from detector.faces.extract import FaceExtractor
+    from detector.faces.plan import DetectionPlan
 
 Row = tuple[str, str, str]
 
@@ -75,6 +80,7 @@ def bench_faces(tmp: Path, settings: Settings) -> list[Row]:
             seconds = timeit(partial(extractor.detect, images), repeat=2)
             note = "downscaled to 640" if downscale else "full resolution"
             rows.append(("faces", f"MTCNN {label}, batch {batch}, {note}", f"{batch / seconds:.1f} frames/s"))
+    rows += _plan_rows(settings)
     from scripts.bench.faces_pass import compare
 
     sides = compare(32)
@@ -85,6 +91,51 @@ def bench_faces(tmp: Path, settings: Settings) -> list[Row]:
         f"ours {ours.seconds:.2f} s, {ours.faces} faces, +{ours.peak_growth_mb:.0f} MB; "
         f"{theirs.seconds / ours.seconds:.2f}x",
     ))  # fmt: skip
+    return rows
+
+
+FFPP = Path("..") / "shared" / "data" / "deepfake" / "ffpp_c23"
+FFPP_CLIPS = [FFPP / "original" / "519.mp4", FFPP / "Deepfakes" / "519_515.mp4"]
+
+
+def _planned(images: list[np.ndarray], faces: FaceSettings, extractor: FaceExtractor) -> DetectionPlan:
+    """A finished detection plan of ``images`` over ``extractor``."""
+    from detector.faces.plan import DetectionPlan
+
+    plan = DetectionPlan(images, faces, extractor.min_face_px)
+    plan.run(extractor.detect)
+    return plan
+
+
+def _plan_rows(settings: Settings) -> list[Row]:
+    """The face detection plan against a whole search of every frame, on continuous real footage
+    (the shared FaceForensics++ clips, when present): time, whole searches and faces found."""
+    from detector.media.loader import MediaLoader
+    from detector.media.sampling import FrameSampler
+    from detector.stages import face_extractor
+
+    loader = MediaLoader(settings.limits)
+    sampler = FrameSampler(settings.sampling, loader)
+    extractor = face_extractor(settings, "cpu")
+    rows: list[Row] = []
+    for clip in (c for c in FFPP_CLIPS if c.exists()):
+        images = [f.image for f in sampler.sample(loader.load(clip), 32).frames]
+        found = {}
+        for every in (1, 4):
+            run = partial(
+                _planned,
+                images,
+                extractor.settings.model_copy(update={"full_detect_every": every}),
+                extractor,
+            )
+            plan = run()
+            found[every] = (timeit(run, repeat=2), plan.whole_searches, sum(len(d) for d in plan.result()))
+        (whole_s, _, whole_n), (plan_s, searched, plan_n) = found[1], found[4]
+        rows.append((
+            "faces", f"plan vs whole search, FF++ {clip.parent.name}/{clip.name} (640x480), 32 frames",
+            f"whole {whole_s:.2f} s, {whole_n} faces; plan {plan_s:.2f} s ({searched} of 32 searched whole), "
+            f"{plan_n} faces; {whole_s / plan_s:.2f}x",
+        ))  # fmt: skip
     return rows
 
 

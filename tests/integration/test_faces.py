@@ -373,9 +373,7 @@ def test_the_detection_plan_finds_the_faces_of_whole_frame_search(
     images = [f.image for f in sample_frames(shared_data / "deepfake" / "ffpp_c23" / clip, 32)]
     everywhere = extractor.detect(images)
     plan = DetectionPlan(images, FaceSettings(full_detect_every=4), extractor.min_face_px)
-    while not plan.finished:
-        plan.take(extractor.detect(plan.requests()))
-    planned = plan.result()
+    planned = plan.run(extractor.detect)
     assert plan.whole_searches <= 12, plan.whole_searches
     assert plan.region_searches >= 20, plan.region_searches
     for i, (whole, followed) in enumerate(zip(everywhere, planned, strict=True)):

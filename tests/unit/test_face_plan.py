@@ -58,9 +58,7 @@ class SquareDetector:
 def run(images: list[np.ndarray], every: int, min_face: float = 8.0) -> tuple[DetectionPlan, list]:
     detector = SquareDetector()
     plan = DetectionPlan(images, FaceSettings(full_detect_every=every), min_face)
-    while not plan.finished:
-        plan.take(detector(plan.requests()))
-    return plan, plan.result()
+    return plan, plan.run(detector)
 
 
 def boxes(found: list[list[FaceDetection]]) -> list[list[tuple[float, ...]]]:
