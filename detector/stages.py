@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from detector.faces.extract import FaceExtractor, FaceResult
+    from detector.faces.extract import FaceExtractor, FaceResult, FrameLike
     from detector.media.loader import MediaInfo
     from detector.media.sampling import Frame, FrameSample
     from detector.models._manifest import ModelEntry
@@ -149,7 +149,7 @@ def face_spec(settings: Settings) -> InputSpec:
 
 
 def detect_and_track(
-    frames: Sequence[Frame], found: Sequence[Sequence[FaceDetection]], settings: FaceSettings
+    frames: Sequence[FrameLike], found: Sequence[Sequence[FaceDetection]], settings: FaceSettings
 ) -> FaceResult:
     """Per-frame detections (in frame order) given their frame's index, then linked into tracks."""
     from detector.faces.extract import FaceResult
@@ -158,6 +158,20 @@ def detect_and_track(
         [replace(d, frame_index=f.index) for d in dets] for f, dets in zip(frames, found, strict=True)
     ]
     return FaceResult(per_frame, link_tracks(per_frame, settings.track_iou, settings.track_center_dist))
+
+
+def find_faces(
+    detect: Callable[[list[np.ndarray]], Sequence[Sequence[FaceDetection]]],
+    frames: Sequence[FrameLike],
+    settings: FaceSettings,
+    min_face_px: float,
+) -> FaceResult:
+    """The faces and tracks of ``frames`` by the detection plan (:mod:`detector.faces.plan`) over
+    ``detect``, every round in one go (:func:`collect` sends the first round early instead)."""
+    from detector.faces.plan import detect_planned
+
+    found = detect_planned(detect, [f.image for f in frames], settings, min_face_px)
+    return detect_and_track(frames, found, settings)
 
 
 def crop_faces(
@@ -346,10 +360,9 @@ def collect(
     watermark = clock.run("watermark", lambda: watermark_of(prepared.info.kind, frames))
     found: list[list[FaceDetection]] = clock.wait(detecting)
     plan.take(found)
-    while not plan.finished:  # the frames between anchors: a few small regions each
-        found = clock.wait(clock.start("faces", partial(calls.detect, plan.requests())))
-        plan.take(found)
-    faces = detect_and_track(frames, plan.result(), settings.faces)
+    # then the frames between anchors: a few small regions each
+    per_frame = plan.run(lambda batch: clock.wait(clock.start("faces", partial(calls.detect, batch))))
+    faces = detect_and_track(frames, per_frame, settings.faces)
     tell(
         PROGRESS["models"],
         {"stage": "models", "faces_found": faces.n_faces, "face_tracks": len(faces.tracks)},

@@ -136,16 +136,11 @@ class FaceExtractor:
             return self._mtcnn
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
-        """Faces in each RGB uint8 image, largest first; ``frame_index`` is the image's position."""
-        return self._detect(list(range(len(images))), [_as_rgb(im) for im in images])
+        """Faces in each RGB uint8 image, largest first; ``frame_index`` is the image's position.
 
-    def extract(self, frames: Sequence[FrameLike]) -> FaceResult:
-        """Faces in each frame (``frame_index = frame.index``) and the tracks linking them."""
-        per_frame = self._detect([f.index for f in frames], [_as_rgb(f.image) for f in frames])
-        tracks = link_tracks(per_frame, self.settings.track_iou, self.settings.track_center_dist)
-        return FaceResult(per_frame=per_frame, tracks=tracks)
-
-    def _detect(self, indices: list[int], images: list[np.ndarray]) -> list[list[FaceDetection]]:
+        A video's frames go through :func:`detector.stages.find_faces` (the detection plan and
+        the tracks), which calls this on whole frames and on regions of them."""
+        images = [_as_rgb(im) for im in images]
         cfg = self.settings
         results: list[list[FaceDetection]] = [[] for _ in images]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -163,7 +158,7 @@ class FaceExtractor:
                     continue  # no face of the minimum size fits (MTCNN fails on an empty pyramid)
                 copies = np.stack([_downscale(images[p], h, w) for p in chunk])
                 for p, found in zip(chunk, self._run(copies, min_size), strict=True):
-                    results[p] = self._to_full_res(indices[p], images[p].shape, (h, w), *found)
+                    results[p] = self._to_full_res(p, images[p].shape, (h, w), *found)
         return results
 
     def _run(self, batch: np.ndarray, min_size: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

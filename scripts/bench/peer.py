@@ -67,24 +67,23 @@ def _peer_clip(path: Path, mtcnn: object, min_side: float) -> tuple[float, float
 def _trueframe_clip(
     path: Path, parts: tuple[object, object, object], min_side: float
 ) -> tuple[float, float, int]:
-    from detector.faces.plan import detect_planned
     from detector.runtime import release_memory
+    from detector.stages import find_faces
 
     loader, sampler, extractor = parts
     start = time.perf_counter()
     sample = sampler.sample(loader.load(path), FRAMES)  # type: ignore[attr-defined]
     sampled = time.perf_counter()
-    images = [f.image for f in sample.frames]
     settings = extractor.settings  # type: ignore[attr-defined]
-    found = detect_planned(extractor.detect, images, settings, extractor.min_face_px)  # type: ignore[attr-defined]
+    found = find_faces(extractor.detect, sample.frames, settings, extractor.min_face_px)  # type: ignore[attr-defined]
     done = time.perf_counter()
     faces = sum(
         1
-        for frame, dets in zip(sample.frames, found, strict=True)
+        for frame, dets in zip(sample.frames, found.per_frame, strict=True)
         for d in dets
         if d.side / frame.scale >= min_side
     )
-    del sample, images, found
+    del sample, found
     release_memory()  # as the service does after every analysis (serving/analyzer.py)
     return sampled - start, done - sampled, faces
 

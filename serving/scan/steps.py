@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from detector.errors import InternalError, TrueframeError
-from detector.faces.plan import detect_planned
 from detector.media.loader import Media, MediaInfo, MediaLoader
 from detector.media.sampling import FrameSample, FrameSampler
 from detector.provenance.pdq import KnownMedia, perceptual_hashes
@@ -32,8 +31,8 @@ from detector.stages import (
     Prepared,
     build_assembler,
     crop_faces,
-    detect_and_track,
     face_spec,
+    find_faces,
     keyed,
     marked,
     outputs,
@@ -187,9 +186,7 @@ class FaceStep(_Step):
     def one(self, state: ItemState) -> None:
         assert state.sample is not None
         frames = state.sample.frames
-        images = [f.image for f in frames]
-        found = detect_planned(self.extractor.detect, images, self.settings, self.extractor.min_face_px)
-        state.faces = detect_and_track(frames, found, self.settings)
+        state.faces = find_faces(self.extractor.detect, frames, self.settings, self.extractor.min_face_px)
 
 
 class ClassifierStep(_Step):

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 
 from detector.faces.extract import FaceDetection, FaceExtractor, box_iou, crop_face, link_tracks
 from detector.settings import FaceSettings
+from detector.stages import find_faces
 from tests.support import mediagen
 
 
@@ -283,7 +284,7 @@ def test_rejects_images_that_are_not_rgb_uint8(extractor: FaceExtractor) -> None
 def test_generated_clip_yields_one_track(extractor: FaceExtractor) -> None:
     n = 20
     frames = [Frame(index=7 * i, image=mediagen.face_frame(i, n, CLIP_SIZE)) for i in range(n)]
-    result = extractor.extract(frames)
+    result = find_faces(extractor.detect, frames, extractor.settings, extractor.min_face_px)
     assert len(result.per_frame) == n
     assert result.tracks, "no face track found"
     main = result.tracks[0]
@@ -354,7 +355,7 @@ def sample_frames(path: Path, n: int) -> list[Frame]:
 def test_ffpp_clip_faces_form_one_main_track(shared_data: Path, extractor: FaceExtractor, clip: str) -> None:
     frames = sample_frames(shared_data / "deepfake" / "ffpp_c23" / clip, 32)
     assert len(frames) == 32
-    result = extractor.extract(frames)
+    result = find_faces(extractor.detect, frames, extractor.settings, extractor.min_face_px)
     with_face = sum(1 for dets in result.per_frame if dets)
     assert with_face >= 0.9 * 32, f"faces in {with_face}/32 frames"
     main = result.tracks[0]
