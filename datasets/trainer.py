@@ -149,10 +149,22 @@ def manifest_entry(config: dict[str, Any], file: str, sha256: str, metrics: dict
 
 
 def build_module(config: dict[str, Any], device: torch.device) -> nn.Module:
-    """The config's architecture, ImageNet-initialised when ``init: imagenet``, on ``device``."""
+    """The config's architecture on ``device``: ImageNet-initialised with ``init: imagenet``, or
+    fine-tuned from a registered model's verified weights with ``init: model:<name>`` (same arch)."""
     arch = parse_model_name(config["name"])[0]
     module = get_architecture(arch).factory()
-    if config.get("init") == "imagenet":
+    init = str(config.get("init", ""))
+    if init.startswith("model:"):
+        from safetensors.torch import load_file
+
+        from detector.models._registry import get_entry
+        from detector.models._weights import default_weights_dir, resolve_weights
+
+        start = init.removeprefix("model:")
+        if parse_model_name(start)[0] != arch:
+            raise SystemExit(f"init: {init} is a different architecture from {config['name']}")
+        module.load_state_dict(load_file(str(resolve_weights(get_entry(start), default_weights_dir()))))
+    elif init == "imagenet":
         from detector.models.effnet_lite import EfficientNetLite, load_imagenet
 
         if not isinstance(module, EfficientNetLite):

@@ -132,3 +132,22 @@ def test_audit_limit_is_an_even_subset_over_every_group(tmp_path: Path) -> None:
     # evenly spaced over the sorted names (age first): every age band stays in, not only the young
     assert {f.age for f in subset} == {f.age for f in every}
     assert len({f.race for f in subset}) >= 4
+
+
+def test_plain_upscaling_reaches_both_classes_and_validation() -> None:
+    pool = ImagePool()
+    pool.add(_textured(1, 120), 0, "photos", "p/0")
+    pool.add(_textured(2, 100), 1, "gen", "g/0")
+    always = SyntheticSet(pool, 96, FormatChain(), upscale_prob=1.0, upscale_range=(1.5, 2.0))
+    never = SyntheticSet(pool, 96, FormatChain())
+    for label, side in ((0, 120), (1, 100)):
+        big = always.draw(label, np.random.default_rng(label))
+        assert side * 1.5 <= big.shape[0] <= side * 2.0
+        assert big.shape[0] == big.shape[1]
+        assert never.draw(label, np.random.default_rng(label)).shape[0] == side
+    again = always.draw(0, np.random.default_rng(0))
+    assert np.array_equal(again, always.draw(0, np.random.default_rng(0)))  # deterministic for a seed
+    val = never.fixed(upscaled=2.0)
+    assert val.labels.tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert [im.shape[0] for im in val.images] == [120, 100, 240, 200]
+    assert len(never.fixed().images) == 2
