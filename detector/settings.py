@@ -69,7 +69,7 @@ class FaceSettings(BaseModel):
 class ModelSettings(BaseModel):
     weights_dir: Path = Field(Path("~/.cache/trueframe"), description="imported/fetched weights cache")
     face_model: str = "effnetlite0.faces"
-    synthetic_model: str | None = "effnetlite0v.synthetic"
+    synthetic_model: str | None = "effnetlite0v.synthetic3"
 
 
 class ProvenanceSettings(BaseModel):

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from detector.provenance.types import ActiveManifest, AIDeclaration, MetadataHint, ProvenanceReport
-from detector.scoring.fusion.fit import choose_thresholds, dump_parameters, fit_stack, stack_logits
+from detector.scoring.fusion.fit import (
+    choose_thresholds,
+    dump_parameters,
+    fit_stack,
+    shift_prior,
+    stack_logits,
+)
 from detector.scoring.fusion.rules import (
     Fusion,
     FusionInputs,
@@ -177,6 +183,32 @@ def test_fitted_stack_is_monotone_and_round_trips(tmp_path: Path, params: Fusion
     path = tmp_path / "fusion.toml"
     path.write_text(dump_parameters(fitted, "test header"))
     assert load_parameters(path) == fitted
+
+
+def test_shift_prior_only_ever_lowers_an_intercept() -> None:
+    mostly_fake, balanced = np.array([1.0] * 9 + [0.0]), np.array([1.0, 0.0] * 5)
+    assert shift_prior(0.5, mostly_fake, balanced) == pytest.approx(0.5 - np.log(9.0))
+    assert shift_prior(0.5, 1 - mostly_fake, balanced) == 0.5  # a mostly-real pattern keeps its own
+
+
+def test_which_detectors_ran_does_not_set_the_prior() -> None:
+    """Face rows 90% fake, the rest 20% fake, evidence alike everywhere and the face score noise:
+    fitted per pattern, "a face was found" alone would add log-odds; with the shared prior no pattern
+    starts above the prior of all rows."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    has_face = rng.random(n) < 0.5
+    labels = (rng.random(n) < np.where(has_face, 0.9, 0.2)).astype(float)
+    synth = (labels * 2 - 1) + rng.normal(0, 1.5, n)
+    face = np.where(has_face, rng.normal(0, 1, n), np.nan)
+    own = fit_stack(face, synth, labels, shared_prior=False)
+    shared = fit_stack(face, synth, labels)
+    for subs in (own, shared):
+        assert subs["face_synthetic"].face < 0.1
+    overall = float(np.log(labels.mean() / (1 - labels.mean())))  # evidence is symmetric about 0
+    assert own["face_synthetic"].intercept > overall + 1.5  # the face rows' own 9:1
+    assert abs(shared["face_synthetic"].intercept - overall) < 0.3
+    assert shared["synthetic"].intercept == own["synthetic"].intercept  # fewer fakes than overall: kept
 
 
 def test_a_kind_section_replaces_the_shared_submodels_and_bands(

@@ -6,7 +6,9 @@
 * :func:`fit_stack`: one sub-model per signal pattern, each fitted on the rows that pattern
   describes (``synthetic``: items where no face was found; ``face``: items with a face, the
   synthetic score ignored; ``face_synthetic``: items with both). Patterns with too few rows of
-  either class are left out (fusion then falls back to equal weights and says so).
+  either class are left out (fusion then falls back to equal weights and says so). No pattern
+  starts above the prior of all rows (:func:`shift_prior`): which detectors could run is not
+  evidence of manipulation.
 * :func:`choose_thresholds`: band boundaries at stated error rates on the calibration set.
 * :func:`dump_parameters`: ``weights/fusion.toml`` text.
 """
@@ -51,36 +53,67 @@ def fit_submodel(features: np.ndarray, labels: np.ndarray) -> tuple[float, list[
     return float(result.x[0]), [float(v) for v in result.x[1:]]
 
 
+def _log_odds(labels: np.ndarray) -> float:
+    rate = float(np.mean(labels))
+    return math.log(rate / (1.0 - rate))
+
+
+def shift_prior(intercept: float, rows: np.ndarray, everything: np.ndarray) -> float:
+    """``intercept`` fitted on labels ``rows``, lowered to the class balance of ``everything`` when
+    the rows held more fakes than the whole (never raised).
+
+    A sub-model's intercept absorbs the share of fakes among the rows it was fitted on. On the dev
+    set that share is an accident of collection: nearly every generated image is a face and most
+    real photos are not, so the pattern fitted on images with a face learned "a face was found, so
+    it is probably fake" (+0.86 log-odds before any evidence) and real face photos were accused
+    (teenagers 11.5% in the bias audit). Moving the rows' log-odds to the whole section's (the
+    prior-shift correction of a logistic model) keeps the pattern's weights and lets only evidence
+    raise the score. The other way round (a pattern of mostly real rows) is not corrected: raising a
+    prior from the collection's composition would accuse on no evidence just the same.
+    """
+    return min(intercept, intercept - _log_odds(rows) + _log_odds(everything))
+
+
 def _enough(labels: np.ndarray) -> bool:
     return int((labels == 1).sum()) >= MIN_ROWS_PER_CLASS and int((labels == 0).sum()) >= MIN_ROWS_PER_CLASS
 
 
 def fit_stack(
-    face: np.ndarray, synthetic: np.ndarray, labels: np.ndarray, joint: bool = True
+    face: np.ndarray,
+    synthetic: np.ndarray,
+    labels: np.ndarray,
+    joint: bool = True,
+    shared_prior: bool = True,
 ) -> dict[Pattern, SubModel]:
     """Sub-models per pattern; ``face`` / ``synthetic`` hold calibrated logits, NaN where missing.
 
     ``joint``: fit ``face_synthetic`` on the rows with both signals. Leave it False when those rows
     do not hold both kinds of fakes (e.g. only face-swaps); fusion then combines the face and
-    synthetic sub-models as a noisy-OR instead.
+    synthetic sub-models as a noisy-OR instead. ``shared_prior``: no pattern's intercept starts
+    above the class balance of all rows with a signal (:func:`shift_prior`).
     """
     f = np.asarray(face, dtype=np.float64)
     s = np.asarray(synthetic, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     has_f, has_s = ~np.isnan(f), ~np.isnan(s)
+    every = y[has_f | has_s]
+
+    def prior(b: float, rows: np.ndarray) -> float:
+        return shift_prior(b, y[rows], every) if shared_prior else b
+
     out: dict[Pattern, SubModel] = {}
     both = has_f & has_s
     if joint and _enough(y[both]):
         b, (wf, ws) = fit_submodel(np.stack([f[both], s[both]], axis=1), y[both])
-        out["face_synthetic"] = SubModel(intercept=b, face=wf, synthetic=ws, n=int(both.sum()))
+        out["face_synthetic"] = SubModel(intercept=prior(b, both), face=wf, synthetic=ws, n=int(both.sum()))
     if _enough(y[has_f]):
         b, (wf,) = fit_submodel(f[has_f], y[has_f])
-        out["face"] = SubModel(intercept=b, face=wf, n=int(has_f.sum()))
+        out["face"] = SubModel(intercept=prior(b, has_f), face=wf, n=int(has_f.sum()))
     only_s = has_s & ~has_f
     rows = only_s if _enough(y[only_s]) else has_s
     if _enough(y[rows]):
         b, (ws,) = fit_submodel(s[rows], y[rows])
-        out["synthetic"] = SubModel(intercept=b, synthetic=ws, n=int(rows.sum()))
+        out["synthetic"] = SubModel(intercept=prior(b, rows), synthetic=ws, n=int(rows.sum()))
     if not out:
         raise CalibrationDataError(f"no signal pattern has {MIN_ROWS_PER_CLASS} items of each class")
     return out
