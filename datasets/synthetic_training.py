@@ -12,8 +12,9 @@ With ``upscale_prob`` > 0 an image of either class is first enlarged by ordinary
 resampling (bilinear, bicubic or Lanczos, 1.3-2.5x) before its view is cut: real photos are often
 up-scaled (small originals, face chips, editors), and a model that never saw that reads plain
 interpolation as generator up-sampling (the v2 model's mean logit on 150 real UTKFace adults rose
-from -4.48 to -1.14 after a bicubic 2x round trip, to +2.19 after a bilinear one). Applied alike to both classes,
-plain interpolation stops being a label while the generators' own traces survive, stretched.
+from -4.48 to -1.14 after a bicubic 2x round trip, to +2.19 after a bilinear one). Applied alike
+to both classes, plain interpolation stops being a label while the generators' own traces
+survive, stretched.
 """
 
 from __future__ import annotations
