@@ -29,6 +29,7 @@ from PIL import Image
 
 from datasets.artefacts import random_fake
 from datasets.batch import Batch
+from datasets.compress import h264_roundtrip
 from datasets.image_pool import ImagePool
 
 
@@ -43,12 +44,16 @@ def reencode(image: np.ndarray, fmt: str, quality: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FormatChain:
-    """Random re-encoding and mild rescaling applied identically to both classes."""
+    """Random re-encoding and mild rescaling applied identically to both classes; with
+    ``h264_prob`` > 0 a share of each batch is also re-encoded as the frames of one H.264 clip
+    (video frames reach the model after a platform's re-encode, which JPEG does not imitate)."""
 
     jpeg_prob: float = 0.45
     webp_prob: float = 0.2
     quality: tuple[int, int] = (65, 95)
     flip_prob: float = 0.5
+    h264_prob: float = 0.0
+    h264_crfs: tuple[int, ...] = (18, 23, 28, 33)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One re-encoded copy."""
@@ -59,6 +64,20 @@ class FormatChain:
             return reencode(out, "JPEG", q)
         if roll < self.jpeg_prob + self.webp_prob:
             return reencode(out, "WEBP", q)
+        return out
+
+    def batch(self, images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+        """``images`` (same size, any class) with a random ``h264_prob`` share re-encoded together
+        as H.264 at one random CRF; draws nothing from ``rng`` when ``h264_prob`` is 0."""
+        if self.h264_prob <= 0:
+            return images
+        chosen = [i for i in range(len(images)) if rng.random() < self.h264_prob]
+        if not chosen:
+            return images
+        crf = int(rng.choice(np.asarray(self.h264_crfs)))
+        out = list(images)
+        for i, frame in zip(chosen, h264_roundtrip([images[i] for i in chosen], crf), strict=True):
+            out[i] = frame
         return out
 
 
@@ -135,6 +154,7 @@ class SyntheticSet:
         for _ in range(size // 2):
             images.append(self.chain(random_view(self.draw(0, rng), self.size, rng), rng))
             images.append(self.chain(self.fake(rng), rng))
+        images = self.chain.batch(images, rng)
         return Batch(images, np.tile(np.asarray([0.0, 1.0], np.float32), size // 2))
 
     def fixed(self, upscaled: float = 0.0) -> Batch:
