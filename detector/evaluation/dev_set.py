@@ -14,6 +14,11 @@ generator sits in both halves and a stratum of one group (the FaceForensics++ pa
 a cut of a downscaled figure, every real one a camera JPEG; generated videos are larger). The
 ``matched`` variant re-encodes both classes alike (:func:`matched_copy`): images to a 256 px
 square JPEG at quality 90, videos to their first 8 s as a 256 px square H.264 (CRF 23, no audio).
+
+**Upscaled variant.** The matched copy enlarged 2x by bicubic resampling before it is encoded
+(512 px, same JPEG / H.264 settings): real photos are often enlarged by software, and a detector
+of generator up-sampling must not read plain interpolation as generation. Compared with
+``matched``, it shows what enlarging alone does to the scores. Not used for calibration.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("original", "matched")
+VARIANTS = ("original", "matched", "upscaled")
+DEFAULT_VARIANTS = ("original", "matched")
 MATCHED_SIDE = 256
+UPSCALE_FACTOR = 2
 MATCHED_SECONDS = 8.0
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
@@ -119,39 +126,56 @@ def _square(image: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(square, (side, side), interpolation=flag))
 
 
-def _matched_image(src: Path, dst: Path) -> None:
+def _variant_frame(image: np.ndarray, variant: str) -> np.ndarray:
+    """``image`` as ``variant`` shows it: the matched square, enlarged for ``upscaled``."""
+    import cv2
+
+    square = _square(image, MATCHED_SIDE)
+    if variant == "matched":
+        return square
+    side = MATCHED_SIDE * UPSCALE_FACTOR
+    return np.ascontiguousarray(cv2.resize(square, (side, side), interpolation=cv2.INTER_CUBIC))
+
+
+def _variant_image(src: Path, dst: Path, variant: str) -> None:
     from PIL import Image, ImageOps
 
     with Image.open(src) as im:
         rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    Image.fromarray(_square(rgb, MATCHED_SIDE)).save(dst, format="JPEG", quality=90)
+    Image.fromarray(_variant_frame(rgb, variant)).save(dst, format="JPEG", quality=90)
 
 
-def _matched_video(src: Path, dst: Path) -> None:
+def _variant_video(src: Path, dst: Path, variant: str) -> None:
     import av
 
+    side = MATCHED_SIDE if variant == "matched" else MATCHED_SIDE * UPSCALE_FACTOR
     with av.open(str(src)) as inp, av.open(str(dst), mode="w") as out:
         stream_in = inp.streams.video[0]
         rate = stream_in.average_rate or 25
         stream = out.add_stream("libx264", rate=rate)
-        stream.width = stream.height = MATCHED_SIDE
+        stream.width = stream.height = side
         stream.pix_fmt, stream.options = "yuv420p", {"crf": "23", "preset": "medium"}
         for frame in inp.decode(stream_in):
             if frame.time is not None and frame.time >= MATCHED_SECONDS:
                 break
-            image = _square(frame.to_ndarray(format="rgb24"), MATCHED_SIDE)
+            image = _variant_frame(frame.to_ndarray(format="rgb24"), variant)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         out.mux(stream.encode())
 
 
-def matched_copy(item: DevItem, cache: Path) -> Path:
-    """The item re-encoded as the matched variant (built once under ``cache``)."""
+def variant_copy(item: DevItem, variant: str, cache: Path) -> Path:
+    """The file ``variant`` scores for ``item``: the original, or its re-encoded copy (built once
+    under ``cache/<variant>``)."""
+    if variant == "original":
+        return item.path
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     digest = hashlib.sha256(item.relpath.encode()).hexdigest()[:16]
     is_video = item.path.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"}
-    dst = cache / f"{digest}{'.mp4' if is_video else '.jpg'}"
+    dst = cache / variant / f"{digest}{'.mp4' if is_video else '.jpg'}"
     if not dst.exists():
-        cache.mkdir(parents=True, exist_ok=True)
+        dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name("tmp-" + dst.name)
-        (_matched_video if is_video else _matched_image)(item.path, tmp)
+        (_variant_video if is_video else _variant_image)(item.path, tmp, variant)
         tmp.replace(dst)
     return dst

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from detector.errors import ModelError
 from detector.evaluation.collect import Collected, OutputCache
-from detector.evaluation.dev_set import VARIANTS, DevItem, matched_copy, read_dev_set
+from detector.evaluation.dev_set import DEFAULT_VARIANTS, DevItem, read_dev_set, variant_copy
 from detector.evaluation.suite import Scored, score, summarize, write_json
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class SuiteConfig:
     ffpp_dir: Path | None
     out: Path
     cache: Path
-    variants: tuple[str, ...] = VARIANTS
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
     halves: tuple[str, ...] = ("report",)
     baseline: str | None = "meso4.df"
     limit: int | None = None
@@ -58,7 +58,7 @@ def _each(
     cache = OutputCache(config.cache, settings, None, baseline_model(config.baseline, settings))
     for variant in variants:
         for item in tqdm(items, desc=f"dev {variant}", leave=False):
-            path = item.path if variant == "original" else matched_copy(item, config.cache / "matched")
+            path = variant_copy(item, variant, config.cache)
             yield item, variant, cache.get(pipeline, path), pipeline
 
 

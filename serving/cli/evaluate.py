@@ -28,7 +28,9 @@ def register(sub: Any) -> None:
     p.add_argument("--suite", choices=["dev"], help="score the shipped defaults end to end on the dev sets")
     p.add_argument("--dev-dir", type=Path, default=SHARED / "dev", help="the dev set (INDEX.tsv)")
     p.add_argument("--ffpp-dir", type=Path, default=SHARED / "deepfake" / "ffpp_c23", help="the FF++ pair")
-    p.add_argument("--variants", default="original,matched", help="original and/or matched (comma-separated)")
+    p.add_argument(
+        "--variants", default="original,matched", help="original, matched and/or upscaled (comma-separated)"
+    )
     p.add_argument("--halves", default="report", help="report, calibrate, or both (comma-separated)")
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
     p.add_argument("--baseline", default="meso4.df", help="comparison model ('' for none)")

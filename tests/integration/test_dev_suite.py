@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from detector.evaluation.dev_set import DevItem, assign_halves, group_of, read_dev_set
+from detector.evaluation.dev_set import DevItem, assign_halves, group_of, read_dev_set, variant_copy
 from detector.evaluation.runner import SuiteConfig, collect_all, run_dev_suite
 from detector.evaluation.suite import summarize
 from detector.settings import Settings
@@ -89,3 +89,25 @@ def test_the_shared_dev_set_is_split_as_documented(shared_data: Path) -> None:
     assert {i.half for i in items if i.kind.startswith("FaceForensics")} == {"report"}
     report = [i for i in items if i.half == "report"]
     assert 0.45 < len(report) / len(items) < 0.6
+
+
+def test_variant_copies_are_matched_squares_and_their_2x_enlargements(
+    two_items: Path, face_clip: Path, tmp_path: Path
+) -> None:
+    import av
+
+    photo = read_dev_set(two_items)[0]
+    assert variant_copy(photo, "original", tmp_path) == photo.path
+    with (
+        Image.open(variant_copy(photo, "matched", tmp_path)) as m,
+        Image.open(variant_copy(photo, "upscaled", tmp_path)) as u,
+    ):
+        assert (m.format, m.size, u.format, u.size) == ("JPEG", (256, 256), "JPEG", (512, 512))
+        back = np.asarray(u.convert("RGB").resize((256, 256), Image.BOX), np.float32)
+        assert np.abs(back - np.asarray(m.convert("RGB"), np.float32)).mean() < 3.0  # same picture
+    clip = DevItem("faces_video/real/clip.mp4", face_clip, 0, "clip", "faces_video", "clip")
+    with av.open(str(variant_copy(clip, "upscaled", tmp_path))) as video:
+        stream = video.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 512, 512)
+    with pytest.raises(ValueError, match="unknown variant"):
+        variant_copy(photo, "sideways", tmp_path)
