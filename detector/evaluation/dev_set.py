@@ -12,7 +12,7 @@ generator sits in both halves and a stratum of one group (the FaceForensics++ pa
 
 **Matched variant.** The dev set has format and size shortcuts (every generated image is PNG or
 a cut of a downscaled figure, every real one a camera JPEG; generated videos are larger). The
-``matched`` variant re-encodes both classes alike (:func:`matched_copy`): images to a 256 px
+``matched`` variant re-encodes both classes alike (:func:`variant_copy`): images to a 256 px
 square JPEG at quality 90, videos to their first 8 s as a 256 px square H.264 (CRF 23, no audio).
 
 **Upscaled variant.** The matched copy enlarged 2x by bicubic resampling before it is encoded
