@@ -161,14 +161,14 @@ def _synthetic_v2_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
             (val if item[3].startswith(held) else train).add(*item)
     chain = FormatChain(**data.get("chain", {}))
     size = spec.size[0]
-    upscale_range = tuple(float(x) for x in data.get("upscale_range", (1.3, 2.5)))
+    low, high = (float(x) for x in data.get("upscale_range", (1.3, 2.5)))
     train_set = SyntheticSet(
         train,
         size,
         chain,
         float(data.get("simulated_share", 0.2)),
         float(data.get("upscale_prob", 0.0)),
-        (upscale_range[0], upscale_range[1]),
+        (low, high),
     )
     families = {f: train.families.count(f) for f in sorted(set(train.families))}
     print(f"images: {len(train)} train ({families}), {len(val)} validation", flush=True)

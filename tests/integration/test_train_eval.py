@@ -80,7 +80,8 @@ def _config(task: str, tmp_path: Path) -> dict[str, Any]:
         inp = {"size": [FACE_SIZE, FACE_SIZE], "crop_margin": 1.3, "mean": [0.5] * 3, "std": [0.5] * 3}
         return {"task": task, "name": "effnetlite0.toy", "input": inp, "data": data} | common
     data = {"staged": str(tmp_path / "staged"), "pools": pools, "sources": ["imagenet_real", "sd15_fake"],
-            "val_groups": ["imagenet_real/3", "sd15_fake/3"]}  # fmt: skip
+            "val_groups": ["imagenet_real/3", "sd15_fake/3"], "upscale_prob": 0.5,
+            "upscale_range": [1.3, 2.0], "val_upscaled": 2.0, "chain": {"h264_prob": 0.5}}  # fmt: skip
     inp = {"size": [64, 64], "mean": [0.5] * 3, "std": [0.5] * 3}
     return {"task": task, "name": "effnetlite0v.toy", "input": inp, "data": data} | common
 
