@@ -43,6 +43,24 @@ def h264_roundtrip(images: Sequence[np.ndarray], crf: int, preset: str = "veryfa
     return decoded
 
 
+def h264_share(
+    images: list[np.ndarray], prob: float, crfs: Sequence[int], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """``images`` with a random ``prob`` share re-encoded together by :func:`h264_roundtrip` at one
+    CRF drawn from ``crfs`` (left as they are when the chosen ones differ in size or are odd-sized)."""
+    out = list(images)
+    chosen = [i for i in range(len(out)) if rng.random() < prob]
+    if (
+        chosen
+        and all(out[i].shape == out[chosen[0]].shape for i in chosen)
+        and out[chosen[0]].shape[0] % 2 == 0
+    ):
+        crf = int(rng.choice(crfs))
+        for i, frame in zip(chosen, h264_roundtrip([out[i] for i in chosen], crf), strict=True):
+            out[i] = frame
+    return out
+
+
 @dataclass(frozen=True)
 class CompressionChain:
     """Per-sample flip, down/up-scale and JPEG; per-batch H.264 at a random CRF for a share of samples."""
@@ -71,14 +89,4 @@ class CompressionChain:
 
     def batch(self, images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
         """Every image through :meth:`sample`, then a random share re-encoded together as H.264."""
-        out = [self.sample(im, rng) for im in images]
-        chosen = [i for i in range(len(out)) if rng.random() < self.h264_prob]
-        if (
-            chosen
-            and all(out[i].shape == out[chosen[0]].shape for i in chosen)
-            and out[chosen[0]].shape[0] % 2 == 0
-        ):
-            crf = int(rng.choice(self.h264_crfs))
-            for i, frame in zip(chosen, h264_roundtrip([out[i] for i in chosen], crf), strict=True):
-                out[i] = frame
-        return out
+        return h264_share([self.sample(im, rng) for im in images], self.h264_prob, self.h264_crfs, rng)

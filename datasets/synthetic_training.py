@@ -29,7 +29,7 @@ from PIL import Image
 
 from datasets.artefacts import random_fake
 from datasets.batch import Batch
-from datasets.compress import h264_roundtrip
+from datasets.compress import h264_share
 from datasets.image_pool import ImagePool
 
 
@@ -71,14 +71,7 @@ class FormatChain:
         as H.264 at one random CRF; draws nothing from ``rng`` when ``h264_prob`` is 0."""
         if self.h264_prob <= 0:
             return images
-        chosen = [i for i in range(len(images)) if rng.random() < self.h264_prob]
-        if not chosen:
-            return images
-        crf = int(rng.choice(np.asarray(self.h264_crfs)))
-        out = list(images)
-        for i, frame in zip(chosen, h264_roundtrip([images[i] for i in chosen], crf), strict=True):
-            out[i] = frame
-        return out
+        return h264_share(images, self.h264_prob, self.h264_crfs, rng)
 
 
 UPSCALE_FLAGS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
