@@ -39,10 +39,18 @@ def test_chain_is_identical_for_both_classes() -> None:
     """The chain draws from the rng alone: the same draws give the same output whatever the label."""
     chain = CompressionChain(h264_prob=1.0)
     images = [_textured(i, 64) for i in range(4)]
-    a = chain.batch(images, np.random.default_rng(5))
-    b = chain.batch(images, np.random.default_rng(5))
-    for x, y in zip(a, b, strict=True):
-        np.testing.assert_array_equal(x, y)
+    ra, rb = np.random.default_rng(5), np.random.default_rng(5)
+    a, b = chain.batch(images, ra), chain.batch(images, rb)
+    assert ra.bit_generator.state == rb.bit_generator.state  # the same draws
+    _same_h264_output(a, b, images)
+
+
+def _same_h264_output(a: list[np.ndarray], b: list[np.ndarray], originals: list[np.ndarray]) -> None:
+    """Two encodes of the same frames at the same CRF. libx264 through PyAV is not bit-reproducible
+    here (run to run up to ~5 grey levels at CRF 33 on 96 px frames, single-threaded too), so: the
+    two copies are closer to each other than either is to the original."""
+    for x, y, o in zip(a, b, originals, strict=True):
+        assert np.abs(x.astype(int) - y).mean() < 0.6 * np.abs(x.astype(int) - o).mean()
 
 
 def test_grid_tiles_and_dev_matching() -> None:
@@ -163,5 +171,4 @@ def test_h264_share_of_a_synthetic_batch_is_seeded_and_off_by_default() -> None:
     out = chain.batch(images, np.random.default_rng(1))
     assert all(o.shape == i.shape for o, i in zip(out, images, strict=True))
     assert all(np.abs(o.astype(int) - i).mean() > 0.5 for o, i in zip(out, images, strict=True))
-    again = chain.batch(images, np.random.default_rng(1))
-    assert all(np.array_equal(a, b) for a, b in zip(out, again, strict=True))
+    _same_h264_output(out, chain.batch(images, np.random.default_rng(1)), images)
