@@ -32,6 +32,22 @@ class SuiteConfig:
     halves: tuple[str, ...] = ("report",)
     baseline: str | None = "meso4.df"
     limit: int | None = None
+    real_faces: Path | None = None
+    """Staged UTKFace photos; those held out of training are the real side of the face-stills rows."""
+
+
+HELDOUT_KIND = "UTKFace face held out of training"
+
+
+def heldout_face_items(utk_dir: Path, limit: int | None = None) -> list[DevItem]:
+    """The held-out UTKFace photos (the bias audit's faces) as report-half real items of their own
+    set, so the variants re-encode them like dev images; never used for calibration."""
+    from detector.evaluation.audit import audit_faces
+
+    return [
+        DevItem(f"heldout_faces/{f.path.name}", f.path, 0, HELDOUT_KIND, "heldout_faces", f.path.stem)
+        for f in audit_faces(utk_dir, limit)
+    ]
 
 
 def baseline_model(name: str | None, settings: Settings) -> Classifier | None:
@@ -89,8 +105,15 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
 
     items = read_dev_set(config.dev_dir, config.ffpp_dir)[: config.limit]
     rows = collect_all(items, config.variants, settings, config)
+    faces = heldout_face_items(config.real_faces, config.limit) if config.real_faces is not None else []
+    heldout = collect_all(faces, config.variants, settings, config)
     config.out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"halves": list(config.halves), "models": _models(settings), "variants": {}}
+    results: dict[str, Any] = {
+        "halves": list(config.halves),
+        "models": _models(settings),
+        "heldout_faces": len(faces),
+        "variants": {},
+    }
     for variant in config.variants:
         for set_name in sorted({i.set for i in items}):
             chosen = [
@@ -100,7 +123,9 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
             ]
             if not chosen:
                 continue
-            results["variants"].setdefault(variant, {})[set_name] = summarize(chosen)
+            results["variants"].setdefault(variant, {})[set_name] = summarize(
+                chosen, [r for r in heldout if r.variant == variant]
+            )
             curves = {
                 "trueframe": _curve(chosen, lambda r: 0.5 if r.p is None else r.p),
                 "MesoNet meso4.df": _curve(chosen, lambda r: r.baseline),
@@ -144,6 +169,29 @@ def _fmt(cell: Any) -> str:
     return "n/a" if cell is None else str(cell)
 
 
+def _render_stills(stills: dict[str, Any]) -> list[str]:
+    """The face-stills rows: dev images showing a face; generated ones vs held-out real faces."""
+    rows = [("dev images showing a face", stills["dev"])]
+    if "heldout" in stills:
+        rows.append(("generated dev faces vs held-out real UTKFace faces", stills["heldout"]))
+    return [
+        "Face stills (final score; images in which a face was found):",
+        "",
+        *_metric_table("images", rows),
+        "",
+    ]
+
+
+def _metric_table(first: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """A Markdown table of ranking and calibration metrics, one line per row that has items."""
+    lines = [f"| {first} | n (fake) | AUC | AP | EER | ECE | FPR manipulated |", "|---" * 7 + "|"]
+    for name, row in rows:
+        if row.get("n"):
+            cells = [_fmt(row.get(k)) for k in ("auc", "ap", "eer", "ece", "fpr_manipulated")]
+            lines.append(f"| {name} | {row['n']} ({row.get('n_fake', 0)}) | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     """The Markdown tables of a suite run (what the README carries)."""
     lines = [
@@ -153,24 +201,13 @@ def render(results: dict[str, Any]) -> str:
     for variant, sets in results["variants"].items():
         for set_name, table in sets.items():
             final = table["final"]
-            lines += [
-                f"### {set_name}, {variant}",
-                "",
-                "| score | n (fake) | AUC | AP | EER | ECE | FPR manipulated |",
-                "|---|---|---|---|---|---|---|",
-            ]
             rows = [
                 ("trueframe final score", final),
                 ("face model, raw", table["raw_face_model"]),
                 ("synthetic model, raw", table["raw_synthetic_model"]),
                 ("MesoNet meso4.df, raw", table["baseline_mesonet"]),
             ]
-            for name, row in rows:
-                if row.get("n"):
-                    cells = [_fmt(row.get(k)) for k in ("auc", "ap", "eer", "ece", "fpr_manipulated")]
-                    lines.append(
-                        f"| {name} | {row['n']} ({row.get('n_fake', 0)}) | " + " | ".join(cells) + " |"
-                    )
+            lines += [f"### {set_name}, {variant}", "", *_metric_table("score", rows)]
             if "frames" in table and table["frames"].get("n"):
                 frames = table["frames"]
                 lines.append(f"| frame level (face P) | {frames['n']} | {_fmt(frames['auc'])} | | | | |")
@@ -187,6 +224,8 @@ def render(results: dict[str, Any]) -> str:
                     f"drawn from its own probabilities): median {median:.3f}, 95% of draws <= {high:.3f}.",
                     "",
                 ]
+            if "face_stills" in table:
+                lines += _render_stills(table["face_stills"])
             lines += ["| generator / source | n | AUC vs reals | caught or accused |", "|---|---|---|---|"]
             for kind, row in table["kinds"].items():
                 share = row.get("caught", row.get("accused"))

@@ -6,8 +6,9 @@ and fusion, and ``score.manipulated`` is what is measured. Per set (face videos,
 variant, on the *report* half of the documented split (:mod:`.dev_set`): AUC, AP, EER and ECE with
 95% bootstrap intervals, the share of real items given each verdict (false-positive rate per band)
 and of fake items caught, per generator or source, the frame level for videos (clustered by video),
-and the raw models and the MesoNet baseline on the same items. Outputs: ``metrics.json``,
-``report.md`` (the tables the README carries), ROC and reliability PNGs.
+and the raw models and the MesoNet baseline on the same items. Images that show a face get their
+own rows (:func:`face_stills`), also against held-out real face photos when they are staged.
+Outputs: ``metrics.json``, ``report.md`` (the tables the README carries), ROC and reliability PNGs.
 """
 
 from __future__ import annotations
@@ -163,7 +164,23 @@ def per_kind(rows: Sequence[Scored]) -> dict[str, Any]:
     return out
 
 
-def summarize(rows: Sequence[Scored]) -> dict[str, Any]:
+def shows_face(row: Scored) -> bool:
+    """Whether the pipeline found a face in the item (the face model scored at least one crop)."""
+    return row.error is None and row.raw_face is not None
+
+
+def face_stills(rows: Sequence[Scored], heldout: Sequence[Scored] = ()) -> dict[str, Any]:
+    """The final score on still images that show a face: the dev images of both classes in which a
+    face was found, and the generated ones of them against ``heldout`` real face photos (faces held
+    out of every training run; the dev set has few real photos of people)."""
+    shown = [r for r in rows if shows_face(r)]
+    result = {"dev": final_metrics(shown)}
+    if heldout:
+        result["heldout"] = final_metrics([r for r in shown if r.item.label == 1] + list(heldout))
+    return result
+
+
+def summarize(rows: Sequence[Scored], heldout_faces: Sequence[Scored] = ()) -> dict[str, Any]:
     """Every table of one set and variant."""
     result: dict[str, Any] = {
         "final": final_metrics(rows),
@@ -174,6 +191,8 @@ def summarize(rows: Sequence[Scored]) -> dict[str, Any]:
     }
     if rows and rows[0].item.set == "faces_video":
         result["frames"] = frame_level([r for r in rows if r.error is None])
+    if rows and rows[0].item.set == "synthetic":
+        result["face_stills"] = face_stills(rows, heldout_faces)
     return result
 
 

@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+STAGED_UTKFACE = Path("runs") / "staged" / "utkface" / "data" / "images"
+"""Where ``python -m datasets.staging stage --only utkface`` puts the photos."""
+
 
 def register(sub: Any) -> None:
     """Add the ``audit`` sub-command."""
@@ -14,7 +17,7 @@ def register(sub: Any) -> None:
         help="bias audit: FPR of each verdict band on held-out real UTKFace faces per age, gender, race",
     )
     p.add_argument(
-        "--utkface", type=Path, default=Path("runs/staged/utkface/data/images"),
+        "--utkface", type=Path, default=STAGED_UTKFACE,
         help="staged UTKFace photos (python -m datasets.staging stage --only utkface)",
     )  # fmt: skip
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")

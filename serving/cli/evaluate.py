@@ -35,7 +35,26 @@ def register(sub: Any) -> None:
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
     p.add_argument("--baseline", default="meso4.df", help="comparison model ('' for none)")
     p.add_argument("--limit", type=int, default=None, help="only the first N dev items (smoke runs)")
+    p.add_argument(
+        "--real-faces",
+        type=Path,
+        default=None,
+        help="staged UTKFace photos for the face-stills rows (default: runs/staged/utkface/data/images "
+        "when staged; '' for none)",
+    )
     p.set_defaults(func=run_evaluate)
+
+
+def _real_faces(given: Path | None) -> Path | None:
+    """The held-out face folder: as given ('' = none), else the staged UTKFace folder if present."""
+    from serving.cli.audit import STAGED_UTKFACE
+
+    if given is not None:
+        return given if str(given) not in ("", ".") else None
+    if STAGED_UTKFACE.is_dir():
+        return STAGED_UTKFACE
+    print(f"face stills vs held-out real faces: skipped (nothing staged at {STAGED_UTKFACE})")
+    return None
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -58,7 +77,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise InvalidRequest(f"no dev set at {args.dev_dir} (INDEX.tsv missing)")
     out = args.out or Path("runs/dev-eval")
     config = SuiteConfig(
-        args.dev_dir, args.ffpp_dir, out, args.cache, variants, halves, args.baseline or None, args.limit
+        args.dev_dir,
+        args.ffpp_dir,
+        out,
+        args.cache,
+        variants,
+        halves,
+        args.baseline or None,
+        args.limit,
+        _real_faces(args.real_faces),
     )
     results = run_dev_suite(get_settings(), config)
     print(render(results))

@@ -12,7 +12,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from detector.evaluation.dev_set import DevItem, assign_halves, group_of, read_dev_set, variant_copy
-from detector.evaluation.runner import SuiteConfig, collect_all, run_dev_suite
+from detector.evaluation.runner import SuiteConfig, collect_all, heldout_face_items, run_dev_suite
 from detector.evaluation.suite import summarize
 from detector.settings import Settings
 from tests.support import mediagen
@@ -111,3 +111,74 @@ def test_variant_copies_are_matched_squares_and_their_2x_enlargements(
         assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 512, 512)
     with pytest.raises(ValueError, match="unknown variant"):
         variant_copy(photo, "sideways", tmp_path)
+
+
+def _heldout_names(count: int) -> tuple[list[str], str]:
+    """``count`` UTKFace-style names the audit holds out of training, and one it does not."""
+    from datasets.face_training import is_audit_face
+
+    held, kept = [], ""
+    for i in range(1000):
+        name = f"{30 + i % 40}_{i % 2}_{i % 5}_20170116{i:06d}.jpg.chip.jpg"
+        if is_audit_face(f"utkface/{name.split('.')[0]}"):
+            held.append(name)
+        elif not kept:
+            kept = name
+        if len(held) == count and kept:
+            return held, kept
+    raise AssertionError("no held-out names found")
+
+
+def test_face_stills_rows_cover_dev_faces_and_held_out_real_faces(two_items: Path, tmp_path: Path) -> None:
+    """Images showing a face get their own rows; held-out real faces (and only those) join the fakes."""
+    utk = tmp_path / "utk"
+    utk.mkdir()
+    held, trained_on = _heldout_names(2)
+    photo = mediagen.face_photo()
+    for i, name in enumerate([*held, trained_on]):
+        chip = photo[20 + 10 * i : 260 + 10 * i, 130 + 5 * i : 370 + 5 * i]  # around the astronaut's face
+        Image.fromarray(chip).resize((200, 200)).save(utk / name, quality=90)
+    config = SuiteConfig(
+        two_items,
+        None,
+        tmp_path / "out",
+        tmp_path / "cache",
+        ("original",),
+        ("report", "calibrate"),
+        baseline=None,
+        real_faces=utk,
+    )
+    settings = Settings(runtime={"device": "cpu"})
+    results = run_dev_suite(settings, config)
+    assert results["heldout_faces"] == 2  # the face training saw is not an independent real
+    stills = results["variants"]["original"]["synthetic"]["face_stills"]
+    rows = [
+        r for r in collect_all(read_dev_set(two_items), ("original",), settings, config) if r.error is None
+    ]
+    with_face = [r for r in rows if r.error is None and r.raw_face is not None]
+    assert with_face, "the astronaut's face is found in the dev items"
+    assert stills["dev"]["n"] == len(with_face)
+    fakes = [r for r in with_face if r.item.label == 1]
+    heldout = collect_all(heldout_face_items(utk), ("original",), settings, config)
+    assert {r.item.path.name for r in heldout} == set(held)
+    assert stills["heldout"]["n"] == len(fakes) + 2
+    assert fakes, "the generated-like render shows the face too"
+    y = np.array([1] * len(fakes) + [0] * len(heldout))
+    p = np.array([r.p for r in fakes] + [0.5 if r.p is None else r.p for r in heldout])
+    assert stills["heldout"]["auc"][0] == pytest.approx(roc_auc_score(y, p))
+    assert "held-out real UTKFace faces" in (config.out / "report.md").read_text()
+
+
+def test_evaluate_finds_staged_faces_or_says_it_skips_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.cli.audit import STAGED_UTKFACE
+    from serving.cli.evaluate import _real_faces
+
+    monkeypatch.chdir(tmp_path)
+    assert _real_faces(None) is None
+    assert "skipped" in capsys.readouterr().out
+    assert _real_faces(Path("")) is None
+    (tmp_path / STAGED_UTKFACE).mkdir(parents=True)
+    assert _real_faces(None) == STAGED_UTKFACE
+    assert _real_faces(Path("elsewhere")) == Path("elsewhere")
