@@ -117,11 +117,12 @@ class Options:
     heatmaps: bool = False
 
 
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3
 """Bumped whenever a change to the stages' code changes what they find for the same input,
-settings and weights (version 2: videos' faces followed between anchors, and the MTCNN pyramid
-level for faces as large as the frame). Result and evaluation cache keys include it, so no cache
-answers with what older code found."""
+settings and weights, or to the fusion rules' code what a report says (version 2: videos' faces
+followed between anchors, and the MTCNN pyramid level for faces as large as the frame; 3: the
+scope's degraded-media reasons, which the pixels can no longer turn into an accusation). Result and
+evaluation cache keys include it, so no cache answers with what older code found."""
 
 
 def configured_models(settings: Settings) -> tuple[tuple[str, ModelEntry], tuple[str, ModelEntry] | None]:

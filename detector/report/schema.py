@@ -141,7 +141,8 @@ class Score(_Model):
     fusion: str = Field("", description="where the fusion parameters come from")
     out_of_scope: list[str] = Field(default_factory=list, description="why no score is given, if so")
     limited: list[str] = Field(
-        default_factory=list, description="why the verdict was kept one step closer to uncertain, if so"
+        default_factory=list,
+        description="why the verdict was kept closer to uncertain (media outside what was validated)",
     )
 
 

@@ -6,10 +6,14 @@ ordinary compression. :func:`assess` returns a :class:`Scope`:
 * **out of scope** (no score is given): drawings, screenshots and flat graphics (below), blank or
   near-constant frames (standard deviation under :data:`BLANK_STD` grey levels), and extreme strips
   (aspect ratio over :data:`MAX_ASPECT`);
-* **limited** (the verdict is kept one step closer to ``uncertain``): heavy JPEG compression
-  (estimated quality under :data:`MIN_JPEG_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP`
-  bits per pixel per frame), tiny media (short side under :data:`MIN_SIDE` px), and faces found but
-  all smaller than the face model can judge.
+* **limited** (the verdict is kept closer to ``uncertain``): faces found but all smaller than the
+  face model can judge (one step), and **degraded** media, whose pixels every model reads outside
+  what it was validated on: heavy JPEG compression (estimated quality under
+  :data:`MIN_JPEG_QUALITY`; the models saw JPEG 70-95), starved video (under :data:`MIN_VIDEO_BPP`
+  bits per pixel per frame) and tiny media (short side under :data:`MIN_SIDE` px, enlarged to the
+  models' inputs). On degraded media the pixels never accuse: real photos shrunk to 96 px or saved
+  at JPEG quality 10 were given ``manipulated`` by the models (2 and 1 of 29 dev photos), which a
+  one-step rule still turned into an accusation (:mod:`detector.scoring.fusion.rules`, rule 7).
 
 Drawings and screenshots:
 
@@ -21,6 +25,9 @@ channel's standard deviation below 1 grey level) and it has fewer distinct colou
 :data:`COLOUR_SHARE` of its pixels. Measured on ../shared/data (647 real photos, 126 generated
 images, 307 face photos), only scikit-image's ``horse.png`` (a black silhouette drawing) is flagged,
 while a synthetic screenshot and a flat cartoon are flagged as PNG and as JPEG (quality 85).
+Heavy JPEG flattens a photo's blocks as well (at quality 10, 6 of 29 dev photos had half or more
+of them flat and few colours), so JPEGs under :data:`MIN_JPEG_QUALITY` skip this test and are
+judged as degraded instead.
 """
 
 from __future__ import annotations
@@ -85,6 +92,8 @@ class Scope:
 
     out_of_scope: list[str] = field(default_factory=list)
     limited: list[str] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+    """The reasons of ``limited`` that weaken every pixel signal, not only the face model's."""
 
     @property
     def photographic(self) -> bool:
@@ -100,14 +109,19 @@ def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray]) -> list[str]:
         float(f[:: max(1, f.shape[0] // 256), :: max(1, f.shape[1] // 256)].std()) < BLANK_STD for f in frames
     ):
         reasons.append("blank (no detail to judge)")
-    elif not photographic(frames):
+    elif not _heavy_jpeg(info) and not photographic(frames):
+        # heavy JPEG flattens a photo's 8x8 blocks too: such a file is degraded (below), not a drawing
         reasons.append("a drawing, screenshot or flat graphic, not a camera image")
     return reasons
 
 
-def _limited(info: MediaInfo, face_sides: Sequence[float], min_face_side: float) -> list[str]:
+def _heavy_jpeg(info: MediaInfo) -> bool:
+    return info.jpeg_quality is not None and info.jpeg_quality < MIN_JPEG_QUALITY
+
+
+def _degraded(info: MediaInfo) -> list[str]:
     reasons = []
-    if info.jpeg_quality is not None and info.jpeg_quality < MIN_JPEG_QUALITY:
+    if _heavy_jpeg(info):
         reasons.append(f"heavy JPEG compression (quality about {info.jpeg_quality})")
     if info.kind == "video" and info.duration_s and info.fps:
         bpp = info.size_bytes * 8 / (info.duration_s * info.fps * info.width * info.height)
@@ -115,16 +129,21 @@ def _limited(info: MediaInfo, face_sides: Sequence[float], min_face_side: float)
             reasons.append(f"heavily compressed video ({bpp:.3f} bits per pixel)")
     if min(info.width, info.height) < MIN_SIDE:
         reasons.append(f"a tiny picture ({info.width}x{info.height} px)")
+    return reasons
+
+
+def _small_faces(face_sides: Sequence[float], min_face_side: float) -> list[str]:
     if face_sides and max(face_sides) < min_face_side:
         largest = max(face_sides)
-        reasons.append(
+        return [
             f"faces too small to judge (largest {largest:.0f} px; the face model needs {min_face_side:.0f})"
-        )
-    return reasons
+        ]
+    return []
 
 
 def assess(
     info: MediaInfo, frames: Sequence[np.ndarray], face_sides: Sequence[float], min_face_side: float
 ) -> Scope:
     """The scope of one medium from its probe, sampled frames and the sides of the faces found."""
-    return Scope(_out_of_scope(info, frames), _limited(info, face_sides, min_face_side))
+    degraded = _degraded(info)
+    return Scope(_out_of_scope(info, frames), degraded + _small_faces(face_sides, min_face_side), degraded)

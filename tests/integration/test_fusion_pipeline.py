@@ -78,3 +78,28 @@ def test_shipped_models_and_fusion_end_to_end(tmp_path: Path) -> None:
     total = sum(s.contribution for s in report.score.signals if s.contribution is not None)
     assert report.score.logit == pytest.approx(total)
     assert {m.name for m in report.models} == {settings.models.face_model, settings.models.synthetic_model}
+
+
+def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
+    """A thumbnail and a JPEG at quality 10 of a real photo, through the shipped defaults: the
+    reasons reach the report and no accusing verdict comes from their pixels."""
+    from PIL import Image
+
+    from detector.pipeline import Pipeline
+    from detector.settings import Settings
+
+    pipeline = Pipeline(Settings())
+    photo = mediagen.face_photo()
+    thumb = np.asarray(Image.fromarray(photo).resize((100, 100), Image.BICUBIC))
+    cases = {
+        "a tiny picture": mediagen.write_image(tmp_path / "thumb.jpg", thumb, "jpeg"),
+        "heavy JPEG compression": tmp_path / "q10.jpg",
+    }
+    Image.fromarray(photo).save(cases["heavy JPEG compression"], quality=10)
+    for reason, path in cases.items():
+        score = pipeline.analyze(path).score
+        assert any(r.startswith(reason) for r in score.limited), score.limited
+        assert score.verdict not in ("manipulated", "likely_manipulated", "ai_generated")
+        assert score.manipulated is not None
+        if score.rule == "degraded_media":
+            assert reason in score.summary

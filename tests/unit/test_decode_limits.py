@@ -24,7 +24,7 @@ from PIL import Image
 from detector.errors import DecodeBudgetExceeded, DecodeTimeExceeded, TooManyPixels
 from detector.media.loader import MediaLoader
 from detector.media.sampling import FrameSampler
-from detector.scoring.scope import assess
+from detector.scoring.scope import assess, check_frame
 from detector.settings import LimitSettings, Settings
 from serving.http.errors import status_of
 from tests.support import hostile, mediagen
@@ -234,3 +234,47 @@ def test_noise_is_still_in_scope() -> None:
     media = loader.load(_png(Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))))
     frames = FrameSampler(loader=loader).sample(media).frames
     assert assess(media.info, [f.image for f in frames], [], 40.0).photographic
+
+
+def _jpeg(image: np.ndarray, quality: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_heavy_compression_and_tiny_pictures_are_degraded_small_faces_only_limited() -> None:
+    loader = MediaLoader()
+    photo = mediagen.face_photo()
+    cases = {
+        "heavy": loader.load(_jpeg(photo, 12)),
+        "tiny": loader.load(_jpeg(np.asarray(Image.fromarray(photo).resize((96, 96))), 90)),
+        "plain": loader.load(_jpeg(photo, 90)),
+    }
+    scopes = {
+        name: assess(
+            media.info, [f.image for f in FrameSampler(loader=loader).sample(media).frames], sides, 49.0
+        )
+        for (name, media), sides in zip(cases.items(), ([200.0], [40.0], [30.0]), strict=True)
+    }
+    assert scopes["heavy"].degraded == scopes["heavy"].limited
+    assert [r.split(" (")[0] for r in scopes["heavy"].degraded] == ["heavy JPEG compression"]
+    assert [r.split(" (")[0] for r in scopes["tiny"].degraded] == ["a tiny picture"]
+    assert [r.split(" (")[0] for r in scopes["tiny"].limited] == [
+        "a tiny picture",
+        "faces too small to judge",
+    ]
+    assert scopes["plain"].degraded == []
+    assert scopes["plain"].limited == ["faces too small to judge (largest 30 px; the face model needs 49)"]
+    assert all(s.photographic for s in scopes.values())
+
+
+def test_a_heavily_compressed_photo_is_degraded_not_a_drawing() -> None:
+    from skimage import data
+
+    loader = MediaLoader()
+    rocket = loader.load(_jpeg(np.asarray(data.rocket()), 5))  # half its 8x8 blocks flat, few colours
+    frames = [f.image for f in FrameSampler(loader=loader).sample(rocket).frames]
+    assert not check_frame(frames[0]).photographic, "the drawing test alone would call it a drawing"
+    scope = assess(rocket.info, frames, [], 49.0)
+    assert scope.photographic
+    assert [r.split(" (")[0] for r in scope.degraded] == ["heavy JPEG compression"]

@@ -22,7 +22,7 @@ from detector.scoring.fusion.rules import (
     FusionParameters,
     load_parameters,
 )
-from detector.scoring.scope import check_frame
+from detector.scoring.scope import Scope, check_frame
 from tests.support import mediagen
 from tests.support.c2pa_signing import DIGITAL_CAPTURE
 from tests.support.fusion_params import FACE, SYNTH, make_params, manipulated
@@ -275,3 +275,42 @@ def test_without_a_joint_model_face_and_synthetic_combine_as_noisy_or(params: Fu
     assert extreme.verdict == "authentic"
     logits = stack_logits(subs, np.array([1.0]), np.array([-2.0]))
     assert logits[0] == pytest.approx(score.logit)
+
+
+SMALL_FACES = "faces too small to judge (largest 30 px; the face model needs 49)"
+HEAVY_JPEG = "heavy JPEG compression (quality about 12)"
+
+
+def test_small_faces_hold_a_verdict_one_step_back(fusion: Fusion) -> None:
+    scope = Scope(limited=[SMALL_FACES])
+    strong = fusion.fuse(FusionInputs(face_logit=8.0, synthetic_logit=8.0, scope=scope))
+    assert (strong.verdict, strong.rule) == ("likely_manipulated", "limited_scope")
+    assert SMALL_FACES in strong.summary
+    clean = fusion.fuse(FusionInputs(face_logit=-8.0, synthetic_logit=-8.0, scope=scope))
+    assert (clean.verdict, clean.rule) == ("likely_authentic", "limited_scope")
+    assert fusion.fuse(FusionInputs(face_logit=8.0, synthetic_logit=8.0)).verdict in (
+        "manipulated",
+        "ai_generated",
+    )
+
+
+def test_degraded_pixels_never_accuse_but_stated_rules_still_decide(fusion: Fusion) -> None:
+    scope = Scope(limited=[HEAVY_JPEG, SMALL_FACES], degraded=[HEAVY_JPEG])
+    unheld = {fusion.fuse(FusionInputs(face_logit=v, synthetic_logit=v)).verdict for v in (1.0, 8.0)}
+    assert unheld == {"likely_manipulated", "manipulated"}
+    for logit in (1.0, 3.0, 8.0):
+        score = fusion.fuse(FusionInputs(face_logit=logit, synthetic_logit=logit, scope=scope))
+        assert (score.verdict, score.rule) == ("uncertain", "degraded_media")
+        assert score.manipulated == pytest.approx(
+            fusion.fuse(FusionInputs(face_logit=logit, synthetic_logit=logit)).manipulated
+        )
+        assert HEAVY_JPEG in score.summary
+        assert "cannot make it an accusation" in score.summary
+    clean = fusion.fuse(FusionInputs(face_logit=-8.0, synthetic_logit=-8.0, scope=scope))
+    assert clean.verdict == "likely_authentic"
+    capture = prov(state="trusted", active_manifest=capture_manifest())
+    vouched = fusion.fuse(FusionInputs(face_logit=9.0, synthetic_logit=9.0, provenance=capture, scope=scope))
+    assert vouched.verdict == "uncertain"  # degraded pixels do not outweigh a trusted capture either
+    declared = prov(state="valid_untrusted", ai_declaration=AIDeclaration(value="generated"))
+    signed = fusion.fuse(FusionInputs(face_logit=-8.0, provenance=declared, scope=scope))
+    assert (signed.verdict, signed.rule) == ("ai_generated", "signed_ai_declaration")

@@ -29,11 +29,13 @@ Provenance is evidence of another kind and follows stated rules, not fitted weig
    ``known_match``, probability at least the ``manipulated`` band); ``authentic`` adds the stated
    prior ``priors.known_authentic`` (and, like a trusted capture, cannot hide strong pixel evidence);
    ``inconclusive`` is reported and not counted.
-7. Media the detectors were not validated on (heavy compression, tiny pictures, faces too small
-   to judge; :mod:`detector.scoring.scope`) keep their verdict one step closer to ``uncertain``
-   (rule ``limited_scope``, reasons in ``score.limited``): ``manipulated`` becomes
-   ``likely_manipulated``, the ``likely_*`` bands become ``uncertain``, ``authentic`` becomes
-   ``likely_authentic``.
+7. Media the detectors were not validated on (:mod:`detector.scoring.scope`; reasons in
+   ``score.limited``) keep their verdict closer to ``uncertain``. Faces too small to judge move it
+   one step (rule ``limited_scope``): ``manipulated`` becomes ``likely_manipulated``, the
+   ``likely_*`` bands become ``uncertain``, ``authentic`` becomes ``likely_authentic``. Degraded
+   media (heavy compression, starved video, tiny pictures) are never accused by their pixels (rule
+   ``degraded_media``): ``manipulated`` and both ``likely_*`` bands become ``uncertain``,
+   ``authentic`` becomes ``likely_authentic``. Rules 1, 5 and 6 still decide on such media.
 
 Without any pixel signal that applies (no face, no synthetic-image model, or a drawing, screenshot,
 blank or strip-shaped image; reasons in ``score.out_of_scope``) the verdict is ``out_of_scope`` and
@@ -99,7 +101,15 @@ LIMITED_STEP: dict[str, Verdict] = {
     "likely_authentic": "uncertain",
     "authentic": "likely_authentic",
 }
-"""Rule 6: media the detectors were not validated on keep their verdict one step closer to uncertain."""
+"""Rule 7: media the detectors were not validated on keep their verdict one step closer to uncertain."""
+
+DEGRADED_STEP: dict[str, Verdict] = {
+    "manipulated": "uncertain",
+    "likely_manipulated": "uncertain",
+    "likely_authentic": "uncertain",
+    "authentic": "likely_authentic",
+}
+"""Rule 7, degraded media: their pixels never accuse (a wrong accusation costs more than a miss)."""
 
 VALID_STATES = frozenset({"trusted", "valid_untrusted"})
 CAPTURE_SOURCE_TYPE = "digitalCapture"
@@ -343,7 +353,10 @@ class Fusion:
                 and verdict not in ("manipulated", "likely_manipulated")
             ):
                 verdict, rule = "likely_manipulated", f"pixel_evidence_over_{vouching}"
-            if inputs.scope.limited and rule is None and verdict in LIMITED_STEP:
+            pixels_decide = rule is None or rule.startswith("pixel_evidence_over")
+            if inputs.scope.degraded and pixels_decide and verdict in DEGRADED_STEP:
+                verdict, rule = DEGRADED_STEP[verdict], "degraded_media"
+            elif inputs.scope.limited and rule is None and verdict in LIMITED_STEP:
                 verdict, rule = LIMITED_STEP[verdict], "limited_scope"
             if verdict == "manipulated" and _synthetic_leads(signals):
                 verdict = "ai_generated"
@@ -358,7 +371,9 @@ class Fusion:
             rule=rule,
             provenance_flag=flag,
             calibrated=calibrated,
-            summary=summary_sentence(verdict, p, rule, flag, prov, inputs.photographic, known),
+            summary=summary_sentence(
+                verdict, p, rule, flag, prov, inputs.photographic, known, inputs.scope.limited
+            ),
             basis=basis,
             signals=signals,
             thresholds=thresholds.report(),

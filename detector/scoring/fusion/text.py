@@ -6,6 +6,8 @@ the signal said and what it did to the score in log-odds (or that it was not cou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from detector.provenance.types import ProvenanceReport
 from detector.report.schema import KnownMatch, Signal, Verdict
 from detector.scoring.logodds import sigmoid
@@ -239,8 +241,9 @@ def summary_sentence(
     prov: ProvenanceReport | None,
     photographic: bool,
     known: KnownMatch | None = None,
+    limited: Sequence[str] = (),
 ) -> str:
-    """One sentence a reviewer can repeat."""
+    """One sentence a reviewer can repeat (and why the verdict was held back, when it was)."""
     if rule == "signed_ai_declaration" and prov is not None:
         wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
         text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
@@ -263,6 +266,10 @@ def summary_sentence(
             text += (
                 " A reviewed authentic near-duplicate conflicts with strong pixel evidence of manipulation."
             )
+        elif rule == "degraded_media":
+            text += f" Its pixels are degraded ({'; '.join(limited)}), so they cannot make it an accusation."
+        elif rule == "limited_scope":
+            text += f" Kept a step closer to uncertain: {'; '.join(limited)}."
     if flag == "tampered":
         text += " Its Content Credentials are invalid (tampered provenance), reported separately."
     elif flag == "unreadable":
