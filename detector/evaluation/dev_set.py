@@ -19,6 +19,12 @@ square JPEG at quality 90, videos to their first 8 s as a 256 px square H.264 (C
 (512 px, same JPEG / H.264 settings): real photos are often enlarged by software, and a detector
 of generator up-sampling must not read plain interpolation as generation. Compared with
 ``matched``, it shows what enlarging alone does to the scores. Not used for calibration.
+
+**Degraded variants.** Media the detectors were not validated on, which the scope marks as
+degraded (:mod:`detector.scoring.scope`): ``thumbnail`` is the matched square shrunk to 96 px
+(JPEG quality 90; H.264 CRF 23), ``heavy`` the matched square at JPEG quality 10 or as H.264 at
+CRF 51 (a starved stream). They show whether such media are held back from accusations and how
+much ranking evidence survives. Not used for calibration.
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("original", "matched", "upscaled")
+VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy")
 DEFAULT_VARIANTS = ("original", "matched")
 MATCHED_SIDE = 256
 UPSCALE_FACTOR = 2
 MATCHED_SECONDS = 8.0
+THUMBNAIL_SIDE = 96
+HEAVY_JPEG_QUALITY = 10
+HEAVY_CRF = 51
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
     (r"dreamtalk_mead__(\w\d{3})_", r"mead_\1"),
@@ -126,15 +135,21 @@ def _square(image: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(square, (side, side), interpolation=flag))
 
 
+def _side(variant: str) -> int:
+    """The square side of ``variant``'s copies."""
+    return {"upscaled": MATCHED_SIDE * UPSCALE_FACTOR, "thumbnail": THUMBNAIL_SIDE}.get(variant, MATCHED_SIDE)
+
+
 def _variant_frame(image: np.ndarray, variant: str) -> np.ndarray:
-    """``image`` as ``variant`` shows it: the matched square, enlarged for ``upscaled``."""
+    """``image`` as ``variant`` shows it: the matched square, enlarged or shrunk to its side."""
     import cv2
 
     square = _square(image, MATCHED_SIDE)
-    if variant == "matched":
+    side = _side(variant)
+    if side == MATCHED_SIDE:
         return square
-    side = MATCHED_SIDE * UPSCALE_FACTOR
-    return np.ascontiguousarray(cv2.resize(square, (side, side), interpolation=cv2.INTER_CUBIC))
+    flag = cv2.INTER_CUBIC if side > MATCHED_SIDE else cv2.INTER_AREA
+    return np.ascontiguousarray(cv2.resize(square, (side, side), interpolation=flag))
 
 
 def _variant_image(src: Path, dst: Path, variant: str) -> None:
@@ -142,19 +157,20 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
 
     with Image.open(src) as im:
         rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    Image.fromarray(_variant_frame(rgb, variant)).save(dst, format="JPEG", quality=90)
+    quality = HEAVY_JPEG_QUALITY if variant == "heavy" else 90
+    Image.fromarray(_variant_frame(rgb, variant)).save(dst, format="JPEG", quality=quality)
 
 
 def _variant_video(src: Path, dst: Path, variant: str) -> None:
     import av
 
-    side = MATCHED_SIDE if variant == "matched" else MATCHED_SIDE * UPSCALE_FACTOR
+    crf = HEAVY_CRF if variant == "heavy" else 23
     with av.open(str(src)) as inp, av.open(str(dst), mode="w") as out:
         stream_in = inp.streams.video[0]
         rate = stream_in.average_rate or 25
         stream = out.add_stream("libx264", rate=rate)
-        stream.width = stream.height = side
-        stream.pix_fmt, stream.options = "yuv420p", {"crf": "23", "preset": "medium"}
+        stream.width = stream.height = _side(variant)
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf), "preset": "medium"}
         for frame in inp.decode(stream_in):
             if frame.time is not None and frame.time >= MATCHED_SECONDS:
                 break

@@ -29,7 +29,9 @@ def register(sub: Any) -> None:
     p.add_argument("--dev-dir", type=Path, default=SHARED / "dev", help="the dev set (INDEX.tsv)")
     p.add_argument("--ffpp-dir", type=Path, default=SHARED / "deepfake" / "ffpp_c23", help="the FF++ pair")
     p.add_argument(
-        "--variants", default="original,matched", help="original, matched and/or upscaled (comma-separated)"
+        "--variants",
+        default="original,matched",
+        help="original, matched, upscaled, thumbnail and/or heavy (comma-separated)",
     )
     p.add_argument("--halves", default="report", help="report, calibrate, or both (comma-separated)")
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")

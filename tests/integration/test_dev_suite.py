@@ -109,6 +109,32 @@ def test_variant_copies_are_matched_squares_and_their_2x_enlargements(
     with av.open(str(variant_copy(clip, "upscaled", tmp_path))) as video:
         stream = video.streams.video[0]
         assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 512, 512)
+
+
+def test_degraded_variants_are_what_the_scope_calls_degraded(two_items: Path, tmp_path: Path) -> None:
+    """``thumbnail`` and ``heavy`` copies carry the scope's degraded reasons, as a user's file would
+    (an 8 s clip: the dev clips are 4-8 s; a 2 s one of a moving photo sits right at the limit)."""
+    from detector.media.loader import MediaLoader
+    from detector.media.sampling import FrameSampler
+    from detector.scoring.scope import assess
+
+    loader = MediaLoader()
+    photo = read_dev_set(two_items)[0]
+    face_clip = mediagen.write_face_clip(tmp_path / "face8s.mp4", n_frames=200, fps=25, size=(480, 360))
+    clip = DevItem("faces_video/real/clip.mp4", face_clip, 0, "clip", "faces_video", "clip")
+    expected = {
+        ("thumbnail", "photo"): "a tiny picture",
+        ("heavy", "photo"): "heavy JPEG compression",
+        ("thumbnail", "clip"): "a tiny picture",
+        ("heavy", "clip"): "heavily compressed video",
+    }
+    for (variant, which), reason in expected.items():
+        media = loader.load(variant_copy(photo if which == "photo" else clip, variant, tmp_path))
+        side = 96 if variant == "thumbnail" else 256
+        assert (media.info.width, media.info.height) == (side, side)
+        frames = [f.image for f in FrameSampler(loader=loader).sample(media, 4).frames]
+        degraded = assess(media.info, frames, [], 49.0).degraded
+        assert [r.split(" (")[0] for r in degraded] == [reason], (variant, which, degraded)
     with pytest.raises(ValueError, match="unknown variant"):
         variant_copy(photo, "sideways", tmp_path)
 
