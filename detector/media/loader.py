@@ -94,6 +94,7 @@ class MediaInfo:
     has_audio: bool = False
     frame_count_estimated: bool = False  # True when frame_count is duration * fps, not the container's
     jpeg_quality: int | None = None  # IJG quality estimated from a JPEG's luminance table
+    video_bytes: int | None = None  # the video stream's packets (no audio, no container); None: unknown
 
 
 @dataclass(frozen=True)
@@ -305,10 +306,11 @@ class MediaLoader:
             has_audio = bool(container.streams.audio)
         if rotation in (90, 270):
             width, height = height, width
+        video_bytes = None if frame_count is None else _video_stream_bytes(data, fmt, 2 * frame_count + 100)
         return MediaInfo(
             "video", fmt, mime, len(data), digest, width, height, fps=fps, duration_s=duration,
             frame_count=frame_count, codec=codec, rotation=rotation, has_audio=has_audio,
-            frame_count_estimated=estimated,
+            frame_count_estimated=estimated, video_bytes=video_bytes,
         )  # fmt: skip
 
     def decode_image(self, media: Media, max_side: int | None = None) -> tuple[np.ndarray, float]:
@@ -375,6 +377,23 @@ def _duration(container: av.container.InputContainer, stream: av.video.stream.Vi
         pass  # whatever was readable before the damage bounds the duration
     start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
     return None if end is None else end - start
+
+
+def _video_stream_bytes(data: bytes, fmt: str, max_packets: int) -> int | None:
+    """Bytes the primary video stream's packets carry, demuxed (never decoded), so that a starved
+    picture is not hidden by its audio track; the container's stated bit rates are not trusted.
+    None when the stream has more than ``max_packets`` packets or cannot be demuxed to its end."""
+    with _open_container(data, fmt) as container:
+        stream = primary_video_stream(container)
+        total = 0
+        try:
+            for count, packet in enumerate(container.demux(stream)):
+                if count >= max_packets:
+                    return None
+                total += packet.size
+        except av.FFmpegError:
+            return None
+    return total
 
 
 def _first_frame_rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:

@@ -10,10 +10,11 @@ ordinary compression. :func:`assess` returns a :class:`Scope`:
   face model can judge (one step), and **degraded** media, whose pixels every model reads outside
   what it was validated on: heavy JPEG compression (estimated quality under
   :data:`MIN_JPEG_QUALITY`; the models saw JPEG 70-95), starved video (under :data:`MIN_VIDEO_BPP`
-  bits per pixel per frame) and tiny media (short side under :data:`MIN_SIDE` px, enlarged to the
-  models' inputs). On degraded media the pixels never accuse (:mod:`detector.scoring.fusion.rules`,
-  rule 7): with a one-step rule, 12% of real dev photos saved at JPEG quality 10 and 2.6% shrunk
-  to 96 px were accused (the dev suite's ``heavy`` and ``thumbnail`` variants).
+  bits per pixel per frame, counting the video stream's own packets, not its audio) and tiny
+  media (short side under :data:`MIN_SIDE` px, enlarged to the models' inputs). On degraded
+  media the pixels never accuse (:mod:`detector.scoring.fusion.rules`, rule 7): with a one-step
+  rule, 12% of real dev photos saved at JPEG quality 10 and 2.6% shrunk to 96 px were accused
+  (the dev suite's ``heavy`` and ``thumbnail`` variants).
 
 Drawings and screenshots:
 
@@ -124,7 +125,8 @@ def _degraded(info: MediaInfo) -> list[str]:
     if _heavy_jpeg(info):
         reasons.append(f"heavy JPEG compression (quality about {info.jpeg_quality})")
     if info.kind == "video" and info.duration_s and info.fps:
-        bpp = info.size_bytes * 8 / (info.duration_s * info.fps * info.width * info.height)
+        stream_bytes = info.size_bytes if info.video_bytes is None else info.video_bytes
+        bpp = stream_bytes * 8 / (info.duration_s * info.fps * info.width * info.height)
         if bpp < MIN_VIDEO_BPP:
             reasons.append(f"heavily compressed video ({bpp:.3f} bits per pixel)")
     if min(info.width, info.height) < MIN_SIDE:

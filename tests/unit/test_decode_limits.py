@@ -278,3 +278,44 @@ def test_a_heavily_compressed_photo_is_degraded_not_a_drawing() -> None:
     scope = assess(rocket.info, frames, [], 49.0)
     assert scope.photographic
     assert [r.split(" (")[0] for r in scope.degraded] == ["heavy JPEG compression"]
+
+
+def _starved_clip_with_loud_audio(path: Path) -> Path:
+    """8 s of the moving face at 256x256, H.264 CRF 51, muxed with 192 kbit/s of stereo noise."""
+    import av
+
+    rng = np.random.default_rng(3)
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width = video.height = 256
+        video.pix_fmt, video.options = "yuv420p", {"crf": "51", "preset": "medium"}
+        audio = out.add_stream("aac", rate=48000, layout="stereo")
+        audio.bit_rate = 192_000
+        noise = rng.uniform(-0.5, 0.5, (2, 48000 * 8)).astype(np.float32)
+        chunk = av.AudioFrame.from_ndarray(noise, format="fltp", layout="stereo")
+        chunk.sample_rate, chunk.pts = 48000, 0
+        for packet in [*audio.encode(chunk), *audio.encode()]:
+            out.mux(packet)
+        for i in range(200):
+            image = mediagen.face_frame(i, 200, (256, 256))
+            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(video.encode())
+    return path
+
+
+def test_a_starved_picture_is_degraded_whatever_its_audio_weighs(tmp_path: Path) -> None:
+    from detector.media.loader import _video_stream_bytes
+
+    data = _starved_clip_with_loud_audio(tmp_path / "starved.mp4").read_bytes()
+    loader = MediaLoader()
+    media = loader.load(data)
+    info = media.info
+    assert info.has_audio
+    assert info.video_bytes is not None
+    assert info.video_bytes < len(data) / 3, "most of the file is the audio track"
+    pixels = info.duration_s * info.fps * info.width * info.height  # type: ignore[operator]
+    assert len(data) * 8 / pixels > 0.02, "counted with its audio, the picture would not look starved"
+    frames = [f.image for f in FrameSampler(loader=loader).sample(media, 4).frames]
+    degraded = assess(info, frames, [], 49.0).degraded
+    assert [r.split(" (")[0] for r in degraded] == ["heavily compressed video"]
+    assert _video_stream_bytes(data, "mp4", 3) is None  # a stream of more packets than it may hold
