@@ -306,7 +306,10 @@ class MediaLoader:
             has_audio = bool(container.streams.audio)
         if rotation in (90, 270):
             width, height = height, width
-        video_bytes = None if frame_count is None else _video_stream_bytes(data, fmt, 2 * frame_count + 100)
+        video_bytes = None
+        if frame_count is not None:  # a header's frame count is the attacker's: bounded by the length limit
+            most = min(2 * frame_count, int(self.limits.max_video_seconds * MAX_FPS)) + 100
+            video_bytes = _video_stream_bytes(data, fmt, most)
         return MediaInfo(
             "video", fmt, mime, len(data), digest, width, height, fps=fps, duration_s=duration,
             frame_count=frame_count, codec=codec, rotation=rotation, has_audio=has_audio,
@@ -377,6 +380,10 @@ def _duration(container: av.container.InputContainer, stream: av.video.stream.Vi
         pass  # whatever was readable before the damage bounds the duration
     start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
     return None if end is None else end - start
+
+
+MAX_FPS = 240
+"""Frames per second assumed at most when bounding a stream's packets by the length limit."""
 
 
 def _video_stream_bytes(data: bytes, fmt: str, max_packets: int) -> int | None:
