@@ -122,7 +122,7 @@ ANALYSIS_VERSION = 3
 settings and weights, or to the fusion rules' code what a report says (version 2: videos' faces
 followed between anchors, and the MTCNN pyramid level for faces as large as the frame; 3: the
 scope's degraded-media reasons, which the pixels can no longer turn into an accusation, with a
-video's bits per pixel counted on its own stream). Result and
+video's bits per pixel counted on its own stream and lossy WebP quality read from its header). Result and
 evaluation cache keys include it, so no cache answers with what older code found."""
 
 

@@ -23,8 +23,9 @@ of generator up-sampling must not read plain interpolation as generation. Compar
 **Degraded variants.** Media the detectors were not validated on, which the scope marks as
 degraded (:mod:`detector.scoring.scope`): ``thumbnail`` is the matched square shrunk to 96 px
 (JPEG quality 90; H.264 CRF 23), ``heavy`` the matched square at JPEG quality 10 or as H.264 at
-CRF 51 (a starved stream). They show whether such media are held back from accusations and how
-much ranking evidence survives. Not used for calibration.
+CRF 51 (a starved stream), and ``webp`` (images only) the matched square as WebP at quality 30.
+They show whether such media are held back from accusations and how much ranking evidence
+survives. Not used for calibration.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy")
+VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy", "webp")
+IMAGE_ONLY_VARIANTS = frozenset({"webp"})
 DEFAULT_VARIANTS = ("original", "matched")
 MATCHED_SIDE = 256
 UPSCALE_FACTOR = 2
@@ -45,6 +47,7 @@ MATCHED_SECONDS = 8.0
 THUMBNAIL_SIDE = 96
 HEAVY_JPEG_QUALITY = 10
 HEAVY_CRF = 51
+WEBP_QUALITY = 30
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
     (r"dreamtalk_mead__(\w\d{3})_", r"mead_\1"),
@@ -157,8 +160,11 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
 
     with Image.open(src) as im:
         rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    quality = HEAVY_JPEG_QUALITY if variant == "heavy" else 90
-    Image.fromarray(_variant_frame(rgb, variant)).save(dst, format="JPEG", quality=quality)
+    frame = Image.fromarray(_variant_frame(rgb, variant))
+    if variant == "webp":
+        frame.save(dst, format="WEBP", quality=WEBP_QUALITY)
+    else:
+        frame.save(dst, format="JPEG", quality=HEAVY_JPEG_QUALITY if variant == "heavy" else 90)
 
 
 def _variant_video(src: Path, dst: Path, variant: str) -> None:
@@ -179,6 +185,16 @@ def _variant_video(src: Path, dst: Path, variant: str) -> None:
         out.mux(stream.encode())
 
 
+def is_video(item: DevItem) -> bool:
+    """Whether the item is a video (by its file's suffix)."""
+    return item.path.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"}
+
+
+def applies(variant: str, item: DevItem) -> bool:
+    """Whether ``variant`` has a copy of ``item`` (``webp`` copies images only)."""
+    return variant not in IMAGE_ONLY_VARIANTS or not is_video(item)
+
+
 def variant_copy(item: DevItem, variant: str, cache: Path) -> Path:
     """The file ``variant`` scores for ``item``: the original, or its re-encoded copy (built once
     under ``cache/<variant>``)."""
@@ -186,12 +202,15 @@ def variant_copy(item: DevItem, variant: str, cache: Path) -> Path:
         return item.path
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    if not applies(variant, item):
+        raise ValueError(f"variant {variant!r} has no copy of a video ({item.relpath})")
     digest = hashlib.sha256(item.relpath.encode()).hexdigest()[:16]
-    is_video = item.path.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"}
-    dst = cache / variant / f"{digest}{'.mp4' if is_video else '.jpg'}"
+    video = is_video(item)
+    suffix = ".mp4" if video else ".webp" if variant == "webp" else ".jpg"
+    dst = cache / variant / f"{digest}{suffix}"
     if not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name("tmp-" + dst.name)
-        (_variant_video if is_video else _variant_image)(item.path, tmp, variant)
+        (_variant_video if video else _variant_image)(item.path, tmp, variant)
         tmp.replace(dst)
     return dst

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from detector.errors import ModelError
 from detector.evaluation.collect import Collected, OutputCache
-from detector.evaluation.dev_set import DEFAULT_VARIANTS, DevItem, read_dev_set, variant_copy
+from detector.evaluation.dev_set import DEFAULT_VARIANTS, DevItem, applies, read_dev_set, variant_copy
 from detector.evaluation.suite import Scored, score, summarize, write_json
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def _each(
     pipeline = Pipeline(settings)
     cache = OutputCache(config.cache, settings, None, baseline_model(config.baseline, settings))
     for variant in variants:
-        for item in tqdm(items, desc=f"dev {variant}", leave=False):
+        for item in tqdm([i for i in items if applies(variant, i)], desc=f"dev {variant}", leave=False):
             path = variant_copy(item, variant, config.cache)
             yield item, variant, cache.get(pipeline, path), pipeline
 

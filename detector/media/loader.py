@@ -36,6 +36,7 @@ from detector.errors import (
     VideoTooLong,
 )
 from detector.media.sniff import HEAD_BYTES, IMAGE_FORMATS, VIDEO_FORMATS, MediaKind, sniff
+from detector.media.webp_quality import webp_quality
 from detector.settings import LimitSettings, get_settings
 
 
@@ -94,6 +95,7 @@ class MediaInfo:
     has_audio: bool = False
     frame_count_estimated: bool = False  # True when frame_count is duration * fps, not the container's
     jpeg_quality: int | None = None  # IJG quality estimated from a JPEG's luminance table
+    webp_quality: int | None = None  # libwebp quality estimated from a lossy WebP's frame header
     video_bytes: int | None = None  # the video stream's packets (no audio, no container); None: unknown
 
 
@@ -279,7 +281,10 @@ class MediaLoader:
             quality = jpeg_quality(im) if fmt == "jpeg" else None
         if orientation in (5, 6, 7, 8):
             width, height = height, width
-        return MediaInfo("image", fmt, mime, len(data), digest, width, height, jpeg_quality=quality)
+        webp = webp_quality(data) if fmt == "webp" else None
+        return MediaInfo(
+            "image", fmt, mime, len(data), digest, width, height, jpeg_quality=quality, webp_quality=webp
+        )
 
     def _probe_video(self, data: bytes, fmt: str, mime: str, digest: str) -> MediaInfo:
         """Geometry, timing and rotation from the container (decodes at most the first frame)."""

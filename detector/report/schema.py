@@ -48,6 +48,7 @@ class MediaSection(_Model):
     rotation: int = 0
     has_audio: bool = False
     jpeg_quality: int | None = Field(None, description="JPEG quality estimated from its quantisation table")
+    webp_quality: int | None = Field(None, description="lossy WebP quality estimated from its VP8 header")
 
 
 class FaceBox(_Model):

@@ -8,8 +8,8 @@ ordinary compression. :func:`assess` returns a :class:`Scope`:
   (aspect ratio over :data:`MAX_ASPECT`);
 * **limited** (the verdict is kept closer to ``uncertain``): faces found but all smaller than the
   face model can judge (one step), and **degraded** media, whose pixels every model reads outside
-  what it was validated on: heavy JPEG compression (estimated quality under
-  :data:`MIN_JPEG_QUALITY`; the models saw JPEG 70-95), starved video (under :data:`MIN_VIDEO_BPP`
+  what it was validated on: heavy JPEG or WebP compression (estimated quality under
+  :data:`MIN_JPEG_QUALITY` or :data:`MIN_WEBP_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP`
   bits per pixel per frame, counting the video stream's own packets, not its audio) and tiny
   media (short side under :data:`MIN_SIDE` px, enlarged to the models' inputs). On degraded
   media the pixels never accuse (:mod:`detector.scoring.fusion.rules`, rule 7): with a one-step
@@ -27,7 +27,7 @@ channel's standard deviation below 1 grey level) and it has fewer distinct colou
 images, 307 face photos), only scikit-image's ``horse.png`` (a black silhouette drawing) is flagged,
 while a synthetic screenshot and a flat cartoon are flagged as PNG and as JPEG (quality 85).
 Heavy JPEG flattens a photo's blocks as well (at quality 10, 6 of 29 dev photos had half or more
-of them flat and few colours), so JPEGs under :data:`MIN_JPEG_QUALITY` skip this test and are
+of them flat and few colours), so heavily compressed JPEGs and WebPs skip this test and are
 judged as degraded instead.
 """
 
@@ -50,6 +50,9 @@ LONGEST_SIDE = 1024
 BLANK_STD = 2.0
 MAX_ASPECT = 8.0
 MIN_JPEG_QUALITY = 50
+MIN_WEBP_QUALITY = 65
+"""Lossy WebP below this is degraded: the synthetic-image model saw WebP at 65-95 only, and real dev
+photos saved as WebP at quality 50 were accused (5%) where JPEG at quality 50 was not."""
 MIN_VIDEO_BPP = 0.02
 MIN_SIDE = 128
 
@@ -110,20 +113,28 @@ def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray]) -> list[str]:
         float(f[:: max(1, f.shape[0] // 256), :: max(1, f.shape[1] // 256)].std()) < BLANK_STD for f in frames
     ):
         reasons.append("blank (no detail to judge)")
-    elif not _heavy_jpeg(info) and not photographic(frames):
-        # heavy JPEG flattens a photo's 8x8 blocks too: such a file is degraded (below), not a drawing
+    elif _heavy_compression(info) is None and not photographic(frames):
+        # heavy compression flattens a photo's blocks too: such a file is degraded (below), not a drawing
         reasons.append("a drawing, screenshot or flat graphic, not a camera image")
     return reasons
 
 
-def _heavy_jpeg(info: MediaInfo) -> bool:
-    return info.jpeg_quality is not None and info.jpeg_quality < MIN_JPEG_QUALITY
+def _heavy_compression(info: MediaInfo) -> str | None:
+    """The reason when a JPEG or lossy WebP was saved at a quality the models were not validated on."""
+    for name, quality, least in (
+        ("JPEG", info.jpeg_quality, MIN_JPEG_QUALITY),
+        ("WebP", info.webp_quality, MIN_WEBP_QUALITY),
+    ):
+        if quality is not None and quality < least:
+            return f"heavy {name} compression (quality about {quality})"
+    return None
 
 
 def _degraded(info: MediaInfo) -> list[str]:
     reasons = []
-    if _heavy_jpeg(info):
-        reasons.append(f"heavy JPEG compression (quality about {info.jpeg_quality})")
+    heavy = _heavy_compression(info)
+    if heavy is not None:
+        reasons.append(heavy)
     if info.kind == "video" and info.duration_s and info.fps:
         stream_bytes = info.size_bytes if info.video_bytes is None else info.video_bytes
         bpp = stream_bytes * 8 / (info.duration_s * info.fps * info.width * info.height)

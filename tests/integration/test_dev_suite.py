@@ -11,7 +11,14 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from detector.evaluation.dev_set import DevItem, assign_halves, group_of, read_dev_set, variant_copy
+from detector.evaluation.dev_set import (
+    DevItem,
+    applies,
+    assign_halves,
+    group_of,
+    read_dev_set,
+    variant_copy,
+)
 from detector.evaluation.runner import SuiteConfig, collect_all, heldout_face_items, run_dev_suite
 from detector.evaluation.suite import summarize
 from detector.settings import Settings
@@ -127,6 +134,7 @@ def test_degraded_variants_are_what_the_scope_calls_degraded(two_items: Path, tm
         ("heavy", "photo"): "heavy JPEG compression",
         ("thumbnail", "clip"): "a tiny picture",
         ("heavy", "clip"): "heavily compressed video",
+        ("webp", "photo"): "heavy WebP compression",
     }
     for (variant, which), reason in expected.items():
         media = loader.load(variant_copy(photo if which == "photo" else clip, variant, tmp_path))
@@ -135,6 +143,9 @@ def test_degraded_variants_are_what_the_scope_calls_degraded(two_items: Path, tm
         frames = [f.image for f in FrameSampler(loader=loader).sample(media, 4).frames]
         degraded = assess(media.info, frames, [], 49.0).degraded
         assert [r.split(" (")[0] for r in degraded] == [reason], (variant, which, degraded)
+    assert not applies("webp", clip)
+    with pytest.raises(ValueError, match="no copy of a video"):
+        variant_copy(clip, "webp", tmp_path)
     with pytest.raises(ValueError, match="unknown variant"):
         variant_copy(photo, "sideways", tmp_path)
 

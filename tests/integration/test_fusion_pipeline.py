@@ -81,8 +81,8 @@ def test_shipped_models_and_fusion_end_to_end(tmp_path: Path) -> None:
 
 
 def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
-    """A thumbnail and a JPEG at quality 10 of a real photo, through the shipped defaults: the
-    reasons reach the report and no accusing verdict comes from their pixels."""
+    """A thumbnail, a JPEG at quality 10 and a WebP at quality 20 of a real photo, through the
+    shipped defaults: the reasons reach the report and no accusing verdict comes from their pixels."""
     from PIL import Image
 
     from detector.pipeline import Pipeline
@@ -96,10 +96,14 @@ def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
         "heavy JPEG compression": tmp_path / "q10.jpg",
     }
     Image.fromarray(photo).save(cases["heavy JPEG compression"], quality=10)
+    cases["heavy WebP compression"] = tmp_path / "q20.webp"
+    Image.fromarray(photo).save(cases["heavy WebP compression"], quality=20)
     for reason, path in cases.items():
-        score = pipeline.analyze(path).score
+        report = pipeline.analyze(path)
+        score = report.score
         assert any(r.startswith(reason) for r in score.limited), score.limited
         assert score.verdict not in ("manipulated", "likely_manipulated", "ai_generated")
         assert score.manipulated is not None
         if score.rule == "degraded_media":
             assert reason in score.summary
+    assert report.media.webp_quality == pytest.approx(20, abs=3)

@@ -1,0 +1,51 @@
+"""The lossy WebP quality read from the VP8 frame header, and the scope it leads to."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.media.loader import MediaLoader
+from detector.media.sampling import FrameSampler
+from detector.media.webp_quality import base_quantizer, webp_quality
+from detector.scoring.scope import assess
+from tests.support import mediagen
+
+
+def _webp(image: np.ndarray, **options: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="WEBP", **options)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("quality", [5, 20, 35, 50, 65, 75, 90, 100])
+def test_the_quality_a_webp_was_saved_at_is_read_back(quality: int) -> None:
+    estimate = webp_quality(_webp(mediagen.face_photo(), quality=quality))
+    assert estimate is not None
+    assert abs(estimate - quality) <= 3
+
+
+def test_what_is_not_lossy_vp8_has_no_quality() -> None:
+    photo = mediagen.face_photo()
+    assert webp_quality(_webp(photo, lossless=True)) is None
+    png = io.BytesIO()
+    Image.fromarray(photo).save(png, format="PNG")
+    assert webp_quality(png.getvalue()) is None
+    lossy = _webp(photo, quality=40)
+    assert base_quantizer(lossy[:40]) is None  # the VP8 chunk is cut short
+    assert base_quantizer(lossy[:60]) is not None  # the header fields come first: still read
+    with_alpha = np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)])
+    assert webp_quality(_webp(with_alpha, quality=30)) == pytest.approx(30, abs=3)  # VP8X + ALPH first
+
+
+def test_heavy_webp_is_degraded_and_reported() -> None:
+    loader = MediaLoader()
+    for quality, degraded in ((20, True), (90, False)):
+        media = loader.load(_webp(mediagen.face_photo(), quality=quality))
+        assert media.info.webp_quality == pytest.approx(quality, abs=3)
+        frames = [f.image for f in FrameSampler(loader=loader).sample(media).frames]
+        reasons = assess(media.info, frames, [], 49.0).degraded
+        assert [r.split(" (")[0] for r in reasons] == (["heavy WebP compression"] if degraded else [])
