@@ -23,9 +23,10 @@ of generator up-sampling must not read plain interpolation as generation. Compar
 **Degraded variants.** Media the detectors were not validated on, which the scope marks as
 degraded (:mod:`detector.scoring.scope`): ``thumbnail`` is the matched square shrunk to 96 px
 (JPEG quality 90; H.264 CRF 23), ``heavy`` the matched square at JPEG quality 10 or as H.264 at
-CRF 51 (a starved stream), and ``webp`` (images only) the matched square as WebP at quality 30.
-They show whether such media are held back from accusations and how much ranking evidence
-survives. Not used for calibration.
+CRF 51 (a starved stream), ``webp`` and ``avif`` (images only) the matched square as WebP at
+quality 30 or AVIF at quality 35. They show whether such media are held back from accusations
+and how much ranking evidence survives (AVIF's quality is not read yet: its copies are not marked
+degraded). Not used for calibration.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy", "webp")
-IMAGE_ONLY_VARIANTS = frozenset({"webp"})
+VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy", "webp", "avif")
+IMAGE_ONLY_VARIANTS = frozenset({"webp", "avif"})
 DEFAULT_VARIANTS = ("original", "matched")
 MATCHED_SIDE = 256
 UPSCALE_FACTOR = 2
@@ -48,6 +49,7 @@ THUMBNAIL_SIDE = 96
 HEAVY_JPEG_QUALITY = 10
 HEAVY_CRF = 51
 WEBP_QUALITY = 30
+AVIF_QUALITY = 35
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
     (r"dreamtalk_mead__(\w\d{3})_", r"mead_\1"),
@@ -161,8 +163,8 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
     with Image.open(src) as im:
         rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     frame = Image.fromarray(_variant_frame(rgb, variant))
-    if variant == "webp":
-        frame.save(dst, format="WEBP", quality=WEBP_QUALITY)
+    if variant in ("webp", "avif"):
+        frame.save(dst, format=variant.upper(), quality=WEBP_QUALITY if variant == "webp" else AVIF_QUALITY)
     else:
         frame.save(dst, format="JPEG", quality=HEAVY_JPEG_QUALITY if variant == "heavy" else 90)
 
@@ -191,7 +193,7 @@ def is_video(item: DevItem) -> bool:
 
 
 def applies(variant: str, item: DevItem) -> bool:
-    """Whether ``variant`` has a copy of ``item`` (``webp`` copies images only)."""
+    """Whether ``variant`` has a copy of ``item`` (``webp`` and ``avif`` copy images only)."""
     return variant not in IMAGE_ONLY_VARIANTS or not is_video(item)
 
 
@@ -206,7 +208,7 @@ def variant_copy(item: DevItem, variant: str, cache: Path) -> Path:
         raise ValueError(f"variant {variant!r} has no copy of a video ({item.relpath})")
     digest = hashlib.sha256(item.relpath.encode()).hexdigest()[:16]
     video = is_video(item)
-    suffix = ".mp4" if video else ".webp" if variant == "webp" else ".jpg"
+    suffix = ".mp4" if video else f".{variant}" if variant in IMAGE_ONLY_VARIANTS else ".jpg"
     dst = cache / variant / f"{digest}{suffix}"
     if not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -144,6 +144,9 @@ def test_degraded_variants_are_what_the_scope_calls_degraded(two_items: Path, tm
         degraded = assess(media.info, frames, [], 49.0).degraded
         assert [r.split(" (")[0] for r in degraded] == [reason], (variant, which, degraded)
     assert not applies("webp", clip)
+    assert not applies("avif", clip)
+    with Image.open(variant_copy(photo, "avif", tmp_path)) as avif:
+        assert (avif.format, avif.size) == ("AVIF", (256, 256))
     with pytest.raises(ValueError, match="no copy of a video"):
         variant_copy(clip, "webp", tmp_path)
     with pytest.raises(ValueError, match="unknown variant"):

@@ -49,3 +49,20 @@ def test_heavy_webp_is_degraded_and_reported() -> None:
         frames = [f.image for f in FrameSampler(loader=loader).sample(media).frames]
         reasons = assess(media.info, frames, [], 49.0).degraded
         assert [r.split(" (")[0] for r in reasons] == (["heavy WebP compression"] if degraded else [])
+
+
+def test_avif_and_heic_are_limited_as_formats_no_model_was_validated_on() -> None:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    loader = MediaLoader()
+    for fmt, name in (("AVIF", "AVIF"), ("HEIF", "HEIC")):
+        buf = io.BytesIO()
+        Image.fromarray(mediagen.face_photo()).save(buf, format=fmt, quality=80)
+        media = loader.load(buf.getvalue())
+        frames = [f.image for f in FrameSampler(loader=loader).sample(media).frames]
+        scope = assess(media.info, frames, [], 49.0)
+        assert scope.limited == [f"{name}, a format the detectors were not validated on"]
+        assert scope.degraded == []
+    plain = loader.load(_webp(mediagen.face_photo(), quality=90))
+    assert assess(plain.info, [], [], 49.0).limited == []
