@@ -25,8 +25,7 @@ degraded (:mod:`detector.scoring.scope`): ``thumbnail`` is the matched square sh
 (JPEG quality 90; H.264 CRF 23), ``heavy`` the matched square at JPEG quality 10 or as H.264 at
 CRF 51 (a starved stream), ``webp`` and ``avif`` (images only) the matched square as WebP at
 quality 30 or AVIF at quality 35. They show whether such media are held back from accusations
-and how much ranking evidence survives (AVIF's quality is not read yet: its copies are not marked
-degraded). Not used for calibration.
+and how much ranking evidence survives. Not used for calibration.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from detector.errors import (
     TooManyPixels,
     VideoTooLong,
 )
+from detector.media.avif_quality import avif_quality
 from detector.media.sniff import HEAD_BYTES, IMAGE_FORMATS, VIDEO_FORMATS, MediaKind, sniff
 from detector.media.webp_quality import webp_quality
 from detector.settings import LimitSettings, get_settings
@@ -96,6 +97,7 @@ class MediaInfo:
     frame_count_estimated: bool = False  # True when frame_count is duration * fps, not the container's
     jpeg_quality: int | None = None  # IJG quality estimated from a JPEG's luminance table
     webp_quality: int | None = None  # libwebp quality estimated from a lossy WebP's frame header
+    avif_quality: int | None = None  # libavif quality estimated from an AVIF still's AV1 headers
     video_bytes: int | None = None  # the video stream's packets (no audio, no container); None: unknown
 
 
@@ -279,12 +281,14 @@ class MediaLoader:
             except (OSError, SyntaxError, ValueError, struct.error, TypeError):
                 orientation = 1  # unreadable EXIF: decode_image's exif_transpose ignores it too
             quality = jpeg_quality(im) if fmt == "jpeg" else None
+        webp = webp_quality(data) if fmt == "webp" else None
+        avif = avif_quality(data, width, height) if fmt == "avif" else None
         if orientation in (5, 6, 7, 8):
             width, height = height, width
-        webp = webp_quality(data) if fmt == "webp" else None
         return MediaInfo(
-            "image", fmt, mime, len(data), digest, width, height, jpeg_quality=quality, webp_quality=webp
-        )
+            "image", fmt, mime, len(data), digest, width, height,
+            jpeg_quality=quality, webp_quality=webp, avif_quality=avif,
+        )  # fmt: skip
 
     def _probe_video(self, data: bytes, fmt: str, mime: str, digest: str) -> MediaInfo:
         """Geometry, timing and rotation from the container (decodes at most the first frame)."""

@@ -49,6 +49,7 @@ class MediaSection(_Model):
     has_audio: bool = False
     jpeg_quality: int | None = Field(None, description="JPEG quality estimated from its quantisation table")
     webp_quality: int | None = Field(None, description="lossy WebP quality estimated from its VP8 header")
+    avif_quality: int | None = Field(None, description="AVIF quality estimated from its AV1 headers")
 
 
 class FaceBox(_Model):

@@ -7,9 +7,10 @@ ordinary compression. :func:`assess` returns a :class:`Scope`:
   near-constant frames (standard deviation under :data:`BLANK_STD` grey levels), and extreme strips
   (aspect ratio over :data:`MAX_ASPECT`);
 * **limited** (the verdict is kept closer to ``uncertain``): faces found but all smaller than the
-  face model can judge and AVIF or HEIC images (one step), and **degraded** media, whose pixels
-  every model reads outside what it was validated on: heavy JPEG or WebP compression (estimated quality under
-  :data:`MIN_JPEG_QUALITY` or :data:`MIN_WEBP_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP`
+  face model can judge and HEIC or AVIF images of unknown quality (one step), and **degraded**
+  media, whose pixels every model reads outside what it was validated on: heavy JPEG, WebP or
+  AVIF compression (estimated quality under :data:`MIN_JPEG_QUALITY`, :data:`MIN_WEBP_QUALITY`,
+  :data:`MIN_AVIF_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP`
   bits per pixel per frame, counting the video stream's own packets, not its audio) and tiny
   media (short side under :data:`MIN_SIDE` px, enlarged to the models' inputs). On degraded
   media the pixels never accuse (:mod:`detector.scoring.fusion.rules`, rule 7): with a one-step
@@ -51,9 +52,12 @@ BLANK_STD = 2.0
 MAX_ASPECT = 8.0
 MIN_JPEG_QUALITY = 50
 MIN_WEBP_QUALITY = 65
+MIN_AVIF_QUALITY = 50
+"""AVIF below this is degraded: real dev photos as AVIF at quality 35 got an accusing band 22.6%
+of the time; at 50 and 75, 1 of 58 in a probe (the photo accused in every format)."""
 UNVALIDATED_IMAGE_FORMATS = {"avif": "AVIF", "heic": "HEIC"}
-"""Lossy image formats no model saw in training and whose quality is not read yet: their verdicts
-move one step. Real dev photos as AVIF at quality 35 got an accusing band 22.6% of the time."""
+"""Lossy image formats no model saw in training: when their quality cannot be read (HEIC always,
+AVIF outside the headers :mod:`detector.media.avif_quality` reads) their verdicts move one step."""
 """Lossy WebP below this is degraded: the synthetic-image model saw WebP at 65-95 only, and in a probe
 3 of 58 real dev photos saved as WebP at quality 50 were accused, 0 of 29 as JPEG at quality 50."""
 MIN_VIDEO_BPP = 0.02
@@ -127,6 +131,7 @@ def _heavy_compression(info: MediaInfo) -> str | None:
     for name, quality, least in (
         ("JPEG", info.jpeg_quality, MIN_JPEG_QUALITY),
         ("WebP", info.webp_quality, MIN_WEBP_QUALITY),
+        ("AVIF", info.avif_quality, MIN_AVIF_QUALITY),
     ):
         if quality is not None and quality < least:
             return f"heavy {name} compression (quality about {quality})"
@@ -150,7 +155,9 @@ def _degraded(info: MediaInfo) -> list[str]:
 
 def _unvalidated_format(info: MediaInfo) -> list[str]:
     name = UNVALIDATED_IMAGE_FORMATS.get(info.format) if info.kind == "image" else None
-    return [] if name is None else [f"{name}, a format the detectors were not validated on"]
+    if name is None or info.avif_quality is not None:
+        return []
+    return [f"{name}, a format the detectors were not validated on (quality unknown)"]
 
 
 def _small_faces(face_sides: Sequence[float], min_face_side: float) -> list[str]:

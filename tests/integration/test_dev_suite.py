@@ -135,6 +135,7 @@ def test_degraded_variants_are_what_the_scope_calls_degraded(two_items: Path, tm
         ("thumbnail", "clip"): "a tiny picture",
         ("heavy", "clip"): "heavily compressed video",
         ("webp", "photo"): "heavy WebP compression",
+        ("avif", "photo"): "heavy AVIF compression",
     }
     for (variant, which), reason in expected.items():
         media = loader.load(variant_copy(photo if which == "photo" else clip, variant, tmp_path))

@@ -81,8 +81,8 @@ def test_shipped_models_and_fusion_end_to_end(tmp_path: Path) -> None:
 
 
 def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
-    """A thumbnail, a JPEG at quality 10 and a WebP at quality 20 of a real photo, through the
-    shipped defaults: the reasons reach the report and no accusing verdict comes from their pixels."""
+    """A thumbnail, a JPEG at quality 10, a WebP and an AVIF at quality 20 of a real photo, through
+    the shipped defaults: the reasons reach the report and no accusing verdict comes from their pixels."""
     from PIL import Image
 
     from detector.pipeline import Pipeline
@@ -98,6 +98,8 @@ def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
     Image.fromarray(photo).save(cases["heavy JPEG compression"], quality=10)
     cases["heavy WebP compression"] = tmp_path / "q20.webp"
     Image.fromarray(photo).save(cases["heavy WebP compression"], quality=20)
+    cases["heavy AVIF compression"] = tmp_path / "q20.avif"
+    Image.fromarray(photo).save(cases["heavy AVIF compression"], quality=20)
     for reason, path in cases.items():
         report = pipeline.analyze(path)
         score = report.score
@@ -106,4 +108,9 @@ def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
         assert score.manipulated is not None
         if score.rule == "degraded_media":
             assert reason in score.summary
-    assert report.media.webp_quality == pytest.approx(20, abs=3)
+        read = {
+            "heavy WebP compression": report.media.webp_quality,
+            "heavy AVIF compression": report.media.avif_quality,
+        }
+        if reason in read:
+            assert read[reason] == pytest.approx(20, abs=3)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from detector.media.avif_quality import avif_quality, base_q_idx
 from detector.media.loader import MediaLoader
 from detector.media.sampling import FrameSampler
 from detector.media.webp_quality import base_quantizer, webp_quality
@@ -51,18 +53,38 @@ def test_heavy_webp_is_degraded_and_reported() -> None:
         assert [r.split(" (")[0] for r in reasons] == (["heavy WebP compression"] if degraded else [])
 
 
-def test_avif_and_heic_are_limited_as_formats_no_model_was_validated_on() -> None:
+def _saved(image: np.ndarray, fmt: str, **options: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("quality", [5, 20, 35, 50, 75, 90, 100])
+def test_the_quality_an_avif_was_saved_at_is_read_back(quality: int) -> None:
+    data = _saved(mediagen.face_photo(), "AVIF", quality=quality)
+    assert avif_quality(data, 512, 512) == pytest.approx(quality, abs=2)
+    assert avif_quality(data, 500, 512) is None  # a sequence header of another size is not the image's
+    assert base_q_idx(data[: data.index(b"mdat") + 8], 512, 512) is None  # cut inside the headers
+
+
+def test_heic_and_unreadable_avif_are_limited_heavy_avif_degraded() -> None:
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
     loader = MediaLoader()
-    for fmt, name in (("AVIF", "AVIF"), ("HEIF", "HEIC")):
-        buf = io.BytesIO()
-        Image.fromarray(mediagen.face_photo()).save(buf, format=fmt, quality=80)
-        media = loader.load(buf.getvalue())
-        frames = [f.image for f in FrameSampler(loader=loader).sample(media).frames]
-        scope = assess(media.info, frames, [], 49.0)
-        assert scope.limited == [f"{name}, a format the detectors were not validated on"]
-        assert scope.degraded == []
+    photo = mediagen.face_photo()
+    heic = loader.load(_saved(photo, "HEIF", quality=80))
+    scope = assess(heic.info, [], [], 49.0)
+    assert scope.limited == ["HEIC, a format the detectors were not validated on (quality unknown)"]
+    assert scope.degraded == []
+    heavy = loader.load(_saved(photo, "AVIF", quality=30))
+    assert heavy.info.avif_quality == pytest.approx(30, abs=2)
+    assert [r.split(" (")[0] for r in assess(heavy.info, [], [], 49.0).degraded] == ["heavy AVIF compression"]
+    fine = loader.load(_saved(photo, "AVIF", quality=80))
+    assert assess(fine.info, [], [], 49.0).limited == []
+    unread = replace(fine.info, avif_quality=None)
+    assert assess(unread, [], [], 49.0).limited == [
+        "AVIF, a format the detectors were not validated on (quality unknown)"
+    ]
     plain = loader.load(_webp(mediagen.face_photo(), quality=90))
     assert assess(plain.info, [], [], 49.0).limited == []
