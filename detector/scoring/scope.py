@@ -10,9 +10,9 @@ ordinary compression. :func:`assess` returns a :class:`Scope`:
   face model can judge and HEIC or AVIF images of unknown quality (one step), and **degraded**
   media, whose pixels every model reads outside what it was validated on: heavy JPEG, WebP or
   AVIF compression (estimated quality under :data:`MIN_JPEG_QUALITY`, :data:`MIN_WEBP_QUALITY`,
-  :data:`MIN_AVIF_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP`
-  bits per pixel per frame, counting the video stream's own packets, not its audio) and tiny
-  media (short side under :data:`MIN_SIDE` px, enlarged to the models' inputs). On degraded
+  :data:`MIN_AVIF_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP` bits per pixel per frame,
+  counting the video stream's own packets, not its audio) and tiny media (short side under
+  :data:`MIN_SIDE` px, enlarged to the models' inputs). On degraded
   media the pixels never accuse (:mod:`detector.scoring.fusion.rules`, rule 7): with a one-step
   rule, 12% of real dev photos saved at JPEG quality 10 and 2.6% shrunk to 96 px were accused
   (the dev suite's ``heavy`` and ``thumbnail`` variants).
@@ -28,8 +28,8 @@ channel's standard deviation below 1 grey level) and it has fewer distinct colou
 images, 307 face photos), only scikit-image's ``horse.png`` (a black silhouette drawing) is flagged,
 while a synthetic screenshot and a flat cartoon are flagged as PNG and as JPEG (quality 85).
 Heavy JPEG flattens a photo's blocks as well (at quality 10, 6 of 29 dev photos had half or more
-of them flat and few colours), so heavily compressed JPEGs and WebPs skip this test and are
-judged as degraded instead.
+of them flat and few colours), so heavily compressed JPEGs, WebPs and AVIFs skip this test and
+are judged as degraded instead.
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ BLANK_STD = 2.0
 MAX_ASPECT = 8.0
 MIN_JPEG_QUALITY = 50
 MIN_WEBP_QUALITY = 65
+"""Lossy WebP below this is degraded: the synthetic-image model saw WebP at 65-95 only, and in a probe
+3 of 58 real dev photos saved as WebP at quality 50 were accused, 0 of 29 as JPEG at quality 50."""
 MIN_AVIF_QUALITY = 50
 """AVIF below this is degraded: real dev photos as AVIF at quality 35 got an accusing band 22.6%
 of the time; at 50 and 75, 1 of 58 in a probe (the photo accused in every format)."""
 UNVALIDATED_IMAGE_FORMATS = {"avif": "AVIF", "heic": "HEIC"}
 """Lossy image formats no model saw in training: when their quality cannot be read (HEIC always,
 AVIF outside the headers :mod:`detector.media.avif_quality` reads) their verdicts move one step."""
-"""Lossy WebP below this is degraded: the synthetic-image model saw WebP at 65-95 only, and in a probe
-3 of 58 real dev photos saved as WebP at quality 50 were accused, 0 of 29 as JPEG at quality 50."""
 MIN_VIDEO_BPP = 0.02
 MIN_SIDE = 128
 
