@@ -124,8 +124,8 @@ followed between anchors, and the MTCNN pyramid level for faces as large as the 
 scope's degraded-media reasons, which the pixels can no longer turn into an accusation, with a
 video's bits per pixel counted on its own stream and lossy WebP quality read from its header; 4:
 AVIF and HEIC images limited as formats no model was validated on; 5: AVIF quality read from its
-AV1 headers, heavy AVIF degraded). Result and
-evaluation cache keys include it, so no cache answers with what older code found."""
+AV1 headers, heavy AVIF degraded). Result and evaluation cache keys include it, so no cache
+answers with what older code found."""
 
 
 def configured_models(settings: Settings) -> tuple[tuple[str, ModelEntry], tuple[str, ModelEntry] | None]:

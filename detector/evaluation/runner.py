@@ -37,6 +37,7 @@ class SuiteConfig:
 
 
 HELDOUT_KIND = "UTKFace face held out of training"
+HELDOUT_SET = "heldout_faces"
 
 
 def heldout_face_items(utk_dir: Path, limit: int | None = None) -> list[DevItem]:
@@ -45,7 +46,7 @@ def heldout_face_items(utk_dir: Path, limit: int | None = None) -> list[DevItem]
     from detector.evaluation.audit import audit_faces
 
     return [
-        DevItem(f"heldout_faces/{f.path.name}", f.path, 0, HELDOUT_KIND, "heldout_faces", f.path.stem)
+        DevItem(f"{HELDOUT_SET}/{f.path.name}", f.path, 0, HELDOUT_KIND, HELDOUT_SET, f.path.stem)
         for f in audit_faces(utk_dir, limit)
     ]
 
@@ -104,9 +105,10 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
     from detector.evaluation.plots import plot_reliability, plot_roc
 
     items = read_dev_set(config.dev_dir, config.ffpp_dir)[: config.limit]
-    rows = collect_all(items, config.variants, settings, config)
     faces = heldout_face_items(config.real_faces, config.limit) if config.real_faces is not None else []
-    heldout = collect_all(faces, config.variants, settings, config)
+    scored = collect_all([*items, *faces], config.variants, settings, config)  # one pipeline, one cache
+    rows = [r for r in scored if r.item.set != HELDOUT_SET]
+    heldout = [r for r in scored if r.item.set == HELDOUT_SET]
     config.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "halves": list(config.halves),
