@@ -23,9 +23,9 @@ of generator up-sampling must not read plain interpolation as generation. Compar
 **Degraded variants.** Media the detectors were not validated on, which the scope marks as
 degraded (:mod:`detector.scoring.scope`): ``thumbnail`` is the matched square shrunk to 96 px
 (JPEG quality 90; H.264 CRF 23), ``heavy`` the matched square at JPEG quality 10 or as H.264 at
-CRF 51 (a starved stream), ``webp`` and ``avif`` (images only) the matched square as WebP at
-quality 30 or AVIF at quality 35. They show whether such media are held back from accusations
-and how much ranking evidence survives. Not used for calibration.
+CRF 51 (a starved stream), ``webp``, ``avif`` and ``heic`` (images only) the matched square as
+WebP at quality 30, AVIF at quality 35 or HEIC at quality 30 (pillow-heif). They show whether
+such media are held back from accusations and how much ranking evidence survives. Not used for calibration.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy", "webp", "avif")
-IMAGE_ONLY_VARIANTS = frozenset({"webp", "avif"})
+VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy", "webp", "avif", "heic")
+IMAGE_ONLY_VARIANTS = frozenset({"webp", "avif", "heic"})
 DEFAULT_VARIANTS = ("original", "matched")
 MATCHED_SIDE = 256
 UPSCALE_FACTOR = 2
@@ -49,6 +49,12 @@ HEAVY_JPEG_QUALITY = 10
 HEAVY_CRF = 51
 WEBP_QUALITY = 30
 AVIF_QUALITY = 35
+HEIC_QUALITY = 30
+_MODERN_FORMATS = {
+    "webp": ("WEBP", WEBP_QUALITY),
+    "avif": ("AVIF", AVIF_QUALITY),
+    "heic": ("HEIF", HEIC_QUALITY),
+}
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
     (r"dreamtalk_mead__(\w\d{3})_", r"mead_\1"),
@@ -162,8 +168,13 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
     with Image.open(src) as im:
         rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     frame = Image.fromarray(_variant_frame(rgb, variant))
-    if variant in ("webp", "avif"):
-        frame.save(dst, format=variant.upper(), quality=WEBP_QUALITY if variant == "webp" else AVIF_QUALITY)
+    if variant in _MODERN_FORMATS:
+        fmt, quality = _MODERN_FORMATS[variant]
+        if fmt == "HEIF":
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+        frame.save(dst, format=fmt, quality=quality)
     else:
         frame.save(dst, format="JPEG", quality=HEAVY_JPEG_QUALITY if variant == "heavy" else 90)
 
@@ -192,7 +203,7 @@ def is_video(item: DevItem) -> bool:
 
 
 def applies(variant: str, item: DevItem) -> bool:
-    """Whether ``variant`` has a copy of ``item`` (``webp`` and ``avif`` copy images only)."""
+    """Whether ``variant`` has a copy of ``item`` (``webp``, ``avif`` and ``heic`` copy images only)."""
     return variant not in IMAGE_ONLY_VARIANTS or not is_video(item)
 
 

@@ -14,10 +14,9 @@ gives None, and the scope then treats the AVIF as a format whose quality is unkn
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 
-import numpy as np
+from detector.media.codec_bits import Bits, iso_box, quality_from_table
 
 QUALITY_BY_INDEX = (
     (0, 100), (16, 95), (32, 90), (60, 80), (76, 75), (92, 70), (120, 60), (148, 50),
@@ -26,43 +25,6 @@ QUALITY_BY_INDEX = (
 """(base_q_idx, libavif quality) pairs; the quality between them is interpolated."""
 
 _SEQUENCE_HEADER, _FRAME_HEADER, _FRAME = 1, 3, 6
-
-
-class _Bits:
-    """MSB-first bit reader; reads past the end as zeros and says so."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def f(self, n: int) -> int:
-        value = 0
-        for _ in range(n):
-            byte = self.data[self.pos >> 3] if self.pos >> 3 < len(self.data) else 0
-            value = (value << 1) | ((byte >> (7 - (self.pos & 7))) & 1)
-            self.pos += 1
-        return value
-
-    @property
-    def overrun(self) -> bool:
-        return self.pos > 8 * len(self.data)
-
-
-def _top_level_box(data: bytes, kind: bytes) -> bytes | None:
-    """The payload of the first top-level ISOBMFF box of type ``kind``."""
-    offset = 0
-    while offset + 8 <= len(data):
-        size, box = struct.unpack(">I", data[offset : offset + 4])[0], data[offset + 4 : offset + 8]
-        header = 8
-        if size == 1 and offset + 16 <= len(data):
-            size, header = struct.unpack(">Q", data[offset + 8 : offset + 16])[0], 16
-        elif size == 0:
-            size = len(data) - offset
-        if size < header:
-            return None
-        if box == kind:
-            return data[offset + header : offset + size]
-        offset += size
-    return None
 
 
 def _obus(data: bytes) -> Iterator[tuple[int, bytes]]:
@@ -94,11 +56,11 @@ def _tile_log2(block: int, target: int) -> int:
 
 def base_q_idx(data: bytes, width: int, height: int) -> int | None:
     """``base_q_idx`` of a reduced-header AVIF still whose coded size is ``width`` x ``height``."""
-    mdat = _top_level_box(data, b"mdat")
+    mdat = iso_box(data, b"mdat")
     sequence: tuple[int, int, int, int] | None = None
     for kind, payload in _obus(mdat or b""):
         if kind == _SEQUENCE_HEADER:
-            bits = _Bits(payload)
+            bits = Bits(payload)
             bits.f(3)  # profile
             if not (bits.f(1) and bits.f(1)):  # still_picture, reduced_still_picture_header
                 return None
@@ -112,11 +74,11 @@ def base_q_idx(data: bytes, width: int, height: int) -> int | None:
                 return None
             sequence = (coded_w, coded_h, sb128, superres)
         elif kind in (_FRAME_HEADER, _FRAME) and sequence is not None:
-            return _frame_base_q(_Bits(payload), *sequence)
+            return _frame_base_q(Bits(payload), *sequence)
     return None
 
 
-def _frame_base_q(bits: _Bits, width: int, height: int, sb128: int, superres: int) -> int | None:
+def _frame_base_q(bits: Bits, width: int, height: int, sb128: int, superres: int) -> int | None:
     """The uncompressed header of a reduced-header key frame, up to ``base_q_idx``."""
     bits.f(1)  # disable_cdf_update
     screen_content = bits.f(1)  # the reduced header selects it per frame
@@ -156,5 +118,4 @@ def avif_quality(data: bytes, width: int, height: int) -> int | None:
     index = base_q_idx(data, width, height)
     if index is None:
         return None
-    indices, qualities = zip(*QUALITY_BY_INDEX, strict=True)
-    return round(float(np.interp(index, indices, qualities)))
+    return quality_from_table(index, QUALITY_BY_INDEX)

@@ -36,6 +36,7 @@ from detector.errors import (
     VideoTooLong,
 )
 from detector.media.avif_quality import avif_quality
+from detector.media.heic_quality import heic_quality
 from detector.media.sniff import HEAD_BYTES, IMAGE_FORMATS, VIDEO_FORMATS, MediaKind, sniff
 from detector.media.webp_quality import webp_quality
 from detector.settings import LimitSettings, get_settings
@@ -98,6 +99,7 @@ class MediaInfo:
     jpeg_quality: int | None = None  # IJG quality estimated from a JPEG's luminance table
     webp_quality: int | None = None  # libwebp quality estimated from a lossy WebP's frame header
     avif_quality: int | None = None  # libavif quality estimated from an AVIF still's AV1 headers
+    heic_quality: int | None = None  # pillow-heif quality estimated from a HEIC's HEVC headers
     video_bytes: int | None = None  # the video stream's packets (no audio, no container); None: unknown
 
 
@@ -283,11 +285,12 @@ class MediaLoader:
             quality = jpeg_quality(im) if fmt == "jpeg" else None
         webp = webp_quality(data) if fmt == "webp" else None
         avif = avif_quality(data, width, height) if fmt == "avif" else None
+        heic = heic_quality(data) if fmt == "heic" else None
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         return MediaInfo(
             "image", fmt, mime, len(data), digest, width, height,
-            jpeg_quality=quality, webp_quality=webp, avif_quality=avif,
+            jpeg_quality=quality, webp_quality=webp, avif_quality=avif, heic_quality=heic,
         )  # fmt: skip
 
     def _probe_video(self, data: bytes, fmt: str, mime: str, digest: str) -> MediaInfo:

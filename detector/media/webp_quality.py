@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
+from detector.media.codec_bits import quality_from_table
 
 QUALITY_BY_INDEX = (
     (0, 100), (6, 95), (12, 90), (27, 80), (36, 75), (39, 70), (45, 60),
@@ -104,5 +104,4 @@ def webp_quality(data: bytes) -> int | None:
     index = base_quantizer(data)
     if index is None:
         return None
-    indices, qualities = zip(*QUALITY_BY_INDEX, strict=True)
-    return round(float(np.interp(index, indices, qualities)))
+    return quality_from_table(index, QUALITY_BY_INDEX)

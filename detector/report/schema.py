@@ -50,6 +50,7 @@ class MediaSection(_Model):
     jpeg_quality: int | None = Field(None, description="JPEG quality estimated from its quantisation table")
     webp_quality: int | None = Field(None, description="lossy WebP quality estimated from its VP8 header")
     avif_quality: int | None = Field(None, description="AVIF quality estimated from its AV1 headers")
+    heic_quality: int | None = Field(None, description="HEIC quality estimated from its HEVC headers")
 
 
 class FaceBox(_Model):

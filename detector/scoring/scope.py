@@ -6,16 +6,16 @@ ordinary compression. :func:`assess` returns a :class:`Scope`:
 * **out of scope** (no score is given): drawings, screenshots and flat graphics (below), blank or
   near-constant frames (standard deviation under :data:`BLANK_STD` grey levels), and extreme strips
   (aspect ratio over :data:`MAX_ASPECT`);
-* **limited** (the verdict is kept closer to ``uncertain``): faces found but all smaller than the
-  face model can judge and HEIC or AVIF images of unknown quality (one step), and **degraded**
-  media, whose pixels every model reads outside what it was validated on: heavy JPEG, WebP or
-  AVIF compression (estimated quality under :data:`MIN_JPEG_QUALITY`, :data:`MIN_WEBP_QUALITY`,
-  :data:`MIN_AVIF_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP` bits per pixel per frame,
+* **limited** (the verdict is kept closer to ``uncertain``): faces found but all smaller than the face
+  model can judge and HEIC or AVIF images of unknown quality (one step), and **degraded** media, whose
+  pixels every model reads outside what it was validated on: heavy JPEG, WebP, AVIF or HEIC compression
+  (estimated quality under :data:`MIN_JPEG_QUALITY`, :data:`MIN_WEBP_QUALITY`, :data:`MIN_AVIF_QUALITY`,
+  :data:`MIN_HEIC_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP` bits per pixel per frame,
   counting the video stream's own packets, not its audio) and tiny media (short side under
-  :data:`MIN_SIDE` px, enlarged to the models' inputs). On degraded
-  media the pixels never accuse (:mod:`detector.scoring.fusion.rules`, rule 7): with a one-step
-  rule, 12% of real dev photos saved at JPEG quality 10 and 2.6% shrunk to 96 px were accused
-  (the dev suite's ``heavy`` and ``thumbnail`` variants).
+  :data:`MIN_SIDE` px, enlarged to the models' inputs). On degraded media the pixels never accuse
+  (:mod:`detector.scoring.fusion.rules`, rule 7): with a one-step rule, 12% of real dev photos saved at
+  JPEG quality 10 and 2.6% shrunk to 96 px were accused (the dev suite's ``heavy`` and ``thumbnail``
+  variants).
 
 Drawings and screenshots:
 
@@ -28,7 +28,7 @@ channel's standard deviation below 1 grey level) and it has fewer distinct colou
 images, 307 face photos), only scikit-image's ``horse.png`` (a black silhouette drawing) is flagged,
 while a synthetic screenshot and a flat cartoon are flagged as PNG and as JPEG (quality 85).
 Heavy JPEG flattens a photo's blocks as well (at quality 10, 6 of 29 dev photos had half or more
-of them flat and few colours), so heavily compressed JPEGs, WebPs and AVIFs skip this test and
+of them flat and few colours), so heavily compressed JPEGs, WebPs, AVIFs and HEICs skip this test and
 are judged as degraded instead.
 """
 
@@ -57,9 +57,14 @@ MIN_WEBP_QUALITY = 65
 MIN_AVIF_QUALITY = 50
 """AVIF below this is degraded: real dev photos as AVIF at quality 35 got an accusing band 22.6%
 of the time; at 50 and 75, 1 of 58 in a probe (the photo accused in every format)."""
+MIN_HEIC_QUALITY = 50
+"""HEIC below this (about QP 22 and up) is degraded: in a probe, 58 real dev photos saved as HEIC at
+quality 20 got an accusing band 8 times (3 after the one-step rule), at quality 50 once (the photo
+accused in every format). A camera's own 8736x5856 HEIC in ../shared/data reads QP 22 (quality 50)."""
 UNVALIDATED_IMAGE_FORMATS = {"avif": "AVIF", "heic": "HEIC"}
-"""Lossy image formats no model saw in training: when their quality cannot be read (HEIC always,
-AVIF outside the headers :mod:`detector.media.avif_quality` reads) their verdicts move one step."""
+"""Lossy image formats no model saw in training: when their quality cannot be read (headers outside
+what :mod:`detector.media.avif_quality` and :mod:`detector.media.heic_quality` read) their verdicts
+move one step."""
 MIN_VIDEO_BPP = 0.02
 MIN_SIDE = 128
 
@@ -127,11 +132,13 @@ def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray]) -> list[str]:
 
 
 def _heavy_compression(info: MediaInfo) -> str | None:
-    """The reason when a JPEG or lossy WebP was saved at a quality the models were not validated on."""
+    """The reason when a JPEG, lossy WebP, AVIF or HEIC was saved at a quality the models were not
+    validated on."""
     for name, quality, least in (
         ("JPEG", info.jpeg_quality, MIN_JPEG_QUALITY),
         ("WebP", info.webp_quality, MIN_WEBP_QUALITY),
         ("AVIF", info.avif_quality, MIN_AVIF_QUALITY),
+        ("HEIC", info.heic_quality, MIN_HEIC_QUALITY),
     ):
         if quality is not None and quality < least:
             return f"heavy {name} compression (quality about {quality})"
@@ -155,7 +162,7 @@ def _degraded(info: MediaInfo) -> list[str]:
 
 def _unvalidated_format(info: MediaInfo) -> list[str]:
     name = UNVALIDATED_IMAGE_FORMATS.get(info.format) if info.kind == "image" else None
-    if name is None or info.avif_quality is not None:
+    if name is None or (info.avif_quality if info.format == "avif" else info.heic_quality) is not None:
         return []
     return [f"{name}, a format the detectors were not validated on (quality unknown)"]
 

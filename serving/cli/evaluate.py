@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--variants",
         default="original,matched",
-        help="original, matched, upscaled, thumbnail, heavy, webp and/or avif (comma-separated)",
+        help="original, matched, upscaled, thumbnail, heavy, webp, avif and/or heic (comma-separated)",
     )
     p.add_argument("--halves", default="report", help="report, calibrate, or both (comma-separated)")
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")

@@ -136,6 +136,7 @@ def test_degraded_variants_are_what_the_scope_calls_degraded(two_items: Path, tm
         ("heavy", "clip"): "heavily compressed video",
         ("webp", "photo"): "heavy WebP compression",
         ("avif", "photo"): "heavy AVIF compression",
+        ("heic", "photo"): "heavy HEIC compression",
     }
     for (variant, which), reason in expected.items():
         media = loader.load(variant_copy(photo if which == "photo" else clip, variant, tmp_path))
@@ -146,8 +147,11 @@ def test_degraded_variants_are_what_the_scope_calls_degraded(two_items: Path, tm
         assert [r.split(" (")[0] for r in degraded] == [reason], (variant, which, degraded)
     assert not applies("webp", clip)
     assert not applies("avif", clip)
+    assert not applies("heic", clip)
     with Image.open(variant_copy(photo, "avif", tmp_path)) as avif:
         assert (avif.format, avif.size) == ("AVIF", (256, 256))
+    with Image.open(variant_copy(photo, "heic", tmp_path)) as heic:
+        assert (heic.format, heic.size) == ("HEIF", (256, 256))
     with pytest.raises(ValueError, match="no copy of a video"):
         variant_copy(clip, "webp", tmp_path)
     with pytest.raises(ValueError, match="unknown variant"):

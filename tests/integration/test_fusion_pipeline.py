@@ -81,9 +81,13 @@ def test_shipped_models_and_fusion_end_to_end(tmp_path: Path) -> None:
 
 
 def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
-    """A thumbnail, a JPEG at quality 10, a WebP and an AVIF at quality 20 of a real photo, through
-    the shipped defaults: the reasons reach the report and no accusing verdict comes from their pixels."""
+    """A thumbnail, a JPEG at quality 10, a WebP, an AVIF and a HEIC at quality 20 of a real photo,
+    through the shipped defaults: the reasons reach the report and no accusing verdict comes from
+    their pixels."""
     from PIL import Image
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
 
     from detector.pipeline import Pipeline
     from detector.settings import Settings
@@ -100,6 +104,8 @@ def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
     Image.fromarray(photo).save(cases["heavy WebP compression"], quality=20)
     cases["heavy AVIF compression"] = tmp_path / "q20.avif"
     Image.fromarray(photo).save(cases["heavy AVIF compression"], quality=20)
+    cases["heavy HEIC compression"] = tmp_path / "q20.heic"
+    Image.fromarray(photo).save(cases["heavy HEIC compression"], format="HEIF", quality=20)
     for reason, path in cases.items():
         report = pipeline.analyze(path)
         score = report.score
@@ -111,6 +117,7 @@ def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
         read = {
             "heavy WebP compression": report.media.webp_quality,
             "heavy AVIF compression": report.media.avif_quality,
+            "heavy HEIC compression": report.media.heic_quality,
         }
         if reason in read:
             assert read[reason] == pytest.approx(20, abs=3)
