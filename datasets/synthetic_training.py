@@ -5,8 +5,9 @@ tiles do not drown 20 IC-Light images), then an image, then a crop: either a nat
 (generator traces intact) or the whole image rescaled, as the classifier sees both at inference.
 A share of the fakes are real photos and faces rebuilt by a simulated up-sampling stage
 (:mod:`datasets.artefacts`), which stands in for GAN generators no training source covers. Both
-classes then get the same random re-encoding: none (PNG), JPEG or WebP at quality 65-95, so file
-format, which differs between the dev classes, is never a label.
+classes then get the same random re-encoding: none (PNG), JPEG or WebP at quality 65-95 (and, when
+configured, WebP, AVIF and HEIF at lower qualities), so file format, which differs between the dev
+classes, is never a label.
 
 With ``upscale_prob`` > 0 an image of either class is first enlarged by ordinary software
 resampling (bilinear, bicubic or Lanczos, 1.3-2.5x) before its view is cut: real photos are often
@@ -22,6 +23,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -32,21 +34,40 @@ from datasets.batch import Batch
 from datasets.compress import h264_share
 from datasets.image_pool import ImagePool
 
+MODERN_SAVE_ARGS: dict[str, dict[str, int]] = {"AVIF": {"speed": 8}, "HEIF": {}}
+"""Encoder arguments beyond quality for the modern formats (AVIF at libavif speed 8: 12 ms for a
+160 px view instead of 16, the same quantiser for the same quality)."""
+
 
 def reencode(image: np.ndarray, fmt: str, quality: int) -> np.ndarray:
-    """``image`` saved as ``fmt`` (``JPEG`` or ``WEBP``) at ``quality`` and decoded again."""
+    """``image`` saved as ``fmt`` (``JPEG``, ``WEBP``, ``AVIF`` or ``HEIF``) at ``quality`` and
+    decoded again (HEIF through pillow-heif, registered on first use)."""
+    if fmt == "HEIF":
+        _register_heif()
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format=fmt, quality=int(quality))
+    Image.fromarray(image).save(buf, format=fmt, quality=int(quality), **MODERN_SAVE_ARGS.get(fmt, {}))
     buf.seek(0)
     with Image.open(buf) as im:
         return np.asarray(im.convert("RGB"))
+
+
+@cache
+def _register_heif() -> None:
+    """Let Pillow write and read HEIF through pillow-heif (once per process)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
 
 
 @dataclass(frozen=True)
 class FormatChain:
     """Random re-encoding and mild rescaling applied identically to both classes; with
     ``h264_prob`` > 0 a share of each batch is also re-encoded as the frames of one H.264 clip
-    (video frames reach the model after a platform's re-encode, which JPEG does not imitate)."""
+    (video frames reach the model after a platform's re-encode, which JPEG does not imitate).
+
+    JPEG draws its quality from ``quality``; WebP from ``webp_quality`` when set (else ``quality``);
+    AVIF and HEIF (``avif_prob``, ``heif_prob``, 0 by default) from ``modern_quality``: phones save
+    HEIC and platforms serve WebP / AVIF far below the qualities JPEG is usually saved at."""
 
     jpeg_prob: float = 0.45
     webp_prob: float = 0.2
@@ -54,16 +75,27 @@ class FormatChain:
     flip_prob: float = 0.5
     h264_prob: float = 0.0
     h264_crfs: tuple[int, ...] = (18, 23, 28, 33)
+    webp_quality: tuple[int, int] | None = None
+    avif_prob: float = 0.0
+    heif_prob: float = 0.0
+    modern_quality: tuple[int, int] = (25, 90)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One re-encoded copy."""
+        """One re-encoded copy (the random draws of the default chain are those of earlier runs)."""
         out = np.ascontiguousarray(image[:, ::-1]) if rng.random() < self.flip_prob else image
         roll = rng.random()
         q = int(rng.integers(self.quality[0], self.quality[1] + 1))
         if roll < self.jpeg_prob:
             return reencode(out, "JPEG", q)
-        if roll < self.jpeg_prob + self.webp_prob:
-            return reencode(out, "WEBP", q)
+        roll -= self.jpeg_prob
+        for fmt, prob, span in (
+            ("WEBP", self.webp_prob, self.webp_quality),
+            ("AVIF", self.avif_prob, self.modern_quality),
+            ("HEIF", self.heif_prob, self.modern_quality),
+        ):
+            if roll < prob:
+                return reencode(out, fmt, q if span is None else int(rng.integers(span[0], span[1] + 1)))
+            roll -= prob
         return out
 
     def batch(self, images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
