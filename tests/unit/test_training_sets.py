@@ -172,3 +172,25 @@ def test_h264_share_of_a_synthetic_batch_is_seeded_and_off_by_default() -> None:
     assert all(o.shape == i.shape for o, i in zip(out, images, strict=True))
     assert all(np.abs(o.astype(int) - i).mean() > 0.5 for o, i in zip(out, images, strict=True))
     _same_h264_output(out, chain.batch(images, np.random.default_rng(1)), images)
+
+
+def test_format_chain_adds_avif_and_heif_at_their_own_qualities() -> None:
+    """The v5 chain's modern formats: each is a real re-encode at a quality drawn from its own range,
+    seeded; the default chain draws what v2 / v3 drew (no modern format, no extra draw)."""
+    from datasets.synthetic_training import reencode
+
+    image = _textured(3, 96)
+    for fmt, chain in (
+        ("AVIF", FormatChain(jpeg_prob=0, webp_prob=0, avif_prob=1.0, flip_prob=0, modern_quality=(20, 20))),
+        ("HEIF", FormatChain(jpeg_prob=0, webp_prob=0, heif_prob=1.0, flip_prob=0, modern_quality=(20, 20))),
+        ("WEBP", FormatChain(jpeg_prob=0, webp_prob=1.0, flip_prob=0, webp_quality=(20, 20))),
+    ):
+        out = chain(image, np.random.default_rng(0))
+        assert np.array_equal(out, reencode(image, fmt, 20)), fmt
+        assert np.abs(out.astype(int) - image).mean() > 1.0, fmt
+        assert not np.array_equal(out, reencode(image, fmt, 90)), fmt
+    plain = FormatChain(jpeg_prob=0, webp_prob=0)
+    rng, ref = np.random.default_rng(4), np.random.default_rng(4)
+    plain(image, rng)
+    ref.random(), ref.random(), ref.integers(65, 96)  # flip, format roll, quality: as v2 / v3 drew
+    assert rng.bit_generator.state == ref.bit_generator.state
