@@ -28,6 +28,9 @@ _IDR_W_RADL, _IDR_N_LP = 19, 20
 _VPS, _SPS, _PPS = 32, 33, 34
 MAX_SLICE_HEADER_BYTES = 256
 """Bytes of the first slice NAL unit read: its header is a few dozen bits."""
+MAX_PARAMETER_SETS = 64
+"""Parameter sets of one type an ``hvcC`` may list (H.265 allows 16 VPS / SPS and 64 PPS ids); more,
+or one running past the box, and the file is not read: the parse stays bounded on hostile input."""
 
 
 def _rbsp(nal: bytes) -> bytes:
@@ -166,10 +169,14 @@ def _coded_item(data: bytes) -> _Item | None:
     sets: dict[int, list[bytes]] = {}
     pos = 23
     for _ in range(hvcc[22]):
+        if pos + 3 > len(hvcc):
+            return None
         nal_type, count = hvcc[pos] & 0x3F, _uint(hvcc, pos + 1, 2)
         pos += 3
         for _ in range(count):
             size = _uint(hvcc, pos, 2)
+            if pos + 2 + size > len(hvcc) or len(sets.get(nal_type, ())) >= MAX_PARAMETER_SETS:
+                return None
             sets.setdefault(nal_type, []).append(hvcc[pos + 2 : pos + 2 + size])
             pos += 2 + size
     return _Item(sets, slice_data, (hvcc[21] & 3) + 1)

@@ -132,3 +132,19 @@ def test_exp_golomb_codes() -> None:
     cut = Bits(b"\x00")
     cut.ue()
     assert cut.overrun
+
+
+def test_damaged_headers_never_raise_and_stay_bounded() -> None:
+    data = _heic(mediagen.face_photo(), 30)
+    rng = np.random.default_rng(0)
+    meta_end = data.index(b"mdat") + 64
+    for _ in range(300):
+        damaged = bytearray(data)
+        for at in rng.integers(0, meta_end, 4):
+            damaged[at] = int(rng.integers(0, 256))
+        qp = slice_qp(bytes(damaged))
+        assert qp is None or 0 <= qp <= 51
+    hvcc_at = data.index(b"hvcC") + 4
+    bomb = bytearray(data)
+    bomb[hvcc_at + 22] = 255  # 255 parameter-set arrays claimed in a box of a few dozen bytes
+    assert slice_qp(bytes(bomb)) is None
