@@ -25,18 +25,23 @@ QUALITY_BY_QP = (
 """(slice QP, pillow-heif quality) pairs; the quality between them is interpolated."""
 
 _IDR_W_RADL, _IDR_N_LP = 19, 20
-_VPS, _SPS, _PPS = 32, 33, 34
+_SPS, _PPS = 33, 34
 MAX_SLICE_HEADER_BYTES = 256
 """Bytes of the first slice NAL unit read: its header is a few dozen bits."""
+MAX_ITEM_BYTES = 8192
+"""Bytes of the coded item searched for its first slice, past any SEI or other non-slice units."""
+MAX_PARAMETER_SET_BYTES = 4096
+"""Bytes of a parameter set read: its fields up to the ones needed (scaling lists included) fit."""
 MAX_PARAMETER_SETS = 64
 """Parameter sets of one type an ``hvcC`` may list (H.265 allows 16 VPS / SPS and 64 PPS ids); more,
 or one running past the box, and the file is not read: the parse stays bounded on hostile input."""
 
 
-def _rbsp(nal: bytes) -> bytes:
-    """A NAL unit's payload without its 2-byte header and emulation-prevention bytes."""
+def _rbsp(nal: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes of a NAL unit's payload, without its 2-byte header and its
+    emulation-prevention bytes."""
     out, zeros = bytearray(), 0
-    for byte in nal[2:]:
+    for byte in nal[2 : 2 + limit]:
         if zeros >= 2 and byte == 3:
             zeros = 0
             continue
@@ -117,8 +122,7 @@ def _property(meta: bytes, item: int, kind: bytes) -> bytes | None:
 
 
 def _location(data: bytes, meta: bytes, item: int) -> bytes | None:
-    """The first ``MAX_SLICE_HEADER_BYTES`` + 8 bytes of ``item``'s data (first extent, file
-    offsets or ``idat``)."""
+    """The first :data:`MAX_ITEM_BYTES` of ``item``'s data (first extent, file offsets or ``idat``)."""
     iloc = iso_box(meta, b"iloc")
     if iloc is None or len(iloc) < 8:
         return None
@@ -141,7 +145,7 @@ def _location(data: bytes, meta: bytes, item: int) -> bytes | None:
         if item_id == item and extents:
             start = base + _uint(body, pos + index_size, offset_size)
             source = data if method == 0 else (iso_box(meta, b"idat") if method == 1 else None)
-            return None if source is None else source[start : start + MAX_SLICE_HEADER_BYTES + 8]
+            return None if source is None else source[start : start + MAX_ITEM_BYTES]
         pos += extents * (index_size + offset_size + length_size)
     return None
 
@@ -215,7 +219,7 @@ def _skip_scaling_list(bits: Bits) -> None:
 
 def _sps(nal: bytes) -> tuple[int, _Sps] | None:
     """(id, fields) of a sequence parameter set, read up to ``sample_adaptive_offset_enabled_flag``."""
-    bits = Bits(_rbsp(nal))
+    bits = Bits(_rbsp(nal, MAX_PARAMETER_SET_BYTES))
     bits.f(4)
     sub_layers = bits.f(3)
     bits.f(1 + 96)  # temporal id nesting, general profile, tier and level
@@ -245,28 +249,43 @@ def _sps(nal: bytes) -> tuple[int, _Sps] | None:
     return sps_id, _Sps(separate, chroma_format != 0 and not separate, sao)
 
 
+def _pps(nal: bytes) -> tuple[int, _Pps] | None:
+    """(id, fields) of a picture parameter set, read up to ``init_qp_minus26``."""
+    bits = Bits(_rbsp(nal, MAX_PARAMETER_SET_BYTES))
+    pps_id, sps_id = bits.ue(), bits.ue()
+    bits.f(1)  # dependent slice segments enabled (read only by later slices)
+    output_flag, extra = bool(bits.f(1)), bits.f(3)
+    bits.f(2)  # sign data hiding, cabac init present
+    bits.ue(), bits.ue()  # default active reference indices
+    init_qp = 26 + bits.se()
+    return None if bits.overrun else (pps_id, _Pps(sps_id, extra, output_flag, init_qp))
+
+
+def _first_slice(data: bytes, length_size: int) -> bytes | None:
+    """The first coded-slice NAL unit (type under 32) among the length-prefixed units of ``data``."""
+    pos = 0
+    while pos + length_size < len(data):
+        size = _uint(data, pos, length_size)
+        nal = data[pos + length_size : pos + length_size + size]
+        if len(nal) < 3:
+            return None
+        if (nal[0] >> 1) & 0x3F < 32:
+            return nal
+        pos += length_size + size
+    return None
+
+
 def slice_qp(data: bytes) -> int | None:
     """The QP of the first slice of a HEIC's primary image (IDR slices only); None when not read."""
     item = _coded_item(data)
     if item is None:
         return None
     sps_by_id = dict(filter(None, (_sps(nal) for nal in item.parameter_sets.get(_SPS, []))))
-    pps_by_id: dict[int, _Pps] = {}
-    for nal in item.parameter_sets.get(_PPS, []):
-        bits = Bits(_rbsp(nal))
-        pps_id, sps_id = bits.ue(), bits.ue()
-        bits.f(1)  # dependent slice segments enabled (read only by later slices)
-        output_flag, extra = bool(bits.f(1)), bits.f(3)
-        bits.f(2)  # sign data hiding, cabac init present
-        bits.ue(), bits.ue()  # default active reference indices
-        init_qp = 26 + bits.se()
-        if not bits.overrun:
-            pps_by_id[pps_id] = _Pps(sps_id, extra, output_flag, init_qp)
-    size = item.length_size
-    nal = item.slice_data[size : size + _uint(item.slice_data, 0, size)]
-    if len(nal) < 3 or (nal[0] >> 1) & 0x3F not in (_IDR_W_RADL, _IDR_N_LP):
+    pps_by_id = dict(filter(None, (_pps(nal) for nal in item.parameter_sets.get(_PPS, []))))
+    nal = _first_slice(item.slice_data, item.length_size)
+    if nal is None or (nal[0] >> 1) & 0x3F not in (_IDR_W_RADL, _IDR_N_LP):
         return None
-    bits = Bits(_rbsp(nal[:MAX_SLICE_HEADER_BYTES]))
+    bits = Bits(_rbsp(nal, MAX_SLICE_HEADER_BYTES))
     if not bits.f(1):  # the item's first slice must start the picture
         return None
     bits.f(1)  # no_output_of_prior_pics (an IRAP slice)

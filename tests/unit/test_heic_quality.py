@@ -58,10 +58,11 @@ def _full(kind: bytes, version: int, payload: bytes, flags: int = 0) -> bytes:
     return _box(kind, bytes([version]) + flags.to_bytes(3, "big") + payload)
 
 
-def _grid_heic(single: bytes, tile_listed: bool = True) -> bytes:
+def _grid_heic(single: bytes, tile_listed: bool = True, prefix: bytes = b"") -> bytes:
     """A HEIC whose primary item is a 1x1 ``grid`` over the coded image of ``single``, laid out as
     phones write it (grid descriptor in ``idat``, ``iloc`` version 1) but with other box versions
-    than pillow-heif's (``pitm`` / ``iinf`` version 0, ``ipma`` with 16-bit indices)."""
+    than pillow-heif's (``pitm`` / ``iinf`` version 0, ``ipma`` with 16-bit indices); ``prefix``
+    goes before the tile's first NAL unit."""
     meta = iso_box(single, b"meta")
     assert meta is not None
     ipco = iso_box(iso_box(meta[4:], b"iprp") or b"", b"ipco")
@@ -69,6 +70,7 @@ def _grid_heic(single: bytes, tile_listed: bool = True) -> bytes:
     coded = iso_box(single, b"mdat")
     assert hvcc is not None
     assert coded is not None
+    coded = prefix + coded
     ftyp = _box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
     grid = bytes([0, 0, 0, 0]) + struct.pack(">HH", 512, 512)
 
@@ -103,6 +105,8 @@ def test_a_grid_is_read_through_its_first_tile() -> None:
     single = _heic(mediagen.face_photo(), 30)
     assert slice_qp(_grid_heic(single)) == slice_qp(single)
     assert slice_qp(_grid_heic(single, tile_listed=False)) is None  # the grid names a tile not there
+    sei = bytes([0x4E, 0x01, 0x05, 0x02, 0xAA, 0xBB, 0x80])  # a prefix SEI unit before the slice
+    assert slice_qp(_grid_heic(single, prefix=len(sei).to_bytes(4, "big") + sei)) == slice_qp(single)
 
 
 def test_a_camera_heic_is_read(shared_data: Path) -> None:
