@@ -14,6 +14,12 @@ Steps 2 and 3 run once on every item (the shared section) and once per media kin
 videos) with enough real and fake items: a video's score aggregates many frames, so its bands are
 chosen on videos alone, and the stated rates hold per kind rather than only on the mix.
 
+Items the scope calls degraded (the ``thumbnail``, ``heavy``, ``webp``, ``avif`` and ``heic``
+copies: heavy compression, tiny pictures) take no part in steps 1-3; they get sections of their
+own per media kind (``image_degraded``, ``video_degraded``), fitted the same way on the calibrated
+logits, so that the probability reported for such a file is calibrated on such files (their
+verdicts are still held back by rule: :mod:`detector.scoring.fusion.rules`).
+
 The tables go into ``weights/manifest.toml`` and ``weights/fusion.toml``; the dev suite then
 reports on the other half. ``--dry-run`` writes nothing.
 """
@@ -45,10 +51,11 @@ from detector.scoring.fusion.fit import (
 from detector.scoring.fusion.params import (
     FusionParameters,
     KindParameters,
-    MediaKind,
     Pattern,
     Priors,
+    SectionKind,
     SubModel,
+    section_kind,
 )
 from detector.scoring.logodds import sigmoid
 from detector.tomlwrite import replace_table, write_atomic
@@ -66,7 +73,7 @@ class Features:
     face: np.ndarray
     synthetic: np.ndarray
     labels: np.ndarray
-    kinds: np.ndarray | None = None  # "image" / "video" per row; None: fit one shared section only
+    kinds: np.ndarray | None = None  # section per row ("image", "video_degraded"...); None: shared only
 
 
 def raw_features(outputs: list[StageOutputs], labels: list[int], settings: Settings) -> Features:
@@ -82,7 +89,7 @@ def raw_features(outputs: list[StageOutputs], labels: list[int], settings: Setti
     )
     f, s, kinds = [], [], []
     for out in outputs:
-        kinds.append(out.media.kind)
+        kinds.append(section_kind(out.media.kind, bool(out.scope.degraded)))
         inputs = bare.evidence(out)
         usable = inputs.photographic
         f.append(inputs.face_logit if usable and inputs.face_logit is not None else np.nan)
@@ -134,24 +141,28 @@ def _section(
 def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrator | None, FusionParameters]:
     """Per-model calibrators, the fusion stack and the verdict bands fitted on ``features``.
 
-    The shared section is fitted on every row; each media kind with at least
-    :data:`MIN_ROWS_PER_CLASS` real and fake rows also gets its own section (used for that kind).
+    The calibrators and the shared section are fitted on every row that is not degraded; each
+    section kind (:data:`SectionKind`) with at least :data:`MIN_ROWS_PER_CLASS` real and fake rows
+    also gets its own section (a degraded one falls back to its media kind's sub-models).
     """
     y = features.labels
-    face = _fit(features.face, y, f"face model, {described}")
-    synthetic = _fit(features.synthetic, y, f"synthetic-image model, {described}")
+    kinds_of = features.kinds if features.kinds is not None else np.full(len(y), "", dtype=object)
+    plain = np.array([not str(k).endswith("_degraded") for k in kinds_of])
+    face = _fit(np.where(plain, features.face, np.nan), y, f"face model, {described}")
+    synthetic = _fit(np.where(plain, features.synthetic, np.nan), y, f"synthetic-image model, {described}")
     f_cal, s_cal = _apply(face, features.face), _apply(synthetic, features.synthetic)
-    shared = _section(f_cal, s_cal, y, described)
-    kinds: dict[MediaKind, KindParameters] = {}
-    for kind in get_args(MediaKind):
-        rows = features.kinds == kind if features.kinds is not None else np.zeros(len(y), bool)
+    shared = _section(f_cal[plain], s_cal[plain], y[plain], described)
+    kinds: dict[SectionKind, KindParameters] = {}
+    for kind in get_args(SectionKind):
+        rows = kinds_of == kind
         usable = rows & ~(np.isnan(f_cal) & np.isnan(s_cal))
         if min(int((y[usable] == 1).sum()), int((y[usable] == 0).sum())) < MIN_ROWS_PER_CLASS:
             continue
+        media = kind.removesuffix("_degraded")
+        fallback = (kinds.get(media) or shared).submodels
+        label = f"{media}s the scope calls degraded" if kind != media else f"{kind}s only"
         try:
-            kinds[kind] = _section(
-                f_cal[rows], s_cal[rows], y[rows], f"{kind}s only: {described}", shared.submodels
-            )
+            kinds[kind] = _section(f_cal[rows], s_cal[rows], y[rows], f"{label}: {described}", fallback)
         except CalibrationDataError:
             continue  # no signal pattern of this kind has enough rows: the shared section applies
     params = FusionParameters(
@@ -208,9 +219,11 @@ def calibrate(
     if not items:
         raise InvalidRequest(f"no calibration-half items in {config.dev_dir}")
     outputs, labels = outputs_of(items, config.variants, settings, config)
+    degraded = sum(bool(out.scope.degraded) for out in outputs)
     described = (
         f"dev set calibrate half ({len({i.group for i in items})} groups, {len(items)} files x variants "
-        f"{'+'.join(config.variants)} = {len(outputs)} items, real fakes; see detector/evaluation/dev_set.py)"
+        f"{'+'.join(config.variants)} = {len(outputs)} items, {degraded} of them degraded and fitted only "
+        "in their own sections, real fakes; see detector/evaluation/dev_set.py)"
     )
     face_cal, synth_cal, params = fit(raw_features(outputs, labels, settings), described)
     face, synthetic = configured_models(settings)

@@ -41,6 +41,8 @@ import numpy as np
 VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy", "webp", "avif", "heic")
 IMAGE_ONLY_VARIANTS = frozenset({"webp", "avif", "heic"})
 DEFAULT_VARIANTS = ("original", "matched")
+CALIBRATION_VARIANTS = ("original", "matched", "thumbnail", "heavy", "webp", "avif", "heic")
+"""What ``trueframe calibrate`` fits on: the degraded copies feed only the degraded sections."""
 MATCHED_SIDE = 256
 UPSCALE_FACTOR = 2
 MATCHED_SECONDS = 8.0

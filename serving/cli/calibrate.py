@@ -12,6 +12,8 @@ SHARED = Path("..") / "shared" / "data"
 
 def register(sub: Any) -> None:
     """Add the ``calibrate`` sub-command."""
+    from detector.evaluation.dev_set import CALIBRATION_VARIANTS
+
     p = sub.add_parser(
         "calibrate",
         help="fit per-model calibration, fusion and verdict bands on real fakes (dev calibrate half)",
@@ -21,7 +23,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--dev-dir", type=Path, default=SHARED / "dev")
     p.add_argument("--ffpp-dir", type=Path, default=SHARED / "deepfake" / "ffpp_c23")
-    p.add_argument("--variants", default="original,matched", help="variants to fit on (comma-separated)")
+    p.add_argument(
+        "--variants",
+        default=",".join(CALIBRATION_VARIANTS),
+        help="variants to fit on (comma-separated; degraded copies fit only the degraded sections)",
+    )
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
     p.add_argument("--manifest", type=Path, default=Path("weights/manifest.toml"))
     p.add_argument("--fusion", type=Path, default=Path("weights/fusion.toml"))

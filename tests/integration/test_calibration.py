@@ -251,6 +251,37 @@ def test_each_media_kind_gets_bands_at_the_stated_rates_on_that_kind() -> None:
     assert set(fit(few, "unit test")[2].kinds) == {"image"}
 
 
+def test_degraded_rows_get_their_own_sections_and_leave_the_rest_unchanged() -> None:
+    """Compressed real photos look "faker": fitted apart, their probabilities are calibrated on
+    them, while the calibrators, shared and per-kind sections are those fitted without them."""
+    from detector.evaluation.calibrate import Features, fit
+    from detector.scoring.calibration import expected_calibration_error
+    from detector.scoring.fusion.fit import stack_logits
+    from detector.scoring.logodds import sigmoid
+
+    rng = np.random.default_rng(5)
+    n, m = 900, 600
+    y = rng.integers(0, 2, n + m).astype(float)
+    synth = (y * 2 - 1) * 2 + rng.normal(0, 1, n + m)
+    synth[n:] = synth[n:] * 0.4 + 1.5  # degraded copies: squeezed and shifted towards "fake"
+    face = np.full(n + m, np.nan)
+    kinds = np.array(["image"] * n + ["image_degraded"] * m)
+    face_cal, synth_cal, params = fit(Features(face, synth, y, kinds), "unit test")
+    base_face, base_synth, base = fit(Features(face[:n], synth[:n], y[:n], kinds[:n]), "unit test")
+    assert synth_cal == base_synth
+    assert face_cal == base_face
+    assert params.submodels == base.submodels
+    assert params.thresholds == base.thresholds
+    assert params.kinds["image"] == base.kinds["image"]
+    assert set(params.kinds) == {"image", "image_degraded"}
+    assert synth_cal is not None
+    s_cal = synth_cal.logits(synth[n:])
+    own = sigmoid(stack_logits(params.for_kind("image_degraded").submodels, face[n:], s_cal))
+    shared = sigmoid(stack_logits(params.for_kind("image").submodels, face[n:], s_cal))
+    assert expected_calibration_error(own, y[n:]) < 0.05 < expected_calibration_error(shared, y[n:])
+    assert params.for_kind("image_degraded").fitted_on.startswith("images the scope calls degraded")
+
+
 def test_stack_logits_equal_what_serving_fuses() -> None:
     """Fitting and serving compute one function, fitted or not (no NaN where serving has a score)."""
     from detector.scoring.fusion.fit import stack_logits

@@ -248,6 +248,39 @@ def test_a_kind_section_replaces_the_shared_submodels_and_bands(
     assert unknown.logit == pytest.approx(image.logit)
 
 
+def test_degraded_media_are_scored_with_their_own_section(tmp_path: Path, params: FusionParameters) -> None:
+    """A degraded image takes ``image_degraded``'s sub-models and bands; a degraded video, with no
+    section of its own, falls back to the video one, then to the shared one."""
+    from detector.scoring.fusion.params import KindParameters, SubModel
+
+    def section(name: str, intercept: float) -> KindParameters:
+        return KindParameters(
+            fitted_on=f"{name}: unit test",
+            submodels={"face": SubModel(intercept=intercept, face=0.5, n=40)},
+            thresholds=params.thresholds,
+        )
+
+    kinds = {"image": section("images only", 0.4), "image_degraded": section("degraded images", -2.0)}
+    both = params.model_copy(update={"kinds": kinds})
+    path = tmp_path / "fusion.toml"
+    path.write_text(dump_parameters(both, "degraded"))
+    assert load_parameters(path) == both
+    fusion = Fusion(both, face_model=FACE, synthetic_model=SYNTH)
+    heavy = Scope(degraded=["heavy HEIC compression (quality about 20)"])
+    plain = fusion.fuse(FusionInputs(face_logit=2.0, media_kind="image"))
+    degraded = fusion.fuse(FusionInputs(face_logit=2.0, media_kind="image", scope=heavy))
+    assert plain.logit == pytest.approx(0.4 + 1.0)
+    assert degraded.logit == pytest.approx(-2.0 + 1.0)
+    assert "degraded images" in degraded.fusion
+    assert degraded.rule is None or degraded.rule == "degraded_media"
+    video = fusion.fuse(FusionInputs(face_logit=2.0, media_kind="video", scope=heavy))
+    assert video.logit == pytest.approx(
+        params.submodels["face"].intercept + params.submodels["face"].face * 2.0
+    )
+    assert both.for_kind("image_degraded").fitted_on.startswith("degraded images")
+    assert both.for_kind("video_degraded") == both.for_kind("video") == both.for_kind(None)
+
+
 def test_parameters_for_other_models_are_flagged_not_silently_used(params: FusionParameters) -> None:
     other = Fusion(params, face_model="meso4.df")
     score = other.fuse(FusionInputs(face_logit=2.0))

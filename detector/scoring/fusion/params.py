@@ -19,6 +19,15 @@ FUSION_PACKAGE = "weights"
 FUSION_FILE = "fusion.toml"
 Pattern = Literal["face_synthetic", "face", "synthetic"]
 MediaKind = Literal["image", "video"]
+SectionKind = Literal["image", "video", "image_degraded", "video_degraded"]
+"""Sections of ``fusion.toml``: one per media kind, and one per media kind for media the scope calls
+degraded (heavy compression, tiny pictures), whose scores spread differently again: fitted on the
+dev set's degraded copies, their probabilities mean what they say there too."""
+
+
+def section_kind(kind: str | None, degraded: bool) -> str | None:
+    """The section an item of media ``kind`` is scored with (``image_degraded`` when degraded)."""
+    return None if kind is None else f"{kind}_degraded" if degraded else kind
 
 
 class _Strict(BaseModel):
@@ -117,7 +126,8 @@ class FusionParameters(_Strict):
     """The contents of ``weights/fusion.toml``.
 
     The top-level sub-models and thresholds were fitted on every kind together; a ``kinds`` section
-    (``[kinds.video]``) replaces both for items of that kind (:meth:`for_kind`).
+    (``[kinds.video]``) replaces both for items of that kind (:meth:`for_kind`), and a degraded one
+    (``[kinds.image_degraded]``) for degraded items of that kind.
     """
 
     schema_version: Literal[1]
@@ -128,13 +138,16 @@ class FusionParameters(_Strict):
     priors: Priors = Field(default_factory=Priors)
     thresholds: Thresholds
     measured: dict[str, float] = Field(default_factory=dict, description="held-out metrics")
-    kinds: dict[MediaKind, KindParameters] = Field(default_factory=dict)
+    kinds: dict[SectionKind, KindParameters] = Field(default_factory=dict)
 
     def for_kind(self, kind: str | None) -> KindParameters:
-        """The sub-models and bands that apply to an item of media ``kind`` (None: the shared ones)."""
+        """The sub-models and bands of section ``kind`` (None: the shared ones); a degraded section
+        that was not fitted falls back to its media kind's, and that to the shared one."""
         for name, section in self.kinds.items():
             if name == kind:
                 return section
+        if kind is not None and kind.endswith("_degraded"):
+            return self.for_kind(kind.removesuffix("_degraded"))
         return KindParameters(
             fitted_on=self.fitted_on,
             submodels=self.submodels,

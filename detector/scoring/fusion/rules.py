@@ -60,13 +60,14 @@ from detector.scoring.fusion.params import (
     BandThreshold,
     FusionParameters,
     KindParameters,
-    MediaKind,
     Pattern,
     Priors,
+    SectionKind,
     SubModel,
     Thresholds,
     default_fusion_path,
     load_parameters,
+    section_kind,
 )
 from detector.scoring.fusion.text import (
     credentials_signal,
@@ -232,6 +233,11 @@ def metadata_ai_hint(provenance: ProvenanceReport | None) -> bool:
     )
 
 
+def _section_key(inputs: FusionInputs) -> str | None:
+    """The fusion section an item is scored with: its media kind's, or its degraded one."""
+    return section_kind(inputs.media_kind, bool(inputs.scope.degraded))
+
+
 class Fusion:
     """The fusion stage; parameters are loaded once and shared by every call."""
 
@@ -243,7 +249,7 @@ class Fusion:
         source: str = f"weights/{FUSION_FILE}",
     ) -> None:
         self.params = params
-        self.sections = {kind: params.for_kind(kind) for kind in (None, *get_args(MediaKind))}
+        self.sections = {kind: params.for_kind(kind) for kind in (None, *get_args(SectionKind))}
         self.source = source
         self.face_model = face_model
         self.synthetic_model = synthetic_model
@@ -265,18 +271,19 @@ class Fusion:
         return cls(load_parameters(path), face_model, synthetic_model, source)
 
     def submodels(self, kind: str | None = None) -> dict[Pattern, SubModel]:
-        """The sub-models fitted for media ``kind``, or none when fitted for other models (equal weights)."""
+        """The sub-models fitted for section ``kind``; none when fitted for other models (equal weights)."""
         return {} if self.mismatch else dict(self.section(kind).submodels)
 
     def section(self, kind: str | None) -> KindParameters:
-        """The sub-models and bands for media ``kind``, built once per parameter file (a hot path)."""
+        """The sub-models and bands for section ``kind`` (:func:`section_kind`), built once per
+        parameter file (a hot path)."""
         return self.sections.get(kind, self.sections[None])
 
     def pixel_evidence(self, inputs: FusionInputs) -> tuple[float | None, list[Signal]]:
         """The fused pixel logit (None when no detector applies) and one signal per detector."""
         face = inputs.face_logit if inputs.photographic else None
         synth = inputs.synthetic_logit if inputs.photographic else None
-        combined = combine(self.submodels(inputs.media_kind), face, synth)
+        combined = combine(self.submodels(_section_key(inputs)), face, synth)
         signals: list[Signal] = []
         if combined is not None:
             signals.append(_base_signal(combined))
@@ -329,7 +336,7 @@ class Fusion:
     ) -> Score:
         prov = inputs.provenance
         flag = provenance_flag(prov)
-        section = self.section(inputs.media_kind)
+        section = self.section(_section_key(inputs))
         thresholds = section.thresholds
         pixel_p = None if pixel_logit is None else sigmoid(pixel_logit)
         rule: str | None = None
