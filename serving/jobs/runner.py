@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -75,6 +76,7 @@ class JobRunner:
         self._background: set[asyncio.Task[Any]] = set()
         self._done: dict[str, asyncio.Event] = {}
         self._running: set[str] = set()
+        self._event_tails: dict[str, asyncio.Task[None]] = {}
 
     @property
     def ttl_s(self) -> float:
@@ -220,11 +222,25 @@ class JobRunner:
         self.metrics.webhooks.labels("delivered" if ok else "failed").inc()
 
     def send_event(self, event: Event | None) -> None:
-        """Deliver a review or appeal event in the background (None: the owner has no webhook)."""
-        if event is not None:
-            self._spawn(self._send_event(event))
+        """Deliver a review or appeal event in the background, after the job's earlier events have
+        been delivered or given up on, so a webhook sees each job's events in the order they
+        happened (a review that overturns an appeal: ``review.recorded``, then ``appeal.overturned``).
+        None: the owner has no webhook."""
+        if event is None:
+            return
+        task = asyncio.create_task(self._send_event(event, self._event_tails.get(event.job_id)))
+        self._background.add(task)
+        self._event_tails[event.job_id] = task
+        task.add_done_callback(functools.partial(self._event_sent, event.job_id))
 
-    async def _send_event(self, event: Event) -> None:
+    def _event_sent(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if self._event_tails.get(job_id) is task:
+            del self._event_tails[job_id]
+
+    async def _send_event(self, event: Event, after: asyncio.Task[None] | None = None) -> None:
+        if after is not None:
+            await asyncio.wait([after])  # its outcome is its own: delivered, failed or cancelled
         secret = (
             await off_loop(key_webhook_secret, self.store, event.owner) or self.settings.serve.webhook_secret
         )

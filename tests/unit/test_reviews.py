@@ -88,6 +88,32 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
             yield Desk(service, *keys, sink)
 
 
+def test_a_jobs_events_reach_its_webhook_in_order_when_one_is_slow(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each event is sent in the background; a slow delivery must not let the next one overtake it."""
+    import asyncio
+
+    import serving.jobs.runner as runner_module
+
+    real = runner_module.deliver
+
+    async def slow_review(
+        url: str, body: bytes, secret: str, serve: Any, job_id: str, event: str | None = None
+    ) -> bool:
+        if event == "review.recorded":
+            await asyncio.sleep(0.5)
+        return await real(url, body, secret, serve, job_id, event)
+
+    monkeypatch.setattr(runner_module, "deliver", slow_review)
+    job_id = desk.upload(desk.submitter, km.reviewed_photo(), "press.jpg")
+    opened = desk.call(desk.submitter, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "doctored"})
+    assert opened.status_code == 201, opened.text
+    assert desk.review(job_id, "manipulated", "the sky was pasted in").status_code == 201
+    events = _events(desk.sink, 3, desk.submitter.webhook_secret)
+    assert [e["event"] for e in events] == ["appeal.opened", "review.recorded", "appeal.overturned"]
+
+
 def test_a_submitter_cannot_review_nor_take_appeals(desk: Desk) -> None:
     job_id = desk.upload(desk.submitter, km.reviewed_photo())
     for key in (desk.submitter, desk.other):

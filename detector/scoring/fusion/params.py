@@ -18,7 +18,6 @@ from detector.report.schema import Threshold, Verdict
 FUSION_PACKAGE = "weights"
 FUSION_FILE = "fusion.toml"
 Pattern = Literal["face_synthetic", "face", "synthetic"]
-MediaKind = Literal["image", "video"]
 SectionKind = Literal["image", "video", "image_degraded", "video_degraded"]
 """Sections of ``fusion.toml``: one per media kind, and one per media kind for media the scope calls
 degraded (heavy compression, tiny pictures), whose scores spread differently again: fitted on the
