@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cache
 
 import cv2
 import numpy as np
@@ -33,6 +32,7 @@ from datasets.artefacts import random_fake
 from datasets.batch import Batch
 from datasets.compress import h264_share
 from datasets.image_pool import ImagePool
+from detector.media.loader import register_heif
 
 MODERN_SAVE_ARGS: dict[str, dict[str, int]] = {"AVIF": {"speed": 8}, "HEIF": {}}
 """Encoder arguments beyond quality for the modern formats (AVIF at libavif speed 8: 12 ms for a
@@ -43,20 +43,12 @@ def reencode(image: np.ndarray, fmt: str, quality: int) -> np.ndarray:
     """``image`` saved as ``fmt`` (``JPEG``, ``WEBP``, ``AVIF`` or ``HEIF``) at ``quality`` and
     decoded again (HEIF through pillow-heif, registered on first use)."""
     if fmt == "HEIF":
-        _register_heif()
+        register_heif()
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format=fmt, quality=int(quality), **MODERN_SAVE_ARGS.get(fmt, {}))
     buf.seek(0)
     with Image.open(buf) as im:
         return np.asarray(im.convert("RGB"))
-
-
-@cache
-def _register_heif() -> None:
-    """Let Pillow write and read HEIF through pillow-heif (once per process)."""
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
 
 
 @dataclass(frozen=True)

@@ -173,9 +173,9 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
     if variant in _MODERN_FORMATS:
         fmt, quality = _MODERN_FORMATS[variant]
         if fmt == "HEIF":
-            from pillow_heif import register_heif_opener
+            from detector.media.loader import register_heif
 
-            register_heif_opener()
+            register_heif()
         frame.save(dst, format=fmt, quality=quality)
     else:
         frame.save(dst, format="JPEG", quality=HEAVY_JPEG_QUALITY if variant == "heavy" else 90)

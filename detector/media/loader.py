@@ -137,8 +137,8 @@ def primary_video_stream(container: av.container.InputContainer) -> av.video.str
 
 
 @cache
-def _register_heif() -> None:
-    """Let Pillow open HEIC through pillow-heif (once per process, on first HEIC only)."""
+def register_heif() -> None:
+    """Let Pillow open and save HEIC through pillow-heif (once per process, on first HEIC only)."""
     import pillow_heif
 
     pillow_heif.register_heif_opener()
@@ -153,7 +153,7 @@ as corrupt). Text does not stop a decode here: metadata parsing caps text on its
 def _open_image(data: bytes, fmt: str) -> Image.Image:
     """Pillow image reading the header only, restricted to the sniffed format."""
     if fmt == "heic":
-        _register_heif()
+        register_heif()
     if fmt == "png":
         from PIL import PngImagePlugin
 

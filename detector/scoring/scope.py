@@ -58,9 +58,10 @@ MIN_AVIF_QUALITY = 50
 """AVIF below this is degraded: real dev photos as AVIF at quality 35 got an accusing band 22.6%
 of the time; at 50 and 75, 1 of 58 in a probe (the photo accused in every format)."""
 MIN_HEIC_QUALITY = 50
-"""HEIC below this (about QP 22 and up) is degraded: in a probe, 58 real dev photos saved as HEIC at
-quality 20 got an accusing band 8 times (3 after the one-step rule), at quality 50 once (the photo
-accused in every format). A camera's own 8736x5856 HEIC in ../shared/data reads QP 22 (quality 50)."""
+"""HEIC below this (QP over 22 from x265) is degraded: real dev photos as HEIC at quality 30 got an
+accusing band 20.0% of the time without any HEIC rule, 3.5% with a one-step rule (the dev suite's
+``heic`` variant); at 50, 1 of 58 in a probe (the photo accused in every format). A camera's own
+8736x5856 HEIC in ../shared/data reads QP 22 (quality 50): not degraded."""
 UNVALIDATED_IMAGE_FORMATS = {"avif": "AVIF", "heic": "HEIC"}
 """Lossy image formats no model saw in training: when their quality cannot be read (headers outside
 what :mod:`detector.media.avif_quality` and :mod:`detector.media.heic_quality` read) their verdicts
