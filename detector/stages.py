@@ -117,14 +117,15 @@ class Options:
     heatmaps: bool = False
 
 
-ANALYSIS_VERSION = 6
+ANALYSIS_VERSION = 7
 """Bumped whenever a change to the stages' code changes what they find for the same input, settings and
 weights, or to the fusion rules' code what a report says (version 2: videos' faces followed between
 anchors, and the MTCNN pyramid level for faces as large as the frame; 3: the scope's degraded-media
 reasons, which the pixels can no longer turn into an accusation, with a video's bits per pixel counted
 on its own stream and lossy WebP quality read from its header; 4: AVIF and HEIC images limited as
 formats no model was validated on; 5: AVIF quality read from its AV1 headers, heavy AVIF degraded; 6:
-HEIC quality read from its HEVC headers, heavy HEIC degraded). Result and evaluation cache keys include
+HEIC quality read from its HEVC headers, heavy HEIC degraded; 7: a degraded item's summary names
+only the reasons its pixels are degraded, text only). Result and evaluation cache keys include
 it, so no cache answers with what older code found."""
 
 

@@ -25,7 +25,8 @@ degraded (:mod:`detector.scoring.scope`): ``thumbnail`` is the matched square sh
 (JPEG quality 90; H.264 CRF 23), ``heavy`` the matched square at JPEG quality 10 or as H.264 at
 CRF 51 (a starved stream), ``webp``, ``avif`` and ``heic`` (images only) the matched square as
 WebP at quality 30, AVIF at quality 35 or HEIC at quality 30 (pillow-heif). They show whether
-such media are held back from accusations and how much ranking evidence survives. Not used for calibration.
+such media are held back from accusations and how much ranking evidence survives. Their calibrate
+half fits only the fusion sections for degraded media (:data:`CALIBRATION_VARIANTS`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from pathlib import Path
 import numpy as np
 
 VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy", "webp", "avif", "heic")
-IMAGE_ONLY_VARIANTS = frozenset({"webp", "avif", "heic"})
 DEFAULT_VARIANTS = ("original", "matched")
 CALIBRATION_VARIANTS = ("original", "matched", "thumbnail", "heavy", "webp", "avif", "heic")
 """What ``trueframe calibrate`` fits on: the degraded copies feed only the degraded sections."""
@@ -57,6 +57,7 @@ _MODERN_FORMATS = {
     "avif": ("AVIF", AVIF_QUALITY),
     "heic": ("HEIF", HEIC_QUALITY),
 }
+IMAGE_ONLY_VARIANTS = frozenset(_MODERN_FORMATS)
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
     (r"dreamtalk_mead__(\w\d{3})_", r"mead_\1"),

@@ -380,7 +380,14 @@ class Fusion:
             provenance_flag=flag,
             calibrated=calibrated,
             summary=summary_sentence(
-                verdict, p, rule, flag, prov, inputs.photographic, known, inputs.scope.limited
+                verdict,
+                p,
+                rule,
+                flag,
+                prov,
+                inputs.photographic,
+                known,
+                inputs.scope.degraded if rule == "degraded_media" else inputs.scope.limited,
             ),
             basis=basis,
             signals=signals,
