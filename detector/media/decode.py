@@ -129,6 +129,21 @@ class Decoder:
         self.latest: float | None = None
         self._frames: Iterator[av.VideoFrame] | None = None
 
+    def close(self) -> None:
+        """Finish the decode generator and drop the frames held: the generator's frame refers back
+        to this decoder, so without this the cycle keeps the last decoded frames and the codec's
+        frame pool (tens of MB at 1080p) until the garbage collector's next pass."""
+        if self._frames is not None:
+            self._frames.close()  # type: ignore[attr-defined]
+        self._frames = None
+        self.prev = self.ahead = None
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def gop_of(self, target_pts: int) -> int | None:
         """The keyframe (dts) whose GOP shows ``target_pts``; None without an index."""
         if not self.keyframes:

@@ -115,25 +115,26 @@ class FrameSampler:
         stats = DecodeStats()
         targets = [start + offset for offset in self.timestamps(duration, n)]
         exact = mode == "exact"
-        decoder = Decoder(container, stream, Guard(self.loader.limits, stats), targets if exact else ())
-        pick = decoder.frame_at if exact else decoder.keyframe_at
-        side = self.loader.limits.frame_max_side
-        chosen: list[Frame] = []  # converted as soon as picked: no decoded YUV frame is held
-        last_pts: int | None = None
-        warnings: list[str] = []
-        duplicates = 0
-        for target in targets:
-            frame = pick(target)
-            if frame is None or (
-                exact and not self._covers(decoder, frame, target, start + duration, nominal)
-            ):
-                warnings.append(self._broken_warning(decoder, chosen, start + duration))
-                break
-            if chosen and last_pts == frame.pts:
-                duplicates += 1
-                continue
-            last_pts = frame.pts
-            chosen.append(Frame(len(chosen), float(frame.time), *to_rgb_upright(frame, side)))
+        guard = Guard(self.loader.limits, stats)
+        with Decoder(container, stream, guard, targets if exact else ()) as decoder:
+            pick = decoder.frame_at if exact else decoder.keyframe_at
+            side = self.loader.limits.frame_max_side
+            chosen: list[Frame] = []  # converted as soon as picked: no decoded YUV frame is held
+            last_pts: int | None = None
+            warnings: list[str] = []
+            duplicates = 0
+            for target in targets:
+                frame = pick(target)
+                if frame is None or (
+                    exact and not self._covers(decoder, frame, target, start + duration, nominal)
+                ):
+                    warnings.append(self._broken_warning(decoder, chosen, start + duration))
+                    break
+                if chosen and last_pts == frame.pts:
+                    duplicates += 1
+                    continue
+                last_pts = frame.pts
+                chosen.append(Frame(len(chosen), float(frame.time), *to_rgb_upright(frame, side)))
         if not chosen:
             raise NoFramesDecoded(
                 f"no frame of the {media.info.format} video could be decoded ({decoder.error or 'no data'})"
