@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageOps
 
 from detector.faces.extract import FaceExtractor
-from detector.faces.mtcnn_pass import Faces, area_crops, detect_batch, summed_area
+from detector.faces.mtcnn_pass import Faces, area_crops, detect_batch, pnet_forward, summed_area
 from detector.settings import FaceSettings
 from tests.support import mediagen
 
@@ -185,3 +185,17 @@ def test_the_pyramid_ends_where_the_short_side_is_12_px() -> None:
     assert facenets[-1] * 360 > 12.5
     assert ours[-1] * 360 == pytest.approx(12.0)
     assert pyramid_scales(12, 12, 12.0, 0.709) == [1.0]  # already at 12 px: nothing added
+
+
+def test_the_in_place_pnet_forward_gives_the_modules_numbers(mtcnn: MTCNN) -> None:
+    """Bit for bit: the detection pass runs P-Net through :func:`pnet_forward`, whose in-place
+    activations must not change a single probability or regression value."""
+    rng = torch.Generator().manual_seed(0)
+    for shape in ((1, 3, 40, 57), (3, 3, 101, 77)):
+        x = torch.rand(shape, generator=rng) * 2 - 1
+        with torch.no_grad():
+            reg, probs = mtcnn.pnet(x)
+            ours = pnet_forward(mtcnn.pnet, x.clone())
+            assert (mtcnn.pnet.conv1(x) < 0).any()  # PReLU's negative side is exercised
+        assert torch.equal(ours[0], reg)
+        assert torch.equal(ours[1], probs)

@@ -367,4 +367,3 @@ def test_sampling_leaves_no_decoder_or_decoded_frame_alive(
         assert len(_live_decoders()) == before
     finally:
         gc.enable()
-
