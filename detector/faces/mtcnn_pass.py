@@ -27,6 +27,7 @@ from torch.nn.functional import interpolate
 
 if TYPE_CHECKING:
     from facenet_pytorch import MTCNN
+    from facenet_pytorch.models.mtcnn import PNet
 
 __all__ = ["Faces", "area_crops", "detect_batch", "pnet_forward", "pyramid_scales"]
 
@@ -39,7 +40,7 @@ NET_BATCH = 512
 PNET_PIXELS = 250_000
 """Default bound on the pixels of one P-Net input: its first layers' activations are most of the
 pass's peak memory. 250,000 is one 1080p frame's 640 px copy at the first scale; against 1,000,000
-it lowered the face pass's peak on 1080p bench clips from 180-200 MB to 70-90 MB above the frames,
+it lowered the face pass's peak on 1080p bench clips from 180-200 MB to 60-90 MB above the frames,
 at the same speed (later scales still batch several images per call)."""
 
 
@@ -189,7 +190,7 @@ def _prelu_(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def pnet_forward(pnet: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pnet_forward(pnet: PNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """facenet's ``PNet.forward`` (regression, probabilities) with the activations applied in place:
     the same numbers, and the first layer's output is held once instead of twice."""
     x = _prelu_(pnet.conv1(x), pnet.prelu1.weight)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -133,8 +133,8 @@ class Decoder:
         """Finish the decode generator and drop the frames held: the generator's frame refers back
         to this decoder, so without this the cycle keeps the last decoded frames and the codec's
         frame pool (tens of MB at 1080p) until the garbage collector's next pass."""
-        if self._frames is not None:
-            self._frames.close()  # type: ignore[attr-defined]
+        if isinstance(self._frames, Generator):
+            self._frames.close()
         self._frames = None
         self.prev = self.ahead = None
 
