@@ -182,20 +182,28 @@ def _proposals(
     return _rerec(torch.cat([moved, found[:, 4:5]], 1)), inds
 
 
-def _prelu_(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """PReLU in place, channel by channel: ``x if x > 0 else w * x``, the numbers ``nn.PReLU``
-    gives, without a second activation-sized tensor."""
-    for channel, slope in enumerate(weight.tolist()):
+IN_PLACE_ELEMENTS = 1 << 20
+"""Activations of at least this many elements (4 MB) get PReLU in place; smaller ones use the
+module, whose one kernel call is faster than a call per channel (0.12 vs 0.28 ms on a region's
+copy) and whose extra copy is small."""
+
+
+def _prelu(x: torch.Tensor, prelu: torch.nn.PReLU) -> torch.Tensor:
+    """``prelu(x)``; on a large ``x`` in place, channel by channel (``x if x > 0 else w * x``, the
+    numbers ``nn.PReLU`` gives) so that no second activation-sized tensor is made."""
+    if x.numel() < IN_PLACE_ELEMENTS:
+        return prelu(x)
+    for channel, slope in enumerate(prelu.weight.tolist()):
         torch.nn.functional.leaky_relu_(x[:, channel], slope)
     return x
 
 
 def pnet_forward(pnet: PNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """facenet's ``PNet.forward`` (regression, probabilities) with the activations applied in place:
-    the same numbers, and the first layer's output is held once instead of twice."""
-    x = _prelu_(pnet.conv1(x), pnet.prelu1.weight)
-    x = _prelu_(pnet.conv2(pnet.pool1(x)), pnet.prelu2.weight)
-    x = _prelu_(pnet.conv3(x), pnet.prelu3.weight)
+    """facenet's ``PNet.forward`` (regression, probabilities) with large activations rectified in
+    place: the same numbers, and the first layer's output is held once instead of twice."""
+    x = _prelu(pnet.conv1(x), pnet.prelu1)
+    x = _prelu(pnet.conv2(pnet.pool1(x)), pnet.prelu2)
+    x = _prelu(pnet.conv3(x), pnet.prelu3)
     return pnet.conv4_2(x), torch.softmax(pnet.conv4_1(x), dim=1)
 
 
