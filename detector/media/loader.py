@@ -102,6 +102,17 @@ class MediaInfo:
     heic_quality: int | None = None  # pillow-heif quality estimated from a HEIC's HEVC headers
     video_bytes: int | None = None  # the video stream's packets (no audio, no container); None: unknown
 
+    @property
+    def encoder_quality(self) -> int | None:
+        """The quality a JPEG, lossy WebP, AVIF or HEIC image was saved at, estimated from its own
+        headers (None: another format, or headers the estimators do not read)."""
+        return {
+            "jpeg": self.jpeg_quality,
+            "webp": self.webp_quality,
+            "avif": self.avif_quality,
+            "heic": self.heic_quality,
+        }.get(self.format)
+
 
 @dataclass(frozen=True)
 class Media:

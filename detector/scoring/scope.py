@@ -62,7 +62,15 @@ MIN_HEIC_QUALITY = 50
 accusing band 20.0% of the time without any HEIC rule, 3.5% with a one-step rule (the dev suite's
 ``heic`` variant); at 50, 1 of 58 in a probe (the photo accused in every format). A camera's own
 8736x5856 HEIC in ../shared/data reads QP 22 (quality 50): not degraded."""
-UNVALIDATED_IMAGE_FORMATS = {"avif": "AVIF", "heic": "HEIC"}
+LOSSY_FORMATS = {
+    "jpeg": ("JPEG", MIN_JPEG_QUALITY),
+    "webp": ("WebP", MIN_WEBP_QUALITY),
+    "avif": ("AVIF", MIN_AVIF_QUALITY),
+    "heic": ("HEIC", MIN_HEIC_QUALITY),
+}
+"""Format -> (name in reasons, least quality not degraded) for the formats whose encoder quality the
+loader estimates (:attr:`detector.media.loader.MediaInfo.encoder_quality`)."""
+UNVALIDATED_IMAGE_FORMATS = frozenset({"avif", "heic"})
 """Lossy image formats no model saw in training: when their quality cannot be read (headers outside
 what :mod:`detector.media.avif_quality` and :mod:`detector.media.heic_quality` read) their verdicts
 move one step."""
@@ -135,15 +143,10 @@ def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray]) -> list[str]:
 def _heavy_compression(info: MediaInfo) -> str | None:
     """The reason when a JPEG, lossy WebP, AVIF or HEIC was saved at a quality the models were not
     validated on."""
-    for name, quality, least in (
-        ("JPEG", info.jpeg_quality, MIN_JPEG_QUALITY),
-        ("WebP", info.webp_quality, MIN_WEBP_QUALITY),
-        ("AVIF", info.avif_quality, MIN_AVIF_QUALITY),
-        ("HEIC", info.heic_quality, MIN_HEIC_QUALITY),
-    ):
-        if quality is not None and quality < least:
-            return f"heavy {name} compression (quality about {quality})"
-    return None
+    quality = info.encoder_quality  # set only for the formats of LOSSY_FORMATS
+    if quality is None or quality >= LOSSY_FORMATS[info.format][1]:
+        return None
+    return f"heavy {LOSSY_FORMATS[info.format][0]} compression (quality about {quality})"
 
 
 def _degraded(info: MediaInfo) -> list[str]:
@@ -162,9 +165,10 @@ def _degraded(info: MediaInfo) -> list[str]:
 
 
 def _unvalidated_format(info: MediaInfo) -> list[str]:
-    name = UNVALIDATED_IMAGE_FORMATS.get(info.format) if info.kind == "image" else None
-    if name is None or (info.avif_quality if info.format == "avif" else info.heic_quality) is not None:
+    unvalidated = info.kind == "image" and info.format in UNVALIDATED_IMAGE_FORMATS
+    if not unvalidated or info.encoder_quality is not None:  # quality 0 is a quality
         return []
+    name = LOSSY_FORMATS[info.format][0]
     return [f"{name}, a format the detectors were not validated on (quality unknown)"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,9 @@ def test_heavy_heic_is_degraded_fine_heic_judged_as_usual() -> None:
     scope = assess(fine, [], [], 49.0)
     assert scope.degraded == []
     assert scope.limited == []
+    worst = assess(replace(heavy, heic_quality=0), [], [], 49.0)  # quality 0 is read, not unknown
+    assert worst.degraded == ["heavy HEIC compression (quality about 0)"]
+    assert worst.limited == worst.degraded
 
 
 def test_exp_golomb_codes() -> None:
