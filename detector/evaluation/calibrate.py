@@ -29,7 +29,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 import numpy as np
 
@@ -55,6 +55,7 @@ from detector.scoring.fusion.params import (
     Priors,
     SectionKind,
     SubModel,
+    media_of,
     section_kind,
 )
 from detector.scoring.logodds import sigmoid
@@ -147,7 +148,7 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
     """
     y = features.labels
     kinds_of = features.kinds if features.kinds is not None else np.full(len(y), "", dtype=object)
-    plain = np.array([not str(k).endswith("_degraded") for k in kinds_of])
+    plain = np.array([media_of(str(k)) == k for k in kinds_of])
     face = _fit(np.where(plain, features.face, np.nan), y, f"face model, {described}")
     synthetic = _fit(np.where(plain, features.synthetic, np.nan), y, f"synthetic-image model, {described}")
     f_cal, s_cal = _apply(face, features.face), _apply(synthetic, features.synthetic)
@@ -158,8 +159,8 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
         usable = rows & ~(np.isnan(f_cal) & np.isnan(s_cal))
         if min(int((y[usable] == 1).sum()), int((y[usable] == 0).sum())) < MIN_ROWS_PER_CLASS:
             continue
-        media = kind.removesuffix("_degraded")
-        fallback = (kinds.get(media) or shared).submodels
+        media = media_of(kind)
+        fallback = (kinds.get(cast("SectionKind", media)) or shared).submodels  # "image" is a section too
         label = f"{media}s the scope calls degraded" if kind != media else f"{kind}s only"
         try:
             kinds[kind] = _section(f_cal[rows], s_cal[rows], y[rows], f"{label}: {described}", fallback)

@@ -24,9 +24,17 @@ degraded (heavy compression, tiny pictures), whose scores spread differently aga
 dev set's degraded copies, their probabilities mean what they say there too."""
 
 
+DEGRADED_SUFFIX = "_degraded"
+
+
 def section_kind(kind: str | None, degraded: bool) -> str | None:
     """The section an item of media ``kind`` is scored with (``image_degraded`` when degraded)."""
-    return None if kind is None else f"{kind}_degraded" if degraded else kind
+    return None if kind is None else f"{kind}{DEGRADED_SUFFIX}" if degraded else kind
+
+
+def media_of(section: str) -> str:
+    """The media kind of a section: ``image`` for ``image`` and for ``image_degraded``."""
+    return section.removesuffix(DEGRADED_SUFFIX)
 
 
 class _Strict(BaseModel):
@@ -145,8 +153,8 @@ class FusionParameters(_Strict):
         for name, section in self.kinds.items():
             if name == kind:
                 return section
-        if kind is not None and kind.endswith("_degraded"):
-            return self.for_kind(kind.removesuffix("_degraded"))
+        if kind is not None and media_of(kind) != kind:
+            return self.for_kind(media_of(kind))
         return KindParameters(
             fitted_on=self.fitted_on,
             submodels=self.submodels,
