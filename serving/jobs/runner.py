@@ -136,10 +136,11 @@ class JobRunner:
         if job.callback_url:
             self._spawn(self._send_webhook(job))
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def _work(self) -> None:
         while True:
@@ -228,13 +229,11 @@ class JobRunner:
         None: the owner has no webhook."""
         if event is None:
             return
-        task = asyncio.create_task(self._send_event(event, self._event_tails.get(event.job_id)))
-        self._background.add(task)
+        task = self._spawn(self._send_event(event, self._event_tails.get(event.job_id)))
         self._event_tails[event.job_id] = task
         task.add_done_callback(functools.partial(self._event_sent, event.job_id))
 
     def _event_sent(self, job_id: str, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
         if self._event_tails.get(job_id) is task:
             del self._event_tails[job_id]
 
