@@ -32,7 +32,7 @@ from datasets.artefacts import random_fake
 from datasets.batch import Batch
 from datasets.compress import h264_share
 from datasets.image_pool import ImagePool
-from detector.media.loader import register_heif
+from detector.media.loader import save_image
 
 MODERN_SAVE_ARGS: dict[str, dict[str, int]] = {"AVIF": {"speed": 8}, "HEIF": {}}
 """Encoder arguments beyond quality for the modern formats (AVIF at libavif speed 8: 12 ms for a
@@ -41,11 +41,9 @@ MODERN_SAVE_ARGS: dict[str, dict[str, int]] = {"AVIF": {"speed": 8}, "HEIF": {}}
 
 def reencode(image: np.ndarray, fmt: str, quality: int) -> np.ndarray:
     """``image`` saved as ``fmt`` (``JPEG``, ``WEBP``, ``AVIF`` or ``HEIF``) at ``quality`` and
-    decoded again (HEIF through pillow-heif, registered on first use)."""
-    if fmt == "HEIF":
-        register_heif()
+    decoded again."""
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format=fmt, quality=int(quality), **MODERN_SAVE_ARGS.get(fmt, {}))
+    save_image(Image.fromarray(image), buf, fmt, quality, **MODERN_SAVE_ARGS.get(fmt, {}))
     buf.seek(0)
     with Image.open(buf) as im:
         return np.asarray(im.convert("RGB"))

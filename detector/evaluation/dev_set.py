@@ -171,15 +171,10 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
     with Image.open(src) as im:
         rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     frame = Image.fromarray(_variant_frame(rgb, variant))
-    if variant in _MODERN_FORMATS:
-        fmt, quality = _MODERN_FORMATS[variant]
-        if fmt == "HEIF":
-            from detector.media.loader import register_heif
+    from detector.media.loader import save_image
 
-            register_heif()
-        frame.save(dst, format=fmt, quality=quality)
-    else:
-        frame.save(dst, format="JPEG", quality=HEAVY_JPEG_QUALITY if variant == "heavy" else 90)
+    default = ("JPEG", HEAVY_JPEG_QUALITY if variant == "heavy" else 90)
+    save_image(frame, dst, *_MODERN_FORMATS.get(variant, default))
 
 
 def _variant_video(src: Path, dst: Path, variant: str) -> None:

@@ -155,6 +155,14 @@ def register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
+def save_image(image: Image.Image, target: Path | BinaryIO, fmt: str, quality: int, **options: int) -> None:
+    """Save ``image`` as Pillow format ``fmt`` at ``quality`` (HEIF through pillow-heif, registered
+    here on first use, so the training chain and the dev variants need not special-case it)."""
+    if fmt == "HEIF":
+        register_heif()
+    image.save(target, format=fmt, quality=int(quality), **options)
+
+
 PNG_TEXT_CHUNK_BYTES = 16 * 1024 * 1024
 """Pillow refuses a PNG whose one decompressed text chunk passes 1 MB (a valid 1.4 MB zTXt was refused
 as corrupt). Text does not stop a decode here: metadata parsing caps text on its own

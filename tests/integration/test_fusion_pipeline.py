@@ -86,11 +86,10 @@ def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
     their pixels."""
     from PIL import Image
 
-    from detector.media.loader import register_heif
+    from detector.media.loader import save_image
     from detector.pipeline import Pipeline
     from detector.settings import Settings
 
-    register_heif()
     pipeline = Pipeline(Settings())
     photo = mediagen.face_photo()
     thumb = np.asarray(Image.fromarray(photo).resize((100, 100), Image.BICUBIC))
@@ -104,7 +103,7 @@ def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
     cases["heavy AVIF compression"] = tmp_path / "q20.avif"
     Image.fromarray(photo).save(cases["heavy AVIF compression"], quality=20)
     cases["heavy HEIC compression"] = tmp_path / "q20.heic"
-    Image.fromarray(photo).save(cases["heavy HEIC compression"], format="HEIF", quality=20)
+    save_image(Image.fromarray(photo), cases["heavy HEIC compression"], "HEIF", 20)
     rules = []
     for reason, path in cases.items():
         report = pipeline.analyze(path)

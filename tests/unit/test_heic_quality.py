@@ -13,17 +13,14 @@ from PIL import Image
 
 from detector.media.codec_bits import Bits, iso_box
 from detector.media.heic_quality import heic_quality, slice_qp
-from detector.media.loader import MediaLoader
+from detector.media.loader import MediaLoader, save_image
 from detector.scoring.scope import assess
 from tests.support import mediagen
 
 
 def _heic(image: np.ndarray, quality: int) -> bytes:
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="HEIF", quality=quality)
+    save_image(Image.fromarray(image), buf, "HEIF", quality)
     return buf.getvalue()
 
 
