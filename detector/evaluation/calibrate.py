@@ -9,6 +9,9 @@ service uses (:meth:`ReportAssembler.evidence`):
 2. the fusion stack (:func:`fit_stack`) on the calibrated logits;
 3. verdict bands on the fused probability at stated error rates (``manipulated`` at 1% of real
    items, ``likely_manipulated`` at 5%; ``authentic`` / ``likely_authentic`` at 1% / 5% of fakes).
+   The real items that set the two accusing bands are those of sources no model trained on
+   (:attr:`DevItem.seen` false) when a section has enough of them: the rate a band states is then
+   the rate on footage like a user's, not on other clips of a training source.
 
 Steps 2 and 3 run once on every item (the shared section) and once per media kind (images,
 videos) with enough real and fake items: a video's score aggregates many frames, so its bands are
@@ -75,6 +78,7 @@ class Features:
     synthetic: np.ndarray
     labels: np.ndarray
     kinds: np.ndarray | None = None  # section per row ("image", "video_degraded"...); None: shared only
+    seen: np.ndarray | None = None  # rows whose source training used (DevItem.seen); None: none
 
 
 def raw_features(outputs: list[StageOutputs], labels: list[int], settings: Settings) -> Features:
@@ -119,6 +123,7 @@ def _section(
     face: np.ndarray,
     synthetic: np.ndarray,
     y: np.ndarray,
+    seen: np.ndarray,
     described: str,
     fallback: dict[Pattern, SubModel] | None = None,
 ) -> KindParameters:
@@ -126,15 +131,19 @@ def _section(
 
     A signal pattern with too few rows here takes its sub-model from ``fallback`` (the shared
     section), so no pattern is left to unfitted equal weights; the bands are then chosen on the
-    scores of exactly these sub-models.
+    scores of exactly these sub-models. The false-positive rates of the accusing bands are measured
+    on the real rows of unseen sources (``~seen``) when there are :data:`MIN_ROWS_PER_CLASS` of
+    them: reals of a source the models trained on score as more real than what users send.
     """
     submodels = {**(fallback or {}), **fit_stack(face, synthetic, y)}
     fused = stack_logits(submodels, face, synthetic)
     ok = ~np.isnan(fused)
+    fresh = ~seen[ok] & (y[ok] == 0)
+    reals_for_fpr = fresh if int(fresh.sum()) >= MIN_ROWS_PER_CLASS else None
     return KindParameters(
         fitted_on=described,
         submodels=submodels,
-        thresholds=choose_thresholds(sigmoid(fused[ok]), y[ok]),
+        thresholds=choose_thresholds(sigmoid(fused[ok]), y[ok], fpr_rows=reals_for_fpr),
         measured={"ece_fit_half": round(expected_calibration_error(sigmoid(fused[ok]), y[ok]), 5)},
     )
 
@@ -152,7 +161,8 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
     face = _fit(np.where(plain, features.face, np.nan), y, f"face model, {described}")
     synthetic = _fit(np.where(plain, features.synthetic, np.nan), y, f"synthetic-image model, {described}")
     f_cal, s_cal = _apply(face, features.face), _apply(synthetic, features.synthetic)
-    shared = _section(f_cal[plain], s_cal[plain], y[plain], described)
+    seen = features.seen if features.seen is not None else np.zeros(len(y), bool)
+    shared = _section(f_cal[plain], s_cal[plain], y[plain], seen[plain], described)
     kinds: dict[SectionKind, KindParameters] = {}
     for kind in get_args(SectionKind):
         rows = kinds_of == kind
@@ -163,7 +173,9 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
         fallback = (kinds.get(cast("SectionKind", media)) or shared).submodels  # "image" is a section too
         label = f"{media}s the scope calls degraded" if kind != media else f"{kind}s only"
         try:
-            kinds[kind] = _section(f_cal[rows], s_cal[rows], y[rows], f"{label}: {described}", fallback)
+            kinds[kind] = _section(
+                f_cal[rows], s_cal[rows], y[rows], seen[rows], f"{label}: {described}", fallback
+            )
         except CalibrationDataError:
             continue  # no signal pattern of this kind has enough rows: the shared section applies
     params = FusionParameters(
@@ -219,14 +231,16 @@ def calibrate(
     ]
     if not items:
         raise InvalidRequest(f"no calibration-half items in {config.dev_dir}")
-    outputs, labels = outputs_of(items, config.variants, settings, config)
+    outputs, analysed = outputs_of(items, config.variants, settings, config)
+    labels = [i.label for i in analysed]
     degraded = sum(bool(out.scope.degraded) for out in outputs)
     described = (
         f"dev set calibrate half ({len({i.group for i in items})} groups, {len(items)} files x variants "
         f"{'+'.join(config.variants)} = {len(outputs)} items, {degraded} of them degraded and fitted only "
         "in their own sections, real fakes; see detector/evaluation/dev_set.py)"
     )
-    face_cal, synth_cal, params = fit(raw_features(outputs, labels, settings), described)
+    features = replace(raw_features(outputs, labels, settings), seen=np.array([i.seen for i in analysed]))
+    face_cal, synth_cal, params = fit(features, described)
     face, synthetic = configured_models(settings)
     params = params.model_copy(
         update={"face_model": face[0], "synthetic_model": None if synthetic is None else synthetic[0]}

@@ -10,6 +10,17 @@ two "A" clips); groups never straddle the halves. Within each (set, label, kind)
 are ordered by the sha1 of their name and alternate report, calibrate, report... so every
 generator sits in both halves and a stratum of one group (the FaceForensics++ pair) is reported.
 
+**Sources seen in training.** Training never used a dev file, but it did use other files of some
+dev sources: other MEAD clips of the same three speakers, other clips of the StyleTalk people,
+other VASA-1 and AniPortrait demos, other SFHQ-T2I figures, other ImageNet samples. A dev item is
+*seen* (:attr:`DevItem.seen`, :func:`seen_in_training`) when a training source of
+``datasets/sources.tsv`` draws files from the same repository folder as the item, or, for a
+source that lists single files, from a sibling folder of the same parent (``vasa-1/10/gt.mp4``
+and ``vasa-1/12/gt.mp4``). Such items are easier than what users send (the models have learnt
+that footage's look), so the suite also reports each set against reals from unseen sources only,
+and the verdict bands' false-positive rates are chosen on those reals
+(:mod:`detector.evaluation.calibrate`).
+
 **Matched variant.** The dev set has format and size shortcuts (every generated image is PNG or
 a cut of a downscaled figure, every real one a camera JPEG; generated videos are larger). The
 ``matched`` variant re-encodes both classes alike (:func:`variant_copy`): images to a 256 px
@@ -34,10 +45,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from datasets.staging import Source
 
 VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy", "webp", "avif", "heic")
 DEFAULT_VARIANTS = ("original", "matched")
@@ -78,6 +94,8 @@ class DevItem:
     set: str
     group: str
     half: str = "report"
+    seen: bool = False
+    """Whether training used other files of this item's source folder (see the module docstring)."""
 
 
 def short_kind(kind: str) -> str:
@@ -95,8 +113,36 @@ def group_of(relpath: str) -> str:
     return stem
 
 
-def read_dev_set(dev_dir: Path, ffpp_dir: Path | None = None) -> list[DevItem]:
-    """Every dev item (and the FaceForensics++ pair when ``ffpp_dir`` exists), with its half assigned."""
+def _folders(pattern: str) -> tuple[PurePosixPath, PurePosixPath | None]:
+    """The folder a training include pattern draws from and, for a single-file pattern inside a
+    per-clip folder (``vasa-1/10/gt.mp4``), the parent of that folder (None otherwise)."""
+    folder = PurePosixPath(pattern).parent
+    literal = not any(ch in pattern for ch in "*?[")
+    return folder, (folder.parent if literal and folder.parent != PurePosixPath(".") else None)
+
+
+def seen_in_training(repo: str, path: str, sources: Sequence[Source]) -> bool:
+    """Whether a training source draws files from the folder of ``path`` in ``repo`` (a zip member,
+    ``a.zip:b/c.mp4``, counts as the zip's folder), or from a sibling per-clip folder."""
+    folder = PurePosixPath(path.split(":", 1)[0]).parent
+    for source in sources:
+        if source.repo.lower() != repo.lower():
+            continue
+        for pattern in source.include:
+            own, parent = _folders(pattern)
+            if folder == own or (parent is not None and folder.parent == parent):
+                return True
+    return False
+
+
+def read_dev_set(
+    dev_dir: Path, ffpp_dir: Path | None = None, sources: Sequence[Source] | None = None
+) -> list[DevItem]:
+    """Every dev item (and the FaceForensics++ pair when ``ffpp_dir`` exists), with its half and
+    whether a training ``sources`` folder (default: ``datasets/sources.tsv``) holds its source."""
+    from datasets.staging import read_sources
+
+    training = read_sources() if sources is None else sources
     items = []
     with open(dev_dir / "INDEX.tsv", encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
@@ -109,6 +155,7 @@ def read_dev_set(dev_dir: Path, ffpp_dir: Path | None = None) -> list[DevItem]:
                     short_kind(row["kind"]),
                     relpath.split("/")[0],
                     group_of(relpath),
+                    seen=seen_in_training(row["source_repo"], row["source_path"], training),
                 )
             )
     if ffpp_dir is not None and ffpp_dir.is_dir():

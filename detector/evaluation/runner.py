@@ -90,14 +90,14 @@ def collect_all(
 
 def outputs_of(
     items: Sequence[DevItem], variants: Iterable[str], settings: Settings, config: SuiteConfig
-) -> tuple[list[StageOutputs], list[int]]:
-    """The stage outputs and labels of every item and variant that could be analysed."""
-    found = [
-        (i.label, c.outputs)
-        for i, _v, c, _p in _each(items, variants, settings, config)
-        if c.outputs is not None
-    ]
-    return [o for _, o in found if o is not None], [label for label, _ in found]
+) -> tuple[list[StageOutputs], list[DevItem]]:
+    """The stage outputs of every item and variant that could be analysed, each with its item."""
+    outputs, analysed = [], []
+    for item, _variant, collected, _pipeline in _each(items, variants, settings, config):
+        if collected.outputs is not None:
+            outputs.append(collected.outputs)
+            analysed.append(item)
+    return outputs, analysed
 
 
 def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
@@ -171,6 +171,11 @@ def _fmt(cell: Any) -> str:
     return "n/a" if cell is None else str(cell)
 
 
+def _bands(shares: dict[str, float]) -> str:
+    """``band share%`` for every verdict band given to some items."""
+    return ", ".join(f"{k} {v:.1%}" for k, v in shares.items() if v)
+
+
 def _render_stills(stills: dict[str, Any]) -> list[str]:
     """The face-stills rows: dev images showing a face; generated ones vs held-out real faces."""
     rows = [("dev images showing a face", stills["dev"])]
@@ -203,8 +208,11 @@ def render(results: dict[str, Any]) -> str:
     for variant, sets in results["variants"].items():
         for set_name, table in sets.items():
             final = table["final"]
+            fresh = table.get("unseen") or {}
             rows = [
                 ("trueframe final score", final),
+                ("final score, reals of unseen sources only", fresh.get("reals", {})),
+                ("final score, both classes of unseen sources", fresh.get("both", {})),
                 ("face model, raw", table["raw_face_model"]),
                 ("synthetic model, raw", table["raw_synthetic_model"]),
                 ("MesoNet meso4.df, raw", table["baseline_mesonet"]),
@@ -215,10 +223,14 @@ def render(results: dict[str, Any]) -> str:
                 lines.append(f"| frame level (face P) | {frames['n']} | {_fmt(frames['auc'])} | | | | |")
             lines += [
                 "",
-                "Verdicts on real items: "
-                + ", ".join(f"{k} {v:.1%}" for k, v in final["real_bands"].items() if v),
+                "Verdicts on real items: " + _bands(final["real_bands"]),
                 "",
             ]
+            if fresh:
+                lines += [
+                    "Verdicts on real items of unseen sources: " + _bands(fresh["reals"]["real_bands"]),
+                    "",
+                ]
             if final.get("ece_floor"):
                 median, high = final["ece_floor"]
                 lines += [
@@ -228,10 +240,15 @@ def render(results: dict[str, Any]) -> str:
                 ]
             if "face_stills" in table:
                 lines += _render_stills(table["face_stills"])
-            lines += ["| generator / source | n | AUC vs reals | caught or accused |", "|---|---|---|---|"]
+            lines += [
+                "| generator / source | n | AUC vs reals | caught or accused | source seen in training |",
+                "|---|---|---|---|---|",
+            ]
             for kind, row in table["kinds"].items():
                 share = row.get("caught", row.get("accused"))
                 what = "caught" if "caught" in row else "accused"
-                lines.append(f"| {kind} | {row['n']} | {_fmt(row.get('auc'))} | {what} {share:.1%} |")
+                seen = row.get("seen", "n/a")
+                auc_cell = _fmt(row.get("auc"))
+                lines.append(f"| {kind} | {row['n']} | {auc_cell} | {what} {share:.1%} | {seen} |")
             lines.append("")
     return "\n".join(lines)

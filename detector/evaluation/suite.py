@@ -7,7 +7,9 @@ variant, on the *report* half of the documented split (:mod:`.dev_set`): AUC, AP
 95% bootstrap intervals, the share of real items given each verdict (false-positive rate per band)
 and of fake items caught, per generator or source, the frame level for videos (clustered by video),
 and the raw models and the MesoNet baseline on the same items. Images that show a face get their
-own rows (:func:`face_stills`), also against held-out real face photos when they are staged.
+own rows (:func:`face_stills`), also against held-out real face photos when they are staged. The
+final score is also measured without the items whose source training saw (:func:`unseen`):
+against reals of unseen sources only, and with both classes from unseen sources.
 Outputs: ``metrics.json``, ``report.md`` (the tables the README carries), ROC and reliability PNGs.
 """
 
@@ -160,8 +162,20 @@ def per_kind(rows: Sequence[Scored]) -> dict[str, Any]:
             )
         else:
             row = {"n": len(mine), "accused": round(sum(r.verdict in ACCUSING for r in mine) / len(mine), 4)}
+        seen = sum(r.item.seen for r in mine)
+        row["seen"] = "yes" if seen == len(mine) else "no" if seen == 0 else f"{seen} of {len(mine)}"
         out[kind] = row
     return out
+
+
+def unseen(rows: Sequence[Scored]) -> dict[str, Any]:
+    """The final score without the items whose source folder training used (:attr:`DevItem.seen`):
+    all fakes against the reals of unseen sources (the false-positive side as users meet it), and
+    both classes from unseen sources. Empty when no item of the rows is seen."""
+    if not any(r.item.seen for r in rows):
+        return {}
+    fresh_reals = [r for r in rows if r.item.label == 1 or not r.item.seen]
+    return {"reals": final_metrics(fresh_reals), "both": final_metrics([r for r in rows if not r.item.seen])}
 
 
 def shows_face(row: Scored) -> bool:
@@ -184,6 +198,7 @@ def summarize(rows: Sequence[Scored], heldout_faces: Sequence[Scored] = ()) -> d
     """Every table of one set and variant."""
     result: dict[str, Any] = {
         "final": final_metrics(rows),
+        "unseen": unseen(rows),
         "kinds": per_kind(rows),
         "raw_face_model": ranking(rows, lambda r: r.raw_face),
         "raw_synthetic_model": ranking(rows, lambda r: r.raw_synthetic),

@@ -251,6 +251,44 @@ def test_each_media_kind_gets_bands_at_the_stated_rates_on_that_kind() -> None:
     assert set(fit(few, "unit test")[2].kinds) == {"image"}
 
 
+def test_accusing_bands_are_set_by_the_reals_of_unseen_sources() -> None:
+    """Reals of a source the models trained on score as very real; a band's false-positive rate
+    measured on them would hold for them only. With enough unseen reals the accusing bands follow
+    those, and the stated rate holds on them; the fake-side bands and the fit do not change."""
+    from detector.evaluation.calibrate import Features, fit
+    from detector.scoring.fusion.fit import stack_logits
+    from detector.scoring.logodds import sigmoid
+
+    rng = np.random.default_rng(8)
+    n = 900
+    y = rng.integers(0, 2, n).astype(float)
+    seen = (y == 0) & (rng.random(n) < 0.6)
+    synth = (y * 2 - 1) * 2 + rng.normal(0, 1, n)
+    synth[seen] -= 3.0  # other clips of a training source: far on the real side
+    synth[(y == 0) & ~seen] += 1.0  # what users send sits closer to the fakes
+    face = np.full(n, np.nan)
+    kinds = np.array(["image"] * n)
+    blind_face, blind_synth, blind = fit(Features(face, synth, y, kinds), "unit test")
+    face_cal, synth_cal, params = fit(Features(face, synth, y, kinds, seen), "unit test")
+    assert (face_cal, synth_cal) == (blind_face, blind_synth)
+    assert params.submodels == blind.submodels
+    assert synth_cal is not None
+    probs = sigmoid(stack_logits(params.submodels, face, synth_cal.logits(synth)))
+    fresh = probs[(y == 0) & ~seen]
+    for band in ("manipulated", "likely_manipulated"):
+        mine, theirs = getattr(params.thresholds, band), getattr(blind.thresholds, band)
+        assert np.mean(fresh >= mine.manipulated) <= mine.target_rate + 1e-9
+        assert mine.manipulated >= theirs.manipulated
+    assert np.mean(fresh >= blind.thresholds.likely_manipulated.manipulated) > 0.05
+    assert params.thresholds.likely_authentic == blind.thresholds.likely_authentic
+    # too few unseen reals: every real sets the bands, as before
+    few = seen | (y == 0) & (np.cumsum((y == 0) & ~seen) > 5)
+    assert (
+        fit(Features(face, synth, y, kinds, few), "unit test")[2].thresholds
+        == fit(Features(face, synth, y, kinds, np.zeros(n, bool)), "unit test")[2].thresholds
+    )
+
+
 def test_degraded_rows_get_their_own_sections_and_leave_the_rest_unchanged() -> None:
     """Compressed real photos look "faker": fitted apart, their probabilities are calibrated on
     them, while the calibrators, shared and per-kind sections are those fitted without them."""

@@ -11,16 +11,18 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from datasets.staging import Source
 from detector.evaluation.dev_set import (
     DevItem,
     applies,
     assign_halves,
     group_of,
     read_dev_set,
+    seen_in_training,
     variant_copy,
 )
-from detector.evaluation.runner import SuiteConfig, collect_all, heldout_face_items, run_dev_suite
-from detector.evaluation.suite import summarize
+from detector.evaluation.runner import SuiteConfig, collect_all, heldout_face_items, render, run_dev_suite
+from detector.evaluation.suite import Scored, summarize
 from detector.settings import Settings
 from tests.support import mediagen
 
@@ -96,6 +98,72 @@ def test_the_shared_dev_set_is_split_as_documented(shared_data: Path) -> None:
     assert {i.half for i in items if i.kind.startswith("FaceForensics")} == {"report"}
     report = [i for i in items if i.half == "report"]
     assert 0.45 < len(report) / len(items) < 0.6
+
+
+SOURCES = [
+    Source("mead", "o/dreamtalk", "c", ("data/style_clip/video/*.mp4",), (), "real_face_video", "MIT"),
+    Source("vasa", "o/vexpress", "c", ("test_samples/vasa-1/10/gt.mp4",), (), "fake_video", "none"),
+    Source("pcavs", "o/pcavs", "c", ("misc/Input.zip",), (), "real_face_video", "CC-BY-4.0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("repo", "path", "seen"),
+    [
+        ("o/dreamtalk", "data/style_clip/video/W009_front_happy.mp4", True),  # same folder as a glob
+        ("O/DreamTalk", "data/style_clip/video/x.mp4", True),  # GitHub names are case-insensitive
+        ("o/dreamtalk", "output_video/ack.mp4", False),  # the same repository's generated clips
+        ("o/vexpress", "test_samples/vasa-1/12/gt.mp4", True),  # sibling of a single-file source
+        ("o/vexpress", "test_samples/emo/talk_hb/gt.mp4", False),  # another generator's folder
+        ("o/pcavs", "misc/Audio_Source.zip:Audio_Source/00015.mp4", True),  # zip member: the zip's folder
+        ("o/other", "data/style_clip/video/x.mp4", False),
+    ],
+)
+def test_an_item_is_seen_when_training_drew_on_its_source_folder(repo: str, path: str, seen: bool) -> None:
+    assert seen_in_training(repo, path, SOURCES) is seen
+
+
+def test_the_shared_dev_set_marks_the_sources_training_used(shared_data: Path) -> None:
+    items = read_dev_set(shared_data / "dev", shared_data / "deepfake" / "ffpp_c23")
+    seen = {i.kind: {j.seen for j in items if j.kind == i.kind} for i in items}
+    for kind in ("MEAD studio recording", "VASA-1 talking head", "AniPortrait", "ImageNet photo"):
+        assert seen[kind] == {True}, kind
+    for kind in ("VoxCeleb2 real clip", "EMO talking head", "StyleTalk", "FaceForensics++ original"):
+        assert seen[kind] == {False}, kind
+    assert seen["camera photo crop 512x512, noisy high-ISO"] == {False}
+
+
+def test_the_tables_measure_the_final_score_without_the_seen_sources() -> None:
+    """Seen reals that score as very real lift the AUC; the unseen rows leave them out."""
+
+    def row(i: int, label: int, seen: bool, p: float) -> Scored:
+        item = DevItem(
+            f"v/{i}.mp4",
+            Path(f"{i}.mp4"),
+            label,
+            "gen" if label else "cam",
+            "faces_video",
+            f"g{i}",
+            seen=seen,
+        )
+        return Scored(item, "original", p, "uncertain")
+
+    rows = [row(i, 1, i < 4, 0.6 + 0.05 * i) for i in range(8)]
+    rows += [row(10 + i, 0, True, 0.05) for i in range(8)]  # seen reals: far on the real side
+    rows += [row(20 + i, 0, False, 0.5 + 0.04 * i) for i in range(8)]  # unseen reals overlap the fakes
+    table = summarize(rows)
+    assert table["final"]["n"] == 24
+    assert table["unseen"]["reals"]["n"] == 16
+    assert table["unseen"]["reals"]["n_fake"] == 8
+    assert table["unseen"]["both"]["n"] == 12
+    assert table["unseen"]["reals"]["auc"][0] < table["final"]["auc"][0]
+    assert table["kinds"]["gen"]["seen"] == "4 of 8"
+    assert table["kinds"]["cam"]["seen"] == "8 of 16"
+    text = render({"models": {}, "halves": ["report"], "variants": {"original": {"faces_video": table}}})
+    assert "| final score, reals of unseen sources only | 16 (8) |" in text
+    assert "| final score, both classes of unseen sources | 12 (4) |" in text
+    assert "Verdicts on real items of unseen sources: uncertain 100.0%" in text
+    assert summarize([r for r in rows if not r.item.seen])["unseen"] == {}
 
 
 def test_variant_copies_are_matched_squares_and_their_2x_enlargements(

@@ -148,12 +148,14 @@ def choose_thresholds(
     fpr_likely: float = 0.05,
     false_authentic: float = 0.01,
     false_likely_authentic: float = 0.05,
+    fpr_rows: np.ndarray | None = None,
 ) -> Thresholds:
     """Band boundaries on P(manipulated) at the stated rates, measured on ``probs`` / ``labels``.
 
     ``manipulated`` / ``likely_manipulated``: the lowest P at which at most ``fpr_*`` of the
-    authentic items score at or above it. ``authentic`` / ``likely_authentic``: the highest P at
-    which at most ``false_*`` of the manipulated items score at or below it. Manipulated bands
+    authentic items (those the boolean mask ``fpr_rows`` selects, when given) score at or above
+    it. ``authentic`` / ``likely_authentic``: the highest P at which at most ``false_*`` of the
+    manipulated items score at or below it. Manipulated bands
     never start below P = :data:`LIKELY_P` (2/3) and authentic bands never reach above 1 - 2/3,
     so a band never contradicts the calibrated probability and ``uncertain`` always holds the
     scores where neither side is at least twice as likely as the other. The definite bands need
@@ -162,7 +164,7 @@ def choose_thresholds(
     """
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
-    auth, fake = p[y == 0], p[y == 1]
+    auth, fake = p[(y == 0) if fpr_rows is None else (y == 0) & fpr_rows], p[y == 1]
     candidates = np.unique(np.concatenate([p, [0.0, 1.0 - SURE_P, 1.0 - LIKELY_P, LIKELY_P, SURE_P, 1.0]]))
 
     def lowest_fpr(rate: float) -> float:
