@@ -34,10 +34,17 @@ class SuiteConfig:
     limit: int | None = None
     real_faces: Path | None = None
     """Staged UTKFace photos; those held out of training are the real side of the face-stills rows."""
+    face_photos: Path | None = None
+    """Real face photos no model trained on (``../shared/data/faces``; the training runs used them
+    only to choose an epoch): another real side of the face-stills rows."""
 
 
 HELDOUT_KIND = "UTKFace face held out of training"
 HELDOUT_SET = "heldout_faces"
+PHOTOS_KIND = "real face photo no model trained on"
+PHOTOS_SET = "face_photos"
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+EXTRA_SETS = (HELDOUT_SET, PHOTOS_SET)
 
 
 def heldout_face_items(utk_dir: Path, limit: int | None = None) -> list[DevItem]:
@@ -49,6 +56,17 @@ def heldout_face_items(utk_dir: Path, limit: int | None = None) -> list[DevItem]
         DevItem(f"{HELDOUT_SET}/{f.path.name}", f.path, 0, HELDOUT_KIND, HELDOUT_SET, f.path.stem)
         for f in audit_faces(utk_dir, limit)
     ]
+
+
+def face_photo_items(folder: Path, limit: int | None = None) -> list[DevItem]:
+    """Every photo under ``folder`` (press photos, dataset samples no model trained on) as a
+    report-half real item of its own set; never used for calibration."""
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+    items = [
+        DevItem(f"{PHOTOS_SET}/{p.relative_to(folder).as_posix()}", p, 0, PHOTOS_KIND, PHOTOS_SET, p.stem)
+        for p in paths
+    ]
+    return items[:limit]
 
 
 def baseline_model(name: str | None, settings: Settings) -> Classifier | None:
@@ -106,14 +124,15 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
 
     items = read_dev_set(config.dev_dir, config.ffpp_dir)[: config.limit]
     faces = heldout_face_items(config.real_faces, config.limit) if config.real_faces is not None else []
-    scored = collect_all([*items, *faces], config.variants, settings, config)  # one pipeline, one cache
-    rows = [r for r in scored if r.item.set != HELDOUT_SET]
-    heldout = [r for r in scored if r.item.set == HELDOUT_SET]
+    photos = face_photo_items(config.face_photos, config.limit) if config.face_photos is not None else []
+    scored = collect_all([*items, *faces, *photos], config.variants, settings, config)  # one cache
+    rows = [r for r in scored if r.item.set not in EXTRA_SETS]
     config.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "halves": list(config.halves),
         "models": _models(settings),
         "heldout_faces": len(faces),
+        "face_photos": len(photos),
         "variants": {},
     }
     for variant in config.variants:
@@ -125,9 +144,10 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
             ]
             if not chosen:
                 continue
-            results["variants"].setdefault(variant, {})[set_name] = summarize(
-                chosen, [r for r in heldout if r.variant == variant]
+            held, photos_of = (
+                [r for r in scored if (r.item.set, r.variant) == (name, variant)] for name in EXTRA_SETS
             )
+            results["variants"].setdefault(variant, {})[set_name] = summarize(chosen, held, photos_of)
             curves = {
                 "trueframe": _curve(chosen, lambda r: 0.5 if r.p is None else r.p),
                 "MesoNet meso4.df": _curve(chosen, lambda r: r.baseline),
@@ -181,6 +201,8 @@ def _render_stills(stills: dict[str, Any]) -> list[str]:
     rows = [("dev images showing a face", stills["dev"])]
     if "heldout" in stills:
         rows.append(("generated dev faces vs held-out real UTKFace faces", stills["heldout"]))
+    if "photos" in stills:
+        rows.append(("generated dev faces vs real face photos no model trained on", stills["photos"]))
     return [
         "Face stills (final score; images in which a face was found):",
         "",

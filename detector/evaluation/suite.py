@@ -183,18 +183,26 @@ def shows_face(row: Scored) -> bool:
     return row.error is None and row.raw_face is not None
 
 
-def face_stills(rows: Sequence[Scored], heldout: Sequence[Scored] = ()) -> dict[str, Any]:
+def face_stills(
+    rows: Sequence[Scored], heldout: Sequence[Scored] = (), photos: Sequence[Scored] = ()
+) -> dict[str, Any]:
     """The final score on still images that show a face: the dev images of both classes in which a
-    face was found, and the generated ones of them against ``heldout`` real face photos (faces held
-    out of every training run; the dev set has few real photos of people)."""
+    face was found, and the generated ones of them against ``heldout`` real face photos (UTKFace
+    faces held out of every training run; the dev set has few real photos of people) and against
+    ``photos``, real face photos of sources no training drew on."""
     shown = [r for r in rows if shows_face(r)]
+    generated = [r for r in shown if r.item.label == 1]
     result = {"dev": final_metrics(shown)}
     if heldout:
-        result["heldout"] = final_metrics([r for r in shown if r.item.label == 1] + list(heldout))
+        result["heldout"] = final_metrics(generated + list(heldout))
+    if photos:
+        result["photos"] = final_metrics(generated + list(photos))
     return result
 
 
-def summarize(rows: Sequence[Scored], heldout_faces: Sequence[Scored] = ()) -> dict[str, Any]:
+def summarize(
+    rows: Sequence[Scored], heldout_faces: Sequence[Scored] = (), face_photos: Sequence[Scored] = ()
+) -> dict[str, Any]:
     """Every table of one set and variant."""
     result: dict[str, Any] = {
         "final": final_metrics(rows),
@@ -207,7 +215,7 @@ def summarize(rows: Sequence[Scored], heldout_faces: Sequence[Scored] = ()) -> d
     if rows and rows[0].item.set == "faces_video":
         result["frames"] = frame_level([r for r in rows if r.error is None])
     if rows and rows[0].item.set == "synthetic":
-        result["face_stills"] = face_stills(rows, heldout_faces)
+        result["face_stills"] = face_stills(rows, heldout_faces, face_photos)
     return result
 
 

@@ -44,6 +44,12 @@ def register(sub: Any) -> None:
         help="staged UTKFace photos for the face-stills rows (default: runs/staged/utkface/data/images "
         "when staged; '' for none)",
     )
+    p.add_argument(
+        "--face-photos",
+        type=Path,
+        default=SHARED / "faces",
+        help="real face photos no model trained on, for the face-stills rows ('' for none)",
+    )
     p.set_defaults(func=run_evaluate)
 
 
@@ -56,6 +62,16 @@ def _real_faces(given: Path | None) -> Path | None:
     if STAGED_UTKFACE.is_dir():
         return STAGED_UTKFACE
     print(f"face stills vs held-out real faces: skipped (nothing staged at {STAGED_UTKFACE})")
+    return None
+
+
+def _face_photos(given: Path) -> Path | None:
+    """The real face photos no model trained on ('' = none); a missing folder is skipped, saying so."""
+    if str(given) in ("", "."):
+        return None
+    if given.is_dir():
+        return given
+    print(f"face stills vs real face photos: skipped (no folder at {given})")
     return None
 
 
@@ -88,6 +104,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.baseline or None,
         args.limit,
         _real_faces(args.real_faces),
+        _face_photos(args.face_photos),
     )
     results = run_dev_suite(get_settings(), config)
     print(render(results))

@@ -21,7 +21,14 @@ from detector.evaluation.dev_set import (
     seen_in_training,
     variant_copy,
 )
-from detector.evaluation.runner import SuiteConfig, collect_all, heldout_face_items, render, run_dev_suite
+from detector.evaluation.runner import (
+    SuiteConfig,
+    collect_all,
+    face_photo_items,
+    heldout_face_items,
+    render,
+    run_dev_suite,
+)
 from detector.evaluation.suite import Scored, summarize
 from detector.settings import Settings
 from tests.support import mediagen
@@ -251,6 +258,11 @@ def test_face_stills_rows_cover_dev_faces_and_held_out_real_faces(two_items: Pat
     for i, name in enumerate([*held, trained_on]):
         chip = photo[20 + 10 * i : 260 + 10 * i, 130 + 5 * i : 370 + 5 * i]  # around the astronaut's face
         Image.fromarray(chip).resize((200, 200)).save(utk / name, quality=90)
+    photos = tmp_path / "photos"
+    (photos / "press").mkdir(parents=True)
+    Image.fromarray(photo).save(photos / "astronaut.png")
+    Image.fromarray(photo[:300, 100:400]).save(photos / "press" / "crop.JPG", quality=85)
+    (photos / "VERIFY.tsv").write_text("not a photo\n", encoding="utf-8")
     config = SuiteConfig(
         two_items,
         None,
@@ -260,10 +272,12 @@ def test_face_stills_rows_cover_dev_faces_and_held_out_real_faces(two_items: Pat
         ("report", "calibrate"),
         baseline=None,
         real_faces=utk,
+        face_photos=photos,
     )
     settings = Settings(runtime={"device": "cpu"})
     results = run_dev_suite(settings, config)
     assert results["heldout_faces"] == 2  # the face training saw is not an independent real
+    assert results["face_photos"] == 2  # the nested photo is found, the text file is not
     stills = results["variants"]["original"]["synthetic"]["face_stills"]
     rows = [
         r for r in collect_all(read_dev_set(two_items), ("original",), settings, config) if r.error is None
@@ -280,13 +294,20 @@ def test_face_stills_rows_cover_dev_faces_and_held_out_real_faces(two_items: Pat
     p = np.array([r.p for r in fakes] + [0.5 if r.p is None else r.p for r in heldout])
     assert stills["heldout"]["auc"][0] == pytest.approx(roc_auc_score(y, p))
     assert "held-out real UTKFace faces" in (config.out / "report.md").read_text()
+    shots = collect_all(face_photo_items(photos), ("original",), settings, config)
+    assert {r.item.relpath for r in shots} == {"face_photos/astronaut.png", "face_photos/press/crop.JPG"}
+    assert stills["photos"]["n"] == len(fakes) + 2
+    y = np.array([1] * len(fakes) + [0] * len(shots))
+    p = np.array([r.p for r in fakes] + [0.5 if r.p is None else r.p for r in shots])
+    assert stills["photos"]["auc"][0] == pytest.approx(roc_auc_score(y, p))
+    assert "real face photos no model trained on" in (config.out / "report.md").read_text()
 
 
 def test_evaluate_finds_staged_faces_or_says_it_skips_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from serving.cli.audit import STAGED_UTKFACE
-    from serving.cli.evaluate import _real_faces
+    from serving.cli.evaluate import _face_photos, _real_faces
 
     monkeypatch.chdir(tmp_path)
     assert _real_faces(None) is None
@@ -295,3 +316,7 @@ def test_evaluate_finds_staged_faces_or_says_it_skips_them(
     (tmp_path / STAGED_UTKFACE).mkdir(parents=True)
     assert _real_faces(None) == STAGED_UTKFACE
     assert _real_faces(Path("elsewhere")) == Path("elsewhere")
+    assert _face_photos(Path("")) is None
+    assert _face_photos(tmp_path / "missing") is None
+    assert "skipped (no folder" in capsys.readouterr().out
+    assert _face_photos(tmp_path) == tmp_path
