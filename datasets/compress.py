@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from datasets.augment import down_up, jpeg_recompress
+from datasets.augment import down_up, jpeg_recompress, look_jitter
 
 
 def h264_roundtrip(images: Sequence[np.ndarray], crf: int, preset: str = "veryfast") -> list[np.ndarray]:
@@ -63,7 +63,8 @@ def h264_share(
 
 @dataclass(frozen=True)
 class CompressionChain:
-    """Per-sample flip, down/up-scale and JPEG; per-batch H.264 at a random CRF for a share of samples."""
+    """Per-sample look (off unless ``look_prob``), flip, down/up-scale and JPEG; per-batch H.264 at a
+    random CRF for a share of samples."""
 
     flip_prob: float = 0.5
     resize_prob: float = 0.3
@@ -73,10 +74,13 @@ class CompressionChain:
     h264_prob: float = 0.4
     h264_crfs: tuple[int, ...] = (18, 23, 28, 33)
     gray_prob: float = 0.03
+    look_prob: float = 0.0  # share given a random change of look (datasets.augment.look_jitter) first
 
     def sample(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The per-sample part of the chain."""
         out = image
+        if self.look_prob and rng.random() < self.look_prob:
+            out = look_jitter(out, rng)
         if rng.random() < self.flip_prob:
             out = np.ascontiguousarray(out[:, ::-1])
         if rng.random() < self.gray_prob:
