@@ -197,7 +197,7 @@ def _bands(shares: dict[str, float]) -> str:
 
 
 def _render_stills(stills: dict[str, Any]) -> list[str]:
-    """The face-stills rows: dev images showing a face; generated ones vs held-out real faces."""
+    """The face-stills rows: dev images showing a face; generated ones vs held-out and unseen real faces."""
     rows = [("dev images showing a face", stills["dev"])]
     if "heldout" in stills:
         rows.append(("generated dev faces vs held-out real UTKFace faces", stills["heldout"]))
