@@ -9,9 +9,9 @@ service uses (:meth:`ReportAssembler.evidence`):
 2. the fusion stack (:func:`fit_stack`) on the calibrated logits;
 3. verdict bands on the fused probability at stated error rates (``manipulated`` at 1% of real
    items, ``likely_manipulated`` at 5%; ``authentic`` / ``likely_authentic`` at 1% / 5% of fakes).
-   The real items that set the two accusing bands are those of sources no model trained on
-   (:attr:`DevItem.seen` false) when a section has enough of them: the rate a band states is then
-   the rate on footage like a user's, not on other clips of a training source.
+   The two accusing bands keep their rate on all real items and, when a section has enough of
+   them, on the real items of sources no model trained on (:attr:`DevItem.seen` false): the rate
+   a band states then holds on footage like a user's, not only on other clips of a training source.
 
 Steps 2 and 3 run once on every item (the shared section) and once per media kind (images,
 videos) with enough real and fake items: a video's score aggregates many frames, so its bands are
@@ -131,9 +131,10 @@ def _section(
 
     A signal pattern with too few rows here takes its sub-model from ``fallback`` (the shared
     section), so no pattern is left to unfitted equal weights; the bands are then chosen on the
-    scores of exactly these sub-models. The false-positive rates of the accusing bands are measured
-    on the real rows of unseen sources (``~seen``) when there are :data:`MIN_ROWS_PER_CLASS` of
-    them: reals of a source the models trained on score as more real than what users send.
+    scores of exactly these sub-models. The accusing bands keep their false-positive rates on the
+    real rows of unseen sources (``~seen``) as well as on all real rows when there are
+    :data:`MIN_ROWS_PER_CLASS` of them: reals of a source the models trained on score as more real
+    than what users send.
     """
     submodels = {**(fallback or {}), **fit_stack(face, synthetic, y)}
     fused = stack_logits(submodels, face, synthetic)

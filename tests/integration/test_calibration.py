@@ -281,6 +281,13 @@ def test_accusing_bands_are_set_by_the_reals_of_unseen_sources() -> None:
         assert mine.manipulated >= theirs.manipulated
     assert np.mean(fresh >= blind.thresholds.likely_manipulated.manipulated) > 0.05
     assert params.thresholds.likely_authentic == blind.thresholds.likely_authentic
+    # unseen reals that are easier than the seen ones never loosen a band below the rate on all reals
+    easy = synth.copy()
+    easy[(y == 0) & ~seen] -= 6.0
+    easy[seen] += 3.0
+    _, _, relaxed = fit(Features(face, easy, y, kinds, seen), "unit test")
+    _, _, strict = fit(Features(face, easy, y, kinds), "unit test")
+    assert relaxed.thresholds == strict.thresholds
     # too few unseen reals: every real sets the bands, as before
     few = seen | (y == 0) & (np.cumsum((y == 0) & ~seen) > 5)
     assert (

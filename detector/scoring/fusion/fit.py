@@ -153,8 +153,10 @@ def choose_thresholds(
     """Band boundaries on P(manipulated) at the stated rates, measured on ``probs`` / ``labels``.
 
     ``manipulated`` / ``likely_manipulated``: the lowest P at which at most ``fpr_*`` of the
-    authentic items (those the boolean mask ``fpr_rows`` selects, when given) score at or above
-    it. ``authentic`` / ``likely_authentic``: the highest P at which at most ``false_*`` of the
+    authentic items score at or above it; with the boolean mask ``fpr_rows`` (authentic items of
+    sources no model trained on), at most ``fpr_*`` of those *and* of all authentic items, so
+    the band keeps its rate on both (the measured rate given is the larger of the two).
+    ``authentic`` / ``likely_authentic``: the highest P at which at most ``false_*`` of the
     manipulated items score at or below it. Manipulated bands
     never start below P = :data:`LIKELY_P` (2/3) and authentic bands never reach above 1 - 2/3,
     so a band never contradicts the calibrated probability and ``uncertain`` always holds the
@@ -164,11 +166,15 @@ def choose_thresholds(
     """
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
-    auth, fake = p[(y == 0) if fpr_rows is None else (y == 0) & fpr_rows], p[y == 1]
+    auth, fake = p[y == 0], p[y == 1]
+    groups = [auth] if fpr_rows is None else [auth, p[(y == 0) & fpr_rows]]
     candidates = np.unique(np.concatenate([p, [0.0, 1.0 - SURE_P, 1.0 - LIKELY_P, LIKELY_P, SURE_P, 1.0]]))
 
+    def fpr(t: float) -> float:
+        return max(_fpr(group, t) for group in groups)
+
     def lowest_fpr(rate: float) -> float:
-        return float(next(t for t in candidates if _fpr(auth, t) <= rate))
+        return float(next(t for t in candidates if fpr(t) <= rate))
 
     def highest_fa(rate: float) -> float:
         return float(next(t for t in candidates[::-1] if _false_authentic(fake, t) <= rate))
@@ -189,11 +195,9 @@ def choose_thresholds(
             measured_rate=_false_authentic(fake, likely_a),
         ),
         likely_manipulated=BandThreshold(
-            manipulated=likely_m, target_rate=fpr_likely, measured_rate=_fpr(auth, likely_m)
+            manipulated=likely_m, target_rate=fpr_likely, measured_rate=fpr(likely_m)
         ),
-        manipulated=BandThreshold(
-            manipulated=manip, target_rate=fpr_manipulated, measured_rate=_fpr(auth, manip)
-        ),
+        manipulated=BandThreshold(manipulated=manip, target_rate=fpr_manipulated, measured_rate=fpr(manip)),
     )
 
 
