@@ -253,8 +253,8 @@ def test_each_media_kind_gets_bands_at_the_stated_rates_on_that_kind() -> None:
 
 def test_accusing_bands_are_set_by_the_reals_of_unseen_sources() -> None:
     """Reals of a source the models trained on score as very real; a band's false-positive rate
-    measured on them would hold for them only. With enough unseen reals the accusing bands follow
-    those, and the stated rate holds on them; the fake-side bands and the fit do not change."""
+    measured on them would hold for them only. With enough unseen reals the accusing bands keep
+    their stated rate on those too (and on all reals); the fake-side bands and the fit do not change."""
     from detector.evaluation.calibrate import Features, fit
     from detector.scoring.fusion.fit import stack_logits
     from detector.scoring.logodds import sigmoid
