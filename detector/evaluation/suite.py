@@ -170,12 +170,19 @@ def per_kind(rows: Sequence[Scored]) -> dict[str, Any]:
 
 def unseen(rows: Sequence[Scored]) -> dict[str, Any]:
     """The final score without the items whose source folder training used (:attr:`DevItem.seen`):
-    all fakes against the reals of unseen sources (the false-positive side as users meet it), and
-    both classes from unseen sources. Empty when no item of the rows is seen."""
+    all fakes against the reals of unseen sources (``reals``: the false-positive side as users meet
+    it), and both classes from unseen sources (``both``). A table is left out when it would lack a
+    class (every generated dev image is of a seen source); all are when no item is seen."""
     if not any(r.item.seen for r in rows):
         return {}
-    fresh_reals = [r for r in rows if r.item.label == 1 or not r.item.seen]
-    return {"reals": final_metrics(fresh_reals), "both": final_metrics([r for r in rows if not r.item.seen])}
+    fresh = [r for r in rows if not r.item.seen]
+    fresh_labels = {r.item.label for r in fresh}
+    tables = {}
+    if 0 in fresh_labels and any(r.item.label == 1 for r in rows):
+        tables["reals"] = final_metrics([r for r in rows if r.item.label == 1 or not r.item.seen])
+    if fresh_labels == {0, 1}:
+        tables["both"] = final_metrics(fresh)
+    return tables
 
 
 def shows_face(row: Scored) -> bool:

@@ -171,6 +171,12 @@ def test_the_tables_measure_the_final_score_without_the_seen_sources() -> None:
     assert "| final score, both classes of unseen sources | 12 (4) |" in text
     assert "Verdicts on real items of unseen sources: uncertain 100.0%" in text
     assert summarize([r for r in rows if not r.item.seen])["unseen"] == {}
+    # every fake of a seen source (the dev images): no "both" table, which would have one class
+    images = [r for r in rows if r.item.label == 0] + [r for r in rows if r.item.label == 1 and r.item.seen]
+    assert set(summarize(images)["unseen"]) == {"reals"}
+    assert "both classes of unseen sources" not in render(
+        {"models": {}, "halves": ["report"], "variants": {"original": {"synthetic": summarize(images)}}}
+    )
 
 
 def test_variant_copies_are_matched_squares_and_their_2x_enlargements(
