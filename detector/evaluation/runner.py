@@ -136,6 +136,7 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
         "variants": {},
     }
     for variant in config.variants:
+        extra = {n: [r for r in scored if (r.item.set, r.variant) == (n, variant)] for n in EXTRA_SETS}
         for set_name in sorted({i.set for i in items}):
             chosen = [
                 r
@@ -144,10 +145,9 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
             ]
             if not chosen:
                 continue
-            held, photos_of = (
-                [r for r in scored if (r.item.set, r.variant) == (name, variant)] for name in EXTRA_SETS
+            results["variants"].setdefault(variant, {})[set_name] = summarize(
+                chosen, extra[HELDOUT_SET], extra[PHOTOS_SET]
             )
-            results["variants"].setdefault(variant, {})[set_name] = summarize(chosen, held, photos_of)
             curves = {
                 "trueframe": _curve(chosen, lambda r: 0.5 if r.p is None else r.p),
                 "MesoNet meso4.df": _curve(chosen, lambda r: r.baseline),
@@ -248,7 +248,7 @@ def render(results: dict[str, Any]) -> str:
                 "Verdicts on real items: " + _bands(final["real_bands"]),
                 "",
             ]
-            if fresh:
+            if "reals" in fresh:
                 lines += [
                     "Verdicts on real items of unseen sources: " + _bands(fresh["reals"]["real_bands"]),
                     "",
