@@ -62,10 +62,12 @@ def test_every_look_change_keeps_the_picture_and_is_seeded() -> None:
         assert np.array_equal(out, look_jitter(image, np.random.default_rng(seed)))
         seen.add(look)
     assert seen == set(LOOKS)
-    plain, off = np.random.default_rng(9), np.random.default_rng(9)
-    CompressionChain(h264_prob=0.0).sample(image, plain)
-    CompressionChain(h264_prob=0.0, look_prob=0.0).sample(image, off)
-    assert plain.bit_generator.state == off.bit_generator.state
+    # with every step off, the chain draws one number per step it checks: flip, gray, resize, JPEG
+    idle = {"flip_prob": 0.0, "gray_prob": 0.0, "resize_prob": 0.0, "jpeg_prob": 0.0, "h264_prob": 0.0}
+    chain_rng, expected = np.random.default_rng(9), np.random.default_rng(9)
+    assert np.array_equal(CompressionChain(**idle).sample(image, chain_rng), image)
+    expected.random(4)
+    assert chain_rng.bit_generator.state == expected.bit_generator.state
     looked = CompressionChain(h264_prob=0.0, look_prob=1.0, flip_prob=0.0, resize_prob=0.0, jpeg_prob=0.0)
     assert not np.array_equal(looked.sample(image, np.random.default_rng(1)), image)
 
