@@ -135,14 +135,12 @@ def seen_in_training(repo: str, path: str, sources: Sequence[Source]) -> bool:
     return False
 
 
-def read_dev_set(
-    dev_dir: Path, ffpp_dir: Path | None = None, sources: Sequence[Source] | None = None
-) -> list[DevItem]:
+def read_dev_set(dev_dir: Path, ffpp_dir: Path | None = None) -> list[DevItem]:
     """Every dev item (and the FaceForensics++ pair when ``ffpp_dir`` exists), with its half and
-    whether a training ``sources`` folder (default: ``datasets/sources.tsv``) holds its source."""
+    whether a training source of ``datasets/sources.tsv`` draws on its source folder."""
     from datasets.staging import read_sources
 
-    training = read_sources() if sources is None else sources
+    training = read_sources()
     items = []
     with open(dev_dir / "INDEX.tsv", encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
