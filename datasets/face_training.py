@@ -4,6 +4,12 @@ Half of every batch is real faces (photos and video frames). The other half is, 
 self-blended image (:mod:`datasets.self_blend`), a landmark-matched swap with another identity
 (:mod:`datasets.swap`), or a face from a real manipulated video when the pool has some. Both halves
 get the same crop jitter and pass through one :class:`~datasets.compress.CompressionChain`.
+
+By default every real face is drawn equally often. :func:`source_weights` can instead give named
+sources a fixed share of the draws (of the real half and of the faces that pseudo-fakes are made
+from alike): the few real *video frames* are otherwise a sliver of the real half while the real
+manipulations, video frames too, are a fifth of the fake half, so "looks like a clean video frame"
+becomes a cue for fake.
 """
 
 from __future__ import annotations
@@ -28,6 +34,26 @@ def is_audit_face(group: str) -> bool:
     if not group.startswith("utkface/"):
         return False
     return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 100 < AUDIT_SHARE
+
+
+def source_weights(groups: list[str], shares: dict[str, float]) -> np.ndarray | None:
+    """Draw probabilities over faces: each source named in ``shares`` (a group prefix ``name/``)
+    gets that share of the draws, split evenly over its faces; the other faces share the rest evenly.
+    None when ``shares`` is empty (uniform draws, the original random stream)."""
+    if not shares:
+        return None
+    if sum(shares.values()) >= 1.0 or min(shares.values()) <= 0.0:
+        raise ValueError(f"source shares must be positive and sum below 1: {shares}")
+    source = [g.split("/", 1)[0] for g in groups]
+    missing = sorted(set(shares) - set(source))
+    if missing:
+        raise ValueError(f"no faces of the sources {missing} in the pool")
+    rest = [s not in shares for s in source]
+    if not any(rest):
+        raise ValueError("the shared sources leave no other faces for the remaining share")
+    counts = {name: source.count(name) for name in shares}
+    other = (1.0 - sum(shares.values())) / sum(rest)
+    return np.asarray([shares[s] / counts[s] if s in shares else other for s in source], np.float64)
 
 
 def jitter_crop(
@@ -68,12 +94,22 @@ class FaceForgerySet:
         size: int,
         chain: CompressionChain,
         mix: FaceMix | None = None,
+        real_weights: np.ndarray | None = None,
     ) -> None:
         if len(real) == 0:
             raise ValueError("the real face pool is empty")
+        if real_weights is not None and real_weights.shape != (len(real),):
+            raise ValueError("real_weights needs one probability per real face")
         self.real, self.fakes = real, fakes if fakes is not None and len(fakes) else None
         self.margin, self.size, self.chain = margin, size, chain
         self.mix = mix or FaceMix()
+        self.real_weights = real_weights
+
+    def _draw_real(self, rng: np.random.Generator) -> int:
+        """One real face's index: uniform, or by ``real_weights`` (:func:`source_weights`)."""
+        if self.real_weights is None:
+            return int(rng.integers(len(self.real)))
+        return int(rng.choice(len(self.real), p=self.real_weights))
 
     def _crop(self, context: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         return jitter_crop(context, self.real.context_margin, self.margin, self.size, rng)
@@ -93,13 +129,13 @@ class FaceForgerySet:
         """One fake context crop: a real manipulation (share ``mix.real_fake``) or a pseudo-fake."""
         if self.fakes is not None and rng.random() < self.mix.real_fake:
             return self.fakes.crops[int(rng.integers(len(self.fakes)))]
-        return self.pseudo_fake(int(rng.integers(len(self.real))), rng)
+        return self.pseudo_fake(self._draw_real(rng), rng)
 
     def batch(self, size: int, rng: np.random.Generator) -> Batch:
         """``size`` crops (even: half real, half fake) through the shared compression chain."""
         images: list[np.ndarray] = []
         for _ in range(size // 2):
-            images.append(self._crop(self.real.crops[int(rng.integers(len(self.real)))], rng))
+            images.append(self._crop(self.real.crops[self._draw_real(rng)], rng))
             images.append(self._crop(self.fake(rng), rng))
         labels = np.tile(np.asarray([0.0, 1.0], np.float32), size // 2)
         return Batch(self.chain.batch(images, rng), labels)

@@ -10,7 +10,7 @@ import pytest
 
 from datasets.compress import CompressionChain, h264_roundtrip
 from datasets.face_pool import FacePool, utk_tag
-from datasets.face_training import FaceForgerySet, is_audit_face, jitter_crop
+from datasets.face_training import FaceForgerySet, is_audit_face, jitter_crop, source_weights
 from datasets.figure_tiles import grid_tiles, matches_any
 from datasets.image_pool import ImagePool
 from datasets.synthetic_training import FormatChain, SyntheticSet, random_view
@@ -128,6 +128,40 @@ def test_face_batches_are_balanced_model_size_crops() -> None:
     fixed = data.fixed(1)
     assert fixed.labels.sum() == 6 + 2
     assert len(fixed.labels) == 12 + 2
+
+
+def test_source_shares_set_how_often_each_source_is_drawn() -> None:
+    groups = [f"photos/{i}" for i in range(90)] + [f"video/clip{i % 2}" for i in range(10)]
+    assert source_weights(groups, {}) is None
+    weights = source_weights(groups, {"video": 0.3})
+    assert weights is not None
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[90:].sum() == pytest.approx(0.3)
+    assert np.allclose(weights[:90], 0.7 / 90)
+    for bad in ({"video": 1.0}, {"video": 0.0}, {"absent": 0.1}, {"photos": 0.5, "video": 0.4}):
+        with pytest.raises(ValueError, match=r"shares|no faces|no other faces"):
+            source_weights(groups, bad)
+    with pytest.raises(ValueError, match="no other faces"):
+        source_weights([f"video/{i}" for i in range(4)], {"video": 0.5})
+
+
+def test_weighted_draws_feed_the_real_half_and_the_pseudo_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = _pool(10, 0)
+    pool = FacePool(base.crops, base.landmarks, base.labels, [*(f"p/{i}" for i in range(8)), "v/0", "v/1"],
+                    base.tags, base.sources, base.context_margin)  # fmt: skip
+    weights = source_weights(pool.groups, {"v": 0.9})
+    data = FaceForgerySet(pool, None, 1.3, 64, CompressionChain(), real_weights=weights)
+    rng = np.random.default_rng(3)
+    drawn = [data._draw_real(rng) for _ in range(400)]
+    assert 0.8 < np.mean([d >= 8 for d in drawn]) < 0.97
+    made_from: list[int] = []
+    monkeypatch.setattr(data, "pseudo_fake", lambda i, _rng: made_from.append(i) or pool.crops[i])
+    data.batch(200, rng)  # 100 real crops and 100 pseudo-fakes, each from a weighted draw
+    assert 0.8 < np.mean([i >= 8 for i in made_from]) < 0.97
+    uniform = FaceForgerySet(pool, None, 1.3, 64, CompressionChain())
+    assert np.mean([uniform._draw_real(rng) >= 8 for _ in range(400)]) < 0.35
+    with pytest.raises(ValueError, match="one probability per real face"):
+        FaceForgerySet(pool, None, 1.3, 64, CompressionChain(), real_weights=np.ones(3) / 3)
 
 
 def test_jitter_crop_without_rng_is_the_centre() -> None:
