@@ -45,7 +45,7 @@ class FaceSettings(BaseModel):
         ge=8,
         description=(
             "smallest face side searched and kept, full-resolution px; None: 0.8 x the smallest face the "
-            "face model judges (input side / crop margin / 2): 39 px for the shipped model"
+            "face model judges (input side / crop margin / 2): 32 px for the shipped model"
         ),
     )
     min_probability: float = Field(0.95, ge=0.0, le=1.0)
@@ -68,7 +68,7 @@ class FaceSettings(BaseModel):
 
 class ModelSettings(BaseModel):
     weights_dir: Path = Field(Path("~/.cache/trueframe"), description="imported/fetched weights cache")
-    face_model: str = "effnetlite0.faces"
+    face_model: str = "effnetlite0.faces4"
     synthetic_model: str | None = "effnetlite0v.synthetic3"
 
 

@@ -64,7 +64,7 @@ def test_image_without_faces_says_so_instead_of_scoring(tmp_path: Path) -> None:
 
     with_synthetic = run_cli(["analyze", str(path)])
     assert with_synthetic.returncode == 0, with_synthetic.stderr
-    assert "No face was found (searched 1 frame(s) for faces of at least 39 px;" in with_synthetic.stdout
+    assert "No face was found (searched 1 frame(s) for faces of at least 32 px;" in with_synthetic.stdout
     assert "so the face-forgery model does not count" in with_synthetic.stdout
     assert "synthetic-image model rates the image" in with_synthetic.stdout
 
