@@ -7,9 +7,9 @@ get the same crop jitter and pass through one :class:`~datasets.compress.Compres
 
 By default every real face is drawn equally often. :func:`source_weights` can instead give named
 sources a fixed share of the draws (of the real half and of the faces that pseudo-fakes are made
-from alike): the few real *video frames* are otherwise a sliver of the real half while the real
-manipulations, video frames too, are a fifth of the fake half, so "looks like a clean video frame"
-becomes a cue for fake.
+from alike), e.g. to test whether the few real *video frames*, a sliver of the real half while
+the real manipulations (video frames too) are a fifth of the fake half, make "looks like a clean
+video frame" a cue for fake (``scripts/configs/face_v5.yaml``: raising them to a fifth did not help).
 """
 
 from __future__ import annotations
