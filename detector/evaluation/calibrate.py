@@ -46,6 +46,7 @@ from detector.scoring.calibration import (
 )
 from detector.scoring.fusion.fit import (
     MIN_ROWS_PER_CLASS,
+    Pool,
     choose_thresholds,
     dump_parameters,
     fit_stack,
@@ -79,6 +80,7 @@ class Features:
     labels: np.ndarray
     kinds: np.ndarray | None = None  # section per row ("image", "video_degraded"...); None: shared only
     seen: np.ndarray | None = None  # rows whose source training used (DevItem.seen); None: none
+    groups: np.ndarray | None = None  # each row's clip or identity (DevItem.group); None: no pull
 
 
 def raw_features(outputs: list[StageOutputs], labels: list[int], settings: Settings) -> Features:
@@ -126,17 +128,21 @@ def _section(
     seen: np.ndarray,
     described: str,
     fallback: dict[Pattern, SubModel] | None = None,
+    toward: Pool | None = None,
+    groups: np.ndarray | None = None,
 ) -> KindParameters:
     """The fusion stack and verdict bands fitted on calibrated logits of one set of rows.
 
     A signal pattern with too few rows here takes its sub-model from ``fallback`` (the shared
-    section), so no pattern is left to unfitted equal weights; the bands are then chosen on the
-    scores of exactly these sub-models. The accusing bands keep their false-positive rates on the
-    real rows of unseen sources (``~seen``) as well as on all real rows when there are
-    :data:`MIN_ROWS_PER_CLASS` of them: reals of a source the models trained on score as more real
-    than what users send.
+    section), so no pattern is left to unfitted equal weights; a pattern fitted here is pulled
+    towards the weights fitted on ``toward`` (the shared section's rows) as hard as
+    cross-validation over ``groups`` says it should be (:mod:`detector.scoring.fusion.shrink`).
+    The bands are then chosen on the scores of exactly these sub-models. The accusing bands keep
+    their false-positive rates on the real rows of unseen sources (``~seen``) as well as on all
+    real rows when there are :data:`MIN_ROWS_PER_CLASS` of them: reals of a source the models
+    trained on score as more real than what users send.
     """
-    submodels = {**(fallback or {}), **fit_stack(face, synthetic, y)}
+    submodels = {**(fallback or {}), **fit_stack(face, synthetic, y, toward=toward, groups=groups)}
     fused = stack_logits(submodels, face, synthetic)
     ok = ~np.isnan(fused)
     fresh = ~seen[ok] & (y[ok] == 0)
@@ -154,7 +160,9 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
 
     The calibrators and the shared section are fitted on every row that is not degraded; each
     section kind (:data:`SectionKind`) with at least :data:`MIN_ROWS_PER_CLASS` real and fake rows
-    also gets its own section (a degraded one falls back to its media kind's sub-models).
+    also gets its own section (a degraded one falls back to its media kind's sub-models), its
+    patterns pulled towards the shared section's as far as grouped cross-validation says
+    (:mod:`detector.scoring.fusion.shrink`; with ``features.groups`` only).
     """
     y = features.labels
     kinds_of = features.kinds if features.kinds is not None else np.full(len(y), "", dtype=object)
@@ -164,6 +172,8 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
     f_cal, s_cal = _apply(face, features.face), _apply(synthetic, features.synthetic)
     seen = features.seen if features.seen is not None else np.zeros(len(y), bool)
     shared = _section(f_cal[plain], s_cal[plain], y[plain], seen[plain], described)
+    groups = features.groups
+    pool = None if groups is None else Pool(f_cal[plain], s_cal[plain], y[plain], groups[plain])
     kinds: dict[SectionKind, KindParameters] = {}
     for kind in get_args(SectionKind):
         rows = kinds_of == kind
@@ -175,7 +185,14 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
         label = f"{media}s the scope calls degraded" if kind != media else f"{kind}s only"
         try:
             kinds[kind] = _section(
-                f_cal[rows], s_cal[rows], y[rows], seen[rows], f"{label}: {described}", fallback
+                f_cal[rows],
+                s_cal[rows],
+                y[rows],
+                seen[rows],
+                f"{label}: {described}",
+                fallback,
+                pool,
+                None if groups is None else groups[rows],
             )
         except CalibrationDataError:
             continue  # no signal pattern of this kind has enough rows: the shared section applies
@@ -240,7 +257,11 @@ def calibrate(
         f"{'+'.join(config.variants)} = {len(outputs)} items, {degraded} of them degraded and fitted only "
         "in their own sections, real fakes; see detector/evaluation/dev_set.py)"
     )
-    features = replace(raw_features(outputs, labels, settings), seen=np.array([i.seen for i in analysed]))
+    features = replace(
+        raw_features(outputs, labels, settings),
+        seen=np.array([i.seen for i in analysed]),
+        groups=np.array([i.group for i in analysed]),
+    )
     face_cal, synth_cal, params = fit(features, described)
     face, synthetic = configured_models(settings)
     params = params.model_copy(

@@ -327,6 +327,30 @@ def test_degraded_rows_get_their_own_sections_and_leave_the_rest_unchanged() -> 
     assert params.for_kind("image_degraded").fitted_on.startswith("images the scope calls degraded")
 
 
+def test_a_kind_pattern_with_few_reals_is_pulled_towards_the_shared_one_with_groups() -> None:
+    """Images with a face: 12 reals among 90, their synthetic evidence drawn like the videos'. With
+    each row's group the image section's face-and-synthetic pattern is pulled towards the shared
+    one (pull recorded in fusion.toml); the video section, with plenty of both classes, is not."""
+    from detector.evaluation.calibrate import Features, fit
+    from detector.scoring.fusion.fit import SCARCE_ROWS_PER_CLASS
+
+    rng = np.random.default_rng(12)
+    n_vid, n_img = 300, 90
+    z = rng.normal(0, 1.5, (n_vid + n_img, 2))
+    bias = np.concatenate([np.zeros(n_vid), np.full(n_img, 2.8)])
+    y = (rng.random(n_vid + n_img) < sigmoid(bias + z @ np.array([1.0, 1.0]))).astype(float)
+    kinds = np.array(["video"] * n_vid + ["image"] * n_img)
+    groups = np.array([f"{k}{i // 2}" for i, k in enumerate(kinds)])
+    reals = {kind: int((y[kinds == kind] == 0).sum()) for kind in ("image", "video")}
+    assert reals["image"] < SCARCE_ROWS_PER_CLASS <= reals["video"]
+    plain = fit(Features(z[:, 0], z[:, 1], y, kinds), "unit test")[2]
+    pulled = fit(Features(z[:, 0], z[:, 1], y, kinds, groups=groups), "unit test")[2]
+    assert plain.kinds["image"].submodels["face_synthetic"].pull == 0.0
+    assert pulled.kinds["image"].submodels["face_synthetic"].pull > 0.0
+    assert pulled.kinds["video"] == plain.kinds["video"]
+    assert pulled.submodels == plain.submodels
+
+
 def test_stack_logits_equal_what_serving_fuses() -> None:
     """Fitting and serving compute one function, fitted or not (no NaN where serving has a score)."""
     from detector.scoring.fusion.fit import stack_logits

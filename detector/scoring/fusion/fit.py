@@ -16,15 +16,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from detector.scoring.calibration import CalibrationDataError
 from detector.scoring.fusion.params import BandThreshold, FusionParameters, Pattern, SubModel, Thresholds
+from detector.scoring.fusion.shrink import choose_strength
 from detector.scoring.logodds import sigmoid
 from detector.tomlwrite import toml_value
 
 MIN_ROWS_PER_CLASS = 10
+SCARCE_ROWS_PER_CLASS = 2 * MIN_ROWS_PER_CLASS
+"""A section's pattern with fewer rows of either class than this is pulled towards the shared one
+(:mod:`.shrink`); from here on it stands on its own rows (see :func:`fit_stack`)."""
 L2 = 1e-3
 LIKELY_ODDS = 2.0  # a "likely_*" band needs its side at least twice as likely as the other
 LIKELY_P = LIKELY_ODDS / (1.0 + LIKELY_ODDS)
@@ -32,22 +38,33 @@ SURE_ODDS = 9.0  # "manipulated" / "authentic" need their side at least nine tim
 SURE_P = SURE_ODDS / (1.0 + SURE_ODDS)
 
 
-def fit_submodel(features: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
-    """(intercept, weights >= 0) of ``sigmoid(b + X w)`` minimising mean log-loss + L2 on w."""
+def fit_submodel(
+    features: np.ndarray, labels: np.ndarray, toward: np.ndarray | None = None, strength: float = 0.0
+) -> tuple[float, list[float]]:
+    """(intercept, weights >= 0) of ``sigmoid(b + X w)`` minimising mean log-loss + L2 on w.
+
+    With ``toward`` (weights of the shared section's sub-model), the penalty
+    ``strength * ||w - toward||^2`` is added: the pull a section's own fit gets towards the shared
+    one (:mod:`.shrink` chooses ``strength``). The intercept is never penalised.
+    """
     from scipy.optimize import minimize  # type: ignore[import-untyped]
 
     x = np.asarray(features, dtype=np.float64).reshape(len(labels), -1)
     y = np.asarray(labels, dtype=np.float64)
+    w0 = np.zeros(x.shape[1]) if toward is None else np.asarray(toward, np.float64).reshape(-1)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         z = theta[0] + x @ theta[1:]
         p = sigmoid(z)
-        value = float(np.mean(np.logaddexp(0.0, z) - y * z) + L2 * np.sum(theta[1:] ** 2))
+        pull = theta[1:] - w0
+        value = float(
+            np.mean(np.logaddexp(0.0, z) - y * z) + L2 * np.sum(theta[1:] ** 2) + strength * np.sum(pull**2)
+        )
         grad_z = (p - y) / len(y)
-        grad = np.concatenate([[grad_z.sum()], x.T @ grad_z + 2 * L2 * theta[1:]])
+        grad = np.concatenate([[grad_z.sum()], x.T @ grad_z + 2 * L2 * theta[1:] + 2 * strength * pull])
         return value, grad
 
-    start = np.concatenate([[0.0], np.ones(x.shape[1])])
+    start = np.concatenate([[0.0], np.ones(x.shape[1]) if toward is None else w0])
     bounds = [(None, None)] + [(0.0, None)] * x.shape[1]
     result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
     return float(result.x[0]), [float(v) for v in result.x[1:]]
@@ -79,42 +96,104 @@ def _enough(labels: np.ndarray) -> bool:
     return int((labels == 1).sum()) >= MIN_ROWS_PER_CLASS and int((labels == 0).sum()) >= MIN_ROWS_PER_CLASS
 
 
+SIGNALS: dict[Pattern, tuple[str, ...]] = {
+    "face_synthetic": ("face", "synthetic"),
+    "face": ("face",),
+    "synthetic": ("synthetic",),
+}
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Rows a section's patterns are pulled towards: calibrated logits (NaN: missing), labels, groups."""
+
+    face: np.ndarray
+    synthetic: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+
+    def rows(self, pattern: Pattern) -> np.ndarray:
+        """The rows ``pattern`` is fitted on (the rule :func:`fit_stack` states)."""
+        return pattern_rows(pattern, self.face, self.synthetic, self.labels)
+
+    def target(self, pattern: Pattern) -> Callable[[np.ndarray], np.ndarray]:
+        """Weights of ``pattern`` fitted on these rows without the given groups (none: all rows)."""
+        rows = self.rows(pattern)
+        x = np.stack([getattr(self, name) for name in SIGNALS[pattern]], axis=1)
+
+        def fitted(excluded: np.ndarray) -> np.ndarray:
+            keep = rows & ~np.isin(self.groups, excluded)
+            return np.asarray(fit_submodel(x[keep], self.labels[keep])[1])
+
+        return fitted
+
+
+def pattern_rows(pattern: Pattern, face: np.ndarray, synthetic: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``face_synthetic``: rows with both signals; ``face``: with a face logit; ``synthetic``: with
+    only the synthetic logit, or with it at all when those are too few."""
+    has_f, has_s = ~np.isnan(face), ~np.isnan(synthetic)
+    if pattern == "face_synthetic":
+        return has_f & has_s
+    if pattern == "face":
+        return has_f
+    only_s = has_s & ~has_f
+    return only_s if _enough(labels[only_s]) else has_s
+
+
 def fit_stack(
     face: np.ndarray,
     synthetic: np.ndarray,
     labels: np.ndarray,
     joint: bool = True,
     shared_prior: bool = True,
+    toward: Pool | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict[Pattern, SubModel]:
     """Sub-models per pattern; ``face`` / ``synthetic`` hold calibrated logits, NaN where missing.
 
     ``joint``: fit ``face_synthetic`` on the rows with both signals. Leave it False when those rows
     do not hold both kinds of fakes (e.g. only face-swaps); fusion then combines the face and
     synthetic sub-models as a noisy-OR instead. ``shared_prior``: no pattern's intercept starts
-    above the class balance of all rows with a signal (:func:`shift_prior`).
+    above the class balance of all rows with a signal (:func:`shift_prior`). ``toward`` (the rows
+    of the shared section) with ``groups`` (each row's clip or identity): a pattern with fewer
+    than :data:`SCARCE_ROWS_PER_CLASS` rows of either class is fitted with the pull towards the
+    shared section's weights that grouped cross-validation chooses (:mod:`.shrink`; the strength
+    is kept as ``SubModel.pull``). Patterns with more rows are not pulled: the shared section is
+    mostly stills, where the face model's weight is 0, and the dev set's videos are mostly
+    talking heads, on which cross-validation would pull the video face weight to the stills'
+    and leave face swaps (few in the dev set, the face model's main case) to the synthetic-image
+    model.
     """
     f = np.asarray(face, dtype=np.float64)
     s = np.asarray(synthetic, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
-    has_f, has_s = ~np.isnan(f), ~np.isnan(s)
-    every = y[has_f | has_s]
+    every = y[~np.isnan(f) | ~np.isnan(s)]
+    signals = {"face": f, "synthetic": s}
 
-    def prior(b: float, rows: np.ndarray) -> float:
-        return shift_prior(b, y[rows], every) if shared_prior else b
+    def submodel(pattern: Pattern, rows: np.ndarray) -> SubModel:
+        x = np.stack([signals[name][rows] for name in SIGNALS[pattern]], axis=1)
+        pull, w0 = 0.0, None
+        scarce = min(int((y[rows] == 1).sum()), int((y[rows] == 0).sum())) < SCARCE_ROWS_PER_CLASS
+        if (
+            scarce
+            and toward is not None
+            and groups is not None
+            and _enough(toward.labels[toward.rows(pattern)])
+        ):
+            target = toward.target(pattern)
+            pull = choose_strength(x, y[rows], groups[rows], target).strength
+            w0 = target(np.array([], dtype=str))
+        b, w = fit_submodel(x, y[rows], toward=w0, strength=pull)
+        intercept = shift_prior(b, y[rows], every) if shared_prior else b
+        return SubModel(
+            intercept=intercept, n=int(rows.sum()), pull=pull, **dict(zip(SIGNALS[pattern], w, strict=True))
+        )
 
     out: dict[Pattern, SubModel] = {}
-    both = has_f & has_s
-    if joint and _enough(y[both]):
-        b, (wf, ws) = fit_submodel(np.stack([f[both], s[both]], axis=1), y[both])
-        out["face_synthetic"] = SubModel(intercept=prior(b, both), face=wf, synthetic=ws, n=int(both.sum()))
-    if _enough(y[has_f]):
-        b, (wf,) = fit_submodel(f[has_f], y[has_f])
-        out["face"] = SubModel(intercept=prior(b, has_f), face=wf, n=int(has_f.sum()))
-    only_s = has_s & ~has_f
-    rows = only_s if _enough(y[only_s]) else has_s
-    if _enough(y[rows]):
-        b, (ws,) = fit_submodel(s[rows], y[rows])
-        out["synthetic"] = SubModel(intercept=prior(b, rows), synthetic=ws, n=int(rows.sum()))
+    for pattern in SIGNALS:
+        rows = pattern_rows(pattern, f, s, y)
+        if (joint or pattern != "face_synthetic") and _enough(y[rows]):
+            out[pattern] = submodel(pattern, rows)
     if not out:
         raise CalibrationDataError(f"no signal pattern has {MIN_ROWS_PER_CLASS} items of each class")
     return out

@@ -48,6 +48,9 @@ class SubModel(_Strict):
     face: float = Field(0.0, ge=0.0)
     synthetic: float = Field(0.0, ge=0.0)
     n: int = Field(0, ge=0, description="calibration items it was fitted on")
+    pull: float = Field(
+        0.0, ge=0.0, description="penalty pulling the weights towards the shared section's (fusion/shrink.py)"
+    )
 
 
 class BandThreshold(_Strict):

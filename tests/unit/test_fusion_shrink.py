@@ -1,0 +1,102 @@
+"""The pull of a section's scarce patterns towards the shared section (detector/scoring/fusion/shrink.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detector.scoring.fusion.fit import SCARCE_ROWS_PER_CLASS, Pool, fit_stack, fit_submodel
+from detector.scoring.fusion.shrink import FOLDS, REPEATS, STRENGTHS, choose_strength, group_folds
+from detector.scoring.logodds import sigmoid
+
+
+def drawn(n: int, weights: tuple[float, ...], bias: float, seed: int) -> tuple:
+    """Rows whose labels are drawn from ``sigmoid(bias + x @ weights)`` (so ``weights`` are the
+    truth), in groups of two rows."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1.5, (n, len(weights)))
+    labels = (rng.random(n) < sigmoid(bias + x @ np.asarray(weights))).astype(float)
+    return x, labels, np.array([f"g{seed}-{i // 2}" for i in range(n)])
+
+
+def test_group_folds_keep_a_group_together_and_spread_both_classes() -> None:
+    groups = np.repeat(np.array([f"g{i}" for i in range(30)]), 3)
+    labels = np.repeat(np.array([1.0] * 10 + [0.0] * 20), 3)
+    for seed in range(3):
+        folds = group_folds(groups, labels, seed=seed)
+        for g in set(groups):
+            assert len(set(folds[groups == g])) == 1
+        for f in range(FOLDS):
+            assert set(labels[folds == f]) == {0.0, 1.0}  # 10 fake groups over 5 folds: 2 each
+    assert not np.array_equal(group_folds(groups, labels, seed=0), group_folds(groups, labels, seed=1))
+
+
+def test_the_pull_moves_weights_to_the_target_and_zero_pull_changes_nothing() -> None:
+    x, y, _ = drawn(200, (2.0,), 0.0, seed=1)
+    _, free_w = fit_submodel(x, y)
+    _, zero_w = fit_submodel(x, y, toward=np.array([0.3]), strength=0.0)
+    _, held_w = fit_submodel(x, y, toward=np.array([0.3]), strength=100.0)
+    assert zero_w[0] == pytest.approx(free_w[0], rel=1e-4)
+    assert held_w[0] == pytest.approx(0.3, abs=0.01)
+    assert free_w[0] > 1.0
+
+
+def test_cross_validation_pulls_a_few_noisy_rows_and_trusts_many_clear_ones() -> None:
+    """Few real rows drawn from the shared pattern: their own fit overfits, so a pull is chosen.
+    Many rows of a clearly different pattern: the section's own weights win."""
+    x, y, g = drawn(60, (1.0,), 2.0, seed=4)  # about a dozen reals, drawn from the shared pattern
+    assert int((y == 0).sum()) < SCARCE_ROWS_PER_CLASS
+    few = choose_strength(x, y, g, lambda _held_out: np.array([1.0]))
+    assert few.strength > 0.0
+    assert few.folds == FOLDS * REPEATS
+    assert set(few.losses) == set(STRENGTHS)
+    x, y, g = drawn(600, (3.0,), 0.0, seed=5)  # own weight 3 against a target of 0.5
+    many = choose_strength(x, y, g, lambda _held_out: np.array([0.5]))
+    assert many.strength <= 0.01
+    assert many.losses[many.strength] < many.losses[100.0]
+
+
+def test_the_target_is_refitted_without_the_held_out_groups() -> None:
+    x, y, g = drawn(60, (1.0,), 0.0, seed=6)
+    seen: list[set[str]] = []
+
+    def target(held_out: np.ndarray) -> np.ndarray:
+        seen.append(set(held_out.tolist()))
+        return np.array([1.0])
+
+    choose_strength(x, y, g, target)
+    assert len(seen) == FOLDS * REPEATS
+    for seed in range(REPEATS):
+        folds = group_folds(g, y, seed=seed)
+        expected = [set(g[folds == f].tolist()) for f in range(FOLDS)]
+        assert seen[seed * FOLDS : (seed + 1) * FOLDS] == expected
+
+
+def test_no_usable_fold_means_the_full_pull() -> None:
+    x = np.array([0.5, 1.0, -1.0, 2.0])
+    y = np.array([1.0, 1.0, 0.0, 1.0])
+    choice = choose_strength(x, y, np.array(["a", "a", "a", "a"]), lambda _h: np.array([1.0]))
+    assert choice.strength == STRENGTHS[-1]
+    assert choice.folds == 0
+
+
+def test_only_scarce_patterns_of_a_section_are_pulled() -> None:
+    """A section pattern with few reals is pulled towards the shared rows (its pull recorded); one
+    with enough rows of each class is fitted on its own even when the shared rows differ."""
+    px, py, pg = drawn(600, (0.3, 1.0), 0.0, seed=8)
+    pool = Pool(face=px[:, 0], synthetic=px[:, 1], labels=py, groups=pg)
+    x, y, groups = drawn(80, (0.3, 1.0), 2.5, seed=9)  # the shared pattern, few reals
+    assert int((y == 0).sum()) < SCARCE_ROWS_PER_CLASS
+    own = fit_stack(x[:, 0], x[:, 1], y)
+    pulled = fit_stack(x[:, 0], x[:, 1], y, toward=pool, groups=groups)
+    assert own["face_synthetic"].pull == 0.0
+    assert pulled["face_synthetic"].pull > 0.0
+    shared_w = pool.target("face_synthetic")(np.array([], dtype=str))
+    own_gap = np.abs(np.array([own["face_synthetic"].face, own["face_synthetic"].synthetic]) - shared_w)
+    gap = np.abs(np.array([pulled["face_synthetic"].face, pulled["face_synthetic"].synthetic]) - shared_w)
+    assert gap.sum() < own_gap.sum()
+    # a section with plenty of rows of each class and a different pattern: not pulled
+    x2, y2, g2 = drawn(300, (1.5, 3.0), 0.0, seed=10)
+    alone = fit_stack(x2[:, 0], x2[:, 1], y2, toward=pool, groups=g2)
+    assert all(sub.pull == 0.0 for sub in alone.values())
+    assert alone == fit_stack(x2[:, 0], x2[:, 1], y2)
