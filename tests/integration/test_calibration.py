@@ -330,7 +330,8 @@ def test_degraded_rows_get_their_own_sections_and_leave_the_rest_unchanged() -> 
 def test_a_kind_pattern_with_few_reals_is_pulled_towards_the_shared_one_with_groups() -> None:
     """Images with a face: 12 reals among 90, their synthetic evidence drawn like the videos'. With
     each row's group the image section's face-and-synthetic pattern is pulled towards the shared
-    one (pull recorded in fusion.toml); the video section, with plenty of both classes, is not."""
+    one (pull recorded in fusion.toml); the video section, with plenty of both classes, is not,
+    and neither is the degraded copies' section (scored apart, never accusing)."""
     from detector.evaluation.calibrate import Features, fit
     from detector.scoring.fusion.fit import SCARCE_ROWS_PER_CLASS
 
@@ -341,6 +342,10 @@ def test_a_kind_pattern_with_few_reals_is_pulled_towards_the_shared_one_with_gro
     y = (rng.random(n_vid + n_img) < sigmoid(bias + z @ np.array([1.0, 1.0]))).astype(float)
     kinds = np.array(["video"] * n_vid + ["image"] * n_img)
     groups = np.array([f"{k}{i // 2}" for i, k in enumerate(kinds)])
+    images = kinds == "image"  # their degraded copies: squeezed evidence, same groups
+    z = np.concatenate([z, z[images] * 0.5 + 0.5])
+    y, groups = np.concatenate([y, y[images]]), np.concatenate([groups, groups[images]])
+    kinds = np.concatenate([kinds, np.full(n_img, "image_degraded")])
     reals = {kind: int((y[kinds == kind] == 0).sum()) for kind in ("image", "video")}
     assert reals["image"] < SCARCE_ROWS_PER_CLASS <= reals["video"]
     plain = fit(Features(z[:, 0], z[:, 1], y, kinds), "unit test")[2]
@@ -348,6 +353,8 @@ def test_a_kind_pattern_with_few_reals_is_pulled_towards_the_shared_one_with_gro
     assert plain.kinds["image"].submodels["face_synthetic"].pull == 0.0
     assert pulled.kinds["image"].submodels["face_synthetic"].pull > 0.0
     assert pulled.kinds["video"] == plain.kinds["video"]
+    assert pulled.kinds["image_degraded"] == plain.kinds["image_degraded"]
+    assert pulled.kinds["image_degraded"].submodels["face_synthetic"].pull == 0.0
     assert pulled.submodels == plain.submodels
 
 

@@ -7,14 +7,15 @@ section's face-and-synthetic pattern rested on 11 real images and gave the synth
 2.6 times the shared weight, and real face photos outside the dev set were called
 ``ai_generated`` more often (README, face model v4). The fix is the usual one for a small group
 next to a large one: fit the section's weights with a penalty ``strength * ||w - w_shared||^2``
-that pulls them towards the shared section's, and let the data say how hard to pull.
+that pulls them towards the shared section's, and let the data say how hard to pull. Only patterns
+with fewer than :data:`~detector.scoring.fusion.fit.SCARCE_ROWS_PER_CLASS` rows of a class are
+pulled (:func:`~detector.scoring.fusion.fit.fit_stack` says why).
 
 :func:`choose_strength` scores every strength of :data:`STRENGTHS` by the log-loss of out-of-fold
 predictions, with folds made of whole *groups* (every copy and variant of one clip or identity in
 the same fold, so a file's matched copy never predicts the file), and returns the strength of the
 lowest loss (ties go to the stronger pull). The one-standard-error rule was tried and rejected:
-per-row log-losses spread so widely at 70-250 rows that it chose the full pull everywhere, which
-on videos would have dropped the face model's weight to the images' 0.
+per-row log-losses spread so widely at 70-250 rows that it chose the full pull on every pattern.
 """
 
 from __future__ import annotations
