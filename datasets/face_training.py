@@ -83,6 +83,31 @@ class FaceMix:
     blend: SelfBlendConfig = field(default_factory=SelfBlendConfig)
 
 
+MIX_KEYS = ("self_blend", "swap", "real_fake")
+
+
+def face_mix(shares: dict[str, float]) -> FaceMix:
+    """The fake half's mix from a recipe's ``data.mix`` (defaults for keys it leaves out).
+
+    ``real_fake`` is the probability that a fake draw is a real manipulated face (when the recipe
+    has any); the rest are pseudo-fakes, self-blends and swaps in the ratio ``self_blend : swap``.
+    Only the shares of :data:`MIX_KEYS` may be set; any other key is a typo in a recipe and fails
+    loudly rather than training with the default by mistake.
+    """
+    unknown = set(shares) - set(MIX_KEYS)
+    if unknown:
+        raise ValueError(f"data.mix: unknown keys {sorted(unknown)}; known: {', '.join(MIX_KEYS)}")
+    default = FaceMix()
+    mix = FaceMix(
+        self_blend=float(shares.get("self_blend", default.self_blend)),
+        swap=float(shares.get("swap", default.swap)),
+        real_fake=float(shares.get("real_fake", default.real_fake)),
+    )
+    if min(mix.self_blend, mix.swap) < 0 or mix.self_blend + mix.swap <= 0 or not 0 <= mix.real_fake <= 1:
+        raise ValueError("data.mix: self_blend and swap >= 0, not both 0; real_fake between 0 and 1")
+    return mix
+
+
 class FaceForgerySet:
     """Batches of model-size crops from a pool of real faces and an optional pool of real fakes."""
 

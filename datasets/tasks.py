@@ -95,7 +95,7 @@ def _val_pools(roots: list[dict[str, Any]], data: dict[str, Any]) -> FacePool:
 
 def _face_v2_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
     from datasets.compress import CompressionChain
-    from datasets.face_training import FaceForgerySet, is_audit_face, source_weights
+    from datasets.face_training import FaceForgerySet, face_mix, is_audit_face, source_weights
 
     data = config["data"]
     if spec.crop_margin is None:
@@ -118,7 +118,13 @@ def _face_v2_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
     train_real = real.subset(keep_real)
     weights = source_weights(train_real.groups, dict(data.get("real_shares", {})))
     train = FaceForgerySet(
-        train_real, fakes.subset(train_fake), spec.crop_margin, size, chain, real_weights=weights
+        train_real,
+        fakes.subset(train_fake),
+        spec.crop_margin,
+        size,
+        chain,
+        mix=face_mix(data.get("mix", {})),
+        real_weights=weights,
     )
     val = FaceForgerySet(val_pool, val_fakes, spec.crop_margin, size, chain).fixed(
         int(config.get("seed", 0)), int(data.get("val_limit", 600))

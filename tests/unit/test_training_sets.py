@@ -10,7 +10,14 @@ import pytest
 
 from datasets.compress import CompressionChain, h264_roundtrip
 from datasets.face_pool import FacePool, utk_tag
-from datasets.face_training import FaceForgerySet, is_audit_face, jitter_crop, source_weights
+from datasets.face_training import (
+    FaceForgerySet,
+    FaceMix,
+    face_mix,
+    is_audit_face,
+    jitter_crop,
+    source_weights,
+)
 from datasets.figure_tiles import grid_tiles, matches_any
 from datasets.image_pool import ImagePool
 from datasets.synthetic_training import FormatChain, SyntheticSet, random_view
@@ -162,6 +169,27 @@ def test_weighted_draws_feed_the_real_half_and_the_pseudo_fakes(monkeypatch: pyt
     assert np.mean([uniform._draw_real(rng) >= 8 for _ in range(400)]) < 0.35
     with pytest.raises(ValueError, match="one probability per real face"):
         FaceForgerySet(pool, None, 1.3, 64, CompressionChain(), real_weights=np.ones(3) / 3)
+
+
+def test_a_recipe_mix_sets_how_often_real_fakes_are_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data.mix`` of a recipe: real_fake 0 draws only pseudo-fakes, 1 only the real fakes;
+    unknown keys and impossible shares are errors, not silently the defaults."""
+    assert face_mix({}) == FaceMix()
+    real, fakes = _pool(6, 0), _pool(2, 1)
+    rng = np.random.default_rng(5)
+    for share, expected in ((0.0, 0.0), (1.0, 1.0)):
+        data = FaceForgerySet(real, fakes, 1.3, 64, CompressionChain(), mix=face_mix({"real_fake": share}))
+        pseudo: list[int] = []
+        monkeypatch.setattr(data, "pseudo_fake", lambda i, _rng, out=pseudo: out.append(i) or real.crops[i])
+        for _ in range(50):
+            data.fake(rng)
+        assert 1 - len(pseudo) / 50 == expected
+    default = FaceForgerySet(real, fakes, 1.3, 64, CompressionChain(), mix=face_mix({"swap": 0.5}))
+    assert default.mix.real_fake == FaceMix().real_fake
+    assert default.mix.swap == 0.5
+    for bad in ({"realfake": 0.1}, {"real_fake": 1.5}, {"self_blend": 0.0, "swap": 0.0}, {"swap": -1}):
+        with pytest.raises(ValueError, match=r"data\.mix"):
+            face_mix(bad)
 
 
 def test_jitter_crop_without_rng_is_the_centre() -> None:
