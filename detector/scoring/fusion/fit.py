@@ -1,4 +1,4 @@
-"""Fitting the fusion stack and its verdict thresholds (used by ``scripts/calibrate.py`` and tests).
+"""Fitting the fusion stack and its verdict thresholds (used by ``trueframe calibrate`` and tests).
 
 * :func:`fit_submodel`: logistic regression of the label on calibrated model logits with the
   weights constrained to be >= 0 (scipy L-BFGS-B with bounds, light L2), so the fused score can
@@ -8,7 +8,8 @@
   synthetic score ignored; ``face_synthetic``: items with both). Patterns with too few rows of
   either class are left out (fusion then falls back to equal weights and says so). No pattern
   starts above the prior of all rows (:func:`shift_prior`): which detectors could run is not
-  evidence of manipulation.
+  evidence of manipulation. Given the shared section's rows (:class:`Pool`), a media kind's
+  pattern with few rows of a class is pulled towards the shared weights (:mod:`.shrink`).
 * :func:`choose_thresholds`: band boundaries at stated error rates on the calibration set.
 * :func:`dump_parameters`: ``weights/fusion.toml`` text.
 """
