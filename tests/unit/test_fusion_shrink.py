@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from detector.scoring.fusion.fit import SCARCE_ROWS_PER_CLASS, Pool, fit_stack, fit_submodel
-from detector.scoring.fusion.shrink import FOLDS, REPEATS, STRENGTHS, choose_strength, group_folds
+from detector.scoring.fusion.shrink import (
+    FOLDS,
+    REPEATS,
+    STRENGTHS,
+    choose_strength,
+    group_folds,
+    ties_with_best,
+)
 from detector.scoring.logodds import sigmoid
 
 
@@ -100,3 +107,25 @@ def test_only_scarce_patterns_of_a_section_are_pulled() -> None:
     alone = fit_stack(x2[:, 0], x2[:, 1], y2, toward=pool, groups=g2)
     assert all(sub.pull == 0.0 for sub in alone.values())
     assert alone == fit_stack(x2[:, 0], x2[:, 1], y2)
+
+
+def test_a_weaker_pull_must_beat_the_stronger_by_more_than_the_deals_spread() -> None:
+    # excess loss of a stronger pull over the best, per deal of groups into folds
+    assert ties_with_best(np.array([0.0009, -0.0007, 0.0011, -0.0008, 0.0002]))  # noise: keep the stronger
+    assert not ties_with_best(np.array([0.010, 0.011, 0.009, 0.0105, 0.0098]))  # consistently worse
+    assert ties_with_best(np.zeros(REPEATS))  # the best itself
+    assert not ties_with_best(np.array([0.003]))  # one deal: only the numerical tie counts
+
+
+def test_close_strengths_settle_on_the_stronger_pull() -> None:
+    """Rows the shared weights already describe: no weaker pull is reliably better, so the
+    choice is the strongest among those that tie (not whichever mean happens to be lowest)."""
+    rng = np.random.default_rng(2)  # a draw where 0.003 and 0.01 differ by 0.0003 in mean loss
+    groups = np.repeat(np.arange(40), 3)
+    y = (np.arange(40) % 2).repeat(3).astype(np.float64)
+    x = (1.2 * (2 * y - 1) + rng.normal(0, 1.0, y.size)).reshape(-1, 1)
+    choice = choose_strength(x, y, groups, lambda _held: np.array([1.0]))
+    lowest = min(choice.losses, key=lambda s: choice.losses[s])
+    assert choice.strength > lowest
+    assert choice.losses[choice.strength] - choice.losses[lowest] < 0.001
+    assert choice.strength < 0.1  # a pull that clearly costs (0.03 and up here) is not a tie

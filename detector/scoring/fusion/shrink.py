@@ -14,8 +14,13 @@ pulled (:func:`~detector.scoring.fusion.fit.fit_stack` says why).
 :func:`choose_strength` scores every strength of :data:`STRENGTHS` by the log-loss of out-of-fold
 predictions, with folds made of whole *groups* (every copy and variant of one clip or identity in
 the same fold, so a file's matched copy never predicts the file), and returns the strength of the
-lowest loss (ties go to the stronger pull). The one-standard-error rule was tried and rejected:
-per-row log-losses spread so widely at 70-250 rows that it chose the full pull on every pattern.
+lowest loss, or the strongest whose loss ties with it. A tie is judged on the *paired* excess
+over the best across the repeated deals of groups into folds: within one standard error of that
+excess, the two strengths differ only by how the folds fell, and the stronger pull is kept
+(until 2026-12-02 only a difference under 1e-6 was a tie, so the image face-and-synthetic pattern
+flipped between strengths 0.01 and 0.03, whose losses differ by 0.0001, when the calibrators were
+reparametrised). The one-standard-error rule on per-row losses was tried and rejected: per-row
+log-losses spread so widely at 70-250 rows that it chose the full pull on every pattern.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ STRENGTHS = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 FOLDS = 5
 REPEATS = 5
 TIE = 1e-6
-"""Losses closer than this are a tie, settled towards the stronger pull."""
+"""Losses closer than this always tie, settled towards the stronger pull (:func:`ties_with_best`)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,8 @@ def choose_strength(
     ``target`` refits the shared weights without the held-out groups, so a fold's own rows never
     shape what its training part is pulled towards (the shared section contains them). The
     cross-validation is repeated over :data:`REPEATS` seeded fold assignments and the losses
-    averaged, so the choice does not hang on how 30 groups happened to be dealt. Folds whose
+    averaged, so the choice does not hang on how 30 groups happened to be dealt; the strongest
+    pull that :func:`ties_with_best` with the lowest mean is chosen. Folds whose
     training part lacks a class are skipped; with no usable fold the full pull is returned, as the
     section cannot show its own pattern is better.
     """
@@ -84,23 +90,38 @@ def choose_strength(
 
     x = np.asarray(x, np.float64).reshape(len(y), -1)
     names = np.asarray(groups).astype(str)
-    totals = dict.fromkeys(STRENGTHS, 0.0)
+    per_deal: list[dict[float, float]] = []
     counted = 0
     for seed in range(REPEATS):
         folds = group_folds(names, y, k, seed)
         usable = [f for f in range(k) if len(np.unique(y[folds != f])) == 2 and (folds == f).any()]
+        if not usable:
+            continue
         rows = np.isin(folds, usable)
         counted += len(usable)
         targets = {f: target(np.unique(names[folds == f])) for f in usable}
-        for strength in STRENGTHS if usable else ():
+        losses = {}
+        for strength in STRENGTHS:
             z = np.full(len(y), np.nan)
             for f in usable:
                 train = folds != f
                 b, w = fit_submodel(x[train], y[train], toward=targets[f], strength=strength)
                 z[folds == f] = b + x[folds == f] @ np.asarray(w)
-            totals[strength] += float(_log_loss(z[rows], y[rows]).mean()) / REPEATS
+            losses[strength] = float(_log_loss(z[rows], y[rows]).mean())
+        per_deal.append(losses)
     if not counted:
         return Choice(STRENGTHS[-1], {}, 0)
-    best = min(totals.values())
-    strength = max(s for s in STRENGTHS if totals[s] <= best + TIE)
+    table = np.array([[deal[s] for s in STRENGTHS] for deal in per_deal])  # deals x strengths
+    totals = dict(zip(STRENGTHS, table.mean(axis=0).tolist(), strict=True))
+    best = int(np.argmin(table.mean(axis=0)))
+    strength = max(s for i, s in enumerate(STRENGTHS) if ties_with_best(table[:, i] - table[:, best]))
     return Choice(strength, {s: round(v, 5) for s, v in totals.items()}, counted)
+
+
+def ties_with_best(excess: np.ndarray) -> bool:
+    """A strength ties with the best when its mean excess loss over the deals is within the
+    standard error of that paired excess (or :data:`TIE`): a difference the deal of groups into
+    folds alone produces is no evidence for the weaker pull."""
+    mean = float(excess.mean())
+    spread = float(excess.std(ddof=1) / np.sqrt(excess.size)) if excess.size > 1 else 0.0
+    return mean <= max(spread, TIE)
