@@ -48,27 +48,56 @@ class ReliabilityBins:
     count: np.ndarray
 
 
+def _binned(
+    p: np.ndarray, y: np.ndarray, n_bins: int, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bin edges and per-bin weighted mean probability, frequency of label 1 and weight mass."""
+    w = np.ones_like(p) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.digitize(p, edges[1:-1], right=False), 0, n_bins - 1)
+    mass = np.bincount(index, weights=w, minlength=n_bins)
+    safe = np.where(mass > 0, mass, 1.0)
+    mean_prob = np.bincount(index, weights=w * p, minlength=n_bins) / safe
+    frequency = np.bincount(index, weights=w * y, minlength=n_bins) / safe
+    return edges, mean_prob, frequency, mass
+
+
 def reliability_bins(
     probs: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray, n_bins: int = ECE_BINS
 ) -> ReliabilityBins:
     """Equal-width bins of P(label 1) over [0, 1] (the last bin includes 1.0)."""
     p, y = _check_xy(probs, labels)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    index = np.clip(np.digitize(p, edges[1:-1], right=False), 0, n_bins - 1)
-    count = np.bincount(index, minlength=n_bins).astype(np.int64)
-    safe = np.maximum(count, 1)
-    mean_prob = np.bincount(index, weights=p, minlength=n_bins) / safe
-    frequency = np.bincount(index, weights=y, minlength=n_bins) / safe
-    return ReliabilityBins(edges, mean_prob, frequency, count)
+    edges, mean_prob, frequency, mass = _binned(p, y, n_bins, None)
+    return ReliabilityBins(edges, mean_prob, frequency, np.rint(mass).astype(np.int64))
 
 
 def expected_calibration_error(
-    probs: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray, n_bins: int = ECE_BINS
+    probs: Sequence[float] | np.ndarray,
+    labels: Sequence[float] | np.ndarray,
+    n_bins: int = ECE_BINS,
+    weights: np.ndarray | None = None,
 ) -> float:
-    """ECE: count-weighted mean |observed frequency - mean predicted probability| over the bins."""
-    bins = reliability_bins(probs, labels, n_bins)
-    total = int(bins.count.sum())
-    return float(np.sum(bins.count * np.abs(bins.frequency - bins.mean_prob)) / total)
+    """ECE: mass-weighted mean |observed frequency - mean predicted probability| over the bins.
+
+    Each row counts once, or by ``weights`` (e.g. :func:`even_odds_weights`: the ECE at even odds).
+    """
+    p, y = _check_xy(probs, labels)
+    _, mean_prob, frequency, mass = _binned(p, y, n_bins, weights)
+    return float(np.sum(mass * np.abs(frequency - mean_prob)) / mass.sum())
+
+
+def even_odds_weights(labels: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Row weights under which both classes weigh the same (mean weight 1).
+
+    A calibrator fitted with them does not learn its calibration set's class mix as a prior: its
+    probability is the model's evidence at even odds (the fusion stack states the prior).
+    """
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    fakes = float(y.sum())
+    reals = float(y.size) - fakes
+    if fakes == 0.0 or reals == 0.0:
+        raise CalibrationDataError("the calibration set needs both authentic and manipulated samples")
+    return np.where(y == 1.0, y.size / (2.0 * fakes), y.size / (2.0 * reals))
 
 
 def ece_noise_floor(
@@ -174,34 +203,38 @@ class Calibrator:
         return cls(method="temperature", parameters={"temperature": 1.0}, fitted_on="none")
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature T > 0 minimising the log-loss of ``sigmoid(z / T)``."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The temperature T > 0 minimising the (row-weighted) log-loss of ``sigmoid(z / T)``."""
     from scipy.optimize import minimize_scalar  # type: ignore[import-untyped]
 
     def nll(log_t: float) -> float:
         z = logits / np.exp(log_t)
         # log(1 + e^z) - y z, computed stably
-        return float(np.mean(np.logaddexp(0.0, z) - labels * z))
+        return float(np.average(np.logaddexp(0.0, z) - labels * z, weights=weights))
 
     result = minimize_scalar(nll, bounds=(-6.0, 6.0), method="bounded")
     return float(np.exp(result.x))
 
 
-def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(a, b) of ``sigmoid(a z + b)`` by (barely regularised) logistic regression."""
+def fit_platt(
+    logits: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, float]:
+    """(a, b) of ``sigmoid(a z + b)`` by (barely regularised, row-weighted) logistic regression."""
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=1e6, solver="lbfgs", max_iter=1000)
-    model.fit(logits.reshape(-1, 1), labels.astype(np.int64))
+    model.fit(logits.reshape(-1, 1), labels.astype(np.int64), sample_weight=weights)
     return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 
-def fit_isotonic(logits: np.ndarray, labels: np.ndarray) -> tuple[list[float], list[float]]:
-    """Knots (x, y) of the isotonic map from raw logit to P(fake)."""
+def fit_isotonic(
+    logits: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[list[float], list[float]]:
+    """Knots (x, y) of the (row-weighted) isotonic map from raw logit to P(fake)."""
     from sklearn.isotonic import IsotonicRegression
 
     model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-    model.fit(logits, labels)
+    model.fit(logits, labels, sample_weight=weights)
     return [float(v) for v in model.X_thresholds_], [float(v) for v in model.y_thresholds_]
 
 
@@ -210,8 +243,12 @@ def fit_calibrator(
     labels: Sequence[float] | np.ndarray,
     method: Method = "temperature",
     fitted_on: str = "",
+    even_odds: bool = False,
 ) -> Calibrator:
     """Fit ``method`` on raw logits and 0/1 labels; ECE before/after is measured on the same data.
+
+    With ``even_odds`` both classes weigh the same in the fit and in its ECE
+    (:func:`even_odds_weights`), so the probability does not carry the set's class mix.
 
     Raises :class:`CalibrationDataError` for an unknown method, a set with one class only, or
     isotonic regression on fewer than :data:`ISOTONIC_MIN_SAMPLES` samples.
@@ -222,10 +259,11 @@ def fit_calibrator(
     if y.min() == y.max():
         raise CalibrationDataError("the calibration set needs both authentic and manipulated samples")
     params: dict[str, float | list[float]]
+    w = even_odds_weights(y) if even_odds else None
     if method == "temperature":
-        params = {"temperature": fit_temperature(z, y)}
+        params = {"temperature": fit_temperature(z, y, w)}
     elif method == "platt":
-        a, b = fit_platt(z, y)
+        a, b = fit_platt(z, y, w)
         params = {"a": a, "b": b}
     else:
         if z.size < ISOTONIC_MIN_SAMPLES:
@@ -233,11 +271,11 @@ def fit_calibrator(
                 f"isotonic calibration needs at least {ISOTONIC_MIN_SAMPLES} samples, got {z.size}; "
                 "use temperature or platt"
             )
-        xs, ys = fit_isotonic(z, y)
+        xs, ys = fit_isotonic(z, y, w)
         params = {"x": xs, "y": ys}
     fitted = Calibrator(method=method, parameters=params, fitted_on=fitted_on, n=int(z.size))
     return replace(
         fitted,
-        ece_before=expected_calibration_error(sigmoid(z), y),
-        ece_after=expected_calibration_error(fitted.probabilities(z), y),
+        ece_before=expected_calibration_error(sigmoid(z), y, weights=w),
+        ece_after=expected_calibration_error(fitted.probabilities(z), y, weights=w),
     )

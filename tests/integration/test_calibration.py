@@ -24,6 +24,7 @@ from detector.scoring.calibration import (
     ISOTONIC_MIN_SAMPLES,
     CalibrationDataError,
     Calibrator,
+    even_odds_weights,
     expected_calibration_error,
     fit_calibrator,
     sigmoid,
@@ -186,6 +187,61 @@ def test_ece_noise_floor_is_what_a_perfect_predictor_scores() -> None:
     assert ece_noise_floor(rng.uniform(0, 1, 30000), draws=20) < 0.02
 
 
+def test_even_odds_weights_balance_the_classes_and_reject_one_class() -> None:
+    w = even_odds_weights([1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(w, [2 / 3, 2 / 3, 2 / 3, 2.0])
+    assert w[:3].sum() == pytest.approx(w[3:].sum())
+    with pytest.raises(CalibrationDataError):
+        even_odds_weights([1.0, 1.0])
+
+
+def test_weighted_ece_counts_each_row_by_its_weight() -> None:
+    # two occupied bins: 0.1 for four reals (error 0.1), 0.9 for one fake (error 0.1) ... and one
+    # real at 0.9 (error 0.9 - 0.5 in that bin); weights shift the bins' shares and frequencies
+    probs = [0.1, 0.1, 0.1, 0.1, 0.9, 0.9]
+    labels = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    plain = expected_calibration_error(probs, labels)
+    assert plain == pytest.approx((4 * 0.1 + 2 * 0.4) / 6)
+    w = np.array([0.5, 0.5, 0.5, 0.5, 3.0, 1.0])
+    # bin 0.9: frequency 3/4, error 0.15, mass 4; bin 0.1: error 0.1, mass 2
+    assert expected_calibration_error(probs, labels, weights=w) == pytest.approx((2 * 0.1 + 4 * 0.15) / 6)
+    assert expected_calibration_error(probs, labels, weights=np.ones(6)) == pytest.approx(plain)
+
+
+@pytest.mark.parametrize("method", ["temperature", "platt", "isotonic"])
+def test_an_even_odds_calibrator_does_not_learn_the_class_mix(method: str) -> None:
+    """Three fakes per real: the plain fit learns that mix as a prior, the even-odds fit does not."""
+    rng = np.random.default_rng(21)
+    fakes, reals = rng.normal(1.0, 1.0, 3000), rng.normal(-1.0, 1.0, 1000)
+    scores = np.concatenate([fakes, reals])
+    labels = np.concatenate([np.ones(3000), np.zeros(1000)])
+    plain = fit_calibrator(scores, labels, method)  # type: ignore[arg-type]
+    even = fit_calibrator(scores, labels, method, even_odds=True)  # type: ignore[arg-type]
+    # equal-variance classes at +-1: the evidence at even odds is exactly 2 z, and 0 at z = 0
+    probe = np.array([-0.5, 0.0, 0.5])
+    if method == "platt":
+        np.testing.assert_allclose(even.logits(probe), 2.0 * probe, atol=0.15)
+        np.testing.assert_allclose(plain.logits(probe) - even.logits(probe), math.log(3.0), atol=0.15)
+    elif method == "isotonic":
+        np.testing.assert_allclose(even.logits(probe), 2.0 * probe, atol=0.5)
+        assert float(plain.logits(np.array([0.0]))[0]) > 0.6
+    else:  # no intercept to move: the temperature minimises the class-balanced log-loss
+        balance = even_odds_weights(labels)
+
+        def loss(t: float) -> float:
+            return float(np.average(np.logaddexp(0.0, scores / t) - labels * scores / t, weights=balance))
+
+        grid = np.linspace(0.2, 2.0, 1801)
+        best = grid[np.argmin([loss(t) for t in grid])]
+        assert even.parameters["temperature"] == pytest.approx(best, abs=2e-3)
+    if method != "temperature":
+        balance = even_odds_weights(labels)
+        assert expected_calibration_error(even.probabilities(scores), labels, weights=balance) < 0.03
+        assert even.ece_after == pytest.approx(
+            expected_calibration_error(even.probabilities(scores), labels, weights=balance)
+        )
+
+
 def test_fit_on_item_features_calibrates_each_model_and_the_fusion() -> None:
     """Per-model Platt, the fusion stack and verdict bands fitted on item-level raw logits."""
     from detector.evaluation.calibrate import Features, fit
@@ -215,6 +271,23 @@ def test_fit_on_item_features_calibrates_each_model_and_the_fusion() -> None:
     reals = probs[features.labels == 0]
     assert np.mean(reals >= params.thresholds.manipulated.manipulated) <= 0.01 + 1e-9
     assert expected_calibration_error(probs, features.labels) < 0.08
+
+
+def test_calibrate_fits_each_model_at_even_odds_and_the_stack_keeps_the_prior() -> None:
+    """A model's probability is its evidence at even odds; the fused score still states the mix."""
+    from detector.evaluation.calibrate import Features, fit
+    from detector.scoring.fusion.fit import stack_logits
+
+    rng = np.random.default_rng(22)
+    face = np.concatenate([rng.normal(1.0, 1.0, 900), rng.normal(-1.0, 1.0, 300)])
+    labels = np.concatenate([np.ones(900), np.zeros(300)])
+    features = Features(face=face, synthetic=np.full(face.size, np.nan), labels=labels)
+    face_cal, _, params = fit(features, "unit test")
+    assert face_cal is not None
+    assert "even odds" in face_cal.fitted_on
+    assert face_cal.logit_of(0.0) == pytest.approx(0.0, abs=0.15)  # the classes' midpoint
+    fused = stack_logits(params.submodels, face_cal.logits(face), np.full(face.size, np.nan))
+    assert float(np.mean(sigmoid(fused))) == pytest.approx(0.75, abs=0.02)  # 3 fakes per real
 
 
 def test_each_media_kind_gets_bands_at_the_stated_rates_on_that_kind() -> None:
