@@ -61,7 +61,7 @@ class FaceBox(_Model):
     box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in display pixels")
     probability: float = Field(description="face detector confidence")
     logit: float | None = Field(None, description="face model raw log-odds of manipulation")
-    score: float | None = Field(None, description="the face model's calibrated P(manipulated)")
+    score: float | None = Field(None, description="the face model's calibrated P(manipulated), at even odds")
 
 
 class FaceTrackReport(_Model):
@@ -70,8 +70,10 @@ class FaceTrackReport(_Model):
     track_id: int
     length: int
     mean_side: float
-    logit: float | None = Field(description="calibrated track log-odds (aggregation rule of the settings)")
-    score: float | None = Field(description="calibrated P(manipulated) of the track")
+    logit: float | None = Field(
+        description="calibrated track log-odds, even odds (aggregation rule of the settings)"
+    )
+    score: float | None = Field(description="calibrated P(manipulated) of the track, at even odds")
     faces: list[FaceBox]
 
 
@@ -82,8 +84,8 @@ class FrameReport(_Model):
     timestamp: float
     faces: int
     max_face_logit: float | None = Field(None, description="highest calibrated face logit in the frame")
-    synthetic_logit: float | None = Field(None, description="calibrated synthetic-image logit")
-    synthetic_score: float | None = Field(None, description="calibrated P(synthetic) of the frame")
+    synthetic_logit: float | None = Field(None, description="calibrated synthetic-image logit, at even odds")
+    synthetic_score: float | None = Field(None, description="calibrated P(synthetic) of the frame, even odds")
 
 
 class ModelUse(_Model):
@@ -101,7 +103,9 @@ class Signal(_Model):
     name: str = Field(description="face_model, synthetic_model, base_rate, content_credentials, metadata")
     kind: Literal["model", "prior", "rule", "flag"]
     present: bool = Field(description="False: the signal was missing and is not counted (never a zero)")
-    probability: float | None = Field(None, description="the signal's own calibrated P(fake)")
+    probability: float | None = Field(
+        None, description="the signal's own calibrated P(fake); a model's at even odds"
+    )
     logit: float | None = Field(None, description="the signal's own calibrated log-odds")
     contribution: float | None = Field(
         None, description="log-odds this signal added to the fused score; None when not folded in"

@@ -348,3 +348,28 @@ def test_degraded_pixels_never_accuse_but_stated_rules_still_decide(fusion: Fusi
     declared = prov(state="valid_untrusted", ai_declaration=AIDeclaration(value="generated"))
     signed = fusion.fuse(FusionInputs(face_logit=-8.0, provenance=declared, scope=scope))
     assert (signed.verdict, signed.rule) == ("ai_generated", "signed_ai_declaration")
+
+
+def test_a_detector_the_section_gives_no_weight_is_said_not_to_count(params: FusionParameters) -> None:
+    """Face weight 0 on images (no face manipulation among the calibration stills): the face
+    model's rating is reported, and the sentence says it cannot move the score, not "adds 0.00"."""
+    from detector.scoring.fusion.params import KindParameters, SubModel
+
+    image = KindParameters(
+        fitted_on="images only: unit test",
+        submodels={"face_synthetic": SubModel(intercept=-2.0, face=0.0, synthetic=1.2, n=100)},
+        thresholds=params.thresholds,
+    )
+    fusion = Fusion(
+        params.model_copy(update={"kinds": {"image": image}}), face_model=FACE, synthetic_model=SYNTH
+    )
+    for kind, counted in (("image", False), ("video", True)):
+        score = fusion.fuse(FusionInputs(face_logit=3.0, synthetic_logit=-1.0, media_kind=kind))
+        face = next(s for s in score.signals if s.name == "face_model")
+        synth = next(s for s in score.signals if s.name == "synthetic_model")
+        assert face.probability == pytest.approx(1 / (1 + np.exp(-3.0)))
+        assert "at even odds" in face.sentence
+        assert ("not counted" in face.sentence) is not counted
+        assert ("adds" in face.sentence) is counted
+        assert "not counted" not in synth.sentence
+        assert face.contribution == pytest.approx(0.0 if not counted else 0.9 * 3.0)

@@ -151,6 +151,7 @@ class Combined:
     synthetic: float | None
     intercept: float | None  # None for the noisy-OR combination
     fitted: bool
+    unweighted: tuple[str, ...] = ()  # present signals the fitted sub-model gives weight 0 ("face"...)
 
 
 def combine(
@@ -179,7 +180,14 @@ def combine(
     )
     cf = None if face is None else sub.face * face
     cs = None if synthetic is None else sub.synthetic * synthetic
-    return Combined(sub.intercept + (cf or 0.0) + (cs or 0.0), cf, cs, sub.intercept, fitted is not None)
+    zero = tuple(
+        name
+        for name, value, weight in (("face", face, sub.face), ("synthetic", synthetic, sub.synthetic))
+        if fitted is not None and value is not None and weight == 0.0
+    )
+    return Combined(
+        sub.intercept + (cf or 0.0) + (cs or 0.0), cf, cs, sub.intercept, fitted is not None, zero
+    )
 
 
 def _base_signal(combined: Combined) -> Signal:
@@ -292,8 +300,12 @@ class Fusion:
             ("synthetic_model", synth, inputs.synthetic_basis),
         ):
             configured = (self.face_model if name == "face_model" else self.synthetic_model) is not None
-            contribution = None if combined is None else getattr(combined, name.split("_")[0])
-            signals.append(model_signal(name, value, contribution, basis, configured, inputs.photographic))
+            short = name.split("_")[0]
+            contribution = None if combined is None else getattr(combined, short)
+            unweighted = combined is not None and short in combined.unweighted
+            signals.append(
+                model_signal(name, value, contribution, basis, configured, inputs.photographic, unweighted)
+            )
         return None if combined is None else combined.logit, signals
 
     def fuse(self, inputs: FusionInputs) -> Score:

@@ -27,6 +27,13 @@ VERDICT_WORDS: dict[str, str] = {
 }
 
 
+_UNWEIGHTED = (
+    "not counted: the fusion fitted for this kind of media gives it weight 0, because it did not tell "
+    "real from fake among the calibration media of this kind, so what only this detector sees does not "
+    "move the score"
+)
+
+
 def _effect(contribution: float) -> str:
     verb = "adds" if contribution >= 0 else "subtracts"
     return f"this {verb} {abs(contribution):.2f} log-odds"
@@ -47,13 +54,22 @@ def model_signal(
     basis: str,
     configured: bool,
     photographic: bool,
+    unweighted: bool = False,
 ) -> Signal:
-    """A detector's signal: its calibrated verdict and contribution, or why it is missing."""
+    """A detector's signal: its calibrated verdict and contribution, or why it is missing.
+
+    ``unweighted``: the fusion fitted for this kind of media gives the detector weight 0, which the
+    sentence says in words (a manipulation only this detector sees cannot move the score).
+    """
     noun, target, what = _MODEL_NOUN[name]
     if value is not None and contribution is not None:
         p = sigmoid(value)
         where = f" ({basis})" if basis else ""
-        sentence = f"{noun} rates {target} {100 * p:.0f}% likely {what}{where}; {_effect(contribution)}."
+        effect = _UNWEIGHTED if unweighted else _effect(contribution)
+        sentence = (
+            f"{noun} rates {target} {100 * p:.0f}% likely {what} on its own evidence, at even odds"
+            f"{where}; {effect}."
+        )
         return Signal(
             name=name,
             kind="model",
