@@ -373,3 +373,47 @@ def test_a_detector_the_section_gives_no_weight_is_said_not_to_count(params: Fus
         assert ("adds" in face.sentence) is counted
         assert "not counted" not in synth.sentence
         assert face.contribution == pytest.approx(0.0 if not counted else 0.9 * 3.0)
+
+
+def test_a_face_the_score_does_not_weigh_keeps_an_image_from_authentic(params: FusionParameters) -> None:
+    """Rule 8: face weight 0 on images, a clearly real synthetic score: likely_authentic, not
+    authentic; without a face, on a section that weighs the face, or with trusted camera
+    credentials, authentic stays possible."""
+    from detector.scoring.fusion.params import KindParameters, SubModel
+
+    image = KindParameters(
+        fitted_on="images only: unit test",
+        submodels={
+            "face_synthetic": SubModel(intercept=-2.0, face=0.0, synthetic=1.2, n=100),
+            "synthetic": SubModel(intercept=-2.0, synthetic=1.2, n=100),
+        },
+        thresholds=params.thresholds,
+    )
+    fusion = Fusion(
+        params.model_copy(update={"kinds": {"image": image}}), face_model=FACE, synthetic_model=SYNTH
+    )
+    face_photo = fusion.fuse(FusionInputs(face_logit=-2.0, synthetic_logit=-6.0, media_kind="image"))
+    assert manipulated(face_photo) < params.thresholds.authentic.manipulated  # the band says authentic
+    assert (face_photo.verdict, face_photo.rule) == ("likely_authentic", "face_unweighed")
+    assert "face swaps" in face_photo.summary
+    no_face = fusion.fuse(FusionInputs(synthetic_logit=-6.0, media_kind="image"))
+    assert (no_face.verdict, no_face.rule) == ("authentic", None)
+    weighed = fusion.fuse(FusionInputs(face_logit=-9.0, synthetic_logit=-9.0, media_kind="video"))
+    assert (weighed.verdict, weighed.rule) == ("authentic", None)
+    camera = ActiveManifest.model_validate(
+        {
+            "label": "urn:test",
+            "actions": [{"action": "c2pa.created", "digital_source_type": DIGITAL_CAPTURE}],
+        }
+    )
+    vouched = fusion.fuse(
+        FusionInputs(
+            face_logit=-2.0,
+            synthetic_logit=-6.0,
+            media_kind="image",
+            provenance=prov(state="trusted", active_manifest=camera),
+        )
+    )
+    assert vouched.verdict == "authentic"
+    suspicious = fusion.fuse(FusionInputs(face_logit=5.0, synthetic_logit=3.0, media_kind="image"))
+    assert suspicious.rule is None  # the rule only ever holds back "authentic"

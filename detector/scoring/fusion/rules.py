@@ -38,6 +38,13 @@ Provenance is evidence of another kind and follows stated rules, not fitted weig
    ``degraded_media``): ``manipulated`` and both ``likely_*`` bands become ``uncertain``,
    ``authentic`` becomes ``likely_authentic``. Rules 1, 5 and 6 still decide on such media.
 
+8. A face the fused score does not weigh (the section for this kind of media gives the face model
+   weight 0: on the dev set's stills, which hold no face swaps, it did not tell real from fake)
+   cannot be vouched for by the pixels: such an item is at most ``likely_authentic`` (rule
+   ``face_unweighed``), since the ``authentic`` band's error rate was measured on fakes without
+   face manipulations. Trusted camera credentials or a reviewed authentic near-duplicate, which
+   vouch for the whole picture, lift this.
+
 Without any pixel signal that applies (no face, no synthetic-image model, or a drawing, screenshot,
 blank or strip-shaped image; reasons in ``score.out_of_scope``) the verdict is ``out_of_scope`` and
 no probability is given.
@@ -287,8 +294,9 @@ class Fusion:
         parameter file (a hot path)."""
         return self.sections.get(kind, self.sections[None])
 
-    def pixel_evidence(self, inputs: FusionInputs) -> tuple[float | None, list[Signal]]:
-        """The fused pixel logit (None when no detector applies) and one signal per detector."""
+    def pixel_evidence(self, inputs: FusionInputs) -> tuple[float | None, list[Signal], tuple[str, ...]]:
+        """The fused pixel logit (None when no detector applies), one signal per detector, and the
+        present detectors the section gives weight 0 (``"face"``, ``"synthetic"``)."""
         face = inputs.face_logit if inputs.photographic else None
         synth = inputs.synthetic_logit if inputs.photographic else None
         combined = combine(self.submodels(_section_key(inputs)), face, synth)
@@ -306,12 +314,14 @@ class Fusion:
             signals.append(
                 model_signal(name, value, contribution, basis, configured, inputs.photographic, unweighted)
             )
-        return None if combined is None else combined.logit, signals
+        if combined is None:
+            return None, signals, ()
+        return combined.logit, signals, combined.unweighted
 
     def fuse(self, inputs: FusionInputs) -> Score:
         """The calibrated :class:`~detector.report.Score` of one item."""
         prov = inputs.provenance
-        pixel_logit, signals = self.pixel_evidence(inputs)
+        pixel_logit, signals, unweighted = self.pixel_evidence(inputs)
         logit = pixel_logit
         capture = trusted_capture(prov)
         hint = metadata_ai_hint(prov)
@@ -336,7 +346,7 @@ class Fusion:
                 metadata_signal(prov, hint, priors.metadata_ai if hint and pixel_logit is not None else None)
             )
         vouching = "trusted_capture" if capture else "known_authentic" if vouched else None
-        return self._verdict(inputs, signals, pixel_logit, logit, vouching)
+        return self._verdict(inputs, signals, pixel_logit, logit, vouching, "face" in unweighted)
 
     def _verdict(
         self,
@@ -345,6 +355,7 @@ class Fusion:
         pixel_logit: float | None,
         logit: float | None,
         vouching: str | None,
+        face_unweighed: bool = False,
     ) -> Score:
         prov = inputs.provenance
         flag = provenance_flag(prov)
@@ -378,6 +389,8 @@ class Fusion:
                 verdict, rule = DEGRADED_STEP[verdict], "degraded_media"
             elif inputs.scope.limited and rule is None and verdict in LIMITED_STEP:
                 verdict, rule = LIMITED_STEP[verdict], "limited_scope"
+            elif face_unweighed and rule is None and vouching is None and verdict == "authentic":
+                verdict, rule = "likely_authentic", "face_unweighed"
             if verdict == "manipulated" and _synthetic_leads(signals):
                 verdict = "ai_generated"
         calibrated = not self.mismatch

@@ -286,6 +286,11 @@ def summary_sentence(
             text += f" Its pixels are degraded ({'; '.join(limited)}), so they cannot make it an accusation."
         elif rule == "limited_scope":
             text += f" Kept a step closer to uncertain: {'; '.join(limited)}."
+        elif rule == "face_unweighed":
+            text += (
+                " Not called authentic: it shows a face, and face swaps in media of this kind were not among"
+                " the fakes the score was calibrated on, so the face-forgery model is not counted here."
+            )
     if flag == "tampered":
         text += " Its Content Credentials are invalid (tampered provenance), reported separately."
     elif flag == "unreadable":
