@@ -122,3 +122,22 @@ def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
         if reason in read:
             assert read[reason] == pytest.approx(20, abs=3)
     assert "degraded_media" in rules, rules  # the summary check above ran at least once
+
+
+def test_a_face_swap_still_is_not_called_authentic_by_the_shipped_defaults(shared_data: Path) -> None:
+    """The MesoNet authors' Deepfakes face-swap still: the shipped image section gives the face
+    model no weight, so the pixels cannot vouch for the face (rule face_unweighed), and the face
+    model's rating is shown at even odds and said not to count."""
+    from detector.pipeline import Pipeline
+
+    report = Pipeline().analyze(shared_data / "deepfake" / "frames" / "df" / "df00204.jpg")
+    score = report.score
+    assert score.verdict == "likely_authentic"
+    assert score.rule == "face_unweighed"
+    assert "face swaps" in score.summary
+    face = next(s for s in score.signals if s.name == "face_model")
+    assert face.present
+    assert face.contribution == 0.0
+    assert "not counted" in face.sentence
+    assert "at even odds" in face.sentence
+    assert face.probability is not None
