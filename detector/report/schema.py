@@ -136,7 +136,14 @@ class Score(_Model):
     pixel_manipulated: float | None = Field(
         None, description="P(manipulated) from the pixel models alone, before provenance"
     )
-    rule: str | None = Field(None, description="the stated provenance rule that decided, if any")
+    rule: str | None = Field(
+        None,
+        description=(
+            "the stated rule that decided or moved the verdict, if any: signed_ai_declaration, "
+            "invisible_watermark, known_match, pixel_evidence_over_trusted_capture, "
+            "pixel_evidence_over_known_authentic, degraded_media, limited_scope, face_unweighed"
+        ),
+    )
     provenance_flag: Literal["tampered", "unreadable"] | None = Field(
         None, description="credentials present but invalid/unreadable: reported beside the score"
     )

@@ -417,3 +417,26 @@ def test_a_face_the_score_does_not_weigh_keeps_an_image_from_authentic(params: F
     assert vouched.verdict == "authentic"
     suspicious = fusion.fuse(FusionInputs(face_logit=5.0, synthetic_logit=3.0, media_kind="image"))
     assert suspicious.rule is None  # the rule only ever holds back "authentic"
+
+
+def test_the_report_schema_names_every_rule_fusion_can_set() -> None:
+    import inspect
+    import re
+
+    from detector.report.schema import Score
+    from detector.scoring.fusion import rules
+
+    produced: set[str] = set()
+    for line in inspect.getsource(rules).splitlines():
+        if "rule = " not in line:
+            continue
+        assigned = line.split("rule = ", 1)[1]
+        if line.strip().startswith("verdict, rule"):
+            assigned = assigned.rsplit(", ", 1)[1]  # the rule is the pair's second item
+        produced |= set(re.findall(r'"([a-z_]+)"', assigned))
+        if "pixel_evidence_over_{vouching}" in assigned:
+            produced |= {"pixel_evidence_over_trusted_capture", "pixel_evidence_over_known_authentic"}
+    description = Score.model_fields["rule"].description or ""
+    named = set(re.findall(r"[a-z_]{6,}", description.split(":", 1)[1]))
+    assert {"degraded_media", "limited_scope", "face_unweighed", "known_match"} <= produced
+    assert produced == named
