@@ -7,7 +7,10 @@ its dts plus the stream's reorder delay (the first keyframe's dts before the str
 the GOP that shows each target, and seeks only when that GOP lies ahead of the one being decoded,
 to the target's own timestamp (FFmpeg then lands on the keyframe shown at or before it); otherwise
 it decodes forward. No frame is decoded twice, and decoding stops after the last target. Decoding
-uses FFmpeg's frame and slice threads.
+uses FFmpeg's slice threads, or frame and slice threads (``sampling.decode_threads``): on this
+project's 2-core machine frame threads made the plan 3-21% slower on every bench clip (the
+threads contend for two cores and a skipped frame still passes through the frame-thread queue),
+so slices are the default; the pixels are the same either way.
 
 Forward decoding skips the frames nothing needs: packets are demuxed :data:`LOOKAHEAD` ahead of
 the decoder, so each packet's presentation time is compared with the targets and with the packets
@@ -46,6 +49,7 @@ LOOKAHEAD = 16  # packets demuxed ahead of the decoder (more than any B-frame re
 KEEP_SHOWN = 8 * LOOKAHEAD  # presentation times kept before those below every held packet are dropped
 SKIPPING_CODECS = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4", "vp8", "vp9"})
 EPS = 1e-9  # seconds: a frame shown within this of a target counts as shown at it
+THREAD_TYPES = {"slice": "SLICE", "frame": "AUTO"}  # sampling.decode_threads -> FFmpeg thread type
 
 
 @dataclass
@@ -109,10 +113,12 @@ class Decoder:
         stream: av.video.stream.VideoStream,
         guard: Guard,
         targets: Sequence[float] = (),
+        threads: str = "slice",
     ) -> None:
-        """``targets``: the seconds :meth:`frame_at` will be asked for; frames showing none may be skipped."""
+        """``targets``: the seconds :meth:`frame_at` will be asked for; frames showing none may be
+        skipped. ``threads``: ``slice`` or ``frame`` (frame and slice threads)."""
         self.container, self.stream, self.guard = container, stream, guard
-        stream.thread_type = "AUTO"
+        stream.thread_type = THREAD_TYPES[threads]
         self.targets = sorted(targets)
         self.skips = bool(self.targets) and stream.codec_context.name in SKIPPING_CODECS
         if not stream.time_base:

@@ -116,7 +116,8 @@ class FrameSampler:
         targets = [start + offset for offset in self.timestamps(duration, n)]
         exact = mode == "exact"
         guard = Guard(self.loader.limits, stats)
-        with Decoder(container, stream, guard, targets if exact else ()) as decoder:
+        threads = self.settings.decode_threads
+        with Decoder(container, stream, guard, targets if exact else (), threads) as decoder:
             pick = decoder.frame_at if exact else decoder.keyframe_at
             side = self.loader.limits.frame_max_side
             chosen: list[Frame] = []  # converted as soon as picked: no decoded YUV frame is held

@@ -56,7 +56,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
                 mode="json", exclude={"batch_size", "max_batch_pixels"}
             ),
             "provenance": settings.provenance.model_dump(mode="json"),
-            "sampling": settings.sampling.model_dump(mode="json"),
+            "sampling": settings.sampling.model_dump(mode="json", exclude={"decode_threads"}),
             "fusion": settings.fusion.model_dump(mode="json", exclude={"fusion_file"}),
         },
         "options": {

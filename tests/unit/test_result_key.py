@@ -60,6 +60,7 @@ def test_the_key_is_stable_for_the_same_analysis(settings: Settings) -> None:
     assert result_key(settings, Options(frames=settings.sampling.frames)) == key, "frames resolve first"
     settings.faces.batch_size = 3  # how MTCNN batches does not change a report
     settings.faces.max_batch_pixels = 100_000
+    settings.sampling.decode_threads = "frame"  # nor how FFmpeg threads its decoding (same pixels)
     assert result_key(settings, Options()) == key
 
 

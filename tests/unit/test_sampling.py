@@ -165,6 +165,29 @@ def test_frames_that_show_no_target_are_not_decoded(long_gop: Path, n: int) -> N
         assert stats.decoded < PLANNED * 0.75, stats.decoded  # 3 B-frames in 4 are unreferenced here
 
 
+@pytest.mark.parametrize("threads", ["slice", "frame"])
+def test_either_threading_decodes_the_same_exact_frames(
+    long_gop: Path, threads: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sampling.decode_threads`` picks FFmpeg's thread type; the plan and its pixels do not change."""
+    from detector.settings import SamplingSettings
+
+    seen: list[str] = []
+    original = decode.Decoder.__init__
+
+    def spy(self: decode.Decoder, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        seen.append(str(self.stream.thread_type))
+
+    monkeypatch.setattr(decode.Decoder, "__init__", spy)
+    media = MediaLoader().load(long_gop)
+    sample = FrameSampler(SamplingSettings(decode_threads=threads)).sample(media, 32)  # type: ignore[arg-type]
+    assert_matches(sample, expected(media, sequential(media), 32))
+    assert len(set(sample.stats.pts)) == len(sample.stats.pts)
+    assert seen
+    assert all(t.endswith("SLICE" if threads == "slice" else "AUTO") for t in seen), seen
+
+
 def test_forgetting_old_presentation_times_keeps_every_frame_exact(
     long_gop: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
