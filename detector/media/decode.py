@@ -8,9 +8,9 @@ the GOP that shows each target, and seeks only when that GOP lies ahead of the o
 to the target's own timestamp (FFmpeg then lands on the keyframe shown at or before it); otherwise
 it decodes forward. No frame is decoded twice, and decoding stops after the last target. Decoding
 uses FFmpeg's slice threads, or frame and slice threads (``sampling.decode_threads``): on this
-project's 2-core machine frame threads made the plan 3-21% slower on every bench clip (the
-threads contend for two cores and a skipped frame still passes through the frame-thread queue),
-so slices are the default; the pixels are the same either way.
+project's 2-core machine frame threads made the plan 3-21% slower on every bench clip and held
+more memory (probably the frame threads contending for two cores, each with frames in flight), so
+slices are the default; the pixels are the same either way.
 
 Forward decoding skips the frames nothing needs: packets are demuxed :data:`LOOKAHEAD` ahead of
 the decoder, so each packet's presentation time is compared with the targets and with the packets
