@@ -196,8 +196,8 @@ def test_even_odds_weights_balance_the_classes_and_reject_one_class() -> None:
 
 
 def test_weighted_ece_counts_each_row_by_its_weight() -> None:
-    # two occupied bins: 0.1 for four reals (error 0.1), 0.9 for one fake (error 0.1) ... and one
-    # real at 0.9 (error 0.9 - 0.5 in that bin); weights shift the bins' shares and frequencies
+    # two occupied bins: four reals at 0.1 (error 0.1), and a fake and a real at 0.9 (frequency 0.5,
+    # error 0.4); weights change each bin's mass and its weighted frequency of fakes
     probs = [0.1, 0.1, 0.1, 0.1, 0.9, 0.9]
     labels = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     plain = expected_calibration_error(probs, labels)

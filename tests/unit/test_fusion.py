@@ -400,12 +400,7 @@ def test_a_face_the_score_does_not_weigh_keeps_an_image_from_authentic(params: F
     assert (no_face.verdict, no_face.rule) == ("authentic", None)
     weighed = fusion.fuse(FusionInputs(face_logit=-9.0, synthetic_logit=-9.0, media_kind="video"))
     assert (weighed.verdict, weighed.rule) == ("authentic", None)
-    camera = ActiveManifest.model_validate(
-        {
-            "label": "urn:test",
-            "actions": [{"action": "c2pa.created", "digital_source_type": DIGITAL_CAPTURE}],
-        }
-    )
+    camera = capture_manifest()
     vouched = fusion.fuse(
         FusionInputs(
             face_logit=-2.0,
