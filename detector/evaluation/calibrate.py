@@ -109,10 +109,9 @@ def _fit(raw: np.ndarray, labels: np.ndarray, fitted_on: str) -> Calibrator | No
     rows = ~np.isnan(raw)
     if len(np.unique(labels[rows])) < 2:
         return None
-    cal = fit_calibrator(raw[rows], labels[rows], "platt", even_odds=True)
-    before, after = cal.ece_before or 0.0, cal.ece_after or 0.0
     described = f"{fitted_on}; classes weighted to even odds, ECE at even odds"
-    return replace(cal, fitted_on=described, ece_before=round(before, 5), ece_after=round(after, 5))
+    cal = fit_calibrator(raw[rows], labels[rows], "platt", described, even_odds=True)
+    return replace(cal, ece_before=round(cal.ece_before or 0.0, 5), ece_after=round(cal.ece_after or 0.0, 5))
 
 
 def _apply(cal: Calibrator | None, raw: np.ndarray) -> np.ndarray:

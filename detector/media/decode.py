@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Literal
 
 import av
 import av.container
@@ -113,7 +114,7 @@ class Decoder:
         stream: av.video.stream.VideoStream,
         guard: Guard,
         targets: Sequence[float] = (),
-        threads: str = "slice",
+        threads: Literal["slice", "frame"] = "slice",
     ) -> None:
         """``targets``: the seconds :meth:`frame_at` will be asked for; frames showing none may be
         skipped. ``threads``: ``slice`` or ``frame`` (frame and slice threads)."""

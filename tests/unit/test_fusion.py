@@ -350,19 +350,27 @@ def test_degraded_pixels_never_accuse_but_stated_rules_still_decide(fusion: Fusi
     assert (signed.verdict, signed.rule) == ("ai_generated", "signed_ai_declaration")
 
 
-def test_a_detector_the_section_gives_no_weight_is_said_not_to_count(params: FusionParameters) -> None:
-    """Face weight 0 on images (no face manipulation among the calibration stills): the face
-    model's rating is reported, and the sentence says it cannot move the score, not "adds 0.00"."""
+def faceless_images(params: FusionParameters) -> Fusion:
+    """``params`` plus an image section that gives the face model weight 0 (as the shipped one does:
+    the dev stills hold no face swaps); videos keep the shared section, which weighs the face."""
     from detector.scoring.fusion.params import KindParameters, SubModel
 
     image = KindParameters(
         fitted_on="images only: unit test",
-        submodels={"face_synthetic": SubModel(intercept=-2.0, face=0.0, synthetic=1.2, n=100)},
+        submodels={
+            "face_synthetic": SubModel(intercept=-2.0, face=0.0, synthetic=1.2, n=100),
+            "synthetic": SubModel(intercept=-2.0, synthetic=1.2, n=100),
+        },
         thresholds=params.thresholds,
     )
-    fusion = Fusion(
-        params.model_copy(update={"kinds": {"image": image}}), face_model=FACE, synthetic_model=SYNTH
-    )
+    updated = params.model_copy(update={"kinds": {"image": image}})
+    return Fusion(updated, face_model=FACE, synthetic_model=SYNTH)
+
+
+def test_a_detector_the_section_gives_no_weight_is_said_not_to_count(params: FusionParameters) -> None:
+    """Face weight 0 on images (no face manipulation among the calibration stills): the face
+    model's rating is reported, and the sentence says it cannot move the score, not "adds 0.00"."""
+    fusion = faceless_images(params)
     for kind, counted in (("image", False), ("video", True)):
         score = fusion.fuse(FusionInputs(face_logit=3.0, synthetic_logit=-1.0, media_kind=kind))
         face = next(s for s in score.signals if s.name == "face_model")
@@ -379,19 +387,7 @@ def test_a_face_the_score_does_not_weigh_keeps_an_image_from_authentic(params: F
     """Rule 8: face weight 0 on images, a clearly real synthetic score: likely_authentic, not
     authentic; without a face, on a section that weighs the face, or with trusted camera
     credentials, authentic stays possible."""
-    from detector.scoring.fusion.params import KindParameters, SubModel
-
-    image = KindParameters(
-        fitted_on="images only: unit test",
-        submodels={
-            "face_synthetic": SubModel(intercept=-2.0, face=0.0, synthetic=1.2, n=100),
-            "synthetic": SubModel(intercept=-2.0, synthetic=1.2, n=100),
-        },
-        thresholds=params.thresholds,
-    )
-    fusion = Fusion(
-        params.model_copy(update={"kinds": {"image": image}}), face_model=FACE, synthetic_model=SYNTH
-    )
+    fusion = faceless_images(params)
     face_photo = fusion.fuse(FusionInputs(face_logit=-2.0, synthetic_logit=-6.0, media_kind="image"))
     assert manipulated(face_photo) < params.thresholds.authentic.manipulated  # the band says authentic
     assert (face_photo.verdict, face_photo.rule) == ("likely_authentic", "face_unweighed")

@@ -118,8 +118,8 @@ def test_a_weaker_pull_must_beat_the_stronger_by_more_than_the_deals_spread() ->
 
 
 def test_close_strengths_settle_on_the_stronger_pull() -> None:
-    """Rows the shared weights already describe: no weaker pull is reliably better, so the
-    choice is the strongest among those that tie (not whichever mean happens to be lowest)."""
+    """Two weak pulls whose mean losses differ by less than the deals' spread: the stronger one is
+    chosen, not whichever mean happens to be lowest (the old 1e-6 tie rule picks the weaker)."""
     rng = np.random.default_rng(2)  # a draw where 0.003 and 0.01 differ by 0.0003 in mean loss
     groups = np.repeat(np.arange(40), 3)
     y = (np.arange(40) % 2).repeat(3).astype(np.float64)

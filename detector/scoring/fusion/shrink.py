@@ -112,10 +112,10 @@ def choose_strength(
     if not counted:
         return Choice(STRENGTHS[-1], {}, 0)
     table = np.array([[deal[s] for s in STRENGTHS] for deal in per_deal])  # deals x strengths
-    totals = dict(zip(STRENGTHS, table.mean(axis=0).tolist(), strict=True))
-    best = int(np.argmin(table.mean(axis=0)))
+    means = table.mean(axis=0)
+    best = int(np.argmin(means))
     strength = max(s for i, s in enumerate(STRENGTHS) if ties_with_best(table[:, i] - table[:, best]))
-    return Choice(strength, {s: round(v, 5) for s, v in totals.items()}, counted)
+    return Choice(strength, {s: round(float(v), 5) for s, v in zip(STRENGTHS, means, strict=True)}, counted)
 
 
 def ties_with_best(excess: np.ndarray) -> bool:
