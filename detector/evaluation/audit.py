@@ -5,7 +5,7 @@ a stable 15% by file name), staged with ``python -m datasets.staging stage --onl
 analysed end to end, like a user's upload; a real face given ``manipulated``, ``ai_generated`` or
 ``likely_manipulated`` is a false positive of that band. Groups come from the UTKFace file names
 (``age_gender_race_date``): age bands, gender (0 male, 1 female) and race (0 White, 1 Black,
-2 Asian, 3 Indian, 4 Others, the dataset's own coarse labels). Every rate has a 95% bootstrap
+2 Asian, 3 Indian, 4 Others, the dataset's own coarse labels). Every rate has an exact 95% binomial
 interval; the table states the worst-to-best ratio of the accusing rate across groups.
 """
 
@@ -133,7 +133,8 @@ def run_audit(
 def render_audit(result: dict[str, Any]) -> str:
     """Markdown tables, one per attribute."""
     lines = [
-        f"{result['n']} held-out real UTKFace faces; false-positive rate per band, 95% bootstrap interval.",
+        f"{result['n']} held-out real UTKFace faces; false-positive rate per band, "
+        "exact 95% binomial interval.",
         "",
     ]
     for attribute, table in result["attributes"].items():

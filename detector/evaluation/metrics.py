@@ -3,7 +3,9 @@
 All functions take labels (1 = fake) and scores where larger means more likely fake: logits or
 probabilities (ranking metrics do not care). Calibration metrics take probabilities. The dev
 sets are small, so every figure that is reported comes with a percentile bootstrap interval
-(:func:`bootstrap`), resampling whole clusters (a video's frames) where items are not independent.
+(:func:`bootstrap`), resampling whole clusters (a video's frames) where items are not independent;
+ECE's interval is shifted by the resampling's bias (``centred``), and a proportion such as a
+false-positive rate gets its exact binomial interval (:func:`proportion`) instead.
 """
 
 from __future__ import annotations
@@ -140,12 +142,16 @@ def bootstrap(
     clusters: np.ndarray | None = None,
     n: int = 1000,
     seed: int = 0,
+    centred: bool = False,
 ) -> tuple[float, float, float]:
     """``(value, low, high)``: the metric and its 95% percentile bootstrap interval.
 
     Resamples items with replacement, or whole ``clusters`` (e.g. all frames of one video) when
     given, stratified by label so every resample holds both classes. Resamples where the metric is
-    undefined are skipped.
+    undefined are skipped. With ``centred`` the interval is shifted by the bootstrap's estimate of
+    the metric's bias (mean of the draws minus the value), clipped at 0: a resample repeats items,
+    which fills ECE's bins unevenly and inflates it, so on 49 dev videos the plain percentile
+    interval of an ECE of 0.088 was [0.099, 0.217], an interval that excludes its own estimate.
     """
     y, s = np.asarray(labels), np.asarray(scores, np.float64)
     value = metric(y, s)
@@ -165,7 +171,28 @@ def bootstrap(
     if not draws:
         return value, float("nan"), float("nan")
     low, high = np.percentile(draws, [2.5, 97.5])
+    if centred:
+        bias = float(np.mean(draws)) - value
+        low, high = max(0.0, low - bias), max(0.0, high - bias)
     return value, float(low), float(high)
+
+
+def proportion(hits: int, n: int, level: float = 0.95) -> tuple[float, float, float]:
+    """``(k / n, low, high)``: a proportion and its exact (Clopper-Pearson) interval.
+
+    Not a bootstrap: resampling 0 accused items out of 31 gives [0, 0], a certainty that 31 items
+    cannot give; the exact binomial interval is [0, 0.112]. NaNs when ``n`` is 0.
+    """
+    from scipy.stats import beta
+
+    if n <= 0:
+        return float("nan"), float("nan"), float("nan")
+    if not 0 <= hits <= n:
+        raise ValueError(f"hits must be within 0..{n}, got {hits}")
+    tail = (1.0 - level) / 2.0
+    low = 0.0 if hits == 0 else float(beta.ppf(tail, hits, n - hits + 1))
+    high = 1.0 if hits == n else float(beta.ppf(1.0 - tail, hits + 1, n - hits))
+    return hits / n, low, high
 
 
 def band_shares(probs: np.ndarray, verdicts: Sequence[str], bands: Sequence[str]) -> dict[str, float]:

@@ -224,7 +224,9 @@ def _metric_table(first: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> lis
 def render(results: dict[str, Any]) -> str:
     """The Markdown tables of a suite run (what the README carries)."""
     lines = [
-        f"Models: {results['models']}; halves: {', '.join(results['halves'])}. 95% bootstrap intervals.",
+        f"Models: {results['models']}; halves: {', '.join(results['halves'])}. 95% intervals: "
+        "bootstrap for AUC, AP, EER and ECE (ECE's shifted by the resampling's bias), exact binomial "
+        "for rates.",
         "",
     ]
     for variant, sets in results["variants"].items():

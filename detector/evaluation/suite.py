@@ -4,12 +4,14 @@ For every dev item and variant (original, format- and size-matched) the stages r
 (:mod:`.collect`, cached); the report a user would get is then built with the shipped calibration
 and fusion, and ``score.manipulated`` is what is measured. Per set (face videos, images) and
 variant, on the *report* half of the documented split (:mod:`.dev_set`): AUC, AP, EER and ECE with
-95% bootstrap intervals, the share of real items given each verdict (false-positive rate per band)
-and of fake items caught, per generator or source, the frame level for videos (clustered by video),
-and the raw models and the MesoNet baseline on the same items. Images that show a face get their
-own rows (:func:`face_stills`), also against held-out real face photos when they are staged. The
-final score is also measured without the items whose source training saw (:func:`unseen`):
-against reals of unseen sources only, and with both classes from unseen sources.
+95% bootstrap intervals (ECE's shifted by the resampling's bias), the false-positive rate of the
+accusing bands with its exact binomial interval, the share of real items given each verdict
+(false-positive rate per band) and of fake items caught, per generator or source, the frame level
+for videos (clustered by video), and the raw models and the MesoNet baseline on the same items.
+Images that show a face get their own rows (:func:`face_stills`), also against held-out real face
+photos when they are staged. The final score is also measured without the items whose source
+training saw (:func:`unseen`): against reals of unseen sources only, and with both classes from
+unseen sources.
 Outputs: ``metrics.json``, ``report.md`` (the tables the README carries), ROC and reliability PNGs.
 """
 
@@ -26,7 +28,7 @@ import numpy as np
 
 from detector.evaluation.collect import Collected
 from detector.evaluation.dev_set import DevItem
-from detector.evaluation.metrics import ap, auc, bootstrap, ece, ece_floor, eer
+from detector.evaluation.metrics import ap, auc, bootstrap, ece, ece_floor, eer, proportion
 from detector.scoring.logodds import sigmoid
 
 BANDS = (
@@ -106,7 +108,7 @@ def final_metrics(rows: Sequence[Scored]) -> dict[str, Any]:
     probs = [(r.item.label, r.p) for r in ok if r.p is not None]
     if probs:
         y, p = np.array([a for a, _ in probs]), np.array([b for _, b in probs], np.float64)
-        result["ece"] = [round(v, 4) for v in bootstrap(ece, y, p)]
+        result["ece"] = [round(v, 4) for v in bootstrap(ece, y, p, centred=True)]
         result["ece_floor"] = [round(v, 4) for v in ece_floor(p)]
     reals, fakes = [r for r in ok if r.item.label == 0], [r for r in ok if r.item.label == 1]
     result["real_bands"] = {
@@ -120,18 +122,9 @@ def final_metrics(rows: Sequence[Scored]) -> dict[str, Any]:
     return result
 
 
-def rate_ci(hits: Sequence[bool], n: int = 1000, seed: int = 0) -> list[float]:
-    """A proportion and its 95% bootstrap interval."""
-    x = np.asarray(hits, np.float64)
-    if not len(x):
-        return [math.nan, math.nan, math.nan]
-    rng = np.random.default_rng(seed)
-    draws = x[rng.integers(0, len(x), (n, len(x)))].mean(axis=1)
-    return [
-        round(float(x.mean()), 4),
-        round(float(np.percentile(draws, 2.5)), 4),
-        round(float(np.percentile(draws, 97.5)), 4),
-    ]
+def rate_ci(hits: Sequence[bool]) -> list[float]:
+    """A proportion and its exact 95% interval (:func:`detector.evaluation.metrics.proportion`)."""
+    return [round(v, 4) for v in proportion(sum(bool(h) for h in hits), len(hits))]
 
 
 def frame_level(rows: Sequence[Scored]) -> dict[str, Any]:

@@ -45,3 +45,51 @@ def test_ece_floor_is_the_noise_of_a_calibrated_score_at_that_size() -> None:
     hits = [ece((rng.random(40) < small).astype(float), small) <= small_high for _ in range(200)]
     assert 0.9 <= np.mean(hits) <= 1.0
     assert all(np.isnan(v) for v in ece_floor(np.array([])))
+
+
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    from math import comb
+
+    return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
+
+
+@pytest.mark.parametrize(("hits", "n"), [(0, 31), (1, 115), (5, 20), (31, 31)])
+def test_a_proportion_gets_its_exact_binomial_interval(hits: int, n: int) -> None:
+    from detector.evaluation.metrics import proportion
+
+    value, low, high = proportion(hits, n)
+    assert value == hits / n
+    # Clopper-Pearson: each bound is where the observed count becomes a 2.5% tail
+    if hits > 0:
+        assert 1 - _binomial_cdf(hits - 1, n, low) == pytest.approx(0.025, abs=1e-6)
+    else:
+        assert low == 0.0
+    if hits < n:
+        assert _binomial_cdf(hits, n, high) == pytest.approx(0.025, abs=1e-6)
+    else:
+        assert high == 1.0
+
+
+def test_no_hits_in_a_small_set_is_not_a_certain_zero() -> None:
+    from detector.evaluation.metrics import proportion
+    from detector.evaluation.suite import rate_ci
+
+    # none of 31 real videos accused: a bootstrap says [0, 0]; 31 items bound the rate only by 11.2%
+    assert rate_ci([False] * 31) == [0.0, 0.0, 0.1122]
+    assert all(np.isnan(v) for v in proportion(0, 0))
+    with pytest.raises(ValueError, match="within"):
+        proportion(4, 3)
+
+
+def test_centred_ece_interval_holds_its_own_estimate() -> None:
+    from detector.evaluation.metrics import bootstrap
+
+    # three groups whose fake shares equal their probabilities: a perfectly calibrated score, ECE 0
+    p = np.r_[np.full(20, 0.5), np.full(20, 0.1), np.full(10, 0.9)]
+    y = np.r_[np.ones(10), np.zeros(10), np.ones(2), np.zeros(18), np.ones(9), np.zeros(1)]
+    value, low, high = bootstrap(ece, y, p, n=300)
+    assert value == pytest.approx(0.0, abs=1e-12)
+    assert low > 0.01  # resampling repeats items and inflates ECE: the plain interval misses it
+    c_value, c_low, c_high = bootstrap(ece, y, p, n=300, centred=True)
+    assert c_value == value
+    assert c_low == 0.0 <= c_high < high  # shifted down by the bias, clipped at zero
