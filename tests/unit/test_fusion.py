@@ -95,6 +95,10 @@ def test_contributions_add_up_to_the_fused_logit(fusion: Fusion) -> None:
     assert names["face_model"].contribution == pytest.approx(0.9 * 1.5)
     assert names["synthetic_model"].contribution == pytest.approx(0.7 * -0.5)
     assert all(s.sentence.endswith(".") for s in score.signals)
+    # the basis joins both models' sentences into one: "...log-odds; the synthetic-image model ..."
+    assert ".;" not in score.basis
+    assert "log-odds; the synthetic-image model" in score.basis
+    assert score.basis.endswith("log-odds.")
     assert len(score.thresholds) == 4
     assert score.calibrated
 

@@ -423,14 +423,15 @@ class Fusion:
         )
 
     def _basis(self, signals: list[Signal]) -> str:
-        """The models' sentences joined, noting when none applies or the parameters mismatch."""
+        """The models' sentences joined into one (each without its full stop), noting when none
+        applies or the parameters mismatch."""
         models = [s for s in signals if s.kind == "model"]
-        basis = "; ".join(s.sentence[0].lower() + s.sentence[1:] for s in models)
+        basis = "; ".join(s.sentence[0].lower() + s.sentence[1:].rstrip(".") for s in models)
         if not any(s.present for s in models):
             basis = "no detector applies: " + basis
         if self.mismatch:
             basis += "; fusion parameters were not fitted for " + ", ".join(self.mismatch)
-        return basis
+        return basis + "."
 
 
 def provenance_flag(provenance: ProvenanceReport | None) -> Literal["tampered", "unreadable"] | None:
