@@ -14,4 +14,12 @@ window.TrueframeDom = Object.freeze({
     while (node.firstChild) node.removeChild(node.firstChild);
     return node;
   },
+  // A probability in words that never reads as certainty: "under 1%" and "over 99%" at the ends
+  // (the rule of the report's own sentences, detector/scoring/fusion/text.py: percent).
+  chance(p) {
+    const v = 100 * p;
+    if (v < 0.5) return "under 1%";
+    if (v >= 99.5) return "over 99%";
+    return Math.round(v) + "%";
+  },
 });

@@ -41,7 +41,7 @@ window.TrueframeReport = (function () {
   const pct = (p) => Math.round(100 * p) + "%";
   const sigmoid = (z) => 1 / (1 + Math.exp(-z));
 
-  const { el, clear } = window.TrueframeDom;
+  const { el, clear, chance } = window.TrueframeDom;
 
   function addDetail(dl, term, value) {
     if (value === undefined || value === null || value === "") return;
@@ -60,7 +60,7 @@ window.TrueframeReport = (function () {
     fill.style.width = s.manipulated === null || s.manipulated === undefined ? "0" : pct(s.manipulated);
     let line = "";
     if (s.manipulated !== null && s.manipulated !== undefined) {
-      line = "Estimated chance that it was manipulated or AI-generated: " + pct(s.manipulated) + ".";
+      line = "Estimated chance that it was manipulated or AI-generated: " + chance(s.manipulated) + ".";
       if (s.calibrated === false || s.provisional) line += " (This estimate is not calibrated.)";
     } else {
       line = "No probability is given for this file.";
@@ -209,7 +209,7 @@ window.TrueframeReport = (function () {
       const bad = b.score !== null && b.score >= 0.5;
       ctx.strokeStyle = bad ? "#d11a2a" : "#14804a";
       ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-      const label = "Face " + (b.track + 1) + (b.score === null ? "" : ": " + pct(b.score));
+      const label = "Face " + (b.track + 1) + (b.score === null ? "" : ": " + chance(b.score));
       ctx.fillStyle = ctx.strokeStyle;
       const tw = ctx.measureText(label).width + 8;
       ctx.fillRect(x1, Math.max(0, y1 - 20), tw, 20);
@@ -219,7 +219,7 @@ window.TrueframeReport = (function () {
     const figure = el("figure", null, "thumb");
     figure.appendChild(canvas);
     const faces = frame.boxes.map((b) =>
-      "face " + (b.track + 1) + (b.score === null ? " (not scored)" : ", " + pct(b.score) + " likely manipulated"));
+      "face " + (b.track + 1) + (b.score === null ? " (not scored)" : ", " + chance(b.score) + " likely manipulated"));
     const when = frame.video ? "At " + frame.timestamp.toFixed(2) + " s: " : "";
     const text = faces.join("; ");
     const caption = when ? when + text : text.charAt(0).toUpperCase() + text.slice(1);
@@ -326,7 +326,7 @@ window.TrueframeReport = (function () {
         path += (open ? " L " : " M ") + x(f.timestamp).toFixed(1) + " " + y(v).toFixed(1);
         open = true;
         const dot = svg("circle", { cx: x(f.timestamp), cy: y(v), r: 4, class: "dot dot-" + name });
-        dot.appendChild(svg("title", {}, f.timestamp.toFixed(2) + " s: " + pct(v) + " (" + name + ")"));
+        dot.appendChild(svg("title", {}, f.timestamp.toFixed(2) + " s: " + chance(v) + " (" + name + ")"));
         dots.appendChild(dot);
       });
       if (path) lines.appendChild(svg("path", { d: path.trim(), class: "line line-" + name }));

@@ -15,7 +15,7 @@
 
   function show(id, visible) { $(id).hidden = !visible; }
 
-  const { el, clear } = window.TrueframeDom;
+  const { el, clear, chance } = window.TrueframeDom;
 
   function age(seconds) {
     const s = Math.max(0, Date.now() / 1000 - seconds);
@@ -25,7 +25,7 @@
     return Math.round(s / 86400) + " days";
   }
 
-  const pct = (p) => (p === null || p === undefined ? "–" : Math.round(100 * p) + "%");
+  const pct = (p) => (p === null || p === undefined ? "–" : chance(p));
 
   function api(method, url, body) {
     const init = { method, credentials: "same-origin", headers: {} };

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from detector.scoring.fusion.text import percent
 from serving.known.lookup import StoreKnownMedia
 from tests.support.paths import ARTIFACTS
 from tests.support.serve_helpers import Service
@@ -54,6 +55,8 @@ VERDICT_LABELS = {
     "ai_generated": "AI-generated or AI-edited",
     "out_of_scope": "No verdict: our detectors do not apply",
 }
+# Probabilities at the rounding edges, worded by the form (dom.js) and by the report (text.py).
+CHANCE_PROBES = [0.0, 0.004, 0.005, 0.025, 0.2, 0.994, 0.995, 0.9996, 1.0]
 # Pixels of the face box strokes (red: P >= 50 %, green: below) on the first thumbnail.
 COUNT_BOX_PIXELS = """() => {
   const c = document.querySelector('#thumbs canvas');
@@ -107,6 +110,8 @@ class ResultPage:
     report: dict[str, Any]
     verdict: str | None
     summary: str | None
+    score_line: str | None
+    chances: list[str]
     pixels: dict[str, int]
     thumbs: int
     dots: int
@@ -125,6 +130,8 @@ def _read_result_page(page: Any) -> ResultPage:
         report=json.loads(Path(download.path()).read_text(encoding="utf-8")),
         verdict=page.text_content("#verdict-title"),
         summary=page.text_content("#verdict-summary"),
+        score_line=page.text_content("#verdict-score"),
+        chances=page.evaluate("(ps) => ps.map((p) => window.TrueframeDom.chance(p))", CHANCE_PROBES),
         pixels=page.evaluate(COUNT_BOX_PIXELS),
         thumbs=page.locator("#thumbs canvas").count(),
         dots=page.locator("#timeline svg circle.dot-face").count(),
@@ -140,6 +147,11 @@ def _assert_result_page(seen: ResultPage, video: Path) -> None:
     assert report["media"]["kind"] == "video"
     assert seen.verdict == VERDICT_LABELS[report["score"]["verdict"]]
     assert seen.summary == report["score"]["summary"]
+    # the form words probabilities as the report does: never "0%" or "100%"
+    assert seen.chances == [percent(p) for p in CHANCE_PROBES]
+    chance = percent(report["score"]["manipulated"])
+    line = seen.score_line or ""
+    assert line.startswith(f"Estimated chance that it was manipulated or AI-generated: {chance}.")
     assert report["tracks"], "the face-swap video has a face"
     assert seen.thumbs >= 1
     assert pixels["box"] > 100, "face boxes are drawn on the thumbnail"

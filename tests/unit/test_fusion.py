@@ -103,6 +103,35 @@ def test_contributions_add_up_to_the_fused_logit(fusion: Fusion) -> None:
     assert score.calibrated
 
 
+PERCENT_WORDS = [
+    (0.0, "under 1%"),
+    (0.004, "under 1%"),
+    (0.005, "1%"),
+    (0.025, "3%"),
+    (0.2, "20%"),
+    (0.994, "99%"),
+    (0.995, "over 99%"),
+    (0.9996, "over 99%"),
+    (1.0, "over 99%"),
+]
+
+
+@pytest.mark.parametrize(("p", "words"), PERCENT_WORDS)
+def test_a_probability_is_never_worded_as_certainty(p: float, words: str) -> None:
+    from detector.scoring.fusion.text import percent
+
+    assert percent(p) == words
+
+
+def test_overwhelming_evidence_still_reads_short_of_certain(fusion: Fusion) -> None:
+    score = fusion.fuse(FusionInputs(face_logit=-12.0, synthetic_logit=-12.0))
+    assert score.manipulated is not None
+    assert score.manipulated < 0.001
+    assert "over 99% likely authentic" in score.summary
+    assert "100%" not in score.summary + score.basis
+    assert "under 1% likely" in score.basis
+
+
 def test_no_face_and_no_manifest_is_never_authentic_by_default(fusion: Fusion) -> None:
     for inputs in (FusionInputs(), FusionInputs(provenance=prov())):
         score = fusion.fuse(inputs)

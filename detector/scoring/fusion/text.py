@@ -6,6 +6,7 @@ the signal said and what it did to the score in log-odds (or that it was not cou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from detector.provenance.types import ProvenanceReport
@@ -32,6 +33,18 @@ _UNWEIGHTED = (
     "real from fake among the calibration media of this kind, so what only this detector sees does not "
     "move the score"
 )
+
+
+def percent(p: float) -> str:
+    """``p`` as a whole percentage that never reads as certainty: "under 1%" and "over 99%" at the ends.
+
+    A calibrated probability rests on a few hundred calibration items; "100% likely authentic" (what
+    rounding gives from 99.6% up) would claim more than they can show."""
+    if 100 * p < 0.5:
+        return "under 1%"
+    if 100 * p >= 99.5:
+        return "over 99%"
+    return f"{math.floor(100 * p + 0.5)}%"  # halves up, as the web form's Math.round
 
 
 def _effect(contribution: float) -> str:
@@ -67,7 +80,7 @@ def model_signal(
         where = f" ({basis})" if basis else ""
         effect = _UNWEIGHTED if unweighted else _effect(contribution)
         sentence = (
-            f"{noun} rates {target} {100 * p:.0f}% likely {what} on its own evidence, at even odds"
+            f"{noun} rates {target} {percent(p)} likely {what} on its own evidence, at even odds"
             f"{where}; {effect}."
         )
         return Signal(
@@ -275,7 +288,7 @@ def summary_sentence(
         why = _NOT_PHOTO if not photographic else "no face was found and no synthetic-image check applies"
         text = f"Out of scope: {why}, so trueframe gives no authenticity score."
     else:
-        text = f"{VERDICT_WORDS[verdict]}: {100 * (1 - p):.0f}% likely authentic by the calibrated detectors."
+        text = f"{VERDICT_WORDS[verdict]}: {percent(1 - p)} likely authentic by the calibrated detectors."
         if rule == "pixel_evidence_over_trusted_capture":
             text += " Trusted camera credentials conflict with strong pixel evidence of manipulation."
         elif rule == "pixel_evidence_over_known_authentic":
