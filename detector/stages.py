@@ -127,8 +127,8 @@ formats no model was validated on; 5: AVIF quality read from its AV1 headers, he
 HEIC quality read from its HEVC headers, heavy HEIC degraded; 7: a degraded item's summary names
 only the reasons its pixels are degraded, text only; 8: rule ``face_unweighed`` and model signals
 worded at even odds or "not counted"; 9: ``score.basis`` joins the models' sentences without their
-full stops, text only). Result and evaluation cache keys include it, so no cache
-answers with what older code found."""
+full stops, and no sentence words a probability as 0% or 100%, text only). Result and evaluation
+cache keys include it, so no cache answers with what older code found."""
 
 
 def configured_models(settings: Settings) -> tuple[tuple[str, ModelEntry], tuple[str, ModelEntry] | None]:
