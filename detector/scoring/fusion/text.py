@@ -39,7 +39,7 @@ def percent(p: float) -> str:
     """``p`` as a whole percentage that never reads as certainty: "under 1%" and "over 99%" at the ends.
 
     A calibrated probability rests on a few hundred calibration items; "100% likely authentic" (what
-    rounding gives from 99.6% up) would claim more than they can show."""
+    rounding gives from 99.5% up) would claim more than they can show."""
     if 100 * p < 0.5:
         return "under 1%"
     if 100 * p >= 99.5:
