@@ -265,14 +265,16 @@ def render(results: dict[str, Any]) -> str:
             if "face_stills" in table:
                 lines += _render_stills(table["face_stills"])
             lines += [
-                "| generator / source | n | AUC vs reals | caught or accused | source seen in training |",
+                "| generator / source | n | AUC vs reals | caught or accused (any accusing band) "
+                "| source seen in training |",
                 "|---|---|---|---|---|",
             ]
             for kind, row in table["kinds"].items():
-                share = row.get("caught", row.get("accused"))
                 what = "caught" if "caught" in row else "accused"
+                share, low, high = row[what]
+                k, m = row["hits"]
+                cell = f"{what} {k} of {m}: {share:.1%} [{low:.1%}, {high:.1%}]"
                 seen = row.get("seen", "n/a")
-                auc_cell = _fmt(row.get("auc"))
-                lines.append(f"| {kind} | {row['n']} | {auc_cell} | {what} {share:.1%} | {seen} |")
+                lines.append(f"| {kind} | {row['n']} | {_fmt(row.get('auc'))} | {cell} | {seen} |")
             lines.append("")
     return "\n".join(lines)

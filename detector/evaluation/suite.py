@@ -142,19 +142,22 @@ def frame_level(rows: Sequence[Scored]) -> dict[str, Any]:
 
 
 def per_kind(rows: Sequence[Scored]) -> dict[str, Any]:
-    """AUC of each generator's fakes against all reals of the set; per real source, its verdict shares."""
+    """AUC of each generator's fakes against all reals of the set; per generator the share of its
+    fakes caught, per real source the share accused (both: ``manipulated``, ``ai_generated`` or
+    ``likely_manipulated``), with counts and exact intervals."""
     ok = [r for r in rows if r.error is None]
     reals = [r for r in ok if r.item.label == 0]
     out: dict[str, Any] = {}
     for kind in sorted({r.item.kind for r in ok}):
         mine = [r for r in ok if r.item.kind == kind]
+        # the same bands either way: a fake in one of them is caught, a real one is accused
+        hits = [r.verdict in (*ACCUSING, "likely_manipulated") for r in mine]
         if mine[0].item.label == 1:
             row = ranking(reals + mine, lambda r: 0.5 if r.p is None else r.p)
-            row["caught"] = round(
-                sum(r.verdict in (*ACCUSING, "likely_manipulated") for r in mine) / len(mine), 4
-            )
+            row["caught"] = rate_ci(hits)
         else:
-            row = {"n": len(mine), "accused": round(sum(r.verdict in ACCUSING for r in mine) / len(mine), 4)}
+            row = {"n": len(mine), "accused": rate_ci(hits)}
+        row["hits"] = [sum(hits), len(mine)]
         seen = sum(r.item.seen for r in mine)
         row["seen"] = "yes" if seen == len(mine) else "no" if seen == 0 else f"{seen} of {len(mine)}"
         out[kind] = row

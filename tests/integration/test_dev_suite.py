@@ -179,6 +179,26 @@ def test_the_tables_measure_the_final_score_without_the_seen_sources() -> None:
     )
 
 
+def test_each_source_counts_every_accusing_band_with_its_exact_interval() -> None:
+    """A real clip in ``likely_manipulated`` is accused, as a fake there is caught; counts shown."""
+
+    def row(i: int, label: int, verdict: str, p: float) -> Scored:
+        kind = "gen" if label else "cam"
+        item = DevItem(f"v/{i}.mp4", Path(f"{i}.mp4"), label, kind, "faces_video", f"g{i}")
+        return Scored(item, "original", p, verdict)
+
+    rows = [row(0, 1, "manipulated", 0.95), row(1, 1, "likely_manipulated", 0.8), row(2, 1, "uncertain", 0.5)]
+    rows += [row(10, 0, "likely_manipulated", 0.7)] + [row(11 + i, 0, "authentic", 0.02) for i in range(3)]
+    table = summarize(rows)
+    kinds = table["kinds"]
+    assert kinds["gen"]["hits"] == [2, 3]
+    assert kinds["cam"]["hits"] == [1, 4]
+    assert kinds["cam"]["accused"] == [0.25, 0.0063, 0.8059]  # Clopper-Pearson, 1 of 4
+    text = render({"models": {}, "halves": ["report"], "variants": {"original": {"faces_video": table}}})
+    assert "| cam | 4 | n/a | accused 1 of 4: 25.0% [0.6%, 80.6%] |" in text
+    assert "caught 2 of 3: 66.7% [" in text
+
+
 def test_variant_copies_are_matched_squares_and_their_2x_enlargements(
     two_items: Path, face_clip: Path, tmp_path: Path
 ) -> None:
