@@ -191,9 +191,9 @@ def _fmt(cell: Any) -> str:
     return "n/a" if cell is None else str(cell)
 
 
-def _bands(shares: dict[str, float]) -> str:
-    """``band share%`` for every verdict band given to some items."""
-    return ", ".join(f"{k} {v:.1%}" for k, v in shares.items() if v)
+def _bands(shares: dict[str, list[float]]) -> str:
+    """``band share% [low, high]`` for every verdict band given to some items."""
+    return ", ".join(f"{k} {v:.1%} [{lo:.1%}, {hi:.1%}]" for k, (v, lo, hi) in shares.items() if v > 0)
 
 
 def _render_stills(stills: dict[str, Any]) -> list[str]:

@@ -111,12 +111,9 @@ def final_metrics(rows: Sequence[Scored]) -> dict[str, Any]:
         result["ece"] = [round(v, 4) for v in bootstrap(ece, y, p, centred=True)]
         result["ece_floor"] = [round(v, 4) for v in ece_floor(p)]
     reals, fakes = [r for r in ok if r.item.label == 0], [r for r in ok if r.item.label == 1]
-    result["real_bands"] = {
-        b: round(sum(r.verdict == b for r in reals) / max(1, len(reals)), 4) for b in BANDS
-    }
-    result["fake_bands"] = {
-        b: round(sum(r.verdict == b for r in fakes) / max(1, len(fakes)), 4) for b in BANDS
-    }
+    # each band's share of the class, with its exact interval: the false-positive rate of every band
+    result["real_bands"] = {b: rate_ci([r.verdict == b for r in reals]) for b in BANDS}
+    result["fake_bands"] = {b: rate_ci([r.verdict == b for r in fakes]) for b in BANDS}
     result["fpr_manipulated"] = rate_ci([r.verdict in ACCUSING for r in reals])
     result["errors"] = sum(r.error is not None for r in rows)
     return result
