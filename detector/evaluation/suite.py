@@ -120,8 +120,9 @@ def final_metrics(rows: Sequence[Scored]) -> dict[str, Any]:
 
 
 def rate_ci(hits: Sequence[bool]) -> list[float]:
-    """A proportion and its exact 95% interval (:func:`detector.evaluation.metrics.proportion`)."""
-    return [round(v, 4) for v in proportion(sum(bool(h) for h in hits), len(hits))]
+    """A proportion and its exact 95% interval (:func:`detector.evaluation.metrics.proportion`),
+    rounded to 6 decimals so the tables' 0.1% and 0.001 formats do not round twice."""
+    return [round(v, 6) for v in proportion(sum(bool(h) for h in hits), len(hits))]
 
 
 def frame_level(rows: Sequence[Scored]) -> dict[str, Any]:
