@@ -10,6 +10,7 @@ from typing import Any
 
 from detector.errors import InvalidRequest, TrueframeError
 from detector.report.schema import Report, report_json_schema
+from detector.scoring.fusion.text import percent
 
 EXIT_USER_ERROR = 2
 TOP_FRAMES = 3
@@ -73,8 +74,12 @@ def summarize(report: Report, label: str) -> str:
     s = report.score
     lines.append(f"  verdict: {s.verdict}. {s.summary}")
     if s.authenticity is not None and s.manipulated is not None:
+        # three significant digits, never a bare 0.000 or 1.000, and the words the report uses
         note = "" if s.calibrated else " (NOT calibrated for these models)"
-        lines.append(f"  authenticity {s.authenticity:.3f}, P(manipulated) {s.manipulated:.3f}{note}")
+        lines.append(
+            f"  P(manipulated) {s.manipulated:.3g} ({percent(s.manipulated)}), "
+            f"authenticity {percent(s.authenticity)}{note}"
+        )
     lines.extend(f"  - {signal.sentence}" for signal in s.signals)
     if s.thresholds and s.verdict != "out_of_scope":
         bands = ", ".join(
@@ -86,7 +91,7 @@ def summarize(report: Report, label: str) -> str:
     if report.heatmaps:
         lines.append(f"  heatmaps: {len(report.heatmaps)} (in --json output)")
     for t in report.tracks:
-        score = "n/a" if t.score is None else f"{t.score:.3f}"
+        score = "n/a" if t.score is None else f"{t.score:.3g}"
         lines.append(
             f"  face track {t.track_id}: {t.length} frame(s), ~{t.mean_side:.0f}px, P(manipulated) {score}"
         )

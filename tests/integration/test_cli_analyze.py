@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,11 @@ def test_image_without_faces_says_so_instead_of_scoring(tmp_path: Path) -> None:
     assert "No face was found (searched 1 frame(s) for faces of at least 32 px;" in with_synthetic.stdout
     assert "so the face-forgery model does not count" in with_synthetic.stdout
     assert "synthetic-image model rates the image" in with_synthetic.stdout
+    line = next(ln for ln in with_synthetic.stdout.splitlines() if ln.startswith("  P(manipulated) "))
+    words = r"(under 1%|over 99%|\d{1,2}%)"
+    assert re.fullmatch(rf"  P\(manipulated\) (\S+) \({words}\), authenticity {words}", line), line
+    assert "0.000" not in line
+    assert "1.000" not in line
 
 
 def test_shipped_models_score_a_face_image_by_default(tmp_path: Path) -> None:
