@@ -4,9 +4,9 @@ For every dev item and variant (original, format- and size-matched) the stages r
 (:mod:`.collect`, cached); the report a user would get is then built with the shipped calibration
 and fusion, and ``score.manipulated`` is what is measured. Per set (face videos, images) and
 variant, on the *report* half of the documented split (:mod:`.dev_set`): AUC, AP, EER and ECE with
-95% bootstrap intervals (ECE's shifted by the resampling's bias), the false-positive rate of the
-accusing bands with its exact binomial interval, the share of real items given each verdict
-(false-positive rate per band) and of fake items caught, per generator or source, the frame level
+95% bootstrap intervals (ECE's shifted by the resampling's bias); the false-positive rate of the
+accusing bands, the share of real items given each verdict (the false-positive rate per band) and
+of fake items caught, per generator or source, each with its exact binomial interval; the frame level
 for videos (clustered by video), and the raw models and the MesoNet baseline on the same items.
 Images that show a face get their own rows (:func:`face_stills`), also against held-out real face
 photos when they are staged. The final score is also measured without the items whose source
