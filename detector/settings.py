@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,7 +31,19 @@ class LimitSettings(BaseModel):
     )
 
 
-class SamplingSettings(BaseModel):
+class _Keyed(BaseModel):
+    """A settings group some of whose fields change only how fast or how batched the work runs."""
+
+    EXECUTION_ONLY: ClassVar[frozenset[str]] = frozenset()
+
+    def keyed(self) -> dict[str, Any]:
+        """The fields that change what the stages find: what result and evaluation cache keys hold."""
+        return self.model_dump(mode="json", exclude=set(self.EXECUTION_ONLY))
+
+
+class SamplingSettings(_Keyed):
+    EXECUTION_ONLY: ClassVar[frozenset[str]] = frozenset({"decode_threads"})  # same pixels either way
+
     frames: int = Field(32, ge=1, le=512, description="timestamps sampled per video")
     mode: Literal["exact", "keyframes"] = Field(
         "exact", description="exact frames, or the keyframe before each timestamp (batch triage)"
@@ -45,7 +57,9 @@ class SamplingSettings(BaseModel):
     )
 
 
-class FaceSettings(BaseModel):
+class FaceSettings(_Keyed):
+    EXECUTION_ONLY: ClassVar[frozenset[str]] = frozenset({"batch_size", "max_batch_pixels"})
+
     detect_longest_side: int = Field(640, ge=64, description="MTCNN runs on a copy this large")
     min_face_px: int | None = Field(
         None,

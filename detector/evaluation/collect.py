@@ -51,8 +51,8 @@ def stage_key(settings: Settings, frames: int | None) -> str:
         "analysis": ANALYSIS_VERSION,
         "face": [face[0], face[1].sha256],
         "synthetic": None if synthetic is None else [synthetic[0], synthetic[1].sha256],
-        "faces": resolved_faces(settings).model_dump(mode="json", exclude={"batch_size", "max_batch_pixels"}),
-        "sampling": settings.sampling.model_dump(mode="json", exclude={"decode_threads"}),
+        "faces": resolved_faces(settings).keyed(),
+        "sampling": settings.sampling.keyed(),
         "frames": frames or settings.sampling.frames,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -52,11 +52,9 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
         "models": models,
         "fusion_file": fusion,
         "settings": {
-            "faces": resolved_faces(settings).model_dump(
-                mode="json", exclude={"batch_size", "max_batch_pixels"}
-            ),
+            "faces": resolved_faces(settings).keyed(),
             "provenance": settings.provenance.model_dump(mode="json"),
-            "sampling": settings.sampling.model_dump(mode="json", exclude={"decode_threads"}),
+            "sampling": settings.sampling.keyed(),
             "fusion": settings.fusion.model_dump(mode="json", exclude={"fusion_file"}),
         },
         "options": {

@@ -25,3 +25,13 @@ def test_the_key_follows_face_settings_frames_and_the_analysis_version(
     assert stage_key(batched, None) == key
     monkeypatch.setattr(detector.stages, "ANALYSIS_VERSION", detector.stages.ANALYSIS_VERSION + 1)
     assert stage_key(settings, None) != key
+
+
+def test_execution_only_names_are_fields_of_their_group() -> None:
+    """A misspelt name would silently stay in the keys (an exclude of a missing field is ignored)."""
+    from detector.settings import FaceSettings, SamplingSettings
+
+    for group in (FaceSettings, SamplingSettings):
+        assert group.EXECUTION_ONLY
+        assert set(group.model_fields) >= group.EXECUTION_ONLY
+        assert not group.EXECUTION_ONLY & set(group().keyed())
