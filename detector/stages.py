@@ -117,7 +117,7 @@ class Options:
     heatmaps: bool = False
 
 
-ANALYSIS_VERSION = 9
+ANALYSIS_VERSION = 10
 """Bumped whenever a change to the stages' code changes what they find for the same input, settings and
 weights, or to the fusion rules' code what a report says (version 2: videos' faces followed between
 anchors, and the MTCNN pyramid level for faces as large as the frame; 3: the scope's degraded-media
@@ -127,7 +127,8 @@ formats no model was validated on; 5: AVIF quality read from its AV1 headers, he
 HEIC quality read from its HEVC headers, heavy HEIC degraded; 7: a degraded item's summary names
 only the reasons its pixels are degraded, text only; 8: rule ``face_unweighed`` and model signals
 worded at even odds or "not counted"; 9: ``score.basis`` joins the models' sentences without their
-full stops, and no sentence words a probability as 0% or 100%, text only). Result and evaluation
+full stops, and no sentence words a probability as 0% or 100%, text only; 10: ``score.manipulated_range``,
+the fused probability's calibration range). Result and evaluation
 cache keys include it, so no cache answers with what older code found."""
 
 

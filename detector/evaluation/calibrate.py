@@ -175,8 +175,9 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
     synthetic = _fit(np.where(plain, features.synthetic, np.nan), y, f"synthetic-image model, {described}")
     f_cal, s_cal = _apply(face, features.face), _apply(synthetic, features.synthetic)
     seen = features.seen if features.seen is not None else np.zeros(len(y), bool)
-    shared = _section(f_cal[plain], s_cal[plain], y[plain], seen[plain], described)
     groups = features.groups
+    shared_groups = None if groups is None else groups[plain]  # for the spread only: nothing to pull to
+    shared = _section(f_cal[plain], s_cal[plain], y[plain], seen[plain], described, groups=shared_groups)
     pool = None if groups is None else Pool(f_cal[plain], s_cal[plain], y[plain], groups[plain])
     kinds: dict[SectionKind, KindParameters] = {}
     for kind in get_args(SectionKind):

@@ -255,6 +255,15 @@ def render(results: dict[str, Any]) -> str:
                     "Verdicts on real items of unseen sources: " + _bands(fresh["reals"]["real_bands"]),
                     "",
                 ]
+            if final.get("range_width"):
+                width, wide = final["range_width"]
+                share, low, high = final["range_crosses"]
+                lines += [
+                    f"Calibration range of P(manipulated) (95%, refits on redrawn calibration sets): median "
+                    f"width {width:.3f}, 90th percentile {wide:.3f}; it reaches past a band boundary for "
+                    f"{100 * share:.1f}% [{100 * low:.1f}%, {100 * high:.1f}%] of the items.",
+                    "",
+                ]
             if final.get("ece_floor"):
                 median, high = final["ece_floor"]
                 lines += [

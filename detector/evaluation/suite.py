@@ -56,6 +56,8 @@ class Scored:
     raw_synthetic: float | None = None
     baseline: float | None = None
     error: str | None = None
+    p_range: tuple[float, float] | None = None
+    crosses: bool = False  # the range reaches past one of the item's band boundaries
 
 
 def score(item: DevItem, variant: str, found: Collected, build: Callable[[Any], Any]) -> Scored:
@@ -66,6 +68,8 @@ def score(item: DevItem, variant: str, found: Collected, build: Callable[[Any], 
     report = build(out)
     crops = list(out.crop_logits.values())
     frames = [sigmoid(f.max_face_logit) for f in report.frames if f.max_face_logit is not None]
+    span = report.score.manipulated_range
+    crosses = span is not None and any(span[0] < t.manipulated < span[1] for t in report.score.thresholds)
     return Scored(
         item,
         variant,
@@ -75,6 +79,8 @@ def score(item: DevItem, variant: str, found: Collected, build: Callable[[Any], 
         float(np.mean(crops)) if crops else None,
         float(np.mean(list(out.synthetic_logits.values()))) if out.synthetic_logits else None,
         float(np.mean(found.baseline)) if found.baseline else None,
+        p_range=span,
+        crosses=crosses,
     )
 
 
@@ -115,6 +121,11 @@ def final_metrics(rows: Sequence[Scored]) -> dict[str, Any]:
     result["real_bands"] = {b: rate_ci([r.verdict == b for r in reals]) for b in BANDS}
     result["fake_bands"] = {b: rate_ci([r.verdict == b for r in fakes]) for b in BANDS}
     result["fpr_manipulated"] = rate_ci([r.verdict in ACCUSING for r in reals])
+    spans = [r for r in ok if r.p_range is not None]
+    if spans:  # how much the small calibration set leaves open (detector/scoring/fusion/spread.py)
+        widths = np.array([r.p_range[1] - r.p_range[0] for r in spans if r.p_range is not None])
+        result["range_width"] = [round(float(np.percentile(widths, q)), 4) for q in (50, 90)]
+        result["range_crosses"] = rate_ci([r.crosses for r in spans])
     result["errors"] = sum(r.error is not None for r in rows)
     return result
 

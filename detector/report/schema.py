@@ -132,6 +132,14 @@ class Score(_Model):
     verdict: Verdict
     authenticity: float | None = Field(None, description="1 - manipulated; None when out of scope")
     manipulated: float | None = Field(None, description="calibrated P(manipulated or synthetic)")
+    manipulated_range: tuple[float, float] | None = Field(
+        None,
+        description=(
+            "95% range of `manipulated` over refits of the fusion on redrawn calibration sets "
+            "(how much the fit's small calibration set leaves open); None when the verdict did not "
+            "come from the fused score or no spread was estimated"
+        ),
+    )
     logit: float | None = Field(None, description="fused log-odds behind `manipulated`")
     pixel_manipulated: float | None = Field(
         None, description="P(manipulated) from the pixel models alone, before provenance"

@@ -10,7 +10,7 @@ from typing import Any
 
 from detector.errors import InvalidRequest, TrueframeError
 from detector.report.schema import Report, report_json_schema
-from detector.scoring.fusion.text import percent
+from detector.scoring.fusion.text import percent, range_words
 
 EXIT_USER_ERROR = 2
 TOP_FRAMES = 3
@@ -80,6 +80,8 @@ def summarize(report: Report, label: str) -> str:
             f"  P(manipulated) {s.manipulated:.3g} ({percent(s.manipulated)}), "
             f"authenticity {percent(s.authenticity)}{note}"
         )
+        if s.manipulated_range is not None:
+            lines.append(f"  calibration range of P(manipulated): {range_words(s.manipulated_range)} (95%)")
     lines.extend(f"  - {signal.sentence}" for signal in s.signals)
     if s.thresholds and s.verdict != "out_of_scope":
         bands = ", ".join(

@@ -22,4 +22,9 @@ window.TrueframeDom = Object.freeze({
     if (v >= 99.5) return "over 99%";
     return Math.round(v) + "%";
   },
+  // A probability's range in chance()'s words: "18% to 47%" (range_words in text.py).
+  span(range) {
+    const [low, high] = [this.chance(range[0]), this.chance(range[1])];
+    return low === high ? low : low + " to " + high;
+  },
 });

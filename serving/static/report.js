@@ -61,6 +61,10 @@ window.TrueframeReport = (function () {
     let line = "";
     if (s.manipulated !== null && s.manipulated !== undefined) {
       line = "Estimated chance that it was manipulated or AI-generated: " + chance(s.manipulated) + ".";
+      if (s.manipulated_range) {
+        line += " Calibrated on another draw of as many examples, it could read " +
+          window.TrueframeDom.span(s.manipulated_range) + " (95% range).";
+      }
       if (s.calibrated === false || s.provisional) line += " (This estimate is not calibrated.)";
     } else {
       line = "No probability is given for this file.";

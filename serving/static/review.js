@@ -148,6 +148,7 @@
     $("item-title").textContent = job.name || (report.media && report.media.name) || job.job_id;
     const dl = clear($("item-details"));
     detail(dl, "Detectors said", (MODEL[score.verdict] || score.verdict) + " (" + pct(score.manipulated) + " chance manipulated)");
+    if (score.manipulated_range) detail(dl, "Calibration range (95%)", window.TrueframeDom.span(score.manipulated_range));
     detail(dl, "Summary", score.summary);
     if (report.media) detail(dl, "File", report.media.kind + ", " + report.media.width + " × " + report.media.height + " px, " + report.media.format);
     detail(dl, "Submitted by", item.owner);

@@ -73,6 +73,11 @@ def test_image_without_faces_says_so_instead_of_scoring(tmp_path: Path) -> None:
     assert re.fullmatch(rf"  P\(manipulated\) (\S+) \({words}\), authenticity {words}", line), line
     assert "0.000" not in line
     assert "1.000" not in line
+    # the shipped fusion carries its spread: the calibration's range follows, in the same words
+    lines = with_synthetic.stdout.splitlines()
+    span = lines[lines.index(line) + 1]
+    pattern = rf"  calibration range of P\(manipulated\): {words}( to {words})? \(95%\)"
+    assert re.fullmatch(pattern, span), span
 
 
 def test_shipped_models_score_a_face_image_by_default(tmp_path: Path) -> None:

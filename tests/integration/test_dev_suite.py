@@ -78,6 +78,11 @@ def test_suite_runs_end_to_end_and_its_metrics_match_scikit_learn(two_items: Pat
     assert table["ap"][0] == pytest.approx(average_precision_score(y, p))
     assert summarize(rows)["final"]["auc"][0] == table["auc"][0]
     assert "### synthetic, original" in (config.out / "report.md").read_text()
+    # the shipped fusion's calibration range of each item, as the tables summarise it
+    spans = [r.p_range for r in rows if r.p_range is not None]
+    assert spans, "the shipped fusion gives every fused score its range"
+    assert table["range_width"][0] == pytest.approx(np.median([hi - lo for lo, hi in spans]), abs=1e-4)
+    assert "Calibration range of P(manipulated) (95%" in (config.out / "report.md").read_text()
 
 
 def test_groups_never_straddle_the_halves_and_every_kind_is_reported() -> None:
@@ -198,6 +203,21 @@ def test_each_source_counts_every_accusing_band_with_its_exact_interval() -> Non
     text = render({"models": {}, "halves": ["report"], "variants": {"original": {"faces_video": table}}})
     assert "| cam | 4 | n/a | accused 1 of 4: 25.0% [0.6%, 80.6%] |" in text
     assert "caught 2 of 3: 66.7% [" in text
+
+
+def test_the_tables_count_ranges_that_reach_past_a_band_boundary() -> None:
+    def row(i: int, span: tuple[float, float] | None, crosses: bool) -> Scored:
+        item = DevItem(f"v/{i}.mp4", Path(f"{i}.mp4"), i % 2, "k", "faces_video", f"g{i}")
+        return Scored(item, "original", 0.5, "uncertain", p_range=span, crosses=crosses)
+
+    rows = [row(0, (0.1, 0.3), False), row(1, (0.4, 0.9), True), row(2, (0.2, 0.8), True)]
+    rows.append(row(3, None, False))
+    final = summarize(rows)["final"]
+    assert final["range_width"][0] == pytest.approx(0.5)  # median of 0.2, 0.5, 0.6; the unranged left out
+    assert final["range_crosses"][:1] == [pytest.approx(2 / 3, abs=1e-6)]
+    table = {"faces_video": summarize(rows)}
+    text = render({"models": {}, "halves": ["report"], "variants": {"original": table}})
+    assert "it reaches past a band boundary for 66.7% [" in text
 
 
 def test_variant_copies_are_matched_squares_and_their_2x_enlargements(

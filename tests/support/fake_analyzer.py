@@ -106,6 +106,7 @@ def fake_report(
         verdict=verdict_of(manipulated),
         authenticity=1.0 - manipulated,
         manipulated=manipulated,
+        manipulated_range=(1.0 / (1.0 + math.exp(1.0 - logit)), 1.0 / (1.0 + math.exp(-1.0 - logit))),  # +-1
         logit=logit,
         pixel_manipulated=manipulated,
         calibrated=True,

@@ -106,7 +106,7 @@ def test_only_scarce_patterns_of_a_section_are_pulled() -> None:
     x2, y2, g2 = drawn(300, (1.5, 3.0), 0.0, seed=10)
     alone = fit_stack(x2[:, 0], x2[:, 1], y2, toward=pool, groups=g2)
     assert all(sub.pull == 0.0 for sub in alone.values())
-    assert alone == fit_stack(x2[:, 0], x2[:, 1], y2)
+    assert alone == fit_stack(x2[:, 0], x2[:, 1], y2, groups=g2)  # groups alone only redraw the spread
 
 
 def test_a_weaker_pull_must_beat_the_stronger_by_more_than_the_deals_spread() -> None:

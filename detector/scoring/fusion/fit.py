@@ -25,6 +25,7 @@ import numpy as np
 from detector.scoring.calibration import CalibrationDataError
 from detector.scoring.fusion.params import BandThreshold, FusionParameters, Pattern, SubModel, Thresholds
 from detector.scoring.fusion.shrink import choose_strength
+from detector.scoring.fusion.spread import REPLICATES, parameter_covariance
 from detector.scoring.logodds import sigmoid
 from detector.tomlwrite import toml_value
 
@@ -149,6 +150,7 @@ def fit_stack(
     shared_prior: bool = True,
     toward: Pool | None = None,
     groups: np.ndarray | None = None,
+    replicates: int = REPLICATES,
 ) -> dict[Pattern, SubModel]:
     """Sub-models per pattern; ``face`` / ``synthetic`` hold calibrated logits, NaN where missing.
 
@@ -163,7 +165,8 @@ def fit_stack(
     mostly stills, where the face model's weight is 0, and the dev set's videos are mostly
     talking heads, on which cross-validation would pull the video face weight to the stills'
     and leave face swaps (few in the dev set, the face model's main case) to the synthetic-image
-    model.
+    model. Each sub-model also gets the covariance of its parameters over ``replicates``
+    bootstrap refits, whole ``groups`` (or rows) redrawn (:mod:`.spread`; 0: none).
     """
     f = np.asarray(face, dtype=np.float64)
     s = np.asarray(synthetic, dtype=np.float64)
@@ -184,10 +187,23 @@ def fit_stack(
             target = toward.target(pattern)
             pull = choose_strength(x, y[rows], groups[rows], target).strength
             w0 = target(np.array([], dtype=str))
-        b, w = fit_submodel(x, y[rows], toward=w0, strength=pull)
-        intercept = shift_prior(b, y[rows], every) if shared_prior else b
+        labels = y[rows]
+
+        def refit(sample: np.ndarray) -> tuple[float, list[float]]:
+            b, w = fit_submodel(x[sample], labels[sample], toward=w0, strength=pull)
+            return (shift_prior(b, labels[sample], every) if shared_prior else b), w
+
+        intercept, w = refit(np.arange(len(labels)))
+        named = groups[rows] if groups is not None else np.arange(len(labels))
+        covariance = (
+            parameter_covariance(refit, SIGNALS[pattern], named, labels, replicates) if replicates else []
+        )
         return SubModel(
-            intercept=intercept, n=int(rows.sum()), pull=pull, **dict(zip(SIGNALS[pattern], w, strict=True))
+            intercept=intercept,
+            n=int(rows.sum()),
+            pull=pull,
+            covariance=covariance,
+            **dict(zip(SIGNALS[pattern], w, strict=True)),
         )
 
     out: dict[Pattern, SubModel] = {}

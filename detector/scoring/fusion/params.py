@@ -51,6 +51,26 @@ class SubModel(_Strict):
     pull: float = Field(
         0.0, ge=0.0, description="penalty pulling the weights towards the shared section's (fusion/shrink.py)"
     )
+    covariance: list[list[float]] = Field(
+        default_factory=list,
+        description=(
+            "bootstrap covariance of (intercept, face, synthetic) over refits on redrawn calibration "
+            "sets (fusion/spread.py); empty: not estimated, no range is reported"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _covariance(self) -> SubModel:
+        c = self.covariance
+        if not c:
+            return self
+        if len(c) != 3 or any(len(row) != 3 for row in c):
+            raise ValueError("covariance must be 3 x 3 (intercept, face, synthetic)")
+        if any(c[i][i] < 0.0 for i in range(3)) or any(
+            abs(c[i][j] - c[j][i]) > 1e-9 * (1.0 + abs(c[i][j])) for i in range(3) for j in range(3)
+        ):
+            raise ValueError("covariance must be symmetric with a non-negative diagonal")
+        return self
 
 
 class BandThreshold(_Strict):

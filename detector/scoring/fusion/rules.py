@@ -76,6 +76,7 @@ from detector.scoring.fusion.params import (
     load_parameters,
     section_kind,
 )
+from detector.scoring.fusion.spread import Z95, logit_bounds, standard_error
 from detector.scoring.fusion.text import (
     credentials_signal,
     known_match_signal,
@@ -159,6 +160,7 @@ class Combined:
     intercept: float | None  # None for the noisy-OR combination
     fitted: bool
     unweighted: tuple[str, ...] = ()  # present signals the fitted sub-model gives weight 0 ("face"...)
+    bounds: tuple[float, float] | None = None  # 95% range of the logit over refits (fusion/spread.py)
 
 
 def combine(
@@ -179,7 +181,12 @@ def combine(
         fs, ss = submodels["face"], submodels["synthetic"]
         z_f, z_s = fs.intercept + fs.face * face, ss.intercept + ss.synthetic * synthetic
         z = noisy_or_logit(z_f, z_s)
-        return Combined(z, z - z_s, z - z_f, None, True)
+        bounds = None
+        if fs.covariance and ss.covariance:  # monotone in both: each end from both ends
+            d_f = Z95 * standard_error(fs.covariance, face, None)
+            d_s = Z95 * standard_error(ss.covariance, None, synthetic)
+            bounds = (noisy_or_logit(z_f - d_f, z_s - d_s), noisy_or_logit(z_f + d_f, z_s + d_s))
+        return Combined(z, z - z_s, z - z_f, None, True, bounds=bounds)
     pattern: Pattern = "face_synthetic" if both else "face" if face is not None else "synthetic"
     fitted = submodels.get(pattern)
     sub = fitted or SubModel(
@@ -192,9 +199,9 @@ def combine(
         for name, value, weight in (("face", face, sub.face), ("synthetic", synthetic, sub.synthetic))
         if fitted is not None and value is not None and weight == 0.0
     )
-    return Combined(
-        sub.intercept + (cf or 0.0) + (cs or 0.0), cf, cs, sub.intercept, fitted is not None, zero
-    )
+    z = sub.intercept + (cf or 0.0) + (cs or 0.0)
+    bounds = logit_bounds(z, standard_error(sub.covariance, face, synthetic)) if sub.covariance else None
+    return Combined(z, cf, cs, sub.intercept, fitted is not None, zero, bounds)
 
 
 def _base_signal(combined: Combined) -> Signal:
@@ -294,9 +301,8 @@ class Fusion:
         parameter file (a hot path)."""
         return self.sections.get(kind, self.sections[None])
 
-    def pixel_evidence(self, inputs: FusionInputs) -> tuple[float | None, list[Signal], tuple[str, ...]]:
-        """The fused pixel logit (None when no detector applies), one signal per detector, and the
-        present detectors the section gives weight 0 (``"face"``, ``"synthetic"``)."""
+    def pixel_evidence(self, inputs: FusionInputs) -> tuple[Combined | None, list[Signal]]:
+        """The fused pixel evidence (None when no detector applies) and one signal per detector."""
         face = inputs.face_logit if inputs.photographic else None
         synth = inputs.synthetic_logit if inputs.photographic else None
         combined = combine(self.submodels(_section_key(inputs)), face, synth)
@@ -314,14 +320,13 @@ class Fusion:
             signals.append(
                 model_signal(name, value, contribution, basis, configured, inputs.photographic, unweighted)
             )
-        if combined is None:
-            return None, signals, ()
-        return combined.logit, signals, combined.unweighted
+        return combined, signals
 
     def fuse(self, inputs: FusionInputs) -> Score:
         """The calibrated :class:`~detector.report.Score` of one item."""
         prov = inputs.provenance
-        pixel_logit, signals, unweighted = self.pixel_evidence(inputs)
+        combined, signals = self.pixel_evidence(inputs)
+        pixel_logit = None if combined is None else combined.logit
         logit = pixel_logit
         capture = trusted_capture(prov)
         hint = metadata_ai_hint(prov)
@@ -346,7 +351,12 @@ class Fusion:
                 metadata_signal(prov, hint, priors.metadata_ai if hint and pixel_logit is not None else None)
             )
         vouching = "trusted_capture" if capture else "known_authentic" if vouched else None
-        return self._verdict(inputs, signals, pixel_logit, logit, vouching, "face" in unweighted)
+        shift = 0.0 if logit is None or pixel_logit is None else logit - pixel_logit  # stated priors
+        bounds = None
+        if combined is not None and combined.bounds is not None:
+            bounds = (combined.bounds[0] + shift, combined.bounds[1] + shift)
+        unweighed = combined is not None and "face" in combined.unweighted
+        return self._verdict(inputs, signals, pixel_logit, logit, vouching, unweighed, bounds)
 
     def _verdict(
         self,
@@ -356,6 +366,7 @@ class Fusion:
         logit: float | None,
         vouching: str | None,
         face_unweighed: bool = False,
+        bounds: tuple[float, float] | None = None,
     ) -> Score:
         prov = inputs.provenance
         flag = provenance_flag(prov)
@@ -364,6 +375,7 @@ class Fusion:
         pixel_p = None if pixel_logit is None else sigmoid(pixel_logit)
         rule: str | None = None
         known = inputs.known_match
+        spread: tuple[float, float] | None = None
         if signed_ai_declaration(prov) or (prov is not None and prov.watermark is not None):
             verdict: Verdict = "ai_generated"
             rule = "signed_ai_declaration" if signed_ai_declaration(prov) else "invisible_watermark"
@@ -376,6 +388,8 @@ class Fusion:
             verdict, p = "out_of_scope", None
         else:
             p = sigmoid(logit)
+            if bounds is not None:
+                spread = (sigmoid(bounds[0]), sigmoid(bounds[1]))
             verdict = thresholds.band(p)
             if (
                 vouching is not None
@@ -399,6 +413,7 @@ class Fusion:
             verdict=verdict,
             authenticity=None if p is None else 1.0 - p,
             manipulated=p,
+            manipulated_range=spread,
             logit=logit,
             pixel_manipulated=pixel_p,
             rule=rule,

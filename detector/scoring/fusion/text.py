@@ -47,6 +47,12 @@ def percent(p: float) -> str:
     return f"{math.floor(100 * p + 0.5)}%"  # halves up, as the web form's Math.round
 
 
+def range_words(bounds: tuple[float, float]) -> str:
+    """A probability's range in :func:`percent`'s words: "18% to 47%" (one figure when both round alike)."""
+    low, high = percent(bounds[0]), percent(bounds[1])
+    return low if low == high else f"{low} to {high}"
+
+
 def _effect(contribution: float) -> str:
     verb = "adds" if contribution >= 0 else "subtracts"
     return f"this {verb} {abs(contribution):.2f} log-odds"
