@@ -12,6 +12,7 @@ from detector.provenance.types import ProvenanceReport
 from detector.scoring.fusion.fit import fit_stack
 from detector.scoring.fusion.rules import Fusion, FusionInputs, SubModel, load_parameters
 from detector.scoring.fusion.spread import Z95, parameter_covariance, resample, standard_error
+from detector.scoring.fusion.text import range_words
 from detector.scoring.logodds import logit
 from tests.support.fusion_params import FACE, SYNTH, make_params
 
@@ -91,6 +92,19 @@ def test_the_range_brackets_the_probability_and_follows_the_logit_error() -> Non
     stronger = fusion.fuse(FusionInputs(face_logit=6.0)).manipulated_range
     assert stronger is not None
     assert logit(stronger[1]) - logit(stronger[0]) > logit(high) - logit(low)  # further out, less known
+
+
+def test_the_summary_carries_the_authenticity_range() -> None:
+    fusion = with_spread(face=SubModel(intercept=0.1, face=1.0, n=100, covariance=COV))
+    score = fusion.fuse(FusionInputs(face_logit=-4.0))
+    assert score.manipulated_range is not None
+    low, high = score.manipulated_range
+    words = range_words((1 - high, 1 - low))
+    assert score.summary.endswith(
+        f"likely authentic by the calibrated detectors ({words} given the calibration's uncertainty)."
+    )
+    bare = Fusion(make_params(), face_model=FACE, synthetic_model=SYNTH).fuse(FusionInputs(face_logit=-4.0))
+    assert bare.summary.endswith("likely authentic by the calibrated detectors.")
 
 
 def test_stated_priors_move_the_range_with_the_score() -> None:

@@ -428,6 +428,7 @@ class Fusion:
                 inputs.photographic,
                 known,
                 inputs.scope.degraded if rule == "degraded_media" else inputs.scope.limited,
+                spread,
             ),
             basis=basis,
             signals=signals,

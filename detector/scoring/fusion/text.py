@@ -277,8 +277,10 @@ def summary_sentence(
     photographic: bool,
     known: KnownMatch | None = None,
     limited: Sequence[str] = (),
+    spread: tuple[float, float] | None = None,
 ) -> str:
-    """One sentence a reviewer can repeat (and why the verdict was held back, when it was)."""
+    """One sentence a reviewer can repeat (and why the verdict was held back, when it was); with
+    ``spread`` (P(manipulated)'s calibration range) the authenticity's range goes with it."""
     if rule == "signed_ai_declaration" and prov is not None:
         wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
         text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
@@ -294,7 +296,10 @@ def summary_sentence(
         why = _NOT_PHOTO if not photographic else "no face was found and no synthetic-image check applies"
         text = f"Out of scope: {why}, so trueframe gives no authenticity score."
     else:
-        text = f"{VERDICT_WORDS[verdict]}: {percent(1 - p)} likely authentic by the calibrated detectors."
+        text = f"{VERDICT_WORDS[verdict]}: {percent(1 - p)} likely authentic by the calibrated detectors"
+        if spread is not None:
+            text += f" ({range_words((1 - spread[1], 1 - spread[0]))} given the calibration's uncertainty)"
+        text += "."
         if rule == "pixel_evidence_over_trusted_capture":
             text += " Trusted camera credentials conflict with strong pixel evidence of manipulation."
         elif rule == "pixel_evidence_over_known_authentic":
