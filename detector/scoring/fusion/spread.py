@@ -3,9 +3,9 @@
 The fusion stack is fitted on a few dozen videos and a few hundred images (the dev set's calibrate
 half), so its weights are estimates: refitted on another draw of as many items, the same
 item's probability would come out different. The report shows that as a range beside the
-probability, so a reader can see that a ``likely_manipulated`` 0.72 rests on a fit that could as
-well have said 0.55 or 0.85, and that the bands' error rates (measured on the same half) are no
-more certain than the fit.
+probability, so a reader can see how much of a verdict rests on the fit rather than on the
+evidence, and that the bands' error rates (measured on the same half) are no more certain than
+the fit.
 
 At calibration (:func:`parameter_covariance`) each sub-model is refitted on
 :data:`REPLICATES` bootstrap draws of its rows: whole groups (every copy and variant of one
@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 REPLICATES = 200
-"""Bootstrap refits per sub-model (about 1 s for the whole shipped calibration)."""
+"""Bootstrap refits per sub-model."""
 Z95 = 1.959963984540054
 """Standard normal quantile of 0.975: the range is a two-sided 95% one."""
 ORDER = ("face", "synthetic")
