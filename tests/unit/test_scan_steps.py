@@ -171,3 +171,17 @@ def test_assemble_step_hashes_the_frames_and_reports_a_known_match(
     assert row["verdict"] == "manipulated"  # the stated fusion rule
     assert len(row["pdq"]) == 64
     assert "known_media" in json.loads(row["timings"])
+
+
+def test_a_row_carries_the_calibration_range_when_the_report_has_one() -> None:
+    from detector.media.loader import MediaInfo
+    from tests.support.fake_analyzer import fake_report
+
+    info = MediaInfo("image", "jpeg", "image/jpeg", 10, "0" * 64, 64, 48)
+    report = fake_report(info, "x.jpg", 1, 0.2, "meso4.df")
+    assert report.score.manipulated_range is not None
+    row = report_row(report)
+    assert (row["manipulated_low"], row["manipulated_high"]) == report.score.manipulated_range
+    assert row["manipulated_low"] < row["manipulated"] < row["manipulated_high"]
+    bare = report.model_copy(update={"score": report.score.model_copy(update={"manipulated_range": None})})
+    assert (report_row(bare)["manipulated_low"], report_row(bare)["manipulated_high"]) == (None, None)
