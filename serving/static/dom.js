@@ -24,7 +24,7 @@ window.TrueframeDom = Object.freeze({
   },
   // A probability's range in chance()'s words: "18% to 47%" (range_words in text.py).
   span(range) {
-    const [low, high] = [this.chance(range[0]), this.chance(range[1])];
+    const [low, high] = [window.TrueframeDom.chance(range[0]), window.TrueframeDom.chance(range[1])];
     return low === high ? low : low + " to " + high;
   },
 });

@@ -41,7 +41,7 @@ window.TrueframeReport = (function () {
   const pct = (p) => Math.round(100 * p) + "%";
   const sigmoid = (z) => 1 / (1 + Math.exp(-z));
 
-  const { el, clear, chance } = window.TrueframeDom;
+  const { el, clear, chance, span } = window.TrueframeDom;
 
   function addDetail(dl, term, value) {
     if (value === undefined || value === null || value === "") return;
@@ -63,7 +63,7 @@ window.TrueframeReport = (function () {
       line = "Estimated chance that it was manipulated or AI-generated: " + chance(s.manipulated) + ".";
       if (s.manipulated_range) {
         line += " Calibrated on another draw of as many examples, it could read " +
-          window.TrueframeDom.span(s.manipulated_range) + " (95% range).";
+          span(s.manipulated_range) + " (95% range).";
       }
       if (s.calibrated === false || s.provisional) line += " (This estimate is not calibrated.)";
     } else {

@@ -15,7 +15,7 @@
 
   function show(id, visible) { $(id).hidden = !visible; }
 
-  const { el, clear, chance } = window.TrueframeDom;
+  const { el, clear, chance, span } = window.TrueframeDom;
 
   function age(seconds) {
     const s = Math.max(0, Date.now() / 1000 - seconds);
@@ -148,7 +148,7 @@
     $("item-title").textContent = job.name || (report.media && report.media.name) || job.job_id;
     const dl = clear($("item-details"));
     detail(dl, "Detectors said", (MODEL[score.verdict] || score.verdict) + " (" + pct(score.manipulated) + " chance manipulated)");
-    if (score.manipulated_range) detail(dl, "Calibration range (95%)", window.TrueframeDom.span(score.manipulated_range));
+    if (score.manipulated_range) detail(dl, "Calibration range (95%)", span(score.manipulated_range));
     detail(dl, "Summary", score.summary);
     if (report.media) detail(dl, "File", report.media.kind + ", " + report.media.width + " × " + report.media.height + " px, " + report.media.format);
     detail(dl, "Submitted by", item.owner);
