@@ -58,6 +58,12 @@ window.TrueframeReport = (function () {
     $("verdict-card").className = "panel verdict tone-" + tone;
     const fill = $("meter-fill");
     fill.style.width = s.manipulated === null || s.manipulated === undefined ? "0" : pct(s.manipulated);
+    const band = $("meter-range");  // the calibration range, bracketed on the meter
+    band.hidden = !s.manipulated_range;
+    if (s.manipulated_range) {
+      band.style.left = pct(s.manipulated_range[0]);
+      band.style.width = pct(s.manipulated_range[1] - s.manipulated_range[0]);
+    }
     let line = "";
     if (s.manipulated !== null && s.manipulated !== undefined) {
       line = "Estimated chance that it was manipulated or AI-generated: " + chance(s.manipulated) + ".";

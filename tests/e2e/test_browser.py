@@ -58,6 +58,12 @@ VERDICT_LABELS = {
 # Probabilities at the rounding edges, worded by the form (dom.js) and by the report (text.py).
 CHANCE_PROBES = [0.0, 0.004, 0.005, 0.025, 0.2, 0.994, 0.995, 0.9996, 1.0]
 # Pixels of the face box strokes (red: P >= 50 %, green: below) on the first thumbnail.
+METER_RANGE = """() => {
+  const band = document.getElementById("meter-range");
+  const shown = getComputedStyle(band).display !== "none" && band.offsetWidth > 0;
+  return shown ? band.style.left + " " + band.style.width + " visible" : "hidden";
+}"""
+
 COUNT_BOX_PIXELS = """() => {
   const c = document.querySelector('#thumbs canvas');
   if (c === null) return {box: 0, lit: 0, total: 0};
@@ -112,6 +118,7 @@ class ResultPage:
     summary: str | None
     score_line: str | None
     chances: list[str]
+    meter_range: str
     pixels: dict[str, int]
     thumbs: int
     dots: int
@@ -132,6 +139,7 @@ def _read_result_page(page: Any) -> ResultPage:
         summary=page.text_content("#verdict-summary"),
         score_line=page.text_content("#verdict-score"),
         chances=page.evaluate("(ps) => ps.map((p) => window.TrueframeDom.chance(p))", CHANCE_PROBES),
+        meter_range=page.evaluate(METER_RANGE),
         pixels=page.evaluate(COUNT_BOX_PIXELS),
         thumbs=page.locator("#thumbs canvas").count(),
         dots=page.locator("#timeline svg circle.dot-face").count(),
@@ -157,6 +165,7 @@ def _assert_result_page(seen: ResultPage, video: Path) -> None:
     assert report["score"]["calibrated"] is False
     assert report["score"]["manipulated_range"] is None
     assert "could read" not in line
+    assert seen.meter_range == "hidden"
     assert report["tracks"], "the face-swap video has a face"
     assert seen.thumbs >= 1
     assert pixels["box"] > 100, "face boxes are drawn on the thumbnail"
@@ -282,6 +291,7 @@ def _submitter_sees(pw: Any, desk: Desk, profile: Path, problems: list[str]) -> 
             "reason": page.text_content("#review-reason") or "",
             "appeal": page.text_content("#appeal-state") or "",
             "score_line": page.text_content("#verdict-score") or "",
+            "meter_range": page.evaluate(METER_RANGE),
         }
         page.click("#verdict-card .again")
         page.set_input_files("#file-input", str(desk.copy))
@@ -311,6 +321,7 @@ def test_a_reviewer_decides_an_appeal_and_the_submitter_sees_it_and_its_known_ma
     assert "Calibration range (95%)8% to 40%" in reviewer["details"]  # the fake's 0.2 +- 1 log-odds
     assert reviewer["done"] == "Recorded: Manipulated. The appeal is overturned."
     assert submitter["model"] == VERDICT_LABELS["likely_authentic"]  # the model's verdict stays
+    assert submitter["meter_range"] == "8% 32% visible"  # bracketed on the meter: 8% from the left, 32% wide
     assert submitter["score_line"] == (
         "Estimated chance that it was manipulated or AI-generated: 20%. Calibrated on another draw of as "
         f"many examples, it could read {range_words((0.0842, 0.4046))} (95% range)."
