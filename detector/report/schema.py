@@ -136,8 +136,9 @@ class Score(_Model):
         None,
         description=(
             "95% range of `manipulated` over refits of the fusion on redrawn calibration sets "
-            "(how much the fit's small calibration set leaves open); None when the verdict did not "
-            "come from the fused score or no spread was estimated"
+            "(how much the fit's small calibration set leaves open); None when `manipulated` is not the "
+            "fused score (a signed AI declaration, a watermark or a reviewed match decided, or out of "
+            "scope) or no spread was estimated"
         ),
     )
     logit: float | None = Field(None, description="fused log-odds behind `manipulated`")

@@ -171,7 +171,7 @@ def fit_stack(
     f = np.asarray(face, dtype=np.float64)
     s = np.asarray(synthetic, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
-    every = y[~np.isnan(f) | ~np.isnan(s)]
+    with_signal = np.flatnonzero(~np.isnan(f) | ~np.isnan(s))  # the rows the prior is shifted to
     signals = {"face": f, "synthetic": s}
 
     def submodel(pattern: Pattern, rows: np.ndarray) -> SubModel:
@@ -187,22 +187,28 @@ def fit_stack(
             target = toward.target(pattern)
             pull = choose_strength(x, y[rows], groups[rows], target).strength
             w0 = target(np.array([], dtype=str))
-        labels = y[rows]
+        full = np.stack([signals[name] for name in SIGNALS[pattern]], axis=1)
 
-        def refit(sample: np.ndarray) -> tuple[float, list[float]]:
-            b, w = fit_submodel(x[sample], labels[sample], toward=w0, strength=pull)
-            return (shift_prior(b, labels[sample], every) if shared_prior else b), w
+        def refit(draw: np.ndarray) -> tuple[float, list[float]] | None:
+            """The fit on the rows with a signal at ``draw`` (repeats allowed): this pattern's rows
+            among them, its prior shifted to the balance of all of them (None: a class is missing)."""
+            drawn = with_signal[draw]
+            mine = drawn[rows[drawn]]
+            if len(np.unique(y[mine])) < 2:
+                return None
+            b, w = fit_submodel(full[mine], y[mine], toward=w0, strength=pull)
+            return (shift_prior(b, y[mine], y[drawn]) if shared_prior else b), w
 
-        intercept, w = refit(np.arange(len(labels)))
-        named = groups[rows] if groups is not None else np.arange(len(labels))
-        covariance = (
-            parameter_covariance(refit, SIGNALS[pattern], named, labels, replicates) if replicates else []
-        )
+        fitted = refit(np.arange(len(with_signal)))
+        assert fitted is not None  # the pattern has MIN_ROWS_PER_CLASS rows of each class
+        intercept, w = fitted
+        named = groups[with_signal] if groups is not None else with_signal
+        covariance = parameter_covariance(refit, SIGNALS[pattern], named, y[with_signal], replicates)
         return SubModel(
             intercept=intercept,
             n=int(rows.sum()),
             pull=pull,
-            covariance=covariance,
+            covariance=covariance,  # empty with replicates=0
             **dict(zip(SIGNALS[pattern], w, strict=True)),
         )
 

@@ -8,14 +8,21 @@ evidence, and that the bands' error rates (measured on the same half) are no mor
 the fit.
 
 At calibration (:func:`parameter_covariance`) each sub-model is refitted on
-:data:`REPLICATES` bootstrap draws of its rows: whole groups (every copy and variant of one
-clip or identity) drawn with replacement, real and fake groups apart, so each draw keeps the
-half's count of each; the same pull towards the shared section (its strength is not chosen
-again) and the same prior shift as the fit itself. The spread of the refitted (intercept,
-weights) is stored as their covariance in ``weights/fusion.toml``. At scoring
+:data:`REPLICATES` bootstrap draws of its section's rows: whole groups (every copy and variant of
+one clip or identity) drawn with replacement, real and fake ones together, so the share of fakes
+varies as it would between two collections of as many items (drawing each class apart would fix
+it, and with it every intercept the prior shift sets: a zero-width range for an image scored by a
+face the section does not weigh); each refit takes the pattern's rows among the drawn ones, with
+the same pull towards the shared section (its strength is not chosen again) and its prior shifted
+to the drawn section's balance. Draws without both classes are skipped. The
+spread of the refitted (intercept, weights) is stored as their covariance in
+``weights/fusion.toml``. At scoring
 (:func:`logit_bounds`) the fused logit's standard error is ``sqrt(x' C x)`` for the item's
 ``x = (1, face logit, synthetic logit)``, and the range is the logit +- :data:`Z95` standard
-errors through the sigmoid (a normal approximation on the log-odds scale).
+errors through the sigmoid (a normal approximation on the log-odds scale, which ignores that the
+weights are bounded at 0). Where two single-detector sub-models combine either-or (no joint
+sub-model; no shipped section does), each end takes both detectors' ends together, which covers at
+least 95%.
 
 What it does not include: the uncertainty of each model's own calibrator and of the band
 thresholds, and anything about media unlike the calibration set (that is the scope's job,
@@ -37,23 +44,16 @@ ORDER = ("face", "synthetic")
 """Covariance rows and columns: the intercept, then these weights (0 where a pattern has none)."""
 
 
-def resample(groups: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Row indices of one bootstrap draw: whole groups with replacement, each class's groups
-    (a group's class is its majority label) drawn from that class only."""
-    names = np.asarray(groups).astype(str)
-    unique, inverse = np.unique(names, return_inverse=True)
-    share = np.bincount(inverse, weights=np.asarray(labels, np.float64)) / np.bincount(inverse)
+def resample(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Row indices of one bootstrap draw: as many whole groups as there are, with replacement."""
+    unique, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
-    picked: list[np.ndarray] = []
-    for fake in (False, True):
-        pool = np.flatnonzero((share >= 0.5) == fake)
-        if pool.size:
-            picked += [members[g] for g in rng.choice(pool, size=pool.size, replace=True)]
+    picked = [members[g] for g in rng.choice(len(unique), size=len(unique), replace=True)]
     return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
 
 
 def parameter_covariance(
-    refit: Callable[[np.ndarray], tuple[float, Sequence[float]]],
+    refit: Callable[[np.ndarray], tuple[float, Sequence[float]] | None],
     signals: Sequence[str],
     groups: np.ndarray,
     labels: np.ndarray,
@@ -62,19 +62,21 @@ def parameter_covariance(
 ) -> list[list[float]]:
     """Covariance (3 x 3, order intercept, :data:`ORDER`) of ``refit(rows)`` -> (intercept,
     weights of ``signals``) over bootstrap draws of the rows (:func:`resample`); draws that lack
-    a class are skipped. All zeros when fewer than two draws could be fitted."""
+    a class, or that ``refit`` cannot fit (None), are skipped. Empty (no range is reported) when
+    fewer than two draws could be fitted."""
     rng = np.random.default_rng(seed)
     y = np.asarray(labels)
     thetas = []
     for _ in range(replicates):
-        rows = resample(groups, y, rng)
-        if len(np.unique(y[rows])) < 2:
+        rows = resample(groups, rng)
+        fitted = refit(rows) if len(np.unique(y[rows])) == 2 else None
+        if fitted is None:
             continue
-        intercept, weights = refit(rows)
+        intercept, weights = fitted
         by_name = dict(zip(signals, weights, strict=True))
         thetas.append([intercept, *(by_name.get(name, 0.0) for name in ORDER)])
     if len(thetas) < 2:
-        return [[0.0] * 3 for _ in range(3)]
+        return []
     cov = np.cov(np.asarray(thetas, np.float64), rowvar=False)
     return [[float(v) for v in row] for row in cov]
 
