@@ -193,9 +193,3 @@ def proportion(hits: int, n: int, level: float = 0.95) -> tuple[float, float, fl
     low = 0.0 if hits == 0 else float(beta.ppf(tail, hits, n - hits + 1))
     high = 1.0 if hits == n else float(beta.ppf(1.0 - tail, hits + 1, n - hits))
     return hits / n, low, high
-
-
-def band_shares(probs: np.ndarray, verdicts: Sequence[str], bands: Sequence[str]) -> dict[str, float]:
-    """Share of items given each verdict in ``bands`` (e.g. the false-positive rate of each band on reals)."""
-    total = max(1, len(verdicts))
-    return {band: sum(1 for v in verdicts if v == band) / total for band in bands}

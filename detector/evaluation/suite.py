@@ -121,11 +121,10 @@ def final_metrics(rows: Sequence[Scored]) -> dict[str, Any]:
     result["real_bands"] = {b: rate_ci([r.verdict == b for r in reals]) for b in BANDS}
     result["fake_bands"] = {b: rate_ci([r.verdict == b for r in fakes]) for b in BANDS}
     result["fpr_manipulated"] = rate_ci([r.verdict in ACCUSING for r in reals])
-    spans = [r for r in ok if r.p_range is not None]
-    if spans:  # how much the small calibration set leaves open (detector/scoring/fusion/spread.py)
-        widths = np.array([r.p_range[1] - r.p_range[0] for r in spans if r.p_range is not None])
+    widths = [r.p_range[1] - r.p_range[0] for r in ok if r.p_range is not None]
+    if widths:  # how much the small calibration set leaves open (detector/scoring/fusion/spread.py)
         result["range_width"] = [round(float(np.percentile(widths, q)), 4) for q in (50, 90)]
-        result["range_crosses"] = rate_ci([r.crosses for r in spans])
+        result["range_crosses"] = rate_ci([r.crosses for r in ok if r.p_range is not None])
     result["errors"] = sum(r.error is not None for r in rows)
     return result
 

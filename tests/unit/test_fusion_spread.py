@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from detector.provenance.types import ProvenanceReport
 from detector.scoring.fusion.fit import fit_stack
 from detector.scoring.fusion.rules import Fusion, FusionInputs, SubModel, load_parameters
-from detector.scoring.fusion.spread import Z95, parameter_covariance, resample
+from detector.scoring.fusion.spread import Z95, group_rows, parameter_covariance, resample
 from detector.scoring.fusion.text import range_words
 from detector.scoring.logodds import logit
 from tests.support.fusion_params import FACE, SYNTH, make_params
@@ -27,13 +27,15 @@ def with_spread(**submodels: SubModel) -> Fusion:
 
 def test_a_draw_takes_as_many_whole_groups_as_there_are() -> None:
     groups = np.array(["a", "a", "b", "c", "c", "c", "d", "e"])
+    members = group_rows(groups)
+    assert [m.tolist() for m in members] == [[0, 1], [2], [3, 4, 5], [6], [7]]
     rng = np.random.default_rng(3)
     for _ in range(50):
-        drawn = groups[resample(groups, rng)]
+        drawn = groups[resample(members, rng)]
         for g in set(drawn.tolist()):  # a group is drawn whole, as often as it was picked
             assert (drawn == g).sum() % (groups == g).sum() == 0
         assert sum((drawn == g).sum() // (groups == g).sum() for g in "abcde") == 5
-    assert len({tuple(sorted(groups[resample(groups, rng)].tolist())) for _ in range(20)}) > 1
+    assert len({tuple(sorted(groups[resample(members, rng)].tolist())) for _ in range(20)}) > 1
 
 
 def synthetic_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

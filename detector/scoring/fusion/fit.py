@@ -175,7 +175,8 @@ def fit_stack(
     signals = {"face": f, "synthetic": s}
 
     def submodel(pattern: Pattern, rows: np.ndarray) -> SubModel:
-        x = np.stack([signals[name][rows] for name in SIGNALS[pattern]], axis=1)
+        full = np.stack([signals[name] for name in SIGNALS[pattern]], axis=1)  # every row; NaN: missing
+        x = full[rows]
         pull, w0 = 0.0, None
         scarce = min(int((y[rows] == 1).sum()), int((y[rows] == 0).sum())) < SCARCE_ROWS_PER_CLASS
         if (
@@ -187,7 +188,6 @@ def fit_stack(
             target = toward.target(pattern)
             pull = choose_strength(x, y[rows], groups[rows], target).strength
             w0 = target(np.array([], dtype=str))
-        full = np.stack([signals[name] for name in SIGNALS[pattern]], axis=1)
 
         def refit(draw: np.ndarray) -> tuple[float, list[float]] | None:
             """The fit on the rows with a signal at ``draw`` (repeats allowed): this pattern's rows

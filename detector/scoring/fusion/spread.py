@@ -44,11 +44,16 @@ ORDER = ("face", "synthetic")
 """Covariance rows and columns: the intercept, then these weights (0 where a pattern has none)."""
 
 
-def resample(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Row indices of one bootstrap draw: as many whole groups as there are, with replacement."""
-    unique, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
-    picked = [members[g] for g in rng.choice(len(unique), size=len(unique), replace=True)]
+def group_rows(groups: np.ndarray) -> list[np.ndarray]:
+    """The row indices of each distinct group (a clip, an identity)."""
+    _, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    return [np.flatnonzero(inverse == g) for g in range(int(inverse.max(initial=-1)) + 1)]
+
+
+def resample(members: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Row indices of one bootstrap draw: as many whole groups (:func:`group_rows`) as there are,
+    with replacement."""
+    picked = [members[g] for g in rng.choice(len(members), size=len(members), replace=True)]
     return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
 
 
@@ -66,9 +71,10 @@ def parameter_covariance(
     fewer than two draws could be fitted."""
     rng = np.random.default_rng(seed)
     y = np.asarray(labels)
+    members = group_rows(groups)
     thetas = []
     for _ in range(replicates):
-        rows = resample(groups, rng)
+        rows = resample(members, rng)
         fitted = refit(rows) if len(np.unique(y[rows])) == 2 else None
         if fitted is None:
             continue
