@@ -6,6 +6,7 @@ that each stage runs here, with its models loaded once per :class:`Pipeline` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -132,13 +133,13 @@ class _InProcess:
     def provenance(self, data: bytes, mime: str, name: str | None) -> Ready[ProvenanceReport]:
         return Ready(self.p.provenance_reader.read(data, mime, name))
 
-    def detect(self, images: list[np.ndarray]) -> Ready[list[list[FaceDetection]]]:
+    def detect(self, images: Sequence[np.ndarray]) -> Ready[list[list[FaceDetection]]]:
         return Ready(self.p.faces.detect(images))
 
     def face_logits(self, crops: list[np.ndarray]) -> Ready[list[float]]:
         return Ready([float(v) for v in self.p.face_model.predict(crops)])
 
-    def synthetic_logits(self, images: list[np.ndarray]) -> Ready[list[float]]:
+    def synthetic_logits(self, images: Sequence[np.ndarray]) -> Ready[list[float]]:
         model = self.p.synthetic_model
         assert model is not None  # run() asks only when a synthetic model is configured
         return Ready([float(v) for v in model.predict(images)])

@@ -23,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from detector.faces.tracks import FaceDetection, link_tracks
+from detector.media.frames import Frame, Images
 from detector.provenance.pdq import perceptual_hashes
 from detector.runtime import timed
 from detector.settings import FaceSettings, Settings
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
     from detector.faces.extract import FaceExtractor, FaceResult, FrameLike
     from detector.media.loader import MediaInfo
-    from detector.media.sampling import Frame, FrameSample
+    from detector.media.sampling import FrameSample
     from detector.models._manifest import ModelEntry
     from detector.models.spec import InputSpec
     from detector.provenance.pdq import KnownMedia
@@ -98,11 +99,11 @@ class StageCalls(Protocol):
 
     def provenance(self, data: bytes, mime: str, name: str | None) -> Pending[ProvenanceReport]: ...
 
-    def detect(self, images: list[np.ndarray]) -> Pending[list[list[FaceDetection]]]: ...
+    def detect(self, images: Sequence[np.ndarray]) -> Pending[list[list[FaceDetection]]]: ...
 
     def face_logits(self, crops: list[np.ndarray]) -> Pending[list[float]]: ...
 
-    def synthetic_logits(self, images: list[np.ndarray]) -> Pending[list[float]]: ...
+    def synthetic_logits(self, images: Sequence[np.ndarray]) -> Pending[list[float]]: ...
 
     def heatmaps(
         self, faces: FaceResult, crops: dict[CropKey, np.ndarray], logits: dict[CropKey, float], limit: int
@@ -169,7 +170,7 @@ def detect_and_track(
 
 
 def find_faces(
-    detect: Callable[[list[np.ndarray]], Sequence[Sequence[FaceDetection]]],
+    detect: Callable[[Sequence[np.ndarray]], Sequence[Sequence[FaceDetection]]],
     frames: Sequence[FrameLike],
     settings: FaceSettings,
     min_face_px: float,
@@ -178,7 +179,7 @@ def find_faces(
     ``detect``, every round in one go (:func:`collect` sends the first round early instead)."""
     from detector.faces.plan import detect_planned
 
-    found = detect_planned(detect, [f.image for f in frames], settings, min_face_px)
+    found = detect_planned(detect, Images(frames), settings, min_face_px)
     return detect_and_track(frames, found, settings)
 
 
@@ -193,9 +194,12 @@ def crop_faces(
     keys: list[CropKey] = []
     crops: list[np.ndarray] = []
     for dets in faces.per_frame:
+        unpacked: dict[int, np.ndarray] = {}  # each frame's RGB read once, held for its own faces only
         for pos, det in enumerate(dets):
+            if det.frame_index not in unpacked:
+                unpacked = {det.frame_index: by_index[det.frame_index].image}
             keys.append((det.frame_index, pos))
-            crops.append(crop_face(by_index[det.frame_index].image, det.box, margin, spec.size[0]))
+            crops.append(crop_face(unpacked[det.frame_index], det.box, margin, spec.size[0]))
     return keys, crops
 
 
@@ -314,7 +318,7 @@ def outputs(
 
     frames = prepared.sample.frames
     sides = [det.side for dets in faces.per_frame for det in dets]
-    scope = assess(prepared.info, [f.image for f in frames], sides, judged_face_side(spec))
+    scope = assess(prepared.info, Images(frames), sides, judged_face_side(spec))
     return StageOutputs(
         media=prepared.info,
         name=prepared.name,
@@ -350,7 +354,7 @@ def collect(
     prepared = calls.prepare(data, name, options.frames)
     clock = _Clock(dict(prepared.timings))
     frames = prepared.sample.frames
-    images = [f.image for f in frames]
+    images = Images(frames)  # each frame unpacked to RGB when read, never all at once
     # Everything that needs only the frames is sent first, so remote stages overlap; the watermark
     # search runs here meanwhile.
     provenance = clock.start(

@@ -61,7 +61,8 @@ def stage_key(settings: Settings, frames: int | None) -> str:
 def strip_pixels(outputs: StageOutputs) -> StageOutputs:
     """The outputs with every frame's image replaced by a 1x1 placeholder (what the cache keeps)."""
     blank = np.zeros((1, 1, 3), np.uint8)
-    return replace(outputs, frames=[replace(f, image=blank) for f in outputs.frames], heatmaps=[])
+    frames = [replace(f, pixels=blank, packing=None) for f in outputs.frames]
+    return replace(outputs, frames=frames, heatmaps=[])
 
 
 def baseline_logits(model: Classifier, outputs: StageOutputs, settings: Settings) -> list[float]:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from detector.faces.tracks import FaceDetection, FaceTrack, box_iou, link_tracks
+from detector.media.frames import image_size
 from detector.runtime import select_device
 from detector.settings import FaceSettings
 
@@ -53,7 +54,7 @@ DEFAULT_MIN_FACE_PX = 40  # a bare extractor without a face model to size it (te
 
 
 class FrameLike(Protocol):
-    """What face extraction needs from a sampled frame (``detector.sampling.Frame`` fits)."""
+    """What face extraction needs from a sampled frame (``detector.media.frames.Frame`` fits)."""
 
     @property
     def index(self) -> int: ...
@@ -140,25 +141,24 @@ class FaceExtractor:
 
         A video's frames go through :func:`detector.stages.find_faces` (the detection plan and
         the tracks), which calls this on whole frames and on regions of them."""
-        images = [_as_rgb(im) for im in images]
         cfg = self.settings
-        results: list[list[FaceDetection]] = [[] for _ in images]
+        sizes = [image_size(images, pos) for pos in range(len(images))]  # frames stay packed
+        results: list[list[FaceDetection]] = [[] for _ in sizes]
         groups: dict[tuple[int, int], list[int]] = {}
-        for pos, image in enumerate(images):
-            shape = _detect_shape(image.shape[0], image.shape[1], cfg.detect_longest_side)
-            groups.setdefault(shape, []).append(pos)
+        for pos, (height, width) in enumerate(sizes):
+            groups.setdefault(_detect_shape(height, width, cfg.detect_longest_side), []).append(pos)
         for (h, w), positions in groups.items():
             per_batch = max(1, min(cfg.batch_size, cfg.max_batch_pixels // (h * w)))
             for start in range(0, len(positions), per_batch):
                 chunk = positions[start : start + per_batch]
                 # images of different sizes can share a copy size: search down to the smallest scale
-                scale = min(min(h / images[p].shape[0], w / images[p].shape[1]) for p in chunk)
+                scale = min(min(h / sizes[p][0], w / sizes[p][1]) for p in chunk)
                 min_size = max(MIN_DETECT_FACE_PX, self.min_face_px * scale)
                 if min(h, w) < min_size:
                     continue  # no face of the minimum size fits (MTCNN fails on an empty pyramid)
-                copies = np.stack([_downscale(images[p], h, w) for p in chunk])
+                copies = np.stack([_downscale(_as_rgb(images[p]), h, w) for p in chunk])
                 for p, found in zip(chunk, self._run(copies, min_size), strict=True):
-                    results[p] = self._to_full_res(p, images[p].shape, (h, w), *found)
+                    results[p] = self._to_full_res(p, sizes[p], (h, w), *found)
         return results
 
     def _run(self, batch: np.ndarray, min_size: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from detector.faces.tracks import FaceDetection, box_iou, pair_greedily
+from detector.media.frames import Images
 from detector.settings import FaceSettings
 
 __all__ = ["REGION_FACE_SCALE", "REGION_PAD", "DetectionPlan", "detect_planned"]
@@ -76,7 +77,7 @@ class DetectionPlan:
     """Rounds of face-detection requests for the frames of one medium, in sampling order."""
 
     def __init__(self, images: Sequence[np.ndarray], settings: FaceSettings, min_face_px: float) -> None:
-        self._images = list(images)
+        self._images = images if isinstance(images, Images) else Images(list(images))
         self._settings = settings
         self._min_face = float(min_face_px)
         self._done: dict[int, Faces] = {}
@@ -93,9 +94,10 @@ class DetectionPlan:
     def finished(self) -> bool:
         return not self._whole and not self._regions
 
-    def requests(self) -> list[np.ndarray]:
-        """This round's images: whole frames, then region copies (empty once finished)."""
-        return [self._images[p] for p in self._whole] + [self._cut(r) for r in self._regions]
+    def requests(self) -> Images:
+        """This round's images: whole frames (unpacked as the detector reads them), then region
+        copies (empty once finished)."""
+        return Images([self._images.source(p) for p in self._whole] + [self._cut(r) for r in self._regions])
 
     def take(self, found: Sequence[Sequence[FaceDetection]]) -> None:
         """The detector's faces for :meth:`requests`, in their order; plans the next round."""
@@ -119,7 +121,7 @@ class DetectionPlan:
         self.region_searches += len(self._regions)
         self._plan(sorted(missed))
 
-    def run(self, detect: Callable[[list[np.ndarray]], Sequence[Sequence[FaceDetection]]]) -> list[Faces]:
+    def run(self, detect: Callable[[Sequence[np.ndarray]], Sequence[Sequence[FaceDetection]]]) -> list[Faces]:
         """Every remaining round through ``detect`` (one call per round); the faces per frame."""
         while not self.finished:
             self.take(detect(self.requests()))
@@ -157,7 +159,7 @@ class DetectionPlan:
         return [(first[i], last[j]) for i, j in pairs]
 
     def _region(self, position: int, a: FaceDetection, b: FaceDetection) -> _Region:
-        height, width = self._images[position].shape[:2]
+        height, width = self._images.size(position)
         pad = REGION_PAD * max(a.side, b.side)
         x0 = max(0, math.floor(min(a.box[0], b.box[0]) - pad))
         y0 = max(0, math.floor(min(a.box[1], b.box[1]) - pad))
@@ -175,7 +177,7 @@ class DetectionPlan:
 
     def _cut_by_edge(self, region: _Region, face: FaceDetection) -> bool:
         """Whether ``face`` (copy pixels) touches an edge of the region that is not the frame's."""
-        height, width = self._images[region.position].shape[:2]
+        height, width = self._images.size(region.position)
         x1, y1, x2, y2 = face.box
         return (
             (region.x0 > 0 and x1 <= 1)
@@ -203,7 +205,7 @@ def _once(faces: Faces) -> Faces:
 
 
 def detect_planned(
-    detect: Callable[[list[np.ndarray]], Sequence[Sequence[FaceDetection]]],
+    detect: Callable[[Sequence[np.ndarray]], Sequence[Sequence[FaceDetection]]],
     images: Sequence[np.ndarray],
     settings: FaceSettings,
     min_face_px: float,

@@ -5,10 +5,12 @@ offset by the stream's start time. In ``exact`` mode the sampler returns, for ea
 whose presentation interval contains it: exactly the frame a sequential decode shows at that moment.
 In ``keyframes`` mode (batch triage) it returns the keyframe that starts each target's GOP.
 
-Sampled frames are converted to upright RGB and, when larger, scaled down at once (area
-interpolation) so that their longest side is at most ``limits.frame_max_side``: detectors never need
-more, and a 7000x7000 frame would otherwise cost 147 MB per copy. ``Frame.scale`` records the
-factor so face boxes are reported in the medium's own pixels.
+Sampled frames keep their decoded YUV 4:2:0 planes where they can (:mod:`.frames`: half the
+memory of RGB, unpacked to the same RGB when read); others are converted to upright RGB at once.
+Frames larger than ``limits.frame_max_side`` on their longest side are scaled down at once (area
+interpolation, to RGB): detectors never need more, and a 7000x7000 frame would otherwise cost
+147 MB per copy. ``Frame.scale`` records the factor so face boxes are reported in the medium's own
+pixels.
 """
 
 from __future__ import annotations
@@ -22,23 +24,11 @@ import numpy as np
 
 from detector.errors import InvalidRequest, NoFramesDecoded
 from detector.media.decode import Decoder, DecodeStats, Guard
+from detector.media.frames import Frame, pack
 from detector.media.loader import Media, MediaLoader, clockwise_rotation, primary_video_stream
 from detector.settings import SamplingSettings, get_settings
 
 SamplingMode = Literal["exact", "keyframes"]
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One sampled frame: position in the sample, presentation time (s), RGB uint8 upright image.
-
-    ``scale`` is the image's size over the medium's (1.0 unless it was scaled down at decode).
-    """
-
-    index: int
-    timestamp: float
-    image: np.ndarray
-    scale: float = 1.0
 
 
 @dataclass
@@ -72,8 +62,18 @@ def to_rgb_upright(frame: av.VideoFrame, max_side: int | None = None) -> tuple[n
     return np.ascontiguousarray(image), scale
 
 
+def sampled_frame(index: int, frame: av.VideoFrame, max_side: int | None = None) -> Frame:
+    """A decoded frame as a :class:`Frame`: its I420 planes when it fits ``max_side`` and is 4:2:0
+    8-bit of even size, else upright RGB (scaled down to ``max_side``)."""
+    if max_side is None or max(frame.width, frame.height) <= max_side:
+        packed = pack(frame, clockwise_rotation(frame) // 90)
+        if packed is not None:
+            return Frame(index, float(frame.time), packed[0], 1.0, packed[1])
+    return Frame(index, float(frame.time), *to_rgb_upright(frame, max_side))
+
+
 class FrameSampler:
-    """Picks ``n`` frames of a video (or the one frame of an image) as upright RGB arrays."""
+    """Picks ``n`` frames of a video (or the one frame of an image); each reads as upright RGB."""
 
     def __init__(self, settings: SamplingSettings | None = None, loader: MediaLoader | None = None) -> None:
         self.settings = settings if settings is not None else get_settings().sampling
@@ -120,7 +120,7 @@ class FrameSampler:
         with Decoder(container, stream, guard, targets if exact else (), threads) as decoder:
             pick = decoder.frame_at if exact else decoder.keyframe_at
             side = self.loader.limits.frame_max_side
-            chosen: list[Frame] = []  # converted as soon as picked: no decoded YUV frame is held
+            chosen: list[Frame] = []  # copied out as soon as picked: no decoder frame is held
             last_pts: int | None = None
             warnings: list[str] = []
             duplicates = 0
@@ -135,7 +135,7 @@ class FrameSampler:
                     duplicates += 1
                     continue
                 last_pts = frame.pts
-                chosen.append(Frame(len(chosen), float(frame.time), *to_rgb_upright(frame, side)))
+                chosen.append(sampled_frame(len(chosen), frame, side))
         if not chosen:
             raise NoFramesDecoded(
                 f"no frame of the {media.info.format} video could be decoded ({decoder.error or 'no data'})"

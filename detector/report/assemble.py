@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 from detector.faces.extract import FaceResult
+from detector.media.frames import Frame
 from detector.media.loader import MediaInfo
-from detector.media.sampling import Frame
 from detector.models._manifest import ModelEntry
 from detector.provenance.pdq import MediaHashes
 from detector.provenance.types import ProvenanceReport

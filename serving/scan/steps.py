@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from detector.errors import InternalError, TrueframeError
+from detector.media.frames import Images
 from detector.media.loader import Media, MediaInfo, MediaLoader
 from detector.media.sampling import FrameSample, FrameSampler
 from detector.provenance.pdq import KnownMedia, perceptual_hashes
@@ -223,7 +224,7 @@ class ClassifierStep(_Step):
         assert self.synthetic_model is not None
         frames = state.sample.frames
         state.synthetic_logits = keyed(
-            [f.index for f in frames], self.synthetic_model.predict([f.image for f in frames])
+            [f.index for f in frames], self.synthetic_model.predict(Images(frames))
         )
 
 
@@ -274,7 +275,7 @@ class AssembleStep:
             prepared, state.faces, state.crop_logits, state.synthetic_logits, state.provenance, self.spec
         )
         with timed(result.timings, "known_media"):
-            result.hashes = perceptual_hashes(state.info.kind, [f.image for f in state.sample.frames])
+            result.hashes = perceptual_hashes(state.info.kind, Images(state.sample.frames))
             result.known_match = self.known.match(result.hashes) if self.known is not None else None
         return result
 

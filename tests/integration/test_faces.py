@@ -21,7 +21,7 @@ from tests.support import mediagen
 
 @dataclass(frozen=True)
 class Frame:
-    """Stand-in for detector.sampling.Frame: only what face extraction reads."""
+    """Stand-in for detector.media.frames.Frame: only what face extraction reads."""
 
     index: int
     image: np.ndarray

@@ -138,7 +138,7 @@ def test_two_regions_finding_one_face_count_it_once() -> None:
 def test_empty_and_misused_plans() -> None:
     plan = DetectionPlan([], FaceSettings(), 8.0)
     assert plan.finished
-    assert plan.requests() == []
+    assert len(plan.requests()) == 0
     assert plan.result() == []
     plan = DetectionPlan([frame()] * 3, FaceSettings(), 8.0)
     with pytest.raises(RuntimeError):

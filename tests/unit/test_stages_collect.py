@@ -5,14 +5,16 @@ and a watermark in an image's pixels reaches the report's provenance."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
 
+from detector.media.frames import Frame
 from detector.media.loader import MediaInfo
-from detector.media.sampling import Frame, FrameSample
+from detector.media.sampling import FrameSample
 from detector.provenance.types import ProvenanceReport
 from detector.settings import Settings
 from detector.stages import Options, Prepared, Ready, collect, face_spec
@@ -58,13 +60,13 @@ class Calls:
     def provenance(self, data: bytes, mime: str, name: str | None) -> Any:
         return self._call("provenance", ProvenanceReport(state="absent", state_description="none"))
 
-    def detect(self, images: list[np.ndarray]) -> Any:
+    def detect(self, images: Sequence[np.ndarray]) -> Any:
         return self._call("faces", [[] for _ in images])
 
     def face_logits(self, crops: list[np.ndarray]) -> Any:
         return self._call("face_model", [0.0 for _ in crops])
 
-    def synthetic_logits(self, images: list[np.ndarray]) -> Any:
+    def synthetic_logits(self, images: Sequence[np.ndarray]) -> Any:
         return self._call("synthetic_model", [0.0 for _ in images])
 
     def heatmaps(self, *args: Any) -> Any:
