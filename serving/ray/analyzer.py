@@ -21,6 +21,7 @@ import anyio.to_thread
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from detector.errors import TrueframeError
+from detector.media.frames import sources
 from detector.runtime import timed
 from detector.settings import Settings
 from detector.stages import Options, Prepared, Ready, face_spec, run
@@ -171,16 +172,17 @@ class RayCalls:
         pending: Remote[ProvenanceReport] = Remote(lambda: self.h.provenance.read.remote(data, mime, name))
         return pending
 
-    def detect(self, images: list[np.ndarray]) -> Gathered[list[FaceDetection]]:
-        return Gathered([_bind(self.h.faces.detect, image) for image in images])
+    def detect(self, images: Sequence[np.ndarray]) -> Gathered[list[FaceDetection]]:
+        # frames travel packed; the replica unpacks each as its detector reads it
+        return Gathered([_bind(self.h.faces.detect, image) for image in sources(images)])
 
     def face_logits(self, crops: list[np.ndarray]) -> Gathered[float]:
         return Gathered([_bind(self.h.face_model.predict, crop) for crop in crops])
 
-    def synthetic_logits(self, images: list[np.ndarray]) -> Gathered[float] | Ready[list[float]]:
+    def synthetic_logits(self, images: Sequence[np.ndarray]) -> Gathered[float] | Ready[list[float]]:
         if self.h.synthetic_model is None:
             return Ready([])
-        return Gathered([_bind(self.h.synthetic_model.predict, image) for image in images])
+        return Gathered([_bind(self.h.synthetic_model.predict, image) for image in sources(images)])
 
     def heatmaps(
         self, faces: FaceResult, crops: dict[CropKey, np.ndarray], logits: dict[CropKey, float], limit: int

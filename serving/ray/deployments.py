@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from detector.settings import Settings
 if TYPE_CHECKING:
     from detector.faces.extract import FaceResult
     from detector.faces.tracks import FaceDetection
+    from detector.media.frames import HasImage
     from detector.media.loader import MediaInfo
     from detector.media.sampling import FrameSample
     from detector.models import Classifier
@@ -129,9 +131,12 @@ class FaceDeployment:
         _apply_batch_config(config, self.detect)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
-    async def detect(self, images: list[np.ndarray]) -> list[list[FaceDetection]]:
-        """Faces in one RGB frame (``frame_index`` is 0: the caller sets the frame's own index)."""
-        per_image = self.extractor.detect(images)
+    async def detect(self, images: list[HasImage | np.ndarray]) -> list[list[FaceDetection]]:
+        """Faces in one frame or RGB array (``frame_index`` is 0: the caller sets the frame's own
+        index); a packed frame is unpacked when the detector reads it."""
+        from detector.media.frames import Images
+
+        per_image = self.extractor.detect(Images(images))
         return per_image
 
     async def ready(self) -> bool:
@@ -163,8 +168,10 @@ class _ClassifierDeployment:
             )
         return self._model
 
-    def _logits(self, images: list[np.ndarray]) -> list[float]:
-        return [float(v) for v in self.model.predict(images)]
+    def _logits(self, images: Sequence[HasImage | np.ndarray]) -> list[float]:
+        from detector.media.frames import Images
+
+        return [float(v) for v in self.model.predict(Images(images))]
 
     async def describe(self) -> tuple[str, ModelEntry]:
         """Name and manifest entry of the loaded model (loads it: used as the readiness probe)."""
@@ -201,6 +208,6 @@ class SyntheticModelDeployment(_ClassifierDeployment):
         _apply_batch_config(config, self.predict)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def predict(self, images: list[np.ndarray]) -> list[float]:
-        """Raw synthetic-logit of one whole frame."""
+    async def predict(self, images: list[HasImage | np.ndarray]) -> list[float]:
+        """Raw synthetic-logit of one whole frame (a packed frame or an RGB array)."""
         return self._logits(images)

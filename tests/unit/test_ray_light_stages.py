@@ -107,3 +107,31 @@ def test_a_hostile_image_fails_in_the_ingress_with_the_deployments_typed_error()
         raised.append((type(caught.value), caught.value.code, len(media.calls)))
     assert raised[0][:2] == raised[1][:2]
     assert (raised[0][2], raised[1][2]) == (0, 1)
+
+
+def test_frames_travel_packed_to_the_face_and_synthetic_replicas(face_clip: Path) -> None:
+    """A video's frames are sent as their I420 planes (half of RGB's bytes); region copies as arrays."""
+    from detector.media.frames import Frame, Images
+    from detector.media.loader import MediaLoader
+    from detector.media.sampling import FrameSampler
+    from serving.ray.analyzer import RayCalls, StageHandles
+
+    frames = FrameSampler().sample(MediaLoader().load(face_clip), 3).frames
+    region = np.zeros((40, 40, 3), np.uint8)
+    faces, synthetic = _Method(lambda _image: []), _Method(lambda _image: 0.5)
+    handles = StageHandles(
+        media=_Handle(),  # type: ignore[arg-type]
+        provenance=_Handle(),  # type: ignore[arg-type]
+        faces=_Handle(detect=faces),  # type: ignore[arg-type]
+        face_model=_Handle(),  # type: ignore[arg-type]
+        synthetic_model=_Handle(predict=synthetic),  # type: ignore[arg-type]
+    )
+    calls = RayCalls(handles, None)
+    assert calls.detect(Images([*frames, region])).result() == [[], [], [], []]
+    assert calls.synthetic_logits(Images(frames)).result() == [0.5, 0.5, 0.5]
+    sent = [args[0] for args in faces.calls]
+    assert all(isinstance(item, Frame) and item.packing is not None for item in sent[:3])
+    assert sent[3] is region
+    assert all(args[0] is frame for args, frame in zip(synthetic.calls, frames, strict=True))
+    height, width = frames[0].size
+    assert sum(item.pixels.nbytes for item in sent[:3]) == 3 * height * width * 3 // 2
