@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.errors import TrueframeError
+from detector.media.frames import Images
 from detector.stages import Options
 
 if TYPE_CHECKING:
@@ -69,11 +71,10 @@ def baseline_logits(model: Classifier, outputs: StageOutputs, settings: Settings
     """Raw logits of ``model`` on the item's face crops (its own crop spec), else on its whole frames."""
     from detector.stages import crop_faces
 
+    inputs: Sequence[np.ndarray] = Images(outputs.frames)
     if outputs.faces.n_faces:
-        _keys, crops = crop_faces(outputs.frames, outputs.faces, model.spec, settings.faces.margin)
-    else:
-        crops = [f.image for f in outputs.frames]
-    return [float(v) for v in model.predict(crops)] if crops else []
+        _keys, inputs = crop_faces(outputs.frames, outputs.faces, model.spec, settings.faces.margin)
+    return [float(v) for v in model.predict(inputs)] if len(inputs) else []
 
 
 class OutputCache:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from detector.faces.tracks import FaceDetection, FaceTrack, box_iou, link_tracks
-from detector.media.frames import image_size
+from detector.media.frames import Images, image_size
 from detector.runtime import select_device
 from detector.settings import FaceSettings
 
@@ -108,6 +108,16 @@ def _detect_shape(height: int, width: int, longest_side: int) -> tuple[int, int]
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def _checked_size(images: Sequence[np.ndarray], position: int) -> tuple[int, int]:
+    """(height, width) of an image; a plain array is checked for RGB uint8 here, before any work,
+    a frame is not unpacked (it reads as RGB by construction)."""
+    source = images.source(position) if isinstance(images, Images) else images[position]
+    if isinstance(source, np.ndarray):
+        height, width = _as_rgb(source).shape[:2]
+        return int(height), int(width)
+    return image_size(images, position)
+
+
 def _as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 HxWx3 image, got {image.dtype} {image.shape}")
@@ -142,7 +152,7 @@ class FaceExtractor:
         A video's frames go through :func:`detector.stages.find_faces` (the detection plan and
         the tracks), which calls this on whole frames and on regions of them."""
         cfg = self.settings
-        sizes = [image_size(images, pos) for pos in range(len(images))]  # frames stay packed
+        sizes = [_checked_size(images, pos) for pos in range(len(images))]  # frames stay packed
         results: list[list[FaceDetection]] = [[] for _ in sizes]
         groups: dict[tuple[int, int], list[int]] = {}
         for pos, (height, width) in enumerate(sizes):

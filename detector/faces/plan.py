@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from detector.faces.tracks import FaceDetection, box_iou, pair_greedily
-from detector.media.frames import Images
+from detector.media.frames import HasImage, Images
 from detector.settings import FaceSettings
 
 __all__ = ["REGION_FACE_SCALE", "REGION_PAD", "DetectionPlan", "detect_planned"]
@@ -97,7 +97,13 @@ class DetectionPlan:
     def requests(self) -> Images:
         """This round's images: whole frames (unpacked as the detector reads them), then region
         copies (empty once finished)."""
-        return Images([self._images.source(p) for p in self._whole] + [self._cut(r) for r in self._regions])
+        cuts: list[HasImage | np.ndarray] = []
+        unpacked: dict[int, np.ndarray] = {}  # one frame's RGB at a time, for all its regions in a row
+        for region in self._regions:
+            if region.position not in unpacked:
+                unpacked = {region.position: self._images[region.position]}
+            cuts.append(self._cut(unpacked[region.position], region))
+        return Images([self._images.source(p) for p in self._whole] + cuts)
 
     def take(self, found: Sequence[Sequence[FaceDetection]]) -> None:
         """The detector's faces for :meth:`requests`, in their order; plans the next round."""
@@ -169,8 +175,9 @@ class DetectionPlan:
         w, h = max(1, x1 - x0), max(1, y1 - y0)
         return _Region(position, x0, y0, x0 + w, y0 + h, max(1, round(w * scale)), max(1, round(h * scale)))
 
-    def _cut(self, region: _Region) -> np.ndarray:
-        crop = self._images[region.position][region.y0 : region.y1, region.x0 : region.x1]
+    @staticmethod
+    def _cut(image: np.ndarray, region: _Region) -> np.ndarray:
+        crop = image[region.y0 : region.y1, region.x0 : region.x1]
         if (region.width, region.height) != (crop.shape[1], crop.shape[0]):
             crop = cv2.resize(crop, (region.width, region.height), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(crop)

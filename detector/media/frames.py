@@ -3,12 +3,12 @@ pixel instead of RGB's 3) and is turned into RGB only when a stage reads :attr:`
 
 The 32 frames of a 1080p clip take 100 MB this way instead of 199 MB, for the whole analysis and
 on every hop between Ray replicas. The RGB a stage reads is bit-identical to what decoding
-straight to RGB gives: the planes are put back into a frame with the decoder's colour space and
-range, and FFmpeg's converter runs with its ``POINT`` setting, which for this same-size 4:2:0
-conversion gave the default's pixels on every frame tried (976 frames of 71 clips, BT.601 and
-BT.709) in a quarter of the time: 0.7 ms instead of 2.9 ms for a 1080p frame on this project's
-machine (``tests/unit/test_frames.py`` checks it). Frames of any other layout (images, odd sizes, 4:4:4,
-10-bit, frames scaled down at decode) hold RGB as before.
+straight to RGB gives: the planes are put back into a frame with the decoder's pixel format,
+colour space and range, and FFmpeg converts it as it converts a decoded frame (about 1.2 ms for a
+1080p frame on one thread on this project's machine). A display rotation is applied to the planes
+once, when the frame is packed (turning the three planes alike gives the same pixels as turning
+the RGB). Frames of any other layout (images, odd sides, 4:2:2 and 4:4:4, more than 8 bits,
+frames scaled down at decode) hold RGB as before.
 
 A stage that reads the frames one by one should go through :class:`Images`, which unpacks each
 frame on access, so no list of every frame's RGB is ever held.
@@ -23,39 +23,53 @@ from typing import Any, Protocol, overload
 import av
 import numpy as np
 
-PACKED_FORMAT = "yuv420p"
+PACKED_FORMATS = frozenset({"yuv420p", "yuvj420p"})
+"""Decoded layouts held packed: 8-bit 4:2:0, limited (``yuv420p``) or full range (``yuvj420p``)."""
 
 
 @dataclass(frozen=True)
 class Packing:
-    """How a frame's I420 planes turn back into upright RGB: the decoder's colour space and
-    range (FFmpeg's enum values) and the clockwise quarter turns that make it upright."""
+    """How a frame's I420 planes turn back into RGB: their pixel format (``yuv420p``, or
+    ``yuvj420p`` for full range) and the decoder's colour space and range (FFmpeg's enum values)."""
 
     colorspace: int
     color_range: int
-    turns: int = 0
+    format: str = "yuv420p"
 
     def rgb(self, planes: np.ndarray) -> np.ndarray:
-        """Upright RGB uint8 HxWx3 (contiguous) of ``planes`` ((H * 3 / 2) x W, I420)."""
-        frame = av.VideoFrame.from_ndarray(planes, format=PACKED_FORMAT)
+        """RGB uint8 HxWx3 (contiguous) of ``planes`` ((H * 3 / 2) x W, I420), converted by FFmpeg
+        as a decoder's frame is (same colour tags, no scaling) on one thread: a conversion is too
+        short to pay for a thread pool, which on a large machine would span every core."""
+        frame = av.VideoFrame.from_ndarray(planes, format=self.format)
         frame.colorspace = self.colorspace
         frame.color_range = self.color_range
-        image: np.ndarray = frame.reformat(format="rgb24", interpolation="POINT").to_ndarray()
-        if self.turns:
-            return np.ascontiguousarray(np.rot90(image, k=-self.turns))  # negative k turns clockwise
-        return image
+        return np.ascontiguousarray(frame.reformat(format="rgb24", threads=1).to_ndarray())
 
-    def size(self, planes: np.ndarray) -> tuple[int, int]:
-        """(height, width) of the upright RGB image."""
-        height, width = planes.shape[0] * 2 // 3, planes.shape[1]
-        return (width, height) if self.turns % 2 else (height, width)
+    @staticmethod
+    def size(planes: np.ndarray) -> tuple[int, int]:
+        """(height, width) of the RGB image."""
+        return planes.shape[0] * 2 // 3, planes.shape[1]
+
+
+def _turned(planes: np.ndarray, turns: int) -> np.ndarray:
+    """I420 ``planes`` turned clockwise by ``turns`` quarter turns (each plane turned alike)."""
+    height, width = planes.shape[0] * 2 // 3, planes.shape[1]
+    luma = planes[:height]
+    chroma = planes[height:].reshape(2, height // 2, width // 2)
+    turned = [np.rot90(luma, k=-turns), np.rot90(chroma[0], k=-turns), np.rot90(chroma[1], k=-turns)]
+    new_width = turned[0].shape[1]
+    return np.concatenate([plane.reshape(-1) for plane in turned]).reshape(-1, new_width)
 
 
 def pack(frame: av.VideoFrame, turns: int) -> tuple[np.ndarray, Packing] | None:
-    """The frame's I420 planes and how to unpack them; None for a frame of another layout."""
-    if frame.format.name != PACKED_FORMAT or frame.width % 2 or frame.height % 2:
+    """The frame's I420 planes, turned upright, and how to unpack them; None for a frame of another
+    layout (4:2:2, 4:4:4, more than 8 bits, an odd side)."""
+    if frame.format.name not in PACKED_FORMATS or frame.width % 2 or frame.height % 2:
         return None
-    return frame.to_ndarray(), Packing(int(frame.colorspace), int(frame.color_range), turns % 4)
+    planes = frame.to_ndarray()
+    if turns % 4:
+        planes = _turned(planes, turns % 4)
+    return planes, Packing(int(frame.colorspace), int(frame.color_range), frame.format.name)
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,17 @@ class Frame:
         if self.packing is None:
             return int(self.pixels.shape[0]), int(self.pixels.shape[1])
         return self.packing.size(self.pixels)
+
+    def __post_init__(self) -> None:
+        shape, packed = self.pixels.shape, self.packing is not None
+        valid = (
+            len(shape) == 2 and shape[0] % 3 == 0 and shape[1] % 2 == 0  # rows 3/2 x an even height
+            if packed
+            else len(shape) == 3 and shape[2] == 3
+        )
+        if self.pixels.dtype != np.uint8 or not valid:
+            what = "I420 planes ((H * 3 / 2) x W, even sides)" if packed else "RGB (H x W x 3)"
+            raise ValueError(f"frame {self.index}: expected uint8 {what}, got {self.pixels.dtype} {shape}")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Reads frames pickled before packing existed (their RGB was the field ``image``)."""

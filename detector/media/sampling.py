@@ -63,8 +63,8 @@ def to_rgb_upright(frame: av.VideoFrame, max_side: int | None = None) -> tuple[n
 
 
 def sampled_frame(index: int, frame: av.VideoFrame, max_side: int | None = None) -> Frame:
-    """A decoded frame as a :class:`Frame`: its I420 planes when it fits ``max_side`` and is 4:2:0
-    8-bit of even size, else upright RGB (scaled down to ``max_side``)."""
+    """A decoded frame as a :class:`Frame`: its upright I420 planes when it fits ``max_side`` and
+    :func:`detector.media.frames.pack` takes its layout, else upright RGB (scaled to ``max_side``)."""
     if max_side is None or max(frame.width, frame.height) <= max_side:
         packed = pack(frame, clockwise_rotation(frame) // 90)
         if packed is not None:

@@ -145,3 +145,19 @@ def test_empty_and_misused_plans() -> None:
         plan.result()
     with pytest.raises(ValueError, match="expected faces for 2 requests"):
         plan.take([[]])
+
+
+def test_each_frame_is_read_once_per_round_whatever_its_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packed frames are unpacked when read: two followed faces make two regions of a frame, cut
+    from one read of it, and the anchors' whole frames are read by the detector only."""
+    from detector.media.frames import Frame, Images
+
+    reads: list[int] = []
+    monkeypatch.setattr(Frame, "image", property(lambda f: reads.append(f.index) or f.pixels))
+    images = [frame((10 + 2 * i, 20, 20), (150 - 2 * i, 70, 24)) for i in range(5)]
+    frames = [Frame(i, i / 25, image) for i, image in enumerate(images)]
+    plan = DetectionPlan(Images(frames), FaceSettings(full_detect_every=4), 8.0)
+    found = plan.run(SquareDetector())
+    assert (plan.whole_searches, plan.region_searches) == (2, 6)
+    assert sorted(reads) == [0, 1, 2, 3, 4]
+    assert boxes(found) == boxes(SquareDetector()(images))

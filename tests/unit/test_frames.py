@@ -3,9 +3,11 @@ of RGB, and reads back as exactly the RGB a straight decode gives; stages read f
 
 from __future__ import annotations
 
+import copyreg
 import pickle
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, SupportsIndex
 
 import av
 import numpy as np
@@ -24,45 +26,67 @@ from tests.support import mediagen
 TAGS = [(2, 0), (1, 1), (6, 1), (1, 2)]
 
 
-def yuv_frame(height: int, width: int, colorspace: int, color_range: int, seed: int = 0) -> av.VideoFrame:
+SIZES = [(48, 64), (480, 854), (30, 50), (2, 2)]  # 854 and 50: RGB rows not a multiple of 32 bytes
+
+
+def yuv_frame(
+    height: int, width: int, colorspace: int, color_range: int, seed: int = 0, fmt: str = "yuv420p"
+) -> av.VideoFrame:
     """A 4:2:0 frame with random planes (every chroma value, not only a photo's) and colour tags."""
     planes = np.random.default_rng(seed).integers(0, 256, (height * 3 // 2, width), dtype=np.uint8)
-    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    frame = av.VideoFrame.from_ndarray(planes, format=fmt)
     frame.colorspace, frame.color_range = colorspace, color_range
     frame.pts, frame.time_base = seed, Fraction(1, 25)
     return frame
 
 
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuvj420p"])
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize(("colorspace", "color_range"), TAGS)
-def test_unpacked_rgb_is_the_decoders_rgb(colorspace: int, color_range: int) -> None:
-    frame = yuv_frame(48, 64, colorspace, color_range)
+def test_unpacked_rgb_is_the_decoders_rgb(
+    colorspace: int, color_range: int, size: tuple[int, int], fmt: str
+) -> None:
+    height, width = size
+    frame = yuv_frame(height, width, colorspace, color_range, fmt=fmt)
     packed = pack(frame, 0)
     assert packed is not None
     planes, packing = packed
-    assert planes.nbytes == 48 * 64 * 3 // 2  # half of RGB's 48 x 64 x 3
-    assert np.array_equal(packing.rgb(planes), frame.to_ndarray(format="rgb24"))
+    assert planes.nbytes == height * width * 3 // 2  # half of RGB's
+    image = packing.rgb(planes)
+    assert np.array_equal(image, frame.to_ndarray(format="rgb24"))
+    assert image.flags.c_contiguous
 
 
 def test_unpacking_needs_the_frames_own_colour_tags() -> None:
     """Without the tags the converter assumes BT.601 limited range: BT.709 pixels would change."""
     frame = yuv_frame(48, 64, 1, 1)
     planes, packing = pack(frame, 0) or pytest.fail("not packed")
-    untagged = Packing(2, 0).rgb(planes)
+    untagged = Packing(2, 0, "yuv420p").rgb(planes)
     assert not np.array_equal(untagged, packing.rgb(planes))
 
 
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("turns", [1, 2, 3])
-def test_turned_frames_unpack_upright(turns: int) -> None:
-    frame = yuv_frame(48, 64, 2, 0)
+def test_turned_frames_are_packed_upright(turns: int, size: tuple[int, int]) -> None:
+    """Turning the three planes once at packing gives the pixels of turning the decoded RGB."""
+    height, width = size
+    frame = yuv_frame(height, width, 1, 1)
     planes, packing = pack(frame, turns) or pytest.fail("not packed")
     image = packing.rgb(planes)
     assert np.array_equal(image, np.rot90(frame.to_ndarray(format="rgb24"), k=-turns))
     assert image.flags.c_contiguous
-    assert packing.size(planes) == image.shape[:2] == ((64, 48) if turns % 2 else (48, 64))
+    assert packing.size(planes) == image.shape[:2] == ((width, height) if turns % 2 else size)
 
 
 @pytest.mark.parametrize(
-    ("height", "width", "pix_fmt"), [(47, 64, "yuv420p"), (48, 63, "yuv420p"), (48, 64, "yuv444p")]
+    ("height", "width", "pix_fmt"),
+    [
+        (47, 64, "yuv420p"),
+        (48, 63, "yuv420p"),
+        (48, 64, "yuv444p"),
+        (48, 64, "yuv422p"),
+        (48, 64, "yuv420p10le"),
+    ],
 )
 def test_other_layouts_stay_rgb(height: int, width: int, pix_fmt: str) -> None:
     rgb = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -98,21 +122,49 @@ def test_a_sampled_clip_holds_half_the_bytes_of_rgb(tmp_path: Path) -> None:
         assert f.size == f.image.shape[:2] == (64, 96)
 
 
-def test_frames_pickled_before_packing_still_load() -> None:
-    """Cached stage outputs pickled by earlier code keep a frame's RGB under the key ``image``."""
+class OldFrame:
+    """Pickles as the previous code's ``detector.media.sampling.Frame`` did: its RGB under ``image``."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        state = {"index": 2, "timestamp": 0.5, "image": self.image, "scale": 0.5}
+        return copyreg._reconstructor, (Frame, object, None), state  # type: ignore[attr-defined]
+
+
+def test_frames_pickled_by_the_previous_code_still_load() -> None:
+    """The evaluation cache holds stage outputs pickled before frames were packed."""
     image = np.full((4, 6, 3), 7, np.uint8)
-    assert set(pickle.loads(pickle.dumps(Frame(2, 0.5, image, 0.5))).__dict__) == {
-        "index",
-        "timestamp",
-        "pixels",
-        "scale",
-        "packing",
-    }
-    restored = Frame.__new__(Frame)
-    restored.__setstate__({"index": 2, "timestamp": 0.5, "image": image, "scale": 0.5})
+    written = pickle.dumps(OldFrame(image), protocol=0)
+    assert b"detector.media.frames\nFrame" in written
+    old = written.replace(b"detector.media.frames\nFrame", b"detector.media.sampling\nFrame")
+    restored = pickle.loads(old)
+    assert isinstance(restored, Frame)
     assert (restored.index, restored.timestamp, restored.scale, restored.packing) == (2, 0.5, 0.5, None)
     assert np.array_equal(restored.image, image)
     assert restored.size == (4, 6)
+
+
+def test_a_packed_frame_survives_pickling() -> None:
+    frame = yuv_frame(30, 50, 1, 1)
+    planes, packing = pack(frame, 1) or pytest.fail("not packed")
+    packed = Frame(3, 0.12, planes, 1.0, packing)
+    again = pickle.loads(pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL))
+    assert again.packing == packing
+    assert np.array_equal(again.image, packed.image)
+
+
+def test_pixels_must_match_their_layout() -> None:
+    planes, packing = pack(yuv_frame(48, 64, 2, 0), 0) or pytest.fail("not packed")
+    with pytest.raises(ValueError, match="I420"):
+        Frame(0, 0.0, np.zeros((48, 64, 3), np.uint8), 1.0, packing)  # RGB marked as packed
+    with pytest.raises(ValueError, match="I420"):
+        Frame(0, 0.0, planes[:-1], 1.0, packing)
+    with pytest.raises(ValueError, match="RGB"):
+        Frame(0, 0.0, planes)  # planes not marked as packed
+    with pytest.raises(ValueError, match="RGB"):
+        Frame(0, 0.0, np.zeros((4, 4, 3), np.float32))
 
 
 class Counting:
@@ -172,3 +224,10 @@ def test_a_planned_detection_reads_each_whole_frame_once(monkeypatch: pytest.Mon
     monkeypatch.setattr(extractor, "_run", lambda batch, _size: [none] * len(batch))
     assert extractor.detect(requests) == [[], [], []]
     assert reads["n"] == 3
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32)])
+def test_a_malformed_array_is_refused_before_any_search(bad: np.ndarray) -> None:
+    """Even one too small to search (which is skipped, not read, once its size is known)."""
+    with pytest.raises(ValueError, match="RGB uint8"):
+        FaceExtractor(FaceSettings()).detect([bad])
