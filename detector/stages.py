@@ -54,6 +54,7 @@ TIMING_KEYS: tuple[str, ...] = (
     "synthetic_model",
     "watermark",
     "heatmaps",
+    "scope",
     "known_media",
 )
 """Keys of ``report.timings`` (plus ``total``, the wall time: remote stages overlap), in stage order."""
@@ -318,7 +319,9 @@ def outputs(
 
     frames = prepared.sample.frames
     sides = [det.side for dets in faces.per_frame for det in dets]
-    scope = assess(prepared.info, Images(frames), sides, judged_face_side(spec))
+    spent = dict(prepared.timings if timings is None else timings)
+    with timed(spent, "scope"):
+        scope = assess(prepared.info, Images(frames), sides, judged_face_side(spec))
     return StageOutputs(
         media=prepared.info,
         name=prepared.name,
@@ -328,7 +331,7 @@ def outputs(
         synthetic_logits=synthetic_logits,
         provenance=provenance,
         heatmaps=heatmaps or [],
-        timings=dict(prepared.timings if timings is None else timings),
+        timings=spent,
         warnings=list(prepared.sample.warnings),
         scope=scope,
     )

@@ -89,7 +89,7 @@ def test_remote_stages_are_all_sent_before_the_first_is_collected() -> None:
 def test_each_stage_is_timed_on_its_own(remote: bool) -> None:
     out = run(Calls(mediagen.face_photo(), remote=remote))
     timings = out.timings
-    assert {"faces", "synthetic_model", "provenance", "watermark", "known_media"} <= set(timings)
+    assert {"faces", "synthetic_model", "provenance", "watermark", "scope", "known_media"} <= set(timings)
     assert timings["faces"] >= STAGE_S * 0.9
     if not remote:  # in process, a stage's time is its own run, not the stages run before it was asked for
         assert timings["synthetic_model"] < 2 * STAGE_S
