@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.provenance.watermark import SDXL_MESSAGE, find_watermark
+from detector.provenance.watermark import SDXL_MESSAGE, block_bits, decode_bits, find_watermark
 from tests.support import mediagen
 
 
@@ -40,6 +40,23 @@ def test_small_and_random_images_carry_no_mark() -> None:
     for seed in range(3):
         noise = np.random.default_rng(seed).integers(0, 256, (300, 400, 3), dtype=np.uint8)
         assert find_watermark(noise) is None
+
+
+@pytest.mark.parametrize("size", [(256, 256), (301, 419), (375, 500)])
+@pytest.mark.parametrize("length", [136, 48, 7])
+def test_the_bits_are_the_packages_own(photo: np.ndarray, size: tuple[int, int], length: int) -> None:
+    """The vectorised reading gives the bits of ``EmbedMaxDct.decode`` (a Python loop over blocks),
+    on a photo, its marked copy and noise, at sizes that are not multiples of the block."""
+    import cv2
+    from imwatermark.maxDct import EmbedMaxDct
+
+    height, width = size
+    image = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    noise = np.random.default_rng(length).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    for bgr in (image, mediagen.sd_marked(image), noise):
+        bgr = np.ascontiguousarray(bgr)
+        package = np.asarray(EmbedMaxDct(watermarks=[], wmLen=length).decode(bgr), dtype=np.uint8)
+        np.testing.assert_array_equal(decode_bits(block_bits(bgr), length), package)
 
 
 def test_a_found_mark_decides_the_verdict_as_a_stated_rule() -> None:
