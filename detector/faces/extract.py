@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from detector.faces.tracks import FaceDetection, FaceTrack, box_iou, link_tracks
-from detector.media.frames import Images, image_size
+from detector.media.frames import Images
 from detector.runtime import select_device
 from detector.settings import FaceSettings
 
@@ -111,11 +111,14 @@ def _detect_shape(height: int, width: int, longest_side: int) -> tuple[int, int]
 def _checked_size(images: Sequence[np.ndarray], position: int) -> tuple[int, int]:
     """(height, width) of an image; a plain array is checked for RGB uint8 here, before any work,
     a frame is not unpacked (it reads as RGB by construction)."""
-    source = images.source(position) if isinstance(images, Images) else images[position]
-    if isinstance(source, np.ndarray):
-        height, width = _as_rgb(source).shape[:2]
-        return int(height), int(width)
-    return image_size(images, position)
+    if isinstance(images, Images):
+        source = images.source(position)
+        if not isinstance(source, np.ndarray):
+            return images.size(position)
+    else:
+        source = images[position]
+    height, width = _as_rgb(source).shape[:2]
+    return int(height), int(width)
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -166,7 +169,7 @@ class FaceExtractor:
                 min_size = max(MIN_DETECT_FACE_PX, self.min_face_px * scale)
                 if min(h, w) < min_size:
                     continue  # no face of the minimum size fits (MTCNN fails on an empty pyramid)
-                copies = np.stack([_downscale(_as_rgb(images[p]), h, w) for p in chunk])
+                copies = np.stack([_downscale(images[p], h, w) for p in chunk])  # checked above
                 for p, found in zip(chunk, self._run(copies, min_size), strict=True):
                     results[p] = self._to_full_res(p, sizes[p], (h, w), *found)
         return results

@@ -169,11 +169,3 @@ def sources(images: Sequence[np.ndarray]) -> list[HasImage | np.ndarray]:
     if isinstance(images, Images):
         return [images.source(i) for i in range(len(images))]
     return list(images)
-
-
-def image_size(images: Sequence[np.ndarray], index: int) -> tuple[int, int]:
-    """(height, width) of ``images[index]``, without unpacking it when ``images`` is :class:`Images`."""
-    if isinstance(images, Images):
-        return images.size(index)
-    shape = images[index].shape
-    return int(shape[0]), int(shape[1])

@@ -15,7 +15,7 @@ import pytest
 
 from detector.faces.extract import FaceExtractor
 from detector.faces.plan import DetectionPlan
-from detector.media.frames import Frame, Images, Packing, image_size, pack
+from detector.media.frames import Frame, Images, Packing, pack
 from detector.media.loader import MediaLoader
 from detector.media.sampling import FrameSampler, sampled_frame
 from detector.settings import FaceSettings
@@ -195,10 +195,9 @@ def test_images_unpack_only_what_is_read() -> None:
     assert sum(f.reads for f in frames) == 0
     assert part[0].shape == (9, 10, 3)
     assert frames[1].reads == 1
-    assert [image_size(images, i) for i in range(4)] == [(8, 10), (9, 10), (10, 10), (11, 10)]
-    assert image_size([np.zeros((5, 7, 3), np.uint8)], 0) == (5, 7)
+    assert [images.size(i) for i in range(4)] == [(8, 10), (9, 10), (10, 10), (11, 10)]
     assert [im.shape[0] for im in images] == [8, 9, 10, 11]
-    assert [f.reads for f in frames] == [2, 3, 2, 2]  # image_size of a stand-in reads it
+    assert [f.reads for f in frames] == [2, 3, 2, 2]  # the size of a stand-in (not a Frame) reads it
 
 
 def test_a_planned_detection_reads_each_whole_frame_once(monkeypatch: pytest.MonkeyPatch) -> None:
