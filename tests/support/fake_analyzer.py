@@ -36,6 +36,7 @@ from detector.report.schema import (
     Signal,
     Verdict,
 )
+from detector.scoring.logodds import sigmoid
 from detector.settings import Settings
 from detector.stages import PROGRESS, Options
 from serving.analyzer import ProgressCallback
@@ -106,7 +107,7 @@ def fake_report(
         verdict=verdict_of(manipulated),
         authenticity=1.0 - manipulated,
         manipulated=manipulated,
-        manipulated_range=(1.0 / (1.0 + math.exp(1.0 - logit)), 1.0 / (1.0 + math.exp(-1.0 - logit))),  # +-1
+        manipulated_range=(sigmoid(logit - 1.0), sigmoid(logit + 1.0)),  # +-1 log-odds
         logit=logit,
         pixel_manipulated=manipulated,
         calibrated=True,
