@@ -222,11 +222,12 @@ def smallest_face(faces: FaceSettings, spec: InputSpec) -> int:
     return faces.min_face_px or math.floor(judged_face_side(spec) * SEARCH_MARGIN)
 
 
-def resolved_faces(settings: Settings) -> FaceSettings:
-    """The face settings with ``min_face_px`` resolved for the configured face model (result keys use it)."""
-    return settings.faces.model_copy(
-        update={"min_face_px": smallest_face(settings.faces, face_spec(settings))}
-    )
+def resolved_faces(settings: Settings, spec: InputSpec | None = None) -> FaceSettings:
+    """The face settings with ``min_face_px`` resolved for the configured face model (result keys use
+    it); ``spec`` is that model's input when the caller read it from the manifest (the registry,
+    which imports every architecture and so torch, is then left alone)."""
+    spec = spec if spec is not None else face_spec(settings)
+    return settings.faces.model_copy(update={"min_face_px": smallest_face(settings.faces, spec)})
 
 
 def face_extractor(settings: Settings, device: str | torch.device) -> FaceExtractor:

@@ -18,7 +18,7 @@ import argparse
 import csv
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,17 +26,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from datasets.readers import Sample, read_celebdf, read_csv, read_dfdc, read_faceforensics, read_real_fake
+from datasets.readers import Sample, read_csv, read_real_fake
 from detector.errors import InvalidRequest, TrueframeError
 from detector.evaluation.metrics import binary_metrics, format_table
+from detector.evaluation.model_args import LAYOUTS, add_arguments
 from detector.evaluation.plots import plot_reliability, plot_roc
 from detector.models.base import Classifier
-
-LAYOUTS: dict[str, Callable[[Path], list[Sample]]] = {
-    "ffpp": read_faceforensics,
-    "celebdf": read_celebdf,
-    "dfdc": read_dfdc,
-}
 
 
 @dataclass(frozen=True)
@@ -172,20 +167,6 @@ def render(result: dict[str, Any]) -> str:
             + "\n"
         )
     return text
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The evaluation options (shared by this script and ``trueframe evaluate``)."""
-    parser.add_argument("--model", help="registered model name, e.g. meso4.df")
-    parser.add_argument("--data", type=Path, help="folder with real/ and fake/ (or a --layout tree)")
-    parser.add_argument("--csv", type=Path, help="CSV with path,label[,group] rows")
-    parser.add_argument("--layout", choices=sorted(LAYOUTS), help="dataset layout of --data")
-    parser.add_argument("--fake-dir", default="fake", help="name of the fake sub-folder (default fake)")
-    parser.add_argument("--frames", type=int, default=16, help="frames sampled per video (default 16)")
-    parser.add_argument("--whole-image", action="store_true", help="face model: images are face crops")
-    parser.add_argument("--out", type=Path, help="folder for metrics.json, scores.csv and PNGs")
-    parser.add_argument("--weights-dir", type=Path, help="folder of imported weights")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from detector.errors import ModelError
+from detector.errors import ModelError, UnknownModel
 from detector.models.spec import InputSpec, Interpolation
 
 MANIFEST_PACKAGE = "weights"
@@ -158,6 +158,15 @@ def default_manifest_path() -> Path:
 def load_manifest(path: Path | None = None) -> Manifest:
     """The validated manifest at ``path`` (default: the shipped one), read once per path."""
     return _load(str((path or default_manifest_path()).resolve()))
+
+
+def manifest_entry(name: str, manifest: Manifest | None = None) -> ModelEntry:
+    """The manifest entry of ``name`` without the model registry (which imports every architecture
+    and so torch): for callers that only read what the manifest says about a model."""
+    models = (manifest or load_manifest()).models
+    if name not in models:
+        raise UnknownModel(f"unknown model {name!r}; known: {', '.join(sorted(models))}")
+    return models[name]
 
 
 @lru_cache(maxsize=8)

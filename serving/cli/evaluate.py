@@ -18,7 +18,7 @@ SHARED = Path("..") / "shared" / "data"
 
 def register(sub: Any) -> None:
     """Add the ``evaluate`` sub-command."""
-    from detector.evaluation.models import add_arguments
+    from detector.evaluation.model_args import add_arguments
 
     p = sub.add_parser(
         "evaluate",

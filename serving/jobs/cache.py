@@ -23,8 +23,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
     For an image the frame count cannot change the report, so it is left out. Reads the manifest
     without importing torch.
     """
-    from detector.errors import UnknownModel
-    from detector.models._manifest import load_manifest
+    from detector.models._manifest import load_manifest, manifest_entry
     from detector.report.schema import SCHEMA_VERSION
     from detector.scoring.fusion.params import default_fusion_path
     from detector.stages import ANALYSIS_VERSION, resolved_faces
@@ -33,9 +32,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
     manifest = load_manifest()
     for role, name in (("face", settings.models.face_model), ("synthetic", settings.models.synthetic_model)):
         if name:
-            if name not in manifest.models:
-                raise UnknownModel(f"unknown model {name!r}; known: {', '.join(sorted(manifest.models))}")
-            entry = manifest.models[name]
+            entry = manifest_entry(name, manifest)
             models[role] = {
                 "name": name,
                 "sha256": entry.sha256,
@@ -44,6 +41,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
                 if entry.calibration is None
                 else entry.calibration.model_dump(mode="json"),
             }
+    face_input = manifest_entry(settings.models.face_model, manifest).input.to_spec()
     fusion_path = settings.fusion.fusion_file or default_fusion_path()
     fusion = hashlib.sha256(fusion_path.read_bytes()).hexdigest() if fusion_path.is_file() else None
     parts = {
@@ -52,7 +50,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
         "models": models,
         "fusion_file": fusion,
         "settings": {
-            "faces": resolved_faces(settings).keyed(),
+            "faces": resolved_faces(settings, face_input).keyed(),
             "provenance": settings.provenance.model_dump(mode="json"),
             "sampling": settings.sampling.keyed(),
             "fusion": settings.fusion.model_dump(mode="json", exclude={"fusion_file"}),

@@ -243,6 +243,23 @@ def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_en
     assert f"{'already in results':<36}{written:>8}" in summary
 
 
+def test_a_missing_fusion_file_stops_the_scan_before_anything_is_written(
+    tmp_path: Path, scan_env: dict[str, str]
+) -> None:
+    """The models are checked while Ray starts; a broken install still writes no row."""
+    src = tmp_path / "batch"
+    for i in range(3):
+        face_jpeg(src / f"face{i}.jpg", shift=5 * i)
+    out = tmp_path / "results.jsonl"
+    env = {**scan_env, "TRUEFRAME_FUSION__FUSION_FILE": str(tmp_path / "missing.toml")}
+    proc = _run_cli([str(src), "--out", str(out), "--no-progress"], env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    assert "error: model_error: cannot read fusion parameters" in err
+    assert not out.exists()
+    assert not Path(f"{out}.journal.jsonl").exists()
+
+
 def _interrupt(proc: subprocess.Popen[str]) -> str:
     """Ctrl-C as a user gives it: again if the scan has not exited 20 s later (a signal that lands
     while Ray starts a worker may be missed); returns the scan's stderr."""

@@ -137,6 +137,16 @@ def test_unknown_model_names_the_known_ones() -> None:
         create_model("Meso4.DF", pretrained=False)
 
 
+def test_a_manifest_lookup_without_the_registry_agrees_with_it() -> None:
+    from detector.models._manifest import manifest_entry
+
+    for name in list_models():
+        assert manifest_entry(name) == registry.get_entry(name)
+    with pytest.raises(UnknownModel) as info:
+        manifest_entry("meso4.nope")
+    assert "meso4.df" in info.value.message
+
+
 # --- manifest -----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,34 @@
+"""The options of the one-model evaluation (``trueframe evaluate --model``), kept apart from it.
+
+Building the command line's parser imports every sub-command's options; this module imports only
+the dataset readers, so ``trueframe --help``, ``trueframe scan`` and the rest do not pay for torch,
+scikit-learn and OpenCV, which :mod:`detector.evaluation.models` needs only to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from datasets.readers import Sample, read_celebdf, read_dfdc, read_faceforensics
+
+LAYOUTS: dict[str, Callable[[Path], list[Sample]]] = {
+    "ffpp": read_faceforensics,
+    "celebdf": read_celebdf,
+    "dfdc": read_dfdc,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The one-model options of ``trueframe evaluate`` and ``python -m detector.evaluation.models``."""
+    parser.add_argument("--model", help="registered model name, e.g. meso4.df")
+    parser.add_argument("--data", type=Path, help="folder with real/ and fake/ (or a --layout tree)")
+    parser.add_argument("--csv", type=Path, help="CSV with path,label[,group] rows")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), help="dataset layout of --data")
+    parser.add_argument("--fake-dir", default="fake", help="name of the fake sub-folder (default fake)")
+    parser.add_argument("--frames", type=int, default=16, help="frames sampled per video (default 16)")
+    parser.add_argument("--whole-image", action="store_true", help="face model: images are face crops")
+    parser.add_argument("--out", type=Path, help="folder for metrics.json, scores.csv and PNGs")
+    parser.add_argument("--weights-dir", type=Path, help="folder of imported weights")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
