@@ -99,13 +99,16 @@ def bench_clips(folder: Path) -> dict[str, Path]:
 def distinct_jpegs(count: int, side: int = 512) -> list[bytes]:
     """``count`` different face JPEGs (services cache by content, so none may repeat)."""
     import io
+    import math
 
     from PIL import Image
 
     photos = face_photos()
+    cycle = math.lcm(len(photos), 100)  # photo and pan position (i * 0.37 mod 1) repeat after this
     out = []
     for i in range(count):
-        frame = _view(photos[i % len(photos)], (i * 0.37) % 1.0, side, side)
+        size = side + 16 * (i // cycle)  # so a larger folder never repeats an image
+        frame = _view(photos[i % len(photos)], (i * 0.37) % 1.0, size, size)
         buf = io.BytesIO()
         Image.fromarray(frame).save(buf, "JPEG", quality=90)
         out.append(buf.getvalue())
