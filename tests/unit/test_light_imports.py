@@ -39,7 +39,8 @@ def test_the_scan_driver_checks_models_and_keys_results_without_torch() -> None:
         "assert len(model_versions(settings, 8)) == 64"
     )
     assert "detector.models._weights" in loaded  # the weights were really checked
-    assert sorted(m for m in HEAVY if m in loaded and m != "cv2") == []
+    allowed = {"cv2"}  # the manifest's input spec names OpenCV's interpolations (0.14 s to import)
+    assert sorted(m for m in HEAVY if m in loaded and m not in allowed) == []
 
 
 def test_the_one_model_evaluation_keeps_its_options() -> None:
