@@ -3,9 +3,9 @@
 Two passes over the items (``map_batches`` on ``ray.data.from_items``, but see 1.):
 
 1. **fingerprint**: sha256 and sniffed type of every file, read in chunks: as Ray tasks on a
-   cluster (``RAY_ADDRESS``, or Ray already running), else by a few threads of this process while
-   the local Ray starts, so the start-up overlaps the reading and no Ray pass runs before the
-   analysis (a Ray Data pass costs seconds of worker start-up on its own). The driver then
+   cluster of several nodes, else by a few threads of this process (while the local Ray starts,
+   when it starts here), so no Ray pass runs before the analysis (a Ray Data pass costs seconds
+   of worker start-up on its own). The driver then
    writes at once the rows it already knows: items already in RESULTS are skipped, unreadable
    and non-media files get their error row, and a file whose content (and model versions) was
    analysed before gets a copy of that result (``duplicate_of`` names the analysed path). These
@@ -111,6 +111,16 @@ def local_fingerprints(items: list[ScanItem]) -> list[dict[str, Any]]:
     """Every item's planning row, read by a few threads of this process (hashing releases the GIL)."""
     with ThreadPoolExecutor(LOCAL_FINGERPRINT_THREADS, thread_name_prefix="fingerprint") as pool:
         return list(pool.map(fingerprint_row, range(len(items)), [item.path for item in items]))
+
+
+def driver_alone(ray_mod: Any) -> bool:
+    """Whether the cluster is this machine only: one live node, the driver's own, and no Ray Client
+    (whose driver runs elsewhere). Then the driver's threads read the files as fast as Ray tasks
+    could, without the seconds a Ray Data pass costs to start (a local ``ray start`` cluster)."""
+    if ray_mod.util.client.ray.is_connected():
+        return False
+    alive = [node["NodeID"] for node in ray_mod.nodes() if node.get("Alive")]
+    return alive == [ray_mod.get_runtime_context().get_node_id()]
 
 
 def _resources(ray_mod: Any) -> tuple[float, float]:
@@ -254,14 +264,18 @@ def scan_items(
         store.open()
         store.close()
         return Plan()
-    # Ray starting here: read the items meanwhile (on a cluster the fingerprint pass runs there)
+    # Ray starting here: read the items meanwhile; Ray already up on this machine alone: read them
+    # here too; on a cluster of several nodes the fingerprint pass runs there
     here = not (os.environ.get("RAY_ADDRESS") or ray.is_initialized())
     with ThreadPoolExecutor(1, thread_name_prefix="fingerprints") as pool:
         reading = pool.submit(local_fingerprints, items) if here else None
         started = init_ray()
+    prints = reading.result() if reading is not None else None
+    if prints is None and driver_alone(ray):
+        prints = local_fingerprints(items)
     store.open()
     try:
-        return scanner.run(items, reading.result() if reading is not None else None)
+        return scanner.run(items, prints)
     finally:
         store.close()
         if started:

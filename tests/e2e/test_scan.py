@@ -23,7 +23,7 @@ from detector.pipeline import Pipeline
 from detector.settings import Settings
 from serving.scan.output import ResultStore, read_jsonl, report_row
 from serving.scan.run import scan_items
-from serving.scan.source import list_source
+from serving.scan.source import ScanItem, list_source
 from tests.support import mediagen
 from tests.support.paths import ROOT
 from tests.support.scan_media import face_jpeg, hostile_files
@@ -273,7 +273,32 @@ def _interrupt(proc: subprocess.Popen[str]) -> str:
     return proc.communicate()[1]
 
 
-def test_csv_manifest_extra_columns_come_through(tmp_path: Path, settings: Settings, ray_local: None) -> None:
+def test_the_ray_fingerprint_pass_reads_what_the_local_one_reads(
+    tmp_path: Path, settings: Settings, ray_local: None
+) -> None:
+    """On a cluster of several nodes the fingerprints are a Ray Data pass; here (one node) the scan
+    reads them in the driver, so the pass is run directly and compared."""
+    from serving.scan.run import Scanner, local_fingerprints
+
+    for i in range(3):
+        face_jpeg(tmp_path / f"face{i}.jpg", shift=5 * i)
+    (tmp_path / "notes.txt").write_text("not media\n")
+    items = [*list_source(str(tmp_path)), ScanItem(str(tmp_path / "gone.jpg"))]
+    scanner = Scanner(settings, ResultStore(tmp_path / "unused.jsonl"))
+    by_ray = sorted(scanner._fingerprints(items), key=lambda row: row["id"])
+    assert by_ray == local_fingerprints(items)
+    assert [row["kind"] for row in by_ray].count("image") == 3
+
+
+def test_csv_manifest_extra_columns_come_through(
+    tmp_path: Path, settings: Settings, ray_local: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serving.scan.run import Scanner
+
+    def no_ray_pass(self: Scanner, items: list[ScanItem]) -> None:
+        pytest.fail("Ray runs on this machine alone: the driver reads the fingerprints itself")
+
+    monkeypatch.setattr(Scanner, "_fingerprints", no_ray_pass)
     media = tmp_path / "media"
     face_jpeg(media / "a.jpg")
     (media / "b.txt").parent.mkdir(exist_ok=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 
 from serving.scan.output import Row, make_row
 from serving.scan.plan import plan_scan, shared_rows
-from serving.scan.run import _fingerprint_batch, local_fingerprints
+from serving.scan.run import _fingerprint_batch, driver_alone, local_fingerprints
 from serving.scan.source import ScanItem
 from tests.support.scan_media import face_jpeg
 
@@ -142,3 +143,26 @@ def test_fingerprints_of_real_files_plan_as_expected(tmp_path: Path) -> None:
         (paths[3], "unsupported_media_type"),
         (paths[4], "source_unreadable"),
     ]
+
+
+class _FakeRay:
+    """What :func:`driver_alone` asks of Ray: the nodes, the driver's node, Ray Client."""
+
+    def __init__(self, nodes: list[tuple[str, bool]], mine: str = "n1", client: bool = False) -> None:
+        self._nodes = [{"NodeID": n, "Alive": alive} for n, alive in nodes]
+        self.util = SimpleNamespace(client=SimpleNamespace(ray=SimpleNamespace(is_connected=lambda: client)))
+        self._mine = mine
+
+    def nodes(self) -> list[dict[str, object]]:
+        return self._nodes
+
+    def get_runtime_context(self) -> SimpleNamespace:
+        return SimpleNamespace(get_node_id=lambda: self._mine)
+
+
+def test_the_driver_reads_the_files_itself_only_when_the_cluster_is_its_own_machine() -> None:
+    assert driver_alone(_FakeRay([("n1", True)]))
+    assert driver_alone(_FakeRay([("n1", True), ("n2", False)]))  # a node that left does not count
+    assert not driver_alone(_FakeRay([("n1", True), ("n2", True)]))  # files may live on n2
+    assert not driver_alone(_FakeRay([("n2", True)]))  # the driver is elsewhere
+    assert not driver_alone(_FakeRay([("n1", True)], client=True))  # Ray Client: the driver is remote
