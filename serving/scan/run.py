@@ -270,11 +270,11 @@ def scan_items(
     with ThreadPoolExecutor(1, thread_name_prefix="fingerprints") as pool:
         reading = pool.submit(local_fingerprints, items) if here else None
         started = init_ray()
-    prints = reading.result() if reading is not None else None
-    if prints is None and driver_alone(ray):
-        prints = local_fingerprints(items)
     store.open()
     try:
+        prints = reading.result() if reading is not None else None
+        if prints is None and driver_alone(ray):
+            prints = local_fingerprints(items)
         return scanner.run(items, prints)
     finally:
         store.close()
