@@ -246,7 +246,7 @@ def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_en
 def test_a_missing_fusion_file_stops_the_scan_before_anything_is_written(
     tmp_path: Path, scan_env: dict[str, str]
 ) -> None:
-    """The models are checked while Ray starts; a broken install still writes no row."""
+    """The models are checked before Ray starts (without torch); a broken install writes no row."""
     src = tmp_path / "batch"
     for i in range(3):
         face_jpeg(src / f"face{i}.jpg", shift=5 * i)
