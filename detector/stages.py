@@ -194,13 +194,13 @@ def crop_faces(
     margin = spec.crop_margin or default_margin
     keys: list[CropKey] = []
     crops: list[np.ndarray] = []
-    for dets in faces.per_frame:
-        unpacked: dict[int, np.ndarray] = {}  # each frame's RGB read once, held for its own faces only
+    for dets in faces.per_frame:  # one frame's faces per list
+        if not dets:
+            continue
+        image = by_index[dets[0].frame_index].image  # its RGB, read once for all its faces
         for pos, det in enumerate(dets):
-            if det.frame_index not in unpacked:
-                unpacked = {det.frame_index: by_index[det.frame_index].image}
             keys.append((det.frame_index, pos))
-            crops.append(crop_face(unpacked[det.frame_index], det.box, margin, spec.size[0]))
+            crops.append(crop_face(image, det.box, margin, spec.size[0]))
     return keys, crops
 
 

@@ -237,13 +237,14 @@ def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
             f"{len(files) / loop_s:.2f} items/s ({loop_s:.0f} s)",
         ),
         ("scan", "scan / loop", f"{loop_s / scan_s:.2f}x"),
-        ("scan", "scan: first row, then rows 10 to last", f"{first:.1f} s from launch; {steady:.2f} items/s"),
+        ("scan", "scan: first row, then rows 10 to last", f"{first:.0f} s from launch; {steady:.1f} items/s"),
     ]
 
 
 def _scan_timeline(results: Path, launched: float) -> tuple[float, float]:
     """Seconds from launch to the scan's first row, and its rate from the 10th row to the last
-    (each row's ``scanned_at``): what its start-up costs and what it does once running."""
+    (each row's ``scanned_at``, which has whole seconds: +-1 s, and +-1 s over the rate's span):
+    what its start-up costs and what it does once running."""
     import json
     from datetime import datetime
 

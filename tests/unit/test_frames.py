@@ -230,3 +230,40 @@ def test_a_malformed_array_is_refused_before_any_search(bad: np.ndarray) -> None
     """Even one too small to search (which is skipped, not read, once its size is known)."""
     with pytest.raises(ValueError, match="RGB uint8"):
         FaceExtractor(FaceSettings()).detect([bad])
+
+
+class IndexedCounting(Counting):
+    """A counting stand-in with its own frame index."""
+
+    def __init__(self, index: int, image: np.ndarray) -> None:
+        super().__init__(image)
+        self._index = index
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+
+def test_face_crops_read_each_frame_with_faces_once() -> None:
+    from detector.faces.extract import FaceResult, crop_face
+    from detector.faces.tracks import FaceDetection
+    from detector.models.spec import InputSpec
+    from detector.stages import crop_faces
+
+    rng = np.random.default_rng(3)
+    frames = [IndexedCounting(i, rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)) for i in range(3)]
+    marks = np.zeros((5, 2), np.float32)
+    boxes = [(10.0, 12.0, 30.0, 36.0), (40.0, 8.0, 70.0, 40.0)]
+    per_frame = [
+        [FaceDetection(0, b, 0.99, marks) for b in boxes],
+        [],
+        [FaceDetection(2, boxes[1], 0.9, marks)],
+    ]
+    spec = InputSpec(size=(32, 32), crop_margin=1.3)
+    keys, crops = crop_faces(frames, FaceResult(per_frame, []), spec, 1.0)  # type: ignore[arg-type]
+    assert keys == [(0, 0), (0, 1), (2, 0)]
+    assert [f.reads for f in frames] == [1, 0, 1]
+    expected = [
+        crop_face(frames[i]._image, box, 1.3, 32) for i, box in ((0, boxes[0]), (0, boxes[1]), (2, boxes[1]))
+    ]
+    assert all(np.array_equal(a, b) for a, b in zip(crops, expected, strict=True))
