@@ -19,7 +19,9 @@ class LimitSettings(BaseModel):
 
     max_image_bytes: int = Field(50_000_000, gt=0)
     max_video_bytes: int = Field(250_000_000, gt=0)
-    max_pixels: int = Field(50_000_000, gt=0, description="width*height, checked from the header")
+    max_pixels: int = Field(
+        120_000_000, gt=0, description="width*height, checked from the header (cameras reach 102-108 M)"
+    )
     max_video_seconds: float = Field(600.0, gt=0)
     min_side: int = Field(16, ge=1, description="images or videos smaller than this are rejected")
     max_decoded_pixels: int = Field(

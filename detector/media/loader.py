@@ -169,8 +169,15 @@ as corrupt). Text does not stop a decode here: metadata parsing caps text on its
 (:data:`detector.provenance.containers.MAX_TEXT_BYTES`), and a bigger chunk is still a bomb to refuse."""
 
 
-def _open_image(data: bytes, fmt: str) -> Image.Image:
-    """Pillow image reading the header only, restricted to the sniffed format."""
+def _open_image(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
+    """Pillow image reading the header only, restricted to the sniffed format.
+
+    Pillow's own bomb guard warns from 89 M pixels and refuses from twice that; it is raised (never
+    lowered: loaders with other limits may share the process) to ``max_pixels`` so that an image our
+    limit accepts is not warned about, and a header claiming over twice the limit is still refused
+    before our own check runs."""
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     if fmt == "heic":
         register_heif()
     if fmt == "png":
@@ -205,7 +212,9 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, rgba)
-    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    if im.mode != "RGB":  # converting an RGB image would only copy it (a 100 MP photo: 300 MB more)
+        im = im.convert("RGB")
+    return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
 
 
 # IJG (libjpeg) standard luminance quantisation table, natural order (quality 50).
@@ -294,7 +303,7 @@ class MediaLoader:
 
     def _probe_image(self, data: bytes, fmt: str, mime: str, digest: str) -> MediaInfo:
         """Size from the header (nothing decoded yet), swapped when EXIF says the image is turned."""
-        with _open_image(data, fmt) as im:
+        with _open_image(data, fmt, self.limits.max_pixels) as im:
             width, height = im.size
             self._check_geometry(width, height, "image")
             try:
@@ -359,7 +368,7 @@ class MediaLoader:
         info = media.info
         if info.kind != "image":
             raise InvalidRequest(f"{info.format} is a video; sample frames with FrameSampler")
-        with _open_image(media.data, info.format) as im:
+        with _open_image(media.data, info.format, self.limits.max_pixels) as im:
             self._check_geometry(im.size[0], im.size[1], "image")
             full = im.size
             try:
@@ -375,7 +384,8 @@ class MediaLoader:
                     self._check_pixels(im.size[0], im.size[1], "decoded image")
                 else:
                     self._check_geometry(im.size[0], im.size[1], "decoded image")
-                rgb = _to_rgb(ImageOps.exif_transpose(im))
+                ImageOps.exif_transpose(im, in_place=True)  # not a copy when already upright
+                rgb = _to_rgb(im)
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
                 raise CorruptMedia(f"cannot decode the {info.format} image: {exc}") from exc
         return _scaled(rgb, max_side, max(full))

@@ -54,7 +54,7 @@ def test_settings_defaults_match_the_documented_limits() -> None:
     s = Settings()
     assert s.limits.max_image_bytes == 50_000_000
     assert s.limits.max_video_bytes == 250_000_000
-    assert s.limits.max_pixels == 50_000_000
+    assert s.limits.max_pixels == 120_000_000
     assert s.limits.max_video_seconds == 600
     assert s.sampling.frames == 32
     assert s.faces.margin == 1.3

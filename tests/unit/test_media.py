@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -331,3 +332,39 @@ def test_real_ffpp_clip_probes(shared_data: Path) -> None:
     assert (info.format, info.width, info.height, info.codec) == ("mp4", 640, 480, "h264")
     assert info.duration_s == pytest.approx(30.0, abs=0.5)
     assert info.fps == pytest.approx(25.0)
+
+
+@pytest.mark.shared_data
+def test_a_51_megapixel_camera_heic_is_decoded_not_refused(shared_data: Path) -> None:
+    """A camera's own 8736x5856 HEIC (51.2 M pixels) was ``too_many_pixels`` under the old 50 M limit;
+    cameras reach 102-108 M, and the default now admits them (decoded, then scaled to the frame size)."""
+    loader = MediaLoader()
+    media = loader.load(shared_data / "c2pa/no_manifest/c2pa-rs__sample1.heic")
+    assert (media.info.width, media.info.height) == (8736, 5856)
+    image, scale = loader.decode_image(media, max_side=2048)
+    assert image.shape == (1373, 2048, 3)
+    assert scale == pytest.approx(2048 / 8736)
+    assert 40 < float(image.mean()) < 220  # a photo, not a blank or garbled decode
+
+
+def test_pillow_bomb_guard_follows_the_pixel_limit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Pillow warns from 89 M pixels: an image under our limit must load without its warning, a loader
+    with a lower limit must not lower Pillow's guard for others, and our own limit still refuses."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)  # Pillow's default, whatever ran before
+    path = tmp_path / "bilevel.png"
+    Image.new("1", (10_000, 10_000)).save(path)  # 100 M pixels, a few KB
+    small_limit = MediaLoader(LimitSettings(max_pixels=200 * 200))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Pillow's: under its own guard
+        with pytest.raises(TrueframeError) as raised:
+            small_limit.load(path)
+    assert raised.value.code == "too_many_pixels"
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # not lowered
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a DecompressionBombWarning would fail the load
+        media = MediaLoader().load(path)
+    assert (media.info.width, media.info.height) == (10_000, 10_000)
+    assert Image.MAX_IMAGE_PIXELS == 120_000_000  # raised to the default limit, never above it
+    with pytest.raises(TrueframeError) as raised:
+        MediaLoader(LimitSettings(max_pixels=99_000_000)).load(path)
+    assert raised.value.code == "too_many_pixels"

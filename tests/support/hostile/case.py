@@ -46,4 +46,4 @@ R = outcomes(REPORT)
 CORRUPT = outcomes("corrupt_media")
 UNSUPPORTED = outcomes("unsupported_media_type")
 PIXELS = outcomes("too_many_pixels")
-BIG = 7200  # 7200 x 7200 = 51.8 M pixels: just over the default limit of 50 M
+BIG = 11000  # 11000 x 11000 = 121 M pixels: just over the default limit of 120 M

@@ -78,13 +78,13 @@ MALFORMED: list[Case] = [
     Case("trunc_avi_half.avi", "truncation", lambda d: half(base_avi()), CORRUPT),
     # decompression bombs and huge claims
     Case("bomb_png_claim.png", "bomb", lambda d: mediagen.png_claiming(60000, 60000), PIXELS, serve=True),
-    Case("bomb_png_real.png", "bomb", lambda d: save(Image.new("L", (BIG, BIG)), "PNG"), PIXELS, serve=True),
+    Case("bomb_png_real.png", "bomb", lambda d: save(Image.new("1", (BIG, BIG)), "PNG"), PIXELS, serve=True),
     Case("bomb_gif_screen.gif", "bomb", lambda d: gif_claiming(65535, 65535), PIXELS),
     Case("bomb_jpeg_sof.jpg", "bomb", lambda d: sof_claiming(base_jpeg(), 65000, 65000), PIXELS, serve=True),
     Case("bomb_webp_canvas.webp", "bomb", lambda d: webp_canvas(16384, 16384), PIXELS | CORRUPT),
     Case("bomb_tiff_claim.tiff", "bomb", lambda d: tiff_claiming(100_000, 100_000), PIXELS),
     Case("bomb_bmp_claim.bmp", "bomb", lambda d: bmp_claiming(40_000, 40_000), PIXELS),
-    Case("bomb_mjpeg_frames.mkv", "bomb", lambda d: mjpeg_liar(9000), PIXELS, "decode", serve=True),
+    Case("bomb_mjpeg_frames.mkv", "bomb", lambda d: mjpeg_liar(BIG), PIXELS, "decode", serve=True),
     Case("bomb_ztxt_64mb.png", "bomb", lambda d: png_with_chunks(ztxt(b"Comment", 64_000_000)), CORRUPT),
     Case("bomb_xmp_entities.jpg", "bomb", lambda d: xmp_bomb(), R, "decode", serve=True),
     # header lies
