@@ -435,6 +435,35 @@ def test_a_kind_pattern_with_few_reals_is_pulled_towards_the_shared_one_with_gro
     assert spreads[0] != spreads[1]
 
 
+def test_degraded_videos_are_pulled_towards_no_evidence_and_degraded_images_are_not() -> None:
+    """``calibrate.NO_EVIDENCE``: the degraded videos' section (35 clips, two copies each, labels
+    that barely follow the signals) is fitted with the pull towards zero weights that grouped
+    cross-validation chooses, and says so; the degraded images' section (same kind of evidence) is
+    fitted freely; without groups nothing is pulled."""
+    from detector.evaluation.calibrate import NO_EVIDENCE, Features, fit
+
+    assert NO_EVIDENCE == ("video_degraded",)
+    rng = np.random.default_rng(31)
+    sizes = {"video": 300, "image": 300, "video_degraded": 70, "image_degraded": 70}
+    kinds = np.concatenate([np.full(n, k) for k, n in sizes.items()])
+    weak = np.char.endswith(kinds.astype(str), "_degraded")
+    z = rng.normal(0, 1.5, (len(kinds), 2))
+    truth = np.where(weak[:, None], [0.3, 0.1], [1.0, 1.0])
+    y = (rng.random(len(kinds)) < sigmoid((z * truth).sum(axis=1) - 0.5)).astype(float)
+    groups = np.array([f"{k}{i // 2}" for i, k in enumerate(kinds)])
+    pulled = fit(Features(z[:, 0], z[:, 1], y, kinds, groups=groups), "unit test")[2]
+    plain = fit(Features(z[:, 0], z[:, 1], y, kinds), "unit test")[2]
+    video, image = pulled.kinds["video_degraded"], pulled.kinds["image_degraded"]
+    assert video.submodels["face_synthetic"].pull > 0.0
+    assert "pulled towards none" in video.fitted_on
+    assert all(sub.pull == 0.0 for sub in image.submodels.values())
+    assert "pulled towards none" not in image.fitted_on
+    assert all(sub.pull == 0.0 for sub in plain.kinds["video_degraded"].submodels.values())
+    free = plain.kinds["video_degraded"].submodels["face_synthetic"]
+    held = video.submodels["face_synthetic"]
+    assert held.face + held.synthetic < free.face + free.synthetic
+
+
 def fitted(section: Any) -> tuple[Any, ...]:
     """A section's (or the shared one's) sub-models without their spread, and its bands."""
     bare = {k: s.model_copy(update={"covariance": []}) for k, s in section.submodels.items()}

@@ -151,6 +151,7 @@ def fit_stack(
     toward: Pool | None = None,
     groups: np.ndarray | None = None,
     replicates: int = REPLICATES,
+    to_none: bool = False,
 ) -> dict[Pattern, SubModel]:
     """Sub-models per pattern; ``face`` / ``synthetic`` hold calibrated logits, NaN where missing.
 
@@ -165,7 +166,10 @@ def fit_stack(
     mostly stills, where the face model's weight is 0, and the dev set's videos are mostly
     talking heads, on which cross-validation would pull the video face weight to the stills'
     and leave face swaps (few in the dev set, the face model's main case) to the synthetic-image
-    model. Each sub-model also gets the covariance of its parameters over ``replicates``
+    model. ``to_none`` with ``groups``: every pattern is instead pulled towards zero weights (no
+    evidence: the score stays at the rows' base rate) as hard as grouped cross-validation says,
+    for a section whose few clips carry weak evidence (degraded videos: ``calibrate.NO_EVIDENCE``).
+    Each sub-model also gets the covariance of its parameters over ``replicates``
     bootstrap refits, whole ``groups`` (or rows) redrawn (:mod:`.spread`; 0: none).
     """
     f = np.asarray(face, dtype=np.float64)
@@ -179,7 +183,10 @@ def fit_stack(
         x = full[rows]
         pull, w0 = 0.0, None
         scarce = min(int((y[rows] == 1).sum()), int((y[rows] == 0).sum())) < SCARCE_ROWS_PER_CLASS
-        if (
+        if to_none and groups is not None:
+            none = np.zeros(len(SIGNALS[pattern]))
+            pull, w0 = choose_strength(x, y[rows], groups[rows], lambda _held_out: none).strength, none
+        elif (
             scarce
             and toward is not None
             and groups is not None
