@@ -49,7 +49,12 @@ class SubModel(_Strict):
     synthetic: float = Field(0.0, ge=0.0)
     n: int = Field(0, ge=0, description="calibration items it was fitted on")
     pull: float = Field(
-        0.0, ge=0.0, description="penalty pulling the weights towards the shared section's (fusion/shrink.py)"
+        0.0,
+        ge=0.0,
+        description=(
+            "penalty pulling the weights towards the shared section's, or towards zero in a section "
+            "fitted with no evidence as its target (degraded videos; fusion/shrink.py, calibrate.NO_EVIDENCE)"
+        ),
     )
     covariance: list[list[float]] = Field(
         default_factory=list,
