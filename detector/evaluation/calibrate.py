@@ -161,8 +161,9 @@ NO_EVIDENCE: tuple[SectionKind, ...] = ("video_degraded",)
 says (:func:`fit_stack` ``to_none``). Degraded videos: 70 calibration rows from 35 clips (13 of them
 fake), weak evidence (report-half AUC 0.64-0.71), and fitted freely the face model got weight 2.8
 (bootstrap standard error 1.4), so the probability reported for such a video was overconfident
-(report-half ECE 0.27 where a perfect score shows 0.16). Degraded images (875 rows) were tried too
-and are not pulled: there the same rule raised the report half's ECE (README, Degraded media)."""
+(report-half ECE 0.20 and 0.27 for thumbnails and CRF 51 copies; a perfect score shows 0.16).
+Degraded images (875 rows) were tried too and are not pulled: there the same rule raised the
+report half's ECE (README, Degraded media)."""
 
 
 def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrator | None, FusionParameters]:

@@ -240,6 +240,21 @@ def test_variant_copies_are_matched_squares_and_their_2x_enlargements(
         assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 512, 512)
 
 
+@pytest.mark.shared_data
+def test_video_copies_are_the_same_bytes_every_time_they_are_built(shared_data: Path, tmp_path: Path) -> None:
+    """A rebuilt cache must give the same figures: x264's SIMD code made a dev clip's 96 px copy
+    differ in 4 of 4 encodes (the FaceForensics++ original's in 1 of 4), moving the thumbnail rows."""
+    import hashlib
+
+    relpath = "faces_video/fake/aniportrait_Aragaki_crop.mp4"
+    clip = DevItem(relpath, shared_data / "dev" / relpath, 1, "AniPortrait", "faces_video", "g")
+    built = {
+        hashlib.sha256(variant_copy(clip, "thumbnail", tmp_path / str(i)).read_bytes()).digest()
+        for i in range(6)
+    }
+    assert len(built) == 1
+
+
 def test_degraded_variants_are_what_the_scope_calls_degraded(two_items: Path, tmp_path: Path) -> None:
     """``thumbnail`` and ``heavy`` copies carry the scope's degraded reasons, as a user's file would
     (an 8 s clip: the dev clips are 4-8 s; a 2 s one of a moving photo sits right at the limit)."""
