@@ -226,7 +226,7 @@ def _variant_video(src: Path, dst: Path, variant: str) -> None:
     import av
 
     crf = HEAVY_CRF if variant == "heavy" else 23
-    options = {"crf": str(crf), "preset": "medium"}
+    options: dict[str, object] = {"crf": str(crf), "preset": "medium"}
     if _side(variant) < MATCHED_SIDE:
         # x264's SIMD code made 96 px copies of the same clip differ from run to run (FF++ 519: 1 of
         # 4 encodes; dev clips up to 5 of 6), so the suite's thumbnail rows moved between cache
