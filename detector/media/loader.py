@@ -174,8 +174,8 @@ def _open_image(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
 
     Pillow's own bomb guard warns from 89 M pixels and refuses from twice that; it is raised (never
     lowered: loaders with other limits may share the process) to ``max_pixels`` so that an image our
-    limit accepts is not warned about, and a header claiming over twice the limit is still refused
-    before our own check runs."""
+    limit accepts is not warned about. A header claiming over twice the guard is still refused by
+    Pillow before our own check runs (``TooManyPixels`` either way)."""
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
     if fmt == "heic":
