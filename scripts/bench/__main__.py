@@ -2,8 +2,9 @@
 
 Sections: peer (trueframe's sampling + faces side by side with the DFDC winner's method),
 sampling, faces, models, provenance, scan, http, known_media (hash lookups against 100,000 hashes,
-PDQ per image and per video). Each prints rows with the machine stated; the
-table goes to ``--out``. Media is generated from the shared face photos (:mod:`.media`).
+PDQ per image and per video), large_images (peak RSS of one analysis of a 102 M-pixel photo). Each
+prints rows with the machine stated; the table goes to ``--out``. Media is generated from the
+shared face photos (:mod:`.media`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from detector.settings import Settings, get_settings
 from scripts.bench.known import bench_known_media
+from scripts.bench.large import bench_large_images
 from scripts.bench.peer import geometric_mean, side_by_side
 from scripts.bench.sections import (
     Row,
@@ -66,6 +68,7 @@ SECTIONS: dict[str, Callable[[Path, Settings], list[Row]]] = {
     "scan": bench_scan,
     "http": bench_http,
     "known_media": bench_known_media,
+    "large_images": bench_large_images,
 }
 
 
