@@ -142,6 +142,29 @@ def pattern_rows(pattern: Pattern, face: np.ndarray, synthetic: np.ndarray, labe
     return only_s if _enough(labels[only_s]) else has_s
 
 
+def _chosen_pull(
+    pattern: Pattern,
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    toward: Pool | None,
+    to_none: bool,
+) -> tuple[float, np.ndarray | None]:
+    """The pull of ``pattern``'s fit on rows ``x`` / ``y`` and the weights it pulls towards (``0.0,
+    None``: fitted freely), by the rules :func:`fit_stack` states: towards zero with ``to_none``;
+    else towards the shared rows' weights when the pattern is scarce here and ``toward`` has it."""
+    if groups is None:
+        return 0.0, None
+    if to_none:
+        none = np.zeros(len(SIGNALS[pattern]))
+        return choose_strength(x, y, groups, lambda _held_out: none).strength, none
+    scarce = min(int((y == 1).sum()), int((y == 0).sum())) < SCARCE_ROWS_PER_CLASS
+    if scarce and toward is not None and _enough(toward.labels[toward.rows(pattern)]):
+        target = toward.target(pattern)
+        return choose_strength(x, y, groups, target).strength, target(np.array([], dtype=str))
+    return 0.0, None
+
+
 def fit_stack(
     face: np.ndarray,
     synthetic: np.ndarray,
@@ -181,20 +204,8 @@ def fit_stack(
     def submodel(pattern: Pattern, rows: np.ndarray) -> SubModel:
         full = np.stack([signals[name] for name in SIGNALS[pattern]], axis=1)  # every row; NaN: missing
         x = full[rows]
-        pull, w0 = 0.0, None
-        scarce = min(int((y[rows] == 1).sum()), int((y[rows] == 0).sum())) < SCARCE_ROWS_PER_CLASS
-        if to_none and groups is not None:
-            none = np.zeros(len(SIGNALS[pattern]))
-            pull, w0 = choose_strength(x, y[rows], groups[rows], lambda _held_out: none).strength, none
-        elif (
-            scarce
-            and toward is not None
-            and groups is not None
-            and _enough(toward.labels[toward.rows(pattern)])
-        ):
-            target = toward.target(pattern)
-            pull = choose_strength(x, y[rows], groups[rows], target).strength
-            w0 = target(np.array([], dtype=str))
+        mine = None if groups is None else groups[rows]
+        pull, w0 = _chosen_pull(pattern, x, y[rows], mine, toward, to_none)
 
         def refit(draw: np.ndarray) -> tuple[float, list[float]] | None:
             """The fit on the rows with a signal at ``draw`` (repeats allowed): this pattern's rows
