@@ -18,13 +18,13 @@ from pathlib import Path
 
 from detector.settings import Settings
 from scripts.bench.media import face_photos
+from scripts.bench.sections import Row
 
-Row = tuple[str, str, str]
 CAMERA_HEIC = Path("..") / "shared" / "data" / "c2pa" / "no_manifest" / "c2pa-rs__sample1.heic"
 MEDIUM_FORMAT = (11648, 8736)  # 101.8 M pixels, a 102 MP frame
 
 
-def _high_water_mb(pid: int) -> float | None:
+def high_water_mb(pid: int) -> float | None:
     """``VmHWM`` of ``pid`` in MB (None once it is gone): the peak RSS of its own address space."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -48,7 +48,7 @@ def analyse_once(path: Path, out: Path) -> tuple[float, float, dict[str, object]
             stderr=subprocess.DEVNULL,
         )
         while proc.poll() is None:
-            peak = max(peak, _high_water_mb(proc.pid) or 0.0)
+            peak = max(peak, high_water_mb(proc.pid) or 0.0)
             time.sleep(0.02)
     report: dict[str, object] = json.loads(out.read_text().splitlines()[0])
     return time.perf_counter() - start, peak, report

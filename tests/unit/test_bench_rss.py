@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from scripts.bench.large import _high_water_mb
+from scripts.bench.large import high_water_mb
 
 HOLD = "import sys, time; b = b'\\x01' * {size}; sys.stdout.write('x'); sys.stdout.flush(); time.sleep(0.5)"
 
@@ -15,10 +15,10 @@ def child_peak_mb(size: int) -> float | None:
     child = subprocess.Popen([sys.executable, "-c", HOLD.format(size=size)], stdout=subprocess.PIPE)
     assert child.stdout is not None
     assert child.stdout.read(1) == b"x"
-    peak = _high_water_mb(child.pid)
+    peak = high_water_mb(child.pid)
     child.wait()
     child.stdout.close()
-    assert _high_water_mb(child.pid) is None  # gone: nothing to read
+    assert high_water_mb(child.pid) is None  # gone: nothing to read
     return peak
 
 
