@@ -21,7 +21,8 @@ Items the scope calls degraded (the ``thumbnail``, ``heavy``, ``webp``, ``avif``
 copies: heavy compression, tiny pictures) take no part in steps 1-3; they get sections of their
 own per media kind (``image_degraded``, ``video_degraded``), fitted the same way on the calibrated
 logits, so that the probability reported for such a file is calibrated on such files (their
-verdicts are still held back by rule: :mod:`detector.scoring.fusion.rules`).
+verdicts are still held back by rule: :mod:`detector.scoring.fusion.rules`); the degraded videos'
+weights are pulled towards none as far as grouped cross-validation says (:data:`NO_EVIDENCE`).
 
 The tables go into ``weights/manifest.toml`` and ``weights/fusion.toml``; the dev suite then
 reports on the other half. ``--dry-run`` writes nothing.
@@ -178,7 +179,8 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
     score unlike ordinary media (the shared rows), and their verdicts never accuse (rule
     ``degraded``), so the false accusations the pull prevents cannot arise there; pulled, the
     degraded images' ECE rose in every degraded variant of the report half (0.076-0.130 ->
-    0.091-0.143).
+    0.091-0.143). The sections of :data:`NO_EVIDENCE` (degraded videos) are pulled towards zero
+    weights instead, with ``features.groups``.
     """
     y = features.labels
     kinds_of = features.kinds if features.kinds is not None else np.full(len(y), "", dtype=object)

@@ -229,8 +229,9 @@ def _variant_video(src: Path, dst: Path, variant: str) -> None:
     options: dict[str, object] = {"crf": str(crf), "preset": "medium"}
     if _side(variant) < MATCHED_SIDE:
         # x264's SIMD code made 96 px copies of the same clip differ from run to run (FF++ 519: 1 of
-        # 4 encodes; dev clips up to 5 of 6), so the suite's thumbnail rows moved between cache
-        # rebuilds; its C code gives the same bytes every time (the 256 px copies always did).
+        # 4 encodes unlike the others; a dev AniPortrait clip: 4 different files in 4 encodes), so
+        # the suite's thumbnail rows moved between cache rebuilds; its C code gives the same bytes
+        # every time (the 256 px copies always did).
         options["x264-params"] = "asm=0"
     with av.open(str(src)) as inp, av.open(str(dst), mode="w") as out:
         stream_in = inp.streams.video[0]

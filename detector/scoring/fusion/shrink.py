@@ -9,7 +9,9 @@ section's face-and-synthetic pattern rested on 11 real images and gave the synth
 next to a large one: fit the section's weights with a penalty ``strength * ||w - w_shared||^2``
 that pulls them towards the shared section's, and let the data say how hard to pull. Only patterns
 with fewer than :data:`~detector.scoring.fusion.fit.SCARCE_ROWS_PER_CLASS` rows of a class are
-pulled (:func:`~detector.scoring.fusion.fit.fit_stack` says why).
+pulled (:func:`~detector.scoring.fusion.fit.fit_stack` says why). The same choice serves a section
+pulled towards zero weights, i.e. towards its base rate (degraded videos, few clips of weak
+evidence: ``fit_stack(to_none=True)``); there the target is zero in every fold.
 
 :func:`choose_strength` scores every strength of :data:`STRENGTHS` by the log-loss of out-of-fold
 predictions, with folds made of whole *groups* (every copy and variant of one clip or identity in
