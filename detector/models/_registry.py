@@ -165,4 +165,6 @@ def create_model(
         except RuntimeError as exc:
             raise ModelError(f"weights {path} do not fit architecture {entry.arch!r}: {exc}") from exc
     dev = select_device(device) if isinstance(device, str) else device
-    return arch.classifier(name, entry, module, dev)
+    # built for inference: in eval mode before the classifier sees it, so a classifier that runs an
+    # inference copy (``LiteClassifier`` folds batch norms) does so; a fresh module is in train mode
+    return arch.classifier(name, entry, module.eval(), dev)
