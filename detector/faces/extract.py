@@ -1,4 +1,4 @@
-"""Face detection (facenet-pytorch MTCNN), square face crops, and faces linked into tracks.
+"""Face detection (MTCNN with facenet-pytorch's weights), square face crops, and faces linked into tracks.
 
 MTCNN runs on copies downscaled so that the longest side is at most
 ``FaceSettings.detect_longest_side`` (never upscaled): a 1080p frame costs what a 640 px one does.
@@ -14,7 +14,8 @@ which costs more than detecting on a larger copy), so on a very large image the 
 found is ``MIN_DETECT_FACE_PX`` times the downscale factor.
 
 Detection is :func:`detector.faces.mtcnn_pass.detect_batch` (facenet's algorithm over MTCNN's
-three networks, with R-Net and O-Net crops cut in one vectorised pass). A batch holds at most
+three networks, :mod:`detector.faces.mtcnn_nets`, with R-Net and O-Net crops cut in one
+vectorised pass; neither facenet-pytorch nor torchvision is imported). A batch holds at most
 ``FaceSettings.batch_size`` copies and at most ``FaceSettings.max_batch_pixels`` pixels (but at
 least one copy), so peak memory stays flat whatever the frame size.
 """
@@ -36,7 +37,7 @@ from detector.runtime import select_device
 from detector.settings import FaceSettings
 
 if TYPE_CHECKING:
-    from facenet_pytorch import MTCNN
+    from detector.faces.mtcnn_nets import Mtcnn
 
 __all__ = [
     "FaceDetection",
@@ -134,19 +135,15 @@ class FaceExtractor:
         self.settings = settings or FaceSettings()
         self.min_face_px = self.settings.min_face_px or DEFAULT_MIN_FACE_PX
         self.device = select_device(device) if isinstance(device, str) else device
-        self._mtcnn: MTCNN | None = None
+        self._mtcnn: Mtcnn | None = None
         self._lock = threading.RLock()
 
-    def _network(self) -> MTCNN:
+    def _network(self) -> Mtcnn:
         with self._lock:
             if self._mtcnn is None:
-                from detector.faces.tvcompat import ensure_torchvision
+                from detector.faces.mtcnn_nets import load_mtcnn
 
-                ensure_torchvision()
-                from facenet_pytorch import MTCNN
-
-                mtcnn = MTCNN(keep_all=True, select_largest=False, device=self.device)
-                self._mtcnn = mtcnn.eval()
+                self._mtcnn = load_mtcnn(self.device)
             return self._mtcnn
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[FaceDetection]]:

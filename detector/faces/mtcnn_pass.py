@@ -1,4 +1,4 @@
-"""MTCNN's detection pass over facenet-pytorch's three networks, with vectorised crops.
+"""MTCNN's detection pass over its three networks (:mod:`detector.faces.mtcnn_nets`), vectorised crops.
 
 :func:`detect_batch` is facenet-pytorch 2.6.0's ``detect_face`` (the algorithm behind
 ``MTCNN.detect``) step for step: the image pyramid (factor ``mtcnn.factor`` from
@@ -19,15 +19,12 @@ Everything runs on the networks' device; results come back to the CPU once, for 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 from torch.nn.functional import interpolate
 
-if TYPE_CHECKING:
-    from facenet_pytorch import MTCNN
-    from facenet_pytorch.models.mtcnn import PNet
+from detector.faces.mtcnn_nets import Mtcnn, PNet
+from detector.faces.nms import batched_nms
 
 __all__ = ["Faces", "area_crops", "detect_batch", "pnet_forward", "pyramid_scales"]
 
@@ -107,17 +104,6 @@ def area_crops(table: torch.Tensor, index: torch.Tensor, rects: torch.Tensor, si
     return (sums.to(torch.float32) / kh / kw).permute(0, 3, 1, 2)
 
 
-def _batched_nms(boxes: torch.Tensor, scores: torch.Tensor, index: torch.Tensor, iou: float) -> torch.Tensor:
-    """torchvision's ``batched_nms`` (the NMS facenet uses): kept indices, by descending score."""
-    from detector.faces.tvcompat import ensure_torchvision
-
-    ensure_torchvision()
-    from torchvision.ops import batched_nms
-
-    kept: torch.Tensor = batched_nms(boxes, scores, index, iou)
-    return kept
-
-
 def _rerec(boxes: torch.Tensor) -> torch.Tensor:
     """Boxes made square around their centre (facenet's ``rerec``), score columns kept."""
     h = boxes[:, 3] - boxes[:, 1]
@@ -147,7 +133,7 @@ def _crop_rects(boxes: torch.Tensor, height: int, width: int) -> tuple[torch.Ten
 
 
 def _proposals(
-    images: torch.Tensor, min_size: float, mtcnn: MTCNN, pnet_pixels: int, full_frame: bool
+    images: torch.Tensor, min_size: float, mtcnn: Mtcnn, pnet_pixels: int, full_frame: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 1: P-Net over the pyramid; squared, regressed boxes (K, 5) and their image index.
 
@@ -164,7 +150,7 @@ def _proposals(
             part = interpolate(batch[start : start + step].to(dtype), size=size, mode="area")
             reg, probs = pnet_forward(mtcnn.pnet, part.sub_(127.5).mul_(0.0078125))
             found, inds = _window_boxes(reg, probs[:, 1], scale, mtcnn.thresholds[0])
-            pick = _batched_nms(found[:, :4], found[:, 4], inds, 0.5)  # per image: chunking is exact
+            pick = batched_nms(found[:, :4], found[:, 4], inds, 0.5)  # per image: chunking is exact
             boxes.append(found[pick])
             index.append(inds[pick] + start)
             del part, reg, probs
@@ -173,7 +159,7 @@ def _proposals(
             0, dtype=torch.long, device=images.device
         )
     found, inds = torch.cat(boxes), torch.cat(index)
-    pick = _batched_nms(found[:, :4], found[:, 4], inds, 0.7)
+    pick = batched_nms(found[:, :4], found[:, 4], inds, 0.7)
     found, inds = found[pick], inds[pick]
     regw = (found[:, 2] - found[:, 0]).unsqueeze(1)
     regh = (found[:, 3] - found[:, 1]).unsqueeze(1)
@@ -241,7 +227,7 @@ def _refine(
 
 
 def _stage_two(
-    mtcnn: MTCNN, table: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor
+    mtcnn: Mtcnn, table: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 2: R-Net scores, NMS 0.7 per image, regression, squaring."""
     boxes, index, reg, prob = _refine(mtcnn.rnet, 24, table, boxes, index)
@@ -249,12 +235,12 @@ def _stage_two(
     keep = score > mtcnn.thresholds[1]
     boxes = torch.cat([boxes[keep, :4], score[keep].unsqueeze(1)], 1)
     index, reg = index[keep], reg[keep]
-    pick = _batched_nms(boxes[:, :4], boxes[:, 4], index, 0.7)
+    pick = batched_nms(boxes[:, :4], boxes[:, 4], index, 0.7)
     return _rerec(_bbreg(boxes[pick], reg[pick])), index[pick]
 
 
 def _stage_three(
-    mtcnn: MTCNN, table: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor
+    mtcnn: Mtcnn, table: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Stage 3: O-Net scores, landmarks and regression; (boxes (K, 5), landmarks (K, 5, 2), index)."""
     boxes, index, reg, marks, prob = _refine(mtcnn.onet, 48, table, boxes, index)
@@ -304,7 +290,7 @@ def _split(n_images: int, boxes: np.ndarray, marks: np.ndarray, index: np.ndarra
 
 @torch.no_grad()
 def detect_batch(
-    mtcnn: MTCNN,
+    mtcnn: Mtcnn,
     images: np.ndarray | torch.Tensor,
     min_size: float,
     pnet_pixels: int = PNET_PIXELS,

@@ -19,43 +19,11 @@ from typing import Literal
 
 import torch
 
+from detector.faces.nms import nms_reference
+
 _lock = threading.Lock()
 _state: Literal["unchecked", "compiled", "fallback"] = "unchecked"
 _fallback_lib: torch.library.Library | None = None
-
-
-def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS with torchvision's semantics: indices kept, by descending score.
-
-    Boxes are ``(x1, y1, x2, y2)``; a box is dropped when its IoU with a kept, higher-scoring box
-    is strictly greater than ``iou_threshold``.
-    """
-    if boxes.numel() == 0:
-        return torch.empty((0,), dtype=torch.long, device=boxes.device)
-    device = boxes.device
-    b = boxes.detach().to("cpu", torch.float64)
-    order = torch.sort(scores.detach().to("cpu"), dim=0, descending=True, stable=True).indices
-    b = b[order]
-    x1, y1, x2, y2 = b.unbind(1)
-    areas = (x2 - x1) * (y2 - y1)
-    ix1 = torch.maximum(x1[:, None], x1[None, :])
-    iy1 = torch.maximum(y1[:, None], y1[None, :])
-    ix2 = torch.minimum(x2[:, None], x2[None, :])
-    iy2 = torch.minimum(y2[:, None], y2[None, :])
-    inter = (ix2 - ix1).clamp(min=0) * (iy2 - iy1).clamp(min=0)
-    iou = (inter / (areas[:, None] + areas[None, :] - inter)).numpy()
-    over = iou > iou_threshold
-    n = over.shape[0]
-    suppressed = [False] * n
-    keep: list[int] = []
-    for i in range(n):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        row = over[i]
-        for j in row[i + 1 :].nonzero()[0]:
-            suppressed[i + 1 + int(j)] = True
-    return order[torch.tensor(keep, dtype=torch.long)].to(device)
 
 
 def _nms_impl(dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:

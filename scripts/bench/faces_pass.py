@@ -46,11 +46,7 @@ def _run_side(side: str, count: int, queue: multiprocessing.Queue) -> None:
     import torch
 
     torch.set_num_threads(2)
-    from detector.faces.tvcompat import ensure_torchvision
-
-    ensure_torchvision()
-    from facenet_pytorch import MTCNN
-
+    from detector.faces.mtcnn_nets import load_mtcnn
     from detector.faces.mtcnn_pass import detect_batch
     from detector.settings import get_settings
     from detector.stages import face_spec, smallest_face
@@ -58,8 +54,16 @@ def _run_side(side: str, count: int, queue: multiprocessing.Queue) -> None:
     settings = FaceSettings()
     copies = _copies(count, settings)
     min_size = smallest_face(settings, face_spec(get_settings())) * settings.detect_longest_side / 1920
-    mtcnn = MTCNN(keep_all=True, select_largest=False, device="cpu").eval()
-    mtcnn.min_face_size = min_size
+    if side == "facenet":
+        from detector.faces.tvcompat import ensure_torchvision
+
+        ensure_torchvision()
+        from facenet_pytorch import MTCNN
+
+        mtcnn = MTCNN(keep_all=True, select_largest=False, device="cpu").eval()
+        mtcnn.min_face_size = min_size
+    else:
+        nets = load_mtcnn(torch.device("cpu"))
     per_batch = (
         16
         if side == "facenet"
@@ -70,7 +74,7 @@ def _run_side(side: str, count: int, queue: multiprocessing.Queue) -> None:
         if side == "facenet":
             boxes = mtcnn.detect(batch, landmarks=True)[0]
             return sum(0 if b is None else len(b) for b in boxes)
-        return sum(len(f[0]) for f in detect_batch(mtcnn, batch, min_size))
+        return sum(len(f[0]) for f in detect_batch(nets, batch, min_size))
 
     run(copies[:1])  # warm-up
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

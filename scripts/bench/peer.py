@@ -92,10 +92,10 @@ def _run_side(side: str, clips: list[Path], min_side: float, queue: multiprocess
     import torch
 
     torch.set_num_threads(2)
-    from detector.faces.tvcompat import ensure_torchvision
+    if side == "peer":  # trueframe's side imports neither torchvision nor facenet-pytorch
+        from detector.faces.tvcompat import ensure_torchvision
 
-    ensure_torchvision()
-    if side == "peer":
+        ensure_torchvision()
         from facenet_pytorch import MTCNN
 
         model: object = MTCNN(thresholds=[0.7, 0.8, 0.8], device="cpu", keep_all=True)

@@ -9,8 +9,8 @@ pass), up to ``max_batch_size`` images or ``batch_wait_timeout_s`` of waiting. B
 through ``user_config`` (``reconfigure``); thresholds come from the settings only, so Ray and
 in-process runs give the same answers. Media and provenance work runs in worker threads.
 
-Every replica calls :func:`detector.faces.tvcompat.ensure_torchvision` before anything can import
-torchvision (facenet-pytorch does), because Ray workers are fresh processes.
+No replica imports torchvision for the defaults (face detection builds MTCNN's networks itself);
+the code that does (torchvision's EfficientNets) installs its CPU shim first, in any process.
 """
 
 from __future__ import annotations
@@ -42,11 +42,9 @@ BATCH_KEYS = ("max_batch_size", "batch_wait_timeout_s")
 
 
 def _prepare_worker(settings: Settings) -> None:
-    """Per-process setup of a replica: the torchvision shim, then torch's thread count."""
-    from detector.faces.tvcompat import ensure_torchvision
+    """Per-process setup of a replica: torch's thread count."""
     from detector.runtime import configure_threads
 
-    ensure_torchvision()
     configure_threads(settings.runtime.torch_threads)
 
 

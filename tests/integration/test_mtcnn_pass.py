@@ -1,9 +1,8 @@
-"""Our MTCNN detection pass (detector/faces/mtcnn_pass.py) against facenet-pytorch's ``detect``."""
+"""Our MTCNN pass (mtcnn_pass.py, mtcnn_nets.py, nms.py) against facenet-pytorch's ``detect``."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ import torch
 from PIL import Image, ImageOps
 
 from detector.faces.extract import FaceExtractor
+from detector.faces.mtcnn_nets import Mtcnn
 from detector.faces.mtcnn_pass import Faces, area_crops, detect_batch, pnet_forward, summed_area
 from detector.settings import FaceSettings
 from tests.support import mediagen
@@ -22,11 +22,20 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture(scope="module")
-def mtcnn() -> Iterator[MTCNN]:
-    network = FaceExtractor(FaceSettings(), "cpu")._network()
-    saved = network.min_face_size
-    yield network
-    network.min_face_size = saved
+def facenet_mtcnn() -> MTCNN:
+    """facenet-pytorch's own detector (the reference; the service never imports it)."""
+    from detector.faces.tvcompat import ensure_torchvision
+
+    ensure_torchvision()
+    from facenet_pytorch import MTCNN
+
+    return MTCNN(keep_all=True, select_largest=False, device="cpu").eval()
+
+
+@pytest.fixture(scope="module")
+def mtcnn() -> Mtcnn:
+    """The networks the service detects with (:mod:`detector.faces.mtcnn_nets`)."""
+    return FaceExtractor(FaceSettings(), "cpu")._network()
 
 
 def facenet(mtcnn: MTCNN, batch: np.ndarray, min_size: float) -> list[Faces]:
@@ -71,17 +80,19 @@ def test_area_crops_equal_area_interpolation_of_each_crop() -> None:
             torch.testing.assert_close(crops[k], expected, rtol=1e-6, atol=1e-4)
 
 
-def test_the_photo_and_clip_frames_give_facenets_faces(mtcnn: MTCNN, face_photo: np.ndarray) -> None:
+def test_the_photo_and_clip_frames_give_facenets_faces(
+    mtcnn: Mtcnn, facenet_mtcnn: MTCNN, face_photo: np.ndarray
+) -> None:
     photo = face_photo[None]
-    assert_same_faces(detect_batch(mtcnn, photo, 20.0, full_frame=False), facenet(mtcnn, photo, 20.0))
+    assert_same_faces(detect_batch(mtcnn, photo, 20.0, full_frame=False), facenet(facenet_mtcnn, photo, 20.0))
     frames = np.stack([mediagen.face_frame(i, 8, (480, 360)) for i in range(8)])
     for min_size in (12.0, 30.0):
         ours = detect_batch(mtcnn, frames, min_size, pnet_pixels=200_000, full_frame=False)  # chunked P-Net
-        assert_same_faces(ours, facenet(mtcnn, frames, min_size))
+        assert_same_faces(ours, facenet(facenet_mtcnn, frames, min_size))
         assert all(len(f[0]) >= 1 for f in ours)
 
 
-def test_an_image_without_faces_and_one_too_small_give_none(mtcnn: MTCNN) -> None:
+def test_an_image_without_faces_and_one_too_small_give_none(mtcnn: Mtcnn) -> None:
     grey = np.full((2, 120, 160, 3), 128, np.uint8)
     assert [len(f[0]) for f in detect_batch(mtcnn, grey, 20.0)] == [0, 0]
     assert [len(f[0]) for f in detect_batch(mtcnn, grey[:, :10, :10], 20.0)] == [0, 0]
@@ -105,7 +116,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_verified_photos_give_facenets_faces(shared_data: Path, mtcnn: MTCNN) -> None:
+def test_verified_photos_give_facenets_faces(shared_data: Path, mtcnn: Mtcnn, facenet_mtcnn: MTCNN) -> None:
     """Every face facenet finds at or above the minimum size in VERIFY.tsv's photos, ours finds too.
 
     Photos are downscaled like FaceExtractor does (longest side 640); every third photo keeps the
@@ -124,7 +135,7 @@ def test_verified_photos_give_facenets_faces(shared_data: Path, mtcnn: MTCNN) ->
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
             image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
         (ours,) = detect_batch(mtcnn, image[None], min_size, full_frame=False)
-        (theirs,) = facenet(mtcnn, image[None], min_size)
+        (theirs,) = facenet(facenet_mtcnn, image[None], min_size)
         sides = np.maximum(theirs[0][:, 2] - theirs[0][:, 0], theirs[0][:, 3] - theirs[0][:, 1])
         for box in theirs[0][sides >= min_size]:
             ious = [_iou(box, b) for b in ours[0]]
@@ -155,7 +166,7 @@ def _filling(photo: np.ndarray, width: int, height: int) -> np.ndarray:
 
 @pytest.mark.shared_data
 def test_the_full_frame_level_finds_close_ups_and_keeps_every_other_face(
-    shared_data: Path, mtcnn: MTCNN
+    shared_data: Path, mtcnn: Mtcnn
 ) -> None:
     """Faces larger than the frame: facenet's pyramid stops short of two of these close-ups; the
     extra level finds them, and every face facenet finds in the others is still found."""
@@ -187,7 +198,7 @@ def test_the_pyramid_ends_where_the_short_side_is_12_px() -> None:
     assert pyramid_scales(12, 12, 12.0, 0.709) == [1.0]  # already at 12 px: nothing added
 
 
-def test_the_in_place_pnet_forward_gives_the_modules_numbers(mtcnn: MTCNN) -> None:
+def test_the_in_place_pnet_forward_gives_the_modules_numbers(mtcnn: Mtcnn) -> None:
     """Bit for bit: the detection pass runs P-Net through :func:`pnet_forward`, whose in-place
     activations (large inputs; small ones use the module) must not change a single probability or
     regression value."""
@@ -200,3 +211,37 @@ def test_the_in_place_pnet_forward_gives_the_modules_numbers(mtcnn: MTCNN) -> No
             assert (mtcnn.pnet.conv1(x) < 0).any()  # PReLU's negative side is exercised
         assert torch.equal(ours[0], reg)
         assert torch.equal(ours[1], probs)
+
+
+def test_our_networks_give_facenets_numbers_with_its_defaults(mtcnn: Mtcnn, facenet_mtcnn: MTCNN) -> None:
+    """Same weights, same layers: every output of the three networks equals facenet's, bit for bit,
+    and the thresholds and pyramid factor are facenet's ``MTCNN`` defaults."""
+    rng = torch.Generator().manual_seed(1)
+    pairs = ((mtcnn.pnet, facenet_mtcnn.pnet, 57), (mtcnn.rnet, facenet_mtcnn.rnet, 24))
+    for ours, theirs, side in (*pairs, (mtcnn.onet, facenet_mtcnn.onet, 48)):
+        x = torch.rand((5, 3, side, side), generator=rng) * 2 - 1
+        with torch.no_grad():
+            got, expected = ours(x), theirs(x)
+        assert len(got) == len(expected)
+        for a, b in zip(got, expected, strict=True):
+            assert torch.equal(a, b)
+    assert list(mtcnn.thresholds) == list(facenet_mtcnn.thresholds)
+    assert mtcnn.factor == facenet_mtcnn.factor
+
+
+def test_detecting_faces_imports_neither_facenet_nor_torchvision() -> None:
+    """The detector builds its own networks: a fresh process that finds a face has not imported
+    facenet-pytorch or torchvision (whose ``torchvision.ops`` imports ``torch._dynamo``)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from detector.faces.extract import FaceExtractor\n"
+        "from tests.support import mediagen\n"
+        "found = FaceExtractor().detect([mediagen.face_photo()])[0]\n"
+        "heavy = [m for m in ('facenet_pytorch', 'torchvision', 'torch._dynamo') if m in sys.modules]\n"
+        "print(len(found), heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "[]"]

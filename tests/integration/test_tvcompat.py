@@ -1,4 +1,4 @@
-"""The torchvision compatibility shim: exact NMS semantics, and inert where compiled ops exist."""
+"""The torchvision shim and the detector's own NMS: exact semantics, inert where compiled ops exist."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import textwrap
 import pytest
 import torch
 
-from detector.faces.tvcompat import ensure_torchvision, nms_reference
+from detector.faces.nms import batched_nms, nms_reference
+from detector.faces.tvcompat import ensure_torchvision
 
 
 def brute_force_nms(boxes: list[list[float]], scores: list[float], threshold: float) -> list[int]:
@@ -57,6 +58,22 @@ def test_identical_boxes_keep_highest_score() -> None:
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]] * 3)
     scores = torch.tensor([0.2, 0.9, 0.5])
     assert nms_reference(boxes, scores, 0.5).tolist() == [1]
+
+
+@pytest.mark.parametrize("n", [0, 1, 60, 999, 1001, 2500])  # over 1,000 boxes: image by image
+def test_the_detectors_batched_nms_keeps_torchvisions_boxes_in_its_order(n: int) -> None:
+    """:func:`batched_nms` (faces, no torchvision import) against ``torchvision.ops.batched_nms``
+    over the same greedy NMS: the same indices in the same order, on both of torchvision's paths
+    (coordinate offsets up to 4,000 coordinates, per image above), scores tied across images too."""
+    ensure_torchvision()
+    from torchvision.ops import batched_nms as tv_batched_nms
+
+    boxes, scores = random_boxes(n, n)
+    scores = (scores * 20).round() / 20  # ties, within and across images
+    idxs = torch.randint(0, 4, (n,), generator=torch.Generator().manual_seed(n))
+    for iou in (0.5, 0.7):
+        expected = tv_batched_nms(boxes, scores, idxs, iou)
+        assert batched_nms(boxes, scores, idxs, iou).tolist() == expected.tolist()
 
 
 def test_torchvision_imports_and_ops_use_the_shim() -> None:
