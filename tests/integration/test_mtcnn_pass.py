@@ -243,5 +243,8 @@ def test_detecting_faces_imports_neither_facenet_nor_torchvision() -> None:
         "heavy = [m for m in ('facenet_pytorch', 'torchvision', 'torch._dynamo') if m in sys.modules]\n"
         "print(len(found), heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    repo = Path(__file__).resolve().parents[2]  # where ``tests.support`` imports from
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo
+    ).stdout
     assert out.split() == ["1", "[]"]
