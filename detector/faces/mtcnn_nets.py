@@ -24,6 +24,14 @@ THRESHOLDS = (0.6, 0.7, 0.7)
 FACTOR = 0.709
 """Scale step of the image pyramid: facenet's ``MTCNN`` default (tested)."""
 
+WEIGHTS_SHA256 = {
+    "pnet": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+    "rnet": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+    "onet": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+}
+"""The files of the pinned facenet-pytorch 2.6.0 wheel: another version's weights would change
+every face found without a word, so they are refused like any unverified weights file."""
+
 
 class _Net(nn.Module):
     """Convolutions with PReLU (and max pooling) shared by the three networks."""
@@ -117,11 +125,27 @@ def facenet_weights_dir() -> Path:
 
 
 def load_mtcnn(device: torch.device, weights_dir: Path | None = None) -> Mtcnn:
-    """The networks with facenet-pytorch's weights (strict: every tensor present and shaped)."""
+    """The networks with facenet-pytorch's weights, each file checked against
+    :data:`WEIGHTS_SHA256` (typed errors when one is missing or different) and loaded strictly."""
+    from detector.errors import WeightsChecksumMismatch, WeightsMissing
+    from detector.models._weights import sha256_file
+
     folder = weights_dir or facenet_weights_dir()
     pnet, rnet, onet = PNet(), RNet(), ONet()
     for name, net in (("pnet", pnet), ("rnet", rnet), ("onet", onet)):
-        state = torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
+        path = folder / f"{name}.pt"
+        if not path.is_file():
+            raise WeightsMissing(
+                f"MTCNN weights {path} are missing (facenet-pytorch 2.6.0 ships them)", path=str(path)
+            )
+        found = sha256_file(path)
+        if found != WEIGHTS_SHA256[name]:
+            raise WeightsChecksumMismatch(
+                f"MTCNN weights {path}: sha256 {found}, expected {WEIGHTS_SHA256[name]} "
+                "(facenet-pytorch 2.6.0's file; `make install` installs it)",
+                path=str(path),
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(state, strict=True)
         net.to(device).eval()
     return Mtcnn(pnet, rnet, onet, device)

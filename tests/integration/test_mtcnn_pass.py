@@ -248,3 +248,24 @@ def test_detecting_faces_imports_neither_facenet_nor_torchvision() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo
     ).stdout
     assert out.split() == ["1", "[]"]
+
+
+def test_mtcnn_weights_that_are_not_the_pinned_files_are_refused(tmp_path: Path) -> None:
+    """A missing or different weights file is a typed error naming the file, never other faces."""
+    import shutil
+
+    from detector.errors import WeightsChecksumMismatch, WeightsMissing
+    from detector.faces.mtcnn_nets import facenet_weights_dir, load_mtcnn
+
+    for name in ("pnet", "rnet", "onet"):
+        shutil.copy(facenet_weights_dir() / f"{name}.pt", tmp_path / f"{name}.pt")
+    assert load_mtcnn(torch.device("cpu"), tmp_path).factor == 0.709
+    data = bytearray((tmp_path / "rnet.pt").read_bytes())
+    data[-100] ^= 1
+    (tmp_path / "rnet.pt").write_bytes(bytes(data))
+    with pytest.raises(WeightsChecksumMismatch, match=r"rnet\.pt"):
+        load_mtcnn(torch.device("cpu"), tmp_path)
+    (tmp_path / "onet.pt").unlink()
+    (tmp_path / "rnet.pt").unlink()
+    with pytest.raises(WeightsMissing, match=r"rnet\.pt"):
+        load_mtcnn(torch.device("cpu"), tmp_path)
