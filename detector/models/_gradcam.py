@@ -34,9 +34,13 @@ def last_conv(module: nn.Module) -> nn.Conv2d:
 def grad_cam(
     classifier: Classifier, images: Sequence[np.ndarray], layer: nn.Module | None = None
 ) -> list[np.ndarray]:
-    """One float32 map in [0, 1] per image, shaped like that image (H, W); zeros where no evidence."""
+    """One float32 map in [0, 1] per image, shaped like that image (H, W); zeros where no evidence.
+
+    Runs on ``classifier.explainer()`` (the trained module where the classifier runs a folded copy).
+    """
     if not images:
         return []
+    classifier = classifier.explainer()
     target = layer or last_conv(classifier.module)
     saved: dict[str, torch.Tensor] = {}
 

@@ -41,6 +41,11 @@ class Classifier(ABC):
         self.device = device
         self.module = module.to(device).eval()
 
+    def explainer(self) -> Classifier:
+        """The classifier whose module heat maps read (Grad-CAM hooks its last convolution): this
+        one, unless a subclass runs a transformed copy of the trained module (``LiteClassifier``)."""
+        return self
+
     @property
     def chunk(self) -> int:
         """Images per forward pass on this model's device."""
