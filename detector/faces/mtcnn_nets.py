@@ -117,10 +117,13 @@ class Mtcnn:
 
 
 def facenet_weights_dir() -> Path:
-    """facenet-pytorch's package data folder, found without importing the package."""
+    """facenet-pytorch's package data folder, found without importing the package
+    (:class:`WeightsMissing` when it is not installed)."""
+    from detector.errors import WeightsMissing
+
     spec = importlib.util.find_spec("facenet_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("facenet-pytorch is not installed: MTCNN's weights come from its wheel")
+        raise WeightsMissing("facenet-pytorch is not installed: MTCNN's weights come from its wheel")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 

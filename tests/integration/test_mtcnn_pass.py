@@ -250,8 +250,12 @@ def test_detecting_faces_imports_neither_facenet_nor_torchvision() -> None:
     assert out.split() == ["1", "[]"]
 
 
-def test_mtcnn_weights_that_are_not_the_pinned_files_are_refused(tmp_path: Path) -> None:
-    """A missing or different weights file is a typed error naming the file, never other faces."""
+def test_mtcnn_weights_that_are_not_the_pinned_files_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing or different weights file is a typed error naming the file, never other faces;
+    so is a missing facenet-pytorch."""
+    import importlib.util
     import shutil
 
     from detector.errors import WeightsChecksumMismatch, WeightsMissing
@@ -269,3 +273,6 @@ def test_mtcnn_weights_that_are_not_the_pinned_files_are_refused(tmp_path: Path)
     (tmp_path / "rnet.pt").unlink()
     with pytest.raises(WeightsMissing, match=r"rnet\.pt"):
         load_mtcnn(torch.device("cpu"), tmp_path)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    with pytest.raises(WeightsMissing, match="facenet-pytorch is not installed"):
+        load_mtcnn(torch.device("cpu"))
