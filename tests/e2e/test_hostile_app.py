@@ -82,6 +82,16 @@ def real_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         yield app
 
 
+def test_making_the_hostile_media_leaves_this_process_normally_scheduled(media: dict[str, bytes]) -> None:
+    """SVT-AV1 raises the thread that opens it to real-time priority where it may (as root): the AV1
+    case is encoded in a process of its own, so this one (and every thread and child it starts
+    later) is not left SCHED_FIFO, which starved a later teardown on 2 cores until the time limit."""
+    import os
+
+    assert "codec_av1.mkv" in media
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
 @pytest.fixture
 def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every temp-file API points at an empty folder; nothing may be left there after the case."""

@@ -86,6 +86,18 @@ def encode(
     return buf.getvalue()
 
 
+def encode_elsewhere(frames: list[np.ndarray], fmt: str, codec: str, **kwargs: object) -> bytes:
+    """:func:`encode` in a fresh (spawned) process, for SVT-AV1: it raises the thread that opens it
+    to real-time scheduling (SCHED_FIFO 99 where it may, e.g. as root), which the test process and
+    every thread and child it starts afterwards kept; on 2 cores that starved a later test's
+    teardown until the run's time limit (2026-12-02)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(encode, frames, fmt, codec, **kwargs).result()
+
+
 @cache
 def base_mp4() -> bytes:
     """8 frames, 96x64, H.264 in MP4 (moov at the end)."""
