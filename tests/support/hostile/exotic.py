@@ -28,7 +28,6 @@ from tests.support.hostile.media import (
     base_mp4,
     base_webm,
     encode,
-    encode_elsewhere,
     face_frames,
     photo,
     save,
@@ -63,9 +62,7 @@ EXOTIC: list[Case] = [
     Case(
         "codec_av1.mkv",
         "codec",
-        lambda d: encode_elsewhere(
-            face_frames(6, (128, 96)), "matroska", "libsvtav1", options={"preset": "12"}
-        ),
+        lambda d: encode(face_frames(6, (128, 96)), "matroska", "libsvtav1", options={"preset": "12"}),
         R,
         "decode",
         serve=True,

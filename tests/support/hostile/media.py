@@ -52,6 +52,13 @@ def face_frames(n: int, size: tuple[int, int]) -> list[np.ndarray]:
     return [mediagen.face_frame(i, n, size) for i in range(n)]
 
 
+REALTIME_CODECS = frozenset({"libsvtav1"})
+"""Encoders that raise the thread opening them to real-time scheduling (SVT-AV1: SCHED_FIFO 99
+where it may, e.g. as root), which the test process and every thread and child it starts afterwards
+kept; on 2 cores that starved a later test's teardown until the run's time limit (2026-12-02).
+:func:`encode` runs them in a spawned process of their own."""
+
+
 def encode(
     frames: list[np.ndarray],
     fmt: str,
@@ -63,7 +70,28 @@ def encode(
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
 ) -> bytes:
-    """Encode RGB frames into an in-memory container (``fmt`` is FFmpeg's muxer name)."""
+    """Encode RGB frames into an in-memory container (``fmt`` is FFmpeg's muxer name); a codec of
+    :data:`REALTIME_CODECS` encodes in a fresh process."""
+    args = (frames, fmt, codec, fps, pix_fmt, options, pts, time_base)
+    if codec not in REALTIME_CODECS:
+        return _encode_here(*args)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_encode_here, *args).result()
+
+
+def _encode_here(
+    frames: list[np.ndarray],
+    fmt: str,
+    codec: str,
+    fps: int | Fraction,
+    pix_fmt: str,
+    options: dict[str, str] | None,
+    pts: list[int] | None,
+    time_base: Fraction | None,
+) -> bytes:
     height, width = frames[0].shape[:2]
     buf = io.BytesIO()
     with av.open(buf, mode="w", format=fmt) as out:
@@ -84,18 +112,6 @@ def encode(
         for packet in stream.encode():
             out.mux(packet)
     return buf.getvalue()
-
-
-def encode_elsewhere(frames: list[np.ndarray], fmt: str, codec: str, **kwargs: object) -> bytes:
-    """:func:`encode` in a fresh (spawned) process, for SVT-AV1: it raises the thread that opens it
-    to real-time scheduling (SCHED_FIFO 99 where it may, e.g. as root), which the test process and
-    every thread and child it starts afterwards kept; on 2 cores that starved a later test's
-    teardown until the run's time limit (2026-12-02)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(encode, frames, fmt, codec, **kwargs).result()
 
 
 @cache
