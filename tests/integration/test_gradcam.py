@@ -156,21 +156,15 @@ def test_heat_maps_of_a_folded_model_read_its_trained_module(face_photo: np.ndar
     """The default face model runs with its batch norms folded; its heat maps are Grad-CAM of the
     trained module (batch norms in place), exactly, as before the fold ran: folded, the last
     convolution would output its batch norm's result and the maps would move."""
-    from safetensors.torch import load_file
-
-    from detector.models._manifest import load_manifest
     from detector.models._registry import create_model
-    from detector.models._weights import shipped_dir
-    from detector.models.effnet_lite import EfficientNetLite
     from detector.settings import Settings
+    from tests.support.models import trained_module
 
     name = Settings().models.face_model
     model = create_model(name)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.module.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.explainer().module.modules())
-    trained = EfficientNetLite()
-    trained.load_state_dict(load_file(str(shipped_dir() / load_manifest().models[name].file)))
-    reference = TorchClassifier(name, model.entry, trained, torch.device("cpu"))
+    reference = TorchClassifier(name, model.entry, trained_module(name), torch.device("cpu"))
     crops = [face_photo[40:300, 120:330], face_photo[128:384, 200:456]]
     for ours, expected in zip(grad_cam(model, crops), grad_cam(reference, crops), strict=True):
         np.testing.assert_allclose(ours, expected, atol=1e-5)

@@ -142,20 +142,16 @@ def test_loaded_models_run_with_batch_norms_folded_and_the_same_logits(
     folded copy (a fresh module is in train mode: the fold was skipped until 2026-12-02); the
     trained module, batch norms included, gives the same logits."""
     import torch
-    from safetensors.torch import load_file
 
-    from detector.models.effnet_lite import EfficientNetLite
+    from tests.support.models import trained_module
 
     clf = models[name]
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in clf.module.modules())
-    entry = load_manifest().models[name]
-    module = EfficientNetLite()
-    module.load_state_dict(load_file(str(shipped_dir() / entry.file)))
     crops = [face_photo[:256, :256], face_photo[128:384, 200:456]]
     batch = clf.preprocess(crops)
     with torch.inference_mode():
-        plain = module.eval()(batch.contiguous()).reshape(-1)
+        plain = trained_module(name)(batch.contiguous()).reshape(-1)
         fast = clf.forward(batch)
-    if entry.raw_logit_positive == "real":
+    if clf.entry.raw_logit_positive == "real":
         plain = -plain
     np.testing.assert_allclose(fast.numpy(), plain.numpy(), atol=1e-4)
