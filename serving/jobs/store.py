@@ -133,8 +133,13 @@ class JobStore:
         callback_url: str | None = None,
         report: dict[str, Any] | None = None,
         ttl_s: float | None = None,
+        cache_key: str | None = None,
     ) -> Job:
-        """Insert a queued job (media saved first), or an already succeeded one when ``report`` is given."""
+        """Insert a queued job (media saved first), or an already succeeded one when ``report`` is given.
+
+        With ``cache_key`` the report is also cached for ``owner`` (:meth:`cache_report`) in the
+        same transaction: an image answered at once costs one write, not two.
+        """
         job_id = new_job_id()
         now = time.time()
         media_path = None if media is None or report is not None else str(self.write_media(job_id, media))
@@ -149,9 +154,9 @@ class JobStore:
         }  # fmt: skip
         with self.transaction() as db:
             db.execute(insert(t.jobs).values(**row))
-        job = self.get(job_id)
-        assert job is not None
-        return job
+            if cache_key is not None and report is not None:
+                _cache(db, sha256, cache_key, owner, row["report"])
+        return _job({**row, "partial": None, "error_code": None, "error_message": None})  # as get() reads it
 
     def get(self, job_id: str, owner: str | None = None) -> Job | None:
         """The job, or None when unknown, expired, malformed, or (with ``owner``) made by someone else."""
@@ -337,13 +342,18 @@ class JobStore:
 
     def cache_report(self, sha256: str, key: str, owner: str, report: dict[str, Any]) -> None:
         """Remember ``owner``'s report for these bytes under its result key."""
-        values = {"sha256": sha256, "result_key": key, "owner": owner}
         with self.transaction() as db:
-            db.execute(delete(t.results).filter_by(**values))
-            db.execute(insert(t.results).values(**values, report=json.dumps(report), created_at=time.time()))
+            _cache(db, sha256, key, owner, json.dumps(report))
 
 
-def _job(row: RowMapping) -> Job:
+def _cache(db: Connection, sha256: str, key: str, owner: str, report_json: str) -> None:
+    """Replace ``owner``'s cached report for these bytes under ``key`` (inside the caller's transaction)."""
+    values = {"sha256": sha256, "result_key": key, "owner": owner}
+    db.execute(delete(t.results).filter_by(**values))
+    db.execute(insert(t.results).values(**values, report=report_json, created_at=time.time()))
+
+
+def _job(row: RowMapping | dict[str, Any]) -> Job:
     values = dict(row)
     for field in ("partial", "report", "options"):
         if values[field] is not None:

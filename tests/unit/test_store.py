@@ -172,6 +172,32 @@ def test_cache_is_keyed_by_content_result_key_and_owner(store: JobStore) -> None
     assert store.cached_report("ef" * 32, "key-a", "key:b") is None, "never another owner's report"
 
 
+def test_an_answered_image_is_kept_and_cached_in_one_write(store: JobStore) -> None:
+    """The job ``create_job`` returns is the one ``get`` reads back, and its report is the cached one."""
+    report = {"score": {"manipulated": 0.2, "verdict": "authentic"}, "media": {"kind": "image"}}
+    store.cache_report("ef" * 32, "key-a", "key:a", {"score": 0.9})  # an older report, replaced
+    job = store.create_job(
+        owner="key:a",
+        sha256="ef" * 32,
+        options={"frames": None},
+        report=report,
+        ttl_s=60.0,
+        cache_key="key-a",
+    )
+    assert job == store.get(job.id)
+    assert (job.status, job.verdict, job.kind, job.options) == (
+        "succeeded",
+        "authentic",
+        "image",
+        {"frames": None},
+    )
+    assert store.cached_report("ef" * 32, "key-a", "key:a") == report
+    assert store.cached_report("ef" * 32, "key-a", "key:b") is None
+    plain = store.create_job(owner="key:b", sha256="ef" * 32, options={}, report=report)
+    assert store.cached_report("ef" * 32, "key-a", "key:b") is None, "no cache_key, nothing cached"
+    assert plain == store.get(plain.id)
+
+
 def test_a_second_process_on_the_same_database_sees_the_jobs(store: JobStore, settings: Settings) -> None:
     job_id = _job(store)
     code = (

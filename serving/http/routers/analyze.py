@@ -57,10 +57,8 @@ async def analyze(
         if caller.webhook_secret is None:
             raise InvalidRequest("callback_url needs an API key (its webhook secret signs the callback)")
     upload = await read_upload(request, name)
-    media: Media = await off_loop(MediaLoader(state.settings.limits).load, upload.data, upload.name)
     options = Options(frames=frames, heatmaps=heatmaps)
-    key = await off_loop(result_key, state.settings, options, media.info.kind)
-    cached = await off_loop(_cached, state, media.info.sha256, key, caller.owner)
+    media, key, cached = await off_loop(_admit, state, upload.data, upload.name, options, caller.owner)
     if cached is not None:
         state.metrics.cache_hits.inc()
     if media.info.kind == "image" and callback_url is None:
@@ -85,6 +83,18 @@ async def analyze(
     return await _wait(state, job.id)
 
 
+def _admit(
+    state: AppState, data: bytes, name: str | None, options: Options, owner: str
+) -> tuple[Media, str, dict[str, Any] | None]:
+    """The loaded upload (typed errors for bad input), its result key and the caller's cached report.
+
+    One worker-thread call for the three: each hop off the event loop costs time an image feels.
+    """
+    media = MediaLoader(state.settings.limits).load(data, name)
+    key = result_key(state.settings, options, media.info.kind)
+    return media, key, _cached(state, media.info.sha256, key, owner)
+
+
 def _cached(state: AppState, sha256: str, key: str, owner: str) -> dict[str, Any] | None:
     """The caller's cached report, unless the hash lists now say something else about its media."""
     cached = state.store.cached_report(sha256, key, owner)
@@ -104,7 +114,7 @@ async def _image(
     """The report of an image: from the caller's own cache, or analysed now and cached for them.
 
     Every answered image is also kept as a finished job (``X-Trueframe-Job``), so it can be
-    reviewed and appealed like a video.
+    reviewed and appealed like a video; a new report is cached in the same write.
     """
     body, hit = cached, "hit"
     if body is None:
@@ -117,7 +127,6 @@ async def _image(
             state.sync_inflight -= 1
         state.metrics.analyses.labels("image").observe(time.perf_counter() - started)
         body = json.loads(report.to_json())
-        await off_loop(state.store.cache_report, media.info.sha256, *cache, body)
     job = await off_loop(
         state.store.create_job,
         owner=cache[1],
@@ -126,6 +135,7 @@ async def _image(
         name=name,
         report=body,
         ttl_s=state.runner.ttl_s,
+        cache_key=cache[0] if hit == "miss" else None,
     )
     headers = {"X-Trueframe-Cache": hit, "X-Trueframe-Job": job.id, "Link": f"</v1/jobs/{job.id}>; rel=job"}
     return JSONResponse(body, headers=headers)
