@@ -128,7 +128,7 @@ class FaceDeployment:
         """user_config: batch size and wait (the detector's thresholds come from the settings only)."""
         _apply_batch_config(config, self.detect)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def detect(self, images: list[HasImage | np.ndarray]) -> list[list[FaceDetection]]:
         """Faces in one frame or RGB array (``frame_index`` is 0: the caller sets the frame's own
         index); a packed frame is unpacked when the detector reads it."""
@@ -184,7 +184,7 @@ class FaceModelDeployment(_ClassifierDeployment):
     def reconfigure(self, config: dict[str, Any]) -> None:
         _apply_batch_config(config, self.predict)
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def predict(self, images: list[np.ndarray]) -> list[float]:
         """Raw fake-logit of one face crop (batched per class: each class has its own queue)."""
         return self._logits(images)
@@ -205,7 +205,7 @@ class SyntheticModelDeployment(_ClassifierDeployment):
     def reconfigure(self, config: dict[str, Any]) -> None:
         _apply_batch_config(config, self.predict)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def predict(self, images: list[HasImage | np.ndarray]) -> list[float]:
         """Raw synthetic-logit of one whole frame (a packed frame or an RGB array)."""
         return self._logits(images)

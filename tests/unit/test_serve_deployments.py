@@ -48,11 +48,16 @@ def test_shipped_batch_settings_reach_the_batched_method_and_can_fill(name: str,
     user = options["user_config"]
     assert set(user) == {"max_batch_size", "batch_wait_timeout_s"}
     assert 1 < user["max_batch_size"] <= options["max_ongoing_requests"]
-    assert 0 < user["batch_wait_timeout_s"] < 1, "a long wait would be latency on every single request"
+    assert user["batch_wait_timeout_s"] == 0, (
+        "an idle replica starts at once (any wait is latency on every single image); under load a "
+        "batch fills from the calls that queued while the replica computed"
+    )
     classes = {"faces": deployments.FaceDeployment, "face_model": deployments.FaceModelDeployment}
     classes["synthetic_model"] = deployments.SyntheticModelDeployment
     replica: Any = object.__new__(cast(Any, classes[name]).func_or_class)  # no model is built
     batched = getattr(replica, method)
+    assert batched._get_batch_wait_timeout_s() == user["batch_wait_timeout_s"], "decorator and config agree"
+    assert batched._get_max_batch_size() == user["max_batch_size"], "decorator and config agree"
     for config in ({"max_batch_size": 3, "batch_wait_timeout_s": 0.5}, user):  # the shipped one last
         replica.reconfigure(config)
         assert batched._get_max_batch_size() == config["max_batch_size"]
