@@ -274,8 +274,33 @@ def _load(
     return time.perf_counter() - start, latencies
 
 
+def _paired(
+    over_http: Callable[[bytes], object], in_process: Callable[[bytes], object], images: list[bytes]
+) -> list[Row]:
+    """Concurrency 1, each image both ways back to back (the order alternating), so that this
+    machine's drift over a run (up to 2x within minutes) falls on both sides alike."""
+    took: dict[str, list[float]] = {"HTTP (Serve)": [], "in-process": []}
+    for i, data in enumerate(images):
+        sides = [("HTTP (Serve)", over_http), ("in-process", in_process)]
+        for label, call in sides if i % 2 == 0 else sides[::-1]:
+            start = time.perf_counter()
+            call(data)
+            took[label].append(time.perf_counter() - start)
+    rows = []
+    for label, lat in took.items():
+        p50, p95 = np.percentile(lat, [50, 95])
+        result = f"{len(lat) / sum(lat):.2f} images/s, p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+        rows.append(("http", f"{label}, concurrency 1, {len(lat)} images, paired", result))
+    http, local = (np.array(v) for v in took.values())
+    per_image = np.median(http / local)
+    ratio = f"{np.median(http) / np.median(local):.2f}x (median of per-image ratios {per_image:.2f}x)"
+    rows.append(("http", "HTTP / in-process p50, concurrency 1", ratio))
+    return rows
+
+
 def bench_http(tmp: Path, settings: Settings) -> list[Row]:
-    """Images/s and p50/p95 latency over loopback to the Serve app vs the in-process pipeline."""
+    """Images/s and p50/p95 latency over loopback to the Serve app vs the in-process pipeline
+    (concurrency 1 paired image by image; 4 and 16 as blocks, one side after the other)."""
     import httpx
 
     from detector.pipeline import Pipeline
@@ -298,8 +323,9 @@ def bench_http(tmp: Path, settings: Settings) -> list[Row]:
 
             over_http(distinct_jpegs(1)[0])
             pipeline.analyze(distinct_jpegs(1)[0])
-            offset = 1
-            for concurrency in (1, 4, 16):
+            rows += _paired(over_http, pipeline.analyze, distinct_jpegs(33)[1:])
+            offset = 33
+            for concurrency in (4, 16):
                 count = max(16, 2 * concurrency)
                 images = distinct_jpegs(offset + 2 * count)[offset:]
                 offset += 2 * count
