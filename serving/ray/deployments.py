@@ -4,8 +4,9 @@ Each deployment owns one stage object built in ``__init__`` (models load lazily 
 in-process) and exposes plain async methods that the ingress calls through ``DeploymentHandle``s.
 Face detection and the classifiers take ONE image per call (hence their high ``max_ongoing_requests``)
 and are ``@serve.batch``-ed: the frames
-of one video and of concurrent requests are gathered into one batch (one MTCNN or model forward
-pass), up to ``max_batch_size`` images or ``batch_wait_timeout_s`` of waiting. Both are tunable
+of one video and of concurrent requests that queued while the replica computed are gathered into
+one batch (one MTCNN or model forward pass), up to ``max_batch_size`` images; there is no batch wait
+(``batch_wait_timeout_s = 0``), so an idle replica starts at once. Both are tunable
 through ``user_config`` (``reconfigure``); thresholds come from the settings only, so Ray and
 in-process runs give the same answers. Media and provenance work runs in worker threads.
 
