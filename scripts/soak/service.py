@@ -61,16 +61,20 @@ def _rss_kb(pid: int) -> int:
 
 def role(pid: int, root: int) -> str:
     """The process group a process belongs to, from its title."""
-    cmd = _cmdline(pid)
-    if pid == root:
-        return "service"
-    if match := re.match(r"ray::ServeReplica:[^:\s]+:(\S+)", cmd):
+    return "service" if pid == root else group_of(_cmdline(pid))
+
+
+def group_of(title: str) -> str:
+    """The process group of a Ray process title. A replica running a call is titled
+    ``ray::ServeReplica:APP:DEPLOYMENT.METHOD`` (e.g. ``faces.handle_request_with_rejection``), an
+    idle one without the method: both are ``replica:DEPLOYMENT``."""
+    if match := re.match(r"ray::ServeReplica:[^:\s]+:([^\s.]+)", title):
         return f"replica:{match.group(1)}"
-    if cmd.startswith("ray::ServeController"):
+    if title.startswith("ray::ServeController"):
         return "serve_controller"
-    if cmd.startswith("ray::ProxyActor"):
+    if title.startswith("ray::ProxyActor"):
         return "serve_proxy"
-    if cmd.startswith("ray::IDLE") or cmd.startswith("ray::"):
+    if title.startswith("ray::"):  # IDLE workers and other Ray tasks
         return "ray_workers_other"
     return "ray_system"  # gcs_server, raylet, log monitor, agents
 
