@@ -274,6 +274,12 @@ def _load(
     return time.perf_counter() - start, latencies
 
 
+def _latency(rate: float, latencies: list[float]) -> str:
+    """``N images/s, p50 .. ms, p95 .. ms``."""
+    p50, p95 = np.percentile(latencies, [50, 95])
+    return f"{rate:.2f} images/s, p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+
+
 def _paired(
     over_http: Callable[[bytes], object], in_process: Callable[[bytes], object], images: list[bytes]
 ) -> list[Row]:
@@ -286,12 +292,11 @@ def _paired(
             start = time.perf_counter()
             call(data)
             took[label].append(time.perf_counter() - start)
-    rows = []
-    for label, lat in took.items():
-        p50, p95 = np.percentile(lat, [50, 95])
-        result = f"{len(lat) / sum(lat):.2f} images/s, p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
-        rows.append(("http", f"{label}, concurrency 1, {len(lat)} images, paired", result))
-    http, local = (np.array(v) for v in took.values())
+    rows = [
+        ("http", f"{label}, concurrency 1, {len(lat)} images, paired", _latency(len(lat) / sum(lat), lat))
+        for label, lat in took.items()
+    ]
+    http, local = np.array(took["HTTP (Serve)"]), np.array(took["in-process"])
     per_image = np.median(http / local)
     ratio = f"{np.median(http) / np.median(local):.2f}x (median of per-image ratios {per_image:.2f}x)"
     rows.append(("http", "HTTP / in-process p50, concurrency 1", ratio))
@@ -334,8 +339,7 @@ def bench_http(tmp: Path, settings: Settings) -> list[Row]:
                     ("in-process", pipeline.analyze, images[count:]),
                 ):
                     wall, lat = _load(call, batch, concurrency)
-                    p50, p95 = np.percentile(lat, [50, 95])
-                    result = f"{count / wall:.2f} images/s, p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+                    result = _latency(count / wall, lat)
                     rows.append(("http", f"{label}, concurrency {concurrency}, {count} images", result))
     finally:
         stop_service()

@@ -140,6 +140,8 @@ class JobStore:
         With ``cache_key`` the report is also cached for ``owner`` (:meth:`cache_report`) in the
         same transaction: an image answered at once costs one write, not two.
         """
+        if cache_key is not None and report is None:
+            raise ValueError("cache_key caches a report: create_job needs the report too")
         job_id = new_job_id()
         now = time.time()
         media_path = None if media is None or report is not None else str(self.write_media(job_id, media))
@@ -154,7 +156,7 @@ class JobStore:
         }  # fmt: skip
         with self.transaction() as db:
             db.execute(insert(t.jobs).values(**row))
-            if cache_key is not None and report is not None:
+            if cache_key is not None:
                 _cache(db, sha256, cache_key, owner, row["report"])
         return _job({**row, "partial": None, "error_code": None, "error_message": None})  # as get() reads it
 

@@ -196,6 +196,8 @@ def test_an_answered_image_is_kept_and_cached_in_one_write(store: JobStore) -> N
     plain = store.create_job(owner="key:b", sha256="ef" * 32, options={}, report=report)
     assert store.cached_report("ef" * 32, "key-a", "key:b") is None, "no cache_key, nothing cached"
     assert plain == store.get(plain.id)
+    with pytest.raises(ValueError, match="needs the report"):
+        store.create_job(owner="key:b", sha256="ef" * 32, options={}, media=b"v", cache_key="key-a")
 
 
 def test_a_second_process_on_the_same_database_sees_the_jobs(store: JobStore, settings: Settings) -> None:
