@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,15 @@ from PIL import Image, ImageOps
 
 from detector.faces.extract import FaceExtractor
 from detector.faces.mtcnn_nets import Mtcnn
-from detector.faces.mtcnn_pass import Faces, area_crops, detect_batch, pnet_forward, summed_area
+from detector.faces.mtcnn_pass import (
+    Faces,
+    area_crops,
+    area_resize,
+    column_sums,
+    detect_batch,
+    pnet_forward,
+    summed_area,
+)
 from detector.settings import FaceSettings
 from tests.support import mediagen
 
@@ -78,6 +87,22 @@ def test_area_crops_equal_area_interpolation_of_each_crop() -> None:
             crop = images[index[k], y0:y1, x0:x1].permute(2, 0, 1)[None].float()
             expected = torch.nn.functional.interpolate(crop, size=(size, size), mode="area")[0]
             torch.testing.assert_close(crops[k], expected, rtol=1e-6, atol=1e-4)
+
+
+def test_pyramid_levels_equal_area_pooling_of_the_float_batch_bit_for_bit() -> None:
+    """P-Net sees the same floats as facenet's ``interpolate(mode="area")`` of the float batch,
+    shrinking, enlarging by a pixel (``min_size`` 12 gives ``H + 1``) and at odd ratios, down to
+    the 12 px short side where the pyramid ends (a 1x1 output is a global mean, rounded otherwise)."""
+    rng = np.random.default_rng(1)
+    images = torch.as_tensor(rng.integers(0, 256, (3, 61, 97, 3), dtype=np.uint8))
+    columns = column_sums(images)
+    floats = images.permute(0, 3, 1, 2).float()
+    for size in [(62, 98), (61, 97), (43, 69), (30, 49), (13, 20), (12, 12), (12, 40)]:  # short side >= 12
+        level = area_resize(columns, size)
+        expected = torch.nn.functional.interpolate(floats, size=size, mode="area")
+        assert level.shape == expected.shape
+        assert torch.equal(level, expected), size
+    assert torch.equal(columns.clone().cumsum_(2), summed_area(images))
 
 
 def test_the_photo_and_clip_frames_give_facenets_faces(
@@ -203,8 +228,9 @@ def test_the_in_place_pnet_forward_gives_the_modules_numbers(mtcnn: Mtcnn) -> No
     activations (large inputs; small ones use the module) must not change a single probability or
     regression value."""
     rng = torch.Generator().manual_seed(0)
-    for shape in ((1, 3, 40, 57), (1, 3, 340, 340), (3, 3, 101, 77)):  # 340 px: conv1 in place
-        x = torch.rand(shape, generator=rng) * 2 - 1
+    shapes = ((1, 3, 40, 57), (1, 3, 340, 340), (3, 3, 101, 77), (4, 3, 181, 241))  # >= 340 px: in place
+    for shape, memory in itertools.product(shapes, (torch.contiguous_format, torch.channels_last)):
+        x = (torch.rand(shape, generator=rng) * 2 - 1).contiguous(memory_format=memory)  # the pass's
         with torch.no_grad():
             reg, probs = mtcnn.pnet(x)
             ours = pnet_forward(mtcnn.pnet, x.clone())
