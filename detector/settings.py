@@ -106,13 +106,22 @@ class ProvenanceSettings(BaseModel):
 class FusionSettings(BaseModel):
     """How per-crop and per-frame scores are aggregated and fused (see detector/aggregate.py)."""
 
-    track_rule: Literal["mean", "confident"] = Field(
-        "mean", description="per-track rule: mean of logits, or the DFDC winner's confident frames"
+    track_rule: Literal["mean", "confident", "top"] = Field(
+        "mean",
+        description=(
+            "per-track rule: mean of logits, the DFDC winner's confident frames, or the mean of the "
+            "highest top_share of them"
+        ),
     )
     confident_fake: float = Field(0.8, gt=0.5, lt=1.0, description="P(fake) above which a frame is confident")
     confident_real: float = Field(0.2, gt=0.0, lt=0.5, description="P(fake) below which a frame is confident")
     confident_min_frames: int = Field(11, ge=1, description="confident fake frames needed to use them alone")
-    synthetic_rule: Literal["mean", "confident"] = Field("mean", description="per-video synthetic rule")
+    top_share: float = Field(
+        0.25, gt=0.0, le=1.0, description="rule 'top': share of a series' highest logits averaged (>= one)"
+    )
+    synthetic_rule: Literal["mean", "confident", "top"] = Field(
+        "mean", description="per-video synthetic rule (as track_rule, over frames)"
+    )
     fusion_file: Path | None = Field(
         None, description="fitted fusion parameters (default: weights/fusion.toml)"
     )

@@ -230,21 +230,25 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
     return face, synthetic, params
 
 
-def compare_track_rules(
+def compare_rules(
     outputs: list[StageOutputs], labels: list[int], settings: Settings
-) -> dict[str, float]:
-    """Item-level AUC of the raw face evidence under each per-track rule (how the default was chosen)."""
+) -> dict[str, dict[str, float]]:
+    """Video-level AUC of the raw face evidence under each per-track rule, and of the raw
+    synthetic-image evidence under each per-video rule (how the defaults are chosen; on an image
+    every rule gives the same logit, so only videos are compared)."""
     from detector.evaluation.metrics import auc
     from detector.settings import FusionSettings
 
-    aucs = {}
-    for rule in get_args(FusionSettings.model_fields["track_rule"].annotation):
-        variant = settings.model_copy(
-            update={"fusion": settings.fusion.model_copy(update={"track_rule": rule})}
-        )
-        face = raw_features(outputs, labels, variant).face
-        rows = ~np.isnan(face)
-        aucs[rule] = round(float(auc(np.asarray(labels)[rows], face[rows])), 4)
+    y = np.asarray(labels)
+    videos = np.array([out.media.kind == "video" for out in outputs], dtype=bool)
+    aucs: dict[str, dict[str, float]] = {"face": {}, "synthetic": {}}
+    for field, signal in (("track_rule", "face"), ("synthetic_rule", "synthetic")):
+        for rule in get_args(FusionSettings.model_fields[field].annotation):
+            variant = settings.model_copy(update={"fusion": settings.fusion.model_copy(update={field: rule})})
+            values = getattr(raw_features(outputs, labels, variant), signal)
+            rows = videos & ~np.isnan(values)
+            if len(np.unique(y[rows])) == 2:
+                aucs[signal][rule] = round(float(auc(y[rows], values[rows])), 4)
     return aucs
 
 
@@ -304,5 +308,5 @@ def calibrate(
         "face_calibration": None if face_cal is None else face_cal.to_table(),
         "synthetic_calibration": None if synth_cal is None else synth_cal.to_table(),
         "fusion": params.model_dump(mode="json"),
-        "face_auc_by_track_rule": compare_track_rules(outputs, labels, settings),
+        "auc_by_rule": compare_rules(outputs, labels, settings),
     }

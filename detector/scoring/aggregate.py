@@ -10,6 +10,8 @@ Inputs are *calibrated* log-odds (see :mod:`detector.scoring.calibration`), one 
     only those crops count (a swap that shows in part of a clip is not averaged away); else, when
     more than 90% of the crops are confidently real (P < ``confident_real``), only those count;
     otherwise all crops count. The chosen crops' logits are averaged.
+  - ``top``: the mean of the highest ``top_share`` of the crops' logits (at least one): the top-k
+    rule, which a swap shown in part of a clip also survives, without the confident rule's cuts.
 
 * **Per video over tracks**: the mean of track logits weighted by track length x mean face side
   (a long, large face counts more than a brief, tiny one; a face side below 1 px counts as 1).
@@ -19,6 +21,7 @@ Inputs are *calibrated* log-odds (see :mod:`detector.scoring.calibration`), one 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,13 +59,22 @@ def series_logit(
     """One logit for a series of crop or frame logits under ``rule``; None for an empty series."""
     if len(logits) == 0:
         return None
+    s = settings or FusionSettings()
     if rule == "confident":
-        chosen = confident_subset(logits, settings or FusionSettings())
+        chosen = confident_subset(logits, s)
     elif rule == "mean":
         chosen = [float(v) for v in logits]
+    elif rule == "top":
+        chosen = top_subset(logits, s.top_share)
     else:
-        raise ValueError(f"unknown aggregation rule {rule!r}; known: mean, confident")
+        raise ValueError(f"unknown aggregation rule {rule!r}; known: mean, confident, top")
     return float(sum(chosen) / len(chosen))
+
+
+def top_subset(logits: Sequence[float], share: float) -> list[float]:
+    """The highest ``share`` of ``logits`` (rounded up, at least one), highest first."""
+    values = sorted((float(v) for v in logits), reverse=True)
+    return values[: max(1, math.ceil(share * len(values) - 1e-9))]
 
 
 def track_logit(logits: Sequence[float], settings: FusionSettings | None = None) -> float | None:

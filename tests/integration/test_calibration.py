@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from detector.evaluation.calibrate import write_manifest_calibration
 from detector.models._manifest import Calibration, Manifest, load_manifest
@@ -19,6 +20,7 @@ from detector.scoring.aggregate import (
     item_logit,
     series_logit,
     synthetic_logit,
+    top_subset,
     track_logit,
 )
 from detector.scoring.calibration import (
@@ -161,6 +163,23 @@ def test_synthetic_series_aggregates_per_video() -> None:
     assert synthetic_logit([]) is None
     with pytest.raises(ValueError, match="unknown aggregation rule"):
         series_logit([1.0], rule="max")
+
+
+def test_top_rule_averages_the_highest_share_of_a_series() -> None:
+    logits = [-3.0, 4.0, 0.0, 2.0, -1.0, 3.0, 1.0, -2.0]
+    assert series_logit(logits, "top", FusionSettings(top_share=0.25)) == pytest.approx(3.5)  # 4, 3
+    assert series_logit(logits, "top", FusionSettings(top_share=0.1)) == pytest.approx(4.0)  # at least one
+    assert series_logit(logits, "top", FusionSettings(top_share=0.3)) == pytest.approx(3.0)  # 2.4 -> 3 values
+    assert series_logit(logits, "top", FusionSettings(top_share=1.0)) == pytest.approx(0.5)  # the mean
+    assert top_subset([1.0, 5.0, 3.0], 0.5) == [5.0, 3.0]
+    top = FusionSettings(track_rule="top", synthetic_rule="top", top_share=0.5)
+    assert track_logit([0.0, 1.0, 5.0, 3.0], top) == pytest.approx(4.0)
+    assert synthetic_logit([0.0, 1.0, 5.0, 3.0], top) == pytest.approx(4.0)
+    assert track_logit([0.0, 1.0, 5.0, 3.0]) == pytest.approx(2.25)  # the default stays the mean
+    assert track_logit([], top) is None
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValidationError):
+            FusionSettings(top_share=bad)
 
 
 def test_calibrate_subcommand_registers_its_options() -> None:

@@ -382,3 +382,26 @@ def test_evaluate_finds_staged_faces_or_says_it_skips_them(
     assert _face_photos(tmp_path / "missing") is None
     assert "skipped (no folder" in capsys.readouterr().out
     assert _face_photos(tmp_path) == tmp_path
+
+
+def test_calibrate_compares_every_aggregation_rule_on_videos_only(two_items: Path, tmp_path: Path) -> None:
+    """``trueframe calibrate`` prints the video-level AUC of the raw face and synthetic-image
+    evidence under each rule the settings offer; images are left out (every rule gives an image
+    the same logit), so adding one changes nothing."""
+    from detector.evaluation.calibrate import compare_rules
+    from detector.evaluation.runner import outputs_of
+
+    clips = []
+    for label, size in ((0, (320, 240)), (1, (352, 256))):
+        path = mediagen.write_face_clip(tmp_path / f"clip{label}.mp4", n_frames=25, size=size)
+        clips.append(DevItem(path.name, path, label, "test clip", "faces_video", path.stem))
+    photo = DevItem("photo.jpg", two_items / "synthetic" / "real" / "photo.jpg", 0, "photo", "synthetic", "p")
+    config = SuiteConfig(two_items, None, tmp_path / "out", tmp_path / "cache", baseline=None)
+    settings = Settings(runtime={"device": "cpu"}, sampling={"frames": 6})
+    outputs, analysed = outputs_of([*clips, photo], ("original",), settings, config)
+    assert [i.relpath for i in analysed] == ["clip0.mp4", "clip1.mp4", "photo.jpg"]
+    labels = [i.label for i in analysed]
+    rules = compare_rules(outputs, labels, settings)
+    assert set(rules["face"]) == set(rules["synthetic"]) == {"mean", "confident", "top"}
+    assert all(v in (0.0, 0.5, 1.0) for signal in rules.values() for v in signal.values())  # two videos
+    assert compare_rules(outputs[:2], labels[:2], settings) == rules
