@@ -74,7 +74,8 @@ def series_logit(
 def top_subset(logits: Sequence[float], share: float) -> list[float]:
     """The highest ``share`` of ``logits`` (rounded up, at least one), highest first."""
     values = sorted((float(v) for v in logits), reverse=True)
-    return values[: max(1, math.ceil(share * len(values) - 1e-9))]
+    count = math.ceil(share * len(values) - 1e-9)  # 0.3 * 10 is 3.0000000000000004: still 3
+    return values[: max(1, count)]
 
 
 def track_logit(logits: Sequence[float], settings: FusionSettings | None = None) -> float | None:
