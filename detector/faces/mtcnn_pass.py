@@ -76,7 +76,8 @@ def pyramid_scales(
 
 def column_sums(images: torch.Tensor) -> torch.Tensor:
     """Running sums down each column of an (N, H, W, C) uint8 batch: (N, H + 1, W + 1, C), zero first
-    row and column; the first half of :func:`summed_area`, and what :func:`area_resize` reads.
+    row and column; what :func:`area_resize` reads, and, summed along the rows too
+    (``cumsum_(2)``), the batch's summed-area table, which :func:`area_crops` reads.
 
     Integer sums (int32 while 255 * H * W fits, else int64), so cell sums are exact.
     """
@@ -85,11 +86,6 @@ def column_sums(images: torch.Tensor) -> torch.Tensor:
     table = torch.zeros((n, height + 1, width + 1, channels), dtype=dtype, device=images.device)
     table[:, 1:, 1:] = images
     return table.cumsum_(1)  # in place: no full-size temporaries
-
-
-def summed_area(images: torch.Tensor) -> torch.Tensor:
-    """Summed-area table of an (N, H, W, C) uint8 batch: (N, H + 1, W + 1, C), zero first row/column."""
-    return column_sums(images).cumsum_(2)
 
 
 def area_resize(columns: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -128,8 +124,8 @@ def area_crops(table: torch.Tensor, index: torch.Tensor, rects: torch.Tensor, si
     """Crops ``rects`` (K, 4) of images ``index`` (K,), area-resampled to (K, C, size, size) float32.
 
     ``rects`` are integer (y0, y1, x0, x1), end exclusive, inside the image and non-empty;
-    ``table`` is :func:`summed_area` of the batch. Each output pixel is the mean of its input
-    cell, the cells of ``interpolate(crop, (size, size), mode="area")``.
+    ``table`` is the batch's summed-area table (:func:`column_sums`). Each output pixel is the mean
+    of its input cell, the cells of ``interpolate(crop, (size, size), mode="area")``.
     """
     y0, y1, x0, x1 = rects.long().unbind(1)
     rs, re = _cells(y0, y1 - y0, size)
@@ -372,7 +368,7 @@ def detect_batch(
     boxes, index = _proposals(columns, min_size, mtcnn, pnet_pixels, full_frame)
     marks = torch.zeros((0, 5, 2))
     if len(boxes):
-        table = columns.cumsum_(2)  # the summed-area table (:func:`summed_area`), in place
+        table = columns.cumsum_(2)  # the summed-area table, in place
         boxes, index = _stage_two(mtcnn, table, boxes, index)
         if len(boxes):
             boxes, marks, index = _stage_three(mtcnn, table, boxes, index)

@@ -21,7 +21,6 @@ from detector.faces.mtcnn_pass import (
     column_sums,
     detect_batch,
     pnet_forward,
-    summed_area,
 )
 from detector.settings import FaceSettings
 from tests.support import mediagen
@@ -82,7 +81,7 @@ def test_area_crops_equal_area_interpolation_of_each_crop() -> None:
     )
     index = torch.tensor([0, 1, 0, 1, 1])
     for size in (24, 48):
-        crops = area_crops(summed_area(images), index, rects, size)
+        crops = area_crops(column_sums(images).cumsum_(2), index, rects, size)
         for k, (y0, y1, x0, x1) in enumerate(rects.tolist()):
             crop = images[index[k], y0:y1, x0:x1].permute(2, 0, 1)[None].float()
             expected = torch.nn.functional.interpolate(crop, size=(size, size), mode="area")[0]
@@ -102,7 +101,11 @@ def test_pyramid_levels_equal_area_pooling_of_the_float_batch_bit_for_bit() -> N
         expected = torch.nn.functional.interpolate(floats, size=size, mode="area")
         assert level.shape == expected.shape
         assert torch.equal(level, expected), size
-    assert torch.equal(columns.clone().cumsum_(2), summed_area(images))
+    table = columns.cumsum_(2)  # completed along the rows: the summed-area table
+    assert torch.equal(table[:, 0], torch.zeros_like(table[:, 0]))
+    assert torch.equal(table[:, :, 0], torch.zeros_like(table[:, :, 0]))
+    for y, x in [(1, 1), (17, 40), (61, 97)]:
+        assert torch.equal(table[:, y, x], images[:, :y, :x].sum(dim=(1, 2), dtype=torch.int32))
 
 
 def test_the_photo_and_clip_frames_give_facenets_faces(
