@@ -234,18 +234,23 @@ def compare_rules(
     outputs: list[StageOutputs], labels: list[int], settings: Settings
 ) -> dict[str, dict[str, float]]:
     """Video-level AUC of the raw face evidence under each per-track rule, and of the raw
-    synthetic-image evidence under each per-video rule (how the defaults are chosen; on an image
-    every rule gives the same logit, so only videos are compared)."""
+    synthetic-image evidence under the same rule per video (how the defaults are chosen).
+
+    Only videos that are not degraded count: an image gets the same logit under every rule, and
+    degraded copies are scored by sections of their own."""
     from detector.evaluation.metrics import auc
     from detector.settings import FusionSettings
 
+    rules = get_args(FusionSettings.model_fields["track_rule"].annotation)
+    if rules != get_args(FusionSettings.model_fields["synthetic_rule"].annotation):
+        raise ValueError("track_rule and synthetic_rule no longer offer the same rules")
     y = np.asarray(labels)
-    videos = np.array([out.media.kind == "video" for out in outputs], dtype=bool)
+    videos = np.array([out.media.kind == "video" and not out.scope.degraded for out in outputs], dtype=bool)
     aucs: dict[str, dict[str, float]] = {"face": {}, "synthetic": {}}
-    for field, signal in (("track_rule", "face"), ("synthetic_rule", "synthetic")):
-        for rule in get_args(FusionSettings.model_fields[field].annotation):
-            variant = settings.model_copy(update={"fusion": settings.fusion.model_copy(update={field: rule})})
-            values = getattr(raw_features(outputs, labels, variant), signal)
+    for rule in rules:
+        fusion = settings.fusion.model_copy(update={"track_rule": rule, "synthetic_rule": rule})
+        features = raw_features(outputs, labels, settings.model_copy(update={"fusion": fusion}))
+        for signal, values in (("face", features.face), ("synthetic", features.synthetic)):
             rows = videos & ~np.isnan(values)
             if len(np.unique(y[rows])) == 2:
                 aucs[signal][rule] = round(float(auc(y[rows], values[rows])), 4)
