@@ -11,7 +11,8 @@ each pyramid level, and crops each box for R-Net's 24x24 and O-Net's 48x48 input
 each output pixel the mean of an integer-bounded input cell, so here running integer sums of the
 uint8 batch give every level (:func:`area_resize`, the same floats as pooling) and, completed into
 a summed-area table, every box's crop in one gather (:func:`area_crops`, equal to facenet's up to
-float rounding).
+float rounding). P-Net's first pooling is two element-wise maxima, taken before its PReLU
+(:func:`pooled_prelu`): the same numbers, in less time.
 
 Boxes are cropped like facenet's ``pad``: coordinates truncated, clipped to the image (not
 zero-padded), the crop stretched to the square input. A box whose clipped crop is empty is
@@ -20,6 +21,8 @@ Everything runs on the networks' device; results come back to the CPU once, for 
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,7 +36,9 @@ __all__ = [
     "area_resize",
     "column_sums",
     "detect_batch",
+    "max_pool_2x2",
     "pnet_forward",
+    "pooled_prelu",
     "pyramid_scales",
 ]
 
@@ -238,11 +243,51 @@ def _prelu(x: torch.Tensor, prelu: torch.nn.PReLU) -> torch.Tensor:
     return x
 
 
+def max_pool_2x2(x: torch.Tensor, pick: Callable[..., torch.Tensor] = torch.maximum) -> torch.Tensor:
+    """``MaxPool2d(2, 2, ceil_mode=True)`` of (N, C, H, W) ``x`` (P-Net's ``pool1``): the same numbers
+    (a maximum picks an element, whatever the order) in the same memory layout; with ``pick`` =
+    ``torch.minimum``, the same windows' minima.
+
+    The element-wise maximum of every other row, then of every other column, written into the
+    output's place; an odd last row or column is copied (its window holds only it). On the
+    channels-last activations P-Net makes this is 3-4x faster than torch's pooling kernel, which
+    took an eighth of the face pass.
+    """
+    n, channels, height, width = x.shape
+    memory = (
+        torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    )
+
+    def empty(h: int, w: int) -> torch.Tensor:
+        return torch.empty((n, channels, h, w), dtype=x.dtype, device=x.device, memory_format=memory)
+
+    rows = empty((height + 1) // 2, width)
+    pick(x[:, :, 0 : height - 1 : 2], x[:, :, 1::2], out=rows[:, :, : height // 2])
+    if height % 2:
+        rows[:, :, -1] = x[:, :, -1]
+    out = empty(rows.shape[2], (width + 1) // 2)
+    pick(rows[:, :, :, 0 : width - 1 : 2], rows[:, :, :, 1::2], out=out[:, :, :, : width // 2])
+    if width % 2:
+        out[:, :, :, -1] = rows[:, :, :, -1]
+    return out
+
+
+def pooled_prelu(x: torch.Tensor, prelu: torch.nn.PReLU) -> torch.Tensor:
+    """``max_pool_2x2(prelu(x))`` rectifying a quarter of the values: the same numbers.
+
+    A PReLU channel rises on both sides of 0 when its slope is positive and falls left of 0 when it
+    is negative, so over any window its largest output is that of the window's maximum or of its
+    minimum (rounding a product keeps its order, so this holds in floats too). Pooling first and
+    rectifying both pooled copies costs less than rectifying P-Net's largest activation.
+    """
+    return torch.maximum(prelu(max_pool_2x2(x)), prelu(max_pool_2x2(x, torch.minimum)))
+
+
 def pnet_forward(pnet: PNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """facenet's ``PNet.forward`` (regression, probabilities) with large activations rectified in
-    place: the same numbers, and the first layer's output is held once instead of twice."""
-    x = _prelu(pnet.conv1(x), pnet.prelu1)
-    x = _prelu(pnet.conv2(pnet.pool1(x)), pnet.prelu2)
+    """facenet's ``PNet.forward`` (regression, probabilities): the same numbers, with the first layer
+    pooled before it is rectified (:func:`pooled_prelu`) and the later large activations rectified in
+    place, so no activation is held twice at full size."""
+    x = _prelu(pnet.conv2(pooled_prelu(pnet.conv1(x), pnet.prelu1)), pnet.prelu2)
     x = _prelu(pnet.conv3(x), pnet.prelu3)
     return pnet.conv4_2(x), torch.softmax(pnet.conv4_1(x), dim=1)
 

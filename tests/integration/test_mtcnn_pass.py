@@ -20,7 +20,9 @@ from detector.faces.mtcnn_pass import (
     area_resize,
     column_sums,
     detect_batch,
+    max_pool_2x2,
     pnet_forward,
+    pooled_prelu,
 )
 from detector.settings import FaceSettings
 from tests.support import mediagen
@@ -241,6 +243,45 @@ def test_the_in_place_pnet_forward_gives_the_modules_numbers(mtcnn: Mtcnn) -> No
             assert (mtcnn.pnet.conv1(x) < 0).any()  # PReLU's negative side is exercised
         assert torch.equal(ours[0], reg)
         assert torch.equal(ours[1], probs)
+
+
+def test_max_pool_2x2_is_pnets_pooling_bit_for_bit_in_both_layouts() -> None:
+    """P-Net's ``pool1`` (2x2, stride 2, ceil mode): every parity of height and width (an odd last
+    row or column is a window of its own), single rows and columns, ties, both memory layouts."""
+    pool = torch.nn.MaxPool2d(2, 2, ceil_mode=True)
+    rng = torch.Generator().manual_seed(1)
+    shapes = (
+        (2, 10, 6, 8),
+        (2, 10, 7, 8),
+        (2, 10, 6, 9),
+        (1, 10, 7, 9),
+        (1, 10, 1, 1),
+        (1, 10, 1, 4),
+        (3, 10, 5, 1),
+    )
+    for shape, memory in itertools.product(shapes, (torch.contiguous_format, torch.channels_last)):
+        x = torch.randn(shape, generator=rng).contiguous(memory_format=memory)
+        x[0, 0] = 0.5  # a window of equal values
+        ours, theirs = max_pool_2x2(x), pool(x)
+        assert torch.equal(ours, theirs), shape
+        if min(ours.shape[2:]) > 1:  # with a single row or column both layouts are one
+            assert ours.is_contiguous(memory_format=memory), (shape, memory)
+
+
+def test_pooling_before_prelu_gives_the_same_numbers(mtcnn: Mtcnn) -> None:
+    """Slopes above 1, between 0 and 1, 0 and negative (where a window's minimum rectifies highest),
+    windows straddling 0 and wholly negative ones, odd sizes, both layouts."""
+    slopes = torch.nn.PReLU(6)
+    slopes.weight.data = torch.tensor([1.5, 0.25, 0.0, -0.2, -1.3, 1.0])
+    rng = torch.Generator().manual_seed(2)
+    for prelu, channels in ((slopes, 6), (mtcnn.pnet.prelu1, 10)):
+        for shape, memory in itertools.product(
+            ((2, 9, 12), (1, 7, 5), (3, 1, 2)), (torch.contiguous_format, torch.channels_last)
+        ):
+            x = torch.randn((shape[0], channels, *shape[1:]), generator=rng).contiguous(memory_format=memory)
+            x[0, :, :2, :2] = -x[0, :, :2, :2].abs()  # a window wholly below 0
+            with torch.no_grad():
+                assert torch.equal(pooled_prelu(x, prelu), max_pool_2x2(prelu(x))), shape
 
 
 def test_our_networks_give_facenets_numbers_with_its_defaults(mtcnn: Mtcnn, facenet_mtcnn: MTCNN) -> None:
