@@ -275,7 +275,7 @@ def max_pool_2x2(x: torch.Tensor, pick: Callable[..., torch.Tensor] = torch.maxi
 def pooled_prelu(x: torch.Tensor, prelu: torch.nn.PReLU) -> torch.Tensor:
     """``max_pool_2x2(prelu(x))`` rectifying a quarter of the values: the same numbers.
 
-    A PReLU channel rises on both sides of 0 when its slope is positive and falls left of 0 when it
+    A PReLU channel never falls when its slope is 0 or more, and falls only left of 0 when the slope
     is negative, so over any window its largest output is that of the window's maximum or of its
     minimum (rounding a product keeps its order, so this holds in floats too). Pooling first and
     rectifying both pooled copies costs less than rectifying P-Net's largest activation.
