@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+from detector.faces import mtcnn_pass
 from detector.faces.extract import FaceExtractor
 from detector.faces.mtcnn_nets import Mtcnn
 from detector.faces.mtcnn_pass import (
@@ -266,11 +267,19 @@ def test_max_pool_2x2_is_pnets_pooling_bit_for_bit_in_both_layouts() -> None:
         assert torch.equal(ours, theirs), shape
         if min(ours.shape[2:]) > 1:  # with a single row or column both layouts are one
             assert ours.is_contiguous(memory_format=memory), (shape, memory)
+    rows = torch.randn((2, 10, 9, 8), generator=rng).contiguous(memory_format=torch.channels_last)[:, :, 2:8]
+    assert max_pool_2x2(rows).is_contiguous(memory_format=torch.channels_last)  # a band keeps the layout
+    assert torch.equal(max_pool_2x2(rows), pool(rows))
 
 
-def test_pooling_before_prelu_gives_the_same_numbers(mtcnn: Mtcnn) -> None:
+@pytest.mark.parametrize("band", [1 << 22, 90])  # whole, and by bands of 2 rows (the last odd)
+def test_pooling_before_prelu_gives_the_same_numbers(
+    mtcnn: Mtcnn, band: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Slopes above 1, between 0 and 1, 0 and negative (where a window's minimum rectifies highest),
-    windows straddling 0 and wholly negative ones, odd sizes, both layouts."""
+    windows straddling 0 and wholly negative ones, odd sizes, both layouts, in one piece and by
+    bands of rows."""
+    monkeypatch.setattr(mtcnn_pass, "POOL_BAND", band)
     slopes = torch.nn.PReLU(6)
     slopes.weight.data = torch.tensor([1.5, 0.25, 0.0, -0.2, -1.3, 1.0])
     rng = torch.Generator().manual_seed(2)
@@ -282,7 +291,10 @@ def test_pooling_before_prelu_gives_the_same_numbers(mtcnn: Mtcnn) -> None:
             x[0, :, :2, :2] = -x[0, :, :2, :2].abs()  # a window wholly below 0
             with torch.no_grad():
                 theirs = torch.nn.functional.max_pool2d(prelu(x), 2, 2, ceil_mode=True)
-                assert torch.equal(pooled_prelu(x, prelu), theirs), shape
+                ours = pooled_prelu(x, prelu)
+                assert torch.equal(ours, theirs), shape
+                if min(ours.shape[2:]) > 1:
+                    assert ours.is_contiguous(memory_format=memory), (shape, memory)
 
 
 def test_our_networks_give_facenets_numbers_with_its_defaults(mtcnn: Mtcnn, facenet_mtcnn: MTCNN) -> None:
