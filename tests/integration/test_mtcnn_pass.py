@@ -234,7 +234,8 @@ def test_the_in_place_pnet_forward_gives_the_modules_numbers(mtcnn: Mtcnn) -> No
     activations (large inputs; small ones use the module) must not change a single probability or
     regression value."""
     rng = torch.Generator().manual_seed(0)
-    shapes = ((1, 3, 40, 57), (1, 3, 340, 340), (3, 3, 101, 77), (4, 3, 181, 241))  # 2nd, 4th: in place
+    # 2nd: conv2 and conv3 rectified in place, 4th: conv3 (conv1 is pooled first, pooled_prelu)
+    shapes = ((1, 3, 40, 57), (1, 3, 520, 520), (3, 3, 101, 77), (4, 3, 181, 241))
     layouts = (torch.contiguous_format, torch.channels_last)  # the pass gives P-Net channels-last input
     for shape, memory in itertools.product(shapes, layouts):
         x = (torch.rand(shape, generator=rng) * 2 - 1).contiguous(memory_format=memory)
