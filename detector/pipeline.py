@@ -54,7 +54,9 @@ class Pipeline:
         self._assembler: ReportAssembler | None = None
 
     def _create(self, name: str) -> Classifier:
-        return create_model(name, weights_dir=self.settings.models.weights_dir, device=self.device)
+        runtime = self.settings.runtime
+        weights = self.settings.models.weights_dir
+        return create_model(name, weights_dir=weights, device=self.device, precision=runtime.precision)
 
     @property
     def face_model(self) -> Classifier:

@@ -130,6 +130,13 @@ class FusionSettings(BaseModel):
 
 class RuntimeSettings(BaseModel):
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
+    precision: Literal["auto", "fp32"] = Field(
+        "auto",
+        description=(
+            "auto: float16 on CUDA for the models validated in it (manifest half_precision), float32 "
+            "otherwise; fp32: float32 everywhere"
+        ),
+    )
     torch_threads: int = Field(0, ge=0, description="0 keeps torch's default")
 
 

@@ -144,12 +144,16 @@ def create_model(
     device: str | torch.device = "cpu",
     pretrained: bool = True,
     manifest: Manifest | None = None,
+    precision: str = "auto",
+    dtype: torch.dtype | None = None,
 ) -> Classifier:
     """Build model ``name`` on ``device``; with ``pretrained`` its verified weights are loaded.
 
     ``weights_dir`` defaults to the ``models.weights_dir`` setting; ``device`` may be ``"auto"``.
+    The model runs in ``dtype`` when given, else in what ``precision`` (the ``runtime.precision``
+    setting) picks for this device and entry (:func:`detector.runtime.model_dtype`).
     """
-    from detector.runtime import select_device
+    from detector.runtime import model_dtype, select_device
 
     entry = get_entry(name, manifest=manifest)
     arch = get_architecture(entry.arch)
@@ -167,4 +171,6 @@ def create_model(
     dev = select_device(device) if isinstance(device, str) else device
     # built for inference: in eval mode before the classifier sees it, so a classifier that runs an
     # inference copy (``LiteClassifier`` folds batch norms) does so; a fresh module is in train mode
-    return arch.classifier(name, entry, module.eval(), dev)
+    if dtype is None:
+        dtype = model_dtype(precision, dev, entry.half_precision)
+    return arch.classifier(name, entry, module.eval(), dev, dtype)

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 class Classifier(ABC):
-    """A loaded model: ``predict`` = ``preprocess`` -> ``forward`` (no grad, on ``device``) -> logits.
+    """A loaded model: ``predict`` = ``preprocess`` -> ``forward`` (no grad, on ``device``, in
+    ``dtype``) -> float32 logits.
 
     Subclasses implement :meth:`forward`; they may override :meth:`preprocess` (heat maps: ``_gradcam``).
     Batches are run in chunks (:attr:`chunk`): on a GPU of ``max_batch`` so memory stays bounded, on
@@ -34,12 +35,20 @@ class Classifier(ABC):
     cpu_batch: ClassVar[int] = 8
     """On 2 cores the face model ran 32 crops at 80-100 crops/s in one pass and 115-185 in passes of 8."""
 
-    def __init__(self, name: str, entry: ModelEntry, module: nn.Module, device: torch.device) -> None:
+    def __init__(
+        self,
+        name: str,
+        entry: ModelEntry,
+        module: nn.Module,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.name = name
         self.entry = entry
         self.spec: InputSpec = entry.input.to_spec()
         self.device = device
-        self.module = module.to(device).eval()
+        self.dtype = dtype
+        self.module = module.to(device=device, dtype=dtype).eval()
 
     def explainer(self) -> Classifier:
         """The classifier whose module heat maps read (Grad-CAM hooks its last convolution): this
@@ -52,8 +61,9 @@ class Classifier(ABC):
         return self.max_batch if self.device.type == "cuda" else min(self.cpu_batch, self.max_batch)
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """RGB uint8 HxWx3 arrays -> a float32 NCHW tensor on ``device``, as the checkpoint needs."""
-        return torch.from_numpy(self.spec.to_array(images)).to(self.device)
+        """RGB uint8 HxWx3 arrays -> an NCHW tensor on ``device`` in the module's dtype, as the
+        checkpoint needs (normalised in float32 first, so float16 rounds only the final values)."""
+        return torch.from_numpy(self.spec.to_array(images)).to(self.device, self.dtype)
 
     @abstractmethod
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
@@ -71,7 +81,7 @@ class Classifier(ABC):
         return out
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, device={self.device})"
+        return f"{type(self).__name__}(name={self.name!r}, device={self.device}, dtype={self.dtype})"
 
 
 class TorchClassifier(Classifier):

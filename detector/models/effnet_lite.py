@@ -150,12 +150,20 @@ class LiteClassifier(TorchClassifier):
     output its batch norm's result, which moves Grad-CAM's maps (correlation 0.25-0.90 on face
     crops), so the maps users saw before the fold ran stay what they were."""
 
-    def __init__(self, name: str, entry: ModelEntry, module: nn.Module, device: torch.device) -> None:
+    def __init__(
+        self,
+        name: str,
+        entry: ModelEntry,
+        module: nn.Module,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self._trained: TorchClassifier | None = None
         if isinstance(module, EfficientNetLite) and not module.training:
+            # heat maps take gradients through the trained module: kept in float32
             self._trained = TorchClassifier(name, entry, module, device)
             module = fold_batchnorm(module)
-        super().__init__(name, entry, module, device)
+        super().__init__(name, entry, module, device, dtype)
         self.module = self.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs omit it
 
     def explainer(self) -> Classifier:

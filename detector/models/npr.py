@@ -93,7 +93,7 @@ class NPRClassifier(Classifier):
         patch = self.spec.size[0]
         tiles = image_patches(image, patch, self.max_patches)
         batch = self.spec.to_array(list(tiles))
-        return torch.from_numpy(batch).to(self.device)
+        return torch.from_numpy(batch).to(self.device, self.dtype)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Patch logits for an already tiled and normalised batch (N, 3, P, P) -> (N,)."""

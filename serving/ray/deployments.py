@@ -164,6 +164,7 @@ class _ClassifierDeployment:
                 self.model_name,
                 weights_dir=self.settings.models.weights_dir,
                 device=select_device(self.settings.runtime.device),
+                precision=self.settings.runtime.precision,
             )
         return self._model
 

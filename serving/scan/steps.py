@@ -199,10 +199,13 @@ class ClassifierStep(_Step):
         self.settings = settings
         device = _device(settings)
         weights = settings.models.weights_dir
-        self.face_model = create_model(settings.models.face_model, weights_dir=weights, device=device)
+        precision = settings.runtime.precision
+        self.face_model = create_model(
+            settings.models.face_model, weights_dir=weights, device=device, precision=precision
+        )
         name = settings.models.synthetic_model
         self.synthetic_model: Classifier | None = (
-            create_model(name, weights_dir=weights, device=device) if name else None
+            create_model(name, weights_dir=weights, device=device, precision=precision) if name else None
         )
 
     def process(self, states: list[ItemState]) -> None:
