@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from detector.errors import InvalidRequest
+
 
 class LimitSettings(BaseModel):
     """Hard limits on what is accepted; exceeding one is a typed 413-class error."""
@@ -43,10 +45,21 @@ class _Keyed(BaseModel):
         return self.model_dump(mode="json", exclude=set(self.EXECUTION_ONLY))
 
 
+MAX_FRAMES = 512
+"""Most timestamps one video may be sampled at: the settings, ``?frames=``, ``--frames`` and
+:class:`detector.stages.Options` all refuse more (each frame is decoded, searched and scored)."""
+
+
+def check_frames(frames: int | None, what: str = "frames") -> None:
+    """:class:`InvalidRequest` unless ``frames`` is None (the settings' count) or 1 to :data:`MAX_FRAMES`."""
+    if frames is not None and not 1 <= frames <= MAX_FRAMES:
+        raise InvalidRequest(f"{what} must be between 1 and {MAX_FRAMES}, not {frames}")
+
+
 class SamplingSettings(_Keyed):
     EXECUTION_ONLY: ClassVar[frozenset[str]] = frozenset({"decode_threads"})  # same pixels either way
 
-    frames: int = Field(32, ge=1, le=512, description="timestamps sampled per video")
+    frames: int = Field(32, ge=1, le=MAX_FRAMES, description="timestamps sampled per video")
     mode: Literal["exact", "keyframes"] = Field(
         "exact", description="exact frames, or the keyframe before each timestamp (batch triage)"
     )

@@ -26,7 +26,7 @@ from detector.faces.tracks import FaceDetection, link_tracks
 from detector.media.frames import Frame, Images
 from detector.provenance.pdq import perceptual_hashes
 from detector.runtime import timed
-from detector.settings import FaceSettings, Settings
+from detector.settings import FaceSettings, Settings, check_frames
 
 if TYPE_CHECKING:
     import numpy as np
@@ -117,6 +117,9 @@ class Options:
 
     frames: int | None = None
     heatmaps: bool = False
+
+    def __post_init__(self) -> None:
+        check_frames(self.frames)
 
 
 ANALYSIS_VERSION = 10

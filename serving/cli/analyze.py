@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from detector.errors import InvalidRequest, TrueframeError
+from detector.errors import TrueframeError
 from detector.report.schema import Report, report_json_schema
 from detector.scoring.fusion.text import percent, range_words
 
@@ -34,10 +34,9 @@ def register(sub: Any) -> None:
 def run_analyze(args: argparse.Namespace) -> int:
     """Analyse each file; a failing file prints its error and the others still run."""
     from detector.pipeline import Pipeline
-    from detector.settings import get_settings
+    from detector.settings import check_frames, get_settings
 
-    if args.frames is not None and args.frames < 1:
-        raise InvalidRequest("--frames must be at least 1")
+    check_frames(args.frames, "--frames")
     settings = get_settings()
     if args.model:
         settings = settings.model_copy(

@@ -68,8 +68,9 @@ def _verdicts(values: list[str] | None) -> set[str] | None:
 
 
 def _check(args: argparse.Namespace) -> set[str] | None:
-    if args.frames is not None and args.frames < 1:
-        raise InvalidRequest("--frames must be at least 1")
+    from detector.settings import check_frames
+
+    check_frames(args.frames, "--frames")
     if args.limit is not None and args.limit < 0:
         raise InvalidRequest("--limit must not be negative")
     if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:

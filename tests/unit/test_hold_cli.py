@@ -114,14 +114,44 @@ def test_provenance_cli_refuses_paths_that_are_not_regular_files(
     assert lines[-1]["provenance"]["state"] == "absent"
 
 
-def test_analyze_json_with_zero_frames_prints_a_json_error_line(
-    tmp_path: Path, image: bytes, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("frames", ["0", "513"])
+def test_analyze_json_with_frames_out_of_range_prints_a_json_error_line(
+    tmp_path: Path, image: bytes, capsys: pytest.CaptureFixture[str], frames: str
 ) -> None:
     from serving.cli import main
 
     path = tmp_path / "a.jpg"
     path.write_bytes(image)
-    assert main(["analyze", "--json", "--frames", "0", str(path)]) == 2
+    assert main(["analyze", "--json", "--frames", frames, str(path)]) == 2
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
-    assert json.loads(out[0])["error"]["code"] == "invalid_request"
+    error = json.loads(out[0])["error"]
+    assert error["code"] == "invalid_request"
+    assert "between 1 and 512" in error["message"]
+
+
+def test_scan_refuses_more_frames_than_http_before_anything_starts(
+    tmp_path: Path, image: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.cli import main
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.jpg").write_bytes(image)
+    out = tmp_path / "rows.jsonl"
+    assert main(["scan", str(tmp_path / "src"), "--out", str(out), "--frames", "513", "--no-progress"]) == 2
+    assert "invalid_request: --frames must be between 1 and 512" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("frames", "valid"), [(None, True), (1, True), (512, True), (0, False), (513, False)]
+)
+def test_options_take_the_frame_counts_http_takes(frames: int | None, valid: bool) -> None:
+    from detector.errors import InvalidRequest
+    from detector.stages import Options
+
+    if valid:
+        assert Options(frames).frames == frames
+    else:
+        with pytest.raises(InvalidRequest, match="between 1 and 512"):
+            Options(frames)

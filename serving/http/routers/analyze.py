@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from detector.errors import InvalidRequest
 from detector.media.loader import Media, MediaLoader
+from detector.settings import MAX_FRAMES
 from detector.stages import Options
 from serving.http.access import Caller
 from serving.http.errors import JobNotFound, QueueFull, status_of
@@ -41,7 +42,7 @@ async def analyze(
     state: State,
     name: Annotated[str | None, Query(max_length=255)] = None,
     wait: bool = False,
-    frames: Annotated[int | None, Query(ge=1, le=512)] = None,
+    frames: Annotated[int | None, Query(ge=1, le=MAX_FRAMES)] = None,
     heatmaps: bool = False,
     callback_url: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response:
