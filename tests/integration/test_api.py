@@ -99,7 +99,7 @@ def test_image_is_answered_with_its_report_then_from_cache(service: Service, fac
     again = service.client.post("/v1/analyze?name=other.jpg", content=face_jpeg)  # raw body, same bytes
     assert again.status_code == 200
     assert again.headers["x-trueframe-cache"] == "hit"
-    assert again.json() == report
+    assert again.json() == {**report, "media": {**report["media"], "name": "other.jpg"}}
     assert "trueframe_cache_hits_total 1.0" in service.client.get("/metrics").text
 
 

@@ -57,9 +57,14 @@ def test_image_is_answered_with_its_report_then_from_cache(service: FakeService,
     again = client.post("/v1/analyze?name=other.jpg", content=face_jpeg)  # raw body, same bytes
     assert again.status_code == 200
     assert again.headers["x-trueframe-cache"] == "hit"
-    assert again.json() == first.json()
+    renamed = {**first.json(), "media": {**first.json()["media"], "name": "other.jpg"}}
+    assert again.json() == renamed, "a hit is the cached report under this upload's name"
+    kept = client.get(f"/v1/jobs/{again.headers['x-trueframe-job']}").json()
+    assert (kept["name"], kept["report"]["media"]["name"]) == ("other.jpg", "other.jpg")
+    unnamed = client.post("/v1/analyze", content=face_jpeg)
+    assert (unnamed.headers["x-trueframe-cache"], unnamed.json()["media"]["name"]) == ("hit", None)
     assert len(service.analyzer.calls) == 1, "a cache hit must not analyse again"
-    assert "trueframe_cache_hits_total 1.0" in client.get("/metrics").text
+    assert "trueframe_cache_hits_total 2.0" in client.get("/metrics").text
     heat = client.post("/v1/analyze?heatmaps=true", content=face_jpeg)  # other options: another key
     assert heat.headers["x-trueframe-cache"] == "miss"
     assert [c.options for c in service.analyzer.calls] == [Options(), Options(heatmaps=True)]

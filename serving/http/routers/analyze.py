@@ -93,15 +93,17 @@ def _admit(
     """
     media = MediaLoader(state.settings.limits).load(data, name)
     key = result_key(state.settings, options, media.info.kind)
-    return media, key, _cached(state, media.info.sha256, key, owner)
+    return media, key, _cached(state, media.info.sha256, key, owner, name)
 
 
-def _cached(state: AppState, sha256: str, key: str, owner: str) -> dict[str, Any] | None:
-    """The caller's cached report, unless the hash lists now say something else about its media."""
+def _cached(state: AppState, sha256: str, key: str, owner: str, name: str | None) -> dict[str, Any] | None:
+    """The caller's cached report, under this upload's ``name`` (the one thing in it a name changes),
+    unless the hash lists now say something else about its media."""
     cached = state.store.cached_report(sha256, key, owner)
-    if cached is not None and not still_current(state.known, cached):
+    if cached is None or not still_current(state.known, cached):
         return None  # reviewed (or un-reviewed) since: analyse again so the fusion applies the match
-    return cached
+    media = cached.get("media")
+    return {**cached, "media": {**media, "name": name}} if isinstance(media, dict) else cached
 
 
 async def _image(
