@@ -63,6 +63,8 @@ def create_app(
         summary="How likely is this image or video authentic, and why.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served by routers/web.py without a CDN
+        redoc_url=None,
     )
     static = STATIC_DIR if static_dir is None else static_dir
     known = getattr(analyzer, "known", None)

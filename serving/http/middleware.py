@@ -16,8 +16,6 @@ CONTENT_SECURITY_POLICY = (
 """No inline script or style, nothing from other origins; images may be ``data:`` (heatmaps) and
 the form plays the user's own upload from a ``blob:`` URL to draw face boxes on its frames."""
 
-_DOC_PATHS = ("/docs", "/redoc")  # FastAPI's Swagger/ReDoc pages load their own script bundles
-
 _COMMON_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -45,7 +43,7 @@ class Observe:
                 headers = list(message.get("headers", []))
                 content_type = dict(headers).get(b"content-type", b"")
                 headers.extend(_COMMON_HEADERS)
-                if content_type.startswith(b"text/html") and not scope["path"].startswith(_DOC_PATHS):
+                if content_type.startswith(b"text/html"):
                     headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
                 message = {**message, "headers": headers}
             await send(message)

@@ -332,3 +332,38 @@ def test_a_reviewer_decides_an_appeal_and_the_submitter_sees_it_and_its_known_ma
     assert submitter["known"] == "Manipulated"
     assert "of 256 fingerprint bits differ" in submitter["known_detail"]
     assert submitter["copy_verdict"] == VERDICT_LABELS["manipulated"]
+
+
+def test_the_api_reference_renders_from_this_service_alone_under_the_pages_csp(
+    chromium: Path, tmp_path: Path
+) -> None:
+    """``/docs`` draws every operation of ``/openapi.json`` with nothing fetched from another origin
+    (the service runs offline) and no CSP violation (the page's scripts are files, not inline)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.fake_analyzer import FakeAnalyzer
+    from tests.support.servicekit import live_server, make_settings, open_store
+
+    settings = make_settings(tmp_path / "data", tmp_path / "weights")
+    store = open_store(settings)
+    problems: list[str] = []
+    requested: list[str] = []
+    with live_server(settings, FakeAnalyzer(settings), store) as url, sync_playwright() as pw:
+        headers = httpx.get(f"{url}/docs").headers
+        assert "default-src 'self'" in headers["content-security-policy"]
+        assert httpx.get(f"{url}/docs/assets/index.html").status_code == 404, "only the two assets"
+        context = _browser(pw, tmp_path / "docs")
+        try:
+            page = context.new_page()
+            _watch(page, problems)
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(f"{url}/docs")
+            page.wait_for_selector("#operations-analysis-analyze_v1_analyze_post", timeout=30_000)
+            paths = page.locator(".opblock-summary-path").all_inner_texts()
+            page.screenshot(path=str(ARTIFACTS / "api-docs.png"), full_page=False)
+        finally:
+            context.close()
+    store.close()
+    assert problems == [], "the page logged errors (CSP violations show up here too)"
+    assert [u for u in requested if not u.startswith(url) and not u.startswith("data:")] == []
+    assert {"/v1/analyze", "/v1/jobs/{job_id}"} <= {p.replace("\u200b", "") for p in paths}
