@@ -132,8 +132,8 @@ class _InProcess:
             sample = self.p.sampler.sample(media, frames)
         return Prepared(media.info, media.data, media.name, sample, timings)
 
-    def provenance(self, data: bytes, mime: str, name: str | None) -> Ready[ProvenanceReport]:
-        return Ready(self.p.provenance_reader.read(data, mime, name))
+    def provenance(self, data: bytes, mime: str) -> Ready[ProvenanceReport]:
+        return Ready(self.p.provenance_reader.read(data, mime))
 
     def detect(self, images: Sequence[np.ndarray]) -> Ready[list[list[FaceDetection]]]:
         return Ready(self.p.faces.detect(images))

@@ -98,7 +98,7 @@ class StageCalls(Protocol):
 
     def prepare(self, data: bytes, name: str | None, frames: int | None) -> Prepared: ...
 
-    def provenance(self, data: bytes, mime: str, name: str | None) -> Pending[ProvenanceReport]: ...
+    def provenance(self, data: bytes, mime: str) -> Pending[ProvenanceReport]: ...
 
     def detect(self, images: Sequence[np.ndarray]) -> Pending[list[list[FaceDetection]]]: ...
 
@@ -364,9 +364,7 @@ def collect(
     images = Images(frames)  # each frame unpacked to RGB when read, never all at once
     # Everything that needs only the frames is sent first, so remote stages overlap; the watermark
     # search runs here meanwhile.
-    provenance = clock.start(
-        "provenance", lambda: calls.provenance(prepared.data, prepared.info.mime, prepared.name)
-    )
+    provenance = clock.start("provenance", lambda: calls.provenance(prepared.data, prepared.info.mime))
     tell(PROGRESS["faces"], {"stage": "faces", "frames_sampled": len(frames)})
     plan = DetectionPlan(images, settings.faces, smallest_face(settings.faces, spec))
     first = plan.requests()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import mimetypes
 import os
 import re
 import threading
@@ -103,16 +102,17 @@ class ProvenanceReader:
                 mime = sniff(data[:HEAD_BYTES])[2]
             except UnsupportedMediaType:
                 mime = None
-        return self.read(data, mime, path.name)
+        return self.read(data, mime)
 
-    def read(self, data: bytes, mime: str | None, name: str | None = None) -> ProvenanceReport:
+    def read(self, data: bytes, mime: str | None) -> ProvenanceReport:
         """Validate the file's C2PA manifest and collect metadata hints; never raises for bad input.
 
-        ``mime`` is the sniffed type; without it the SDK detects the format from the bytes (the
-        name's extension is only a fallback hint).
+        ``mime`` is the sniffed type; without it the SDK detects the format from the bytes. A file
+        name is never a hint: a text file named ``.mp4`` read as "Content Credentials present but
+        unreadable" when its extension chose the format, and as absent when named ``.jpg``.
         """
         context = self._get_context()
-        report = self._read_c2pa(data, _sdk_format(mime, name), context)
+        report = self._read_c2pa(data, _sdk_format(mime), context)
         findings = metadata_hints(data)
         report.metadata_hints = findings.hints
         report.warnings.extend(findings.warnings)
@@ -273,12 +273,9 @@ def _unreadable(error: ProvenanceError) -> ProvenanceReport:
     )
 
 
-def _sdk_format(mime: str | None, name: str | None) -> str | None:
-    """The MIME type handed to the SDK; None lets it detect the format from the bytes."""
-    if mime and mime != "application/octet-stream":
-        return mime
-    guessed = mimetypes.guess_type(name)[0] if name else None
-    return guessed
+def _sdk_format(mime: str | None) -> str | None:
+    """The sniffed MIME type handed to the SDK; None lets it detect the format from the bytes."""
+    return mime if mime and mime != "application/octet-stream" else None
 
 
 def _read_setting_file(path: Path, what: str) -> str:

@@ -85,7 +85,7 @@ def _read(reader: ProvenanceReader, path: Path, limit: int) -> ProvenanceReport:
         mime: str | None = sniff(data[:HEAD_BYTES])[2]
     except UnsupportedMediaType:
         mime = None
-    return reader.read(data, mime, path.name)
+    return reader.read(data, mime)
 
 
 def card(report: ProvenanceReport, label: str) -> str:

@@ -164,12 +164,10 @@ class RayCalls:
         info, sample, timings = unwrap(lambda: self.h.media.prepare.remote(data, name, frames))
         return Prepared(info, data, name, sample, timings)
 
-    def provenance(
-        self, data: bytes, mime: str, name: str | None
-    ) -> Remote[ProvenanceReport] | Ready[ProvenanceReport]:
+    def provenance(self, data: bytes, mime: str) -> Remote[ProvenanceReport] | Ready[ProvenanceReport]:
         if self.light is not None and mime.startswith("image/"):
-            return Ready(self.light.reader.read(data, mime, name))
-        pending: Remote[ProvenanceReport] = Remote(lambda: self.h.provenance.read.remote(data, mime, name))
+            return Ready(self.light.reader.read(data, mime))
+        pending: Remote[ProvenanceReport] = Remote(lambda: self.h.provenance.read.remote(data, mime))
         return pending
 
     def detect(self, images: Sequence[np.ndarray]) -> Gathered[list[FaceDetection]]:

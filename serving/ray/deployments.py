@@ -109,9 +109,9 @@ class ProvenanceDeployment:
         _prepare_worker(settings)
         self.reader = ProvenanceReader(settings.provenance)
 
-    async def read(self, data: bytes, mime: str | None, name: str | None) -> ProvenanceReport:
+    async def read(self, data: bytes, mime: str | None) -> ProvenanceReport:
         """C2PA validation and metadata hints, in a worker thread (the SDK call blocks)."""
-        return await asyncio.to_thread(self.reader.read, data, mime, name)
+        return await asyncio.to_thread(self.reader.read, data, mime)
 
 
 @serve.deployment(name="faces", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.4})

@@ -157,7 +157,7 @@ class ProvenanceStep(_Step):
     def _read(self, state: ItemState) -> None:
         media = state.media
         assert media is not None  # set by LoadStep, or the item carries an error
-        state.provenance = self.reader.read(media.data, media.info.mime, media.name)
+        state.provenance = self.reader.read(media.data, media.info.mime)
 
     def _watermark(self, state: ItemState) -> None:
         assert state.info is not None

@@ -246,6 +246,17 @@ def test_unsupported_format_reads_as_absent_with_a_warning() -> None:
     assert any("cannot read this format" in w for w in report.warnings)
 
 
+@pytest.mark.parametrize("name", ["notes.mp4", "notes.jpg", "notes.pdf", "notes"])
+def test_a_file_name_never_chooses_the_format(name: str, tmp_path: Path) -> None:
+    """Text bytes are not a container holding credentials, whatever they are called: the SDK gets
+    no format from the name (a ``.mp4`` name once made them "present but cannot be read")."""
+    path = tmp_path / name
+    path.write_bytes(b"just some text, no media here\n" * 40)
+    report = ProvenanceReader().read_path(path)
+    assert report.state == "absent"
+    assert report.warnings == ["provenance: the C2PA SDK cannot read this format (unknown)"]
+
+
 def test_reader_pickles_without_its_native_context(shared_data: Path) -> None:
     reader = ProvenanceReader(ProvenanceSettings(trust_anchors=[BUNDLE]))
     read_fixture(reader, shared_data / "c2pa/valid/c2pa-rs__CA.jpg")

@@ -17,4 +17,4 @@ def read_fixture(reader: ProvenanceReader, path: Path) -> ProvenanceReport:
         mime: str | None = sniff(data[:HEAD_BYTES])[2]
     except UnsupportedMediaType:
         mime = None
-    return reader.read(data, mime, path.name)
+    return reader.read(data, mime)

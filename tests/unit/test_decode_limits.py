@@ -187,12 +187,12 @@ def test_provenance_replicas_read_in_a_thread() -> None:
     seen: list[int] = []
 
     class Reader:
-        def read(self, data: bytes, mime: str | None, name: str | None) -> str:
+        def read(self, data: bytes, mime: str | None) -> str:
             seen.append(threading.get_ident())
             return "report"
 
     replica.reader = Reader()
-    assert asyncio.run(replica.read(b"x", "image/png", None)) == "report"
+    assert asyncio.run(replica.read(b"x", "image/png")) == "report"
     assert len(seen) == 1
     assert seen[0] != threading.get_ident()
 

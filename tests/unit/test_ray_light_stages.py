@@ -68,12 +68,12 @@ def test_an_image_is_prepared_in_the_ingress_like_on_the_deployment(
     data = mediagen.write_image(tmp_path / "face.jpg", face_photo, "jpeg").read_bytes()
     light, media, provenance = _calls(settings, light=True)
     here = light.prepare(data, "face.jpg", None)
-    report = light.provenance(data, here.info.mime, "face.jpg").result()
+    report = light.provenance(data, here.info.mime).result()
     assert media.calls == []
     assert provenance.calls == []
     remote, media, provenance = _calls(settings, light=False)
     there = remote.prepare(data, "face.jpg", None)
-    assert remote.provenance(data, there.info.mime, "face.jpg").result() == report
+    assert remote.provenance(data, there.info.mime).result() == report
     assert len(media.calls) == 1
     assert len(provenance.calls) == 1
     assert here.info == there.info
@@ -86,7 +86,7 @@ def test_videos_and_unknown_bytes_still_go_to_the_media_deployment(face_clip: Pa
     calls, media, provenance = _calls(Settings(), light=True)
     data = face_clip.read_bytes()
     prepared = calls.prepare(data, "face.mp4", 4)
-    calls.provenance(data, prepared.info.mime, "face.mp4").result()
+    calls.provenance(data, prepared.info.mime).result()
     assert len(media.calls) == 1
     assert len(provenance.calls) == 1
     assert len(prepared.sample.frames) == 4

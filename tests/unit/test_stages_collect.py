@@ -57,7 +57,7 @@ class Calls:
         info = MediaInfo("image", "png", "image/png", len(data), "0" * 64, w, h)
         return Prepared(info, data, name, FrameSample([Frame(0, 0.0, self.image)], requested=1))
 
-    def provenance(self, data: bytes, mime: str, name: str | None) -> Any:
+    def provenance(self, data: bytes, mime: str) -> Any:
         return self._call("provenance", ProvenanceReport(state="absent", state_description="none"))
 
     def detect(self, images: Sequence[np.ndarray]) -> Any:
