@@ -48,7 +48,12 @@ class Classifier(ABC):
         self.spec: InputSpec = entry.input.to_spec()
         self.device = device
         self.dtype = dtype
-        self.module = module.to(device=device, dtype=dtype).eval()
+        self.module = self._for_inference(module).to(device=device, dtype=dtype).eval()
+
+    def _for_inference(self, module: nn.Module) -> nn.Module:
+        """The module :meth:`predict` runs, before it moves to ``device`` and ``dtype``: ``module``
+        itself, unless a subclass runs a transformed copy (``LiteClassifier`` folds batch norms)."""
+        return module
 
     def explainer(self) -> Classifier:
         """The classifier whose module heat maps read (Grad-CAM hooks its last convolution): this

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from detector.models._manifest import ModelEntry
 from detector.models._registry import register_model
 from detector.models.base import Classifier, TorchClassifier
 from detector.models.spec import check_image
@@ -150,21 +149,14 @@ class LiteClassifier(TorchClassifier):
     output its batch norm's result, which moves Grad-CAM's maps (correlation 0.25-0.90 on face
     crops), so the maps users saw before the fold ran stay what they were."""
 
-    def __init__(
-        self,
-        name: str,
-        entry: ModelEntry,
-        module: nn.Module,
-        device: torch.device,
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        self._trained: TorchClassifier | None = None
+    _trained: TorchClassifier | None = None
+
+    def _for_inference(self, module: nn.Module) -> nn.Module:
         if isinstance(module, EfficientNetLite) and not module.training:
             # heat maps take gradients through the trained module: kept in float32
-            self._trained = TorchClassifier(name, entry, module, device)
+            self._trained = TorchClassifier(self.name, self.entry, module, self.device)
             module = fold_batchnorm(module)
-        super().__init__(name, entry, module, device, dtype)
-        self.module = self.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs omit it
+        return module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs omit it
 
     def explainer(self) -> Classifier:
         return self._trained or self
