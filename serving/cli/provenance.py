@@ -77,7 +77,7 @@ def run_provenance(args: argparse.Namespace) -> int:
 def _read(reader: ProvenanceReader, path: Path, limit: int) -> ProvenanceReport:
     """The card of one file: regular files of at most ``limit`` bytes only (a FIFO or ``/dev/zero``
     would otherwise block or fill memory), the type sniffed from the bytes."""
-    from detector.media.loader import read_regular_file
+    from detector.media.files import read_regular_file
     from detector.media.sniff import HEAD_BYTES, sniff
 
     data = read_regular_file(path, limit)

@@ -3,10 +3,13 @@
 SOURCE is one of (decided by what it is, never by a guess at its contents' names):
 
 * a **folder**, local or ``s3://bucket/prefix`` (any URI pyarrow's ``FileSystem.from_uri`` knows):
-  every regular file under it, recursively, in sorted order. Files and folders whose name starts
-  with ``.`` are left out (``.DS_Store``, ``.git``, the scan's own journal). Every other file is an
-  item, whatever its name: the type is sniffed from the content later, and a file that is not
-  media gets a row with ``unsupported_media_type`` instead of being skipped silently;
+  every file under it, recursively, in sorted order. Files and folders whose name starts with ``.``
+  are left out (``.DS_Store``, ``.git``, the scan's own journal). Every other file is an item,
+  whatever its name: the type is sniffed from the content later, and a file that is not media gets
+  a row with ``unsupported_media_type`` instead of being skipped silently; a local entry that is
+  not a regular file (a FIFO, a socket, a link to nothing) gets a ``source_unreadable`` row and is
+  never opened for reading (a FIFO would block the scan). Links to folders are followed, each real
+  folder listed once, so a link loop ends and a linked folder's files are not listed twice;
 * a **CSV** (``.csv``) or **JSON lines** (``.jsonl`` / ``.ndjson``) manifest with a ``path``
   column; every other column is carried unchanged into the item's output row;
 * a **single media file** (sniffed by content): that one item;
@@ -22,8 +25,10 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import posixpath
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +39,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from detector.errors import EmptyMedia, InvalidRequest, SourceUnreadable, TrueframeError, UnsupportedMediaType
+from detector.media.files import open_regular_file
 from detector.media.sniff import HEAD_BYTES, sniff
 
 PATH_COLUMN = "path"
@@ -63,26 +69,51 @@ def _filesystem(root: str) -> pafs.FileSystem:
 
 
 def resolve(path: str) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem holding ``path`` and the path inside it."""
-    if is_uri(path):
+    """The pyarrow filesystem holding ``path`` and the path inside it (``file://`` URIs are local);
+    :class:`SourceUnreadable` for a URI pyarrow cannot open."""
+    if not is_uri(path):
+        return pafs.LocalFileSystem(), str(Path(path).expanduser().resolve())
+    try:
+        fs, inner = pafs.FileSystem.from_uri(path)
+        if isinstance(fs, pafs.LocalFileSystem):
+            return fs, inner
         parts = urlsplit(path)
-        _, inner = pafs.FileSystem.from_uri(path)
         return _filesystem(f"{parts.scheme}://{parts.netloc}"), inner
-    return pafs.LocalFileSystem(), str(Path(path).expanduser().resolve())
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise _unreadable(path, exc) from exc
 
 
 def _unreadable(path: str, exc: BaseException) -> SourceUnreadable:
     return SourceUnreadable(f"cannot read {path}: {exc}", path=path)
 
 
-def read_bytes(path: str, limit: int | None = None) -> bytes:
-    """The file's bytes (at most ``limit``, so an oversized file is never read whole)."""
+@contextmanager
+def _stream(path: str) -> Iterator[Any]:
+    """``path`` open for reading (``read(n)``, ``read()``); :class:`SourceUnreadable` otherwise.
+
+    A local file (a path or a ``file://`` URI) is opened only when it is a regular file (without
+    blocking, checked on the descriptor: :func:`open_regular_file`), so a FIFO, a device or a
+    folder is never read; other URIs go through pyarrow's filesystem.
+    """
     fs, inner = resolve(path)
+    if isinstance(fs, pafs.LocalFileSystem):
+        try:
+            with open_regular_file(Path(inner)) as (handle, _):
+                yield handle
+        except InvalidRequest as exc:
+            raise SourceUnreadable(f"{path}: {exc.message}", path=path) from exc
+        return
     try:
         with fs.open_input_stream(inner) as stream:
-            return bytes(stream.read(limit) if limit is not None else stream.readall())
+            yield stream
     except (OSError, pa.ArrowException) as exc:
         raise _unreadable(path, exc) from exc
+
+
+def read_bytes(path: str, limit: int | None = None) -> bytes:
+    """The file's bytes (at most ``limit``, so an oversized file is never read whole)."""
+    with _stream(path) as stream:
+        return bytes(stream.read(limit))
 
 
 @dataclass(frozen=True)
@@ -101,19 +132,15 @@ def fingerprint(path: str) -> Fingerprint:
     Raises :class:`SourceUnreadable`, or ``UnsupportedMediaType`` (with ``details['sha256']``) for
     content that is not a supported image or video, so such files are keyed by content as well.
     """
-    fs, inner = resolve(path)
     digest = hashlib.sha256()
     head = b""
     size = 0
-    try:
-        with fs.open_input_stream(inner) as stream:
-            while chunk := stream.read(CHUNK):
-                if len(head) < HEAD_BYTES:
-                    head += bytes(chunk[: HEAD_BYTES - len(head)])
-                digest.update(chunk)
-                size += len(chunk)
-    except (OSError, pa.ArrowException) as exc:
-        raise _unreadable(path, exc) from exc
+    with _stream(path) as stream:
+        while chunk := stream.read(CHUNK):
+            if len(head) < HEAD_BYTES:
+                head += bytes(chunk[: HEAD_BYTES - len(head)])
+            digest.update(chunk)
+            size += len(chunk)
     sha = digest.hexdigest()
     if size == 0:
         raise EmptyMedia("the file is empty (0 bytes)", sha256=sha, size_bytes=0)
@@ -138,7 +165,37 @@ def _parent(path: str) -> str:
     return posixpath.dirname(path) if is_uri(path) else str(Path(path).parent)
 
 
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def _list_local_folder(source: str, root: str) -> Iterator[ScanItem]:
+    """Every non-hidden entry that is not a folder, links to folders followed once per real folder."""
+    seen: set[tuple[int, int]] = set()
+    files = []
+
+    def refuse(exc: OSError) -> None:
+        raise _unreadable(source, exc)
+
+    for folder, folders, names in os.walk(root, onerror=refuse, followlinks=True):
+        here = os.stat(folder)
+        if (here.st_dev, here.st_ino) in seen:  # a link back up, or a second link to one folder
+            folders[:] = []
+            continue
+        seen.add((here.st_dev, here.st_ino))
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        for name in names:
+            rel = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+            if not _hidden(rel):
+                files.append(rel)
+    for rel in sorted(files):
+        yield ScanItem(path=_join(source, rel))
+
+
 def _list_folder(source: str, fs: pafs.FileSystem, inner: str) -> Iterator[ScanItem]:
+    if isinstance(fs, pafs.LocalFileSystem):
+        yield from _list_local_folder(source, inner)
+        return
     selector = pafs.FileSelector(inner, recursive=True)
     try:
         infos = fs.get_file_info(selector)
@@ -147,7 +204,7 @@ def _list_folder(source: str, fs: pafs.FileSystem, inner: str) -> Iterator[ScanI
     files = []
     for info in infos:
         rel = posixpath.relpath(info.path, inner)
-        if info.type != pafs.FileType.File or any(p.startswith(".") for p in rel.split("/")):
+        if info.type != pafs.FileType.File or _hidden(rel):
             continue
         files.append(rel)
     for rel in sorted(files):

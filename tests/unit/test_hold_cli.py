@@ -83,7 +83,8 @@ def not_files(tmp_path: Path) -> list[Path]:
 def test_paths_that_are_not_regular_files_are_never_read(not_files: list[Path]) -> None:
     """``trueframe provenance`` on a FIFO used to block forever, on /dev/zero to read without end."""
     from detector.errors import InvalidRequest
-    from detector.media.loader import MediaLoader, read_regular_file
+    from detector.media.files import read_regular_file
+    from detector.media.loader import MediaLoader
 
     for path in not_files:
         with pytest.raises(InvalidRequest, match="not a regular file"):

@@ -50,6 +50,43 @@ def test_sources_lists_manifests_and_single_files(tmp_path: Path) -> None:
         list(list_source(str(tmp_path / "bad.csv")))
 
 
+@pytest.mark.timeout(60)
+def test_a_folder_with_link_loops_fifos_and_dangling_links_lists_each_file_once(tmp_path: Path) -> None:
+    """A loop of links ends, a linked folder is listed once, and what is not a regular file is an
+    item whose read fails at once with ``source_unreadable`` (a FIFO used to be skipped when listed
+    in a folder and to block the scan forever when listed in a manifest)."""
+    import os
+
+    from detector.errors import SourceUnreadable
+    from serving.scan.source import fingerprint, read_bytes
+
+    root, outside = tmp_path / "batch", tmp_path / "elsewhere"
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    outside.mkdir()
+    face_jpeg(root / "a" / "one.jpg")
+    face_jpeg(outside / "two.jpg", shift=5)
+    (root / "a" / "b" / "c" / "up").symlink_to("..")  # a loop
+    (root / "a" / "again").symlink_to(root)  # the scanned folder itself
+    (root / "linked").symlink_to(outside)  # followed once
+    (root / "gone.png").symlink_to(tmp_path / "nothing")
+    os.mkfifo(root / "pipe.mp4")
+    (root / ".hidden.jpg").write_bytes(b"x")
+    listed = [i.path for i in list_source(str(root))]
+    assert listed == [str(root / p) for p in ("a/one.jpg", "gone.png", "linked/two.jpg", "pipe.mp4")]
+    for item in ("pipe.mp4", "gone.png"):
+        for read in (fingerprint, read_bytes):
+            with pytest.raises(SourceUnreadable):
+                read(str(root / item))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"path": "batch/pipe.mp4"}\n')
+    (item,) = list_source(str(manifest))
+    with pytest.raises(SourceUnreadable, match="not a regular file"):
+        fingerprint(item.path)
+    assert fingerprint(f"file://{root / 'a' / 'one.jpg'}").kind == "image"
+    with pytest.raises(SourceUnreadable, match="nosuch"):
+        list(list_source("nosuch://bucket/prefix"))
+
+
 def test_review_queue_applies_every_filter_and_sorts_by_score() -> None:
     from serving.cli.scan import review_queue
 
