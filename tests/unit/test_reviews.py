@@ -312,6 +312,10 @@ def test_hash_lists_export_and_import_as_csv_of_hashes(desk: Desk) -> None:
     assert (lists["partner"]["items"], lists["reviewed"]["items"]) == (1, 1)
     bad = desk.call(desk.admin, "POST", "/v1/hash-lists/partner/import", content="item,kind\nx,image\n")
     assert error_of(bad)["code"] == "invalid_request"
+    binary = desk.call(
+        desk.admin, "POST", "/v1/hash-lists/partner/import", content=km.reviewed_photo()[:2000]
+    )
+    assert (binary.status_code, error_of(binary)["code"]) == (400, "invalid_request")
     assert desk.call(desk.admin, "DELETE", "/v1/hash-lists/partner").status_code == 204
     assert desk.call(desk.reviewer, "GET", "/v1/hash-lists/partner/export").status_code == 404
 

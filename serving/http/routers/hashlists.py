@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from detector.errors import InvalidRequest
 from serving.http.access import Caller, require_role
 from serving.http.errors import PayloadTooLarge
 from serving.http.state import State, off_loop
@@ -47,7 +48,11 @@ async def import_list(
         body += chunk
         if len(body) > MAX_CSV_BYTES:
             raise PayloadTooLarge(f"a hash-list CSV may have at most {MAX_CSV_BYTES} bytes")
-    items, hashes = await off_loop(lists.import_csv, state.store, name, body.decode("utf-8-sig"), replace)
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"a hash-list CSV must be UTF-8 text: byte {exc.start} is not") from exc
+    items, hashes = await off_loop(lists.import_csv, state.store, name, text, replace)
     return {"list": name, "items": items, "hashes": hashes, "replaced": replace}
 
 
