@@ -13,10 +13,9 @@ from typing import Any
 
 from detector.settings import get_settings
 from serving.auth.keys import ROLES, create_key, list_keys, revoke_key
+from serving.http.errors import KeyNotFound
 from serving.jobs.store import JobStore, open_store
 from serving.jobs.webhooks import check_callback_url
-
-EXIT_NOT_FOUND = 1
 
 
 def register(sub: Any) -> None:
@@ -87,8 +86,7 @@ def run_revoke(args: argparse.Namespace) -> int:
         revoked = revoke_key(store, args.key_id)
     finally:
         store.close()
-    if not revoked:
-        print(f"no active key {args.key_id}")
-        return EXIT_NOT_FOUND
+    if not revoked:  # printed as `error: key_not_found: ...`, exit 2, like every command's errors
+        raise KeyNotFound(f"no active key {args.key_id!r} (unknown, or already revoked)", key_id=args.key_id)
     print(f"revoked {args.key_id}")
     return 0
