@@ -214,7 +214,8 @@ def queue(store: JobStore, kind: str, owner: str | None, limit: int) -> list[dic
     """The review queue, oldest first and, at equal age, highest P(manipulated) first.
 
     ``appeal``: pending appeals. ``flagged``: succeeded jobs the models flagged (likely manipulated,
-    manipulated, AI-generated) that have no human decision and no reviewed near-duplicate.
+    manipulated, AI-generated) that have no human decision, no decided job of the same bytes (an
+    upload made before its twin was decided) and no reviewed near-duplicate when analysed.
     ``owner`` limits it to one key's items.
     """
     j, a = jobs.c, appeals.c
@@ -228,7 +229,8 @@ def queue(store: JobStore, kind: str, owner: str | None, limit: int) -> list[dic
             .order_by(a.created_at, j.score.desc())
         )  # fmt: skip
     else:
-        reviewed = exists().where(reviews.c.job_id == j.id)
+        twin = jobs.alias("twin")
+        reviewed = exists().where(reviews.c.job_id == twin.c.id, twin.c.sha256 == j.sha256)
         live = or_(j.expires_at.is_(None), j.expires_at > time.time())
         stmt = (
             select(*cols)

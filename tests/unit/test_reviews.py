@@ -267,6 +267,7 @@ def test_the_flagged_queue_holds_model_flags_without_a_human_decision(tmp_path: 
     settings = make_settings(tmp_path / "data", tmp_path / "weights")
     store = open_store(settings)
     submitter, reviewer = create_key(store, "s"), create_key(store, "r", "reviewer")
+    other = create_key(store, "o")
     store.close()
     with fake_service(settings, FakeAnalyzer(settings, manipulated=0.95), known=True) as service:
         client = service.client
@@ -276,7 +277,8 @@ def test_the_flagged_queue_holds_model_flags_without_a_human_decision(tmp_path: 
         second = client.post(
             "/v1/analyze", content=km.unrelated_photo(), headers={"X-API-Key": submitter.token}
         )
-        ids = [r.headers["x-trueframe-job"] for r in (first, second)]
+        twin = client.post("/v1/analyze", content=km.reviewed_photo(), headers={"X-API-Key": other.token})
+        ids = [r.headers["x-trueframe-job"] for r in (first, second, twin)]
         staff = {"X-API-Key": reviewer.token}
         queue = client.get("/v1/reviews/queue", params={"kind": "flagged"}, headers=staff).json()["items"]
         assert [i["job_id"] for i in queue] == ids
@@ -289,7 +291,8 @@ def test_the_flagged_queue_holds_model_flags_without_a_human_decision(tmp_path: 
         )
         assert copy.json()["known_match"]["verdict"] == "manipulated"
         queue = client.get("/v1/reviews/queue", params={"kind": "flagged"}, headers=staff).json()["items"]
-        assert [i["job_id"] for i in queue] == [ids[1]], "reviewed items and known re-uploads leave the queue"
+        # the decided job, an identical upload made before the decision and a known re-upload leave it
+        assert [i["job_id"] for i in queue] == [ids[1]]
 
 
 def test_hash_lists_export_and_import_as_csv_of_hashes(desk: Desk) -> None:
