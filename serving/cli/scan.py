@@ -31,6 +31,9 @@ from serving.scan.output import ResultStore, Row, latest_per_path, write_rows
 VERDICTS = get_args(Verdict)
 
 
+INTERRUPTED = "interrupted: rows written so far are kept; run the same command again to finish"
+
+
 def register(sub: Any) -> None:
     """Add the ``scan`` sub-command."""
     p = sub.add_parser("scan", help="batch-scan a folder, list or manifest of files (Ray Data, resumable)")
@@ -188,10 +191,11 @@ def run_scan(args: argparse.Namespace) -> int:
     progress = Progress(len(items), enabled=not args.no_progress)
     try:
         scan_items(items, store, settings, frames=args.frames, observer=_Observer(progress))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # from `trueframe scan` too, not only `python -m serving.cli.scan`
         progress.close()
         print(progress.summary())
-        raise
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     finally:
         progress.close()  # setup errors (missing weights, bad fusion file) print no summary
     print(progress.summary())
@@ -215,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "interrupted: rows written so far are kept; run the same command again to finish", file=sys.stderr
-        )
+        print(INTERRUPTED, file=sys.stderr)
         return 130
 
 

@@ -196,7 +196,7 @@ def _default_sigint() -> None:
 
 def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "serving.cli.scan", *args],
+        [sys.executable, "-m", "serving.cli", "scan", *args],  # `trueframe scan`, as users run it
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
@@ -231,6 +231,7 @@ def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_en
     err = _interrupt(proc)
     written = len(read_jsonl(out))
     assert proc.returncode == 130, err
+    assert "rows written so far are kept; run the same command again to finish" in err
     assert 0 < written < total, "the interrupt must land mid-scan"
 
     proc = _run_cli(args, scan_env)
