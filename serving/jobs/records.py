@@ -51,6 +51,7 @@ class Job:
     score: float | None = None
     known_verdict: str | None = None
     heartbeat_at: float | None = None
+    callback_attempts: int = 0
 
     @property
     def finished(self) -> bool:

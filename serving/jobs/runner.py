@@ -33,7 +33,7 @@ from serving.jobs.cache import result_key
 from serving.jobs.store import Job, JobStatus, JobStore
 from serving.jobs.webhooks import deliver
 from serving.offload import off_loop
-from serving.reviews.events import Event, mark_event, pending_events
+from serving.reviews.events import Event, count_event_attempt, mark_event, pending_events
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,14 @@ class JobRunner:
             self.metrics.webhooks.labels("no_secret").inc()
             return
         body = json.dumps(job_json(job)).encode()
-        ok = await deliver(job.callback_url, body, secret, self.settings.serve, job.id)
+
+        async def count(attempt: int) -> None:
+            await off_loop(self.store.count_callback_attempt, job.id, attempt)
+
+        serve = self.settings.serve
+        ok = await deliver(
+            job.callback_url, body, secret, serve, job.id, made=job.callback_attempts, count=count
+        )
         await off_loop(self.store.set_callback_state, job.id, "delivered" if ok else "failed")
         self.metrics.webhooks.labels("delivered" if ok else "failed").inc()
 
@@ -245,8 +252,14 @@ class JobRunner:
         )
         ok = False
         if secret is not None:
-            body = event.body.encode()
-            ok = await deliver(event.url, body, secret, self.settings.serve, event.job_id, event.event)
+
+            async def count(attempt: int) -> None:
+                await off_loop(count_event_attempt, self.store, event.id, attempt)
+
+            body, serve = event.body.encode(), self.settings.serve
+            ok = await deliver(
+                event.url, body, secret, serve, event.job_id, event.event, made=event.attempts, count=count
+            )
         await off_loop(mark_event, self.store, event.id, "delivered" if ok else "failed")
         self.metrics.webhooks.labels("delivered" if ok else "failed").inc()
 

@@ -251,6 +251,11 @@ class JobStore:
         with self.transaction() as db:
             db.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(callback_state=state))
 
+    def count_callback_attempt(self, job_id: str, attempt: int) -> None:
+        """Record that the job's callback is being POSTed for the ``attempt``-th time."""
+        with self.transaction() as db:
+            db.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(callback_attempts=attempt))
+
     def read_media(self, job: Job) -> bytes | None:
         """The job's upload, or None when it is gone."""
         if job.media_path is None:

@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -70,15 +71,28 @@ def _refuse_private(host: str, port: int) -> None:
 
 
 async def deliver(
-    url: str, body: bytes, secret: str, settings: ServeSettings, job_id: str, event: str | None = None
+    url: str,
+    body: bytes,
+    secret: str,
+    settings: ServeSettings,
+    job_id: str,
+    event: str | None = None,
+    *,
+    made: int = 0,
+    count: Callable[[int], Awaitable[None]] | None = None,
 ) -> bool:
-    """POST ``body`` until a 2xx answer or ``webhook_max_attempts``; True when delivered.
+    """POST ``body`` until a 2xx answer or ``webhook_max_attempts`` in all; True when delivered.
 
     ``event`` (a review or appeal event) is sent as ``X-Trueframe-Event``; job callbacks have none.
+    ``made`` attempts were made before (by a service that stopped): the count goes on from there,
+    the first of the rest at once. ``count(n)`` is awaited before attempt ``n`` is sent, so the
+    store holds the count even when the service stops mid-request.
     """
-    delay = settings.webhook_backoff_s
+    delay = settings.webhook_backoff_s * 2**made  # the wait after attempt made + 1, as if never stopped
     async with httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
-        for attempt in range(1, settings.webhook_max_attempts + 1):
+        for attempt in range(made + 1, settings.webhook_max_attempts + 1):
+            if count is not None:
+                await count(attempt)
             try:
                 if not settings.callback_allow_private:  # resolve again: DNS may have changed
                     check_callback_url(url, allow_private=False)

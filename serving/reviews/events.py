@@ -29,6 +29,7 @@ class Event:
     event: str
     url: str
     body: str
+    attempts: int = 0
 
 
 def add_event(store: JobStore, job: Job, event: str, payload: dict[str, Any]) -> Event | None:
@@ -43,13 +44,15 @@ def add_event(store: JobStore, job: Job, event: str, payload: dict[str, Any]) ->
         ident = db.execute(
             insert(events).values(**values, state="pending", created_at=now).returning(events.c.id)
         ).scalar_one()
-    return Event(int(ident), **values)
+    return Event(int(ident), job.id, job.owner, event, url, body)
 
 
 def pending_events(store: JobStore) -> list[Event]:
     c = events.c
     rows = store.query(
-        select(c.id, c.job_id, c.owner, c.event, c.url, c.body).where(c.state == "pending").order_by(c.id)
+        select(c.id, c.job_id, c.owner, c.event, c.url, c.body, c.attempts)
+        .where(c.state == "pending")
+        .order_by(c.id)
     )
     return [Event(**dict(r)) for r in rows]
 
@@ -57,6 +60,12 @@ def pending_events(store: JobStore) -> list[Event]:
 def mark_event(store: JobStore, event_id: int, state: str) -> None:
     with store.transaction() as db:
         db.execute(update(events).where(events.c.id == event_id).values(state=state))
+
+
+def count_event_attempt(store: JobStore, event_id: int, attempt: int) -> None:
+    """Record that the event is being POSTed for the ``attempt``-th time."""
+    with store.transaction() as db:
+        db.execute(update(events).where(events.c.id == event_id).values(attempts=attempt))
 
 
 def event_states(store: JobStore, job_id: str) -> list[tuple[str, str]]:

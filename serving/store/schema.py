@@ -2,7 +2,8 @@
 
 Times are Unix seconds (floats), JSON documents are text. Jobs, keys, sessions and the result cache
 date from the first schema (migration 0001); reviews, appeals, known-media hash lists, the webhook
-event outbox and the job columns the review queue sorts on come with migration 0002.
+event outbox and the job columns the review queue sorts on come with migration 0002; the webhook
+attempt counts of jobs and events with 0003.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ jobs = Table(
     Column("score", Float),
     Column("known_verdict", String(16)),  # 0002: a reviewed near-duplicate's verdict, if any
     Column("heartbeat_at", Float),  # 0002: a worker that runs the job touches it
+    Column("callback_attempts", Integer, nullable=False, server_default="0"),  # 0003: POSTs made
     Index("jobs_status", "status", "created_at"),
     Index("jobs_owner", "owner"),
 )
@@ -157,6 +159,7 @@ events = Table(
     Column("body", Text, nullable=False),
     Column("state", String(16), nullable=False),  # pending, delivered, failed
     Column("created_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),  # 0003: POSTs made
     Index("events_state", "state"),
     Index("events_owner", "owner"),
 )

@@ -99,11 +99,11 @@ def test_a_jobs_events_reach_its_webhook_in_order_when_one_is_slow(
     real = runner_module.deliver
 
     async def slow_review(
-        url: str, body: bytes, secret: str, serve: Any, job_id: str, event: str | None = None
+        url: str, body: bytes, secret: str, serve: Any, job_id: str, event: str | None = None, **counting: Any
     ) -> bool:
         if event == "review.recorded":
             await asyncio.sleep(0.5)
-        return await real(url, body, secret, serve, job_id, event)
+        return await real(url, body, secret, serve, job_id, event, **counting)
 
     monkeypatch.setattr(runner_module, "deliver", slow_review)
     job_id = desk.upload(desk.submitter, km.reviewed_photo(), "press.jpg")

@@ -39,7 +39,7 @@ def _job(store: JobStore, owner: str = "key:a", media: bytes = b"video bytes") -
 
 def test_the_backend_is_the_one_asked_for(store: JobStore, database_url: str | None) -> None:
     assert store.dialect == ("sqlite" if database_url is None else "postgresql")
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     if database_url is None:
         assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     ids = {_job(store) for _ in range(50)}
@@ -249,7 +249,7 @@ def test_a_store_made_before_migrations_is_adopted(tmp_path: Path, database_url:
     with sqlite3.connect(path) as db:
         db.executescript(LEGACY)
     store = JobStore(path)
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     keys = store.query(select(schema.api_keys.c.id, schema.api_keys.c.role))
     assert [(k["id"], k["role"]) for k in keys] == [("0123abcd", "submitter")]
     assert store.queued_ids() == ["job_aaaaaaaaaaaaaaaaaaaaaa"]

@@ -81,6 +81,69 @@ def test_delivery_retries_after_a_failure_then_stops() -> None:
         assert len(sink.deliveries) == 3  # webhook_max_attempts
 
 
+def test_delivery_goes_on_from_the_attempts_a_stopped_service_made() -> None:
+    settings = ServeSettings(callback_allow_private=True, webhook_backoff_s=0.05, webhook_max_attempts=3)
+    counted: list[int] = []
+
+    async def count(attempt: int) -> None:
+        counted.append(attempt)
+
+    with webhook_sink([500, 500]) as sink:
+        assert not asyncio.run(deliver(sink.url, b"{}", "s3cret", settings, "job_3", made=2, count=count))
+        assert [d.headers["X-Trueframe-Attempt"] for d in sink.deliveries] == ["3"]
+        assert counted == [3]
+        assert not asyncio.run(deliver(sink.url, b"{}", "s3cret", settings, "job_3", made=3, count=count))
+        assert len(sink.deliveries) == 1, "all attempts were made before the restart: none is left"
+
+
+def test_a_restarted_service_keeps_counting_a_pending_callbacks_attempts(
+    tmp_path: Path, face_jpeg: bytes
+) -> None:
+    settings = make_settings(
+        tmp_path / "data", tmp_path / "weights", callback_allow_private=True, webhook_max_attempts=3
+    )
+    store = open_store(settings)
+    key = create_key(store, "hooks")
+    with webhook_sink([500, 500, 500, 500]) as sink:
+        job = store.create_job(
+            owner=f"key:{key.key.id}", sha256="ab" * 32, options={}, name="a.jpg", callback_url=sink.url
+        )
+        store.finish(job.id, "failed", 3600, error=("corrupt_media", "x"))
+        store.count_callback_attempt(job.id, 2)  # the service that made two attempts stopped
+        store.close()
+        with fake_service(settings) as service:
+            assert wait_until(lambda: service.store.get(job.id).callback_state == "failed", timeout=20)
+            assert service.store.get(job.id).callback_attempts == 3
+        assert [d.headers["X-Trueframe-Attempt"] for d in sink.deliveries] == ["3"]
+
+
+def test_a_restarted_service_keeps_counting_a_pending_events_attempts(tmp_path: Path) -> None:
+    from serving.reviews.events import add_event, count_event_attempt, event_states
+
+    settings = make_settings(
+        tmp_path / "data", tmp_path / "weights", callback_allow_private=True, webhook_max_attempts=3
+    )
+    store = open_store(settings)
+    key = create_key(store, "hooks")
+    with webhook_sink([500, 500, 500, 500]) as sink:
+        job = store.create_job(
+            owner=f"key:{key.key.id}", sha256="ab" * 32, options={}, name="a.jpg", callback_url=sink.url
+        )
+        spent, half = (add_event(store, job, name, {}) for name in ("appeal.opened", "appeal.in_review"))
+        assert spent is not None
+        assert half is not None
+        count_event_attempt(store, spent.id, 3)  # every attempt made before the stop
+        count_event_attempt(store, half.id, 2)
+        store.close()
+        with fake_service(settings) as service:
+            done = {"failed"}
+            assert wait_until(lambda: {s for _, s in event_states(service.store, job.id)} == done, timeout=20)
+        sent = [d.headers for d in sink.deliveries if "X-Trueframe-Event" in d.headers]  # not the job's own
+        assert [(h["X-Trueframe-Event"], h["X-Trueframe-Attempt"]) for h in sent] == [
+            ("appeal.in_review", "3")
+        ]
+
+
 def test_service_posts_the_signed_final_job_and_retries(tmp_path: Path, face_jpeg: bytes) -> None:
     settings = make_settings(tmp_path / "data", tmp_path / "weights", callback_allow_private=True)
     store = open_store(settings)
