@@ -1,5 +1,5 @@
 """The journalists' web form at ``/``, the review desk at ``/review`` (assets under ``/static``) and the
-API reference at ``/docs`` (Swagger UI from the ``swagger-ui-bundle`` package: nothing from a CDN)."""
+API reference at ``/docs`` (Swagger UI from the ``swagger-ui-bundle-v2`` package: nothing from a CDN)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ async def api_docs(state: State) -> Response:
 
 @router.get("/docs/assets/{name}")
 async def api_docs_asset(name: str) -> Response:
-    """One of :data:`DOC_ASSETS`, from the installed ``swagger-ui-bundle``."""
+    """One of :data:`DOC_ASSETS`, from the installed ``swagger-ui-bundle-v2``."""
     if name not in DOC_ASSETS:
         raise NotFound(f"no API reference asset {name!r}")
     from swagger_ui_bundle import swagger_ui_path
