@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from detector.errors import InvalidRequest, WeightsMissing
-from detector.settings import ServeSettings
+from detector.settings import ServeSettings, Settings
 from serving.auth.keys import create_key
+from serving.jobs.records import Job
+from serving.jobs.store import JobStore
 from serving.jobs.webhooks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -96,18 +98,23 @@ def test_delivery_goes_on_from_the_attempts_a_stopped_service_made() -> None:
         assert len(sink.deliveries) == 1, "all attempts were made before the restart: none is left"
 
 
-def test_a_restarted_service_keeps_counting_a_pending_callbacks_attempts(
-    tmp_path: Path, face_jpeg: bytes
-) -> None:
+def _stopped_service(tmp_path: Path, url: str) -> tuple[Settings, JobStore, Job]:
+    """The store a stopped service left: a keyed job whose callback (and events) go to ``url``;
+    at most 3 webhook attempts."""
     settings = make_settings(
         tmp_path / "data", tmp_path / "weights", callback_allow_private=True, webhook_max_attempts=3
     )
     store = open_store(settings)
     key = create_key(store, "hooks")
+    job = store.create_job(
+        owner=f"key:{key.key.id}", sha256="ab" * 32, options={}, name="a.jpg", callback_url=url
+    )
+    return settings, store, job
+
+
+def test_a_restarted_service_keeps_counting_a_pending_callbacks_attempts(tmp_path: Path) -> None:
     with webhook_sink([500, 500, 500, 500]) as sink:
-        job = store.create_job(
-            owner=f"key:{key.key.id}", sha256="ab" * 32, options={}, name="a.jpg", callback_url=sink.url
-        )
+        settings, store, job = _stopped_service(tmp_path, sink.url)
         store.finish(job.id, "failed", 3600, error=("corrupt_media", "x"))
         store.count_callback_attempt(job.id, 2)  # the service that made two attempts stopped
         store.close()
@@ -120,15 +127,8 @@ def test_a_restarted_service_keeps_counting_a_pending_callbacks_attempts(
 def test_a_restarted_service_keeps_counting_a_pending_events_attempts(tmp_path: Path) -> None:
     from serving.reviews.events import add_event, count_event_attempt, event_states
 
-    settings = make_settings(
-        tmp_path / "data", tmp_path / "weights", callback_allow_private=True, webhook_max_attempts=3
-    )
-    store = open_store(settings)
-    key = create_key(store, "hooks")
     with webhook_sink([500, 500, 500, 500]) as sink:
-        job = store.create_job(
-            owner=f"key:{key.key.id}", sha256="ab" * 32, options={}, name="a.jpg", callback_url=sink.url
-        )
+        settings, store, job = _stopped_service(tmp_path, sink.url)
         spent, half = (add_event(store, job, name, {}) for name in ("appeal.opened", "appeal.in_review"))
         assert spent is not None
         assert half is not None
