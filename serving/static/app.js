@@ -131,6 +131,8 @@
   }
 
   function done(report, appeal) {
+    // the address names the job, so a reload or a bookmark brings this result back ("/?job=<id>")
+    if (state.jobId) window.history.replaceState(null, "", "/?job=" + encodeURIComponent(state.jobId));
     setAnalysis(1, "Done");
     show("progress-panel", false);
     show("upload-panel", false);

@@ -199,11 +199,17 @@ def test_journalist_checks_a_face_swap_video(
             page.wait_for_selector("#result:not([hidden])", timeout=240_000)
             page.wait_for_selector("#thumbs[data-ready=true]", timeout=60_000)
             seen = _read_result_page(page)
+            address = page.url
+            page.reload()  # the address names the job: the result comes back
+            page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+            again = page.text_content("#verdict-title")
         finally:
             context.close()
 
     assert problems == [], "the page logged errors (CSP violations show up here too)"
     _assert_result_page(seen, video)
+    assert "/?job=" in address
+    assert again == seen.verdict
 
 
 @pytest.fixture
