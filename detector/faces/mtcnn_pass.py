@@ -195,7 +195,7 @@ def _proposals(
         step = max(1, pnet_pixels // (size[0] * size[1]))
         for start in range(0, len(columns), step):
             part = area_resize(columns[start : start + step], size).to(dtype)
-            reg, probs = (v.float() for v in pnet_forward(mtcnn.pnet, part.sub_(127.5).mul_(0.0078125)))
+            reg, probs = pnet_forward(mtcnn.pnet, part.sub_(127.5).mul_(0.0078125))
             found, inds = _window_boxes(reg, probs[:, 1], scale, mtcnn.thresholds[0])
             pick = batched_nms(found[:, :4], found[:, 4], inds, 0.5)  # per image: chunking is exact
             boxes.append(found[pick])
@@ -344,7 +344,7 @@ def _refine(
     for start in range(0, max(len(boxes), 1), NET_BATCH):  # an empty batch keeps the output shapes
         part = slice(start, start + NET_BATCH)
         crops = area_crops(table, index[part], rects[part], size)
-        outs.append(tuple(v.float() for v in net(((crops - 127.5) * 0.0078125).to(dtype))))
+        outs.append(tuple(net(((crops - 127.5) * 0.0078125).to(dtype))))
     return (boxes, index, *(torch.cat(v) for v in zip(*outs, strict=True)))
 
 

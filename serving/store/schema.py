@@ -3,7 +3,7 @@
 Times are Unix seconds (floats), JSON documents are text. Jobs, keys, sessions and the result cache
 date from the first schema (migration 0001); reviews, appeals, known-media hash lists, the webhook
 event outbox and the job columns the review queue sorts on come with migration 0002; the webhook
-attempt counts of jobs and events with 0003.
+attempt counts of jobs and events, and the reviews' sha256 index, with 0003.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ reviews = Table(
     Column("appeal_id", String(40)),
     Index("reviews_job", "job_id", "created_at"),
     Index("reviews_owner", "job_owner"),
+    Index("reviews_sha256", "sha256"),  # 0003: the flagged queue leaves out bytes already decided
 )
 
 appeals = Table(
