@@ -214,8 +214,8 @@ def queue(store: JobStore, kind: str, owner: str | None, limit: int) -> list[dic
     """The review queue, oldest first and, at equal age, highest P(manipulated) first.
 
     ``appeal``: pending appeals. ``flagged``: succeeded jobs the models flagged (likely manipulated,
-    manipulated, AI-generated) that have no human decision, no decided job of the same bytes (an
-    upload made before its twin was decided) and no reviewed near-duplicate when analysed.
+    manipulated, AI-generated) whose bytes no review judged (this job or an identical upload, also
+    one made before the decision) and that had no reviewed near-duplicate when analysed.
     ``owner`` limits it to one key's items.
     """
     j, a = jobs.c, appeals.c
