@@ -134,7 +134,14 @@ only the reasons its pixels are degraded, text only; 8: rule ``face_unweighed`` 
 worded at even odds or "not counted"; 9: ``score.basis`` joins the models' sentences without their
 full stops, and no sentence words a probability as 0% or 100%, text only; 10: ``score.manipulated_range``,
 the fused probability's calibration range). Result and evaluation
-cache keys include it, so no cache answers with what older code found."""
+cache keys include it, so no cache answers with what older code found. Since version 10 a change to
+the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
+
+REPORT_VERSION = 1
+"""Bumped whenever a change to the fusion's code (its rules or its sentences) changes what a report says
+for the same stage outputs (version 1: a video's synthetic-image sentence names its frames, not "the
+image", and a non-photographic video is worded as footage). The result key includes it; the
+evaluation cache does not, since it keeps stage outputs and refits the fusion on every run."""
 
 
 def configured_models(settings: Settings) -> tuple[tuple[str, ModelEntry], tuple[str, ModelEntry] | None]:

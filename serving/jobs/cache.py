@@ -26,7 +26,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
     from detector.models._manifest import load_manifest, manifest_entry
     from detector.report.schema import SCHEMA_VERSION
     from detector.scoring.fusion.params import default_fusion_path
-    from detector.stages import ANALYSIS_VERSION, resolved_faces
+    from detector.stages import ANALYSIS_VERSION, REPORT_VERSION, resolved_faces
 
     models = {}
     manifest = load_manifest()
@@ -47,6 +47,7 @@ def result_key(settings: Settings, options: Options, kind: str = "video") -> str
     parts = {
         "schema": SCHEMA_VERSION,
         "analysis": ANALYSIS_VERSION,
+        "report": REPORT_VERSION,
         "models": models,
         "fusion_file": fusion,
         "settings": {

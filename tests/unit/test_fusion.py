@@ -162,6 +162,18 @@ def test_non_photographic_images_are_out_of_scope(fusion: Fusion) -> None:
     assert check_frame(mediagen.face_photo()).photographic
 
 
+def test_the_sentences_name_what_each_kind_of_media_showed_the_models(fusion: Fusion) -> None:
+    """A video's synthetic-image score is over its sampled frames; "the image" would misname it."""
+    kinds = (("image", "the image", "photograph"), ("video", "the video's frames", "footage"))
+    for kind, target, footage in kinds:
+        score = fusion.fuse(FusionInputs(face_logit=1.0, synthetic_logit=2.0, media_kind=kind))
+        synth = next(s for s in score.signals if s.name == "synthetic_model")
+        assert f"rates {target} " in synth.sentence
+        off = fusion.fuse(FusionInputs(synthetic_logit=2.0, photographic=False, media_kind=kind))
+        assert footage in off.summary
+        assert all(footage in s.sentence for s in off.signals if s.kind == "model")
+
+
 def test_trusted_capture_does_not_hide_strong_pixel_evidence(fusion: Fusion) -> None:
     capture = prov(state="trusted", active_manifest=capture_manifest())
     pixels_only = fusion.fuse(FusionInputs(face_logit=3.0))

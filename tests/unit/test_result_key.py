@@ -153,3 +153,12 @@ def test_a_new_analysis_version_changes_the_key(settings: Settings, monkeypatch:
     before = result_key(settings, Options())
     monkeypatch.setattr(detector.stages, "ANALYSIS_VERSION", detector.stages.ANALYSIS_VERSION + 1)
     assert result_key(settings, Options()) != before
+
+
+def test_a_new_report_version_changes_the_key(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fusion code that words or rules differently (REPORT_VERSION) never reuses older reports."""
+    import detector.stages
+
+    before = result_key(settings, Options())
+    monkeypatch.setattr(detector.stages, "REPORT_VERSION", detector.stages.REPORT_VERSION + 1)
+    assert result_key(settings, Options()) != before

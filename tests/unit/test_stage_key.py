@@ -23,6 +23,8 @@ def test_the_key_follows_face_settings_frames_and_the_analysis_version(
     batched.faces.batch_size = 3  # how MTCNN batches changes no output
     batched.sampling.decode_threads = "frame"  # nor how the decoder is threaded
     assert stage_key(batched, None) == key
+    monkeypatch.setattr(detector.stages, "REPORT_VERSION", detector.stages.REPORT_VERSION + 1)
+    assert stage_key(settings, None) == key  # the cache keeps stage outputs; the fusion is refitted
     monkeypatch.setattr(detector.stages, "ANALYSIS_VERSION", detector.stages.ANALYSIS_VERSION + 1)
     assert stage_key(settings, None) != key
 

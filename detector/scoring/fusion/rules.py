@@ -318,7 +318,16 @@ class Fusion:
             contribution = None if combined is None else getattr(combined, short)
             unweighted = combined is not None and short in combined.unweighted
             signals.append(
-                model_signal(name, value, contribution, basis, configured, inputs.photographic, unweighted)
+                model_signal(
+                    name,
+                    value,
+                    contribution,
+                    basis,
+                    configured,
+                    inputs.photographic,
+                    unweighted,
+                    inputs.media_kind,
+                )
             )
         return combined, signals
 
@@ -429,6 +438,7 @@ class Fusion:
                 known,
                 inputs.scope.degraded if rule == "degraded_media" else inputs.scope.limited,
                 spread,
+                inputs.media_kind,
             ),
             basis=basis,
             signals=signals,

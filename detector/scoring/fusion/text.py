@@ -17,7 +17,21 @@ _MODEL_NOUN = {
     "face_model": ("The face-forgery model", "the face(s)", "manipulated"),
     "synthetic_model": ("The synthetic-image model", "the image", "AI-generated"),
 }
-_NOT_PHOTO = "the image does not look like a camera photograph (drawing, screenshot or flat graphic)"
+
+
+def _target(name: str, media_kind: str | None) -> str:
+    """What a model judged: a video's synthetic-image score is over its sampled frames, not "the image"."""
+    target = _MODEL_NOUN[name][1]
+    return "the video's frames" if media_kind == "video" and name == "synthetic_model" else target
+
+
+def not_photo(media_kind: str | None) -> str:
+    """Why a non-photographic medium gets no pixel score, in the words of its kind."""
+    if media_kind == "video":
+        return "the video does not look like camera footage (drawing, screen recording or flat graphic)"
+    return "the image does not look like a camera photograph (drawing, screenshot or flat graphic)"
+
+
 VERDICT_WORDS: dict[str, str] = {
     "authentic": "Authentic",
     "likely_authentic": "Likely authentic",
@@ -74,13 +88,16 @@ def model_signal(
     configured: bool,
     photographic: bool,
     unweighted: bool = False,
+    media_kind: str | None = None,
 ) -> Signal:
     """A detector's signal: its calibrated verdict and contribution, or why it is missing.
 
     ``unweighted``: the fusion fitted for this kind of media gives the detector weight 0, which the
     sentence says in words (a manipulation only this detector sees cannot move the score).
+    ``media_kind`` ("image" / "video") words what was judged.
     """
-    noun, target, what = _MODEL_NOUN[name]
+    noun, _, what = _MODEL_NOUN[name]
+    target = _target(name, media_kind)
     if value is not None and contribution is not None:
         p = sigmoid(value)
         where = f" ({basis})" if basis else ""
@@ -99,7 +116,7 @@ def model_signal(
             sentence=sentence,
         )
     if not photographic:
-        reason = f"{_NOT_PHOTO}, so {noun[0].lower()}{noun[1:]} does not apply"
+        reason = f"{not_photo(media_kind)}, so {noun[0].lower()}{noun[1:]} does not apply"
     elif not configured:
         reason = f"no {noun[4:].lower()} is configured, so this was not checked"
     elif name == "face_model":
@@ -278,6 +295,7 @@ def summary_sentence(
     known: KnownMatch | None = None,
     limited: Sequence[str] = (),
     spread: tuple[float, float] | None = None,
+    media_kind: str | None = None,
 ) -> str:
     """One sentence a reviewer can repeat (and why the verdict was held back, when it was); with
     ``spread`` (P(manipulated)'s calibration range) the authenticity's range goes with it."""
@@ -293,7 +311,11 @@ def summary_sentence(
         name = WATERMARK_NAMES[prov.watermark.scheme]
         text = f"AI-generated or AI-edited: it carries the {name} invisible watermark."
     elif verdict == "out_of_scope" or p is None:
-        why = _NOT_PHOTO if not photographic else "no face was found and no synthetic-image check applies"
+        why = (
+            not_photo(media_kind)
+            if not photographic
+            else "no face was found and no synthetic-image check applies"
+        )
         text = f"Out of scope: {why}, so trueframe gives no authenticity score."
     else:
         text = f"{VERDICT_WORDS[verdict]}: {percent(1 - p)} likely authentic by the calibrated detectors"
