@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detector.provenance.types import ProvenanceReport
 
-SCHEMA_VERSION = "2.2"
+SCHEMA_VERSION = "2.3"
 
 Verdict = Literal[
     "authentic",
@@ -109,6 +109,14 @@ class Signal(_Model):
     logit: float | None = Field(None, description="the signal's own calibrated log-odds")
     contribution: float | None = Field(
         None, description="log-odds this signal added to the fused score; None when not folded in"
+    )
+    counted: bool | None = Field(
+        None,
+        description=(
+            "model signals: True when the fused score weighs it; False when it is missing or the fusion "
+            "fitted for this kind of media gives it weight 0 (its rating is shown but cannot move the "
+            "score); None for other signals"
+        ),
     )
     sentence: str
 

@@ -205,7 +205,13 @@ window.TrueframeReport = (function () {
       .sort((a, b) => a.timestamp - b.timestamp);
   }
 
-  function drawThumb(source, width, height, frame) {
+  // False when the score gave the face model no weight (still images): its ratings are shown, not counted.
+  function faceCounted(report) {
+    const signal = ((report.score || {}).signals || []).find((s) => s.name === "face_model");
+    return !signal || signal.counted !== false;
+  }
+
+  function drawThumb(source, width, height, frame, counted) {
     const scale = Math.min(1, THUMB_WIDTH / width);
     const canvas = el("canvas", null, "thumb-canvas");
     canvas.width = Math.round(width * scale);
@@ -217,9 +223,10 @@ window.TrueframeReport = (function () {
     frame.boxes.forEach((b) => {
       const [x1, y1, x2, y2] = b.box.map((v) => v * scale);
       const bad = b.score !== null && b.score >= 0.5;
-      ctx.strokeStyle = bad ? "#d11a2a" : "#14804a";
+      ctx.strokeStyle = !counted ? "#57606a" : bad ? "#d11a2a" : "#14804a";
       ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-      const label = "Face " + (b.track + 1) + (b.score === null ? "" : ": " + chance(b.score));
+      const rated = b.score === null ? "" : ": " + chance(b.score) + (counted ? "" : " (not counted)");
+      const label = "Face " + (b.track + 1) + rated;
       ctx.fillStyle = ctx.strokeStyle;
       const tw = ctx.measureText(label).width + 8;
       ctx.fillRect(x1, Math.max(0, y1 - 20), tw, 20);
@@ -228,8 +235,9 @@ window.TrueframeReport = (function () {
     });
     const figure = el("figure", null, "thumb");
     figure.appendChild(canvas);
+    const uncounted = counted ? "" : " by the face model alone, not counted in the score";
     const faces = frame.boxes.map((b) =>
-      "face " + (b.track + 1) + (b.score === null ? " (not scored)" : ", " + chance(b.score) + " likely manipulated"));
+      "face " + (b.track + 1) + (b.score === null ? " (not scored)" : ", " + chance(b.score) + " likely manipulated" + uncounted));
     const when = frame.video ? "At " + frame.timestamp.toFixed(2) + " s: " : "";
     const text = faces.join("; ");
     const caption = when ? when + text : text.charAt(0).toUpperCase() + text.slice(1);
@@ -259,9 +267,11 @@ window.TrueframeReport = (function () {
     const thumbs = clear($("thumbs"));
     const boxes = allBoxes(report);
     const tracks = (report.tracks || []).length;
+    const counted = faceCounted(report);
     $("faces-note").textContent = boxes.length === 0
       ? "No face was found, so the face-forgery detector did not apply."
-      : tracks + " face(s) followed over " + boxes.length + " detection(s). Boxes show where; the percentage is that face's estimated chance of manipulation.";
+      : tracks + " face(s) followed over " + boxes.length + " detection(s). Boxes show where; the percentage is that face's estimated chance of manipulation" +
+        (counted ? "." : ", by the face model alone. It is not counted in this score: on this kind of media the face model did not tell real from fake in calibration, so a grey box is not an accusation.");
     if (!file || boxes.length === 0) return;
     const frames = chooseFrames(report, boxes);
     const url = URL.createObjectURL(file);
@@ -271,7 +281,7 @@ window.TrueframeReport = (function () {
         const ready = loaded(img, "load");
         img.src = url;
         await ready;
-        thumbs.appendChild(drawThumb(img, report.media.width, report.media.height, frames[0]));
+        thumbs.appendChild(drawThumb(img, report.media.width, report.media.height, frames[0], counted));
       } else {
         const video = $("frame-source");
         const ready = loaded(video, "loadeddata");
@@ -280,7 +290,7 @@ window.TrueframeReport = (function () {
         for (const frame of frames) {
           await seek(video, frame.timestamp);
           frame.video = true;
-          thumbs.appendChild(drawThumb(video, video.videoWidth, video.videoHeight, frame));
+          thumbs.appendChild(drawThumb(video, video.videoWidth, video.videoHeight, frame, counted));
         }
       }
     } catch (err) {

@@ -78,6 +78,20 @@ COUNT_BOX_PIXELS = """() => {
 }"""
 
 
+COUNT_BOX_COLOURS = """() => {
+  const c = document.querySelector('#thumbs canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const seen = {red: 0, green: 0, grey: 0};
+  for (let i = 0; i < d.length; i += 4) {
+    const rgb = d[i] + "," + d[i + 1] + "," + d[i + 2];
+    if (rgb === "209,26,42") seen.red++;
+    if (rgb === "20,128,74") seen.green++;
+    if (rgb === "87,96,106") seen.grey++;
+  }
+  return seen;
+}"""
+
+
 @pytest.fixture(scope="module")
 def chromium() -> Path:
     if not CHROMIUM.is_file():
@@ -210,6 +224,59 @@ def test_journalist_checks_a_face_swap_video(
     _assert_result_page(seen, video)
     assert "/?job=" in address
     assert again == seen.verdict
+
+
+def test_a_face_rating_the_score_does_not_count_is_drawn_grey_not_as_an_accusation(
+    chromium: Path, tmp_path: Path
+) -> None:
+    """On a still image the fused score gives the face model weight 0: a face it rates 70% must not
+    be boxed in red on a photo the page calls probably authentic."""
+    from playwright.sync_api import sync_playwright
+
+    from serving.auth.keys import create_key
+    from tests.support import known_media as km
+    from tests.support.fake_analyzer import FakeAnalyzer
+    from tests.support.servicekit import live_server, make_settings, open_store
+
+    photo = tmp_path / "portrait.jpg"
+    photo.write_bytes(km.reviewed_photo())
+    problems: list[str] = []
+    seen: dict[str, Any] = {}
+    for counted in (False, True):  # a store each: the second would be the first's cached report
+        settings = make_settings(tmp_path / f"data-{counted}", tmp_path / "weights")
+        store = open_store(settings)
+        key = create_key(store, "newsroom").token
+        analyzer = FakeAnalyzer(settings, manipulated=0.7, face_counted=counted)
+        with live_server(settings, analyzer, store) as url, sync_playwright() as pw:
+            context = _browser(pw, tmp_path / f"profile-{counted}")
+            try:
+                page = context.new_page()
+                _watch(page, problems)
+                page.goto(url + "/")
+                page.set_input_files("#file-input", str(photo))
+                page.wait_for_selector("#key-panel:not([hidden])")
+                page.fill("#key-input", key)
+                page.click("#key-form button[type=submit]")
+                page.wait_for_selector("#thumbs[data-ready=true]", timeout=60_000)
+                page.screenshot(path=str(ARTIFACTS / f"browser-face-counted-{counted}.png"), full_page=True)
+                seen[str(counted)] = {
+                    "colours": page.evaluate(COUNT_BOX_COLOURS),
+                    "note": page.text_content("#faces-note") or "",
+                    "caption": page.text_content("#thumbs figcaption") or "",
+                }
+            finally:
+                context.close()
+        store.close()
+    assert problems == []
+    grey, red = seen["False"], seen["True"]
+    assert grey["colours"] == {"red": 0, "green": 0, "grey": grey["colours"]["grey"]}
+    assert grey["colours"]["grey"] > 100
+    assert "not counted in this score" in grey["note"]
+    uncounted = "by the face model alone, not counted in the score"
+    assert grey["caption"] == f"Face 1, 70% likely manipulated {uncounted}"
+    assert red["colours"]["red"] > 100  # a counted rating keeps its colour
+    assert red["colours"]["grey"] == 0
+    assert "not counted" not in red["note"] + red["caption"]
 
 
 @pytest.fixture

@@ -77,9 +77,15 @@ def progress_steps(frames: int) -> list[tuple[float, dict[str, Any]]]:
 
 
 def fake_report(
-    info: MediaInfo, name: str | None, frames: int, manipulated: float, face_model: str
+    info: MediaInfo,
+    name: str | None,
+    frames: int,
+    manipulated: float,
+    face_model: str,
+    face_counted: bool = True,
 ) -> Report:
-    """A valid report of ``info``: one face per frame in one track, the score ``manipulated``."""
+    """A valid report of ``info``: one face per frame in one track, the score ``manipulated``;
+    ``face_counted=False`` reports the face model as the fusion does when it gives it weight 0."""
     logit = math.log(manipulated / (1.0 - manipulated))
     step = (info.duration_s or 1.0) / frames
     boxes = [
@@ -100,7 +106,8 @@ def fake_report(
         present=True,
         probability=manipulated,
         logit=logit,
-        contribution=logit,
+        contribution=logit if face_counted else 0.0,
+        counted=face_counted,
         sentence="the fake analyzer's face model",
     )
     score = Score(
@@ -146,8 +153,10 @@ class FakeAnalyzer:
         hold: threading.Event | None = None,
         ready: bool = True,
         known: KnownMedia | None = None,
+        face_counted: bool = True,
     ) -> None:
         self.settings = settings
+        self.face_counted = face_counted
         self.known = known
         self.manipulated = manipulated
         self.delay_s = delay_s
@@ -176,7 +185,9 @@ class FakeAnalyzer:
             await asyncio.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
-        report = fake_report(info, name, frames, self.manipulated, self.settings.models.face_model)
+        report = fake_report(
+            info, name, frames, self.manipulated, self.settings.models.face_model, self.face_counted
+        )
         if self.known is not None:
             report = await off_loop(self._known, report, media, frames)
         return report

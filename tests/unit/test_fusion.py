@@ -426,6 +426,10 @@ def test_a_detector_the_section_gives_no_weight_is_said_not_to_count(params: Fus
         assert ("adds" in face.sentence) is counted
         assert "not counted" not in synth.sentence
         assert face.contribution == pytest.approx(0.0 if not counted else 0.9 * 3.0)
+        assert (face.counted, synth.counted) == (counted, True)  # machine-readable, for the form
+    missing = fusion.fuse(FusionInputs(synthetic_logit=-1.0, media_kind="image"))
+    assert [s.counted for s in missing.signals if s.name == "face_model"] == [False]
+    assert all(s.counted is None for s in missing.signals if s.kind != "model")
 
 
 def test_a_face_the_score_does_not_weigh_keeps_an_image_from_authentic(params: FusionParameters) -> None:

@@ -113,6 +113,7 @@ def model_signal(
             probability=p,
             logit=value,
             contribution=contribution,
+            counted=not unweighted,
             sentence=sentence,
         )
     if not photographic:
@@ -127,7 +128,8 @@ def model_signal(
         )
     else:
         reason = f"{noun[0].lower()}{noun[1:]} gave no score"
-    return Signal(name=name, kind="model", present=False, sentence=reason[0].upper() + reason[1:] + ".")
+    sentence = reason[0].upper() + reason[1:] + "."
+    return Signal(name=name, kind="model", present=False, counted=False, sentence=sentence)
 
 
 def credentials_signal(prov: ProvenanceReport | None, capture: bool, capture_prior: float | None) -> Signal:
