@@ -314,7 +314,15 @@ class Desk:
     copy: Path
 
 
-def _reviewer_decides(pw: Any, desk: Desk, profile: Path, problems: list[str]) -> dict[str, str]:
+# Pixels between the "Take this appeal" button and the heading under it (the button sat against it).
+APPEAL_BUTTON_GAP = """() => {
+  const button = document.getElementById("take-appeal").getBoundingClientRect();
+  const next = document.getElementById("item-appeal").nextElementSibling.getBoundingClientRect();
+  return Math.round(next.top - button.bottom);
+}"""
+
+
+def _reviewer_decides(pw: Any, desk: Desk, profile: Path, problems: list[str]) -> dict[str, Any]:
     context = _browser(pw, profile)
     try:
         page = context.new_page()
@@ -326,11 +334,12 @@ def _reviewer_decides(pw: Any, desk: Desk, profile: Path, problems: list[str]) -
         page.wait_for_selector("#queue-body tr")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "review-queue.png"), full_page=True)
-        seen = {"queue": page.text_content("#queue-body") or ""}
+        seen: dict[str, Any] = {"queue": page.text_content("#queue-body") or ""}
         page.click("#queue-body button")
         page.wait_for_selector("#item:not([hidden])")
         seen["statement"] = page.text_content("#appeal-statement") or ""
         seen["details"] = page.text_content("#item-details") or ""
+        seen["gap"] = page.evaluate(APPEAL_BUTTON_GAP)
         page.click("#take-appeal")
         page.locator("#appeal-meta", has_text="In review").wait_for()
         page.check("input[name=verdict][value=manipulated]")
@@ -391,6 +400,7 @@ def test_a_reviewer_decides_an_appeal_and_the_submitter_sees_it_and_its_known_ma
     assert problems == [], "the pages logged errors (CSP violations show up here too)"
     assert "press-photo.jpg" in reviewer["queue"]
     assert reviewer["statement"].startswith("This photo was doctored")
+    assert reviewer["gap"] >= 16, "the appeal's button stands clear of the next heading"
     assert "Calibration range (95%)8% to 40%" in reviewer["details"]  # the fake's 0.2 +- 1 log-odds
     assert reviewer["done"] == "Recorded: Manipulated. The appeal is overturned."
     assert submitter["model"] == VERDICT_LABELS["likely_authentic"]  # the model's verdict stays
