@@ -3,20 +3,26 @@
 Kept apart from :mod:`._weights` (resolution and verification), which the registry uses, so that
 neither imports the other: this module needs the registry's importers, the registry needs only
 ``_weights``.
+
+A family is installed all-or-nothing: every file is checked, converted and verified into a staging
+folder inside the weights folder first, and only when all of them verify are they moved into place,
+each by an atomic rename. Any failure leaves the weights folder as it was and says so.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from detector.errors import UnknownModel, WeightsChecksumMismatch, WeightsMissing
-from detector.models._manifest import Manifest, load_manifest
+from detector.errors import ModelError, UnknownModel, WeightsChecksumMismatch, WeightsMissing
+from detector.models._manifest import Manifest, ModelEntry, load_manifest
 from detector.models._registry import get_importer
-from detector.models._weights import CHUNK, atomic_target, sha256_file, write_safetensors
+from detector.models._weights import CHUNK, sha256_file, write_safetensors
+
+NOTHING_INSTALLED = "nothing was installed"
 
 
 def import_weights(
@@ -29,55 +35,23 @@ def import_weights(
 ) -> list[Path]:
     """Convert ``family``'s upstream files found in ``src_dir`` into verified files in ``weights_dir``.
 
-    Each upstream file must match the manifest's ``upstream_sha256``; each converted file must
-    match the manifest's ``sha256`` (else nothing is left behind for it).
+    Each upstream file must match the manifest's ``upstream_sha256`` and each converted file its
+    ``sha256``; otherwise nothing is installed (see the module docstring).
     """
-    convert = get_importer(family)
-    entries = (manifest or load_manifest()).family(family)
-    wanted = set(entries) if names is None else set(names)
-    if unknown := sorted(wanted - set(entries)):
-        known = ", ".join(sorted(entries))
-        raise UnknownModel(f"{', '.join(unknown)} not in weights family {family!r} ({known})")
-    written: list[Path] = []
-    weights_dir = weights_dir.expanduser()
-    for name in sorted(wanted):
-        entry = entries[name]
-        src = entry.source
-        assert src.upstream_file is not None  # validated by the manifest
-        assert src.upstream_sha256 is not None
-        upstream = src_dir.expanduser() / src.upstream_file
+    entries = _select(family, names, manifest)
+    src_dir = src_dir.expanduser()
+    sources: dict[str, tuple[Path, str]] = {}
+    for name, entry in entries.items():
+        assert entry.source.upstream_file is not None  # validated by the manifest
+        upstream = src_dir / entry.source.upstream_file
         if not upstream.is_file():
-            raise WeightsMissing(f"{upstream} not found: {src_dir} must hold {src.upstream_file} for {name}")
-        actual = sha256_file(upstream)
-        if actual != src.upstream_sha256:
-            raise WeightsChecksumMismatch(
-                f"{upstream} has sha256 {actual}, not the upstream file the manifest names "
-                f"({src.upstream_sha256}); refusing to import it",
+            raise WeightsMissing(
+                f"{upstream} not found: {src_dir} must hold {entry.source.upstream_file} for {name}; "
+                + NOTHING_INSTALLED,
                 path=str(upstream),
             )
-        state = convert(upstream, entry)
-        meta = {
-            "format": "pt",
-            "trueframe_model": name,
-            "source_file": src.upstream_file,
-            "source_sha256": actual,
-            "licence": entry.licence,
-        }
-        tmp, target = atomic_target(weights_dir, entry.file)
-        try:
-            write_safetensors(tmp, state, meta)
-            produced = sha256_file(tmp)
-            if produced != entry.sha256:
-                raise WeightsChecksumMismatch(
-                    f"converting {upstream} gave sha256 {produced}, the manifest expects {entry.sha256}",
-                    path=str(upstream),
-                )
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        written.append(target)
-    return written
+        sources[name] = (upstream, str(upstream))
+    return _install(family, entries, sources, weights_dir.expanduser())
 
 
 def fetch_weights(
@@ -88,34 +62,132 @@ def fetch_weights(
     timeout: float = 60.0,
     manifest: Manifest | None = None,
 ) -> list[Path]:
-    """Download ``family``'s upstream files (or from ``base_url``/FILE) and import them.
+    """Download ``family``'s upstream files (or from ``base_url``/FILE) and install them verified.
 
-    Downloads go to a temporary folder that is always removed; a file whose sha256 differs from
-    the manifest is refused. Network failures become :class:`WeightsMissing` naming each URL tried.
+    Downloads go to a temporary folder that is always removed; errors name the URL a file came
+    from, never that folder. Network failures become :class:`WeightsMissing` naming each URL tried.
     """
     import requests
 
-    get_importer(family)  # an unknown family fails before any download
-    entries = (manifest or load_manifest()).family(family)
+    entries = _select(family, None, manifest)
     with tempfile.TemporaryDirectory(prefix="trueframe-fetch-") as tmp:
-        tmp_dir = Path(tmp)
-        for name, entry in sorted(entries.items()):
+        sources: dict[str, tuple[Path, str]] = {}
+        for name, entry in entries.items():
             src = entry.source
             assert src.upstream_file is not None  # validated by the manifest
             urls = [f"{base_url.rstrip('/')}/{src.upstream_file}"] if base_url else list(src.upstream_urls)
+            dest = Path(tmp) / src.upstream_file
             errors: list[str] = []
             for url in urls:
                 try:
-                    _download(url, tmp_dir / src.upstream_file, timeout)
-                    break
+                    _download(url, dest, timeout)
                 except requests.RequestException as exc:
                     errors.append(f"{url}: {exc}")
+                else:
+                    sources[name] = (dest, url)
+                    break
             else:
-                raise WeightsMissing(f"could not download weights for {name}: {'; '.join(errors)}")
-        return import_weights(family, tmp_dir, weights_dir, manifest=manifest)
+                raise WeightsMissing(
+                    f"could not download weights for {name}: {'; '.join(errors)}; {NOTHING_INSTALLED}"
+                )
+        return _install(family, entries, sources, weights_dir.expanduser())
+
+
+def _select(family: str, names: Iterable[str] | None, manifest: Manifest | None) -> dict[str, ModelEntry]:
+    """The manifest entries of ``family`` to install (all, or ``names``), sorted by name."""
+    get_importer(family)  # an unknown family fails before any file is read or downloaded
+    entries = (manifest or load_manifest()).family(family)
+    wanted = set(entries) if names is None else set(names)
+    if unknown := sorted(wanted - set(entries)):
+        known = ", ".join(sorted(entries))
+        raise UnknownModel(f"{', '.join(unknown)} not in weights family {family!r} ({known})")
+    return {name: entries[name] for name in sorted(wanted)}
+
+
+def _install(
+    family: str,
+    entries: Mapping[str, ModelEntry],
+    sources: Mapping[str, tuple[Path, str]],
+    weights_dir: Path,
+) -> list[Path]:
+    """Verify and convert every upstream file into a staging folder, then move all into place.
+
+    ``sources`` maps each name to (upstream file, what to call it in errors: its path or URL). A
+    target that already holds the expected bytes is left as it is (re-importing is idempotent); one
+    that holds other bytes is refused, never overwritten: the user deletes it deliberately.
+    """
+    convert = get_importer(family)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".trueframe-install-", dir=weights_dir))
+    try:
+        staged: list[tuple[Path, Path]] = []
+        for name, entry in entries.items():
+            upstream, origin = sources[name]
+            src = entry.source
+            assert src.upstream_file is not None  # validated by the manifest
+            target = weights_dir / entry.file
+            if target.exists():
+                present = sha256_file(target)
+                if present != entry.sha256:
+                    raise WeightsChecksumMismatch(
+                        f"{target} already exists with sha256 {present}, not the manifest's "
+                        f"{entry.sha256}; refusing to overwrite it: delete it and run the command "
+                        f"again; {NOTHING_INSTALLED}",
+                        path=str(target),
+                    )
+            actual = sha256_file(upstream)
+            if actual != src.upstream_sha256:
+                raise WeightsChecksumMismatch(
+                    f"{origin} has sha256 {actual}, not the upstream file the manifest names "
+                    f"({src.upstream_sha256}) for {name}; refusing to import it; {NOTHING_INSTALLED}",
+                    source=origin,
+                )
+            part = staging / entry.file
+            write_safetensors(
+                part,
+                convert(upstream, entry),
+                {
+                    "format": "pt",
+                    "trueframe_model": name,
+                    "source_file": src.upstream_file,
+                    "source_sha256": actual,
+                    "licence": entry.licence,
+                },
+            )
+            produced = sha256_file(part)
+            if produced != entry.sha256:
+                raise WeightsChecksumMismatch(
+                    f"converting {origin} gave sha256 {produced}, the manifest expects "
+                    f"{entry.sha256} for {name}; {NOTHING_INSTALLED}",
+                    source=origin,
+                )
+            staged.append((part, target))
+        return _move_all(staged, weights_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_all(staged: list[tuple[Path, Path]], weights_dir: Path) -> list[Path]:
+    """Rename each verified staged file onto its target; if one rename fails, undo the others."""
+    added: list[Path] = []
+    for part, target in staged:
+        if target.exists():
+            continue  # checked before converting: it already holds exactly these bytes
+        try:
+            os.replace(part, target)
+        except OSError as exc:
+            for done in added:
+                done.unlink(missing_ok=True)
+            raise ModelError(
+                f"could not move {target.name} into {weights_dir}: {exc}; {NOTHING_INSTALLED}",
+                path=str(target),
+            ) from exc
+        added.append(target)
+    return [target for _, target in staged]
 
 
 def _download(url: str, dest: Path, timeout: float) -> None:
+    """Stream ``url`` into ``dest``; HTTP errors raise :class:`requests.HTTPError`."""
     import requests
 
     with requests.get(url, stream=True, timeout=(min(timeout, 15.0), timeout)) as resp:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import threading
 from importlib import resources
 from pathlib import Path
@@ -142,10 +140,3 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict
         fh.write(raw)
         for blob in blobs:
             fh.write(blob)
-
-
-def atomic_target(weights_dir: Path, file: str) -> tuple[Path, Path]:
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file}.", suffix=".part", dir=weights_dir)
-    os.close(fd)
-    return Path(tmp), weights_dir / file

@@ -87,19 +87,39 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    """Every registered model: name, task, weights state (verified / missing / mismatch), licence."""
+    """Every registered model: name, task, weights state (as ``weights list``), licence.
+
+    Under the table, one line per family and state says how to fix it: missing weights are
+    imported or fetched; a file with the wrong sha256 must be deleted first (import refuses to
+    overwrite it).
+    """
     rows = _rows(_weights_dir(args))
     if args.json:
         keys = ("name", "task", "weights", "licence", "path", "sha256")
         print(json.dumps([{k: r[k] for k in keys} for r in rows]))
     elif rows:
         _print_table(rows, ["name", "task", "weights", "licence"])
-        if any(r["weights"] != "verified" for r in rows):
-            missing = sorted({r["family"] for r in rows if r["weights"] != "verified" and r["family"]})
-            for family in missing:
-                hint = f"trueframe weights import {family} --from DIR (or: trueframe weights fetch {family})"
-                print(f"missing weights: {hint}")
+        for line in _fix_hints(rows):
+            print(line)
     return 0
+
+
+def _fix_hints(rows: list[dict[str, Any]]) -> list[str]:
+    """``missing`` / ``checksum_mismatch`` lines for imported families, worded as the state column."""
+    lines = []
+    for family in sorted({r["family"] for r in rows if r["family"]}):
+        hint = f"trueframe weights import {family} --from DIR (or: trueframe weights fetch {family})"
+        mine = [r for r in rows if r["family"] == family]
+        if missing := [r["name"] for r in mine if r["weights"] == "missing"]:
+            lines.append(f"weights missing ({', '.join(missing)}): run {hint}")
+        if bad := [r for r in mine if r["weights"] == "checksum_mismatch"]:
+            names = ", ".join(r["name"] for r in bad)
+            paths = " ".join(r["path"] for r in bad)
+            lines.append(
+                f"weights checksum_mismatch ({names}: sha256 differs from the manifest): "
+                f"delete {paths}, then run {hint}"
+            )
+    return lines
 
 
 def run_weights_list(args: argparse.Namespace) -> int:

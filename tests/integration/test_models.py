@@ -352,6 +352,28 @@ def test_fetch_failures_are_typed_and_leave_nothing(local_server: tuple[str, Pat
         fetch_weights("nosuchfamily", out, base_url=base_url, timeout=5)
 
 
+def test_fetch_with_a_bad_third_file_names_its_url_and_installs_nothing(
+    local_server: tuple[str, Path], mesonet_dir: Path, tmp_path: Path
+) -> None:
+    base_url, root = local_server
+    (root / "weights").mkdir()
+    for h5 in mesonet_dir.glob("*.h5"):
+        shutil.copy(h5, root / "weights" / h5.name)
+    with (root / "weights" / "MesoInception_DF.h5").open("ab") as fh:
+        fh.write(b"\0")
+    out = tmp_path / "cache"
+    with pytest.raises(WeightsChecksumMismatch) as info:
+        fetch_weights("mesonet", out, base_url=base_url, timeout=10)
+    message = info.value.message
+    assert f"{base_url}/MesoInception_DF.h5 has sha256 " in message
+    expected = load_manifest().models["mesoinception4.df"].source.upstream_sha256
+    assert expected is not None
+    assert f"not the upstream file the manifest names ({expected})" in message
+    assert "trueframe-fetch-" not in message
+    assert "nothing was installed" in message
+    assert not out.exists() or not any(out.iterdir())
+
+
 # --- CLI ----------------------------------------------------------------------------------------
 
 
@@ -385,6 +407,31 @@ def test_cli_models_reports_weight_states(
     assert "meso4.df" in text
     assert "missing" in text
     assert "trueframe weights import mesonet --from DIR" in text
+    assert "checksum_mismatch" not in text
+
+
+def test_cli_models_tells_a_checksum_mismatch_from_missing_weights(
+    imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(imported / "meso4.f2f.safetensors", tmp_path / "meso4.df.safetensors")  # wrong bytes
+    shutil.copy(imported / "meso4.f2f.safetensors", tmp_path / "meso4.f2f.safetensors")
+    assert _cli(["weights", "list", "--json", "--weights-dir", str(tmp_path)]) == 0
+    states = {r["name"]: r["weights"] for r in json.loads(capsys.readouterr().out)}
+    assert states["meso4.df"] == "checksum_mismatch"
+    assert states["meso4.f2f"] == "verified"
+
+    assert _cli(["models", "--weights-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: line.split()[2] for line in lines[1:] if line.startswith("meso")}
+    assert {n: table[n] for n in MESONET} == {n: s for n, s in states.items() if n in MESONET}
+    hints = [line for line in lines if line.startswith("weights ")]
+    assert hints == [
+        "weights missing (mesoinception4.df, mesoinception4.f2f): run trueframe weights import "
+        "mesonet --from DIR (or: trueframe weights fetch mesonet)",
+        "weights checksum_mismatch (meso4.df: sha256 differs from the manifest): delete "
+        f"{tmp_path / 'meso4.df.safetensors'}, then run trueframe weights import mesonet --from DIR "
+        "(or: trueframe weights fetch mesonet)",
+    ]
 
 
 def test_cli_weights_import_and_list(
