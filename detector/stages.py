@@ -137,21 +137,27 @@ the fused probability's calibration range). Result and evaluation
 cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 """Bumped whenever a change to the fusion's code (its rules or its sentences) changes what a report says
 for the same stage outputs (version 1: a video's synthetic-image sentence names its frames, not "the
-image", and a non-photographic video is worded as footage). The result key includes it; the
-evaluation cache does not, since it keeps stage outputs and refits the fusion on every run."""
+image", and a non-photographic video is worded as footage; 2: rule ``uncalibrated``, a verdict from
+models the fusion was not fitted for kept a step closer to uncertain, and worded as such). The
+result key includes it; the evaluation cache does not, since it keeps stage outputs and refits the
+fusion on every run."""
 
 
 def configured_models(settings: Settings) -> tuple[tuple[str, ModelEntry], tuple[str, ModelEntry] | None]:
     """``(name, manifest entry)`` of the face model and of the synthetic-image model (None when unset)."""
+    from detector.models._manifest import role_entry
     from detector.models._registry import get_entry
 
     models = settings.models
     synthetic = (
         (models.synthetic_model, get_entry(models.synthetic_model)) if models.synthetic_model else None
     )
+    for role, name in (("face_model", models.face_model), ("synthetic_model", models.synthetic_model)):
+        if name:
+            role_entry(role, name)  # the registry's entry, checked for the role it fills
     return (models.face_model, get_entry(models.face_model)), synthetic
 
 

@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from detector.errors import ModelError, UnknownModel
+from detector.errors import InvalidRequest, ModelError, UnknownModel
 from detector.models.spec import InputSpec, Interpolation
 
 MANIFEST_PACKAGE = "weights"
@@ -174,6 +174,23 @@ def manifest_entry(name: str, manifest: Manifest | None = None) -> ModelEntry:
     if name not in models:
         raise UnknownModel(f"unknown model {name!r}; known: {', '.join(sorted(models))}")
     return models[name]
+
+
+ROLE_TASKS: dict[str, Literal["face_forgery", "synthetic_image"]] = {
+    "face_model": "face_forgery",
+    "synthetic_model": "synthetic_image",
+}
+"""The task a model must be trained for to fill each role of the settings' ``models`` group."""
+
+
+def role_entry(role: str, name: str, manifest: Manifest | None = None) -> ModelEntry:
+    """The manifest entry of ``name`` checked for ``role``: a synthetic-image model named as the face
+    model (or the other way round) would be scored and worded as the wrong detector."""
+    entry = manifest_entry(name, manifest)
+    wanted = ROLE_TASKS[role]
+    if entry.task != wanted:
+        raise InvalidRequest(f"{name} is a {entry.task} model; {role} needs a {wanted} model")
+    return entry
 
 
 @lru_cache(maxsize=8)

@@ -88,7 +88,8 @@ def summarize(report: Report, label: str) -> str:
             f" ({t.rate.replace('_', ' ')} {100 * t.target_rate:g}%)"
             for t in s.thresholds
         )
-        lines.append(f"  bands on P(manipulated): {bands}")
+        measured = "" if s.calibrated else " (rates measured for the fitted models, not these)"
+        lines.append(f"  bands on P(manipulated): {bands}{measured}")
     if report.heatmaps:
         lines.append(f"  heatmaps: {len(report.heatmaps)} (in --json output)")
     for t in report.tracks:

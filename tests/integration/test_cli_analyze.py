@@ -94,6 +94,22 @@ def test_shipped_models_score_a_face_image_by_default(tmp_path: Path) -> None:
     assert face_signal["contribution"] is not None
 
 
+def test_a_model_the_fusion_was_not_fitted_for_is_said_so_and_held_back(
+    tmp_path: Path, mesonet_weights_dir: Path
+) -> None:
+    """MesoNet named as the face model: the summary, the P line and the bands all say the shipped
+    calibration does not cover it, and no verdict is at either end of the scale."""
+    path = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
+    result = run_cli(["analyze", str(path)], mesonet_weights_dir)
+    assert result.returncode == 0, result.stderr
+    assert "by detectors not calibrated together" in result.stdout
+    assert "by the calibrated detectors" not in result.stdout
+    assert "(NOT calibrated for these models)" in result.stdout
+    assert "(rates measured for the fitted models, not these)" in result.stdout
+    verdict = next(ln for ln in result.stdout.splitlines() if ln.startswith("  verdict: "))
+    assert not verdict.startswith(("  verdict: authentic.", "  verdict: manipulated."))
+
+
 def test_bad_file_exits_2_with_one_line_and_others_still_run(tmp_path: Path) -> None:
     bad = tmp_path / "notes.jpg"
     bad.write_text("this is text, not a JPEG\n")

@@ -332,6 +332,16 @@ def test_parameters_for_other_models_are_flagged_not_silently_used(params: Fusio
     assert not score.calibrated
     assert "meso4.df" in score.basis
     assert score.logit == pytest.approx(2.0)  # calibrated logit, equal weight, no fitted intercept
+    # the bands' rates were measured for other models: a step towards uncertain, said in words
+    fitted = Fusion(params, face_model=FACE).fuse(FusionInputs(face_logit=-9.0))
+    held = other.fuse(FusionInputs(face_logit=-9.0))
+    assert (fitted.verdict, fitted.rule) == ("authentic", None)
+    assert (held.verdict, held.rule) == ("likely_authentic", "uncalibrated")
+    assert "by detectors not calibrated together" in held.summary
+    assert "verdict bands' error rates were not measured" in held.summary
+    assert "by the calibrated detectors" in fitted.summary
+    strong = other.fuse(FusionInputs(face_logit=9.0))
+    assert (strong.verdict, strong.rule) == ("likely_manipulated", "uncalibrated")
 
 
 def test_without_a_joint_model_face_and_synthetic_combine_as_noisy_or(params: FusionParameters) -> None:
@@ -478,5 +488,5 @@ def test_the_report_schema_names_every_rule_fusion_can_set() -> None:
             produced |= {"pixel_evidence_over_trusted_capture", "pixel_evidence_over_known_authentic"}
     description = Score.model_fields["rule"].description or ""
     named = set(re.findall(r"[a-z_]{6,}", description.split(":", 1)[1]))
-    assert {"degraded_media", "limited_scope", "face_unweighed", "known_match"} <= produced
+    assert {"degraded_media", "limited_scope", "face_unweighed", "known_match", "uncalibrated"} <= produced
     assert produced == named

@@ -44,6 +44,10 @@ Provenance is evidence of another kind and follows stated rules, not fitted weig
    ``face_unweighed``), since the ``authentic`` band's error rate was measured on fakes without
    face manipulations. Trusted camera credentials or a reviewed authentic near-duplicate, which
    vouch for the whole picture, lift this.
+9. Models the fusion parameters were not fitted for (``score.calibrated`` false: another face or
+   synthetic-image model chosen by name) are combined with weight 1 each, and the bands' error
+   rates were not measured for them: the verdict moves one step towards ``uncertain`` as in rule 7
+   (rule ``uncalibrated``), and the summary says the detectors were not calibrated together.
 
 Without any pixel signal that applies (no face, no synthetic-image model, or a drawing, screenshot,
 blank or strip-shaped image; reasons in ``score.out_of_scope``) the verdict is ``out_of_scope`` and
@@ -379,6 +383,7 @@ class Fusion:
     ) -> Score:
         prov = inputs.provenance
         flag = provenance_flag(prov)
+        calibrated = not self.mismatch
         section = self.section(_section_key(inputs))
         thresholds = section.thresholds
         pixel_p = None if pixel_logit is None else sigmoid(pixel_logit)
@@ -414,9 +419,10 @@ class Fusion:
                 verdict, rule = LIMITED_STEP[verdict], "limited_scope"
             elif face_unweighed and rule is None and vouching is None and verdict == "authentic":
                 verdict, rule = "likely_authentic", "face_unweighed"
+            elif self.mismatch and rule is None and verdict in LIMITED_STEP:
+                verdict, rule = LIMITED_STEP[verdict], "uncalibrated"  # the bands' rates were not measured
             if verdict == "manipulated" and _synthetic_leads(signals):
                 verdict = "ai_generated"
-        calibrated = not self.mismatch
         basis = self._basis(signals)
         return Score(
             verdict=verdict,
@@ -439,6 +445,7 @@ class Fusion:
                 inputs.scope.degraded if rule == "degraded_media" else inputs.scope.limited,
                 spread,
                 inputs.media_kind,
+                calibrated,
             ),
             basis=basis,
             signals=signals,

@@ -298,6 +298,7 @@ def summary_sentence(
     limited: Sequence[str] = (),
     spread: tuple[float, float] | None = None,
     media_kind: str | None = None,
+    calibrated: bool = True,
 ) -> str:
     """One sentence a reviewer can repeat (and why the verdict was held back, when it was); with
     ``spread`` (P(manipulated)'s calibration range) the authenticity's range goes with it."""
@@ -320,7 +321,8 @@ def summary_sentence(
         )
         text = f"Out of scope: {why}, so trueframe gives no authenticity score."
     else:
-        text = f"{VERDICT_WORDS[verdict]}: {percent(1 - p)} likely authentic by the calibrated detectors"
+        by = "the calibrated detectors" if calibrated else "detectors not calibrated together"
+        text = f"{VERDICT_WORDS[verdict]}: {percent(1 - p)} likely authentic by {by}"
         if spread is not None:
             text += f" ({range_words((1 - spread[1], 1 - spread[0]))} given the calibration's uncertainty)"
         text += "."
@@ -334,6 +336,11 @@ def summary_sentence(
             text += f" Its pixels are degraded ({'; '.join(limited)}), so they cannot make it an accusation."
         elif rule == "limited_scope":
             text += f" Kept a step closer to uncertain: {'; '.join(limited)}."
+        elif rule == "uncalibrated":
+            text += (
+                " Kept a step closer to uncertain: the fusion was fitted for other models, so the"
+                " verdict bands' error rates were not measured for these."
+            )
         elif rule == "face_unweighed":
             text += (
                 " Not called authentic: it shows a face, and face swaps in media of this kind were not among"
