@@ -97,18 +97,21 @@ def read_csv(path: Path) -> list[Sample]:
     if not path.is_file():
         raise InvalidRequest(f"{path} is not a file")
     out: list[Sample] = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        for lineno, row in enumerate(csv.reader(fh), start=1):
-            if not row or row[0].startswith("#"):
-                continue
-            if lineno == 1 and row[0].strip().lower() == "path":
-                continue
-            if len(row) < 2:
-                raise InvalidRequest(f"{path}:{lineno}: expected path,label[,group]")
-            media = Path(row[0].strip())
-            media = media if media.is_absolute() else path.parent / media
-            group = row[2].strip() or None if len(row) > 2 else None
-            out.append(Sample(media, parse_label(row[1]), group))
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for lineno, row in enumerate(csv.reader(fh), start=1):
+                if not row or row[0].startswith("#"):
+                    continue
+                if lineno == 1 and row[0].strip().lower() == "path":
+                    continue
+                if len(row) < 2:
+                    raise InvalidRequest(f"{path}:{lineno}: expected path,label[,group]")
+                media = Path(row[0].strip())
+                media = media if media.is_absolute() else path.parent / media
+                group = row[2].strip() or None if len(row) > 2 else None
+                out.append(Sample(media, parse_label(row[1]), group))
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"{path} is not UTF-8 text (byte {exc.start})") from None
     return out
 
 

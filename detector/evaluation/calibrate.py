@@ -272,12 +272,12 @@ def calibrate(
     settings: Settings, config: SuiteConfig, manifest: Path, fusion: Path, dry_run: bool
 ) -> dict[str, Any]:
     """Fit on the calibrate half of the dev set and (unless ``dry_run``) write manifest and fusion file."""
+    from detector.evaluation.checks import evenly_spaced
     from detector.evaluation.runner import outputs_of
     from detector.stages import configured_models
 
-    items = [i for i in read_dev_set(config.dev_dir, config.ffpp_dir) if i.half == "calibrate"][
-        : config.limit
-    ]
+    halves = read_dev_set(config.dev_dir, config.ffpp_dir)
+    items = evenly_spaced([i for i in halves if i.half == "calibrate"], config.limit)
     if not items:
         raise InvalidRequest(f"no calibration-half items in {config.dev_dir}")
     outputs, analysed = outputs_of(items, config.variants, settings, config)

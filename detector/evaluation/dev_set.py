@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from detector.errors import InvalidRequest
+
 if TYPE_CHECKING:
     from datasets.staging import Source
 
@@ -135,6 +137,22 @@ def seen_in_training(repo: str, path: str, sources: Sequence[Source]) -> bool:
     return False
 
 
+INDEX_COLUMNS = ("relpath", "label", "kind", "source_repo", "source_path")
+"""The INDEX.tsv columns the suite reads; every row must fill each one."""
+
+
+def _index_row(row: dict[str, str | None], where: str) -> tuple[str, str, str, str, str]:
+    """One INDEX.tsv row's columns, checked: a short row or a label other than ``real`` / ``fake``
+    (a typo counted as real would move every metric silently) is a typed error naming the line."""
+    values = tuple((row.get(column) or "").strip() for column in INDEX_COLUMNS)
+    missing = [column for column, value in zip(INDEX_COLUMNS, values, strict=True) if not value]
+    if missing:
+        raise InvalidRequest(f"{where}: no {', '.join(missing)} (columns: {', '.join(INDEX_COLUMNS)})")
+    if values[1] not in ("real", "fake"):
+        raise InvalidRequest(f"{where}: label {values[1]!r} is neither real nor fake")
+    return values[0], values[1], values[2], values[3], values[4]
+
+
 def read_dev_set(dev_dir: Path, ffpp_dir: Path | None = None) -> list[DevItem]:
     """Every dev item (and the FaceForensics++ pair when ``ffpp_dir`` exists), with its half and
     whether a training source of ``datasets/sources.tsv`` draws on its source folder."""
@@ -142,27 +160,33 @@ def read_dev_set(dev_dir: Path, ffpp_dir: Path | None = None) -> list[DevItem]:
 
     training = read_sources()
     items = []
-    with open(dev_dir / "INDEX.tsv", encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            relpath = row["relpath"]
-            items.append(
-                DevItem(
-                    relpath,
-                    dev_dir / relpath,
-                    int(row["label"] == "fake"),
-                    short_kind(row["kind"]),
-                    relpath.split("/")[0],
-                    group_of(relpath),
-                    seen=seen_in_training(row["source_repo"], row["source_path"], training),
+    index = dev_dir / "INDEX.tsv"
+    try:
+        with open(index, encoding="utf-8", newline="") as fh:
+            for lineno, row in enumerate(csv.DictReader(fh, delimiter="\t"), start=2):
+                relpath, label, kind, repo, source = _index_row(row, f"{index}:{lineno}")
+                items.append(
+                    DevItem(
+                        relpath,
+                        dev_dir / relpath,
+                        int(label == "fake"),
+                        short_kind(kind),
+                        relpath.split("/")[0],
+                        group_of(relpath),
+                        seen=seen_in_training(repo, source, training),
+                    )
                 )
-            )
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"{index} is not UTF-8 text (byte {exc.start})") from None
+    if not items:
+        raise InvalidRequest(f"{index} lists no items")
     if ffpp_dir is not None and ffpp_dir.is_dir():
-        for path, label in (
+        for path, fake in (
             (ffpp_dir / "original" / "519.mp4", 0),
             (ffpp_dir / "Deepfakes" / "519_515.mp4", 1),
         ):
-            kind = "FaceForensics++ Deepfakes" if label else "FaceForensics++ original"
-            items.append(DevItem(f"ffpp/{path.name}", path, label, kind, "faces_video", "ffpp_519"))
+            kind = "FaceForensics++ Deepfakes" if fake else "FaceForensics++ original"
+            items.append(DevItem(f"ffpp/{path.name}", path, fake, kind, "faces_video", "ffpp_519"))
     return assign_halves(items)
 
 

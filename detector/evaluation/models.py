@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -148,7 +147,9 @@ def summarize(classifier: Classifier, scores: Sequence[FrameScore], out: Path | 
 
 def write_outputs(result: dict[str, Any], scores: Sequence[FrameScore], out: Path) -> None:
     """``metrics.json`` and ``scores.csv`` (one row per scored frame) in ``out``."""
-    (out / "metrics.json").write_text(json.dumps(result, indent=2, allow_nan=True), encoding="utf-8")
+    from detector.evaluation.suite import write_json
+
+    write_json(result, out / "metrics.json")  # strict JSON: a metric one class cannot give is null
     with open(out / "scores.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "group", "frame", "logit"])
@@ -171,10 +172,13 @@ def render(result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Score, summarise, print the table and write the outputs."""
+    from detector.evaluation.checks import writable_dir
     from detector.models._registry import create_model
 
     if args.frames < 1:
         raise InvalidRequest("--frames must be at least 1")
+    if args.out is not None:
+        writable_dir(args.out, "--out")  # before scoring, not after it
     samples = read_samples(args.data, args.csv, args.layout, args.fake_dir)
     classifier = create_model(args.model, weights_dir=args.weights_dir, device=args.device)
     scorer = Scorer(classifier, args.frames, args.whole_image)
@@ -185,8 +189,6 @@ def run(args: argparse.Namespace) -> int:
             scores += scorer.score(sample)
         except TrueframeError as exc:
             failed.append(f"{sample.path}: {exc.code}: {exc.message}")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
     result = summarize(classifier, scores, args.out)
     result.update(frames_without_face=scorer.no_face, failed=failed)
     if args.out is not None:

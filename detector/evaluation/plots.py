@@ -18,13 +18,20 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    drawn = 0
     for name, (labels, scores) in curves.items():
         if len(np.unique(labels)) == 2:
             fpr, tpr, _ = roc_curve(labels, scores)
-            ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
+            ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})", clip_on=False)
+            drawn += 1
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="lower right", fontsize=7)
+    # a little room outside [0, 1]: a perfect curve runs along the axes and would hide behind them
+    lims = (-0.02, 1.02)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=lims, ylim=lims)
+    if drawn:
+        ax.legend(loc="lower right", fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "one class only: no ROC curve", ha="center", va="center", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detector.errors import ModelError
+from detector.evaluation.checks import evenly_spaced
 from detector.evaluation.collect import Collected, OutputCache
 from detector.evaluation.dev_set import DEFAULT_VARIANTS, DevItem, applies, read_dev_set, variant_copy
 from detector.evaluation.suite import Scored, score, summarize, write_json
@@ -66,19 +67,36 @@ def face_photo_items(folder: Path, limit: int | None = None) -> list[DevItem]:
         DevItem(f"{PHOTOS_SET}/{p.relative_to(folder).as_posix()}", p, 0, PHOTOS_KIND, PHOTOS_SET, p.stem)
         for p in paths
     ]
-    return items[:limit]
+    return evenly_spaced(items, limit)
 
 
 def baseline_model(name: str | None, settings: Settings) -> Classifier | None:
-    """The comparison model, or None when it is not configured or its weights are not imported."""
+    """The comparison model, or None when it is not configured or its weights are not imported
+    (:func:`baseline_note` says which); an unknown name is a typed error, not a missing row."""
     if not name:
         return None
     from detector.models import create_model
+    from detector.models._registry import get_entry
 
+    get_entry(name)  # UnknownModel for a misspelt name
     try:
         return create_model(name, weights_dir=settings.models.weights_dir, device="cpu")
     except ModelError:
         return None
+
+
+def baseline_note(name: str | None, settings: Settings) -> str | None:
+    """Why the comparison row is empty (None when it is not), for the report and the console."""
+    from detector.models._registry import get_entry
+    from detector.models._weights import default_weights_dir, resolve_weights
+
+    if not name:
+        return "no comparison model (--baseline '')"
+    try:
+        resolve_weights(get_entry(name), settings.models.weights_dir or default_weights_dir())
+    except ModelError as exc:
+        return f"{name} not run: {exc.code}: {exc.message}"
+    return None
 
 
 def _each(
@@ -122,7 +140,7 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
     """Tables per variant and set on the chosen halves; writes ``metrics.json``, ``report.md``, PNGs."""
     from detector.evaluation.plots import plot_reliability, plot_roc
 
-    items = read_dev_set(config.dev_dir, config.ffpp_dir)[: config.limit]
+    items = evenly_spaced(read_dev_set(config.dev_dir, config.ffpp_dir), config.limit)
     faces = heldout_face_items(config.real_faces, config.limit) if config.real_faces is not None else []
     photos = face_photo_items(config.face_photos, config.limit) if config.face_photos is not None else []
     scored = collect_all([*items, *faces, *photos], config.variants, settings, config)  # one cache
@@ -131,6 +149,8 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
     results: dict[str, Any] = {
         "halves": list(config.halves),
         "models": _models(settings),
+        "baseline": config.baseline or None,
+        "baseline_note": baseline_note(config.baseline, settings),
         "heldout_faces": len(faces),
         "face_photos": len(photos),
         "variants": {},
@@ -148,10 +168,9 @@ def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:
             results["variants"].setdefault(variant, {})[set_name] = summarize(
                 chosen, extra[HELDOUT_SET], extra[PHOTOS_SET]
             )
-            curves = {
-                "trueframe": _curve(chosen, lambda r: 0.5 if r.p is None else r.p),
-                "MesoNet meso4.df": _curve(chosen, lambda r: r.baseline),
-            }
+            curves = {"trueframe": _curve(chosen, lambda r: 0.5 if r.p is None else r.p)}
+            if config.baseline:
+                curves[f"baseline {config.baseline}"] = _curve(chosen, lambda r: r.baseline)
             plot_roc(curves, config.out / f"roc_{set_name}_{variant}.png", f"{set_name} ({variant})")
             kept = [(r.item.label, r.p) for r in chosen if r.p is not None]
             if kept:
@@ -193,7 +212,8 @@ def _fmt(cell: Any) -> str:
 
 def _bands(shares: dict[str, list[float]]) -> str:
     """``band share% [low, high]`` for every verdict band given to some items."""
-    return ", ".join(f"{k} {v:.1%} [{lo:.1%}, {hi:.1%}]" for k, (v, lo, hi) in shares.items() if v > 0)
+    given = [f"{k} {v:.1%} [{lo:.1%}, {hi:.1%}]" for k, (v, lo, hi) in shares.items() if v > 0]
+    return ", ".join(given) or "none (no real item scored)"
 
 
 def _render_stills(stills: dict[str, Any]) -> list[str]:
@@ -229,6 +249,8 @@ def render(results: dict[str, Any]) -> str:
         "for rates.",
         "",
     ]
+    if results.get("baseline_note"):
+        lines += [f"Comparison row: {results['baseline_note']}.", ""]
     for variant, sets in results["variants"].items():
         for set_name, table in sets.items():
             final = table["final"]
@@ -239,8 +261,9 @@ def render(results: dict[str, Any]) -> str:
                 ("final score, both classes of unseen sources", fresh.get("both", {})),
                 ("face model, raw", table["raw_face_model"]),
                 ("synthetic model, raw", table["raw_synthetic_model"]),
-                ("MesoNet meso4.df, raw", table["baseline_mesonet"]),
             ]
+            if results.get("baseline"):
+                rows.append((f"baseline {results['baseline']}, raw", table["baseline_mesonet"]))
             lines += [f"### {set_name}, {variant}", "", *_metric_table("score", rows)]
             if "frames" in table and table["frames"].get("n"):
                 frames = table["frames"]

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from detector.evaluation.checks import count, writable_dir
+
 STAGED_UTKFACE = Path("runs") / "staged" / "utkface" / "data" / "images"
 """Where ``python -m datasets.staging stage --only utkface`` puts the photos."""
 
@@ -22,7 +24,7 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
     p.add_argument("--out", type=Path, default=Path("runs/audit"))
-    p.add_argument("--limit", type=int, default=None, help="an evenly spaced subset of N held-out faces")
+    p.add_argument("--limit", type=count, default=None, help="an evenly spaced subset of N held-out faces")
     p.set_defaults(func=run_audit_command)
 
 
@@ -31,6 +33,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
     from detector.evaluation.audit import render_audit, run_audit
     from detector.settings import get_settings
 
+    writable_dir(args.out, "--out")
+    writable_dir(args.cache, "--cache")
     result = run_audit(get_settings(), args.utkface, args.cache, args.out, args.limit)
     print(render_audit(result))
     print(f"written: {args.out}/audit.json, {args.out}/audit.md")

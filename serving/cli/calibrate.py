@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from detector.errors import InvalidRequest
+from detector.evaluation.checks import count, writable_dir
+
 SHARED = Path("..") / "shared" / "data"
 
 
@@ -31,7 +34,9 @@ def register(sub: Any) -> None:
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
     p.add_argument("--manifest", type=Path, default=Path("weights/manifest.toml"))
     p.add_argument("--fusion", type=Path, default=Path("weights/fusion.toml"))
-    p.add_argument("--limit", type=int, default=None, help="only the first N calibrate-half items")
+    p.add_argument(
+        "--limit", type=count, default=None, help="N calibrate-half items, evenly spread (smoke runs)"
+    )
     p.add_argument("--dry-run", action="store_true", help="fit and print; write nothing into weights/")
     p.set_defaults(func=run_calibrate)
 
@@ -39,10 +44,18 @@ def register(sub: Any) -> None:
 def run_calibrate(args: argparse.Namespace) -> int:
     """Fit and (unless --dry-run) write; print the fitted tables as JSON."""
     from detector.evaluation.calibrate import calibrate
+    from detector.evaluation.dev_set import VARIANTS
     from detector.evaluation.runner import SuiteConfig
     from detector.settings import get_settings
+    from serving.cli.evaluate import choices
 
-    variants = tuple(v for v in args.variants.split(",") if v)
+    variants = choices(args.variants, VARIANTS, "--variants")
+    if not (args.dev_dir / "INDEX.tsv").is_file():
+        raise InvalidRequest(f"no dev set at {args.dev_dir} (INDEX.tsv missing)")
+    writable_dir(args.cache, "--cache")
+    if not args.dry_run:
+        for target in (args.manifest, args.fusion):
+            writable_dir(target.parent, f"the folder of {target}")
     config = SuiteConfig(
         args.dev_dir, args.ffpp_dir, Path("runs/calibration"), args.cache, variants, limit=args.limit
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import InvalidRequest
+from detector.evaluation.checks import count, writable_dir
 
 SHARED = Path("..") / "shared" / "data"
 
@@ -33,10 +34,17 @@ def register(sub: Any) -> None:
         default="original,matched",
         help="original, matched, upscaled, thumbnail, heavy, webp, avif and/or heic (comma-separated)",
     )
-    p.add_argument("--halves", default="report", help="report, calibrate, or both (comma-separated)")
+    p.add_argument(
+        "--halves", default="report", help="report and/or calibrate (comma-separated: report,calibrate)"
+    )
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
     p.add_argument("--baseline", default="meso4.df", help="comparison model ('' for none)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N dev items (smoke runs)")
+    p.add_argument(
+        "--limit",
+        type=count,
+        default=None,
+        help="N items of each set (dev index, face stills), evenly spread (smoke runs)",
+    )
     p.add_argument(
         "--real-faces",
         type=Path,
@@ -75,6 +83,16 @@ def _face_photos(given: Path) -> Path | None:
     return None
 
 
+def choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    """A comma-separated list of ``allowed`` names, at least one; else a typed error naming ``option``."""
+    given = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in given if v not in allowed]
+    if unknown or not given:
+        shown = ", ".join(unknown) if unknown else "nothing"
+        raise InvalidRequest(f"{option} takes {', '.join(allowed)} (comma-separated), not {shown}")
+    return given
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run the chosen evaluation; typed errors propagate to the CLI's error handler."""
     if args.suite is None:
@@ -87,13 +105,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from detector.evaluation.runner import SuiteConfig, render, run_dev_suite
     from detector.settings import get_settings
 
-    variants = tuple(v for v in args.variants.split(",") if v)
-    halves = tuple(h for h in args.halves.split(",") if h)
-    if not set(variants) <= set(VARIANTS) or not set(halves) <= {"report", "calibrate"}:
-        raise InvalidRequest(f"--variants takes {', '.join(VARIANTS)}; --halves takes report, calibrate")
+    variants = choices(args.variants, VARIANTS, "--variants")
+    halves = choices(args.halves, ("report", "calibrate"), "--halves")
     if not (args.dev_dir / "INDEX.tsv").is_file():
         raise InvalidRequest(f"no dev set at {args.dev_dir} (INDEX.tsv missing)")
-    out = args.out or Path("runs/dev-eval")
+    out = writable_dir(args.out or Path("runs/dev-eval"), "--out")
+    writable_dir(args.cache, "--cache")
     config = SuiteConfig(
         args.dev_dir,
         args.ffpp_dir,

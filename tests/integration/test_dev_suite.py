@@ -414,3 +414,24 @@ def test_calibrate_compares_every_aggregation_rule_on_videos_only(two_items: Pat
         top, mean = getattr(by_rule["top"], signal), getattr(by_rule["mean"], signal)
         assert np.all(top >= mean - 1e-9), signal
         assert np.any(top > mean + 1e-6), signal
+
+
+def test_the_audit_leaves_out_faces_it_could_not_analyse(tmp_path: Path) -> None:
+    """A file that fails to analyse is no real face the service judged: counting it as "not accused"
+    would lower every false-positive rate (the walkthrough's truncated JPEG did)."""
+    from detector.evaluation.audit import render_audit, run_audit
+
+    utk = tmp_path / "utk"
+    utk.mkdir()
+    (good, broken), _ = _heldout_names(2)
+    photo = mediagen.face_photo()
+    Image.fromarray(photo[20:260, 130:370]).resize((200, 200)).save(utk / good, quality=90)
+    (utk / broken).write_bytes((utk / good).read_bytes()[:3000])  # truncated JPEG
+    result = run_audit(Settings(runtime={"device": "cpu"}), utk, tmp_path / "cache", tmp_path / "out")
+    assert result["n"] == 1
+    assert [Path(f["path"]).name for f in result["failed"]] == [broken]
+    assert sum(row["n"] for row in result["attributes"]["age"]["groups"].values()) == 1
+    text = render_audit(result)
+    assert "1 held-out real UTKFace faces (1 more could not be analysed and are left out)" in text
+    assert "undefined (no group of 20+)" in text
+    assert json.loads((tmp_path / "out" / "audit.json").read_text())["failed"][0]["error"]
