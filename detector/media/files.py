@@ -10,31 +10,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from detector.errors import InvalidRequest, MediaTooLarge
+from detector.errors import MediaTooLarge, SourceUnreadable
 
 
 @contextmanager
 def open_regular_file(path: Path) -> Iterator[tuple[BinaryIO, int]]:
-    """``path`` opened for reading, and its size, when it is a regular file; ``invalid_request`` else.
+    """``path`` opened for reading, and its size, when it is a regular file; ``source_unreadable`` else.
 
     Opened without blocking and checked on the open descriptor, so a FIFO (whose open or read
     would wait forever for a writer), a device such as ``/dev/zero`` (endless) or a folder is never
     read, even when a link points there or the path is swapped after a check. Read errors inside
-    the ``with`` block are ``invalid_request`` too.
+    the ``with`` block are ``source_unreadable`` too.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise InvalidRequest(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+        raise SourceUnreadable(f"cannot read {path.name}: {exc.strerror or exc}") from exc
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        raise InvalidRequest(f"not a regular file: {path.name}")
+        raise SourceUnreadable(f"not a regular file: {path.name}")
     with os.fdopen(fd, "rb") as fh:
         try:
             yield fh, info.st_size
         except OSError as exc:
-            raise InvalidRequest(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+            raise SourceUnreadable(f"cannot read {path.name}: {exc.strerror or exc}") from exc
 
 
 def read_regular_file(path: Path, limit: int) -> bytes:

@@ -123,6 +123,8 @@ def test_bad_file_exits_2_with_one_line_and_others_still_run(tmp_path: Path) -> 
     as_json = run_cli(["analyze", "--json", str(bad)])
     assert as_json.returncode == 2
     assert json.loads(as_json.stdout)["error"]["code"] == "unsupported_media_type"
+    gone = run_cli(["analyze", str(tmp_path / "gone.jpg")])  # the code the README's table names
+    assert gone.stderr.startswith(f"{tmp_path / 'gone.jpg'}: error: source_unreadable: cannot read gone.jpg")
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path: Path) -> None:

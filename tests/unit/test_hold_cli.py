@@ -108,7 +108,7 @@ def test_provenance_cli_refuses_paths_that_are_not_regular_files(
     assert main(["provenance", "--json", *map(str, [*not_files, big, fine])]) == 2
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line.get("error", {}).get("code") for line in lines] == [
-        *["invalid_request"] * len(not_files),
+        *["source_unreadable"] * len(not_files),
         "media_too_large",
         None,
     ]
