@@ -173,11 +173,14 @@ def read_dfdc(root: Path) -> list[Sample]:
     """
     _require_dir(root)
     out: list[Sample] = []
-    for meta in sorted(root.rglob("metadata.json")):
+    metas = sorted(root.rglob("metadata.json"))
+    for meta in metas:
         try:
             entries = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidRequest(f"cannot read {meta}: {exc}") from exc
+        if not isinstance(entries, dict):
+            raise InvalidRequest(f"{meta} is not a JSON object of video name -> label")
         for name, info in sorted(entries.items()):
             label = parse_label(str(info.get("label", "")))
             original = info.get("original") or name
@@ -186,7 +189,8 @@ def read_dfdc(root: Path) -> list[Sample]:
         return out
     labels = root / "labels.csv"
     if not labels.is_file():
-        raise InvalidRequest(f"{root} has no metadata.json files and no labels.csv (DFDC layout)")
+        found = f"{len(metas)} metadata.json file(s) listing no video" if metas else "no metadata.json files"
+        raise InvalidRequest(f"{root} has {found} and no labels.csv (DFDC layout)")
     with open(labels, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return sorted(

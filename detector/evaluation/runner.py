@@ -297,6 +297,9 @@ def render(results: dict[str, Any]) -> str:
             if "face_stills" in table:
                 lines += _render_stills(table["face_stills"])
             lines += [
+                "n: for a generator its items plus every real item of the set (what its AUC ranks), "
+                "for a real source its own items.",
+                "",
                 "| generator / source | n | AUC vs reals | caught or accused (any accusing band) "
                 "| source seen in training |",
                 "|---|---|---|---|---|",

@@ -126,6 +126,14 @@ def test_dfdc_metadata_and_labels_csv(tmp_path: Path) -> None:
     test.mkdir()
     (test / "labels.csv").write_text("filename,label\nz.mp4,1\ny.mp4,0\n", encoding="utf-8")
     assert [(s.path.name, s.label) for s in read_dfdc(test)] == [("y.mp4", 0), ("z.mp4", 1)]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metadata.json").write_text("{}", encoding="utf-8")  # was "no metadata.json files"
+    with pytest.raises(InvalidRequest, match=r"1 metadata.json file\(s\) listing no video"):
+        read_dfdc(empty)
+    (empty / "metadata.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(InvalidRequest, match="not a JSON object"):
+        read_dfdc(empty)
 
 
 def test_degradations_keep_shape(face_photo: np.ndarray) -> None:
