@@ -151,6 +151,18 @@ class SourceUnreadable(InvalidRequest):
     http_status = 404
 
 
+class StoreUnavailable(TrueframeError):
+    """The job store's database cannot be reached (down, restarting, unreachable, locked too long).
+
+    A transient condition, not a bug: the service answers 503 with ``Retry-After``; the command
+    line prints it as one line and exits with 2.
+    """
+
+    code = "store_unavailable"
+    http_status = 503
+    retry_after: ClassVar[int] = 5
+
+
 class InternalError(TrueframeError):
     """An unexpected failure (a bug): the service answers 500, a scan records it on the item's row."""
 

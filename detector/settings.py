@@ -180,6 +180,14 @@ class ServeSettings(BaseModel):
         24.0, gt=0, description="finished jobs and cached reports are kept this long"
     )
     purge_interval_s: float = Field(600.0, gt=0)
+    job_stale_s: float = Field(
+        90.0,
+        gt=0,
+        description=(
+            "a running job whose worker has not touched its heartbeat for this long is put back in the "
+            "queue (checked at start and every third of it while running)"
+        ),
+    )
     api_keys_required: bool = Field(
         False, description="require a key (or a key-bound session) even while no key exists yet"
     )

@@ -4,7 +4,9 @@ Embedded defaults: 127.0.0.1:8000, the SQLite job store under the data folder (`
 default ``.trueframe-data``; ``TRUEFRAME_DATABASE_URL`` names a PostgreSQL store instead), the
 weights cache of the settings, ``serving/serve_config.yaml``. Analyses consult the store's
 known-media hash lists.
-Runs until Ctrl-C (or SIGTERM), then shuts Serve and Ray down.
+Runs until Ctrl-C (or SIGTERM), then shuts Serve and Ray down. A store that cannot be reached at
+start is reported before anything starts: ``error: store_unavailable: cannot reach the database at
+<url without password>: <reason>``, exit 2.
 """
 
 from __future__ import annotations
@@ -81,9 +83,11 @@ def _serve_in_process(settings: Settings, host: str, port: int) -> int:
 
 
 def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
+    from serving.jobs.store import check_store
     from serving.ray.app import run_service, stop_service
     from serving.ray.runtime import init_ray
 
+    check_store(settings)  # a database that is down: one line and exit 2 now, not a failed deploy later
     print(RAY_START_HINT, flush=True)
     started = time.perf_counter()
     try:

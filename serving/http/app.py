@@ -5,6 +5,9 @@ Errors are always ``{"error": {"code", "message"}}`` with the status of the type
 (``Authorization: Bearer <key>`` or ``X-API-Key``) or the web form's session cookie whenever a
 key exists or ``serve.api_keys_required`` is set; with no key at all (a fresh local ``make run``)
 requests are anonymous. See :mod:`serving.auth.keys` for keys and sessions.
+
+A store that cannot be reached is ``503 store_unavailable`` with ``Retry-After`` (the store raises
+the typed error, :mod:`serving.jobs.store`); only a bug is ``500 internal_error``.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from detector.errors import InternalError, InvalidRequest, TrueframeError
+from detector.errors import InternalError, InvalidRequest, StoreUnavailable, TrueframeError
 from detector.settings import Settings
 from serving.analyzer import Analyzer
+from serving.health import StoreProbe
 from serving.http.errors import MethodNotAllowed, NotFound, PayloadTooLarge, QueueFull
 from serving.http.metrics import Metrics
 from serving.http.middleware import Observe
@@ -77,6 +81,7 @@ def create_app(
         static,
         known if isinstance(known, StoreKnownMedia) else None,
     )
+    app.state.store_probe = StoreProbe(store)  # /readyz: SELECT 1, cached and time-bounded
     _add_error_handlers(app)
     routers = (analyze, jobs, reviews, hashlists, privacy, session, ops, web)
     for router in (module.router for module in routers):
@@ -97,9 +102,10 @@ def create_app(
 
 
 def error_response(exc: TrueframeError) -> JSONResponse:
-    """The JSON error body with the error's status (``Retry-After`` for ``queue_full``)."""
+    """The JSON error body with the error's status (``Retry-After`` for ``queue_full`` and
+    ``store_unavailable``)."""
     headers = None
-    if isinstance(exc, QueueFull):
+    if isinstance(exc, QueueFull | StoreUnavailable):
         headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, PayloadTooLarge):
         headers = {"Connection": "close"}  # do not wait for the rest of an oversize body
@@ -109,6 +115,9 @@ def error_response(exc: TrueframeError) -> JSONResponse:
 def _add_error_handlers(app: FastAPI) -> None:
     async def typed(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TrueframeError)
+        if isinstance(exc, StoreUnavailable):  # the database's address and reason stay in the log
+            log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+            exc = StoreUnavailable("the job store is unavailable; retry later")
         return error_response(exc)
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:

@@ -5,10 +5,19 @@ go back in the queue, jobs whose media is gone fail with a reason), queues every
 arrival order and resumes undelivered webhooks. ``job_workers = 0`` accepts jobs without running
 them (another process on the same store will).
 
-On a shared database (PostgreSQL, several replicas) a worker touches the heartbeat of the jobs it
-runs every :data:`HEARTBEAT_S`; a starting replica requeues only running jobs whose heartbeat is
-older than :data:`STALE_S` (their worker died), never another live replica's. Review and appeal
-events (:mod:`serving.reviews.events`) are delivered here too, and resumed on start.
+A worker touches the heartbeat of the jobs it runs every :data:`HEARTBEAT_S` (at most a third of
+``serve.job_stale_s``). On SQLite (one process) start-up requeues every running job: none can
+still be running. On a shared database (PostgreSQL, several replicas) a running job may belong to
+another live replica, so a starting replica requeues only running jobs whose heartbeat is older
+than ``serve.job_stale_s`` (their worker died). Because a replica restarted sooner than that would
+miss its own jobs, every started runner also sweeps the store every third of ``job_stale_s`` and
+requeues the running jobs that went stale meanwhile (never its own), on both backends. Review and
+appeal events (:mod:`serving.reviews.events`) are delivered here too, and resumed on start.
+
+The worker outlives the store: while the database cannot be reached
+(:class:`~detector.errors.StoreUnavailable`) a progress update is skipped, and claiming a job or
+recording its outcome is retried with doubling backoff (:data:`STORE_RETRY_S`) until the store
+answers again, so a short outage neither kills the worker nor leaves a job ``running`` for ever.
 """
 
 from __future__ import annotations
@@ -19,11 +28,12 @@ import functools
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from fastapi.responses import JSONResponse
 
-from detector.errors import TrueframeError
+from detector.errors import StoreUnavailable, TrueframeError
 from detector.settings import Settings
 from detector.stages import Options
 from serving.analyzer import Analyzer
@@ -39,6 +49,12 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 15.0
 STALE_S = 90.0
+"""The default of ``serve.job_stale_s``."""
+STORE_RETRY_S = (0.5, 30.0)
+"""While the store is unavailable: the first retry delay, doubled up to the second."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -82,12 +98,22 @@ class JobRunner:
     def ttl_s(self) -> float:
         return self.settings.serve.report_ttl_hours * 3600.0
 
+    @property
+    def stale_s(self) -> float:
+        """How old a running job's heartbeat must be before another worker may take the job over."""
+        return self.settings.serve.job_stale_s
+
+    @property
+    def heartbeat_s(self) -> float:
+        """How often running jobs' heartbeats are touched: well within :attr:`stale_s`."""
+        return min(HEARTBEAT_S, self.stale_s / 3.0)
+
     async def start(self) -> None:
         """Recover the store and start workers; with ``job_workers = 0`` nothing is touched or run."""
         if self.settings.serve.job_workers == 0:
             self._tasks.append(asyncio.create_task(self._purge_loop()))
             return
-        stale_before = time.time() - STALE_S if self.store.shared else None
+        stale_before = time.time() - self.stale_s if self.store.shared else None
         requeued, failed = await off_loop(self.store.recover, self.ttl_s, stale_before)
         if requeued or failed:
             log.info("recovered jobs: %d back in the queue, %d failed", len(requeued), len(failed))
@@ -101,6 +127,7 @@ class JobRunner:
             self._tasks.append(asyncio.create_task(self._work()))
         self._tasks.append(asyncio.create_task(self._purge_loop()))
         self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
+        self._tasks.append(asyncio.create_task(self._sweep_loop()))
 
     async def stop(self) -> None:
         """Cancel workers and webhooks; a job cut short stays ``running`` and is resumed on restart."""
@@ -110,6 +137,12 @@ class JobRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+
+    def problem(self) -> str | None:
+        """Why started workers can no longer take jobs (one of their tasks ended), else None."""
+        if any(task.done() for task in self._tasks):
+            return "a job worker task stopped; the service log has the details"
+        return None
 
     def submit(self, job_id: str) -> None:
         self.queue.put_nowait(job_id)
@@ -142,16 +175,32 @@ class JobRunner:
         task.add_done_callback(self._background.discard)
         return task
 
+    async def _persist(self, what: str, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """``func(*args, **kwargs)`` off the loop, retried with doubling backoff for as long as the
+        store is unavailable (a warning is logged on the first failure and every tenth after)."""
+        delay, failures = STORE_RETRY_S[0], 0
+        while True:
+            try:
+                return await off_loop(func, *args, **kwargs)
+            except StoreUnavailable as exc:
+                failures += 1
+                if failures == 1 or failures % 10 == 0:
+                    log.warning("%s: %s (attempt %d; retrying in %.1f s)", what, exc, failures, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2.0, STORE_RETRY_S[1])
+
     async def _work(self) -> None:
         while True:
             job_id = await self.queue.get()
             try:
                 await self._run(job_id)
+            except StoreUnavailable as exc:  # defensive: recovery resumes the job later
+                log.warning("job %s left to recovery: %s", job_id, exc)
             finally:
                 self.queue.task_done()
 
     async def _run(self, job_id: str) -> None:
-        job = await off_loop(self.store.claim, job_id)
+        job = await self._persist(f"claiming job {job_id}", self.store.claim, job_id)
         if job is None:  # cancelled, deleted or taken by another replica while it waited
             return
         self._running.add(job_id)
@@ -166,9 +215,16 @@ class JobRunner:
             await self._finish(job.id, "failed", error=("media_lost", "the uploaded media is gone"))
             return
         options = Options(**job.options)
+        skipped = 0
 
         async def progress(fraction: float, partial: dict[str, Any]) -> None:
-            await off_loop(self.store.set_progress, job.id, fraction, partial)
+            nonlocal skipped
+            try:
+                await off_loop(self.store.set_progress, job.id, fraction, partial)
+            except StoreUnavailable as exc:  # progress is advisory: the analysis goes on
+                skipped += 1
+                if skipped == 1:
+                    log.warning("job %s: progress not recorded: %s", job.id, exc)
 
         started = time.perf_counter()
         try:
@@ -186,7 +242,8 @@ class JobRunner:
             return
         self.metrics.analyses.labels(report.media.kind).observe(time.perf_counter() - started)
         body = json.loads(report.to_json())
-        await off_loop(
+        await self._persist(
+            f"caching the report of job {job.id}",
             self.store.cache_report,
             job.sha256,
             result_key(self.settings, options, report.media.kind),
@@ -203,30 +260,40 @@ class JobRunner:
         report: dict[str, Any] | None = None,
         error: tuple[str, str] | None = None,
     ) -> None:
-        job = await off_loop(self.store.finish, job_id, status, self.ttl_s, report=report, error=error)
+        job = await self._persist(
+            f"recording the outcome of job {job_id}",
+            self.store.finish,
+            job_id,
+            status,
+            self.ttl_s,
+            report=report,
+            error=error,
+        )
         if job is not None:
             self.finished(job)
 
     async def _send_webhook(self, job: Job) -> None:
         assert job.callback_url is not None
+        what = f"webhook of job {job.id}"
         secret = (
-            await off_loop(key_webhook_secret, self.store, job.owner) or self.settings.serve.webhook_secret
+            await self._persist(what, key_webhook_secret, self.store, job.owner)
+            or self.settings.serve.webhook_secret
         )
         if secret is None:
             log.warning("job %s: no webhook secret for its owner; callback not sent", job.id)
-            await off_loop(self.store.set_callback_state, job.id, "failed")
+            await self._persist(what, self.store.set_callback_state, job.id, "failed")
             self.metrics.webhooks.labels("no_secret").inc()
             return
         body = json.dumps(job_json(job)).encode()
 
         async def count(attempt: int) -> None:
-            await off_loop(self.store.count_callback_attempt, job.id, attempt)
+            await self._persist(what, self.store.count_callback_attempt, job.id, attempt)
 
         serve = self.settings.serve
         ok = await deliver(
             job.callback_url, body, secret, serve, job.id, made=job.callback_attempts, count=count
         )
-        await off_loop(self.store.set_callback_state, job.id, "delivered" if ok else "failed")
+        await self._persist(what, self.store.set_callback_state, job.id, "delivered" if ok else "failed")
         self.metrics.webhooks.labels("delivered" if ok else "failed").inc()
 
     def send_event(self, event: Event | None) -> None:
@@ -247,31 +314,56 @@ class JobRunner:
     async def _send_event(self, event: Event, after: asyncio.Task[None] | None = None) -> None:
         if after is not None:
             await asyncio.wait([after])  # its outcome is its own: delivered, failed or cancelled
+        what = f"event {event.id} of job {event.job_id}"
         secret = (
-            await off_loop(key_webhook_secret, self.store, event.owner) or self.settings.serve.webhook_secret
+            await self._persist(what, key_webhook_secret, self.store, event.owner)
+            or self.settings.serve.webhook_secret
         )
         ok = False
         if secret is not None:
 
             async def count(attempt: int) -> None:
-                await off_loop(count_event_attempt, self.store, event.id, attempt)
+                await self._persist(what, count_event_attempt, self.store, event.id, attempt)
 
             body, serve = event.body.encode(), self.settings.serve
             ok = await deliver(
                 event.url, body, secret, serve, event.job_id, event.event, made=event.attempts, count=count
             )
-        await off_loop(mark_event, self.store, event.id, "delivered" if ok else "failed")
+        await self._persist(what, mark_event, self.store, event.id, "delivered" if ok else "failed")
         self.metrics.webhooks.labels("delivered" if ok else "failed").inc()
+
+    async def _sweep_loop(self) -> None:
+        """Requeue running jobs whose worker stopped touching their heartbeat (not this runner's)."""
+        while True:
+            await asyncio.sleep(self.stale_s / 3.0)
+            try:
+                requeued, failed = await off_loop(
+                    self.store.recover, self.ttl_s, time.time() - self.stale_s, keep=set(self._running)
+                )
+            except StoreUnavailable as exc:  # the next sweep tries again
+                log.warning("stale-job sweep skipped: %s", exc)
+                continue
+            if requeued or failed:
+                log.info("stale running jobs: %d back in the queue, %d failed", len(requeued), len(failed))
+            for job_id in requeued:
+                self.queue.put_nowait(job_id)
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(self.heartbeat_s)
             if self._running:
-                await off_loop(self.store.heartbeat, sorted(self._running))
+                try:
+                    await off_loop(self.store.heartbeat, sorted(self._running))
+                except StoreUnavailable as exc:  # the next beat tries again
+                    log.warning("heartbeat not recorded: %s", exc)
 
     async def _purge_loop(self) -> None:
         while True:
-            purged = await off_loop(self.store.purge, cache_ttl_s=self.ttl_s)
+            try:
+                purged = await off_loop(self.store.purge, cache_ttl_s=self.ttl_s)
+            except StoreUnavailable as exc:  # the next round purges what this one missed
+                log.warning("purge skipped: %s", exc)
+                purged = 0
             if purged:
                 log.info("purged %d expired job(s)", purged)
             await asyncio.sleep(self.settings.serve.purge_interval_s)

@@ -11,6 +11,10 @@ Jobs are written before ``202`` is answered, so an accepted job is never lost: o
 disk) or marks them failed with the reason. Media is deleted when its analysis ends, whatever the
 outcome; finished jobs and cached reports expire after the configured time (:meth:`JobStore.purge`).
 Every call is blocking: the service calls the store off the event loop.
+
+A database that cannot be reached (PostgreSQL down or restarting, a SQLite file locked for too long)
+makes every call, opening included, raise :class:`~detector.errors.StoreUnavailable` (503
+``store_unavailable``) instead of SQLAlchemy's exception; other database errors (bugs) pass unchanged.
 """
 
 from __future__ import annotations
@@ -19,23 +23,34 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Executable, RowMapping, delete, func, insert, select, text, update
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+from detector.errors import StoreUnavailable
 from detector.settings import Settings
 from serving.jobs.records import FINISHED, JOB_ID, Job, JobStatus, new_job_id, summary, valid_job_id
 from serving.store import schema as t
-from serving.store.engine import IMMEDIATE, STORE_FILE, create_store_engine, migrate, sqlite_url
+from serving.store.engine import (
+    IMMEDIATE,
+    STORE_FILE,
+    create_store_engine,
+    is_connection_error,
+    migrate,
+    sqlite_url,
+    unavailable,
+)
 
 ACTIVE = ("queued", "running")
 
 __all__ = [
-    "FINISHED", "JOB_ID", "STORE_FILE", "Job", "JobStatus", "JobStore", "new_job_id", "open_store",
-    "store_path", "valid_job_id",
+    "FINISHED", "JOB_ID", "STORE_FILE", "Job", "JobStatus", "JobStore", "check_store", "new_job_id",
+    "open_store", "store_path", "valid_job_id",
 ]  # fmt: skip
+CONNECTION_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
 
 
 def store_path(settings: Settings) -> Path:
@@ -49,6 +64,37 @@ def open_store(settings: Settings) -> JobStore:
     if settings.database_url:
         return JobStore(settings.database_url, media_dir=media)
     return JobStore(store_path(settings), media_dir=media)
+
+
+def check_store(settings: Settings) -> None:
+    """Connect to the store these settings name and run ``SELECT 1`` (no migration, nothing written
+    beyond what SQLite's open creates); :class:`~detector.errors.StoreUnavailable` when unreachable.
+
+    ``trueframe serve`` calls it before starting Ray, so a database that is down is reported at once.
+    """
+    if settings.database_url:
+        url = settings.database_url
+    else:
+        path = store_path(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = sqlite_url(path)
+    engine = create_store_engine(url)
+    try:
+        with _reachable(url), engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _reachable(url: str) -> Iterator[None]:
+    """Re-raise connection-level database failures as :class:`~detector.errors.StoreUnavailable`."""
+    try:
+        yield
+    except CONNECTION_ERRORS as exc:
+        if not is_connection_error(exc):
+            raise
+        raise unavailable(url, exc) from exc
 
 
 def _positional(sql: str, params: Sequence[Any]) -> tuple[str, dict[str, Any]]:
@@ -74,10 +120,16 @@ class JobStore:
             if media_dir is None:
                 raise ValueError("a store opened by URL needs media_dir")
             self.path, url = None, target
+        self.url = url
         self.media_dir = media_dir.expanduser()
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.engine = create_store_engine(url)
-        migrate(self.engine)
+        try:
+            with _reachable(url):
+                migrate(self.engine)
+        except StoreUnavailable:
+            self.engine.dispose()
+            raise
 
     @property
     def dialect(self) -> str:
@@ -95,7 +147,7 @@ class JobStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A connection inside one write transaction (SQLite: ``BEGIN IMMEDIATE``), rolled back on error."""
-        with self.engine.connect() as conn:
+        with _reachable(self.url), self.engine.connect() as conn:
             conn.execution_options(**{IMMEDIATE: True})
             with conn.begin():
                 yield conn
@@ -105,12 +157,19 @@ class JobStore:
         if isinstance(stmt, str):
             sql, binds = _positional(stmt, params)
             stmt, params = text(sql).bindparams(**binds), ()
-        with self.engine.connect() as conn:
+        with _reachable(self.url), self.engine.connect() as conn:
             return list(conn.execute(stmt).mappings())
 
     def scalar(self, stmt: Executable) -> Any:
-        with self.engine.connect() as conn:
+        """The first column of the first row of one read statement."""
+        with _reachable(self.url), self.engine.connect() as conn:
             return conn.execute(stmt).scalar()
+
+    def ping(self) -> None:
+        """``SELECT 1`` on a pooled connection: returns when the database answers, else
+        :class:`~detector.errors.StoreUnavailable` (readiness checks call it)."""
+        with _reachable(self.url), self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -288,15 +347,20 @@ class JobStore:
         )
         return [_job(r) for r in rows]
 
-    def recover(self, ttl_s: float, stale_before: float | None = None) -> tuple[list[str], list[str]]:
+    def recover(
+        self, ttl_s: float, stale_before: float | None = None, keep: Collection[str] = ()
+    ) -> tuple[list[str], list[str]]:
         """After a restart: running jobs go back to the queue, or fail when their media is gone.
 
-        With ``stale_before`` (a shared database, where other replicas run jobs too) only jobs whose
-        heartbeat is older than that are touched. Returns (requeued ids, failed ids).
+        With ``stale_before`` (a shared database, where other replicas run jobs too, and the sweep
+        of a running service) only running jobs whose heartbeat is older than that are touched, and
+        never those in ``keep`` (the caller's own). Returns (requeued ids, failed ids).
         """
         requeued, failed = [], []
         for row in self.query(select(t.jobs).where(t.jobs.c.status.in_(ACTIVE))):
             job = _job(row)
+            if job.id in keep:
+                continue
             alive = job.status == "running" and (job.heartbeat_at or job.updated_at) >= (stale_before or 0)
             if stale_before is not None and alive:
                 continue  # another live worker has it

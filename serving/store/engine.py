@@ -5,6 +5,10 @@ scheme, ``postgres://`` and ``postgresql+psycopg://`` are all accepted). Without
 SQLite file ``trueframe.sqlite3`` in the data folder, in WAL mode. Every open runs the Alembic
 migrations shipped in :mod:`serving.store.migrations` up to ``head`` under a lock (an advisory lock
 on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so replicas starting together migrate once.
+
+A database that cannot be reached (stopped, restarting, unreachable, locked for too long) is told
+apart from a bug by :func:`is_connection_error`; :func:`unavailable` turns it into the typed
+:class:`~detector.errors.StoreUnavailable` that the store raises (the one place this mapping lives).
 """
 
 from __future__ import annotations
@@ -13,14 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
-from detector.errors import InvalidRequest
+from detector.errors import InvalidRequest, StoreUnavailable
 
 STORE_FILE = "trueframe.sqlite3"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x7472_7565  # pg_advisory_xact_lock key: "true"
 IMMEDIATE = "trueframe_immediate"
 """Execution option: on SQLite, begin this connection's transaction with ``BEGIN IMMEDIATE``."""
+CONNECT_TIMEOUT_S = 5
+"""PostgreSQL: give up opening a connection after this many seconds (unless the URL says otherwise)."""
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk i/o error")
+"""SQLite raises ``OperationalError`` for SQL mistakes too; only these messages mean "unavailable"."""
 
 
 def normalise_url(url: str) -> str:
@@ -42,9 +52,41 @@ def sqlite_url(path: Path) -> str:
 
 def redacted(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached now, as opposed to a bug in a statement.
+
+    ``InterfaceError`` and ``DisconnectionError`` always are; ``OperationalError`` is on PostgreSQL
+    (psycopg raises it for refused, dropped or timed-out connections and server shutdowns, never for
+    SQL mistakes) and on SQLite only for a locked, unopenable or failing file. A statement that
+    failed because its connection was invalidated counts too.
+    """
+    if isinstance(exc, InterfaceError | DisconnectionError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    if orig is not None and type(orig).__module__ == "sqlite3":
+        message = str(orig).lower()
+        return any(marker in message for marker in _SQLITE_UNAVAILABLE)
+    return True
+
+
+def unavailable(url: str, exc: BaseException) -> StoreUnavailable:
+    """The typed error for a connection-level failure ``exc`` on the database at ``url``.
+
+    The message names the database without its password and the driver's reason on one line.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    reason = " ".join(str(orig).split()) or type(orig).__name__
+    if len(reason) > 300:
+        reason = reason[:297] + "..."
+    where = redacted(url) if "://" in url else url
+    return StoreUnavailable(f"cannot reach the database at {where}: {reason}")
 
 
 def create_store_engine(url: str) -> Engine:
@@ -60,7 +102,10 @@ def create_store_engine(url: str) -> Engine:
         )
         _sqlite_events(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in make_url(url).query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20, connect_args=connect_args)
 
 
 def _sqlite_events(engine: Engine) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request, Response
 
+from serving.health import StoreProbe
 from serving.http.access import principal, require_role
 from serving.http.errors import NotReady
 from serving.http.metrics import CONTENT_TYPE_LATEST
 from serving.http.state import State
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
@@ -19,10 +23,16 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(state: State) -> dict[str, str]:
-    """Models are loaded and the worker runs: 200, else 503 ``not_ready``."""
+async def readyz(request: Request, state: State) -> dict[str, str]:
+    """Models are loaded, the store answers and the workers run: 200, else 503 ``not_ready``."""
     if not await state.analyzer.ready():
         raise NotReady("models are not loaded (weights missing?)")
+    probe: StoreProbe | None = getattr(request.app.state, "store_probe", None)
+    if probe is not None and (problem := await probe.problem()) is not None:
+        log.warning("not ready: %s", problem)  # the database address stays in the log
+        raise NotReady("the job store cannot be reached; the service log has the details")
+    if (problem := state.runner.problem()) is not None:
+        raise NotReady(problem)
     return {"status": "ready"}
 
 

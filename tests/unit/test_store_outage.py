@@ -1,0 +1,305 @@
+"""The service through a store outage, simulated: the store's engine raises SQLAlchemy's connection
+errors while "down" (no torch, no Ray). A real PostgreSQL server stopped and started again:
+``tests/integration/test_postgres_outage.py``.
+
+Regressions of a user walkthrough on PostgreSQL: an outage during a video job killed the only job
+worker (the job stayed ``running``, later jobs ``queued``, ``/readyz`` said ready); with the
+database down every ``/v1`` request was ``500 internal_error``; recovery of running jobs ran only at
+start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
+
+from detector.errors import StoreUnavailable
+from detector.settings import Settings, get_settings
+from detector.stages import Options
+from serving.analyzer import ProgressCallback
+from serving.jobs import runner as runner_module
+from serving.jobs.store import JobStore
+from serving.store.engine import is_connection_error, unavailable
+from tests.support.fake_analyzer import FakeAnalyzer
+from tests.support.hold import settings_in, small_clip, small_photo
+from tests.support.servicekit import error_of, fake_service, poll_job, wait_until
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return small_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "STORE_RETRY_S", (0.05, 0.2))
+
+
+class FlakyEngine:
+    """Wraps a store's engine; while ``down`` is set, ``connect()`` raises ``OperationalError`` as
+    psycopg does for a refused connection. Everything else is the real engine's."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.down = threading.Event()
+        self.refused = 0
+
+    def connect(self) -> Any:
+        if self.down.is_set():
+            self.refused += 1
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused (simulated)"))
+        return self.engine.connect()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+
+@contextmanager
+def flaky(store: JobStore) -> Iterator[FlakyEngine]:
+    real = store.engine
+    wrapper = FlakyEngine(real)
+    store.engine = wrapper  # type: ignore[assignment]
+    try:
+        yield wrapper
+    finally:
+        store.engine = real
+
+
+class GatedAnalyzer(FakeAnalyzer):
+    """Waits for ``gate`` after the job was claimed, before its first progress call."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    async def analyze(
+        self, data: bytes, name: str | None, options: Options, progress: ProgressCallback | None = None
+    ) -> Any:
+        self.waiting.set()
+        while not self.gate.is_set():
+            await asyncio.sleep(0.01)
+        return await super().analyze(data, name, options, progress)
+
+
+# -- the mapping -----------------------------------------------------------------------------------
+
+
+def test_only_connection_level_errors_mean_unavailable() -> None:
+    refused = OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
+    assert is_connection_error(refused)
+    assert is_connection_error(InterfaceError("SELECT 1", {}, Exception("connection already closed")))
+    locked = OperationalError("UPDATE jobs", {}, sqlite3.OperationalError("database is locked"))
+    assert is_connection_error(locked)
+    typo = OperationalError("SELEC 1", {}, sqlite3.OperationalError('near "SELEC": syntax error'))
+    assert not is_connection_error(typo), "a SQL mistake on SQLite is a bug, not an outage"
+    assert not is_connection_error(ProgrammingError("SELECT x", {}, Exception("no column x")))
+
+
+def test_the_typed_error_names_the_database_without_its_password() -> None:
+    exc = unavailable(
+        "postgresql://tf:s3cret@db.internal:5432/trueframe",
+        OperationalError("SELECT 1", {}, Exception("connection refused\n\tIs the server running?")),
+    )
+    assert isinstance(exc, StoreUnavailable)
+    assert (exc.code, exc.http_status) == ("store_unavailable", 503)
+    assert "s3cret" not in exc.message
+    assert exc.message == (
+        "cannot reach the database at postgresql://tf:***@db.internal:5432/trueframe: "
+        "connection refused Is the server running?"
+    )
+
+
+def test_every_store_call_raises_the_typed_error_while_down(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.sqlite3")
+    try:
+        with flaky(store) as engine:
+            engine.down.set()
+            with pytest.raises(StoreUnavailable):
+                store.active_count()
+            with pytest.raises(StoreUnavailable):
+                store.create_job(owner="a", sha256="ab" * 32, options={}, media=b"x")
+            with pytest.raises(StoreUnavailable):
+                store.ping()
+            engine.down.clear()
+            store.ping()
+        with pytest.raises(OperationalError, match="syntax error"):  # a bug stays a bug
+            store.query("SELEC 1")
+    finally:
+        store.close()
+
+
+# -- 1: the job worker survives an outage ----------------------------------------------------------
+
+
+def test_an_outage_during_a_video_job_does_not_stop_the_worker(tmp_path: Path, clip: bytes) -> None:
+    settings = settings_in(tmp_path)
+    analyzer = GatedAnalyzer(settings)
+    with fake_service(settings, analyzer) as service, flaky(service.store) as engine:
+        client = service.client
+        first = client.post("/v1/analyze?name=a.mp4", content=clip).json()["job_id"]
+        assert analyzer.waiting.wait(10), "the job was never claimed"
+        engine.down.set()  # the database goes away while the job runs
+        analyzer.gate.set()  # its progress writes and its outcome now fail
+        assert wait_until(lambda: engine.refused >= 3, timeout=10)
+        time.sleep(0.3)  # let the worker retry a few times while the store is down
+        engine.down.clear()
+        done = poll_job(client, first, timeout=20)
+        assert done["status"] == "succeeded", done
+        second = client.post("/v1/analyze?name=b.mp4", content=clip).json()["job_id"]
+        assert poll_job(client, second, timeout=20)["status"] == "succeeded"
+        assert client.get("/readyz").status_code == 200
+
+
+def test_an_outage_when_claiming_leaves_the_job_queued_then_runs_it(tmp_path: Path, clip: bytes) -> None:
+    settings = settings_in(tmp_path)
+    analyzer = FakeAnalyzer(settings, hold=threading.Event())
+    assert analyzer.hold is not None
+    with fake_service(settings, analyzer) as service, flaky(service.store) as engine:
+        client = service.client
+        first = client.post("/v1/analyze?name=a.mp4", content=clip).json()["job_id"]
+        second = client.post("/v1/analyze?name=b.mp4", content=clip).json()["job_id"]
+        assert analyzer.started.wait(10)
+        engine.down.set()
+        analyzer.hold.set()  # the first job ends while the store is down; the second cannot be claimed
+        assert wait_until(lambda: engine.refused >= 3, timeout=10)
+        engine.down.clear()
+        assert poll_job(client, first, timeout=20)["status"] == "succeeded"
+        assert poll_job(client, second, timeout=20)["status"] == "succeeded"
+
+
+def test_a_store_error_inside_the_analysis_fails_the_job_with_its_code(tmp_path: Path, clip: bytes) -> None:
+    settings = settings_in(tmp_path)
+    analyzer = FakeAnalyzer(settings, error=StoreUnavailable("cannot reach the database at x: refused"))
+    with fake_service(settings, analyzer) as service:
+        job_id = service.client.post("/v1/analyze", content=clip).json()["job_id"]
+        done = poll_job(service.client, job_id, timeout=20)
+        assert done["status"] == "failed"
+        assert done["error"]["code"] == "store_unavailable"
+
+
+# -- 3: 503 store_unavailable and readiness --------------------------------------------------------
+
+
+def test_requests_that_need_the_store_are_503_while_it_is_down(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    with fake_service(settings) as service, flaky(service.store) as engine:
+        client = service.client
+        engine.down.set()
+        for answer in (
+            client.post("/v1/analyze?name=x.jpg", content=b"just some text, not a JPEG"),
+            client.post("/v1/analyze", content=small_photo()),
+            client.get("/v1/jobs/job_" + "a" * 22),
+        ):
+            assert answer.status_code == 503, answer.text
+            error = error_of(answer)
+            assert error["code"] == "store_unavailable"
+            assert error["message"] == "the job store is unavailable; retry later"
+            assert int(answer.headers["Retry-After"]) > 0
+        engine.down.clear()
+        assert client.post("/v1/analyze?name=x.jpg", content=b"just some text").status_code == 415
+
+
+def test_readyz_is_not_ready_while_the_store_is_down(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    with fake_service(settings) as service, flaky(service.store) as engine:
+        client = service.client
+        probe = client.app.state.store_probe  # type: ignore[attr-defined]
+        probe.max_age_s = 0.0
+        assert client.get("/readyz").status_code == 200
+        engine.down.set()
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        assert error_of(answer)["code"] == "not_ready"
+        assert "store" in error_of(answer)["message"]
+        engine.down.clear()
+        assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_checks_the_store_at_most_once_per_interval(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    with fake_service(settings) as service:
+        store = service.store
+        pings: list[float] = []
+        real = store.ping
+
+        def counted() -> None:
+            pings.append(time.monotonic())
+            real()
+
+        store.ping = counted  # type: ignore[method-assign]
+        client = service.client
+        client.app.state.store_probe.max_age_s = 60.0  # type: ignore[attr-defined]
+        for _ in range(5):
+            assert client.get("/readyz").status_code == 200
+        assert len(pings) == 1
+
+
+def test_readyz_answers_promptly_when_the_database_hangs(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    with fake_service(settings) as service:
+        release = threading.Event()
+
+        def hung() -> None:
+            release.wait(30)
+
+        service.store.ping = hung  # type: ignore[method-assign]
+        probe = service.client.app.state.store_probe  # type: ignore[attr-defined]
+        probe.timeout_s, probe.max_age_s = 0.3, 0.0
+        try:
+            started = time.monotonic()
+            assert service.client.get("/readyz").status_code == 503
+            assert service.client.get("/readyz").status_code == 503  # no second blocked thread
+            assert time.monotonic() - started < 5
+        finally:
+            release.set()
+
+
+# -- 4: the command line with the database down -----------------------------------------------------
+
+
+def _unreachable_url() -> str:
+    from tests.support.servicekit import free_port
+
+    return f"postgresql://tf:s3cret@127.0.0.1:{free_port()}/trueframe"  # nothing listens there
+
+
+@pytest.mark.parametrize("argv", [["keys", "list"], ["serve", "--no-ray"], ["serve"]])
+def test_commands_print_one_line_and_exit_2_when_the_database_is_down(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from serving.cli import main
+    from serving.ray import runtime
+
+    def no_ray(num_cpus: int | None = None) -> bool:
+        raise AssertionError("Ray must not start when the store cannot be reached")
+
+    monkeypatch.setattr(runtime, "init_ray", no_ray)
+    url = _unreachable_url()
+    monkeypatch.setenv("TRUEFRAME_DATABASE_URL", url)
+    monkeypatch.setenv("TRUEFRAME_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()  # `keys` reads the process-wide settings
+    started = time.monotonic()
+    try:
+        assert main(argv) == 2
+    finally:
+        get_settings.cache_clear()
+    assert time.monotonic() - started < 15
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err, err
+    redacted_url = url.replace("s3cret", "***")
+    assert err.startswith(f"error: store_unavailable: cannot reach the database at {redacted_url}: "), err
+    assert "s3cret" not in err
