@@ -2,11 +2,12 @@
 
 :func:`plan_scan` sorts every fingerprinted item into one of four cases:
 
-* **skip**: a row for ``(path, sha256, model_versions)`` is already in RESULTS;
+* **skip**: a row for ``(path, sha256, model_versions)`` is already in RESULTS, unless it records a
+  failure that was not the file's (:data:`RETRIED`): those are analysed again;
 * **error row now**: the file could not be read or is not media (its typed code and message);
 * **duplicate now**: a file with the same content was analysed by an earlier scan under the same
   model versions; its result is copied with ``duplicate_of`` naming the analysed path
-  (``internal_error`` rows are never copied: a rescan tries them again);
+  (rows of :data:`RETRIED` codes are never copied: a rescan tries them again);
 * **analyse**: the first item of each new content; later items of the same content in this run
   share its result (:func:`shared_rows`), so each content is analysed once.
 """
@@ -21,6 +22,9 @@ from serving.scan.output import Row, make_row, row_key
 from serving.scan.source import ScanItem
 
 CONTENT_COLUMNS = ("sha256", "size_bytes", "kind", "format")
+RETRIED = frozenset({"internal_error", "store_unavailable"})
+"""Error codes that say nothing about the file (a bug, the hash lists' database down): a rerun
+analyses such rows again instead of skipping them or copying them to duplicates."""
 
 
 @dataclass
@@ -39,7 +43,7 @@ def known_results(existing: Iterable[Row]) -> dict[tuple[str, str | None], Row]:
     return {
         (r["sha256"], r.get("model_versions")): r
         for r in existing
-        if r.get("sha256") and not r.get("duplicate_of") and r.get("error_code") != "internal_error"
+        if r.get("sha256") and not r.get("duplicate_of") and r.get("error_code") not in RETRIED
     }
 
 
@@ -66,7 +70,7 @@ def plan_scan(
     already in RESULTS; ``versions`` the model versions this scan would record.
     """
     rows = list(existing)
-    done = {row_key(r) for r in rows}
+    done = {row_key(r) for r in rows if r.get("error_code") not in RETRIED}
     known = known_results(rows)
     plan = Plan()
     for fp in prints:
@@ -103,4 +107,4 @@ def shared_rows(items: Sequence[ScanItem], plan: Plan, ident: int, result: Row, 
     return rows
 
 
-__all__ = ["Plan", "error_result", "known_results", "plan_scan", "shared_rows"]
+__all__ = ["RETRIED", "Plan", "error_result", "known_results", "plan_scan", "shared_rows"]

@@ -79,6 +79,16 @@ def check_models(settings: Settings) -> None:
             resolve_weights(role_entry(role, name), weights_dir)
 
 
+def check_hash_lists(settings: Settings) -> None:
+    """Fail before any work when the service's store, whose hash lists every row is matched
+    against, is configured but cannot be reached (``store_unavailable``): else each actor would
+    die opening it, after Ray's start-up."""
+    from serving.jobs.store import check_store, store_path
+
+    if settings.database_url or store_path(settings).is_file():
+        check_store(settings)
+
+
 FINGERPRINT_KEYS = ("id", "sha256", "size_bytes", "kind", "format", "error")
 LOCAL_FINGERPRINT_THREADS = 4
 
@@ -262,6 +272,7 @@ def scan_items(
     import ray
 
     check_models(settings)
+    check_hash_lists(settings)
     scanner = Scanner(settings, store, frames, observer)
     if not items:
         store.open()

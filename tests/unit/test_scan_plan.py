@@ -90,6 +90,20 @@ def test_known_content_is_not_copied_across_models_copies_or_internal_errors() -
     assert plan.analyse == {SHA_A: 0, SHA_B: 1, "c" * 64: 2}
 
 
+def test_a_failure_that_was_not_the_files_is_analysed_again_on_the_same_path() -> None:
+    """Before: rows of a bug or of the hash lists' database being down stayed for good, a rerun
+    counting them "already in results"; a corrupt file's own error is still not retried."""
+    items = [ScanItem("/m/a.jpg"), ScanItem("/m/b.jpg"), ScanItem("/m/c.jpg")]
+    existing = [
+        done("/m/a.jpg", SHA_A, error_code="store_unavailable", verdict=None),
+        done("/m/b.jpg", SHA_B, error_code="internal_error", verdict=None),
+        done("/m/c.jpg", "c" * 64, error_code="corrupt_media", verdict=None),
+    ]
+    plan = plan_scan(items, [fp(0, SHA_A), fp(1, SHA_B), fp(2, "c" * 64)], existing, V1)
+    assert plan.analyse == {SHA_A: 0, SHA_B: 1}
+    assert plan.skipped == 1
+
+
 def test_same_content_in_one_run_is_analysed_once_and_shared() -> None:
     items = [ScanItem(f"/m/{n}.jpg", {"n": n}) for n in ("a", "b", "c", "d")]
     prints = [fp(0, SHA_A), fp(1, SHA_B), fp(2, SHA_A), fp(3, SHA_A)]

@@ -303,3 +303,28 @@ def test_commands_print_one_line_and_exit_2_when_the_database_is_down(
     redacted_url = url.replace("s3cret", "***")
     assert err.startswith(f"error: store_unavailable: cannot reach the database at {redacted_url}: "), err
     assert "s3cret" not in err
+
+
+def test_a_scan_stops_before_ray_when_its_hash_lists_database_is_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: 37 s of Ray start-up, then every actor died opening the store (a traceback, exit 1)."""
+    import ray
+
+    from serving.cli import main
+
+    source = tmp_path / "media"
+    source.mkdir()
+    (source / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0not really")
+    url = _unreachable_url()
+    monkeypatch.setenv("TRUEFRAME_DATABASE_URL", url)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start"))
+    get_settings.cache_clear()
+    try:
+        code = main(["scan", str(source), "--out", str(tmp_path / "rows.jsonl"), "--no-progress"])
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"store_unavailable: cannot reach the database at {url.replace('s3cret', '***')}" in err
+    assert not (tmp_path / "rows.jsonl").exists()
