@@ -163,6 +163,13 @@ class StoreUnavailable(TrueframeError):
     retry_after: ClassVar[int] = 5
 
 
+class SettingsInvalid(TrueframeError):
+    """A setting (``TRUEFRAME_*`` variable) has a value its field refuses: the process cannot start."""
+
+    code = "settings_invalid"
+    http_status = 500
+
+
 class InternalError(TrueframeError):
     """An unexpected failure (a bug): the service answers 500, a scan records it on the item's row."""
 

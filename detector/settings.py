@@ -10,10 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from detector.errors import InvalidRequest
+from detector.errors import InvalidRequest, SettingsInvalid
 
 
 class LimitSettings(BaseModel):
@@ -241,7 +241,20 @@ class Settings(BaseSettings):
     )
 
 
+def load_settings() -> Settings:
+    """Settings from the environment; a refused value is :class:`~detector.errors.SettingsInvalid`
+    naming each variable, its value and why (not pydantic's traceback)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "TRUEFRAME_" + "__".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
+        raise SettingsInvalid("; ".join(problems)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment once on first use."""
-    return Settings()
+    return load_settings()

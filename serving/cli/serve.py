@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from detector.settings import Settings
+from detector.settings import Settings, load_settings
 
 RAY_START_HINT = "starting Ray and the deployments (the first start takes a few seconds)..."
 
@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings()
+    settings = load_settings()
     if args.data_dir is not None:
         settings = settings.model_copy(update={"data_dir": args.data_dir})
     return settings

@@ -23,7 +23,7 @@ import yaml
 from ray import serve
 
 from detector.errors import InvalidRequest
-from detector.settings import Settings
+from detector.settings import Settings, load_settings
 from serving.ray.analyzer import RayAnalyzer, StageHandles
 from serving.ray.deployments import (
     FaceDeployment,
@@ -176,7 +176,7 @@ def build_app(settings: Settings, config: ServeConfig | None = None) -> Applicat
 def app_builder(args: dict[str, Any]) -> Application:
     """``import_path`` target for ``serve run serving/serve_config.yaml``: settings from the environment."""
     config_path = args.get("config")
-    return build_app(Settings(), load_config(Path(config_path)) if config_path else None)
+    return build_app(load_settings(), load_config(Path(config_path)) if config_path else None)
 
 
 def run_service(settings: Settings, config: ServeConfig | None, host: str, port: int) -> DeploymentHandle:

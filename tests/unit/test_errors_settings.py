@@ -76,6 +76,28 @@ def test_invalid_settings_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings()
 
 
+@pytest.mark.parametrize("argv", [["analyze", "x.jpg"], ["serve", "--no-ray"], ["models"]])
+def test_every_command_names_a_refused_setting_in_one_line(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: pydantic's traceback and exit 1."""
+    from detector.settings import get_settings
+    from serving.cli import main
+
+    monkeypatch.setenv("TRUEFRAME_SAMPLING__FRAMES", "0")
+    monkeypatch.setenv("TRUEFRAME_LIMITS__MAX_IMAGE_BYTES", "lots")
+    get_settings.cache_clear()
+    try:
+        assert main(argv) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: settings_invalid: ")
+    assert "TRUEFRAME_SAMPLING__FRAMES='0': Input should be greater than or equal to 1" in err
+    assert "TRUEFRAME_LIMITS__MAX_IMAGE_BYTES='lots'" in err
+    assert "\n" not in err
+
+
 def test_track_and_item_aggregation() -> None:
     assert track_logit([]) is None
     assert track_logit([1.0, 3.0]) == pytest.approx(2.0)
