@@ -37,7 +37,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_error(send, self._error(int(declared)))
+            await _send_error(send, self._declared_error(int(declared)))
             return
         seen = 0
         started = False
@@ -70,6 +70,14 @@ class BodyLimit:
     def _error(self, size: int) -> PayloadTooLarge:
         return PayloadTooLarge(
             f"the upload passed the limit of {self.max_bytes} bytes", limit=self.max_bytes, received=size
+        )
+
+    def _declared_error(self, declared: int) -> PayloadTooLarge:
+        """Refused on its ``Content-Length`` alone: nothing was received, so the detail says declared."""
+        return PayloadTooLarge(
+            f"the upload declares {declared} bytes; the limit is {self.max_bytes}",
+            limit=self.max_bytes,
+            declared=declared,
         )
 
 
@@ -106,7 +114,11 @@ async def read_upload(request: Request, name: str | None) -> Upload:
         async with request.form(max_files=1, max_fields=16) as form:
             field = form.get("file")
             if not isinstance(field, UploadFile):
-                raise InvalidRequest("multipart upload needs a file field named 'file'")
+                found = ", ".join(repr(k) for k in form) or "none"
+                raise InvalidRequest(
+                    "multipart upload needs a complete file field named 'file' (fields read: "
+                    f"{found}; a body cut off before its closing boundary has none)"
+                )
             name = name or field.filename
             check_name(name)
             data = await field.read()

@@ -220,6 +220,22 @@ def test_declared_oversize_length_is_refused_without_reading(service: Service) -
     assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
     assert b'"payload_too_large"' in answer
     assert time.monotonic() - started < 10
+    details = json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["details"]
+    assert details["declared"] == 10_000_000_000  # nothing was received: not "received"
+    assert "received" not in details
+
+
+def test_a_multipart_body_cut_before_its_end_says_so(service: Service, face_jpeg: bytes) -> None:
+    boundary = "tfboundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode() + face_jpeg  # no closing boundary
+    answer = service.client.post(
+        "/v1/analyze", content=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert answer.status_code == 400
+    assert "a body cut off before its closing boundary" in error_of(answer)["message"]
 
 
 def test_bad_routes_and_parameters_are_json_errors(service: Service, face_jpeg: bytes) -> None:
