@@ -142,7 +142,8 @@ class FrameSampler:
             )
         if duplicates:
             warnings.append(
-                f"the clip has only {len(chosen)} distinct frames at the {n} sampled timestamps; "
+                f"the clip has only {len(chosen)} distinct frame{'s' if len(chosen) > 1 else ''} at the "
+                f"{n} sampled timestamps; "
                 "each is returned once"
             )
         if mode == "keyframes":

@@ -68,7 +68,7 @@ def summarize(report: Report, label: str) -> str:
     m = report.media
     what = f"{m.kind} {m.format} {m.width}x{m.height}"
     if m.duration_s is not None:
-        what += f" {m.duration_s:.1f}s"
+        what += f" {m.duration_s:.1f}s" if m.duration_s >= 0.1 else f" {1000 * m.duration_s:.0f} ms"
     lines = [f"{label}: {what} sha256 {m.sha256[:12]}"]
     s = report.score
     lines.append(f"  verdict: {s.verdict}. {s.summary}")

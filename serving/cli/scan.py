@@ -25,7 +25,7 @@ from typing import Any, get_args
 
 from detector.errors import InvalidRequest
 from detector.report.schema import Verdict
-from serving.scan.clusters import representatives
+from serving.scan.clusters import assign_clusters, representatives
 from serving.scan.output import ResultStore, Row, latest_per_path, write_rows
 
 VERDICTS = get_args(Verdict)
@@ -96,6 +96,7 @@ class Progress:
         self.failures: Counter[str] = Counter()
         self.known: Counter[str] = Counter()
         self.clusters: set[str] = set()
+        self.all_clusters: int | None = None  # over every row of RESULTS, set when the scan ends
         self.skipped = 0
         self.written = 0
         self.start = time.perf_counter()
@@ -128,7 +129,10 @@ class Progress:
         lines += [f"{v:<36}{n:>8}" for v, n in sorted(self.verdicts.items())]
         lines += [f"{'failed: ' + c:<36}{n:>8}" for c, n in sorted(self.failures.items())]
         lines += [f"{'known match: ' + v:<36}{n:>8}" for v, n in sorted(self.known.items())]
-        lines += [f"{'near-duplicate clusters':<36}{len(self.clusters):>8}"]
+        if self.all_clusters is None:
+            lines += [f"{'near-duplicate clusters (written now)':<36}{len(self.clusters):>8}"]
+        else:
+            lines += [f"{'near-duplicate clusters (all)':<36}{self.all_clusters:>8}"]
         lines += [f"{'already in results':<36}{self.skipped:>8}", "-" * 44]
         rate = self.written / seconds if seconds > 0 else 0.0
         lines.append(f"{self.written} row(s) written in {seconds:.1f} s ({rate:.2f} items/s)")
@@ -198,6 +202,8 @@ def run_scan(args: argparse.Namespace) -> int:
         return 130
     finally:
         progress.close()  # setup errors (missing weights, bad fusion file) print no summary
+    final = assign_clusters(latest_per_path(store.existing()))  # earlier runs' rows too, merges included
+    progress.all_clusters = len({row["cluster_id"] for row in final if row.get("cluster_id")})
     print(progress.summary())
     if args.review_out is not None:
         queue = review_queue(store.existing(), args.min_score, verdicts)

@@ -242,6 +242,13 @@ def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_en
     assert sorted(counts) == sorted(str(p) for p in src.iterdir() if p.is_file())
     assert set(counts.values()) == {1}
     assert f"{'already in results':<36}{written:>8}" in summary
+    from serving.scan.clusters import assign_clusters
+    from serving.scan.output import latest_per_path
+
+    # counted over every row of RESULTS, the first run's included (was: this run's rows only)
+    final = assign_clusters(latest_per_path(rows))
+    clusters = len({r["cluster_id"] for r in final if r.get("cluster_id")})
+    assert f"{'near-duplicate clusters (all)':<36}{clusters:>8}" in summary
 
 
 def test_a_missing_fusion_file_stops_the_scan_before_anything_is_written(

@@ -253,6 +253,11 @@ def test_short_clip_gives_each_frame_once(tmp_path: Path) -> None:
     assert_matches(sample, reference)
     assert sample.requested == 32
     assert any("10 distinct frames" in w for w in sample.warnings)
+    one = FrameSampler().sample(
+        MediaLoader().load(mediagen.write_video(tmp_path / "one.mp4", frames[:1])), 32
+    )
+    assert len(one.frames) == 1
+    assert any("only 1 distinct frame at" in w for w in one.warnings)
 
 
 def test_variable_frame_rate_uses_presentation_times(tmp_path: Path) -> None:
