@@ -130,7 +130,7 @@ def test_each_hostile_file_gets_a_report_or_a_typed_error(batch: Batch, inputs: 
 def test_paths_that_are_not_regular_files_are_refused(batch: Batch, inputs: Inputs, special: str) -> None:
     answer = batch.answers[special]
     assert answer["file"] == str(inputs.paths[special])
-    assert answer["error"]["code"] == "invalid_request", answer
+    assert answer["error"]["code"] == "source_unreadable", answer
 
 
 def test_the_batch_printed_no_traceback_and_left_no_file(batch: Batch, inputs: Inputs) -> None:
@@ -154,7 +154,7 @@ def test_provenance_cards_for_every_hostile_file(inputs: Inputs, tmp_path: Path)
         assert answer["file"] == str(inputs.paths[name])
         if "error" in answer:
             assert name in SPECIAL_PATHS, answer
-            assert answer["error"]["code"] == "invalid_request", answer
+            assert answer["error"]["code"] == "source_unreadable", answer
         else:
             assert answer["provenance"]["state"] in STATES, (name, answer)
     assert cards.answers["meta_c2pa_signature_flipped.jpg"]["provenance"]["state"] == "invalid"

@@ -75,5 +75,5 @@ def test_json_lines(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) 
     assert [line["file"] for line in lines] == [str(files["signed"]), str(missing), str(files["tampered"])]
     assert lines[0]["provenance"]["state"] == "trusted"
     assert lines[0]["provenance"]["ai_declaration"]["value"] == "generated"
-    assert lines[1]["error"]["code"] == "invalid_request"
+    assert lines[1]["error"]["code"] == "source_unreadable"
     assert lines[2]["provenance"]["state"] == "invalid"
