@@ -8,10 +8,9 @@ probes and answers promptly even when the database hangs instead of refusing con
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
-
-import anyio
-import anyio.to_thread
+from concurrent.futures import ThreadPoolExecutor
 
 from detector.errors import StoreUnavailable
 from serving.jobs.store import JobStore
@@ -21,14 +20,20 @@ PROBE_MAX_AGE_S = 2.0
 
 
 class StoreProbe:
-    """A cached, time-bounded reachability check of one store."""
+    """A cached, time-bounded reachability check of one store.
+
+    Pings run on a worker thread of the probe's own, never on the shared pool: a pool busy with
+    requests cannot delay them, and a ping stuck on a hung database is never started twice (while
+    it is pending, checks answer "did not answer" at once, and the next check after it ends pings
+    again)."""
 
     def __init__(
         self, store: JobStore, *, timeout_s: float = PROBE_TIMEOUT_S, max_age_s: float = PROBE_MAX_AGE_S
     ) -> None:
         self.store, self.timeout_s, self.max_age_s = store, timeout_s, max_age_s
         self._checked: tuple[float, str | None] | None = None
-        self._inflight = False  # a ping thread still blocked (abandoned by a timed-out check)
+        self._pending: concurrent.futures.Future[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None  # created on the first check
         self._lock = asyncio.Lock()
 
     async def problem(self) -> str | None:
@@ -48,20 +53,17 @@ class StoreProbe:
         return None
 
     async def _check(self) -> str | None:
-        late = f"the database did not answer within {self.timeout_s:g} s"
-        if self._inflight:  # never pile up blocked threads on a hung database
-            return late
-        self._inflight = True
-        with anyio.move_on_after(self.timeout_s):
-            try:
-                await anyio.to_thread.run_sync(self._ping, abandon_on_cancel=True)
-            except StoreUnavailable as exc:
-                return exc.message
-            return None
-        return late
-
-    def _ping(self) -> None:
-        try:
-            self.store.ping()
-        finally:
-            self._inflight = False
+        if self._pending is None or self._pending.done():
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-probe")
+            self._pending = self._executor.submit(self.store.ping)
+        pending = self._pending
+        done, _ = await asyncio.wait({asyncio.wrap_future(pending)}, timeout=self.timeout_s)
+        if not done:
+            return f"the database did not answer within {self.timeout_s:g} s"
+        error = pending.exception()
+        if isinstance(error, StoreUnavailable):
+            return error.message
+        if error is not None:
+            raise error  # a bug in the ping: /readyz fails loudly instead of hiding it
+        return None

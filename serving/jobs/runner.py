@@ -27,6 +27,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -88,6 +89,8 @@ class JobRunner:
     def __init__(self, settings: Settings, analyzer: Analyzer, store: JobStore, metrics: Metrics) -> None:
         self.settings, self.analyzer, self.store, self.metrics = settings, analyzer, store, metrics
         self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()  # ids in ``queue``, not yet taken by a worker
+        self._store_failed_at = -math.inf  # monotonic time this runner last saw StoreUnavailable
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._done: dict[str, asyncio.Event] = {}
@@ -118,7 +121,7 @@ class JobRunner:
         if requeued or failed:
             log.info("recovered jobs: %d back in the queue, %d failed", len(requeued), len(failed))
         for job_id in await off_loop(self.store.queued_ids):
-            self.queue.put_nowait(job_id)
+            self.submit(job_id)
         for job in await off_loop(self.store.pending_callbacks):
             self._spawn(self._send_webhook(job))
         for event in await off_loop(pending_events, self.store):
@@ -145,7 +148,15 @@ class JobRunner:
         return None
 
     def submit(self, job_id: str) -> None:
-        self.queue.put_nowait(job_id)
+        """Queue a job for a worker (once: a job already waiting in this runner is not added again)."""
+        if job_id not in self._queued:
+            self._queued.add(job_id)
+            self.queue.put_nowait(job_id)
+
+    def _store_failed(self) -> None:
+        """Note that the store just could not be reached: heartbeats were missed meanwhile, so the
+        sweep holds off for one ``job_stale_s`` (it would take live jobs for dead ones)."""
+        self._store_failed_at = time.monotonic()
 
     async def wait(self, job_id: str, timeout: float) -> None:
         """Return when the job finishes or ``timeout`` passes (the caller re-reads the store)."""
@@ -183,6 +194,7 @@ class JobRunner:
             try:
                 return await off_loop(func, *args, **kwargs)
             except StoreUnavailable as exc:
+                self._store_failed()
                 failures += 1
                 if failures == 1 or failures % 10 == 0:
                     log.warning("%s: %s (attempt %d; retrying in %.1f s)", what, exc, failures, delay)
@@ -192,9 +204,11 @@ class JobRunner:
     async def _work(self) -> None:
         while True:
             job_id = await self.queue.get()
+            self._queued.discard(job_id)
             try:
                 await self._run(job_id)
-            except StoreUnavailable as exc:  # defensive: recovery resumes the job later
+            except StoreUnavailable as exc:  # defensive: the sweep resumes the job later
+                self._store_failed()
                 log.warning("job %s left to recovery: %s", job_id, exc)
             finally:
                 self.queue.task_done()
@@ -222,6 +236,7 @@ class JobRunner:
             try:
                 await off_loop(self.store.set_progress, job.id, fraction, partial)
             except StoreUnavailable as exc:  # progress is advisory: the analysis goes on
+                self._store_failed()
                 skipped += 1
                 if skipped == 1:
                     log.warning("job %s: progress not recorded: %s", job.id, exc)
@@ -229,6 +244,12 @@ class JobRunner:
         started = time.perf_counter()
         try:
             report = await self.analyzer.analyze(data, job.name, options, progress)
+        except StoreUnavailable as exc:  # the hash lists' database, not the media: analyse it again
+            self._store_failed()
+            log.warning("job %s: the store failed during its analysis (%s); queued again", job.id, exc)
+            if await self._persist(f"requeuing job {job.id}", self.store.requeue, job.id):
+                self._spawn(self._resubmit(job.id))
+            return
         except TrueframeError as exc:
             await self._finish(job.id, "failed", error=(exc.code, exc.message))
             return
@@ -252,6 +273,10 @@ class JobRunner:
         )
         await self._finish(job.id, "succeeded", report=body)
 
+    async def _resubmit(self, job_id: str) -> None:
+        await asyncio.sleep(STORE_RETRY_S[1] / 6)  # not at once: the store has just failed
+        self.submit(job_id)
+
     async def _finish(
         self,
         job_id: str,
@@ -269,8 +294,11 @@ class JobRunner:
             report=report,
             error=error,
         )
-        if job is not None:
-            self.finished(job)
+        if job is None:  # maybe finished by an earlier try whose answer was lost in the outage
+            job = await self._persist(f"reading job {job_id}", self.store.get, job_id)
+            if job is None or job.status != status:
+                return
+        self.finished(job)
 
     async def _send_webhook(self, job: Job) -> None:
         assert job.callback_url is not None
@@ -333,20 +361,31 @@ class JobRunner:
         self.metrics.webhooks.labels("delivered" if ok else "failed").inc()
 
     async def _sweep_loop(self) -> None:
-        """Requeue running jobs whose worker stopped touching their heartbeat (not this runner's)."""
+        """Requeue running jobs whose worker stopped touching their heartbeat (not this runner's),
+        and take up queued jobs no worker holds (requeued by an interrupted sweep, or left by a
+        replica that is gone). Held off for one ``job_stale_s`` after the store failed."""
         while True:
             await asyncio.sleep(self.stale_s / 3.0)
+            if time.monotonic() - self._store_failed_at < self.stale_s:
+                continue  # heartbeats were missed during the outage: stale-looking jobs may be alive
             try:
-                requeued, failed = await off_loop(
-                    self.store.recover, self.ttl_s, time.time() - self.stale_s, keep=set(self._running)
+                requeued, _ = await off_loop(
+                    self.store.recover,
+                    self.ttl_s,
+                    time.time() - self.stale_s,
+                    keep=set(self._running),
+                    fail_lost=False,
                 )
+                queued = await off_loop(self.store.queued_ids)
             except StoreUnavailable as exc:  # the next sweep tries again
+                self._store_failed()
                 log.warning("stale-job sweep skipped: %s", exc)
                 continue
-            if requeued or failed:
-                log.info("stale running jobs: %d back in the queue, %d failed", len(requeued), len(failed))
-            for job_id in requeued:
-                self.queue.put_nowait(job_id)
+            if requeued:
+                log.info("stale running jobs: %d back in the queue", len(requeued))
+            for job_id in [*requeued, *queued]:
+                if job_id not in self._running:
+                    self.submit(job_id)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -355,6 +394,7 @@ class JobRunner:
                 try:
                     await off_loop(self.store.heartbeat, sorted(self._running))
                 except StoreUnavailable as exc:  # the next beat tries again
+                    self._store_failed()
                     log.warning("heartbeat not recorded: %s", exc)
 
     async def _purge_loop(self) -> None:

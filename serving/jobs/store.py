@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable, RowMapping, delete, func, insert, select, text, update
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from detector.errors import StoreUnavailable
 from detector.settings import Settings
@@ -50,7 +51,7 @@ __all__ = [
     "FINISHED", "JOB_ID", "STORE_FILE", "Job", "JobStatus", "JobStore", "check_store", "new_job_id",
     "open_store", "store_path", "valid_job_id",
 ]  # fmt: skip
-CONNECTION_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
+CONNECTION_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 
 
 def store_path(settings: Settings) -> Path:
@@ -348,13 +349,20 @@ class JobStore:
         return [_job(r) for r in rows]
 
     def recover(
-        self, ttl_s: float, stale_before: float | None = None, keep: Collection[str] = ()
+        self,
+        ttl_s: float,
+        stale_before: float | None = None,
+        keep: Collection[str] = (),
+        fail_lost: bool = True,
     ) -> tuple[list[str], list[str]]:
         """After a restart: running jobs go back to the queue, or fail when their media is gone.
 
         With ``stale_before`` (a shared database, where other replicas run jobs too, and the sweep
         of a running service) only running jobs whose heartbeat is older than that are touched, and
-        never those in ``keep`` (the caller's own). Returns (requeued ids, failed ids).
+        never those in ``keep`` (the caller's own); the staleness is checked again in the update, so
+        a heartbeat landing meanwhile keeps its job. ``fail_lost=False`` (the sweep) leaves a job
+        whose media this node does not see alone: another replica may hold it. Returns (requeued
+        ids, failed ids).
         """
         requeued, failed = [], []
         for row in self.query(select(t.jobs).where(t.jobs.c.status.in_(ACTIVE))):
@@ -365,19 +373,25 @@ class JobStore:
             if stale_before is not None and alive:
                 continue  # another live worker has it
             if job.media_path is not None and Path(job.media_path).is_file():
-                if job.status == "running" and self._requeue(job.id):
+                if job.status == "running" and self.requeue(job.id, stale_before):
                     requeued.append(job.id)
-            elif stale_before is None or job.status == "running":
+            elif fail_lost and (stale_before is None or job.status == "running"):
                 error = ("media_lost", "the uploaded media was gone when the service restarted")
                 self.finish(job.id, "failed", ttl_s, error=error)
                 failed.append(job.id)
         return requeued, failed
 
-    def _requeue(self, job_id: str) -> bool:
+    def requeue(self, job_id: str, stale_before: float | None = None) -> bool:
+        """Put a running job back in the queue (with ``stale_before``: only if its heartbeat is still
+        older than that); True when it was."""
+        c = t.jobs.c
+        where = [c.id == job_id, c.status == "running"]
+        if stale_before is not None:
+            where.append(func.coalesce(c.heartbeat_at, c.updated_at) < stale_before)
         with self.transaction() as db:
             cur = db.execute(
                 update(t.jobs)
-                .where(t.jobs.c.id == job_id, t.jobs.c.status == "running")
+                .where(*where)
                 .values(status="queued", progress=0.0, partial=None, updated_at=time.time())
             )
         return bool(cur.rowcount == 1)

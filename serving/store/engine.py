@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from detector.errors import InvalidRequest, StoreUnavailable
 
@@ -29,6 +30,16 @@ IMMEDIATE = "trueframe_immediate"
 """Execution option: on SQLite, begin this connection's transaction with ``BEGIN IMMEDIATE``."""
 CONNECT_TIMEOUT_S = 5
 """PostgreSQL: give up opening a connection after this many seconds (unless the URL says otherwise)."""
+_PG_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+"""SQLSTATEs of an unreachable PostgreSQL: connection exceptions, shutdown, starting, too many clients."""
+_PG_KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+"""libpq options: a server that stops answering on an open connection is noticed in about 30 s."""
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk i/o error")
 """SQLite raises ``OperationalError`` for SQL mistakes too; only these messages mean "unavailable"."""
 
@@ -51,8 +62,13 @@ def sqlite_url(path: Path) -> str:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL without its password, for messages and logs (one given in the query string too:
+    libpq reads ``?password=`` and ``?sslpassword=``)."""
+    parsed = make_url(url)
+    hidden = {k: "***" for k in parsed.query if k.lower() in ("password", "sslpassword")}
+    if hidden:
+        parsed = parsed.update_query_dict(hidden)
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -63,8 +79,8 @@ def is_connection_error(exc: BaseException) -> bool:
     SQL mistakes) and on SQLite only for a locked, unopenable or failing file. A statement that
     failed because its connection was invalidated counts too.
     """
-    if isinstance(exc, InterfaceError | DisconnectionError):
-        return True
+    if isinstance(exc, InterfaceError | DisconnectionError | PoolTimeout):
+        return True  # PoolTimeout: every pooled connection is stuck on a database that stopped answering
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if not isinstance(exc, OperationalError):
@@ -73,7 +89,10 @@ def is_connection_error(exc: BaseException) -> bool:
     if orig is not None and type(orig).__module__ == "sqlite3":
         message = str(orig).lower()
         return any(marker in message for marker in _SQLITE_UNAVAILABLE)
-    return True
+    state = getattr(orig, "sqlstate", None)
+    # no SQLSTATE: the driver never reached a server (refused, timed out, dropped); else only the
+    # server's own connection and shutdown states count (a deadlock or a full disk is not an outage)
+    return state is None or state.startswith(_PG_UNAVAILABLE_STATES)
 
 
 def unavailable(url: str, exc: BaseException) -> StoreUnavailable:
@@ -102,8 +121,9 @@ def create_store_engine(url: str) -> Engine:
         )
         _sqlite_events(engine)
         return engine
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in make_url(url).query:
+    query = make_url(url).query
+    connect_args: dict[str, Any] = {k: v for k, v in _PG_KEEPALIVE.items() if k not in query}
+    if "connect_timeout" not in query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20, connect_args=connect_args)
 

@@ -8,6 +8,7 @@ running the others), and it ran only at start-up. Now every runner also sweeps t
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -58,3 +59,65 @@ def test_the_heartbeat_stays_well_within_the_stale_time(tmp_path: Path) -> None:
     runner = JobRunner(settings_in(tmp_path, job_stale_s=6.0), None, None, None)  # type: ignore[arg-type]
     assert runner.heartbeat_s == 2.0
     assert JobRunner(settings_in(tmp_path), None, None, None).heartbeat_s == 15.0  # type: ignore[arg-type]
+
+
+def test_a_heartbeat_landing_meanwhile_keeps_its_job(tmp_path: Path) -> None:
+    """The requeue checks the staleness again: a heartbeat between the sweep's read and its update
+    means a live worker has the job."""
+    store = open_store(settings_in(tmp_path))
+    try:
+        job_id = _running_job(store, b"a")
+        assert not store.requeue(job_id, stale_before=time.time() - 60.0)  # its heartbeat is fresh
+        assert store.requeue(job_id, stale_before=time.time() + 1.0)
+        job = store.get(job_id)
+        assert job is not None
+        assert job.status == "queued"
+    finally:
+        store.close()
+
+
+def test_the_sweep_never_fails_a_job_whose_media_it_cannot_see(tmp_path: Path) -> None:
+    """Media may live on another replica's disk: only start-up, on its own files, may call it lost."""
+    store = open_store(settings_in(tmp_path))
+    try:
+        job_id = _running_job(store, b"a")
+        job = store.get(job_id)
+        assert job is not None
+        assert job.media_path is not None
+        Path(job.media_path).unlink()
+        assert store.recover(3600.0, stale_before=time.time() + 1.0, fail_lost=False) == ([], [])
+        again = store.get(job_id)
+        assert again is not None
+        assert again.status == "running"
+    finally:
+        store.close()
+
+
+def test_a_queued_job_no_worker_holds_is_taken_up_by_the_sweep(tmp_path: Path) -> None:
+    """A job put back in the queue in the store but in no runner's memory (a sweep cut short by an
+    outage, a replica gone) used to wait for the next restart."""
+    settings = settings_in(tmp_path, job_stale_s=1.5)
+    with fake_service(settings) as service:
+        store = service.store
+        job_id = store.create_job(
+            owner="anonymous", sha256="cd" * 32, options={}, name="v.mp4", media=small_clip(tmp_path)
+        ).id  # written to the store only: no runner was told
+        done = poll_job(service.client, job_id, timeout=20)
+        assert done["status"] == "succeeded", done
+
+
+def test_the_sweep_holds_off_after_the_store_failed(tmp_path: Path) -> None:
+    """Heartbeats are missed during an outage: right after one, a stale-looking job may be alive,
+    so the sweep waits one ``job_stale_s`` before it takes such a job over."""
+    settings = settings_in(tmp_path, job_stale_s=0.6)
+    with fake_service(settings) as service:
+        runner = service.client.app.state.trueframe.runner  # type: ignore[attr-defined]
+        runner._store_failed_at = time.monotonic() + 3600.0  # an outage that has just ended, for good
+        job_id = _running_job(service.store, small_clip(tmp_path))  # "another worker's", gone stale
+        time.sleep(2.0)  # ten sweep intervals: none may take it over
+        held = service.store.get(job_id)
+        assert held is not None
+        assert held.status == "running"
+        runner._store_failed_at = -math.inf  # the hold-off has passed
+        done = poll_job(service.client, job_id, timeout=20)
+        assert done["status"] == "succeeded", done

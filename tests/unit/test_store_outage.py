@@ -11,6 +11,7 @@ start-up.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from detector.errors import StoreUnavailable
 from detector.settings import Settings, get_settings
@@ -104,6 +106,28 @@ def test_only_connection_level_errors_mean_unavailable() -> None:
     typo = OperationalError("SELEC 1", {}, sqlite3.OperationalError('near "SELEC": syntax error'))
     assert not is_connection_error(typo), "a SQL mistake on SQLite is a bug, not an outage"
     assert not is_connection_error(ProgrammingError("SELECT x", {}, Exception("no column x")))
+    # PostgreSQL: a server that answers with an error is not an outage, unless the error says so
+    deadlock = OperationalError("UPDATE jobs", {}, _PgError("deadlock detected", "40P01"))
+    assert not is_connection_error(deadlock), "retrying a lasting non-outage would pin a worker"
+    assert is_connection_error(OperationalError("SELECT 1", {}, _PgError("shutting down", "57P01")))
+    assert is_connection_error(OperationalError("SELECT 1", {}, _PgError("connection failure", "08006")))
+    # every pooled connection stuck on a database that stopped answering
+    assert is_connection_error(PoolTimeout("QueuePool limit of size 5 overflow 20 reached"))
+
+
+class _PgError(Exception):
+    """A driver error carrying a SQLSTATE, as psycopg's do."""
+
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+def test_a_password_in_the_query_string_is_hidden_too() -> None:
+    url = "postgresql://tf@db.internal/trueframe?sslmode=require&password=s3cret"
+    exc = unavailable(url, OperationalError("SELECT 1", {}, Exception("refused")))
+    assert "s3cret" not in exc.message
+    assert "password=***" in exc.message
 
 
 def test_the_typed_error_names_the_database_without_its_password() -> None:
@@ -178,14 +202,25 @@ def test_an_outage_when_claiming_leaves_the_job_queued_then_runs_it(tmp_path: Pa
         assert poll_job(client, second, timeout=20)["status"] == "succeeded"
 
 
-def test_a_store_error_inside_the_analysis_fails_the_job_with_its_code(tmp_path: Path, clip: bytes) -> None:
+class FailsOnce(FakeAnalyzer):
+    """The analysis's hash-list lookup fails once with the store down, then works."""
+
+    async def analyze(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.calls:
+            self.calls.append(None)  # type: ignore[arg-type]
+            raise StoreUnavailable("cannot reach the database at postgresql://tf:***@db:5432/x: refused")
+        return await super().analyze(*args, **kwargs)
+
+
+def test_a_store_error_inside_the_analysis_queues_the_job_again(tmp_path: Path, clip: bytes) -> None:
+    """Before: the job failed for good with store_unavailable, its message (the database's address)
+    served to the client; the media was fine, so the job is analysed again."""
     settings = settings_in(tmp_path)
-    analyzer = FakeAnalyzer(settings, error=StoreUnavailable("cannot reach the database at x: refused"))
-    with fake_service(settings, analyzer) as service:
+    with fake_service(settings, FailsOnce(settings)) as service:
         job_id = service.client.post("/v1/analyze", content=clip).json()["job_id"]
         done = poll_job(service.client, job_id, timeout=20)
-        assert done["status"] == "failed"
-        assert done["error"]["code"] == "store_unavailable"
+        assert done["status"] == "succeeded", done
+        assert "postgresql" not in json.dumps(done)
 
 
 # -- 3: 503 store_unavailable and readiness --------------------------------------------------------
@@ -256,13 +291,28 @@ def test_readyz_answers_promptly_when_the_database_hangs(tmp_path: Path) -> None
         service.store.ping = hung  # type: ignore[method-assign]
         probe = service.client.app.state.store_probe  # type: ignore[attr-defined]
         probe.timeout_s, probe.max_age_s = 0.3, 0.0
+        calls = 0
+
+        def hung_once() -> None:
+            nonlocal calls
+            calls += 1
+            hung()
+
+        service.store.ping = hung_once  # type: ignore[method-assign]
         try:
             started = time.monotonic()
             assert service.client.get("/readyz").status_code == 503
-            assert service.client.get("/readyz").status_code == 503  # no second blocked thread
+            assert service.client.get("/readyz").status_code == 503
+            assert calls == 1  # no second blocked thread while the first still hangs
             assert time.monotonic() - started < 5
         finally:
             release.set()
+        # once the database answers again, so does readiness (a stuck flag kept it 503 for ever)
+        service.store.ping = lambda: None  # type: ignore[method-assign]
+        deadline = time.monotonic() + 5
+        while service.client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "readiness never came back after the hang ended"
+            time.sleep(0.05)
 
 
 # -- 4: the command line with the database down -----------------------------------------------------
