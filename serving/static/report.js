@@ -205,10 +205,14 @@ window.TrueframeReport = (function () {
       .sort((a, b) => a.timestamp - b.timestamp);
   }
 
-  // False when the score gave the face model no weight (still images): its ratings are shown, not counted.
+  // False when the face model rated faces but the score gave it no weight (still images): its
+  // ratings are shown, not counted. Reports before schema 2.3 have no "counted": weight 0 shows
+  // there as a present signal that contributed exactly nothing.
   function faceCounted(report) {
     const signal = ((report.score || {}).signals || []).find((s) => s.name === "face_model");
-    return !signal || signal.counted !== false;
+    if (!signal || !signal.present) return true;
+    if (signal.counted === undefined || signal.counted === null) return signal.contribution !== 0;
+    return signal.counted !== false;
   }
 
   function drawThumb(source, width, height, frame, counted) {

@@ -342,6 +342,15 @@ def test_parameters_for_other_models_are_flagged_not_silently_used(params: Fusio
     assert "by the calibrated detectors" in fitted.summary
     strong = other.fuse(FusionInputs(face_logit=9.0))
     assert (strong.verdict, strong.rule) == ("likely_manipulated", "uncalibrated")
+    # an accusation over trusted credentials comes from the same uncalibrated pixels: stepped too
+    capture = prov(state="trusted", active_manifest=capture_manifest())
+    for expected_rule, face_model in (
+        ("pixel_evidence_over_trusted_capture", FACE),
+        ("uncalibrated", "meso4.df"),
+    ):
+        vouched = Fusion(params, face_model=face_model).fuse(FusionInputs(face_logit=2.5, provenance=capture))
+        assert vouched.rule == expected_rule
+    assert other.fuse(FusionInputs(face_logit=2.5, provenance=capture)).verdict == "uncertain"
 
 
 def test_without_a_joint_model_face_and_synthetic_combine_as_noisy_or(params: FusionParameters) -> None:

@@ -419,8 +419,9 @@ class Fusion:
                 verdict, rule = LIMITED_STEP[verdict], "limited_scope"
             elif face_unweighed and rule is None and vouching is None and verdict == "authentic":
                 verdict, rule = "likely_authentic", "face_unweighed"
-            elif self.mismatch and rule is None and verdict in LIMITED_STEP:
-                verdict, rule = LIMITED_STEP[verdict], "uncalibrated"  # the bands' rates were not measured
+            elif self.mismatch and pixels_decide and verdict in LIMITED_STEP:
+                # the bands' rates were not measured for these models, whatever the pixels decided
+                verdict, rule = LIMITED_STEP[verdict], "uncalibrated"
             if verdict == "manipulated" and _synthetic_leads(signals):
                 verdict = "ai_generated"
         basis = self._basis(signals)
