@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from detector.errors import InvalidRequest, SettingsInvalid
 
@@ -241,16 +241,27 @@ class Settings(BaseSettings):
     )
 
 
+_SECRET_WORDS = ("secret", "password", "token", "url", "key")
+"""A refused setting whose name holds one of these is named without its value (a database URL holds
+its password, a webhook secret is one)."""
+
+
 def load_settings() -> Settings:
     """Settings from the environment; a refused value is :class:`~detector.errors.SettingsInvalid`
     naming each variable, its value and why (not pydantic's traceback)."""
     try:
         return Settings()
+    except SettingsError as exc:  # a value that is not even JSON where a list or object is due
+        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        raise SettingsInvalid(f"{exc}{cause} (a list or object setting takes JSON)") from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = "TRUEFRAME_" + "__".join(str(part) for part in error["loc"]).upper()
-            problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
+            path = [str(part) for part in error["loc"]]
+            name = "TRUEFRAME_" + "__".join(path).upper()
+            secret = any(word in part.lower() for part in path for word in _SECRET_WORDS)
+            value = "(hidden)" if secret else repr(error.get("input"))
+            problems.append(f"{name}={value}: {error['msg']}")
         raise SettingsInvalid("; ".join(problems)) from None
 
 

@@ -108,3 +108,20 @@ def test_track_and_item_aggregation() -> None:
     assert combined is not None
     assert 1.9 < combined < 2.0, "a brief tiny track barely moves the score"
     assert item_logit([TrackEvidence(logits=[], mean_side=50.0)]) is None
+
+
+def test_a_list_setting_that_is_not_json_and_a_secret_like_value_are_reported_safely(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from detector.errors import SettingsInvalid
+    from detector.settings import load_settings
+
+    monkeypatch.setenv("TRUEFRAME_SERVE__CORS_ORIGINS", "https://x.example")  # a list wants JSON
+    with pytest.raises(SettingsInvalid, match="a list or object setting takes JSON"):
+        load_settings()
+    monkeypatch.delenv("TRUEFRAME_SERVE__CORS_ORIGINS")
+    monkeypatch.setenv("TRUEFRAME_SERVE__API_KEYS_REQUIRED", "hunter2")
+    with pytest.raises(SettingsInvalid) as refused:
+        load_settings()
+    assert "TRUEFRAME_SERVE__API_KEYS_REQUIRED=(hidden)" in refused.value.message
+    assert "hunter2" not in refused.value.message
