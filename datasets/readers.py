@@ -110,8 +110,8 @@ def read_csv(path: Path) -> list[Sample]:
                 media = media if media.is_absolute() else path.parent / media
                 group = row[2].strip() or None if len(row) > 2 else None
                 out.append(Sample(media, parse_label(row[1]), group))
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{path} is not UTF-8 text") from None
     return out
 
 

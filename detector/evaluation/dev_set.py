@@ -176,8 +176,8 @@ def read_dev_set(dev_dir: Path, ffpp_dir: Path | None = None) -> list[DevItem]:
                         seen=seen_in_training(repo, source, training),
                     )
                 )
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"{index} is not UTF-8 text (byte {exc.start})") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{index} is not UTF-8 text") from None
     if not items:
         raise InvalidRequest(f"{index} lists no items")
     if ffpp_dir is not None and ffpp_dir.is_dir():

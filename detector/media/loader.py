@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -140,9 +139,6 @@ def _open_image(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
     Pillow before our own check runs (``TooManyPixels`` either way)."""
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
-    # Pillow warns (on stderr) between its guard and twice it; our own pixel check right after the
-    # header refuses such an image as too_many_pixels, so the warning only duplicates it.
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     if fmt == "heic":
         register_heif()
     if fmt == "png":

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 
 from detector.errors import TrueframeError
@@ -42,8 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PILLOW_BOMB_WARNING = r"Image size \(\d+ pixels\) exceeds limit"
+"""Pillow's DecompressionBombWarning, for images between its guard and twice it: the loader's own
+pixel limit refuses them as ``too_many_pixels`` right after, so the warning only repeats that."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trueframe`` console script."""
+    warnings.filterwarnings("ignore", message=PILLOW_BOMB_WARNING)  # once per process, here
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from detector.errors import InvalidRequest
+from detector.evaluation.checks import count
 from detector.report.schema import Verdict
 from serving.scan.clusters import assign_clusters, representatives
 from serving.scan.output import ResultStore, Row, latest_per_path, write_rows
@@ -50,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 32)")
     p.add_argument("--model", default=None, help="face model name (see `trueframe models`)")
-    p.add_argument("--limit", type=int, default=None, help="scan only the first N items of SOURCE")
+    p.add_argument("--limit", type=count, default=None, help="scan only the first N items of SOURCE")
     p.add_argument(
         "--review-out", type=Path, default=None, metavar="FILE",
         help="write the review queue here: one representative per near-duplicate cluster",
@@ -74,8 +75,6 @@ def _check(args: argparse.Namespace) -> set[str] | None:
     from detector.settings import check_frames
 
     check_frames(args.frames, "--frames")
-    if args.limit is not None and args.limit < 0:
-        raise InvalidRequest("--limit must not be negative")
     if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
         raise InvalidRequest("--min-score is a probability between 0 and 1")
     verdicts = _verdicts(args.verdict)

@@ -127,6 +127,19 @@ def test_bad_file_exits_2_with_one_line_and_others_still_run(tmp_path: Path) -> 
     assert gone.stderr.startswith(f"{tmp_path / 'gone.jpg'}: error: source_unreadable: cannot read gone.jpg")
 
 
+def test_an_image_over_the_pixel_limit_is_one_line_without_pillows_warning(tmp_path: Path) -> None:
+    """12000 x 12000 is over the 120 M limit and under twice Pillow's guard, where Pillow only
+    warns: the CLI printed its DecompressionBombWarning beside the typed error (walkthrough)."""
+    big = tmp_path / "big.png"
+    big.write_bytes(mediagen.png_claiming(12000, 12000))
+    result = run_cli(["analyze", str(big)])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        next(ln for ln in result.stderr.splitlines() if "error: too_many_pixels" in ln)
+    ]
+    assert "DecompressionBombWarning" not in result.stderr
+
+
 def test_missing_weights_say_how_to_get_them(tmp_path: Path) -> None:
     path = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
     env_dir = tmp_path / "empty-cache"

@@ -88,7 +88,7 @@ def test_halves_and_variants_are_named_in_their_own_errors(
     assert "--halves takes report, calibrate (comma-separated), not both" in err
 
 
-@pytest.mark.parametrize("command", ["evaluate", "calibrate", "audit"])
+@pytest.mark.parametrize("command", ["evaluate", "calibrate", "audit", "scan"])
 @pytest.mark.parametrize("limit", ["0", "-2", "two"])
 def test_a_limit_is_a_count_of_at_least_one(
     command: str, limit: str, capsys: pytest.CaptureFixture[str]
