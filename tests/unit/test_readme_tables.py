@@ -94,3 +94,27 @@ def test_the_band_table_is_the_fitted_fusion_file_rounded() -> None:
         assert sign == (">=" if band.endswith("manipulated") else "<=")
         threshold = fitted[KINDS[kind]]["thresholds"][band]["manipulated"]
         assert f"{threshold:.3f}" == value, f"{kind} {band}: README {value}, fusion.toml {threshold:.4f}"
+
+
+ABSTRACT_CODES = {"trueframe_error", "media_error", "limit_exceeded"}
+"""Base classes that nothing raises as such: their subclasses carry the codes users see."""
+
+
+def test_every_error_code_is_in_the_readme_error_table_with_its_status() -> None:
+    """A code a user can get (over HTTP or on the command line) must be explained where they look."""
+    import serving.http.errors  # noqa: F401  (registers the HTTP layer's error classes)
+    from detector.errors import all_error_classes
+
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| code | HTTP | meaning |") :].split("\n\n", 1)[0]
+    documented: dict[str, str] = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        codes, statuses = re.findall(r"`([a-z_]+)`", cells[0]), cells[1].split(" / ")
+        for i, code in enumerate(codes):
+            documented[code] = statuses[min(i, len(statuses) - 1)]
+    for cls in all_error_classes():
+        if cls.code in ABSTRACT_CODES or cls.code == "provenance_unreadable":
+            continue
+        assert cls.code in documented, f"{cls.code} is not in the README's error table"
+        assert documented[cls.code] == str(cls.http_status), cls.code
