@@ -319,13 +319,18 @@ def local_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
+def _serve_authors_files(root: Path, mesonet_dir: Path) -> None:
+    """Put the MesoNet authors' .h5 files where the local server answers ``/weights/<file>``."""
+    (root / "weights").mkdir()
+    for h5 in mesonet_dir.glob("*.h5"):
+        shutil.copy(h5, root / "weights" / h5.name)
+
+
 def test_fetch_downloads_verifies_and_imports(
     local_server: tuple[str, Path], mesonet_dir: Path, tmp_path: Path
 ) -> None:
     base_url, root = local_server
-    (root / "weights").mkdir()
-    for h5 in mesonet_dir.glob("*.h5"):
-        shutil.copy(h5, root / "weights" / h5.name)
+    _serve_authors_files(root, mesonet_dir)
     out = tmp_path / "cache"
     paths = fetch_weights("mesonet", out, base_url=base_url, timeout=10)
     manifest = load_manifest()
@@ -356,9 +361,7 @@ def test_fetch_with_a_bad_third_file_names_its_url_and_installs_nothing(
     local_server: tuple[str, Path], mesonet_dir: Path, tmp_path: Path
 ) -> None:
     base_url, root = local_server
-    (root / "weights").mkdir()
-    for h5 in mesonet_dir.glob("*.h5"):
-        shutil.copy(h5, root / "weights" / h5.name)
+    _serve_authors_files(root, mesonet_dir)
     with (root / "weights" / "MesoInception_DF.h5").open("ab") as fh:
         fh.write(b"\0")
     out = tmp_path / "cache"

@@ -9,19 +9,14 @@ SQLAlchemy traceback. The same paths with a simulated outage: ``tests/unit/test_
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from detector.settings import Settings, get_settings
-from detector.stages import Options
-from serving.analyzer import ProgressCallback
+from detector.settings import get_settings
 from serving.jobs import runner as runner_module
-from tests.support.fake_analyzer import FakeAnalyzer
+from tests.support.gated_analyzer import GatedAnalyzer
 from tests.support.hold import settings_in, small_clip
 from tests.support.postgres import (
     PostgresServer,
@@ -67,23 +62,6 @@ def restart(server: PostgresServer) -> None:
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {server.root} -c fsync=off -c full_page_writes=off"
     _pg_ctl(server, "-l", str(server.root / "log"), "-o", options, "-w", "start")
     _wait_ready(server.admin_url)
-
-
-class GatedAnalyzer(FakeAnalyzer):
-    """Waits for ``gate`` after the job was claimed, before its first progress call."""
-
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
-        self.gate = threading.Event()
-        self.waiting = threading.Event()
-
-    async def analyze(
-        self, data: bytes, name: str | None, options: Options, progress: ProgressCallback | None = None
-    ) -> Any:
-        self.waiting.set()
-        while not self.gate.is_set():
-            await asyncio.sleep(0.01)
-        return await super().analyze(data, name, options, progress)
 
 
 def test_a_postgres_outage_during_a_video_job(

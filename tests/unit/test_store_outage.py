@@ -10,7 +10,6 @@ start-up.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import threading
@@ -26,13 +25,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from detector.errors import StoreUnavailable
-from detector.settings import Settings, get_settings
-from detector.stages import Options
-from serving.analyzer import ProgressCallback
+from detector.settings import get_settings
 from serving.jobs import runner as runner_module
 from serving.jobs.store import JobStore
 from serving.store.engine import is_connection_error, unavailable
 from tests.support.fake_analyzer import FakeAnalyzer
+from tests.support.gated_analyzer import GatedAnalyzer
 from tests.support.hold import settings_in, small_clip, small_photo
 from tests.support.servicekit import error_of, fake_service, poll_job, wait_until
 
@@ -75,23 +73,6 @@ def flaky(store: JobStore) -> Iterator[FlakyEngine]:
         yield wrapper
     finally:
         store.engine = real
-
-
-class GatedAnalyzer(FakeAnalyzer):
-    """Waits for ``gate`` after the job was claimed, before its first progress call."""
-
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
-        self.gate = threading.Event()
-        self.waiting = threading.Event()
-
-    async def analyze(
-        self, data: bytes, name: str | None, options: Options, progress: ProgressCallback | None = None
-    ) -> Any:
-        self.waiting.set()
-        while not self.gate.is_set():
-            await asyncio.sleep(0.01)
-        return await super().analyze(data, name, options, progress)
 
 
 # -- the mapping -----------------------------------------------------------------------------------
