@@ -1,4 +1,4 @@
-"""Checks the evaluation commands share: item counts, and output folders tested before any work.
+"""Checks the evaluation commands share: counts, lists of names, and output folders tested before any work.
 
 An uncached dev-suite run scores for a quarter of an hour before it writes; a folder that cannot be
 created must stop it at the start with a typed error, not with a traceback at the end.
@@ -46,3 +46,13 @@ def evenly_spaced(items: Sequence[T], limit: int | None) -> list[T]:
     if limit is None or limit >= len(items):
         return list(items)
     return [items[i * len(items) // limit] for i in range(limit)]
+
+
+def choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    """A comma-separated list of ``allowed`` names, at least one; else a typed error naming ``option``."""
+    given = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in given if v not in allowed]
+    if unknown or not given:
+        shown = ", ".join(unknown) if unknown else "nothing"
+        raise InvalidRequest(f"{option} takes {', '.join(allowed)} (comma-separated), not {shown}")
+    return given

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import InvalidRequest
-from detector.evaluation.checks import count, writable_dir
+from detector.evaluation.checks import choices, count, writable_dir
 
 SHARED = Path("..") / "shared" / "data"
 
@@ -47,7 +47,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from detector.evaluation.dev_set import VARIANTS
     from detector.evaluation.runner import SuiteConfig
     from detector.settings import get_settings
-    from serving.cli.evaluate import choices
 
     variants = choices(args.variants, VARIANTS, "--variants")
     if not (args.dev_dir / "INDEX.tsv").is_file():

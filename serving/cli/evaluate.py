@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import InvalidRequest
-from detector.evaluation.checks import count, writable_dir
+from detector.evaluation.checks import choices, count, writable_dir
 
 SHARED = Path("..") / "shared" / "data"
 
@@ -81,16 +81,6 @@ def _face_photos(given: Path) -> Path | None:
         return given
     print(f"face stills vs real face photos: skipped (no folder at {given})")
     return None
-
-
-def choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
-    """A comma-separated list of ``allowed`` names, at least one; else a typed error naming ``option``."""
-    given = tuple(v.strip() for v in text.split(",") if v.strip())
-    unknown = [v for v in given if v not in allowed]
-    if unknown or not given:
-        shown = ", ".join(unknown) if unknown else "nothing"
-        raise InvalidRequest(f"{option} takes {', '.join(allowed)} (comma-separated), not {shown}")
-    return given
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
