@@ -120,7 +120,7 @@ class JobRunner:
         requeued, failed = await off_loop(self.store.recover, self.ttl_s, stale_before)
         if requeued or failed:
             log.info("recovered jobs: %d back in the queue, %d failed", len(requeued), len(failed))
-        for job_id in await off_loop(self.store.queued_ids):
+        for job_id in await off_loop(self.store.queued_ids, local_media=True):
             self.submit(job_id)
         for job in await off_loop(self.store.pending_callbacks):
             self._spawn(self._send_webhook(job))
@@ -376,7 +376,7 @@ class JobRunner:
                     keep=set(self._running),
                     fail_lost=False,
                 )
-                queued = await off_loop(self.store.queued_ids)
+                queued = await off_loop(self.store.queued_ids, local_media=True)
             except StoreUnavailable as exc:  # the next sweep tries again
                 self._store_failed()
                 log.warning("stale-job sweep skipped: %s", exc)

@@ -337,9 +337,18 @@ class JobStore:
         """Jobs queued or running: what the queue limit counts."""
         return int(self.scalar(select(func.count()).select_from(t.jobs).where(t.jobs.c.status.in_(ACTIVE))))
 
-    def queued_ids(self) -> list[str]:
-        stmt = select(t.jobs.c.id).where(t.jobs.c.status == "queued").order_by(t.jobs.c.created_at)
-        return [r["id"] for r in self.query(stmt)]
+    def queued_ids(self, local_media: bool = False) -> list[str]:
+        """Queued jobs, oldest first; with ``local_media`` only those whose upload this node can read
+        (with node-local data folders another node's job is not this node's to run: it would fail
+        as ``media_lost``)."""
+        c = t.jobs.c
+        stmt = select(c.id, c.media_path).where(c.status == "queued").order_by(c.created_at)
+        rows = self.query(stmt)
+        return [
+            r["id"]
+            for r in rows
+            if not local_media or (r["media_path"] is not None and Path(r["media_path"]).is_file())
+        ]
 
     def pending_callbacks(self) -> list[Job]:
         """Finished jobs whose webhook was not yet delivered or given up."""

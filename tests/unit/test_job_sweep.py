@@ -121,3 +121,20 @@ def test_the_sweep_holds_off_after_the_store_failed(tmp_path: Path) -> None:
         runner._store_failed_at = -math.inf  # the hold-off has passed
         done = poll_job(service.client, job_id, timeout=20)
         assert done["status"] == "succeeded", done
+
+
+def test_the_sweep_leaves_a_queued_job_whose_media_is_on_another_node(tmp_path: Path) -> None:
+    """With node-local data folders a queued job of another node must not be taken up here: its
+    media is not on this disk, and it would fail as media_lost."""
+    settings = settings_in(tmp_path, job_stale_s=0.6)
+    with fake_service(settings) as service:
+        store = service.store
+        job = store.create_job(owner="anonymous", sha256="ef" * 32, options={}, name="v.mp4", media=b"x")
+        assert job.media_path is not None
+        Path(job.media_path).unlink()  # "another node's disk"
+        time.sleep(1.5)  # several sweeps
+        again = store.get(job.id)
+        assert again is not None
+        assert again.status == "queued"
+        assert store.queued_ids(local_media=True) == []
+        assert store.queued_ids() == [job.id]
