@@ -115,9 +115,11 @@ def _start(root: Path, weights_dir: Path) -> Service:
     store = open_store(settings)
     key_a, key_b = create_key(store, "a").token, create_key(store, "b").token
     store.close()
-    port = free_port()
     started = time.perf_counter()
     init_ray(num_cpus=RAY_TEST_CPUS)
+    # chosen after Ray's own processes started: picked before, one of them could take it first
+    # ("Failed to bind to address" from Serve's proxy, once in a full run)
+    port = free_port()
     run_service(settings, load_config(), "127.0.0.1", port)
     url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=url, timeout=120.0) as client:
