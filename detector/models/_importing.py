@@ -128,13 +128,14 @@ def _install(
             target = weights_dir / entry.file
             if target.exists():
                 present = sha256_file(target)
-                if present != entry.sha256:
-                    raise WeightsChecksumMismatch(
-                        f"{target} already exists with sha256 {present}, not the manifest's "
-                        f"{entry.sha256}; refusing to overwrite it: delete it and run the command "
-                        f"again; {NOTHING_INSTALLED}",
-                        path=str(target),
-                    )
+                if present == entry.sha256:
+                    continue  # already installed, these very bytes: nothing to convert or move
+                raise WeightsChecksumMismatch(
+                    f"{target} already exists with sha256 {present}, not the manifest's "
+                    f"{entry.sha256}; refusing to overwrite it: delete it and run the command "
+                    f"again; {NOTHING_INSTALLED}",
+                    path=str(target),
+                )
             actual = sha256_file(upstream)
             if actual != src.upstream_sha256:
                 raise WeightsChecksumMismatch(
@@ -162,17 +163,16 @@ def _install(
                     source=origin,
                 )
             staged.append((part, target))
-        return _move_all(staged, weights_dir)
+        _move_all(staged, weights_dir)
+        return [weights_dir / entry.file for entry in entries.values()]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _move_all(staged: list[tuple[Path, Path]], weights_dir: Path) -> list[Path]:
+def _move_all(staged: list[tuple[Path, Path]], weights_dir: Path) -> None:
     """Rename each verified staged file onto its target; if one rename fails, undo the others."""
     added: list[Path] = []
     for part, target in staged:
-        if target.exists():
-            continue  # checked before converting: it already holds exactly these bytes
         try:
             os.replace(part, target)
         except OSError as exc:
@@ -183,7 +183,6 @@ def _move_all(staged: list[tuple[Path, Path]], weights_dir: Path) -> list[Path]:
                 path=str(target),
             ) from exc
         added.append(target)
-    return [target for _, target in staged]
 
 
 def _download(url: str, dest: Path, timeout: float) -> None:
