@@ -149,16 +149,14 @@ fusion on every run."""
 
 def configured_models(settings: Settings) -> tuple[tuple[str, ModelEntry], tuple[str, ModelEntry] | None]:
     """``(name, manifest entry)`` of the face model and of the synthetic-image model (None when unset)."""
-    from detector.models._manifest import role_entry
+    from detector.models._manifest import check_roles
     from detector.models._registry import get_entry
 
     models = settings.models
     synthetic = (
         (models.synthetic_model, get_entry(models.synthetic_model)) if models.synthetic_model else None
     )
-    for role, name in (("face_model", models.face_model), ("synthetic_model", models.synthetic_model)):
-        if name:
-            role_entry(role, name)  # the registry's entry, checked for the role it fills
+    check_roles(models.face_model, models.synthetic_model)  # each checked for the role it fills
     return (models.face_model, get_entry(models.face_model)), synthetic
 
 

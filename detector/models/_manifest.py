@@ -193,6 +193,13 @@ def role_entry(role: str, name: str, manifest: Manifest | None = None) -> ModelE
     return entry
 
 
+def check_roles(face_model: str, synthetic_model: str | None) -> list[ModelEntry]:
+    """The manifest entries of the configured models, each checked for the role it fills
+    (:func:`role_entry`); the synthetic-image model only when one is set."""
+    named = (("face_model", face_model), ("synthetic_model", synthetic_model))
+    return [role_entry(role, name) for role, name in named if name]
+
+
 @lru_cache(maxsize=8)
 def _load(path: str) -> Manifest:
     return read_validated_toml(path, Manifest, "weights manifest")

@@ -201,11 +201,12 @@ def run_scan(args: argparse.Namespace) -> int:
         return 130
     finally:
         progress.close()  # setup errors (missing weights, bad fusion file) print no summary
-    final = assign_clusters(latest_per_path(store.existing()))  # earlier runs' rows too, merges included
+    existing = store.existing()  # every row of RESULTS, earlier runs' too, read once
+    final = assign_clusters(latest_per_path(existing))  # merges included
     progress.all_clusters = len({row["cluster_id"] for row in final if row.get("cluster_id")})
     print(progress.summary())
     if args.review_out is not None:
-        queue = review_queue(store.existing(), args.min_score, verdicts)
+        queue = review_queue(existing, args.min_score, verdicts)
         write_rows(args.review_out, queue)
         print(f"review queue: {len(queue)} cluster representative(s) in {args.review_out}")
     return 0

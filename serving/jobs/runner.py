@@ -49,8 +49,6 @@ from serving.reviews.events import Event, count_event_attempt, mark_event, pendi
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 15.0
-STALE_S = 90.0
-"""The default of ``serve.job_stale_s``."""
 STORE_RETRY_S = (0.5, 30.0)
 """While the store is unavailable: the first retry delay, doubled up to the second."""
 

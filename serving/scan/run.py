@@ -65,18 +65,14 @@ def check_models(settings: Settings) -> None:
     Reads the manifest, the weights files and the fusion file only: the driver never runs a model,
     so it does not load the model registry (every architecture, and torch with it); the actors do.
     """
-    from detector.models._manifest import role_entry
+    from detector.models._manifest import check_roles
     from detector.models._weights import default_weights_dir, resolve_weights
     from detector.scoring.fusion.params import load_parameters
 
     load_parameters(settings.fusion.fusion_file)
     weights_dir = settings.models.weights_dir or default_weights_dir()
-    for role, name in (
-        ("face_model", settings.models.face_model),
-        ("synthetic_model", settings.models.synthetic_model),
-    ):
-        if name:
-            resolve_weights(role_entry(role, name), weights_dir)
+    for entry in check_roles(settings.models.face_model, settings.models.synthetic_model):
+        resolve_weights(entry, weights_dir)
 
 
 def check_hash_lists(settings: Settings) -> None:
