@@ -154,8 +154,16 @@ class RuntimeSettings(BaseModel):
 
 
 class ScanSettings(BaseModel):
-    """How ``trueframe scan`` lays its stages out on the Ray cluster (results are the same either way)."""
+    """Where ``trueframe scan`` runs its stages and how it lays them out (results are the same either way)."""
 
+    executor: Literal["auto", "local", "ray"] = Field(
+        "auto",
+        description=(
+            "local: worker threads of the scan's own process, no Ray; ray: Ray Data actor pools "
+            "(RAY_ADDRESS's cluster, else a local Ray); auto: local when this machine scans alone "
+            "(no RAY_ADDRESS, no GPU, at most 4 CPUs), else ray"
+        ),
+    )
     layout: Literal["auto", "fused", "staged"] = Field(
         "auto",
         description=(
@@ -164,7 +172,9 @@ class ScanSettings(BaseModel):
             "the cluster has GPUs, else fused"
         ),
     )
-    actors: int = Field(0, ge=0, description="fused actors; 0: one per CPU of the cluster")
+    actors: int = Field(
+        0, ge=0, description="fused actors, or local worker threads; 0: one per CPU of the cluster"
+    )
 
 
 class ServeSettings(BaseModel):

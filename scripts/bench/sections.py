@@ -180,10 +180,11 @@ def bench_provenance(tmp: Path, settings: Settings) -> list[Row]:
 def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
     """Batch scan vs a ``Pipeline.analyze`` loop: items/s on the same folder, as a user runs them.
 
-    Each side is one fresh ``trueframe`` process (``trueframe scan DIR`` on Ray Data against one
-    ``trueframe analyze FILE...``, which analyses the files one after another), timed from launch
-    to exit, so both pay their own start-up: interpreter, imports, model loading and, for the
-    scan, Ray. Settings come from the environment, as for any ``trueframe`` command.
+    Each side is one fresh ``trueframe`` process (``trueframe scan DIR``, as configured and then
+    on Ray Data, against one ``trueframe analyze FILE...``, which analyses the files one after
+    another), timed from launch to exit, so each pays its own start-up: interpreter, imports,
+    model loading and, on Ray, Ray's. Settings come from the environment, as for any
+    ``trueframe`` command.
     Sizes: ``BENCH_SCAN_SIZE=images,videos`` (default ``200,20``; e.g. ``40,4`` for a quick run).
     """
     import hashlib
@@ -208,37 +209,34 @@ def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
     assert len(contents) == len(files), "a repeated file would be analysed once by the scan only"
     frames = "8"
     cli = [sys.executable, "-m", "serving.cli"]
-    commands = {
-        "scan": [
-            *cli,
-            "scan",
-            str(folder),
-            "--out",
-            str(tmp / "scan.jsonl"),
-            "--frames",
-            frames,
-            "--no-progress",
-        ],
-        "loop": [*cli, "analyze", "--json", "--frames", frames, *files],
+    scan = [*cli, "scan", str(folder), "--frames", frames, "--no-progress", "--out"]
+    commands = {  # name: (command, extra environment)
+        "scan": ([*scan, str(tmp / "scan.jsonl")], {}),
+        "scan on Ray": ([*scan, str(tmp / "scan-ray.jsonl")], {"TRUEFRAME_SCAN__EXECUTOR": "ray"}),
+        "loop": ([*cli, "analyze", "--json", "--frames", frames, *files], {}),
     }
     seconds, launched = {}, {}
-    for name, command in commands.items():
+    for name, (command, env) in commands.items():
         launched[name], start = time.time(), time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **env})
         seconds[name] = time.perf_counter() - start
     what = f"{n_images} images + {n_videos} 2 s videos, {frames} frames, {os.cpu_count()} cores, from launch"
-    scan_s, loop_s = seconds["scan"], seconds["loop"]
-    first, steady = _scan_timeline(tmp / "scan.jsonl", launched["scan"])
-    return [
-        ("scan", f"trueframe scan (Ray Data), {what}", f"{len(files) / scan_s:.2f} items/s ({scan_s:.0f} s)"),
-        (
-            "scan",
-            f"trueframe analyze (Pipeline.analyze loop), {what}",
-            f"{len(files) / loop_s:.2f} items/s ({loop_s:.0f} s)",
-        ),
-        ("scan", "scan / loop", f"{loop_s / scan_s:.2f}x"),
-        ("scan", "scan: first row, then rows 10 to last", f"{first:.0f} s from launch; {steady:.1f} items/s"),
+    executor = os.environ.get("TRUEFRAME_SCAN__EXECUTOR", "auto")
+    rows: list[Row] = [
+        ("scan", f"trueframe scan (scan.executor {executor}), {what}", _rate(len(files), seconds["scan"])),
+        ("scan", f"trueframe scan (scan.executor ray), {what}", _rate(len(files), seconds["scan on Ray"])),
+        ("scan", f"trueframe analyze (Pipeline.analyze loop), {what}", _rate(len(files), seconds["loop"])),
     ]
+    for name, out in (("scan", "scan.jsonl"), ("scan on Ray", "scan-ray.jsonl")):
+        first, steady = _scan_timeline(tmp / out, launched[name])
+        rows.append(("scan", f"{name} / loop", f"{seconds['loop'] / seconds[name]:.2f}x"))
+        timeline = f"{first:.0f} s from launch; {steady:.1f} items/s"
+        rows.append(("scan", f"{name}: first row, then rows 10 to last", timeline))
+    return rows
+
+
+def _rate(items: int, seconds: float) -> str:
+    return f"{items / seconds:.2f} items/s ({seconds:.0f} s)"
 
 
 def _scan_timeline(results: Path, launched: float) -> tuple[float, float]:

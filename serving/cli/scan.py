@@ -1,4 +1,4 @@
-"""``trueframe scan SOURCE --out RESULTS``: a resumable batch scan on Ray Data.
+"""``trueframe scan SOURCE --out RESULTS``: a resumable batch scan (this process, or Ray Data).
 
 Per-item failures never stop the scan (each gets a row with its error code); the exit code is 0
 when every item has a row, 130 on Ctrl-C (rows written so far are kept; rerun to finish).
@@ -16,7 +16,6 @@ code, and counts the known matches and clusters.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections import Counter
@@ -37,7 +36,9 @@ INTERRUPTED = "interrupted: rows written so far are kept; run the same command a
 
 def register(sub: Any) -> None:
     """Add the ``scan`` sub-command."""
-    p = sub.add_parser("scan", help="batch-scan a folder, list or manifest of files (Ray Data, resumable)")
+    p = sub.add_parser(
+        "scan", help="batch-scan a folder, list or manifest of files (resumable; Ray Data on a cluster)"
+    )
     add_arguments(p)
     p.set_defaults(func=run_scan)
 
@@ -98,6 +99,7 @@ class Progress:
         self.all_clusters: int | None = None  # over every row of RESULTS, set when the scan ends
         self.skipped = 0
         self.written = 0
+        self.where = ""
         self.start = time.perf_counter()
 
     def planned(self, plan: Any) -> None:
@@ -133,6 +135,8 @@ class Progress:
         else:
             lines += [f"{'near-duplicate clusters (all)':<36}{self.all_clusters:>8}"]
         lines += [f"{'already in results':<36}{self.skipped:>8}", "-" * 44]
+        if self.where:
+            lines.append(f"analysed on: {self.where}")
         rate = self.written / seconds if seconds > 0 else 0.0
         lines.append(f"{self.written} row(s) written in {seconds:.1f} s ({rate:.2f} items/s)")
         return "\n".join(lines)
@@ -141,6 +145,9 @@ class Progress:
 class _Observer:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
+
+    def started(self, where: str) -> None:
+        self.progress.where = where
 
     def planned(self, plan: Any) -> None:
         self.progress.planned(plan)
@@ -176,9 +183,6 @@ def run_scan(args: argparse.Namespace) -> int:
     from serving.scan.source import is_uri, list_source
 
     verdicts = _check(args)
-    import ray.data  # noqa: F401 - configures Ray Data's loggers, which are quietened next
-
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # our own bar and summary say it all
     settings = get_settings()
     if args.model:
         settings = settings.model_copy(

@@ -1,6 +1,8 @@
-"""The batch scan on Ray Data: fingerprint, skip what is done, analyse each new content once.
+"""The batch scan: fingerprint, skip what is done, analyse each new content once.
 
-Two passes over the items (``map_batches`` on ``ray.data.from_items``, but see 1.):
+It runs where ``scan.executor`` says (:func:`~serving.scan.local.choose_executor`): on threads of
+this process when the machine scans alone (:mod:`serving.scan.local`, no Ray), else on Ray Data
+(``map_batches`` on ``ray.data.from_items``). Two passes over the items:
 
 1. **fingerprint**: sha256 and sniffed type of every file, read in chunks: as Ray tasks on a
    cluster of several nodes, else by a few threads of this process (while the local Ray starts,
@@ -10,7 +12,7 @@ Two passes over the items (``map_batches`` on ``ray.data.from_items``, but see 1
    and non-media files get their error row, and a file whose content (and model versions) was
    analysed before gets a copy of that result (``duplicate_of`` names the analysed path). These
    decisions are the pure functions of :mod:`serving.scan.plan`.
-2. **analyse** (actor pools, one per heavy stage): load + sample -> provenance -> faces ->
+2. **analyse** (worker threads, or actor pools): load + sample -> provenance -> faces ->
    classifiers -> report assembly, each content once; rows for every path sharing it are written,
    flushed and fsynced as results stream back, so memory stays bounded and a crash loses nothing
    written. The last step PDQ-hashes the sampled frames and looks them up in the service's hash
@@ -19,8 +21,8 @@ Two passes over the items (``map_batches`` on ``ray.data.from_items``, but see 1
 The driver puts every row written in its near-duplicate cluster (``cluster_id``,
 :mod:`serving.scan.clusters`).
 
-Locally Ray starts in this process (no dashboard, auth off); with ``RAY_ADDRESS`` set the same
-code runs on that cluster (files must then be reachable from every node: a shared folder or
+On Ray, locally Ray starts in this process (no dashboard, auth off); with ``RAY_ADDRESS`` set the
+same code runs on that cluster (files must then be reachable from every node: a shared folder or
 object storage). Face extraction and classifiers are GPU actors when the cluster has GPUs.
 """
 
@@ -38,13 +40,17 @@ from detector.settings import Settings
 from detector.stages import Options
 from serving.ray.runtime import init_ray
 from serving.scan.clusters import Clusters
+from serving.scan.local import Executor, LocalAnalyser, choose_executor, local_workers
 from serving.scan.output import ResultStore, Row, latest_per_path
 from serving.scan.plan import Plan, plan_scan, shared_rows
 from serving.scan.source import ScanItem, fingerprint
 
 
 class ScanObserver(Protocol):
-    """Told what the fingerprint pass decided, then every batch of rows as it is written."""
+    """Told where the analysis runs, what the fingerprint pass decided, then every batch of rows
+    as it is written."""
+
+    def started(self, where: str) -> None: ...
 
     def planned(self, plan: Plan) -> None: ...
 
@@ -146,11 +152,13 @@ class Scanner:
         store: ResultStore,
         frames: int | None = None,
         observer: ScanObserver | None = None,
+        executor: Executor = "ray",
     ) -> None:
         self.settings = settings
         self.store = store
         self.frames = frames
         self.observer = observer
+        self.executor = executor
         self.versions = model_versions(settings, frames)
         self.clusters = Clusters()
 
@@ -165,11 +173,6 @@ class Scanner:
     def run(self, items: list[ScanItem], prints: Iterable[dict[str, Any]] | None = None) -> Plan:
         """Fingerprint (unless ``prints`` are given), write what is known, analyse the rest; returns
         the plan it followed."""
-        import ray.data
-
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
         for row in latest_per_path(self.store.existing()):  # earlier rows seed the clusters
             self.clusters.add(row)
         plan = self.plan(items, self._fingerprints(items) if prints is None else prints)
@@ -177,11 +180,20 @@ class Scanner:
             self.observer.planned(plan)
         self._write(plan.ready)
         if plan.analyse:
-            for ident, result in self._analyse([items[i] for i in plan.analyse.values()], plan):
+            ids = list(plan.analyse.values())
+            chosen = [items[i] for i in ids]
+            results: Iterable[tuple[int, Row]]
+            if self.executor == "local":
+                workers = local_workers(self.settings, len(ids))
+                results = LocalAnalyser(self.settings, self.frames, workers).analyse(ids, chosen)
+            else:
+                results = self._analyse(chosen, plan)
+            for ident, result in results:
                 self._write(shared_rows(items, plan, ident, result, self.versions))
         return plan
 
     def _fingerprints(self, items: list[ScanItem]) -> Iterable[dict[str, Any]]:
+        ray_data()
         import ray.data
 
         rows = [{"id": i, "path": item.path} for i, item in enumerate(items)]
@@ -234,9 +246,10 @@ class Scanner:
         import pickle
 
         import ray
-        import ray.data
 
         from serving.scan import steps as st
+
+        ray_data()
 
         steps = self.layout(*_resources(ray), len(items))
         ids = list(plan.analyse.values())
@@ -257,6 +270,20 @@ class Scanner:
             yield int(row["id"]), pickle.loads(row["result"])  # our own AssembleStep's output
 
 
+def ray_data() -> Any:
+    """Ray Data, quiet: no progress bars or plan printing, errors only in its log (the scan's own
+    observer reports progress)."""
+    import logging
+
+    import ray.data
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    return ray.data
+
+
 def scan_items(
     items: list[ScanItem],
     store: ResultStore,
@@ -264,16 +291,39 @@ def scan_items(
     frames: int | None = None,
     observer: ScanObserver | None = None,
 ) -> Plan:
-    """Scan ``items`` into ``store`` on Ray (started here unless already running); closes the store."""
-    import ray
-
+    """Scan ``items`` into ``store`` in this process or on Ray (``scan.executor``, see
+    :func:`~serving.scan.local.choose_executor`; Ray started here unless already running); closes
+    the store."""
     check_models(settings)
     check_hash_lists(settings)
-    scanner = Scanner(settings, store, frames, observer)
+    executor = choose_executor(settings)
+    scanner = Scanner(settings, store, frames, observer, executor)
     if not items:
         store.open()
         store.close()
         return Plan()
+    if observer is not None:
+        observer.started(_where(settings, executor, len(items)))
+    if executor == "local":
+        prints = local_fingerprints(items)
+        store.open()
+        try:
+            return scanner.run(items, prints)
+        finally:
+            store.close()
+    return _scan_on_ray(scanner, items)
+
+
+def _where(settings: Settings, executor: Executor, items: int) -> str:
+    if executor == "local":
+        return f"this process, {local_workers(settings, items)} worker thread(s), no Ray"
+    return "Ray Data actor pools" + (" (cluster at RAY_ADDRESS)" if os.environ.get("RAY_ADDRESS") else "")
+
+
+def _scan_on_ray(scanner: Scanner, items: list[ScanItem]) -> Plan:
+    import ray
+
+    store = scanner.store
     # Ray starting here: read the items meanwhile; Ray already up on this machine alone: read them
     # here too; on a cluster of several nodes the fingerprint pass runs there
     here = not (os.environ.get("RAY_ADDRESS") or ray.is_initialized())

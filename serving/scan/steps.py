@@ -252,22 +252,21 @@ class AssembleStep:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         ids, states = _unpack(batch)
-        rows = [self.row(state) for state in states]
-        return pa.table({"id": pa.array(ids, pa.int64()), "result": pa.array(rows, pa.binary())})
+        return _results_table(ids, [self.result(state) for state in states])
 
-    def row(self, state: ItemState) -> bytes:
-        """The pickled result columns of one item (its error row when a stage failed)."""
+    def result(self, state: ItemState) -> Row:
+        """The result columns of one item (its error row when a stage failed)."""
         done: list[Row] = []
         _guarded(state, "report", lambda s: done.append(report_row(self.assembler.build(self.outputs(s)))))
         if done:
-            return pickle.dumps(done[0])
+            return done[0]
         assert state.error is not None
         result = error_row(state.error)
         if state.info is not None:
             result.update(sha256=state.info.sha256, kind=state.info.kind, format=state.info.format)
             result.update(size_bytes=state.info.size_bytes)
         result["timings"] = _json_timings(state.timings)
-        return pickle.dumps(result)
+        return result
 
     def outputs(self, state: ItemState) -> StageOutputs:
         assert state.info is not None
@@ -299,12 +298,18 @@ class FusedStep:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         ids, states = _unpack(batch)
-        rows = []
-        for state in states:
-            for step in self.steps:
-                step.process([state])
-            rows.append(self.assemble.row(state))
-        return pa.table({"id": pa.array(ids, pa.int64()), "result": pa.array(rows, pa.binary())})
+        return _results_table(ids, [self.analyse(state) for state in states])
+
+    def analyse(self, state: ItemState) -> Row:
+        """Every stage on one item, then its result columns (the scan's local workers call this)."""
+        for step in self.steps:
+            step.process([state])
+        return self.assemble.result(state)
+
+
+def _results_table(ids: list[int], rows: list[Row]) -> pa.Table:
+    blobs = [pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL) for row in rows]
+    return pa.table({"id": pa.array(ids, pa.int64()), "result": pa.array(blobs, pa.binary())})
 
 
 def item_name(path: str) -> str:

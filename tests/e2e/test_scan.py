@@ -1,4 +1,5 @@
-"""Batch scan on Ray Data: one correct row per file, exact resume after Ctrl-C, manifests, Parquet."""
+"""Batch scan, in process and on Ray Data: one correct row per file, exact resume after Ctrl-C,
+manifests, Parquet."""
 
 from __future__ import annotations
 
@@ -81,8 +82,21 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+EXECUTORS = ("local", "ray")
+
+
+def _on(settings: Settings, executor: str) -> Settings:
+    return settings.model_copy(update={"scan": settings.scan.model_copy(update={"executor": executor})})
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
 def test_folder_scan_writes_one_correct_row_per_file(
-    tmp_path: Path, settings: Settings, shared_data: Path, ray_local: None
+    tmp_path: Path,
+    settings: Settings,
+    shared_data: Path,
+    ray_local: None,
+    executor: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     src = tmp_path / "flagged"
     face = face_jpeg(src / "face.jpg")
@@ -99,8 +113,17 @@ def test_folder_scan_writes_one_correct_row_per_file(
     expected_errors = hostile_files(src / "hostile")
     (src / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     out = tmp_path / "results.jsonl"
+    if executor == "local":  # the local scan never reaches Ray, though it runs in this process
+        from serving.scan import run
 
-    scan_items(list(list_source(str(src))), ResultStore(out), settings, frames=FRAMES)
+        def no_ray(*args: object, **kwargs: object) -> None:
+            raise AssertionError("the local scan used Ray")
+
+        monkeypatch.setattr(run, "init_ray", no_ray)
+        monkeypatch.setattr(run.Scanner, "_analyse", no_ray)
+        monkeypatch.setattr(run.Scanner, "_fingerprints", no_ray)
+
+    scan_items(list(list_source(str(src))), ResultStore(out), _on(settings, executor), frames=FRAMES)
 
     rows = read_jsonl(out)
     by_path = {Path(r["path"]).relative_to(src).as_posix(): r for r in rows}
@@ -151,7 +174,8 @@ def test_the_staged_layout_writes_what_the_pipeline_says(
     clip = mediagen.write_face_clip(src / "clip.mp4", n_frames=20, fps=10, size=(320, 240))
     (src / "notes.txt").write_text("not media")
     out = tmp_path / "results.jsonl"
-    chosen = settings.model_copy(update={"scan": settings.scan.model_copy(update={"layout": layout})})
+    chosen = _on(settings, "ray")
+    chosen = chosen.model_copy(update={"scan": chosen.scan.model_copy(update={"layout": layout})})
     scan_items(list(list_source(str(src))), ResultStore(out), chosen, frames=FRAMES)
     by_name = {Path(r["path"]).name: r for r in read_jsonl(out)}
     assert by_name["notes.txt"]["error_code"] == "unsupported_media_type"
@@ -214,7 +238,10 @@ def _complete_lines(path: Path) -> int:
     return path.read_bytes().count(b"\n")
 
 
-def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_sigint_halfway_then_rerun_yields_every_row_once(
+    tmp_path: Path, scan_env: dict[str, str], executor: str
+) -> None:
     src = tmp_path / "batch"
     for i in range(24):  # enough work that the interrupt lands mid-scan on a loaded machine
         face_jpeg(src / f"face{i}.jpg", shift=5 * i)
@@ -223,6 +250,7 @@ def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_en
     total = sum(1 for p in src.iterdir() if p.is_file())
     out = tmp_path / "results.jsonl"
     args = [str(src), "--out", str(out), "--frames", str(FRAMES), "--no-progress"]
+    scan_env = {**scan_env, "TRUEFRAME_SCAN__EXECUTOR": executor}
 
     proc = _run_cli(args, scan_env)
     deadline = time.monotonic() + 120
@@ -242,6 +270,8 @@ def test_sigint_halfway_then_rerun_yields_every_row_once(tmp_path: Path, scan_en
     assert sorted(counts) == sorted(str(p) for p in src.iterdir() if p.is_file())
     assert set(counts.values()) == {1}
     assert f"{'already in results':<36}{written:>8}" in summary
+    where = "this process, 2 worker thread(s), no Ray" if executor == "local" else "Ray Data actor pools"
+    assert f"analysed on: {where}" in summary
     from serving.scan.clusters import assign_clusters
     from serving.scan.output import latest_per_path
 
@@ -419,14 +449,17 @@ def _assert_clusters_and_queue(out: Path, queue: Path) -> None:
     assert queued[0]["cluster_size"] == 3
 
 
+@pytest.mark.parametrize("executor", EXECUTORS)
 def test_a_scan_clusters_near_duplicates_reports_known_matches_and_queues_one_per_cluster(
-    tmp_path: Path, scan_env: dict[str, str], ray_local: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, scan_env: dict[str, str], ray_local: None, monkeypatch: pytest.MonkeyPatch, executor: str
 ) -> None:
+    """On the local executor each worker thread opens the hash lists' store for itself."""
     from detector.settings import get_settings
     from serving.cli.scan import main
 
     data = tmp_path / "service-data"  # the service's store: its hash lists are what the scan consults
-    for key, value in {**scan_env, "TRUEFRAME_DATA_DIR": str(data)}.items():
+    env = {**scan_env, "TRUEFRAME_DATA_DIR": str(data), "TRUEFRAME_SCAN__EXECUTOR": executor}
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("TRUEFRAME_DATABASE_URL", raising=False)
     get_settings.cache_clear()

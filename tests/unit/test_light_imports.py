@@ -1,9 +1,9 @@
 """What runs before any model stays light: no model framework is imported.
 
 Every ``trueframe`` command builds the whole parser first, so a heavy import in any sub-command's
-``register`` is paid by all of them; ``trueframe scan`` runs its models in Ray actors, and its
-driver (the result key, the model check) never needs torch: on two cores every second the driver
-spends importing is taken from the actors starting beside it. Checked in a fresh interpreter,
+``register`` is paid by all of them; ``trueframe scan`` on Ray runs its models in Ray actors, and
+its driver (the result key, the model check, the choice of executor) never needs torch: on two
+cores every second the driver spends importing is taken from the actors starting beside it. Checked in a fresh interpreter,
 since this test process has long since imported everything.
 """
 
@@ -36,7 +36,10 @@ def test_the_scan_driver_checks_models_and_keys_results_without_torch() -> None:
         "from serving.scan.run import check_models, model_versions\n"
         "settings = get_settings()\n"
         "check_models(settings)\n"
-        "assert len(model_versions(settings, 8)) == 64"
+        "assert len(model_versions(settings, 8)) == 64\n"
+        "from serving.scan.local import choose_executor\n"
+        "ray = settings.scan.model_copy(update={'executor': 'ray'})\n"
+        "assert choose_executor(settings.model_copy(update={'scan': ray})) == 'ray'"
     )
     assert "detector.models._weights" in loaded  # the weights were really checked
     allowed = {"cv2"}  # the manifest's input spec names OpenCV's interpolations (0.14 s to import)

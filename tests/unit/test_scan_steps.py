@@ -116,7 +116,7 @@ def test_assemble_step_builds_the_report_row_of_each_item(settings: Settings, tm
     step = AssembleStep(settings)
     report = step.assembler.build(step.outputs(state))
     assert isinstance(report, Report)
-    row = pickle.loads(step.row(state))
+    row = step.result(state)
     assert row == {**report_row(report), "seconds": row["seconds"], "timings": row["timings"]}
     assert row["error_code"] is None
     assert row["faces"] == 0
@@ -165,7 +165,7 @@ def test_assemble_step_hashes_the_frames_and_reports_a_known_match(
     (state,) = run_step(ProvenanceStep(known_settings), load(known_settings, [copy]))
     assert state.sample is not None
     state.faces = FaceResult(per_frame=[[] for _ in state.sample.frames], tracks=[])
-    row = pickle.loads(AssembleStep(known_settings).row(state))
+    row = AssembleStep(known_settings).result(state)
     assert (row["known_match_verdict"], row["known_match_list"]) == ("manipulated", "partner")
     assert row["known_match_distance"] <= 31
     assert row["verdict"] == "manipulated"  # the stated fusion rule
