@@ -226,11 +226,13 @@ def test_journalist_checks_a_face_swap_video(
     assert again == seen.verdict
 
 
+@pytest.mark.parametrize("stored_before_2_3", [False, True])
 def test_a_face_rating_the_score_does_not_count_is_drawn_grey_not_as_an_accusation(
-    chromium: Path, tmp_path: Path
+    chromium: Path, tmp_path: Path, stored_before_2_3: bool
 ) -> None:
     """On a still image the fused score gives the face model weight 0: a face it rates 70% must not
-    be boxed in red on a photo the page calls probably authentic."""
+    be boxed in red on a photo the page calls probably authentic. A report stored before schema 2.3
+    has no ``counted``: the page reads a contribution of exactly 0 as not counted."""
     from playwright.sync_api import sync_playwright
 
     from serving.auth.keys import create_key
@@ -246,7 +248,9 @@ def test_a_face_rating_the_score_does_not_count_is_drawn_grey_not_as_an_accusati
         settings = make_settings(tmp_path / f"data-{counted}", tmp_path / "weights")
         store = open_store(settings)
         key = create_key(store, "newsroom").token
-        analyzer = FakeAnalyzer(settings, manipulated=0.7, face_counted=counted)
+        analyzer = FakeAnalyzer(
+            settings, manipulated=0.7, face_counted=counted, before_counted=stored_before_2_3
+        )
         with live_server(settings, analyzer, store) as url, sync_playwright() as pw:
             context = _browser(pw, tmp_path / f"profile-{counted}")
             try:
@@ -258,7 +262,12 @@ def test_a_face_rating_the_score_does_not_count_is_drawn_grey_not_as_an_accusati
                 page.fill("#key-input", key)
                 page.click("#key-form button[type=submit]")
                 page.wait_for_selector("#thumbs[data-ready=true]", timeout=60_000)
-                page.screenshot(path=str(ARTIFACTS / f"browser-face-counted-{counted}.png"), full_page=True)
+                shot = f"browser-face-counted-{counted}{'-before-2.3' if stored_before_2_3 else ''}.png"
+                page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+                job = page.url.split("job=", 1)[1]
+                stored = httpx.get(f"{url}/v1/jobs/{job}", headers={"Authorization": f"Bearer {key}"})
+                signals = stored.json()["report"]["score"]["signals"]
+                assert all(("counted" in signal) != stored_before_2_3 for signal in signals)
                 seen[str(counted)] = {
                     "colours": page.evaluate(COUNT_BOX_COLOURS),
                     "note": page.text_content("#faces-note") or "",

@@ -140,6 +140,14 @@ def fake_report(
     )
 
 
+class ReportBefore23(Report):
+    """A report as stored before schema 2.3: its JSON has no signal ``counted`` (the service stores
+    and serves what ``to_json`` writes)."""
+
+    def to_json(self, indent: int | None = None) -> str:
+        return self.model_dump_json(indent=indent, exclude={"score": {"signals": {"__all__": {"counted"}}}})
+
+
 class FakeAnalyzer:
     """Implements the Analyzer protocol; see the module docstring."""
 
@@ -154,9 +162,11 @@ class FakeAnalyzer:
         ready: bool = True,
         known: KnownMedia | None = None,
         face_counted: bool = True,
+        before_counted: bool = False,
     ) -> None:
         self.settings = settings
         self.face_counted = face_counted
+        self.before_counted = before_counted  # reports as stored before schema 2.3
         self.known = known
         self.manipulated = manipulated
         self.delay_s = delay_s
@@ -188,6 +198,8 @@ class FakeAnalyzer:
         report = fake_report(
             info, name, frames, self.manipulated, self.settings.models.face_model, self.face_counted
         )
+        if self.before_counted:
+            report = ReportBefore23.model_validate(report.model_dump())
         if self.known is not None:
             report = await off_loop(self._known, report, media, frames)
         return report

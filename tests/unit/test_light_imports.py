@@ -3,8 +3,8 @@
 Every ``trueframe`` command builds the whole parser first, so a heavy import in any sub-command's
 ``register`` is paid by all of them; ``trueframe scan`` on Ray runs its models in Ray actors, and
 its driver (the result key, the model check, the choice of executor) never needs torch: on two
-cores every second the driver spends importing is taken from the actors starting beside it. Checked in a fresh interpreter,
-since this test process has long since imported everything.
+cores every second the driver spends importing is taken from the actors starting beside it.
+Checked in a fresh interpreter, since this test process has long since imported everything.
 """
 
 from __future__ import annotations

@@ -204,6 +204,37 @@ def test_a_store_error_inside_the_analysis_queues_the_job_again(tmp_path: Path, 
         assert "postgresql" not in json.dumps(done)
 
 
+def test_an_outcome_whose_commit_answer_was_lost_still_counts_as_finished(
+    tmp_path: Path, clip: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database commits the job's outcome, then the connection drops before the answer comes
+    back: the retry finds the job already final (no row updated). Before, the runner then took the
+    job for cancelled: waiters slept until their timeout, and no webhook or metric said it ended."""
+    settings = settings_in(tmp_path, wait_timeout_s=20.0)
+    with fake_service(settings) as service:
+        real_finish = service.store.finish
+        lost: list[str] = []
+
+        def commits_then_loses_the_answer(job_id: str, *args: Any, **kwargs: Any) -> Any:
+            job = real_finish(job_id, *args, **kwargs)
+            if not lost:
+                lost.append(job_id)
+                raise StoreUnavailable("cannot reach the database at postgresql://tf:***@db:5432/x: reset")
+            return job
+
+        monkeypatch.setattr(service.store, "finish", commits_then_loses_the_answer)
+        client = service.client
+        started = time.monotonic()
+        answer = client.post("/v1/analyze?name=a.mp4&wait=true", content=clip)
+        waited = time.monotonic() - started
+        assert lost, "the outcome was never recorded"
+        assert answer.status_code == 200, answer.text  # the report, not the job still waited on
+        assert answer.json()["media"]["kind"] == "video"
+        assert waited < settings.serve.wait_timeout_s / 2, "the waiter slept until its timeout"
+        metrics = client.get("/metrics").text
+        assert 'trueframe_jobs_finished_total{status="succeeded"} 1.0' in metrics
+
+
 # -- 3: 503 store_unavailable and readiness --------------------------------------------------------
 
 
