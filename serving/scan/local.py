@@ -4,8 +4,8 @@ Each worker thread holds its own :class:`~serving.scan.steps.FusedStep` (the sam
 Ray actor runs, built in the thread that uses them) and analyses one item after another; torch,
 the decoders and the hashing release the GIL, so two threads keep two cores busy. Nothing is
 pickled between stages and no process starts: on a 2-core machine Ray's own processes, its Data
-helpers and one actor per core cost 15-20 s before the first row, which a scan of a few hundred
-items never wins back (README, "The scan against a loop").
+helpers and one actor per core put the first row 10-15 s after launch (3 s here), which a scan of
+a few hundred items never wins back (README, "The scan in its own process").
 
 :func:`choose_executor` decides where a scan runs (setting ``scan.executor``).
 """

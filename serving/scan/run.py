@@ -193,9 +193,9 @@ class Scanner:
         return plan
 
     def _fingerprints(self, items: list[ScanItem]) -> Iterable[dict[str, Any]]:
-        ray_data()
         import ray.data
 
+        quiet_ray_data()
         rows = [{"id": i, "path": item.path} for i, item in enumerate(items)]
         ds = ray.data.from_items(rows).map_batches(
             _fingerprint_batch, batch_format="pyarrow", batch_size=8, num_cpus=0.25
@@ -246,10 +246,11 @@ class Scanner:
         import pickle
 
         import ray
+        import ray.data
 
         from serving.scan import steps as st
 
-        ray_data()
+        quiet_ray_data()
 
         steps = self.layout(*_resources(ray), len(items))
         ids = list(plan.analyse.values())
@@ -270,9 +271,9 @@ class Scanner:
             yield int(row["id"]), pickle.loads(row["result"])  # our own AssembleStep's output
 
 
-def ray_data() -> Any:
-    """Ray Data, quiet: no progress bars or plan printing, errors only in its log (the scan's own
-    observer reports progress)."""
+def quiet_ray_data() -> None:
+    """Ray Data without progress bars or plan printing, errors only in its log: the scan's own
+    observer reports progress."""
     import logging
 
     import ray.data
@@ -281,7 +282,6 @@ def ray_data() -> Any:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    return ray.data
 
 
 def scan_items(
