@@ -173,7 +173,9 @@ class ScanSettings(BaseModel):
         ),
     )
     actors: int = Field(
-        0, ge=0, description="fused actors, or local worker threads; 0: one per CPU of the cluster"
+        0,
+        ge=0,
+        description="fused actors or local worker threads; 0: one per CPU (Ray cluster's or this machine's)",
     )
 
 
