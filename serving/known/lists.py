@@ -155,42 +155,58 @@ def export_csv(store: JobStore, name: str) -> str:
     return out.getvalue()
 
 
-def _when(value: str, line: int) -> float:
+FUTURE_SLACK_S = 86_400.0
+"""How far in the future a ``reviewed_at`` may lie (clocks differ): a decision is not made later."""
+
+
+def _when(value: str | None, line: int) -> float:
+    """Unix seconds of a ``reviewed_at`` cell, from 1970 to now (plus a day of clock slack)."""
+    text = (value or "").strip()
+    if not text:
+        raise InvalidRequest(f"line {line}: reviewed_at is missing")
     try:
-        return float(value)
+        when = float(text)
     except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidRequest(f"line {line}: reviewed_at {value!r} is not ISO 8601 nor Unix seconds") from exc
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            message = f"line {line}: reviewed_at {text!r} is not ISO 8601 nor Unix seconds"
+            raise InvalidRequest(message) from exc
+        when = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    if not 0.0 <= when <= time.time() + FUTURE_SLACK_S:  # also NaN and infinities
+        raise InvalidRequest(f"line {line}: reviewed_at {text!r} is not a time between 1970 and now")
+    return when
 
 
 def parse_csv(text: str) -> dict[str, dict[str, Any]]:
-    """Items of a hash-list CSV by item reference: kind, verdict, reviewed_at and hashes; typed errors."""
+    """Items of a hash-list CSV by item reference: kind, verdict, reviewed_at and hashes; typed errors.
+
+    A row without an ``item`` is its own item, named after its hash, so unnamed rows of two imports
+    never replace each other (they were ``line-N`` until 2026-12-03: the second import's line 2
+    replaced the first's). A hash repeated within an item is kept once.
+    """
     reader = csv.DictReader(io.StringIO(text))
     missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
     if missing:
         raise InvalidRequest(f"the CSV needs the columns {', '.join(CSV_COLUMNS)}; missing {sorted(missing)}")
     items: dict[str, dict[str, Any]] = {}
     for line, row in enumerate(reader, start=2):
-        if line > MAX_IMPORT_ROWS:
+        if line > MAX_IMPORT_ROWS + 1:  # line 1 is the header
             raise InvalidRequest(f"at most {MAX_IMPORT_ROWS} rows per import")
         value, kind, verdict = (row["hash"] or "").strip().lower(), row["kind"], row["verdict"]
         if not HEX.fullmatch(value) or kind not in ("image", "video") or verdict not in VERDICTS:
             raise InvalidRequest(
                 f"line {line}: need a 64-hex-digit hash, kind image|video, verdict one of {sorted(VERDICTS)}"
             )
-        item = (row["item"] or "").strip()[:128] or f"line-{line}"
+        item = (row["item"] or "").strip()[:128] or f"hash-{value}"
         entry = items.setdefault(
             item,
-            {"kind": kind, "verdict": verdict, "reviewed_at": _when(row["reviewed_at"], line), "hashes": []},
+            {"kind": kind, "verdict": verdict, "reviewed_at": _when(row["reviewed_at"], line), "hashes": {}},
         )
         if (entry["kind"], entry["verdict"]) != (kind, verdict):
             raise InvalidRequest(f"line {line}: item {item!r} has rows with different kinds or verdicts")
-        entry["hashes"].append(value)
-    return items
+        entry["hashes"][value] = None  # ordered, each hash once
+    return {item: {**e, "hashes": list(e["hashes"])} for item, e in items.items()}
 
 
 def import_csv(store: JobStore, name: str, text: str, replace: bool = False) -> tuple[int, int]:

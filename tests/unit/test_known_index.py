@@ -1,9 +1,10 @@
 """The multi-index hashing index against brute force, media-level matching rules, and the CSV
-format of hash lists (no store, no service)."""
+format of hash lists (no service; one test imports into a SQLite store)."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,70 @@ def test_hash_list_csv_groups_a_videos_frames_and_refuses_bad_rows() -> None:
     ):
         with pytest.raises(InvalidRequest):
             parse_csv(bad)
+
+
+HEADER = "item,kind,verdict,reviewed_at,hash\n"
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["1e20", "inf", "-inf", "nan", "-1e15", "-1", "0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "", " "],
+)
+def test_a_reviewed_at_outside_1970_to_now_is_refused_with_its_line(when: str) -> None:
+    """Before: 1e20, inf or -1e15 were stored, and every later analysis matching the item failed with
+    500 (its decision time could not be made a date), as did the list's export; nan broke the insert."""
+    text = HEADER + f"ok,image,authentic,1714557600,{'a' * 64}\nx,image,manipulated,{when},{'b' * 64}\n"
+    with pytest.raises(InvalidRequest, match="line 3: reviewed_at"):
+        parse_csv(text)
+
+
+def test_a_review_time_a_day_ahead_is_refused_and_clock_slack_is_not() -> None:
+    import time
+
+    soon, later = time.time() + 3600, time.time() + 3 * 86_400
+    assert parse_csv(HEADER + f"x,image,authentic,{soon},{'a' * 64}\n")["x"]["reviewed_at"] == soon
+    with pytest.raises(InvalidRequest, match="line 2: reviewed_at"):
+        parse_csv(HEADER + f"x,image,authentic,{later},{'a' * 64}\n")
+
+
+def test_a_short_row_is_refused_with_its_line() -> None:
+    """reviewed_at last and missing from a row: a TypeError (500) before."""
+    text = "item,kind,verdict,hash,reviewed_at\n" + f"x,image,manipulated,{'a' * 64}\n"
+    with pytest.raises(InvalidRequest, match="line 2: reviewed_at is missing"):
+        parse_csv(text)
+
+
+def test_unnamed_rows_are_named_after_their_hash_and_repeated_hashes_kept_once() -> None:
+    text = HEADER + "".join(
+        f"{item},{kind},manipulated,1714557600,{value * 64}\n"
+        for item, kind, value in [
+            ("", "image", "a"),
+            ("", "image", "b"),
+            ("v", "video", "c"),
+            ("v", "video", "c"),
+        ]
+    )
+    items = parse_csv(text)
+    assert sorted(items) == [f"hash-{'a' * 64}", f"hash-{'b' * 64}", "v"]
+    assert items["v"]["hashes"] == ["c" * 64]
+
+
+def test_unnamed_rows_of_two_imports_do_not_replace_each_other(tmp_path: Path) -> None:
+    """Before: both imports named their rows line-2, line-3..., so the second import's line 2 replaced
+    the first's: a manipulated decision vanished without a word."""
+    from serving.jobs.store import JobStore
+    from serving.known.lists import export_csv, import_csv
+
+    store = JobStore(tmp_path / "s.sqlite3")
+    try:
+        first = (
+            HEADER + f",image,manipulated,1714557600,{'1' * 64}\n,image,ai_generated,1714557600,{'2' * 64}\n"
+        )
+        assert import_csv(store, "partner", first) == (2, 2)
+        assert import_csv(store, "partner", HEADER + f",image,authentic,1714557600,{'3' * 64}\n") == (1, 1)
+        again = HEADER + f",image,manipulated,1714557600,{'1' * 64}\n" * 3  # the same decision, resent
+        assert import_csv(store, "partner", again) == (1, 1)
+        rows = export_csv(store, "partner").splitlines()[1:]
+        assert sorted(row.split(",")[2] for row in rows) == ["ai_generated", "authentic", "manipulated"]
+    finally:
+        store.close()
