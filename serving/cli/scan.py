@@ -63,13 +63,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _verdicts(values: list[str] | None) -> set[str] | None:
-    if not values:
+    if values is None:
         return None
     chosen = {v.strip() for value in values for v in value.split(",") if v.strip()}
+    if not chosen:  # `--verdict ''` kept nothing and emptied the queue without a word
+        raise InvalidRequest(f"--verdict needs at least one verdict of: {', '.join(VERDICTS)}")
     unknown = chosen - set(VERDICTS)
     if unknown:
         raise InvalidRequest(f"unknown verdict(s) {sorted(unknown)}; known: {', '.join(VERDICTS)}")
     return chosen
+
+
+def _check_queue_file(queue: Path, store: ResultStore) -> None:
+    """Refuse a review-queue file the queue cannot be written to, before any analysis (it was found
+    after the scan), and one that is RESULTS itself or its journal (writing the queue there
+    replaced the results: their rows were analysed again by the next run)."""
+    from detector.evaluation.checks import writable_dir
+    from serving.scan.output import output_format
+
+    output_format(queue, "--review-out")
+    if queue.is_dir():
+        raise InvalidRequest(f"--review-out {queue} is a folder: give a file name")
+    if queue.resolve() in {store.out.resolve(), store.journal_path.resolve()}:
+        message = "--review-out must differ from --out and its journal: it would replace the results"
+        raise InvalidRequest(message)
+    writable_dir(queue.resolve().parent, "--review-out's folder")
 
 
 def _check(args: argparse.Namespace) -> set[str] | None:
@@ -189,6 +207,8 @@ def run_scan(args: argparse.Namespace) -> int:
             update={"models": settings.models.model_copy(update={"face_model": args.model})}
         )
     store = ResultStore(args.out)
+    if args.review_out is not None:
+        _check_queue_file(args.review_out, store)
     own = {p.resolve() for p in (store.out, store.journal_path)}
     items = [
         it

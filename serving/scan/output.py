@@ -82,11 +82,11 @@ _SCHEMA = {
 }
 
 
-def output_format(path: Path) -> str:
+def output_format(path: Path, option: str = "--out") -> str:
     """``jsonl`` (default for unknown suffixes is refused), ``csv`` or ``parquet`` from the suffix."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InvalidRequest(f"--out must end in .jsonl, .csv or .parquet, not {path.name!r}")
+        raise InvalidRequest(f"{option} must end in .jsonl, .csv or .parquet, not {path.name!r}")
     return fmt
 
 

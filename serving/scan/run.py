@@ -47,8 +47,8 @@ from serving.scan.source import ScanItem, fingerprint
 
 
 class ScanObserver(Protocol):
-    """Told where the analysis runs, what the fingerprint pass decided, then every batch of rows
-    as it is written."""
+    """Told what the fingerprint pass decided, where the analysis runs (only when there is some),
+    then every batch of rows as it is written."""
 
     def started(self, where: str) -> None: ...
 
@@ -185,12 +185,17 @@ class Scanner:
             results: Iterable[tuple[int, Row]]
             if self.executor == "local":
                 workers = local_workers(self.settings, len(ids))
+                self._started(f"this process, {workers} worker thread(s), no Ray")
                 results = LocalAnalyser(self.settings, self.frames, workers).analyse(ids, chosen)
             else:
                 results = self._analyse(chosen, plan)
             for ident, result in results:
                 self._write(shared_rows(items, plan, ident, result, self.versions))
         return plan
+
+    def _started(self, where: str) -> None:
+        if self.observer is not None:
+            self.observer.started(where)
 
     def _fingerprints(self, items: list[ScanItem]) -> Iterable[dict[str, Any]]:
         import ray.data
@@ -253,6 +258,11 @@ class Scanner:
         quiet_ray_data()
 
         steps = self.layout(*_resources(ray), len(items))
+        cluster = "the cluster at RAY_ADDRESS" if os.environ.get("RAY_ADDRESS") else "a local Ray"
+        if len(steps) == 1:
+            self._started(f"Ray Data on {cluster}, {steps[0][3]['compute'].max_size} fused actor(s)")
+        else:
+            self._started(f"Ray Data on {cluster}, one actor pool per stage")
         ids = list(plan.analyse.values())
         start = [
             {"id": i, "state": pickle.dumps(st.ItemState(path=it.path))}
@@ -302,8 +312,6 @@ def scan_items(
         store.open()
         store.close()
         return Plan()
-    if observer is not None:
-        observer.started(_where(settings, executor, len(items)))
     if executor == "local":
         prints = local_fingerprints(items)
         store.open()
@@ -312,12 +320,6 @@ def scan_items(
         finally:
             store.close()
     return _scan_on_ray(scanner, items)
-
-
-def _where(settings: Settings, executor: Executor, items: int) -> str:
-    if executor == "local":
-        return f"this process, {local_workers(settings, items)} worker thread(s), no Ray"
-    return "Ray Data actor pools" + (" (cluster at RAY_ADDRESS)" if os.environ.get("RAY_ADDRESS") else "")
 
 
 def _scan_on_ray(scanner: Scanner, items: list[ScanItem]) -> Plan:

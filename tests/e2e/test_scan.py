@@ -270,8 +270,10 @@ def test_sigint_halfway_then_rerun_yields_every_row_once(
     assert sorted(counts) == sorted(str(p) for p in src.iterdir() if p.is_file())
     assert set(counts.values()) == {1}
     assert f"{'already in results':<36}{written:>8}" in summary
-    where = "this process, 2 worker thread(s), no Ray" if executor == "local" else "Ray Data actor pools"
-    assert f"analysed on: {where}" in summary
+    if executor == "local":
+        assert "analysed on: this process, 2 worker thread(s), no Ray" in summary
+    else:
+        assert "analysed on: Ray Data on a local Ray, 2 fused actor(s)" in summary
     from serving.scan.clusters import assign_clusters
     from serving.scan.output import latest_per_path
 
@@ -366,7 +368,11 @@ def test_csv_manifest_extra_columns_come_through(
 
 
 def test_parquet_output_reads_back_and_feeds_the_review_queue(
-    tmp_path: Path, scan_env: dict[str, str], ray_local: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    scan_env: dict[str, str],
+    ray_local: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from detector.settings import get_settings
     from serving.cli.scan import main
@@ -393,7 +399,9 @@ def test_parquet_output_reads_back_and_feeds_the_review_queue(
         scores = [float(r["manipulated"]) for r in queued]
         assert {Path(r["path"]).name for r in queued} == {"one.jpg", "two.jpg"}
         assert scores == sorted(scores, reverse=True)
+        assert "analysed on: " in capsys.readouterr().out
         assert main(argv) == 0  # a rerun adds nothing
+        assert "analysed on: " not in capsys.readouterr().out  # nothing was
         assert pq.read_table(out).num_rows == 3
         assert len(read_jsonl(Path(f"{out}.journal.jsonl"))) == 3
     finally:
