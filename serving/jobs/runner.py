@@ -261,15 +261,8 @@ class JobRunner:
             return
         self.metrics.analyses.labels(report.media.kind).observe(time.perf_counter() - started)
         body = json.loads(report.to_json())
-        await self._persist(
-            f"caching the report of job {job.id}",
-            self.store.cache_report,
-            job.sha256,
-            result_key(self.settings, options, report.media.kind),
-            job.owner,
-            body,
-        )
-        await self._finish(job.id, "succeeded", report=body)
+        key = result_key(self.settings, options, report.media.kind)
+        await self._finish(job.id, "succeeded", report=body, cache_key=key)
 
     async def _resubmit(self, job_id: str) -> None:
         await asyncio.sleep(STORE_RETRY_S[1] / 6)  # not at once: the store has just failed
@@ -282,6 +275,7 @@ class JobRunner:
         *,
         report: dict[str, Any] | None = None,
         error: tuple[str, str] | None = None,
+        cache_key: str | None = None,
     ) -> None:
         job = await self._persist(
             f"recording the outcome of job {job_id}",
@@ -291,6 +285,7 @@ class JobRunner:
             self.ttl_s,
             report=report,
             error=error,
+            cache_key=cache_key,
         )
         if job is None:  # maybe finished by an earlier try whose answer was lost in the outage
             job = await self._persist(f"reading job {job_id}", self.store.get, job_id)

@@ -270,8 +270,17 @@ class JobStore:
         *,
         report: dict[str, Any] | None = None,
         error: tuple[str, str] | None = None,
+        cache_key: str | None = None,
     ) -> Job | None:
-        """Record the outcome of a running job and delete its media; None if it was cancelled meanwhile."""
+        """Record the outcome of a running job and delete its media; None if it was cancelled,
+        deleted or erased meanwhile.
+
+        With ``cache_key`` the report is also cached for the job's owner, in the same transaction and
+        only when the job is still there: a job deleted or erased while it ran leaves no copy of its
+        report behind (the cache row was written before the outcome, whatever became of the job).
+        """
+        if cache_key is not None and report is None:
+            raise ValueError("cache_key caches a report: finish needs the report too")
         now = time.time()
         code, message = error if error is not None else (None, None)
         values: dict[str, Any] = {
@@ -285,18 +294,31 @@ class JobStore:
             cur = db.execute(
                 update(t.jobs).where(t.jobs.c.id == job_id, t.jobs.c.status.in_(ACTIVE)).values(**values)
             )
+            if cur.rowcount == 1 and cache_key is not None:
+                sha256, owner = db.execute(
+                    select(t.jobs.c.sha256, t.jobs.c.owner).where(t.jobs.c.id == job_id)
+                ).one()
+                _cache(db, sha256, cache_key, owner, values["report"])
         self._delete_media(job_id)
         return self.get(job_id) if cur.rowcount == 1 else None
 
     def delete(self, job_id: str, owner: str) -> bool:
-        """Remove a job of ``owner`` and its media, whatever its state (a running result is discarded).
+        """Remove a job of ``owner``, its media and ``owner``'s cached reports of the same bytes,
+        whatever its state (a running result is discarded, and not cached when it comes).
 
-        Another owner's job (or a malformed id) is left untouched, media included: False.
+        The cached report is a copy of the job's, upload name included: the owner asked for the
+        upload to be forgotten, so the next upload of the same bytes is analysed again. Another
+        owner's job (or a malformed id) is left untouched, media included: False.
         """
         if not valid_job_id(job_id):
             return False
+        c = t.jobs.c
         with self.transaction() as db:
-            cur = db.execute(delete(t.jobs).where(t.jobs.c.id == job_id, t.jobs.c.owner == owner))
+            found = db.execute(select(c.sha256).where(c.id == job_id, c.owner == owner)).first()
+            cur = db.execute(delete(t.jobs).where(c.id == job_id, c.owner == owner))
+            if found is not None:
+                r = t.results.c
+                db.execute(delete(t.results).where(r.sha256 == found.sha256, r.owner == owner))
         if cur.rowcount != 1:
             return False
         self._delete_media(job_id)

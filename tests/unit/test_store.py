@@ -266,3 +266,33 @@ def test_database_urls_are_normalised_to_psycopg() -> None:
 
     with pytest.raises(InvalidRequest):
         normalise_url("mysql://h/db")
+
+
+def test_a_finished_jobs_report_is_cached_with_its_outcome_and_not_after_a_delete(store: JobStore) -> None:
+    """The runner cached a video's report, then recorded the outcome: a job deleted or erased while
+    it ran left its report (upload name included) in the cache, served to the next upload."""
+    kept, deleted = _job(store), _job(store, owner="key:b")
+    for job_id in (kept, deleted):
+        store.claim(job_id)
+    assert store.delete(deleted, "key:b")
+    assert store.finish(deleted, "succeeded", 60.0, report={"name": "gone.mp4"}, cache_key="k") is None
+    assert store.cached_report("ab" * 32, "k", "key:b") is None
+    done = store.finish(kept, "succeeded", 60.0, report={"name": "v.mp4"}, cache_key="k")
+    assert done is not None
+    assert store.cached_report("ab" * 32, "k", "key:a") == {"name": "v.mp4"}
+    with pytest.raises(ValueError, match="needs the report"):
+        store.finish(kept, "failed", 60.0, error=("x", "y"), cache_key="k")
+
+
+def test_deleting_a_job_forgets_its_owners_cached_reports_of_the_same_bytes(store: JobStore) -> None:
+    job_id = _job(store)
+    for key, owner in (("k1", "key:a"), ("k2", "key:a"), ("k1", "key:b")):
+        store.cache_report("ab" * 32, key, owner, {"name": f"{owner}.mp4"})
+    store.cache_report("cd" * 32, "k1", "key:a", {"name": "other bytes"})
+    assert not store.delete(job_id, "key:b")  # another owner's delete changes nothing
+    assert store.cached_report("ab" * 32, "k1", "key:a") is not None
+    assert store.delete(job_id, "key:a")
+    assert store.cached_report("ab" * 32, "k1", "key:a") is None
+    assert store.cached_report("ab" * 32, "k2", "key:a") is None
+    assert store.cached_report("ab" * 32, "k1", "key:b") == {"name": "key:b.mp4"}, "never another owner's"
+    assert store.cached_report("cd" * 32, "k1", "key:a") == {"name": "other bytes"}
