@@ -178,6 +178,22 @@ class Score(_Model):
     )
 
 
+DECIDING_SIGNALS: dict[str, str] = {
+    "signed_ai_declaration": "content_credentials",
+    "invisible_watermark": "invisible_watermark",
+    "known_match": "known_match",
+}
+"""The rules that set a verdict whatever the pixels say, and the signal each rests on (such a
+signal adds no log-odds: its ``contribution`` is None). ``serving/static/report.js`` holds the same
+table."""
+
+
+def deciding_signal(score: Score) -> Signal | None:
+    """The present signal whose rule set the verdict, if a rule did (else None)."""
+    name = DECIDING_SIGNALS.get(score.rule or "")
+    return next((s for s in score.signals if s.name == name and s.present), None)
+
+
 class Heatmap(_Model):
     """Grad-CAM of the face model on one face crop: a grayscale PNG with the crop's shape."""
 

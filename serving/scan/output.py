@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from detector.errors import InvalidRequest, TrueframeError
 from detector.provenance.pdq import MIN_QUALITY
-from detector.report.schema import Report
+from detector.report.schema import Report, deciding_signal
 
 Row = dict[str, Any]
 RowKey = tuple[str, str, str]
@@ -52,6 +52,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "faces",
     "top_signal",
     "top_signal_contribution",
+    "rule",
     "known_match_verdict",
     "known_match_distance",
     "known_match_share",
@@ -107,7 +108,9 @@ def report_row(report: Report) -> Row:
     """The result columns a report fills (everything but path, extras and bookkeeping)."""
     score = report.score
     contributing = [s for s in score.signals if s.contribution is not None]
-    top = max(contributing, key=lambda s: abs(s.contribution or 0.0), default=None)
+    # the signal a rule decided by, else the largest contribution (a rule's signal adds no log-odds,
+    # so the prior pushing towards authentic was named for an AI-declared image)
+    top = deciding_signal(score) or max(contributing, key=lambda s: abs(s.contribution or 0.0), default=None)
     provenance = report.provenance
     known = report.known_match
     usable = []
@@ -129,6 +132,7 @@ def report_row(report: Report) -> Row:
         "faces": len(report.tracks),
         "top_signal": top.name if top is not None else None,
         "top_signal_contribution": top.contribution if top is not None else None,
+        "rule": score.rule,
         "known_match_verdict": known.verdict if known is not None else None,
         "known_match_distance": known.distance if known is not None else None,
         "known_match_share": known.matched_share if known is not None else None,

@@ -121,17 +121,28 @@ window.TrueframeReport = (function () {
     $("decision-card").hidden = !review && !known;
   }
 
+  // The rules that set a verdict whatever the pixels say, and the signal each rests on: such a signal
+  // adds no log-odds (contribution null) and must not read "no effect". Same table as
+  // DECIDING_SIGNALS in detector/report/schema.py.
+  const DECIDING_SIGNALS = {
+    signed_ai_declaration: "content_credentials",
+    invisible_watermark: "invisible_watermark",
+    known_match: "known_match",
+  };
+
   function renderSignals(report) {
     const list = clear($("signals"));
     const signals = (report.score && report.score.signals) || [];
+    const deciding = report.score && report.score.rule ? DECIDING_SIGNALS[report.score.rule] : undefined;
+    const decides = (sig) => sig.present && sig.name === deciding;
     signals
       .slice()
-      .sort((a, b) => Number(b.present) - Number(a.present))
+      .sort((a, b) => Number(decides(b)) - Number(decides(a)) || Number(b.present) - Number(a.present))
       .forEach((sig) => {
         const c = sig.contribution;
-        const tone = !sig.present || c === null ? "neutral" : c > 0.05 ? "up" : c < -0.05 ? "down" : "neutral";
+        const tone = decides(sig) ? "decides" : !sig.present || c === null ? "neutral" : c > 0.05 ? "up" : c < -0.05 ? "down" : "neutral";
         const item = el("li", null, "signal " + tone);
-        const mark = { up: "▲ raises", down: "▼ lowers", neutral: "• no effect" }[tone];
+        const mark = { decides: "■ decides", up: "▲ raises", down: "▼ lowers", neutral: "• no effect" }[tone];
         item.appendChild(el("span", mark, "signal-mark"));
         item.appendChild(el("span", sig.sentence, "signal-text"));
         list.appendChild(item);

@@ -288,6 +288,48 @@ def test_a_face_rating_the_score_does_not_count_is_drawn_grey_not_as_an_accusati
     assert "not counted" not in red["note"] + red["caption"]
 
 
+def test_the_signal_a_rule_decided_by_reads_decides_not_no_effect(chromium: Path, tmp_path: Path) -> None:
+    """Signed credentials declaring AI set the verdict without adding log-odds; the page marked their
+    line "no effect" and listed it after the base rate, which pushes towards authentic."""
+    from playwright.sync_api import sync_playwright
+
+    from serving.auth.keys import create_key
+    from tests.support import known_media as km
+    from tests.support.fake_analyzer import FakeAnalyzer
+    from tests.support.servicekit import live_server, make_settings, open_store
+
+    photo = tmp_path / "declared.jpg"
+    photo.write_bytes(km.reviewed_photo())
+    settings = make_settings(tmp_path / "data", tmp_path / "weights")
+    store = open_store(settings)
+    key = create_key(store, "newsroom").token
+    problems: list[str] = []
+    analyzer = FakeAnalyzer(settings, ai_declared=True)
+    with live_server(settings, analyzer, store) as url, sync_playwright() as pw:
+        context = _browser(pw, tmp_path / "profile")
+        try:
+            page = context.new_page()
+            _watch(page, problems)
+            page.goto(url + "/")
+            page.set_input_files("#file-input", str(photo))
+            page.wait_for_selector("#key-panel:not([hidden])")
+            page.fill("#key-input", key)
+            page.click("#key-form button[type=submit]")
+            page.wait_for_selector("#signals li")
+            page.screenshot(path=str(ARTIFACTS / "browser-rule-decides.png"), full_page=True)
+            lines = page.eval_on_selector_all(
+                "#signals li", "items => items.map(i => [i.className, i.innerText.replace(/\\s+/g, ' ')])"
+            )
+        finally:
+            context.close()
+    store.close()
+    assert problems == []
+    (first_class, first_text), (second_class, second_text) = lines
+    assert first_class == "signal decides"
+    assert first_text.startswith("■ decides Signed Content Credentials declare")
+    assert (second_class, second_text.split(" base rate")[0]) == ("signal down", "▼ lowers")
+
+
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
     """A live service over the fake analyzer with known-media matching, a submitter and a reviewer,

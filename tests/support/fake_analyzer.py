@@ -148,6 +148,25 @@ class ReportBefore23(Report):
         return self.model_dump_json(indent=indent, exclude={"score": {"signals": {"__all__": {"counted"}}}})
 
 
+def declared_ai(report: Report) -> Report:
+    """``report`` as the fusion writes it for signed Content Credentials that declare AI generation:
+    verdict ``ai_generated`` by rule ``signed_ai_declaration``; the credentials signal adds no
+    log-odds, the base rate still pushes towards authentic."""
+    credentials = Signal(
+        name="content_credentials",
+        kind="rule",
+        present=True,
+        sentence="Signed Content Credentials declare this image AI-generated: that decides the verdict.",
+    )
+    prior = Signal(
+        name="base_rate", kind="prior", present=True, logit=-1.48, contribution=-1.48, sentence="base rate"
+    )
+    score = report.score.model_copy(
+        update={"verdict": "ai_generated", "rule": "signed_ai_declaration", "signals": [prior, credentials]}
+    )
+    return report.model_copy(update={"score": score})
+
+
 class FakeAnalyzer:
     """Implements the Analyzer protocol; see the module docstring."""
 
@@ -163,10 +182,12 @@ class FakeAnalyzer:
         known: KnownMedia | None = None,
         face_counted: bool = True,
         before_counted: bool = False,
+        ai_declared: bool = False,
     ) -> None:
         self.settings = settings
         self.face_counted = face_counted
         self.before_counted = before_counted  # reports as stored before schema 2.3
+        self.ai_declared = ai_declared  # reports of media whose signed credentials declare AI
         self.known = known
         self.manipulated = manipulated
         self.delay_s = delay_s
@@ -198,6 +219,8 @@ class FakeAnalyzer:
         report = fake_report(
             info, name, frames, self.manipulated, self.settings.models.face_model, self.face_counted
         )
+        if self.ai_declared:
+            report = declared_ai(report)
         if self.before_counted:
             report = ReportBefore23.model_validate(report.model_dump())
         if self.known is not None:
