@@ -37,7 +37,17 @@ def job_view(store: JobStore, job: Job, staff: bool) -> dict[str, Any]:
     body["review"] = decision
     body["appeal"] = appeals[-1].public(staff) if appeals else None
     body["links"] |= {"reviews": f"/v1/jobs/{job.id}/reviews", "appeal": f"/v1/jobs/{job.id}/appeal"}
+    body["callback"] = callback_view(job)
     return body
+
+
+def callback_view(job: Job) -> dict[str, Any] | None:
+    """Where the job's webhook goes and how its delivery stands (None without ``callback_url``):
+    ``pending`` until it is delivered or given up on (``failed``), and the attempts made so far.
+    Not in the webhook body itself, which is sent while the state is still ``pending``."""
+    if job.callback_url is None:
+        return None
+    return {"url": job.callback_url, "state": job.callback_state, "attempts": job.callback_attempts}
 
 
 def appeal_view(appeal: Appeal, staff: bool) -> dict[str, Any]:

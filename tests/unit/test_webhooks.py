@@ -169,9 +169,12 @@ def test_service_posts_the_signed_final_job_and_retries(tmp_path: Path, face_jpe
         sent = json.loads(deliveries[-1].body)
         assert (sent["job_id"], sent["status"]) == (job["job_id"], "succeeded")
         assert sent["report"] == job["report"]
-        assert wait_until(lambda: service.store.query(
+        assert "callback" not in sent  # sent while its own delivery is still pending
+        delivered = {"url": sink.url, "state": "delivered", "attempts": 2}
+        assert wait_until(lambda: client.get(f"/v1/jobs/{job['job_id']}").json()["callback"] == delivered)
+        assert service.store.query(
             "SELECT callback_state FROM jobs WHERE id=?", (job["job_id"],)
-        )[0]["callback_state"] == "delivered")  # fmt: skip
+        )[0]["callback_state"] == "delivered"  # fmt: skip
         refused = client.post("/v1/analyze", params={"callback_url": "ftp://x/"}, content=face_jpeg)
         assert refused.status_code == 400
         assert error_of(refused)["code"] == "invalid_request"
