@@ -303,12 +303,15 @@ class JobStore:
         return self.get(job_id) if cur.rowcount == 1 else None
 
     def delete(self, job_id: str, owner: str) -> bool:
-        """Remove a job of ``owner``, its media and ``owner``'s cached reports of the same bytes,
-        whatever its state (a running result is discarded, and not cached when it comes).
+        """Remove a job of ``owner``, its media, its pending appeals and ``owner``'s cached reports of
+        the same bytes, whatever its state (a running result is discarded, and not cached when it
+        comes).
 
         The cached report is a copy of the job's, upload name included: the owner asked for the
-        upload to be forgotten, so the next upload of the same bytes is analysed again. Another
-        owner's job (or a malformed id) is left untouched, media included: False.
+        upload to be forgotten, so the next upload of the same bytes is analysed again. An appeal
+        still waiting could be taken by a reviewer but never decided (its job gone): it is withdrawn
+        with its job; decided ones stay, as the decisions do. Another owner's job (or a malformed
+        id) is left untouched, media included: False.
         """
         if not valid_job_id(job_id):
             return False
@@ -317,8 +320,9 @@ class JobStore:
             found = db.execute(select(c.sha256).where(c.id == job_id, c.owner == owner)).first()
             cur = db.execute(delete(t.jobs).where(c.id == job_id, c.owner == owner))
             if found is not None:
-                r = t.results.c
+                r, a = t.results.c, t.appeals.c
                 db.execute(delete(t.results).where(r.sha256 == found.sha256, r.owner == owner))
+                db.execute(delete(t.appeals).where(a.job_id == job_id, a.state.in_(t.PENDING_APPEALS)))
         if cur.rowcount != 1:
             return False
         self._delete_media(job_id)

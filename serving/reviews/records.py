@@ -15,17 +15,17 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, RowMapping, and_, exists, insert, or_, select, update
 
 from serving.http.errors import AppealNotFound, Conflict
 from serving.jobs.store import Job, JobStore
 from serving.known.lists import put_reviewed, usable_hashes
-from serving.store.schema import appeals, jobs, reviews
+from serving.store.schema import PENDING_APPEALS, appeals, jobs, reviews
 
 AppealState = Literal["open", "in_review", "upheld", "overturned"]
-PENDING: tuple[AppealState, ...] = ("open", "in_review")
+PENDING: tuple[AppealState, ...] = cast(tuple[AppealState, ...], PENDING_APPEALS)
 FLAGGED = ("likely_manipulated", "manipulated", "ai_generated")
 MODEL_AS_REVIEW = {
     "authentic": "authentic",

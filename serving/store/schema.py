@@ -94,6 +94,9 @@ reviews = Table(
     Index("reviews_sha256", "sha256"),  # 0003: the flagged queue leaves out bytes already decided
 )
 
+PENDING_APPEALS = ("open", "in_review")
+"""Appeal states still waiting for a decision (``serving.reviews.records``)."""
+
 appeals = Table(
     "appeals",
     metadata,

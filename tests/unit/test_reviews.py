@@ -162,6 +162,24 @@ def _events(sink: WebhookSink, count: int, secret: str) -> list[dict[str, Any]]:
     return [{"header": d.headers["X-Trueframe-Event"], **json.loads(d.body)} for d in deliveries]
 
 
+def test_deleting_a_job_withdraws_its_pending_appeal_and_keeps_decided_ones(desk: Desk) -> None:
+    """Before: the appeal of a deleted job stayed open, left the queue, could still be taken, and
+    could never be decided (reviewing answered 404)."""
+    decided_job = desk.upload(desk.submitter, km.reviewed_photo(), "press.jpg")
+    first = desk.call(desk.submitter, "POST", f"/v1/jobs/{decided_job}/appeal", json={"statement": "edited"})
+    assert desk.review(decided_job, "manipulated", "pasted sky").status_code == 201
+    pending_job = desk.upload(desk.submitter, km.unrelated_photo(), "mug.jpg")
+    second = desk.call(desk.submitter, "POST", f"/v1/jobs/{pending_job}/appeal", json={"statement": "fake"})
+    assert second.status_code == 201, second.text
+    for job_id in (decided_job, pending_job):
+        assert desk.call(desk.submitter, "DELETE", f"/v1/jobs/{job_id}").status_code == 204
+    withdrawn = second.json()["appeal_id"]
+    assert desk.call(desk.submitter, "GET", f"/v1/appeals/{withdrawn}").status_code == 404
+    assert desk.call(desk.reviewer, "POST", f"/v1/appeals/{withdrawn}/start").status_code == 404
+    kept = desk.call(desk.submitter, "GET", f"/v1/appeals/{first.json()['appeal_id']}")
+    assert kept.json()["state"] == "overturned"  # a decided appeal is the record of a decision
+
+
 def test_an_appeal_moves_through_its_states_and_fires_the_webhook(desk: Desk) -> None:
     job_id = desk.upload(desk.submitter, km.reviewed_photo(), "press.jpg")
     opened = desk.call(
