@@ -51,7 +51,7 @@ def _store(args: argparse.Namespace) -> JobStore:
 def run_create(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.webhook_url is not None:
-        check_callback_url(args.webhook_url, settings.serve.callback_allow_private)
+        check_callback_url(args.webhook_url, settings.serve.callback_allow_private, "--webhook-url")
     store = _store(args)
     try:
         new = create_key(store, args.name, args.role, args.webhook_url)

@@ -44,28 +44,29 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def check_callback_url(url: str, allow_private: bool) -> str:
-    """The URL when it is an acceptable callback target, else :class:`InvalidRequest`."""
+def check_callback_url(url: str, allow_private: bool, option: str = "callback_url") -> str:
+    """The URL when it is an acceptable callback target, else :class:`InvalidRequest` naming
+    ``option`` (the query parameter, or the CLI's ``--webhook-url``)."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise InvalidRequest("callback_url must be an absolute http:// or https:// URL")
+        raise InvalidRequest(f"{option} must be an absolute http:// or https:// URL")
     if parts.username or parts.password:
-        raise InvalidRequest("callback_url must not carry credentials")
+        raise InvalidRequest(f"{option} must not carry credentials")
     if not allow_private:
-        _refuse_private(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        _refuse_private(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), option)
     return url
 
 
-def _refuse_private(host: str, port: int) -> None:
+def _refuse_private(host: str, port: int, option: str) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise InvalidRequest(f"callback_url host {host!r} does not resolve") from exc
+        raise InvalidRequest(f"{option} host {host!r} does not resolve") from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global:
             raise InvalidRequest(
-                f"callback_url resolves to a non-public address ({address}); "
+                f"{option} resolves to a non-public address ({address}); "
                 "set TRUEFRAME_SERVE__CALLBACK_ALLOW_PRIVATE=true to allow it"
             )
 

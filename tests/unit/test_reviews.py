@@ -360,4 +360,7 @@ def test_erasure_removes_a_keys_jobs_reviews_and_hashes(desk: Desk) -> None:
     copy = desk.call(desk.other, "POST", "/v1/analyze", content=km.reencoded(km.reviewed_photo()))
     assert copy.json()["known_match"] is None, "erased hashes no longer match"
     assert desk.call(desk.admin, "DELETE", "/v1/keys/ffffffff/data").status_code == 404
+    long = desk.call(desk.admin, "DELETE", f"/v1/keys/{'f' * 5000}/data")  # not echoed back in full
+    assert long.status_code == 404
+    assert long.json()["error"]["message"] == f"no key {'f' * 64!r} (cut)"
     assert desk.call(desk.submitter, "POST", "/v1/analyze", content=km.unrelated_photo()).status_code == 200

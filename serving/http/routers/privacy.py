@@ -20,6 +20,6 @@ async def erase_key_data(key_id: str, caller: Caller, state: State) -> dict[str,
     """Everything kept about the key's uploads, gone at once (see :mod:`serving.privacy`)."""
     require_role(caller, "admin")
     if await off_loop(get_key, state.store, key_id) is None:
-        raise KeyNotFound(f"no key {key_id}")
+        raise KeyNotFound(f"no key {key_id[:64]!r}" + (" (cut)" if len(key_id) > 64 else ""))
     counts = await off_loop(erase_owner, state.store, f"key:{key_id}")
     return {"key_id": key_id, "erased": counts}
