@@ -124,6 +124,11 @@ def test_wait_true_returns_the_report_or_the_job_when_it_takes_too_long(tmp_path
         assert quick.status_code == 200, quick.text
         report = Report.model_validate(quick.json())
         assert (report.media.kind, len(report.frames)) == ("video", 5)
+        assert quick.headers["x-trueframe-cache"] == "miss"
+        assert quick.headers["link"] == f"</v1/jobs/{quick.headers['x-trueframe-job']}>; rel=job"
+        again = client.post("/v1/analyze?wait=true&frames=5", content=clip)  # answered from the cache
+        assert (again.status_code, again.headers["x-trueframe-cache"]) == (200, "hit")
+        assert again.headers["x-trueframe-job"] != quick.headers["x-trueframe-job"]
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,7 @@ async def analyze(
         state.runner.finished(job)
     if not wait:
         return job_response(job, 202)
-    return await _wait(state, job.id)
+    return await _wait(state, job.id, "miss" if cached is None else "hit")
 
 
 def _admit(
@@ -140,17 +140,22 @@ async def _image(
         ttl_s=state.runner.ttl_s,
         cache_key=cache[0] if hit == "miss" else None,
     )
-    headers = {"X-Trueframe-Cache": hit, "X-Trueframe-Job": job.id, "Link": f"</v1/jobs/{job.id}>; rel=job"}
-    return JSONResponse(body, headers=headers)
+    return JSONResponse(body, headers=_report_headers(hit, job.id))
 
 
-async def _wait(state: AppState, job_id: str) -> Response:
+def _report_headers(hit: str, job_id: str) -> dict[str, str]:
+    """What an answered report carries besides its body: whether the cache answered, and its job."""
+    return {"X-Trueframe-Cache": hit, "X-Trueframe-Job": job_id, "Link": f"</v1/jobs/{job_id}>; rel=job"}
+
+
+async def _wait(state: AppState, job_id: str, hit: str) -> Response:
+    """The job's report once it is done (``?wait=true``), with the same headers as an image's."""
     await state.runner.wait(job_id, state.settings.serve.wait_timeout_s)
     done = await off_loop(state.store.get, job_id)
     if done is None:
         raise JobNotFound("the job was deleted while waiting")
     if done.status == "succeeded":
-        return JSONResponse(done.report)
+        return JSONResponse(done.report, headers=_report_headers(hit, job_id))
     if done.status == "failed" and done.error_code is not None:
         body = {"error": {"code": done.error_code, "message": done.error_message}}
         return JSONResponse(body, status_code=status_of(done.error_code))
