@@ -180,6 +180,22 @@ def test_deleting_a_job_withdraws_its_pending_appeal_and_keeps_decided_ones(desk
     assert kept.json()["state"] == "overturned"  # a decided appeal is the record of a decision
 
 
+def test_decisions_stay_readable_after_their_job_is_gone(desk: Desk) -> None:
+    """Reviews are the record of what was decided: until 2026-12-03 they answered 404 once their job
+    expired or was deleted. Still only for the job's owner and staff."""
+    job_id = desk.upload(desk.submitter, km.reviewed_photo(), "press.jpg")
+    assert desk.review(job_id, "manipulated", "pasted sky").status_code == 201
+    assert desk.call(desk.submitter, "DELETE", f"/v1/jobs/{job_id}").status_code == 204
+    url = f"/v1/jobs/{job_id}/reviews"
+    mine = desk.call(desk.submitter, "GET", url)
+    assert mine.status_code == 200, mine.text
+    assert [(r["verdict"], r["reviewer"]) for r in mine.json()["reviews"]] == [("manipulated", None)]
+    staff = desk.call(desk.reviewer, "GET", url).json()["reviews"]
+    assert staff[0]["reviewer"] == f"key:{desk.reviewer.key.id}"
+    assert desk.call(desk.other, "GET", url).status_code == 404  # never another submitter's
+    assert desk.call(desk.submitter, "GET", "/v1/jobs/job_" + "a" * 22 + "/reviews").status_code == 404
+
+
 def test_an_appeal_moves_through_its_states_and_fires_the_webhook(desk: Desk) -> None:
     job_id = desk.upload(desk.submitter, km.reviewed_photo(), "press.jpg")
     opened = desk.call(

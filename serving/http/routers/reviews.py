@@ -79,10 +79,17 @@ async def review_job(job_id: str, body: ReviewIn, caller: Caller, state: State) 
 
 @router.get("/jobs/{job_id}/reviews")
 async def list_reviews(job_id: str, caller: Caller, state: State) -> dict[str, Any]:
-    """Every decision on the job, oldest first (the owner does not see who decided)."""
-    job = await visible_job(state, caller, job_id)
-    found = await off_loop(records.job_reviews, state.store, job.id)
-    return {"job_id": job.id, "reviews": [human_review(r, is_staff(caller)) for r in found]}
+    """Every decision on the job, oldest first (the owner does not see who decided).
+
+    Decisions are the record of what was decided and outlive their job (expired or deleted): they
+    stay readable by the job's owner and by staff until the owner's data is erased.
+    """
+    owner = None if is_staff(caller) else caller.owner
+    job = await off_loop(state.store.get, job_id, owner)
+    found = await off_loop(records.job_reviews, state.store, job_id)
+    if job is None and not (found and owner in (None, found[0].job_owner)):
+        raise JobNotFound(f"no job {job_id}")
+    return {"job_id": job_id, "reviews": [human_review(r, is_staff(caller)) for r in found]}
 
 
 @router.post("/jobs/{job_id}/appeal", status_code=201)
