@@ -39,7 +39,7 @@ def _job(store: JobStore, owner: str = "key:a", media: bytes = b"video bytes") -
 
 def test_the_backend_is_the_one_asked_for(store: JobStore, database_url: str | None) -> None:
     assert store.dialect == ("sqlite" if database_url is None else "postgresql")
-    assert current_revision(store.engine) == "0003"
+    assert current_revision(store.engine) == "0004"
     if database_url is None:
         assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     ids = {_job(store) for _ in range(50)}
@@ -249,7 +249,7 @@ def test_a_store_made_before_migrations_is_adopted(tmp_path: Path, database_url:
     with sqlite3.connect(path) as db:
         db.executescript(LEGACY)
     store = JobStore(path)
-    assert current_revision(store.engine) == "0003"
+    assert current_revision(store.engine) == "0004"
     keys = store.query(select(schema.api_keys.c.id, schema.api_keys.c.role))
     assert [(k["id"], k["role"]) for k in keys] == [("0123abcd", "submitter")]
     assert store.queued_ids() == ["job_aaaaaaaaaaaaaaaaaaaaaa"]
@@ -296,3 +296,35 @@ def test_deleting_a_job_forgets_its_owners_cached_reports_of_the_same_bytes(stor
     assert store.cached_report("ab" * 32, "k2", "key:a") is None
     assert store.cached_report("ab" * 32, "k1", "key:b") == {"name": "key:b.mp4"}, "never another owner's"
     assert store.cached_report("cd" * 32, "k1", "key:a") == {"name": "other bytes"}
+
+
+def test_migration_0004_removes_hash_list_items_whose_decision_time_is_not_a_time(
+    store: JobStore, settings: Settings
+) -> None:
+    """Imports stored 1e20, inf or -1e15 until 2026-12-03, and every analysis matching such an item
+    answered 500; the rows cannot be repaired (their real time is unknown), so they go."""
+    from alembic import command
+    from alembic.config import Config
+
+    from serving.store.engine import MIGRATIONS
+
+    with store.engine.connect() as conn, conn.begin():
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+    rows = {"ok": 1714557600.0, "far": 1e20, "inf": float("inf"), "before": -1e15}
+    with store.transaction() as db:
+        db.execute(schema.hash_lists.insert().values(name="t", source="import", created_at=1.0))
+        for item, when in rows.items():
+            values = {"list_name": "t", "item": item, "kind": "image", "verdict": "manipulated"}
+            values |= {"reviewed_at": when, "hashes": "ab" * 32, "added_at": 1.0}
+            db.execute(schema.known_media.insert().values(**values))
+    store.close()
+    again = open_store(settings)  # a service starting on the old store migrates it
+    try:
+        assert current_revision(again.engine) == "0004"
+        kept = again.query(select(schema.known_media.c.item))
+        assert [row["item"] for row in kept] == ["ok"]
+    finally:
+        again.close()
