@@ -226,6 +226,18 @@ def test_journalist_checks_a_face_swap_video(
     assert again == seen.verdict
 
 
+def _upload_with_key(context: Any, url: str, photo: Path, key: str, problems: list[str]) -> Any:
+    """A new page of the form that uploads ``photo`` and, asked for a key, gives ``key``."""
+    page = context.new_page()
+    _watch(page, problems)
+    page.goto(url + "/")
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector("#key-panel:not([hidden])")
+    page.fill("#key-input", key)
+    page.click("#key-form button[type=submit]")
+    return page
+
+
 @pytest.mark.parametrize("stored_before_2_3", [False, True])
 def test_a_face_rating_the_score_does_not_count_is_drawn_grey_not_as_an_accusation(
     chromium: Path, tmp_path: Path, stored_before_2_3: bool
@@ -254,13 +266,7 @@ def test_a_face_rating_the_score_does_not_count_is_drawn_grey_not_as_an_accusati
         with live_server(settings, analyzer, store) as url, sync_playwright() as pw:
             context = _browser(pw, tmp_path / f"profile-{counted}")
             try:
-                page = context.new_page()
-                _watch(page, problems)
-                page.goto(url + "/")
-                page.set_input_files("#file-input", str(photo))
-                page.wait_for_selector("#key-panel:not([hidden])")
-                page.fill("#key-input", key)
-                page.click("#key-form button[type=submit]")
+                page = _upload_with_key(context, url, photo, key, problems)
                 page.wait_for_selector("#thumbs[data-ready=true]", timeout=60_000)
                 shot = f"browser-face-counted-{counted}{'-before-2.3' if stored_before_2_3 else ''}.png"
                 page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
@@ -308,13 +314,7 @@ def test_the_signal_a_rule_decided_by_reads_decides_not_no_effect(chromium: Path
     with live_server(settings, analyzer, store) as url, sync_playwright() as pw:
         context = _browser(pw, tmp_path / "profile")
         try:
-            page = context.new_page()
-            _watch(page, problems)
-            page.goto(url + "/")
-            page.set_input_files("#file-input", str(photo))
-            page.wait_for_selector("#key-panel:not([hidden])")
-            page.fill("#key-input", key)
-            page.click("#key-form button[type=submit]")
+            page = _upload_with_key(context, url, photo, key, problems)
             page.wait_for_selector("#signals li")
             page.screenshot(path=str(ARTIFACTS / "browser-rule-decides.png"), full_page=True)
             lines = page.eval_on_selector_all(
