@@ -19,6 +19,7 @@ import argparse
 import csv
 import fnmatch
 import hashlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -200,7 +201,12 @@ def open_snapshot(source: Source, mirror: Path | None, cache: Path) -> Snapshot:
     git_dir = cache / f"{owner}+{name}.git"
     if not git_dir.exists():
         url = f"https://github.com/{source.repo}.git"
-        subprocess.run(["git", "clone", "--bare", "--quiet", url, str(git_dir)], check=True)
+        command = ["git", "clone", "--bare", "--quiet", url, str(git_dir)]
+        quiet = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a missing repository fails, never asks
+        done = subprocess.run(command, capture_output=True, env=quiet)
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip()
+            raise StagingError(f"cannot clone {url} ({reason}); without network give --mirror DIR")
     return Snapshot(git_dir, source.commit)
 
 
@@ -281,19 +287,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["lock", "stage"])
     parser.add_argument("--mirror", type=Path, default=None, help="folder of git snapshots")
     parser.add_argument("--out", type=Path, default=Path("runs/staged"))
-    parser.add_argument("--only", nargs="*", default=None, help="source names to stage")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="source names to lock or stage (lock keeps the others' rows)"
+    )
     args = parser.parse_args(argv)
     sources = read_sources()
-    if args.only:
-        sources = [s for s in sources if s.name in set(args.only)]
     try:
+        if args.only:
+            unknown = sorted(set(args.only) - {s.name for s in sources})
+            if unknown:
+                known = ", ".join(s.name for s in sources)
+                raise StagingError(f"unknown source(s) {unknown}; known: {known}")
+            sources = [s for s in sources if s.name in set(args.only)]
         if args.command == "lock":
             rows, dropped = build_lock(sources, args.mirror, args.out / ".git-cache", read_dev_exclusions())
-            write_lock(rows)
+            chosen = {s.name for s in sources}
+            kept = [r for r in read_lock(LOCK_FILE) if r.name not in chosen] if args.only else []
+            write_lock([*kept, *rows], LOCK_FILE)  # --only relocks those sources; the rest's rows stay
             print(f"{len(rows)} files locked; dropped {dropped['dev']} dev files, {dropped['absent']} absent")
             return 0
         wanted = {s.name for s in sources}
-        rows = [r for r in read_lock() if r.name in wanted]
+        rows = [r for r in read_lock(LOCK_FILE) if r.name in wanted]
         written = stage(rows, sources, args.mirror, args.out)
         print(f"{len(rows)} files verified under {args.out} ({written} written)")
     except StagingError as exc:

@@ -126,3 +126,50 @@ def test_lock_holds_no_dev_file(shared_data: Path) -> None:
     assert len(dev.paths) > 300
     repos = {s.name: s.repo for s in read_sources()}
     assert not [r for r in read_lock() if dev.blocks(repos[r.name], r.path, r.sha256)]
+
+
+@pytest.fixture
+def own_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mirror: tuple[Path, str]) -> Path:
+    """The command line on a lock file of its own: sources ``toy`` (the mirror) and ``other``."""
+    from datasets import staging
+
+    _root, commit = mirror
+    other = Source("other", "someone/else", "0" * 40, ("*.jpg",), (), "real_photo", "MIT")
+    lock = tmp_path / "staged.lock.tsv"
+    staging.write_lock([LockRow("other", "x.jpg", "ab" * 32, 3)], lock)
+    monkeypatch.setattr(staging, "LOCK_FILE", lock)
+    monkeypatch.setattr(staging, "read_sources", lambda: [_source(commit), other])
+    monkeypatch.setattr(staging, "read_dev_exclusions", DevExclusions)
+    return lock
+
+
+def test_lock_only_relocks_the_named_sources_and_keeps_the_others(
+    own_lock: Path, mirror: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `lock --only NAME` rewrote the committed lock with that source's rows alone (27,079
+    rows gone), and a misspelt name left the header only, both with exit 0."""
+    from datasets.staging import main
+
+    root, _commit = mirror
+    assert main(["lock", "--only", "toy", "--mirror", str(root), "--out", str(tmp_path / "s")]) == 0
+    assert sorted((r.name, r.path) for r in read_lock(own_lock)) == [
+        ("other", "x.jpg"), ("toy", "img/a.jpg"), ("toy", "img/b.jpg"),
+    ]  # fmt: skip
+    before = own_lock.read_text()
+    assert main(["lock", "--only", "toy", "bogus"]) == 2
+    assert "error: unknown source(s) ['bogus']; known: toy, other" in capsys.readouterr().err
+    assert own_lock.read_text() == before
+
+
+def test_staging_without_network_or_mirror_is_one_error_line(
+    own_lock: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datasets.staging import main
+
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")  # no network here; never reach the real GitHub either
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "url.file:///nonexistent/.insteadOf")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "https://github.com/")
+    assert main(["stage", "--only", "other", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot clone https://github.com/someone/else.git (")
+    assert err.rstrip().endswith("without network give --mirror DIR")
