@@ -51,8 +51,12 @@ class RunState:
 
 def load_config(path: Path) -> dict[str, Any]:
     """The YAML config as a dict (must name ``task``, ``name``, ``input``, ``data``, ``train``)."""
+    if not path.is_file():
+        raise SystemExit(f"error: no config file {path}")
     with open(path, encoding="utf-8") as fh:
         config = yaml.safe_load(fh)
+    if not isinstance(config, dict):
+        raise SystemExit(f"error: {path} is not a YAML mapping of task, name, input, data, train")
     missing = [k for k in ("task", "name", "input", "data", "train") if k not in config]
     if missing:
         raise SystemExit(f"{path}: config lacks {', '.join(missing)}")
@@ -205,17 +209,49 @@ def load_checkpoint(
     return RunState(**saved["state"])
 
 
+RUN_FILE = "run.json"
+"""What a run folder was started for (model name and task), checked by ``--resume`` and ``--finish``."""
+
+
+def _run_identity(config: dict[str, Any]) -> dict[str, str]:
+    return {"name": str(config["name"]), "task": str(config["task"])}
+
+
+def check_run_dir(config: dict[str, Any], out: Path, *, resume: bool) -> None:
+    """Refuse, before any data is built, a run folder that does not fit the command: ``--resume``
+    (or ``--finish``) with no checkpoint (it trained from scratch), a new run over an existing one
+    (it replaced its checkpoint, weights and manifest entry and appended to its log), or a folder
+    started for another model (``--finish`` loaded a face run into the synthetic-image model)."""
+    ckpt = out / "last.pt"
+    if resume and not ckpt.is_file():
+        raise SystemExit(f"error: nothing to resume or finish: {ckpt} is missing")
+    if not resume and ckpt.exists():
+        raise SystemExit(
+            f"error: {out} holds a run already: --resume continues it, --finish exports it; "
+            "or give another --out"
+        )
+    started = out / RUN_FILE
+    if resume and started.is_file():  # runs from before 2026-12-03 have none
+        recorded = json.loads(started.read_text(encoding="utf-8"))
+        if recorded != _run_identity(config):
+            raise SystemExit(f"error: {out} was started for {recorded}, not for {_run_identity(config)}")
+
+
 def run(
     config: dict[str, Any], out: Path, *, resume: bool, device: torch.device, max_steps: int | None = None
 ) -> TrainResult:
     """Train per ``config`` into ``out``; returns the exported best module, its file and sha256."""
+    check_run_dir(config, out, resume=resume)
+    build_module(config, torch.device("cpu"))  # an unknown model or init fails now, not after the data
     out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_FILE).write_text(json.dumps(_run_identity(config)) + "\n", encoding="utf-8")
     tcfg = config["train"]
     seed = int(config.get("seed", 0))
     set_seed(seed)
     rng = np.random.default_rng(seed)
     spec = input_spec(config)
     data = build_data(config, spec)
+    set_seed(seed)  # building face pools draws from torch's generator; loading cached ones does not
     module = build_module(config, device)
     opt, sched = build_optimiser(module, tcfg)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
@@ -268,6 +304,7 @@ def finalize(config: dict[str, Any], out: Path, state: RunState | None = None) -
     from datasets.tasks import TASK_KINDS
 
     if state is None:
+        check_run_dir(config, out, resume=True)
         saved = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
         state = RunState(**saved["state"])
     arch = parse_model_name(config["name"])[0]

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 from datasets.trainer import finalize, load_config, run
+from detector.errors import TrueframeError
+from detector.evaluation.checks import count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,17 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--finish", action="store_true", help="export the best epoch of a stopped run (no training)"
     )
-    parser.add_argument("--max-steps", type=int, default=None, help="cap steps per epoch (smoke runs)")
+    parser.add_argument("--max-steps", type=count, default=None, help="cap steps per epoch (smoke runs)")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     config = load_config(args.config)
-    if args.finish:
-        result = finalize(config, args.out)
-    else:
-        result = run(
-            config, args.out, resume=args.resume, device=select_device(args.device), max_steps=args.max_steps
-        )
+    try:
+        if args.finish:
+            result = finalize(config, args.out)
+        else:
+            device = select_device(args.device)
+            result = run(config, args.out, resume=args.resume, device=device, max_steps=args.max_steps)
+    except TrueframeError as exc:  # an unknown model or device: one line, not a traceback
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
     print(
         json.dumps({"file": str(result.file), "sha256": result.sha256, "metrics": result.metrics}, indent=2)
     )

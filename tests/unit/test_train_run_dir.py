@@ -1,0 +1,68 @@
+"""``scripts.train``'s checks on its run folder and arguments, before any data is built (no
+training). Regressions of a walkthrough: ``--resume`` without a checkpoint trained from scratch, a
+new run over an old one replaced its weights and appended to its log, ``--finish`` loaded a face
+run into the synthetic-image model, and bad arguments ended in tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from datasets.trainer import RUN_FILE, check_run_dir, finalize
+from scripts.train import main
+
+FACE = {"name": "effnetlite0.faces4", "task": "face_v4"}
+
+
+def test_resume_or_finish_needs_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"nothing to resume or finish: .*last\.pt is missing"):
+        check_run_dir(FACE, tmp_path, resume=True)
+    with pytest.raises(SystemExit, match="nothing to resume or finish"):
+        finalize(FACE, tmp_path)
+
+
+def test_a_new_run_over_an_existing_one_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "last.pt").write_bytes(b"checkpoint")
+    with pytest.raises(SystemExit, match="holds a run already: --resume continues it"):
+        check_run_dir(FACE, tmp_path, resume=False)
+    check_run_dir(FACE, tmp_path, resume=True)
+
+
+def test_a_run_started_for_another_model_is_not_resumed_or_finished(tmp_path: Path) -> None:
+    (tmp_path / "last.pt").write_bytes(b"checkpoint")
+    (tmp_path / RUN_FILE).write_text(json.dumps(FACE))
+    synthetic = {"name": "effnetlite0v.synthetic3", "task": "synthetic_v3"}
+    with pytest.raises(SystemExit, match=r"was started for .*effnetlite0\.faces4"):
+        check_run_dir(synthetic, tmp_path, resume=True)
+    with pytest.raises(SystemExit, match="was started for"):
+        finalize(synthetic, tmp_path)
+
+
+def _config(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        f"task: face_v4\nname: {name}\ninput: {{size: 128}}\ndata: {{}}\ntrain: {{epochs: 1}}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_bad_arguments_are_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    config = _config(tmp_path, "nosuch.model")
+    assert main(["--config", str(config), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown_model: ")
+    assert not out.exists(), "a refused run leaves no folder behind"
+    with pytest.raises(SystemExit, match="no config file"):
+        main(["--config", str(tmp_path / "missing.yaml"), "--out", str(out)])
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(SystemExit, match="is not a YAML mapping"):
+        main(["--config", str(tmp_path / "empty.yaml"), "--out", str(out)])
+    for steps in ("0", "-1"):
+        with pytest.raises(SystemExit):
+            main(["--config", str(config), "--out", str(out), "--max-steps", steps])
+        assert "--max-steps" in capsys.readouterr().err
