@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from detector.errors import InvalidRequest
+from detector.evaluation.checks import choices, writable_dir
 from detector.settings import Settings, get_settings
 from scripts.bench.known import bench_known_media
 from scripts.bench.large import bench_large_images
@@ -28,6 +30,7 @@ from scripts.bench.sections import (
     bench_provenance,
     bench_sampling,
     bench_scan,
+    scan_sizes,
 )
 
 
@@ -76,16 +79,24 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections and write the table."""
     import torch
 
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench.md"))
+    description = (__doc__ or "").splitlines()[0]
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=description)
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench.md"), help="(default: %(default)s)")
     args = parser.parse_args(argv)
+    try:  # everything that can be refused is refused before the first section runs
+        chosen = choices(args.only, tuple(SECTIONS), "--only")
+        if "scan" in chosen:
+            scan_sizes(os.environ)
+        if args.out.is_dir():
+            raise InvalidRequest(f"--out {args.out} is a folder: give a file name")
+        writable_dir(args.out.resolve().parent, "--out's folder")
+    except (InvalidRequest, ValueError) as exc:
+        parser.error(str(exc))
     settings = get_settings()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp_name:
-        for section in args.only.split(","):
-            if section not in SECTIONS:
-                parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
+        for section in chosen:
             rows += SECTIONS[section](Path(tmp_name), settings)
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
@@ -94,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     table = [f"Machine: {machine}", "", "| section | case | result |", "|---|---|---|"]
     table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     text = "\n".join(table) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(text)  # first: a failed write must not lose the measurements
     args.out.write_text(text)
-    print(text)
     return 0
 
 

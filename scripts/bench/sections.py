@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -177,6 +177,20 @@ def bench_provenance(tmp: Path, settings: Settings) -> list[Row]:
     return rows
 
 
+def scan_sizes(environ: Mapping[str, str]) -> tuple[int, int, int]:
+    """Images, videos and rounds of the scan section from ``BENCH_SCAN_SIZE`` (``images,videos``,
+    default ``200,20``) and ``BENCH_SCAN_ROUNDS`` (default 2); ValueError naming the variable. Read
+    before any section runs, so a bad value never throws away the sections before it."""
+    size = environ.get("BENCH_SCAN_SIZE", "200,20")
+    parts = size.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or sum(int(p) for p in parts) < 1:
+        raise ValueError(f"BENCH_SCAN_SIZE is images,videos (whole numbers, not both 0), not {size!r}")
+    rounds = environ.get("BENCH_SCAN_ROUNDS", "2")
+    if not rounds.strip().isdigit() or int(rounds) < 1:
+        raise ValueError(f"BENCH_SCAN_ROUNDS is a whole number of at least 1, not {rounds!r}")
+    return int(parts[0]), int(parts[1]), int(rounds)
+
+
 def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
     """Batch scan vs a ``Pipeline.analyze`` loop: items/s on the same folder, as a user runs them.
 
@@ -195,7 +209,7 @@ def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
     import subprocess
     import sys
 
-    n_images, n_videos = (int(v) for v in os.environ.get("BENCH_SCAN_SIZE", "200,20").split(","))
+    n_images, n_videos, rounds = scan_sizes(os.environ)
     folder = tmp / "scan"
     folder.mkdir()
     for i, data in enumerate(distinct_jpegs(n_images)):  # distinct contents: a scan analyses each once
@@ -217,7 +231,6 @@ def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
         "scan on Ray": (scan, {"TRUEFRAME_SCAN__EXECUTOR": "ray"}),
         "loop": ([*cli, "analyze", "--json", "--frames", frames, *files], {}),
     }
-    rounds = int(os.environ.get("BENCH_SCAN_ROUNDS", "2"))
     times: dict[str, list[float]] = {name: [] for name in commands}
     fastest: dict[str, tuple[float, float, Path]] = {}  # name: (seconds, launched, RESULTS)
     for turn in range(rounds):  # the order alternates: this machine's speed drifts within minutes
@@ -247,7 +260,8 @@ def bench_scan(tmp: Path, settings: Settings) -> list[Row]:
         ratio = f"{fastest['loop'][0] / fastest[name][0]:.2f}x fastest to fastest; per round {paired}"
         rows.append(("scan", f"{name} / loop", ratio))
         first, steady = _scan_timeline(fastest[name][2], fastest[name][1])
-        timeline = f"{first:.0f} s from launch; {steady:.1f} items/s"
+        rate = f"{steady:.1f} items/s" if steady == steady else "too few rows for a rate"  # NaN: < 11 rows
+        timeline = f"{first:.0f} s from launch; {rate}"
         rows.append(("scan", f"{name} (fastest round): first row, then rows 10 to last", timeline))
     return rows
 
