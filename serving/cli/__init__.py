@@ -40,7 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)
+    for command in sub.choices.values():
+        show_defaults(command)
     return parser
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """End each option's help with its default when it has one its text does not already give
+    (the README promises every ``--help`` lists them)."""
+    for action in parser._actions:
+        quiet = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
+        if quiet or action.help in (None, argparse.SUPPRESS) or "default" in action.help:
+            continue
+        action.help = f"{action.help} (default: %(default)s)"
 
 
 PILLOW_BOMB_WARNING = r"Image size \(\d+ pixels\) exceeds limit"
