@@ -70,12 +70,29 @@ def _classifier_factory(config: dict[str, Any]) -> Callable[[nn.Module, torch.de
     return make
 
 
-def _pools(names: list[str], data: dict[str, Any]) -> FacePool:
-    from datasets.face_pool import cached_pool
+def staged_sources(names: list[str], staged: Path, pools: Path) -> dict[str, str]:
+    """Each named source's kind, once it is known (``datasets/sources.tsv``) and staged under
+    ``staged`` (or its pool already built under ``pools``); else one line saying which and how to
+    stage it (a misspelt name was a KeyError, an unstaged folder "no face was found in any item")."""
     from datasets.staging import read_sources
 
     kinds = {s.name: s.kind for s in read_sources()}
+    unknown = [n for n in names if n not in kinds]
+    if unknown:
+        raise SystemExit(f"error: unknown training source(s) {unknown}; known: {', '.join(kinds)}")
+    built = {p.name for p in pools.glob("*")} if pools.is_dir() else set()
+    missing = [n for n in names if not (staged / n).is_dir() and not any(n in b for b in built)]
+    if missing:
+        command = f"python -m datasets.staging stage --only {' '.join(missing)} --out {staged}"
+        raise SystemExit(f"error: {', '.join(missing)} not staged under {staged}: run `{command}`")
+    return {n: kinds[n] for n in names}
+
+
+def _pools(names: list[str], data: dict[str, Any]) -> FacePool:
+    from datasets.face_pool import cached_pool
+
     staged, out = Path(data["staged"]), Path(data["pools"])
+    kinds = staged_sources(names, staged, out)
     frames, size = int(data.get("frames_per_clip", 32)), int(data.get("context_size", 224))
     return FacePool.concat([cached_pool(n, kinds[n], staged / n, out, frames, size) for n in names])
 
@@ -140,10 +157,9 @@ def _face_v2_data(config: dict[str, Any], spec: InputSpec) -> TrainingData:
 def _image_pool(data: dict[str, Any]) -> ImagePool:
     from datasets.image_pool import cached_images
     from datasets.images import load_rgb
-    from datasets.staging import read_sources
 
-    kinds = {s.name: s.kind for s in read_sources()}
     staged, out, max_side = Path(data["staged"]), Path(data["pools"]), int(data.get("max_side", 768))
+    kinds = staged_sources(list(data["sources"]), staged, out)
     dev_faces = (
         [load_rgb(p) for p in sorted(Path(data["dev_faces"]).glob("sfhq*"))] if data.get("dev_faces") else []
     )

@@ -66,3 +66,15 @@ def test_bad_arguments_are_one_line_before_any_work(
         with pytest.raises(SystemExit):
             main(["--config", str(config), "--out", str(out), "--max-steps", steps])
         assert "--max-steps" in capsys.readouterr().err
+
+
+def test_an_unknown_or_unstaged_training_source_is_one_line(tmp_path: Path) -> None:
+    from datasets.tasks import staged_sources
+
+    staged, pools = tmp_path / "staged", tmp_path / "pools"
+    with pytest.raises(SystemExit, match=r"unknown training source\(s\) \['mead_rael'\]; known: "):
+        staged_sources(["mead_rael"], staged, pools)
+    with pytest.raises(SystemExit, match=r"mead_real not staged under .*--only mead_real"):
+        staged_sources(["mead_real"], staged, pools)
+    (staged / "mead_real").mkdir(parents=True)
+    assert staged_sources(["mead_real"], staged, pools) == {"mead_real": "real_face_video"}
