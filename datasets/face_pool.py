@@ -12,6 +12,7 @@ and the model's own centre crop are cut later without detecting again. The pool 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,7 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames-per-clip", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     args = parser.parse_args(argv)
-    build_all(args.staged, args.out, args.frames_per_clip, args.size)
+    built = build_all(args.staged, args.out, args.frames_per_clip, args.size)
+    if not built:  # said nothing and exited 0 before
+        hint = "python -m datasets.staging stage"
+        print(f"error: no face source is staged under {args.staged} ({hint})", file=sys.stderr)
+        return 2
+    print(f"{len(built)} face pool(s) under {args.out}: {', '.join(built)}")
     return 0
 
 

@@ -303,6 +303,8 @@ def finalize(config: dict[str, Any], out: Path, state: RunState | None = None) -
 
     from datasets.tasks import TASK_KINDS
 
+    if config["task"] not in TASK_KINDS:
+        raise SystemExit(f"error: unknown task {config['task']!r}; known: {', '.join(TASK_KINDS)}")
     if state is None:
         check_run_dir(config, out, resume=True)
         saved = torch.load(out / "last.pt", map_location="cpu", weights_only=False)

@@ -13,7 +13,7 @@ import pytest
 from datasets.trainer import RUN_FILE, check_run_dir, finalize
 from scripts.train import main
 
-FACE = {"name": "effnetlite0.faces4", "task": "face_v4"}
+FACE = {"name": "effnetlite0.faces4", "task": "face_v2"}
 
 
 def test_resume_or_finish_needs_a_checkpoint(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_a_new_run_over_an_existing_one_is_refused(tmp_path: Path) -> None:
 def test_a_run_started_for_another_model_is_not_resumed_or_finished(tmp_path: Path) -> None:
     (tmp_path / "last.pt").write_bytes(b"checkpoint")
     (tmp_path / RUN_FILE).write_text(json.dumps(FACE))
-    synthetic = {"name": "effnetlite0v.synthetic3", "task": "synthetic_v3"}
+    synthetic = {"name": "effnetlite0v.synthetic3", "task": "synthetic_v2"}
     with pytest.raises(SystemExit, match=r"was started for .*effnetlite0\.faces4"):
         check_run_dir(synthetic, tmp_path, resume=True)
     with pytest.raises(SystemExit, match="was started for"):
@@ -43,7 +43,7 @@ def test_a_run_started_for_another_model_is_not_resumed_or_finished(tmp_path: Pa
 def _config(tmp_path: Path, name: str) -> Path:
     path = tmp_path / "cfg.yaml"
     path.write_text(
-        f"task: face_v4\nname: {name}\ninput: {{size: 128}}\ndata: {{}}\ntrain: {{epochs: 1}}\n",
+        f"task: face_v2\nname: {name}\ninput: {{size: 128}}\ndata: {{}}\ntrain: {{epochs: 1}}\n",
         encoding="utf-8",
     )
     return path
@@ -78,3 +78,14 @@ def test_an_unknown_or_unstaged_training_source_is_one_line(tmp_path: Path) -> N
         staged_sources(["mead_real"], staged, pools)
     (staged / "mead_real").mkdir(parents=True)
     assert staged_sources(["mead_real"], staged, pools) == {"mead_real": "real_face_video"}
+
+
+def test_finish_with_an_unknown_task_and_pools_with_nothing_staged_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datasets.face_pool import main as pools
+
+    with pytest.raises(SystemExit, match="unknown task 'face_v9'; known: "):
+        finalize({"name": "effnetlite0.x", "task": "face_v9"}, tmp_path)
+    assert pools(["--staged", str(tmp_path / "nothing"), "--out", str(tmp_path / "pools")]) == 2
+    assert "error: no face source is staged under" in capsys.readouterr().err
