@@ -47,6 +47,8 @@ class RunState:
     epoch: int = 0
     best_auc: float = -1.0
     best_epoch: int = -1
+    capped_steps: int = 0
+    """The fewest steps an epoch ran under ``--max-steps`` (0: every epoch ran in full)."""
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -266,6 +268,8 @@ def run(
     for epoch in range(state.epoch, epochs):
         start, losses = time.time(), []
         n_steps = steps if max_steps is None else min(steps, max_steps)
+        if n_steps < steps:  # a smoke run: its manifest entry says so
+            state.capped_steps = min(state.capped_steps or n_steps, n_steps)
         for _ in tqdm(range(n_steps), desc=f"epoch {epoch + 1}/{epochs}", leave=False):
             batch = data.train.batch(int(tcfg["batch_size"]), rng)
             x = torch.from_numpy(spec.to_array(batch.images)).to(device)
@@ -319,6 +323,8 @@ def finalize(config: dict[str, Any], out: Path, state: RunState | None = None) -
         "best_epoch": float(state.best_epoch),
         "epochs_run": float(state.epoch),
     }
+    if state.capped_steps:  # --max-steps: not the configured run (it looked like one)
+        metrics["steps_per_epoch_capped"] = float(state.capped_steps)
     config = {**config, "task_kind": TASK_KINDS[config["task"]]}
     (out / "manifest_entry.toml").write_text(
         manifest_entry(config, final.name, sha, metrics), encoding="utf-8"

@@ -89,3 +89,19 @@ def test_finish_with_an_unknown_task_and_pools_with_nothing_staged_are_one_line(
         finalize({"name": "effnetlite0.x", "task": "face_v9"}, tmp_path)
     assert pools(["--staged", str(tmp_path / "nothing"), "--out", str(tmp_path / "pools")]) == 2
     assert "error: no face source is staged under" in capsys.readouterr().err
+
+
+def test_a_run_capped_by_max_steps_says_so_in_its_manifest_entry(tmp_path: Path) -> None:
+    """A smoke run's weights and manifest entry looked like the configured run's."""
+    import tomllib
+
+    from datasets.trainer import RunState, export
+    from detector.models._registry import get_architecture
+
+    config = {"name": "meso4.smoke", "task": "face_v2", "input": {"size": 256}}
+    export(get_architecture("meso4").factory(), tmp_path / "best.safetensors", {"name": "meso4.smoke"})
+    for capped, expected in ((0, None), (3, 3.0)):
+        state = RunState(epoch=2, best_auc=0.6, best_epoch=1, capped_steps=capped)
+        finalize(config, tmp_path, state)
+        entry = tomllib.loads((tmp_path / "manifest_entry.toml").read_text())["models"]["meso4.smoke"]
+        assert entry["metrics"].get("steps_per_epoch_capped") == expected
