@@ -80,8 +80,11 @@ def staged_sources(names: list[str], staged: Path, pools: Path) -> dict[str, str
     unknown = [n for n in names if n not in kinds]
     if unknown:
         raise SystemExit(f"error: unknown training source(s) {unknown}; known: {', '.join(kinds)}")
-    built = {p.name for p in pools.glob("*")} if pools.is_dir() else set()
-    missing = [n for n in names if not (staged / n).is_dir() and not any(n in b for b in built)]
+
+    def pooled(name: str) -> bool:  # cached_pool's <name>_<size>.npz, cached_images' images_<name>_<side>.pkl
+        return any(pools.glob(f"{name}_*.npz")) or any(pools.glob(f"images_{name}_*.pkl"))
+
+    missing = [n for n in names if not (staged / n).is_dir() and not pooled(n)]
     if missing:
         command = f"python -m datasets.staging stage --only {' '.join(missing)} --out {staged}"
         raise SystemExit(f"error: {', '.join(missing)} not staged under {staged}: run `{command}`")

@@ -244,17 +244,20 @@ def run(
 ) -> TrainResult:
     """Train per ``config`` into ``out``; returns the exported best module, its file and sha256."""
     check_run_dir(config, out, resume=resume)
-    build_module(config, torch.device("cpu"))  # an unknown model or init fails now, not after the data
+    seed = int(config.get("seed", 0))
+    set_seed(seed)
+    module = build_module(config, device)  # before the data: an unknown model or init fails at once
+    initialised = torch.get_rng_state()
     out.mkdir(parents=True, exist_ok=True)
     (out / RUN_FILE).write_text(json.dumps(_run_identity(config)) + "\n", encoding="utf-8")
     tcfg = config["train"]
-    seed = int(config.get("seed", 0))
-    set_seed(seed)
     rng = np.random.default_rng(seed)
     spec = input_spec(config)
+    set_seed(seed)
     data = build_data(config, spec)
-    set_seed(seed)  # building face pools draws from torch's generator; loading cached ones does not
-    module = build_module(config, device)
+    # building face pools draws from torch's generator, loading cached ones does not: training goes
+    # on from the state after the module's initialisation either way
+    torch.set_rng_state(initialised)
     opt, sched = build_optimiser(module, tcfg)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
     state = RunState()

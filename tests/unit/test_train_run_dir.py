@@ -105,3 +105,45 @@ def test_a_run_capped_by_max_steps_says_so_in_its_manifest_entry(tmp_path: Path)
         finalize(config, tmp_path, state)
         entry = tomllib.loads((tmp_path / "manifest_entry.toml").read_text())["models"]["meso4.smoke"]
         assert entry["metrics"].get("steps_per_epoch_capped") == expected
+
+
+def test_training_starts_from_one_random_state_whether_pools_were_built_or_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building face pools draws from torch's generator and loading cached ones does not: two runs
+    of one seed gave different weights. The model is built once, before the data."""
+    import torch
+
+    from datasets import trainer
+
+    class Started(Exception):
+        pass
+
+    states: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def optimiser(module: torch.nn.Module, tcfg: object) -> None:
+        first = next(module.parameters()).detach().clone()
+        states.append((first, torch.get_rng_state()))
+        raise Started
+
+    monkeypatch.setattr(trainer, "build_optimiser", optimiser)
+    monkeypatch.setattr(trainer, "input_spec", lambda config: None)
+    config = {"name": "meso4.smoke", "task": "face_v2", "train": {}, "seed": 3}
+    for draws in (0, 5):  # cached pools draw nothing; building them draws
+        monkeypatch.setattr(trainer, "build_data", lambda config, spec, n=draws: torch.rand(n))
+        with pytest.raises(Started):
+            trainer.run(config, tmp_path / f"run{draws}", resume=False, device=torch.device("cpu"))
+    (weights, cached), (same, built) = states
+    assert torch.equal(weights, same)
+    assert torch.equal(cached, built)
+
+
+def test_a_source_already_pooled_need_not_be_staged(tmp_path: Path) -> None:
+    from datasets.tasks import staged_sources
+
+    staged, pools = tmp_path / "staged", tmp_path / "pools"
+    pools.mkdir()
+    (pools / "mead_real_224.npz").write_bytes(b"")
+    assert staged_sources(["mead_real"], staged, pools) == {"mead_real": "real_face_video"}
+    with pytest.raises(SystemExit, match="utkface not staged"):
+        staged_sources(["utkface"], staged, pools)
