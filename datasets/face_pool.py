@@ -31,13 +31,15 @@ GRAYSCALE_SOURCES = frozenset({"lfw_gray"})
 SUBSAMPLE = {"lfw_gray": 2}  # every 2nd file: 6,859 grayscale photos are plenty beside the colour faces
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"})
 _UTK = re.compile(r"^(\d+)_(\d)_(\d)_")
+_FRAME = re.compile(r"#(\d+)$")
 
 
 @dataclass
 class FacePool:
     """``crops`` (N,S,S,3) uint8 context crops, ``landmarks`` (N,68,2) in crop pixels, and per face:
     ``labels`` (1 = a real manipulation), ``groups`` (identity or clip), ``tags`` (e.g. UTKFace
-    ``age=31;gender=1;race=2``), ``sources`` (file)."""
+    ``age=31;gender=1;race=2``), ``sources`` (file, ``#i`` for a clip's i-th sampled frame), and
+    ``frames_per_clip``: how many frames each clip was sampled at (None when it holds no clip frame)."""
 
     crops: np.ndarray
     landmarks: np.ndarray
@@ -46,6 +48,7 @@ class FacePool:
     tags: list[str]
     sources: list[str]
     context_margin: float
+    frames_per_clip: int | None = None
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -61,6 +64,7 @@ class FacePool:
             [self.tags[i] for i in idx],
             [self.sources[i] for i in idx],
             self.context_margin,
+            self.frames_per_clip,
         )
 
     @classmethod
@@ -74,6 +78,7 @@ class FacePool:
             [t for p in pools for t in p.tags],
             [s for p in pools for s in p.sources],
             pools[0].context_margin,
+            max((p.frames_per_clip or 0 for p in pools), default=0) or None,
         )
 
     def save(self, path: Path) -> None:
@@ -88,21 +93,32 @@ class FacePool:
             tags=np.asarray(self.tags),
             sources=np.asarray(self.sources),
             context_margin=self.context_margin,
+            frames_per_clip=self.frames_per_clip or 0,
         )
 
     @classmethod
     def load(cls, path: Path) -> FacePool:
-        """A pool written by :meth:`save`."""
+        """A pool written by :meth:`save` (one saved before pools recorded their frames per clip gets
+        the count its sources show)."""
         with np.load(path) as d:
+            sources = [str(x) for x in d["sources"]]
+            frames = int(d["frames_per_clip"]) or None if "frames_per_clip" in d else clip_frames(sources)
             return cls(
                 d["crops"],
                 d["landmarks"].astype(np.float32),
                 d["labels"].astype(np.uint8),
                 [str(x) for x in d["groups"]],
                 [str(x) for x in d["tags"]],
-                [str(x) for x in d["sources"]],
+                sources,
                 float(d["context_margin"]),
+                frames,
             )
+
+
+def clip_frames(sources: list[str]) -> int | None:
+    """The frames per clip that ``sources`` show (highest ``#i`` + 1), None when none is a clip frame."""
+    found = [int(m.group(1)) for s in sources if (m := _FRAME.search(s))]
+    return max(found) + 1 if found else None
 
 
 @dataclass(frozen=True)
@@ -213,10 +229,25 @@ def build_pool(
 
 
 def cached_pool(name: str, kind: str, root: Path, out: Path, frames_per_clip: int, size: int) -> FacePool:
-    """The pool of one folder of faces (``out/<name>_<size>.npz``), built with MTCNN + dlib on first use."""
+    """The pool of one folder of faces (``out/<name>_<size>.npz``), built with MTCNN + dlib on first use
+    and built again when its clips were sampled at another ``frames_per_clip`` (it was reused)."""
     path = out / f"{name}_{size}.npz"
     if path.exists():
-        return FacePool.load(path)
+        pool = FacePool.load(path)
+        if pool.frames_per_clip in (None, frames_per_clip):
+            return pool
+        held = f"{path} holds {pool.frames_per_clip} frames per clip, {frames_per_clip} asked"
+        if not root.is_dir():
+            raise SystemExit(f"error: {held}, and {root} is not staged to build it again")
+        print(f"{name}: {held}: building it again", file=sys.stderr, flush=True)
+    pool = _build_pool(name, kind, root, frames_per_clip, size)
+    pool.save(path)
+    print(f"{name}: {len(pool)} faces -> {path}", flush=True)
+    return pool
+
+
+def _build_pool(name: str, kind: str, root: Path, frames_per_clip: int, size: int) -> FacePool:
+    """Detect (MTCNN), mark (dlib) and crop every face of one staged source."""
     from datasets.landmarks import LandmarkModel
     from detector.faces.extract import FaceExtractor
     from detector.settings import FaceSettings
@@ -227,8 +258,7 @@ def cached_pool(name: str, kind: str, root: Path, out: Path, frames_per_clip: in
         return [[(d.box, d.probability) for d in found] for found in extractor.detect(images)]
 
     pool = build_pool(source_items(name, kind, root, frames_per_clip), detect, LandmarkModel(), size=size)
-    pool.save(path)
-    print(f"{name}: {len(pool)} faces -> {path}", flush=True)
+    pool.frames_per_clip = frames_per_clip if clip_frames(pool.sources) else None
     return pool
 
 
