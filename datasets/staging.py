@@ -241,22 +241,32 @@ def staged_path(out: Path, row: LockRow) -> Path:
     return out / row.name / row.path
 
 
+@dataclass
+class Staged:
+    """What a staging run wrote: ``written`` files, of which ``replaced`` were staged copies whose
+    sha256 no longer matched the lock (damaged or edited since), named so nobody trusts them twice."""
+
+    written: int = 0
+    replaced: list[Path] = field(default_factory=list)
+
+
 def stage(
     rows: Sequence[LockRow],
     sources: Sequence[Source],
     mirror: Path | None,
     out: Path,
     dev: DevExclusions | None = None,
-) -> int:
-    """Write every lock row under ``out`` after checking its sha256; returns the files written.
+) -> Staged:
+    """Write every lock row under ``out`` after checking its sha256.
 
-    A file already staged with the right sha256 is kept; any mismatch raises :class:`StagingError`,
+    A file already staged with the right sha256 is kept and one with another is fetched again and
+    named in ``replaced``; a snapshot file that differs from the lock raises :class:`StagingError`,
     as does a row that names a dev file or a source missing from ``sources``.
     """
     by_name = {s.name: s for s in sources}
     dev = dev or read_dev_exclusions()
     snaps: dict[str, Snapshot] = {}
-    written = 0
+    done = Staged()
     for row in rows:
         source = by_name.get(row.name)
         if source is None:
@@ -264,7 +274,8 @@ def stage(
         if dev.blocks(source.repo, row.path, row.sha256):
             raise StagingError(f"{source.repo}:{row.path} is a development-set file; it is never staged")
         target = staged_path(out, row)
-        if target.exists() and sha256_bytes(target.read_bytes()) == row.sha256:
+        damaged = target.exists()
+        if damaged and sha256_bytes(target.read_bytes()) == row.sha256:
             continue
         if row.name not in snaps:
             snaps[row.name] = open_snapshot(source, mirror, out / ".git-cache")
@@ -277,8 +288,11 @@ def stage(
         tmp = target.with_name(target.name + ".part")
         tmp.write_bytes(data)
         tmp.replace(target)
-        written += 1
-    return written
+        done.written += 1
+        if damaged:
+            done.replaced.append(target)
+            print(f"replaced {target}: its sha256 differed from the lock", file=sys.stderr, flush=True)
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         wanted = {s.name for s in sources}
         rows = [r for r in read_lock(LOCK_FILE) if r.name in wanted]
-        written = stage(rows, sources, args.mirror, args.out)
-        print(f"{len(rows)} files verified under {args.out} ({written} written)")
+        done = stage(rows, sources, args.mirror, args.out)
+        again = f", {len(done.replaced)} of them replacing damaged copies" if done.replaced else ""
+        print(f"{len(rows)} files verified under {args.out} ({done.written} written{again})")
     except StagingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

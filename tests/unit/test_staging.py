@@ -71,12 +71,28 @@ def test_stage_writes_verified_files_and_refuses_a_mismatch(mirror: tuple[Path, 
     source = _source(commit)
     rows, _ = build_lock([source], root, tmp_path, DevExclusions())
     out = tmp_path / "staged"
-    assert stage(rows, [source], root, out, DevExclusions()) == 2
+    assert stage(rows, [source], root, out, DevExclusions()).written == 2
     assert (out / "toy" / "img" / "a.jpg").read_bytes() == b"photo a"
-    assert stage(rows, [source], root, out, DevExclusions()) == 0, "verified files are kept"
+    assert stage(rows, [source], root, out, DevExclusions()).written == 0, "verified files are kept"
     bad = [LockRow("toy", "img/a.jpg", "0" * 64, 7)]
     with pytest.raises(StagingError, match="sha256"):
         stage(bad, [source], root, tmp_path / "other", DevExclusions())
+
+
+def test_a_damaged_staged_file_is_fetched_again_and_named(
+    mirror: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, commit = mirror
+    source = _source(commit)
+    rows, _ = build_lock([source], root, tmp_path, DevExclusions())
+    out = tmp_path / "staged"
+    assert stage(rows, [source], root, out, DevExclusions()).replaced == []
+    damaged = out / "toy" / "img" / "b.jpg"
+    damaged.write_bytes(b"photo b, truncated")
+    done = stage(rows, [source], root, out, DevExclusions())
+    assert (done.written, done.replaced) == (1, [damaged])
+    assert damaged.read_bytes() == b"photo b"
+    assert f"replaced {damaged}" in capsys.readouterr().err
 
 
 def test_stage_refuses_dev_files_and_missing_commits(mirror: tuple[Path, str], tmp_path: Path) -> None:
