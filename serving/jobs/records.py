@@ -52,6 +52,7 @@ class Job:
     known_verdict: str | None = None
     heartbeat_at: float | None = None
     callback_attempts: int = 0
+    claims: int = 0
 
     @property
     def finished(self) -> bool:

@@ -224,7 +224,7 @@ class JobRunner:
     async def _analyse(self, job: Job) -> None:
         data = await off_loop(self.store.read_media, job)
         if data is None:
-            await self._finish(job.id, "failed", error=("media_lost", "the uploaded media is gone"))
+            await self._finish(job, "failed", error=("media_lost", "the uploaded media is gone"))
             return
         options = Options(**job.options)
         skipped = 0
@@ -232,7 +232,7 @@ class JobRunner:
         async def progress(fraction: float, partial: dict[str, Any]) -> None:
             nonlocal skipped
             try:
-                await off_loop(self.store.set_progress, job.id, fraction, partial)
+                await off_loop(self.store.set_progress, job.id, fraction, partial, job.claims)
             except StoreUnavailable as exc:  # progress is advisory: the analysis goes on
                 self._store_failed()
                 skipped += 1
@@ -249,12 +249,12 @@ class JobRunner:
                 self._spawn(self._resubmit(job.id))
             return
         except TrueframeError as exc:
-            await self._finish(job.id, "failed", error=(exc.code, exc.message))
+            await self._finish(job, "failed", error=(exc.code, exc.message))
             return
         except Exception:
             log.exception("job %s failed unexpectedly", job.id)
             await self._finish(
-                job.id,
+                job,
                 "failed",
                 error=("internal_error", f"internal error; the service log has the details of job {job.id}"),
             )
@@ -262,7 +262,7 @@ class JobRunner:
         self.metrics.analyses.labels(report.media.kind).observe(time.perf_counter() - started)
         body = json.loads(report.to_json())
         key = result_key(self.settings, options, report.media.kind)
-        await self._finish(job.id, "succeeded", report=body, cache_key=key)
+        await self._finish(job, "succeeded", report=body, cache_key=key)
 
     async def _resubmit(self, job_id: str) -> None:
         await asyncio.sleep(STORE_RETRY_S[1] / 6)  # not at once: the store has just failed
@@ -270,13 +270,18 @@ class JobRunner:
 
     async def _finish(
         self,
-        job_id: str,
+        claimed: Job,
         status: JobStatus,
         *,
         report: dict[str, Any] | None = None,
         error: tuple[str, str] | None = None,
         cache_key: str | None = None,
     ) -> None:
+        """Record the outcome of this worker's claim of a job, then wake waiters and send its webhook.
+
+        Nothing is recorded or sent when the job was cancelled or deleted meanwhile, or claimed again
+        by another worker (a sweep took it for dead while this one could not reach the store)."""
+        job_id = claimed.id
         job = await self._persist(
             f"recording the outcome of job {job_id}",
             self.store.finish,
@@ -286,11 +291,12 @@ class JobRunner:
             report=report,
             error=error,
             cache_key=cache_key,
+            claim=claimed.claims,
         )
         if job is None:  # maybe finished by an earlier try whose answer was lost in the outage
             job = await self._persist(f"reading job {job_id}", self.store.get, job_id)
-            if job is None or job.status != status:
-                return
+            if job is None or job.status != status or job.claims != claimed.claims:
+                return  # not this claim's outcome: the webhook is the other worker's to send
         self.finished(job)
 
     async def _send_webhook(self, job: Job) -> None:

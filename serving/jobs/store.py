@@ -232,22 +232,29 @@ class JobStore:
         return _job(rows[0])
 
     def claim(self, job_id: str) -> Job | None:
-        """Mark a queued job running and return it; None when it was cancelled or taken meanwhile."""
+        """Mark a queued job running and return it, its ``claims`` raised by one (the claim its
+        progress and outcome name); None when it was cancelled or taken meanwhile."""
         now = time.time()
         with self.transaction() as db:
             cur = db.execute(
                 update(t.jobs)
                 .where(t.jobs.c.id == job_id, t.jobs.c.status == "queued")
-                .values(status="running", updated_at=now, heartbeat_at=now)
+                .values(status="running", updated_at=now, heartbeat_at=now, claims=t.jobs.c.claims + 1)
             )
         return self.get(job_id) if cur.rowcount == 1 else None
 
-    def set_progress(self, job_id: str, fraction: float, partial: dict[str, Any]) -> None:
+    def set_progress(
+        self, job_id: str, fraction: float, partial: dict[str, Any], claim: int | None = None
+    ) -> None:
+        """Record a running job's progress (with ``claim``: only while that claim holds the job)."""
         now = time.time()
+        where = [t.jobs.c.id == job_id, t.jobs.c.status == "running"]
+        if claim is not None:
+            where.append(t.jobs.c.claims == claim)
         with self.transaction() as db:
             db.execute(
                 update(t.jobs)
-                .where(t.jobs.c.id == job_id, t.jobs.c.status == "running")
+                .where(*where)
                 .values(
                     progress=max(0.0, min(1.0, fraction)),
                     partial=json.dumps(partial),
@@ -271,9 +278,10 @@ class JobStore:
         report: dict[str, Any] | None = None,
         error: tuple[str, str] | None = None,
         cache_key: str | None = None,
+        claim: int | None = None,
     ) -> Job | None:
         """Record the outcome of a running job and delete its media; None if it was cancelled,
-        deleted or erased meanwhile.
+        deleted or erased meanwhile, or (with ``claim``) claimed again since: another worker holds it.
 
         With ``cache_key`` the report is also cached for the job's owner, in the same transaction and
         only when the job is still there: a job deleted or erased while it ran leaves no copy of its
@@ -290,16 +298,26 @@ class JobStore:
         }  # fmt: skip
         if status == "succeeded":
             values["progress"] = 1.0
+        where = [t.jobs.c.id == job_id, t.jobs.c.status.in_(ACTIVE)]
+        if claim is not None:
+            where.append(t.jobs.c.claims == claim)
         with self.transaction() as db:
-            cur = db.execute(
-                update(t.jobs).where(t.jobs.c.id == job_id, t.jobs.c.status.in_(ACTIVE)).values(**values)
-            )
+            cur = db.execute(update(t.jobs).where(*where).values(**values))
             if cur.rowcount == 1 and cache_key is not None:
                 sha256, owner = db.execute(
                     select(t.jobs.c.sha256, t.jobs.c.owner).where(t.jobs.c.id == job_id)
                 ).one()
                 _cache(db, sha256, cache_key, owner, values["report"])
-        self._delete_media(job_id)
+            held = (
+                cur.rowcount == 0
+                and claim is not None
+                and db.execute(
+                    select(t.jobs.c.id).where(t.jobs.c.id == job_id, t.jobs.c.status.in_(ACTIVE))
+                ).first()
+                is not None
+            )
+        if not held:  # media of a job claimed again since is the other worker's to read
+            self._delete_media(job_id)
         return self.get(job_id) if cur.rowcount == 1 else None
 
     def delete(self, job_id: str, owner: str) -> bool:

@@ -38,6 +38,7 @@ jobs = Table(
     Column("known_verdict", String(16)),  # 0002: a reviewed near-duplicate's verdict, if any
     Column("heartbeat_at", Float),  # 0002: a worker that runs the job touches it
     Column("callback_attempts", Integer, nullable=False, server_default="0"),  # 0003: POSTs made
+    Column("claims", Integer, nullable=False, server_default="0"),  # 0005: times a worker took it
     Index("jobs_status", "status", "created_at"),
     Index("jobs_owner", "owner"),
 )

@@ -39,7 +39,7 @@ def _job(store: JobStore, owner: str = "key:a", media: bytes = b"video bytes") -
 
 def test_the_backend_is_the_one_asked_for(store: JobStore, database_url: str | None) -> None:
     assert store.dialect == ("sqlite" if database_url is None else "postgresql")
-    assert current_revision(store.engine) == "0004"
+    assert current_revision(store.engine) == "0005"
     if database_url is None:
         assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     ids = {_job(store) for _ in range(50)}
@@ -107,6 +107,30 @@ def test_a_cancelled_job_is_not_claimed_nor_finished(store: JobStore) -> None:
     store.delete(job_id, owner="key:a")
     assert store.claim(job_id) is None
     assert store.finish(job_id, "succeeded", 60.0, report={}) is None
+
+
+def test_only_the_latest_claim_records_progress_and_an_outcome(store: JobStore) -> None:
+    """A sweep took the job for dead (its worker could not reach the store) and another worker
+    claimed it: the first worker's progress and outcome are dropped, and its media stays for the
+    other worker to read."""
+    job_id = _job(store)
+    first = store.claim(job_id)
+    assert first is not None
+    assert store.requeue(job_id)
+    second = store.claim(job_id)
+    assert second is not None
+    assert (first.claims, second.claims) == (1, 2)
+    store.set_progress(job_id, 0.5, {"stage": "faces"}, claim=first.claims)
+    assert store.read_media(second) is not None
+    assert store.finish(job_id, "succeeded", 60.0, report={"by": "first"}, claim=first.claims) is None
+    assert store.read_media(second) is not None, "the other worker's media was deleted"
+    running = store.get(job_id)
+    assert running is not None
+    assert (running.status, running.progress, running.report) == ("running", 0.0, None)
+    done = store.finish(job_id, "succeeded", 60.0, report={"by": "second"}, claim=second.claims)
+    assert done is not None
+    assert (done.status, done.report, done.claims) == ("succeeded", {"by": "second"}, 2)
+    assert store.read_media(second) is None
 
 
 def test_recover_requeues_running_jobs_and_fails_those_without_media(store: JobStore) -> None:
@@ -249,7 +273,7 @@ def test_a_store_made_before_migrations_is_adopted(tmp_path: Path, database_url:
     with sqlite3.connect(path) as db:
         db.executescript(LEGACY)
     store = JobStore(path)
-    assert current_revision(store.engine) == "0004"
+    assert current_revision(store.engine) == "0005"
     keys = store.query(select(schema.api_keys.c.id, schema.api_keys.c.role))
     assert [(k["id"], k["role"]) for k in keys] == [("0123abcd", "submitter")]
     assert store.queued_ids() == ["job_aaaaaaaaaaaaaaaaaaaaaa"]
@@ -323,7 +347,7 @@ def test_migration_0004_removes_hash_list_items_whose_decision_time_is_not_a_tim
     store.close()
     again = open_store(settings)  # a service starting on the old store migrates it
     try:
-        assert current_revision(again.engine) == "0004"
+        assert current_revision(again.engine) == "0005"
         kept = again.query(select(schema.known_media.c.item))
         assert [row["item"] for row in kept] == ["ok"]
     finally:

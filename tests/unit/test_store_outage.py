@@ -235,6 +235,39 @@ def test_an_outcome_whose_commit_answer_was_lost_still_counts_as_finished(
         assert 'trueframe_jobs_finished_total{status="succeeded"} 1.0' in metrics
 
 
+def test_a_job_another_worker_took_over_and_finished_is_not_announced_twice(
+    tmp_path: Path, clip: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several replicas on one database: this one could not reach the store for a while, another's
+    sweep took its job for dead, claimed it again and finished it. Before, this runner's outcome was
+    dropped but its lost-commit check read the other's outcome as its own: the job's webhook went
+    out twice and it counted as finished here too."""
+    settings = settings_in(tmp_path)
+    with fake_service(settings) as service:
+        store, real_finish = service.store, service.store.finish
+        taken: list[str] = []
+
+        def taken_over_first(job_id: str, *args: Any, **kwargs: Any) -> Any:
+            if not taken:  # the other replica, while this one was cut off
+                taken.append(job_id)
+                assert store.requeue(job_id)
+                other = store.claim(job_id)
+                assert other is not None
+                report = {"media": {"kind": "video"}, "by": "the other replica"}
+                assert real_finish(job_id, "succeeded", 60.0, report=report, claim=other.claims)
+            return real_finish(job_id, *args, **kwargs)
+
+        monkeypatch.setattr(store, "finish", taken_over_first)
+        client = service.client
+        job_id = client.post("/v1/analyze?name=a.mp4", content=clip).json()["job_id"]
+        wait_until(lambda: bool(taken), timeout=20)
+        done = poll_job(client, job_id, timeout=20)
+        assert done["status"] == "succeeded"
+        assert done["report"]["by"] == "the other replica"
+        time.sleep(0.3)  # this runner's outcome has been dropped by now
+        assert 'trueframe_jobs_finished_total{status="succeeded"}' not in client.get("/metrics").text
+
+
 # -- 3: 503 store_unavailable and readiness --------------------------------------------------------
 
 
