@@ -245,7 +245,7 @@ class JobRunner:
         except StoreUnavailable as exc:  # the hash lists' database, not the media: analyse it again
             self._store_failed()
             log.warning("job %s: the store failed during its analysis (%s); queued again", job.id, exc)
-            if await self._persist(f"requeuing job {job.id}", self.store.requeue, job.id):
+            if await self._persist(f"requeuing job {job.id}", self.store.requeue, job.id, claim=job.claims):
                 self._spawn(self._resubmit(job.id))
             return
         except TrueframeError as exc:

@@ -434,13 +434,15 @@ class JobStore:
                 failed.append(job.id)
         return requeued, failed
 
-    def requeue(self, job_id: str, stale_before: float | None = None) -> bool:
+    def requeue(self, job_id: str, stale_before: float | None = None, claim: int | None = None) -> bool:
         """Put a running job back in the queue (with ``stale_before``: only if its heartbeat is still
-        older than that); True when it was."""
+        older than that; with ``claim``: only while that claim holds it); True when it was."""
         c = t.jobs.c
         where = [c.id == job_id, c.status == "running"]
         if stale_before is not None:
             where.append(func.coalesce(c.heartbeat_at, c.updated_at) < stale_before)
+        if claim is not None:
+            where.append(c.claims == claim)
         with self.transaction() as db:
             cur = db.execute(
                 update(t.jobs)

@@ -121,6 +121,7 @@ def test_only_the_latest_claim_records_progress_and_an_outcome(store: JobStore) 
     assert second is not None
     assert (first.claims, second.claims) == (1, 2)
     store.set_progress(job_id, 0.5, {"stage": "faces"}, claim=first.claims)
+    assert not store.requeue(job_id, claim=first.claims), "the first worker put the other's job back"
     assert store.read_media(second) is not None
     assert store.finish(job_id, "succeeded", 60.0, report={"by": "first"}, claim=first.claims) is None
     assert store.read_media(second) is not None, "the other worker's media was deleted"
