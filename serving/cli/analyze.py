@@ -6,11 +6,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detector.errors import TrueframeError
 from detector.report.schema import Report, report_json_schema
 from detector.scoring.fusion.text import percent, range_words
+
+if TYPE_CHECKING:
+    from detector.pipeline import Pipeline
+    from detector.provenance.pdq import KnownMedia
 
 EXIT_USER_ERROR = 2
 TOP_FRAMES = 3
@@ -35,6 +39,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     """Analyse each file; a failing file prints its error and the others still run."""
     from detector.pipeline import Pipeline
     from detector.settings import check_frames, get_settings
+    from serving.known.lookup import check_hash_lists, service_known_media
 
     check_frames(args.frames, "--frames")
     settings = get_settings()
@@ -43,10 +48,20 @@ def run_analyze(args: argparse.Namespace) -> int:
             update={"models": settings.models.model_copy(update={"face_model": args.model})}
         )
     pipeline = Pipeline(settings)
+    check_hash_lists(settings)
+    known = service_known_media(settings)  # the reviewed hash lists the service and a scan match
+    try:
+        return _analyze_each(args, pipeline, known)
+    finally:
+        if known is not None:
+            known.store.close()
+
+
+def _analyze_each(args: argparse.Namespace, pipeline: Pipeline, known: KnownMedia | None) -> int:
     exit_code = 0
     for path in args.files:
         try:
-            report = pipeline.analyze(path, frames=args.frames, heatmaps=args.heatmaps)
+            report = pipeline.analyze(path, frames=args.frames, heatmaps=args.heatmaps, known=known)
         except TrueframeError as exc:
             exit_code = EXIT_USER_ERROR
             if args.json:

@@ -17,7 +17,8 @@ from sqlalchemy import RowMapping, select
 
 from detector.provenance.pdq import MediaHashes
 from detector.report.schema import KnownMatch
-from serving.jobs.store import JobStore
+from detector.settings import Settings
+from serving.jobs.store import JobStore, check_store, open_store, store_path
 from serving.known.index import HashIndex, match_hashes
 from serving.store.schema import known_media, revisions
 
@@ -109,3 +110,18 @@ def still_current(known: StoreKnownMedia | None, report: dict[str, object]) -> b
         return now is None and before is None
     fresh = now.model_dump(mode="json")
     return all(fresh.get(k) == before.get(k) for k in ("verdict", "list_name", "item", "distance"))
+
+
+def service_known_media(settings: Settings) -> StoreKnownMedia | None:
+    """The service's hash lists, when its store exists (``database_url``, or SQLite in the data
+    folder): what a scan and ``trueframe analyze`` match media against, as the service does."""
+    if not settings.database_url and not store_path(settings).is_file():
+        return None
+    return StoreKnownMedia(open_store(settings))
+
+
+def check_hash_lists(settings: Settings) -> None:
+    """Fail before any work when the store whose hash lists media is matched against is configured
+    but cannot be reached (``store_unavailable``): a scan's actors would each die opening it."""
+    if settings.database_url or store_path(settings).is_file():
+        check_store(settings)

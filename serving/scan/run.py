@@ -81,16 +81,6 @@ def check_models(settings: Settings) -> None:
         resolve_weights(entry, weights_dir)
 
 
-def check_hash_lists(settings: Settings) -> None:
-    """Fail before any work when the service's store, whose hash lists every row is matched
-    against, is configured but cannot be reached (``store_unavailable``): else each actor would
-    die opening it, after Ray's start-up."""
-    from serving.jobs.store import check_store, store_path
-
-    if settings.database_url or store_path(settings).is_file():
-        check_store(settings)
-
-
 FINGERPRINT_KEYS = ("id", "sha256", "size_bytes", "kind", "format", "error")
 LOCAL_FINGERPRINT_THREADS = 4
 
@@ -304,6 +294,8 @@ def scan_items(
     """Scan ``items`` into ``store`` in this process or on Ray (``scan.executor``, see
     :func:`~serving.scan.local.choose_executor`; Ray started here unless already running); closes
     the store."""
+    from serving.known.lookup import check_hash_lists
+
     check_models(settings)
     check_hash_lists(settings)
     executor = choose_executor(settings)

@@ -231,16 +231,6 @@ class ClassifierStep(_Step):
         )
 
 
-def scan_known_media(settings: Settings) -> KnownMedia | None:
-    """The service's hash lists, when the store exists: ``database_url``, or SQLite in the data folder."""
-    from serving.jobs.store import open_store, store_path
-    from serving.known.lookup import StoreKnownMedia
-
-    if not settings.database_url and not store_path(settings).is_file():
-        return None
-    return StoreKnownMedia(open_store(settings))
-
-
 class AssembleStep:
     """PDQ-hash the frames, look them up in the hash lists, then calibrate, aggregate, fuse and
     flatten each report into a result row (JSON text)."""
@@ -248,7 +238,9 @@ class AssembleStep:
     def __init__(self, settings: Settings) -> None:
         self.assembler = build_assembler(settings)
         self.spec = face_spec(settings)
-        self.known = scan_known_media(settings)
+        from serving.known.lookup import service_known_media
+
+        self.known: KnownMedia | None = service_known_media(settings)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         ids, states = _unpack(batch)

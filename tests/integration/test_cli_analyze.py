@@ -110,6 +110,31 @@ def test_a_model_the_fusion_was_not_fitted_for_is_said_so_and_held_back(
     assert not verdict.startswith(("  verdict: authentic.", "  verdict: manipulated."))
 
 
+def test_analyze_matches_the_services_hash_lists_as_a_scan_does(tmp_path: Path) -> None:
+    """Before, ``analyze`` never looked at the store's reviewed hash lists, yet said that nobody had
+    reviewed a near-duplicate, while ``scan`` of the same file gave the reviewers' verdict."""
+    from serving.jobs.store import open_store
+    from serving.known.lists import import_csv
+
+    path = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
+    data = tmp_path / "data"
+    first = run_cli(["analyze", "--json", str(path)], data_dir=str(data))
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["known_match"] is None, "no store yet: nothing to match"
+    store = open_store(Settings(data_dir=data))
+    try:
+        digest = json.loads(first.stdout)["perceptual_hash"]["hashes"][0]
+        csv = f"item,kind,verdict,reviewed_at,hash\nsrc1,image,manipulated,2026-12-01T00:00:00Z,{digest}\n"
+        import_csv(store, "partner", csv)
+    finally:
+        store.close()
+    report = json.loads(run_cli(["analyze", "--json", str(path)], data_dir=str(data)).stdout)
+    assert (report["known_match"]["list_name"], report["known_match"]["verdict"]) == ("partner", "manipulated")
+    assert report["score"]["verdict"] == "manipulated"
+    text = run_cli(["analyze", str(path)], data_dir=str(data)).stdout
+    assert "No near-duplicate of this media has been reviewed" not in text
+
+
 def test_bad_file_exits_2_with_one_line_and_others_still_run(tmp_path: Path) -> None:
     bad = tmp_path / "notes.jpg"
     bad.write_text("this is text, not a JPEG\n")
