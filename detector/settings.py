@@ -6,17 +6,27 @@ time; call :func:`get_settings` (cached) or build ``Settings()`` explicitly in t
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from detector.errors import InvalidRequest, SettingsInvalid
 
 
-class LimitSettings(BaseModel):
+class _Group(BaseModel):
+    """A settings group: a key it does not have (a misspelt limit in ``TRUEFRAME_LIMITS='{...}'``)
+    is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LimitSettings(_Group):
     """Hard limits on what is accepted; exceeding one is a typed 413-class error."""
 
     max_image_bytes: int = Field(50_000_000, gt=0)
@@ -35,7 +45,7 @@ class LimitSettings(BaseModel):
     )
 
 
-class _Keyed(BaseModel):
+class _Keyed(_Group):
     """A settings group some of whose fields change only how fast or how batched the work runs."""
 
     EXECUTION_ONLY: ClassVar[frozenset[str]] = frozenset()
@@ -102,13 +112,13 @@ class FaceSettings(_Keyed):
     track_center_dist: float = Field(0.5, ge=0.0, description="as a fraction of the box side")
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(_Group):
     weights_dir: Path = Field(Path("~/.cache/trueframe"), description="imported/fetched weights cache")
     face_model: str = "effnetlite0.faces4"
     synthetic_model: str | None = "effnetlite0v.synthetic3"
 
 
-class ProvenanceSettings(BaseModel):
+class ProvenanceSettings(_Group):
     trust_anchors: list[Path] = Field(default_factory=list, description="PEM files of trusted roots")
     allowed_list: Path | None = Field(None, description="PEM file of end-entity certs always trusted")
     trust_config: Path | None = Field(None, description="EKU OID list file")
@@ -116,7 +126,7 @@ class ProvenanceSettings(BaseModel):
     ocsp_fetch: bool = False
 
 
-class FusionSettings(BaseModel):
+class FusionSettings(_Group):
     """How per-crop and per-frame scores are aggregated and fused (see detector/aggregate.py)."""
 
     track_rule: Literal["mean", "confident", "top"] = Field(
@@ -141,7 +151,7 @@ class FusionSettings(BaseModel):
     heatmap_faces: int = Field(3, ge=1, le=16, description="top face crops that get a Grad-CAM heatmap")
 
 
-class RuntimeSettings(BaseModel):
+class RuntimeSettings(_Group):
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
     precision: Literal["auto", "fp32"] = Field(
         "auto",
@@ -153,7 +163,7 @@ class RuntimeSettings(BaseModel):
     torch_threads: int = Field(0, ge=0, description="0 keeps torch's default")
 
 
-class ScanSettings(BaseModel):
+class ScanSettings(_Group):
     """Where ``trueframe scan`` runs its stages and how it lays them out (results are the same either way)."""
 
     executor: Literal["auto", "local", "ray"] = Field(
@@ -179,7 +189,7 @@ class ScanSettings(BaseModel):
     )
 
 
-class ServeSettings(BaseModel):
+class ServeSettings(_Group):
     """The HTTP service: bind address, job queue, retention, access and webhooks (see serving/api.py)."""
 
     host: str = "127.0.0.1"
@@ -258,9 +268,44 @@ _SECRET_WORDS = ("secret", "password", "token", "url", "key")
 its password, a webhook secret is one)."""
 
 
+PREFIX = "TRUEFRAME_"
+NOT_SETTINGS = frozenset({"TRUEFRAME_TEST_DATABASE_URL"})
+"""``TRUEFRAME_*`` variables that are not settings (the test suite's database)."""
+
+
+def setting_names() -> dict[str, frozenset[str]]:
+    """Every settings variable: a group's own name (its JSON form) -> the names of its members."""
+    names: dict[str, frozenset[str]] = {}
+    for field, info in Settings.model_fields.items():
+        group = info.annotation if isinstance(info.annotation, type) else None
+        members = group.model_fields if group is not None and issubclass(group, BaseModel) else {}
+        names[PREFIX + field.upper()] = frozenset(f"{PREFIX}{field}__{m}".upper() for m in members)
+    return names
+
+
+def check_setting_names(environ: Mapping[str, str]) -> None:
+    """:class:`~detector.errors.SettingsInvalid` for a ``TRUEFRAME_*`` variable that names no setting
+    (a misspelt limit was silently ignored) or a group set both as JSON and member by member (one
+    form silently won)."""
+    names = setting_names()
+    known = set(names) | {m for members in names.values() for m in members} | NOT_SETTINGS
+    given = {name.upper() for name in environ if name.upper().startswith(PREFIX)}
+    problems = []
+    for name in sorted(given - known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        problems.append(f"{name} is not a setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    for group, members in names.items():
+        if group in given and (both := sorted(given & members)):
+            problems.append(f"{group} and {', '.join(both)} both set it: use one form")
+    if problems:
+        raise SettingsInvalid("; ".join(problems) + " (see README 'Configuration')")
+
+
 def load_settings() -> Settings:
-    """Settings from the environment; a refused value is :class:`~detector.errors.SettingsInvalid`
-    naming each variable, its value and why (not pydantic's traceback)."""
+    """Settings from the environment; a refused value or name is
+    :class:`~detector.errors.SettingsInvalid` naming each variable, its value and why (not
+    pydantic's traceback)."""
+    check_setting_names(os.environ)
     try:
         return Settings()
     except SettingsError as exc:  # a value that is not even JSON where a list or object is due

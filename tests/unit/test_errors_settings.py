@@ -98,6 +98,31 @@ def test_every_command_names_a_refused_setting_in_one_line(
     assert "\n" not in err
 
 
+def test_a_misspelt_setting_or_two_forms_of_one_group_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a typo in a limit's name was silently ignored (the limit kept its default), and a
+    group set both as JSON and member by member took one of them without a word."""
+    from detector.settings import check_setting_names, load_settings
+
+    check_setting_names(
+        {"TRUEFRAME_LIMITS__MAX_PIXELS": "5", "TRUEFRAME_TEST_DATABASE_URL": "x", "PATH": "/"}
+    )
+    with pytest.raises(errors.SettingsInvalid) as typo:
+        check_setting_names({"TRUEFRAME_LIMITS__MAX_PIXEL": "5", "trueframe_limit__max_pixels": "5"})
+    assert "TRUEFRAME_LIMITS__MAX_PIXEL is not a setting (did you mean TRUEFRAME_LIMITS__MAX_PIXELS?)" in str(
+        typo.value
+    )
+    assert "TRUEFRAME_LIMIT__MAX_PIXELS is not a setting" in str(typo.value)
+    with pytest.raises(
+        errors.SettingsInvalid, match="TRUEFRAME_LIMITS and TRUEFRAME_LIMITS__MAX_PIXELS both"
+    ):
+        check_setting_names({"TRUEFRAME_LIMITS": '{"max_pixels": 5}', "TRUEFRAME_LIMITS__MAX_PIXELS": "9"})
+    monkeypatch.setenv("TRUEFRAME_LIMITS", '{"max_pixel": 5}')
+    with pytest.raises(errors.SettingsInvalid, match="TRUEFRAME_LIMITS__MAX_PIXEL=5: Extra inputs"):
+        load_settings()
+    monkeypatch.setenv("TRUEFRAME_LIMITS", '{"max_pixels": 5}')
+    assert load_settings().limits.max_pixels == 5
+
+
 def test_track_and_item_aggregation() -> None:
     assert track_logit([]) is None
     assert track_logit([1.0, 3.0]) == pytest.approx(2.0)
