@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +31,11 @@ class AppState:
     metrics: Metrics
     static_dir: Path
     known: StoreKnownMedia | None = None
-    sync_inflight: int = 0
+    admitted: int = 0
+    """Uploads let past ``serve.max_queue`` that are not yet a stored job (an image analysed now
+    holds its place until answered): what the store's count of active jobs cannot see yet."""
+    admission: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while an upload is checked against ``serve.max_queue`` and takes its place."""
 
 
 def app_state(request: Request) -> AppState:

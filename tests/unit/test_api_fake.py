@@ -180,6 +180,25 @@ def test_full_queue_answers_429_with_retry_after(tmp_path: Path, clip: bytes, fa
         assert service.analyzer.calls == []
 
 
+def test_a_burst_of_uploads_never_overruns_the_queue(tmp_path: Path, clip: bytes) -> None:
+    """Before, every upload of a burst passed the queue check before any was stored: 8 parallel
+    uploads against ``max_queue=4`` were all accepted. (Once, reading the count of places held
+    after the store's count let a fifth in: a place released meanwhile was in neither.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = settings_for(tmp_path, job_workers=0, max_queue=4)
+    with fake_service(settings) as service:
+        client = service.client
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(
+                pool.map(
+                    lambda i: client.post(f"/v1/analyze?frames={i + 1}", content=clip).status_code, range(8)
+                )
+            )
+        assert sorted(codes) == [202] * 4 + [429] * 4, f"{codes}"
+        assert service.store.active_count() == 4
+
+
 def test_an_image_being_analysed_counts_against_the_queue(tmp_path: Path, face_jpeg: bytes) -> None:
     settings = settings_for(tmp_path, max_queue=1)
     hold = threading.Event()

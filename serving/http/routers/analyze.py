@@ -26,13 +26,37 @@ from serving.known.lookup import still_current
 router = APIRouter(prefix="/v1", tags=["analysis"])
 
 
-def _check_queue(state: AppState) -> None:
+def _check_queue(state: AppState, admitted: int) -> None:
     limit = state.settings.serve.max_queue
-    if state.store.active_count() + state.sync_inflight >= limit:
+    if state.store.active_count() + admitted >= limit:
         raise QueueFull(
             f"{limit} analyses are queued or running; retry later",
             retry_after=state.settings.serve.retry_after_s,
         )
+
+
+class _Place:
+    """An upload's place in ``serve.max_queue``, from admission until it is a stored job (whose row
+    counts from then on) or, for an image analysed now, until it is answered.
+
+    Checking and taking the place happen under one lock: before, every upload of a burst passed the
+    check before any of them was stored, and 16 parallel uploads all got in past a limit of 4.
+    """
+
+    def __init__(self, state: AppState) -> None:
+        self.state, self.held = state, False
+
+    async def take(self) -> None:
+        async with self.state.admission:
+            # read before the count: a place released meanwhile was stored first, so the count has it
+            await off_loop(_check_queue, self.state, self.state.admitted)
+            self.state.admitted += 1
+            self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.state.admitted -= 1
+            self.held = False
 
 
 @router.post("/analyze", status_code=200, responses={202: {"description": "job"}})
@@ -52,13 +76,32 @@ async def analyze(
     appeals). Videos, or any upload with ``callback_url``: 202 with a job (poll
     ``GET /v1/jobs/{id}``), or 200 with the report when ``wait=true`` and it finishes in time.
     """
-    await off_loop(_check_queue, state)
     if callback_url is not None:
         check_callback_url(callback_url, state.settings.serve.callback_allow_private)
         if caller.webhook_secret is None:
             raise InvalidRequest("callback_url needs an API key (its webhook secret signs the callback)")
+    place = _Place(state)
+    await place.take()
+    try:
+        return await _admitted(
+            request, caller, state, name, wait, Options(frames=frames, heatmaps=heatmaps), callback_url, place
+        )
+    finally:
+        place.release()
+
+
+async def _admitted(
+    request: Request,
+    caller: Caller,
+    state: AppState,
+    name: str | None,
+    wait: bool,
+    options: Options,
+    callback_url: str | None,
+    place: _Place,
+) -> Response:
+    """The upload read, checked and answered (or stored as a job) once it holds its ``place``."""
     upload = await read_upload(request, name)
-    options = Options(frames=frames, heatmaps=heatmaps)
     media, key, cached = await off_loop(_admit, state, upload.data, upload.name, options, caller.owner)
     if cached is not None:
         state.metrics.cache_hits.inc()
@@ -75,6 +118,7 @@ async def analyze(
         report=cached,
         ttl_s=state.runner.ttl_s,
     )
+    place.release()  # the stored job counts now
     if cached is None:
         state.runner.submit(job.id)
     else:
@@ -122,12 +166,8 @@ async def _image(
     body, hit = cached, "hit"
     if body is None:
         hit = "miss"
-        state.sync_inflight += 1
         started = time.perf_counter()
-        try:
-            report = await state.analyzer.analyze(media.data, name, options)
-        finally:
-            state.sync_inflight -= 1
+        report = await state.analyzer.analyze(media.data, name, options)
         state.metrics.analyses.labels("image").observe(time.perf_counter() - started)
         body = json.loads(report.to_json())
     job = await off_loop(
