@@ -471,13 +471,20 @@ class JobStore:
 
     # -- result cache -------------------------------------------------------------------------
 
-    def cached_report(self, sha256: str, key: str, owner: str) -> dict[str, Any] | None:
-        """The report ``owner`` got for these bytes under :func:`serving.jobs.cache.result_key`, if any.
+    def cached_report(
+        self, sha256: str, key: str, owner: str, max_age_s: float | None = None
+    ) -> dict[str, Any] | None:
+        """The report ``owner`` got for these bytes under :func:`serving.jobs.cache.result_key`, if any
+        (with ``max_age_s``: cached no longer ago than that, so an expired copy is never served
+        while it waits for the next purge).
 
         The cache is per owner: a hit never tells one key that another uploaded the same bytes.
         """
         c = t.results.c
-        rows = self.query(select(c.report).where(c.sha256 == sha256, c.result_key == key, c.owner == owner))
+        where = [c.sha256 == sha256, c.result_key == key, c.owner == owner]
+        if max_age_s is not None:
+            where.append(c.created_at >= time.time() - max_age_s)
+        rows = self.query(select(c.report).where(*where))
         return json.loads(rows[0]["report"]) if rows else None
 
     def cache_report(self, sha256: str, key: str, owner: str, report: dict[str, Any]) -> None:

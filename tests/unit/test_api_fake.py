@@ -8,6 +8,7 @@ errors as failed jobs, the queue limit, readiness, a restart. Access and webhook
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,18 @@ def test_full_queue_answers_429_with_retry_after(tmp_path: Path, clip: bytes, fa
             assert full.headers["retry-after"] == "7"
             assert error_of(full)["code"] == "queue_full"
         assert service.analyzer.calls == []
+
+
+def test_a_cached_report_is_not_served_after_its_ttl(tmp_path: Path, face_jpeg: bytes) -> None:
+    """Before, the copy stayed a hit until the next purge (every 10 minutes by default), though the
+    job it came from had expired."""
+    settings = settings_for(tmp_path, report_ttl_hours=1.0 / 3600)  # one second
+    with fake_service(settings) as service:
+        first = service.client.post("/v1/analyze", content=face_jpeg)
+        assert first.headers["x-trueframe-cache"] == "miss"
+        time.sleep(1.2)
+        again = service.client.post("/v1/analyze", content=face_jpeg)
+        assert again.headers["x-trueframe-cache"] == "miss", "an expired report was served"
 
 
 def test_a_burst_of_uploads_never_overruns_the_queue(tmp_path: Path, clip: bytes) -> None:

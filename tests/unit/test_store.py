@@ -184,6 +184,10 @@ def test_purge_deletes_expired_reports_only(store: JobStore) -> None:
     assert store.get(fresh) is not None
     assert store.get(waiting) is not None  # queued jobs never expire
     assert store.cached_report("cd" * 32, "k1", "key:a") == {"n": 2}
+    assert store.cached_report("cd" * 32, "k1", "key:a", max_age_s=3600) == {"n": 2}
+    with store.transaction() as db:  # cached 2 h ago, not purged yet (the purge runs every 10 min)
+        db.execute(schema.results.update().values(created_at=time.time() - 7200))
+    assert store.cached_report("cd" * 32, "k1", "key:a", max_age_s=3600) is None, "served after its TTL"
     store.purge(now=time.time() + 7200, cache_ttl_s=3600)
     assert store.cached_report("cd" * 32, "k1", "key:a") is None
 

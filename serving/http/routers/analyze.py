@@ -143,7 +143,7 @@ def _admit(
 def _cached(state: AppState, sha256: str, key: str, owner: str, name: str | None) -> dict[str, Any] | None:
     """The caller's cached report, under this upload's ``name`` (the one thing in it a name changes),
     unless the hash lists now say something else about its media."""
-    cached = state.store.cached_report(sha256, key, owner)
+    cached = state.store.cached_report(sha256, key, owner, max_age_s=state.runner.ttl_s)
     if cached is None or not still_current(state.known, cached):
         return None  # reviewed (or un-reviewed) since: analyse again so the fusion applies the match
     media = cached.get("media")
