@@ -70,6 +70,15 @@ class QueueFull(TrueframeError):
         self.retry_after = retry_after
 
 
+class MediaLost(TrueframeError):
+    """A job's upload was gone when its analysis was to start (a data folder cleaned, a node whose
+    folder another node cannot read): upload it again. Only ever a job's outcome; ``?wait=true``
+    answers with it (it was a 500, the status of a bug)."""
+
+    code = "media_lost"
+    http_status = 410
+
+
 class NotReady(TrueframeError):
     code = "not_ready"
     http_status = 503

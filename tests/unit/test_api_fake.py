@@ -22,7 +22,15 @@ from detector.stages import PROGRESS, Options
 from tests.support import mediagen
 from tests.support.fake_analyzer import FakeAnalyzer
 from tests.support.hostile import jpeg
-from tests.support.servicekit import FakeService, error_of, fake_service, make_settings, poll_job, wait_job
+from tests.support.servicekit import (
+    FakeService,
+    error_of,
+    fake_service,
+    make_settings,
+    poll_job,
+    wait_job,
+    wait_until,
+)
 
 pytestmark = pytest.mark.usefixtures("database_url")  # SQLite, then PostgreSQL
 
@@ -179,6 +187,30 @@ def test_full_queue_answers_429_with_retry_after(tmp_path: Path, clip: bytes, fa
             assert full.headers["retry-after"] == "7"
             assert error_of(full)["code"] == "queue_full"
         assert service.analyzer.calls == []
+
+
+def test_a_waited_job_whose_upload_vanished_is_410_media_lost(tmp_path: Path, clip: bytes) -> None:
+    """Before, ``?wait=true`` answered 500, the status of a bug, for a job that failed as media_lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.gated_analyzer import GatedAnalyzer
+
+    settings = settings_for(tmp_path)
+    gated = GatedAnalyzer(settings)
+    with fake_service(settings, gated) as service, ThreadPoolExecutor(1) as pool:
+        client = service.client
+        assert client.post("/v1/analyze?frames=2", content=clip).status_code == 202
+        assert gated.waiting.wait(10), "the first job never started"
+        waited = pool.submit(client.post, "/v1/analyze?frames=3&wait=true", content=clip)
+        assert wait_until(lambda: len(service.store.queued_ids()) == 1, timeout=10)
+        second = service.store.get(service.store.queued_ids()[0])
+        assert second is not None
+        assert second.media_path is not None
+        Path(second.media_path).unlink()  # the second upload is gone before its analysis starts
+        gated.gate.set()
+        answer = waited.result(timeout=30)
+        assert answer.status_code == 410, answer.text
+        assert error_of(answer)["code"] == "media_lost"
 
 
 def test_a_cached_report_is_not_served_after_its_ttl(tmp_path: Path, face_jpeg: bytes) -> None:
