@@ -56,6 +56,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class JobGone(Exception):
+    """Raised from a job's progress callback when its row no longer holds this worker's claim (the
+    job was deleted, or another worker took it over): the analysis stops at the next stage."""
+
+
 def job_json(job: Job) -> dict[str, Any]:
     """The public view of a job (``GET /v1/jobs/{id}`` and the webhook body)."""
     error = None if job.error_code is None else {"code": job.error_code, "message": job.error_message}
@@ -232,12 +237,15 @@ class JobRunner:
         async def progress(fraction: float, partial: dict[str, Any]) -> None:
             nonlocal skipped
             try:
-                await off_loop(self.store.set_progress, job.id, fraction, partial, job.claims)
+                held = await off_loop(self.store.set_progress, job.id, fraction, partial, job.claims)
             except StoreUnavailable as exc:  # progress is advisory: the analysis goes on
                 self._store_failed()
                 skipped += 1
                 if skipped == 1:
                     log.warning("job %s: progress not recorded: %s", job.id, exc)
+                return
+            if not held:  # deleted (or taken over) while it ran: stop at this stage's start
+                raise JobGone(job.id)
 
         started = time.perf_counter()
         try:
@@ -248,6 +256,9 @@ class JobRunner:
             if await self._persist(f"requeuing job {job.id}", self.store.requeue, job.id, claim=job.claims):
                 self._spawn(self._resubmit(job.id))
             return
+        except JobGone:
+            log.info("job %s: deleted or taken over while it ran; its analysis stopped", job.id)
+            return  # a deletion removed the media; a takeover's worker still needs it
         except TrueframeError as exc:
             await self._finish(job, "failed", error=(exc.code, exc.message))
             return

@@ -245,14 +245,15 @@ class JobStore:
 
     def set_progress(
         self, job_id: str, fraction: float, partial: dict[str, Any], claim: int | None = None
-    ) -> None:
-        """Record a running job's progress (with ``claim``: only while that claim holds the job)."""
+    ) -> bool:
+        """Record a running job's progress (with ``claim``: only while that claim holds the job);
+        False when the job is no longer there to run: deleted, erased, or claimed again since."""
         now = time.time()
         where = [t.jobs.c.id == job_id, t.jobs.c.status == "running"]
         if claim is not None:
             where.append(t.jobs.c.claims == claim)
         with self.transaction() as db:
-            db.execute(
+            cur = db.execute(
                 update(t.jobs)
                 .where(*where)
                 .values(
@@ -262,6 +263,7 @@ class JobStore:
                     heartbeat_at=now,
                 )
             )
+        return bool(cur.rowcount == 1)
 
     def heartbeat(self, job_ids: Sequence[str]) -> None:
         """Tell other processes that these running jobs are still being worked on."""

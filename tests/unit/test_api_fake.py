@@ -189,6 +189,33 @@ def test_full_queue_answers_429_with_retry_after(tmp_path: Path, clip: bytes, fa
         assert service.analyzer.calls == []
 
 
+def test_deleting_a_running_job_stops_its_analysis(tmp_path: Path, clip: bytes) -> None:
+    """Before, DELETE removed the job but its analysis ran on to the end, holding the worker (a
+    long video held the only one for minutes while later jobs waited)."""
+    from tests.support.gated_analyzer import GatedAnalyzer
+
+    class Finishing(GatedAnalyzer):
+        completed = 0
+
+        async def analyze(self, *args: Any, **kwargs: Any) -> Any:
+            report = await super().analyze(*args, **kwargs)
+            self.completed += 1
+            return report
+
+    settings = settings_for(tmp_path)
+    gated = Finishing(settings)
+    with fake_service(settings, gated) as service:
+        client = service.client
+        job_id = client.post("/v1/analyze", content=clip).json()["job_id"]
+        assert gated.waiting.wait(10), "the job never started"
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
+        gated.gate.set()  # its first stage reports progress: the job is gone, so it stops there
+        next_job = client.post("/v1/analyze?frames=2&wait=true", content=clip)
+        assert next_job.status_code == 200, next_job.text
+        assert gated.completed == 1, "the deleted job's analysis ran to its end"
+        assert list(service.store.media_dir.iterdir()) == []
+
+
 def test_a_waited_job_whose_upload_vanished_is_410_media_lost(tmp_path: Path, clip: bytes) -> None:
     """Before, ``?wait=true`` answered 500, the status of a bug, for a job that failed as media_lost."""
     from concurrent.futures import ThreadPoolExecutor
