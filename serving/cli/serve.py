@@ -71,14 +71,15 @@ def _serve_in_process(settings: Settings, host: str, port: int) -> int:
 
     from serving.analyzer import InProcessAnalyzer
     from serving.http.app import create_app
-    from serving.http.server import uvicorn_options
+    from serving.http.server import DrainingServer, uvicorn_options
     from serving.jobs.store import open_store
     from serving.known.lookup import StoreKnownMedia
 
     store = open_store(settings)
     app = create_app(settings, InProcessAnalyzer(settings, known=StoreKnownMedia(store)), store)
     print(f"trueframe (in process) at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(settings.serve))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", **uvicorn_options(settings.serve))
+    DrainingServer(config, on_stop=app.state.trueframe.runner.drain).run()
     return 0
 
 

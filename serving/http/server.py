@@ -11,8 +11,12 @@ plain 503.
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from detector.settings import ServeSettings
@@ -48,6 +52,25 @@ def guarded_h11(header_timeout_s: float) -> type[H11Protocol]:
                 self.transport.close()
 
     return GuardedH11
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server that tells the app as soon as a stop signal arrives (``on_stop`` runs on the
+    event loop), so requests still open can be answered at once instead of holding the exit."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_stop = on_stop
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.loop is not None and not self.should_exit:
+            self.loop.call_soon_threadsafe(self.on_stop)  # safe from a signal handler or a thread
+        super().handle_exit(sig, frame)
 
 
 def uvicorn_options(serve: ServeSettings) -> dict[str, Any]:

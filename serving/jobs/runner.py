@@ -98,6 +98,7 @@ class JobRunner:
         self._background: set[asyncio.Task[Any]] = set()
         self._done: dict[str, asyncio.Event] = {}
         self._running: set[str] = set()
+        self._draining = False
         self._event_tails: dict[str, asyncio.Task[None]] = {}
 
     @property
@@ -162,13 +163,22 @@ class JobRunner:
         self._store_failed_at = time.monotonic()
 
     async def wait(self, job_id: str, timeout: float) -> None:
-        """Return when the job finishes or ``timeout`` passes (the caller re-reads the store)."""
+        """Return when the job finishes, ``timeout`` passes or the service starts to stop (the caller
+        re-reads the store)."""
         event = self._done.setdefault(job_id, asyncio.Event())
         job = await off_loop(self.store.get, job_id)
-        if job is None or job.finished:
+        if job is None or job.finished or self._draining:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
+
+    def drain(self) -> None:
+        """The service is stopping: claim no more jobs (they stay queued for the restart) and answer
+        every ``?wait=true`` waiter now, with its job's 202 and ``Location``. Before, the server
+        waited for those requests (up to ``serve.wait_timeout_s``) and kept starting queued jobs."""
+        self._draining = True
+        for event in self._done.values():
+            event.set()
 
     def forget(self, job_id: str) -> None:
         """Wake anyone waiting on a job that was deleted."""
@@ -217,6 +227,8 @@ class JobRunner:
                 self.queue.task_done()
 
     async def _run(self, job_id: str) -> None:
+        if self._draining:
+            return  # stays queued: the restarted service runs it
         job = await self._persist(f"claiming job {job_id}", self.store.claim, job_id)
         if job is None:  # cancelled, deleted or taken by another replica while it waited
             return
