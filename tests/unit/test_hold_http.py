@@ -178,3 +178,33 @@ def test_a_slow_request_head_is_cut_and_the_cap_refuses_extra_connections(tmp_pa
         assert 1.5 < time.monotonic() - opened < 10
         slow.close()
         assert _get(port, "/healthz").startswith(b"HTTP/1.1 200"), "the slot is free again"
+
+
+def test_a_stalled_body_under_uvicorn_is_408_with_the_connection_closed(tmp_path: Path) -> None:
+    """The 408 came through the app's error handler without ``Connection: close``, and the socket
+    stayed open for the keep-alive time (README: "connection closed")."""
+    with _server(settings_in(tmp_path, body_timeout_s=0.5, keep_alive_s=10)) as port:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        head = b"POST /v1/analyze HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n"
+        sock.sendall(head + b"x" * 10)  # then stalls
+        opened = time.monotonic()
+        answer = b""
+        sock.settimeout(5)
+        while b"request_timeout" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"\r\nconnection: close\r\n" in answer.lower()
+        assert _closed_within(sock, 3), "the connection must be closed after a 408"
+        assert time.monotonic() - opened < 4
+        sock.close()
+
+
+def test_a_405_names_every_allowed_method(tmp_path: Path) -> None:
+    """HTTP requires ``Allow`` on a 405; it lists the methods of every route on the path."""
+    with fake_service(settings_in(tmp_path)) as service:
+        job = service.client.put("/v1/jobs/job_AAAAAAAAAAAAAAAAAAAAAA")
+        assert job.status_code == 405
+        assert error_of(job)["code"] == "method_not_allowed"
+        assert job.headers["allow"] == "DELETE, GET"
+        assert service.client.put("/v1/analyze").headers["allow"] == "POST"
+        assert service.client.post("/static/app.js").headers["allow"] == "GET, HEAD"
