@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from detector.settings import Settings
+from serving.auth.keys import create_key
 from serving.http.server import uvicorn_options
 from tests.support.fake_analyzer import FakeAnalyzer
 from tests.support.hold import settings_in, small_clip, small_photo
@@ -208,3 +209,28 @@ def test_a_405_names_every_allowed_method(tmp_path: Path) -> None:
         assert job.headers["allow"] == "DELETE, GET"
         assert service.client.put("/v1/analyze").headers["allow"] == "POST"
         assert service.client.post("/static/app.js").headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/jobs/{id}"),
+        ("POST", "/v1/jobs/{id}/appeal"),
+        ("DELETE", "/v1/jobs/{id}"),
+        ("GET", "/v1/jobs/{id}/reviews"),
+        ("GET", "/v1/appeals/{id}"),
+        ("DELETE", "/v1/hash-lists/{id}"),
+    ],
+)
+def test_a_not_found_message_does_not_echo_a_long_id(tmp_path: Path, method: str, path: str) -> None:
+    """A 10,000-character id came back whole in ``job_not_found`` (a 10 KB answer); cut as ``key_not_found``."""
+    long_id = "job_" + "a" * 10_000
+    with fake_service(settings_in(tmp_path)) as service:
+        admin = {"X-API-Key": create_key(service.store, "admin", role="admin").token}
+        body = {"statement": "why"} if path.endswith("/appeal") else None
+        answer = service.client.request(method, path.format(id=long_id), headers=admin, json=body)
+        assert answer.status_code == 404
+        assert len(answer.content) < 300
+        assert error_of(answer)["message"].endswith(f"{long_id[:64]!r} (cut)")
+        short = service.client.request(method, path.format(id="job_x"), headers=admin, json=body)
+        assert error_of(short)["message"].endswith("'job_x'")

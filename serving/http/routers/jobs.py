@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from serving.http.access import Caller
-from serving.http.errors import JobNotFound
+from serving.http.errors import JobNotFound, echoed
 from serving.http.routers.reviews import is_staff, visible_job
 from serving.http.state import State, off_loop
 from serving.reviews.views import job_view
@@ -29,6 +29,6 @@ async def get_job(job_id: str, caller: Caller, state: State) -> JSONResponse:
 async def delete_job(job_id: str, caller: Caller, state: State) -> Response:
     """Cancel if still queued or running, and delete the job, its report and its media."""
     if not await off_loop(state.store.delete, job_id, caller.owner):
-        raise JobNotFound(f"no job {job_id}")
+        raise JobNotFound(f"no job {echoed(job_id)}")
     state.runner.forget(job_id)
     return Response(status_code=204)

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from serving.auth.keys import get_key
 from serving.http.access import Caller, require_role
-from serving.http.errors import KeyNotFound
+from serving.http.errors import KeyNotFound, echoed
 from serving.http.state import State, off_loop
 from serving.privacy import erase_owner
 
@@ -20,6 +20,6 @@ async def erase_key_data(key_id: str, caller: Caller, state: State) -> dict[str,
     """Everything kept about the key's uploads, gone at once (see :mod:`serving.privacy`)."""
     require_role(caller, "admin")
     if await off_loop(get_key, state.store, key_id) is None:
-        raise KeyNotFound(f"no key {key_id[:64]!r}" + (" (cut)" if len(key_id) > 64 else ""))
+        raise KeyNotFound(f"no key {echoed(key_id)}")
     counts = await off_loop(erase_owner, state.store, f"key:{key_id}")
     return {"key_id": key_id, "erased": counts}

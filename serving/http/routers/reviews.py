@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from detector.report.schema import ReviewVerdict
 from serving.auth.keys import Principal, Role
 from serving.http.access import Caller, require_role
-from serving.http.errors import AppealNotFound, Forbidden, JobNotFound
+from serving.http.errors import AppealNotFound, Forbidden, JobNotFound, echoed
 from serving.http.state import AppState, State, off_loop
 from serving.jobs.store import Job
 from serving.reviews import records
@@ -50,7 +50,7 @@ async def visible_job(state: AppState, caller: Principal, job_id: str) -> Job:
     owner = None if is_staff(caller) else caller.owner
     job = await off_loop(state.store.get, job_id, owner)
     if job is None:
-        raise JobNotFound(f"no job {job_id}")
+        raise JobNotFound(f"no job {echoed(job_id)}")
     return job
 
 
@@ -88,7 +88,7 @@ async def list_reviews(job_id: str, caller: Caller, state: State) -> dict[str, A
     job = await off_loop(state.store.get, job_id, owner)
     found = await off_loop(records.job_reviews, state.store, job_id)
     if job is None and not (found and owner in (None, found[0].job_owner)):
-        raise JobNotFound(f"no job {job_id}")
+        raise JobNotFound(f"no job {echoed(job_id)}")
     return {"job_id": job_id, "reviews": [human_review(r, is_staff(caller)) for r in found]}
 
 
@@ -97,7 +97,7 @@ async def appeal_job(job_id: str, body: AppealIn, caller: Caller, state: State) 
     """The job owner asks for another look at a finished analysis (or at its human decision)."""
     job = await off_loop(state.store.get, job_id, caller.owner)
     if job is None:
-        raise JobNotFound(f"no job {job_id}")
+        raise JobNotFound(f"no job {echoed(job_id)}")
     appeal = await off_loop(records.open_appeal, state.store, job, body.statement)
     await _emit(state, job, "appeal.opened", {"appeal": appeal.public(False)})
     return JSONResponse(appeal_view(appeal, is_staff(caller)), status_code=201)
@@ -106,7 +106,7 @@ async def appeal_job(job_id: str, body: AppealIn, caller: Caller, state: State) 
 async def _visible_appeal(state: AppState, caller: Principal, appeal_id: str) -> records.Appeal:
     appeal = await off_loop(records.get_appeal, state.store, appeal_id)
     if appeal is None or not (is_staff(caller) or appeal.owner == caller.owner):
-        raise AppealNotFound(f"no appeal {appeal_id}")
+        raise AppealNotFound(f"no appeal {echoed(appeal_id)}")
     return appeal
 
 
