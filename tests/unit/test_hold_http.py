@@ -234,3 +234,20 @@ def test_a_not_found_message_does_not_echo_a_long_id(tmp_path: Path, method: str
         assert error_of(answer)["message"].endswith(f"{long_id[:64]!r} (cut)")
         short = service.client.request(method, path.format(id="job_x"), headers=admin, json=body)
         assert error_of(short)["message"].endswith("'job_x'")
+
+
+def test_raw_non_ascii_bytes_in_the_url_are_a_json_400(tmp_path: Path) -> None:
+    """h11 refuses them before the app; the answer was uvicorn's plain-text ``Invalid HTTP request
+    received.``, not the error envelope."""
+    with _server(settings_in(tmp_path)) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall("GET /v1/analyze?name=é HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert b"content-type: application/json" in head.lower()
+        error = json.loads(body)["error"]
+        assert error["code"] == "invalid_request"
+        assert "percent-encode" in error["message"]
