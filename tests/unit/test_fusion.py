@@ -499,3 +499,32 @@ def test_the_report_schema_names_every_rule_fusion_can_set() -> None:
     named = set(re.findall(r"[a-z_]{6,}", description.split(":", 1)[1]))
     assert {"degraded_media", "limited_scope", "face_unweighed", "known_match", "uncalibrated"} <= produced
     assert produced == named
+
+
+@pytest.mark.parametrize("face", [-7.7, 0.0, 9.0])
+def test_a_rule_that_decides_leaves_no_fused_logit(fusion: Fusion, face: float) -> None:
+    """``score.logit`` is the fused log-odds behind ``manipulated``: a reviewed ``known_match`` set
+    ``manipulated`` 0.9 beside the pixels' logit -7.7, while a signed declaration left it null."""
+    from datetime import UTC, datetime
+
+    from detector.report.schema import KnownMatch
+
+    known = KnownMatch(verdict="manipulated", reviewed_at=datetime(2026, 12, 1, tzinfo=UTC), distance=0)
+    declared = prov(state="valid_untrusted", ai_declaration=AIDeclaration(value="generated"))
+    plain = fusion.fuse(FusionInputs(face_logit=face))
+    assert plain.logit is not None
+    for inputs in (
+        FusionInputs(face_logit=face, known_match=known),
+        FusionInputs(face_logit=face, provenance=declared),
+    ):
+        score = fusion.fuse(inputs)
+        assert score.rule in ("known_match", "signed_ai_declaration")
+        assert score.logit is None, score.rule
+        assert score.manipulated is not None
+        assert score.manipulated >= plain.manipulated
+        assert score.pixel_manipulated == pytest.approx(plain.pixel_manipulated)
+    for logit in (-8.0, -1.0, 0.5, 4.0):  # wherever the pixels decide, the logit is behind the probability
+        score = fusion.fuse(FusionInputs(face_logit=logit, synthetic_logit=logit))
+        assert score.logit is not None
+        assert score.manipulated is not None
+        assert 1 / (1 + np.exp(-score.logit)) == pytest.approx(score.manipulated)
