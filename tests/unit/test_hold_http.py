@@ -223,7 +223,8 @@ def test_a_405_names_every_allowed_method(tmp_path: Path) -> None:
     ],
 )
 def test_a_not_found_message_does_not_echo_a_long_id(tmp_path: Path, method: str, path: str) -> None:
-    """A 10,000-character id came back whole in ``job_not_found`` (a 10 KB answer); cut as ``key_not_found``."""
+    """A 10,000-character id came back whole in ``job_not_found`` (a 10 KB answer): cut it as
+    ``key_not_found`` does."""
     long_id = "job_" + "a" * 10_000
     with fake_service(settings_in(tmp_path)) as service:
         admin = {"X-API-Key": create_key(service.store, "admin", role="admin").token}
