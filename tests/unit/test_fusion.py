@@ -402,7 +402,8 @@ def test_degraded_pixels_never_accuse_but_stated_rules_still_decide(fusion: Fusi
             fusion.fuse(FusionInputs(face_logit=logit, synthetic_logit=logit)).manipulated
         )
         assert f"Its pixels are degraded ({HEAVY_JPEG})" in score.summary
-        assert SMALL_FACES not in score.summary  # not a reason the pixels are degraded
+        assert f"Its pixels are degraded ({HEAVY_JPEG}; {SMALL_FACES}" not in score.summary  # not degraded
+        assert f"Limited scope: {SMALL_FACES}." in score.summary  # named as a limit all the same
         assert "cannot make it an accusation" in score.summary
     clean = fusion.fuse(FusionInputs(face_logit=-8.0, synthetic_logit=-8.0, scope=scope))
     assert clean.verdict == "likely_authentic"
@@ -528,3 +529,52 @@ def test_a_rule_that_decides_leaves_no_fused_logit(fusion: Fusion, face: float) 
         assert score.logit is not None
         assert score.manipulated is not None
         assert 1 / (1 + np.exp(-score.logit)) == pytest.approx(score.manipulated)
+
+
+HEAVY_VIDEO = "heavily compressed video (0.005 bits per pixel)"
+
+
+def test_the_summary_names_every_limit_even_when_no_rule_moved_the_verdict(fusion: Fusion) -> None:
+    """A degraded video whose verdict the rule did not move (already uncertain, or decided by a
+    reviewed match) said nothing of ``score.limited`` in its summary (README: "in `score.limited` and
+    the summary")."""
+    from datetime import UTC, datetime
+
+    from detector.report.schema import KnownMatch
+
+    degraded = Scope(limited=[HEAVY_VIDEO], degraded=[HEAVY_VIDEO])
+    small = Scope(limited=[SMALL_FACES])
+    middle = next(
+        v for v in np.linspace(-3, 3, 61) if fusion.fuse(FusionInputs(face_logit=v)).verdict == "uncertain"
+    )
+    for scope in (degraded, small):
+        score = fusion.fuse(FusionInputs(face_logit=middle, media_kind="video", scope=scope))
+        assert (score.verdict, score.rule) == ("uncertain", None)
+        assert score.limited == scope.limited
+        assert scope.limited[0] in score.summary, score.summary
+    uncertain = fusion.fuse(FusionInputs(face_logit=middle, media_kind="video", scope=degraded))
+    assert (
+        f"Its pixels are degraded ({HEAVY_VIDEO}), so they cannot make it an accusation." in uncertain.summary
+    )
+    known = KnownMatch(verdict="manipulated", reviewed_at=datetime(2026, 12, 1, tzinfo=UTC), distance=0)
+    decided = fusion.fuse(FusionInputs(face_logit=middle, known_match=known, scope=degraded))
+    assert decided.rule == "known_match"
+    assert decided.summary.endswith(f"Its pixels are degraded ({HEAVY_VIDEO}).")
+    held = fusion.fuse(FusionInputs(face_logit=8.0, scope=degraded))
+    assert held.rule == "degraded_media"
+    assert held.summary.count(HEAVY_VIDEO) == 1, "named once, by the rule"
+
+
+def test_trueframe_analyze_prints_the_limits_of_scope() -> None:
+    """``trueframe analyze``'s text output never printed ``score.limited``."""
+    from detector.media.loader import MediaLoader
+    from detector.settings import Settings
+    from serving.cli.analyze import summarize
+    from tests.support.fake_analyzer import fake_report
+    from tests.support.hold import small_photo
+
+    info = MediaLoader(Settings().limits).load(small_photo(), "a.jpg").info
+    report = fake_report(info, "a.jpg", 1, 0.4, FACE)
+    limited = report.model_copy(update={"score": report.score.model_copy(update={"limited": [HEAVY_VIDEO]})})
+    assert "limited" not in summarize(report, "a.jpg")
+    assert f"  limited: {HEAVY_VIDEO}" in summarize(limited, "a.jpg").splitlines()
