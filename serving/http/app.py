@@ -32,6 +32,7 @@ from serving.health import StoreProbe
 from serving.http.errors import MethodNotAllowed, NotFound, PayloadTooLarge, QueueFull, RequestTimeout
 from serving.http.metrics import Metrics
 from serving.http.middleware import Observe
+from serving.http.openapi import install as install_openapi
 from serving.http.state import AppState
 from serving.http.upload import BodyLimit
 from serving.jobs.runner import JobRunner
@@ -84,6 +85,7 @@ def create_app(
     )
     app.state.store_probe = StoreProbe(store)  # /readyz: SELECT 1, cached and time-bounded
     _add_error_handlers(app)
+    install_openapi(app)  # the error envelope, key headers and upload bodies, not FastAPI's 422
     routers = (analyze, jobs, reviews, hashlists, privacy, session, ops, web)
     for router in (module.router for module in routers):
         app.include_router(router)

@@ -8,14 +8,15 @@ from fastapi import APIRouter
 
 from serving.auth.keys import get_key
 from serving.http.access import Caller, require_role
-from serving.http.errors import KeyNotFound, echoed
+from serving.http.errors import Forbidden, KeyNotFound, echoed
+from serving.http.openapi import errors
 from serving.http.state import State, off_loop
 from serving.privacy import erase_owner
 
 router = APIRouter(prefix="/v1/keys", tags=["privacy"])
 
 
-@router.delete("/{key_id}/data")
+@router.delete("/{key_id}/data", responses=errors(Forbidden, KeyNotFound))
 async def erase_key_data(key_id: str, caller: Caller, state: State) -> dict[str, Any]:
     """Everything kept about the key's uploads, gone at once (see :mod:`serving.privacy`)."""
     require_role(caller, "admin")

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from detector.report.schema import ReviewVerdict
 from serving.auth.keys import Principal, Role
 from serving.http.access import Caller, require_role
-from serving.http.errors import AppealNotFound, Forbidden, JobNotFound, echoed
+from serving.http.errors import AppealNotFound, Conflict, Forbidden, JobNotFound, echoed
+from serving.http.openapi import errors
 from serving.http.state import AppState, State, off_loop
 from serving.jobs.store import Job
 from serving.reviews import records
@@ -58,7 +59,7 @@ async def _emit(state: AppState, job: Job, event: str, payload: dict[str, Any]) 
     state.runner.send_event(await off_loop(add_event, state.store, job, event, payload))
 
 
-@router.post("/jobs/{job_id}/review", status_code=201)
+@router.post("/jobs/{job_id}/review", status_code=201, responses=errors(Forbidden, JobNotFound, Conflict))
 async def review_job(job_id: str, body: ReviewIn, caller: Caller, state: State) -> JSONResponse:
     """Record a reviewer's decision (append-only); it decides the job's pending appeal, if any."""
     require_role(caller, *STAFF)
@@ -77,7 +78,7 @@ async def review_job(job_id: str, body: ReviewIn, caller: Caller, state: State) 
     return JSONResponse(answer, status_code=201)
 
 
-@router.get("/jobs/{job_id}/reviews")
+@router.get("/jobs/{job_id}/reviews", responses=errors(JobNotFound))
 async def list_reviews(job_id: str, caller: Caller, state: State) -> dict[str, Any]:
     """Every decision on the job, oldest first (the owner does not see who decided).
 
@@ -92,7 +93,7 @@ async def list_reviews(job_id: str, caller: Caller, state: State) -> dict[str, A
     return {"job_id": job_id, "reviews": [human_review(r, is_staff(caller)) for r in found]}
 
 
-@router.post("/jobs/{job_id}/appeal", status_code=201)
+@router.post("/jobs/{job_id}/appeal", status_code=201, responses=errors(JobNotFound, Conflict))
 async def appeal_job(job_id: str, body: AppealIn, caller: Caller, state: State) -> JSONResponse:
     """The job owner asks for another look at a finished analysis (or at its human decision)."""
     job = await off_loop(state.store.get, job_id, caller.owner)
@@ -110,12 +111,12 @@ async def _visible_appeal(state: AppState, caller: Principal, appeal_id: str) ->
     return appeal
 
 
-@router.get("/appeals/{appeal_id}")
+@router.get("/appeals/{appeal_id}", responses=errors(AppealNotFound))
 async def get_appeal(appeal_id: str, caller: Caller, state: State) -> dict[str, Any]:
     return appeal_view(await _visible_appeal(state, caller, appeal_id), is_staff(caller))
 
 
-@router.post("/appeals/{appeal_id}/start")
+@router.post("/appeals/{appeal_id}/start", responses=errors(Forbidden, AppealNotFound, Conflict))
 async def start_appeal(appeal_id: str, caller: Caller, state: State) -> dict[str, Any]:
     """A reviewer takes an open appeal (``in_review``, assigned to them)."""
     require_role(caller, *STAFF)
@@ -127,7 +128,7 @@ async def start_appeal(appeal_id: str, caller: Caller, state: State) -> dict[str
     return appeal_view(appeal, True)
 
 
-@router.get("/reviews/queue")
+@router.get("/reviews/queue", responses=errors(Forbidden))
 async def review_queue(
     caller: Caller,
     state: State,
