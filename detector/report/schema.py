@@ -149,7 +149,11 @@ class Score(_Model):
             "scope) or no spread was estimated"
         ),
     )
-    logit: float | None = Field(None, description="fused log-odds behind `manipulated`")
+    logit: float | None = Field(
+        None,
+        description="fused log-odds behind `manipulated`; None when a rule decided `manipulated` itself "
+        "(`signed_ai_declaration`, `invisible_watermark`, `known_match`) or out of scope",
+    )
     pixel_manipulated: float | None = Field(
         None, description="P(manipulated) from the pixel models alone, before provenance"
     )

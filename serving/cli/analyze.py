@@ -105,6 +105,8 @@ def summarize(report: Report, label: str) -> str:
         )
         measured = "" if s.calibrated else " (rates measured for the fitted models, not these)"
         lines.append(f"  bands on P(manipulated): {bands}{measured}")
+    if s.limited:  # degraded media and other limits of scope (also in the summary)
+        lines.append(f"  limited: {'; '.join(s.limited)}")
     if report.heatmaps:
         lines.append(f"  heatmaps: {len(report.heatmaps)} (in --json output)")
     for t in report.tracks:

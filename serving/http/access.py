@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request, Response, Security
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from serving.auth.keys import Principal, Role, active_role, any_key_ever, authenticate_key, key_webhook_secret
 from serving.auth.sessions import create_session, session_owner
@@ -13,6 +14,22 @@ from serving.http.errors import Forbidden, Unauthorized
 from serving.http.state import AppState, State, off_loop
 
 SESSION_COOKIE = "trueframe_session"
+
+BEARER = HTTPBearer(
+    scheme_name="bearer", auto_error=False, description="an API key: `Authorization: Bearer tfk_...`"
+)
+API_KEY = APIKeyHeader(
+    name="X-API-Key", scheme_name="apiKey", auto_error=False, description="an API key: `X-API-Key: tfk_...`"
+)
+SESSION = APIKeyCookie(
+    name=SESSION_COOKIE,
+    scheme_name="session",
+    auto_error=False,
+    description="the web form's session, from `POST /v1/session` with a key. While no key exists "
+    "(a fresh local install), `/v1` also answers anonymous callers.",
+)
+"""The three ways to sign in, as OpenAPI security schemes (``/docs``'s Authorize button). They only
+declare them: :func:`principal` reads the headers and the cookie itself."""
 
 
 def _token(request: Request) -> str | None:
@@ -62,8 +79,16 @@ def _resolve(state: AppState, token: str | None, cookie: str | None) -> Principa
     raise Unauthorized("send an API key: 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
 
 
-async def principal(request: Request, state: State) -> Principal:
-    """The calling principal; 401 ``unauthorized`` when a key is needed and none is valid."""
+async def principal(
+    request: Request,
+    state: State,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+    _api_key: Annotated[str | None, Security(API_KEY)] = None,
+    _session: Annotated[str | None, Security(SESSION)] = None,
+) -> Principal:
+    """The calling principal; 401 ``unauthorized`` when a key is needed and none is valid.
+
+    The ``_*`` parameters only put the security schemes in the OpenAPI document."""
     token = _token(request)
     found = await off_loop(_resolve, state, token, request.cookies.get(SESSION_COOKIE))
     if found.via == "session":

@@ -23,14 +23,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from detector.errors import InternalError, InvalidRequest, StoreUnavailable, TrueframeError
 from detector.settings import Settings
 from serving.analyzer import Analyzer
 from serving.health import StoreProbe
-from serving.http.errors import MethodNotAllowed, NotFound, PayloadTooLarge, QueueFull
+from serving.http.errors import MethodNotAllowed, NotFound, PayloadTooLarge, QueueFull, RequestTimeout
 from serving.http.metrics import Metrics
 from serving.http.middleware import Observe
+from serving.http.openapi import install as install_openapi
 from serving.http.state import AppState
 from serving.http.upload import BodyLimit
 from serving.jobs.runner import JobRunner
@@ -83,6 +85,7 @@ def create_app(
     )
     app.state.store_probe = StoreProbe(store)  # /readyz: SELECT 1, cached and time-bounded
     _add_error_handlers(app)
+    install_openapi(app)  # the error envelope, key headers and upload bodies, not FastAPI's 422
     routers = (analyze, jobs, reviews, hashlists, privacy, session, ops, web)
     for router in (module.router for module in routers):
         app.include_router(router)
@@ -101,15 +104,35 @@ def create_app(
     return app
 
 
-def error_response(exc: TrueframeError) -> JSONResponse:
-    """The JSON error body with the error's status (``Retry-After`` for ``queue_full`` and
-    ``store_unavailable``)."""
-    headers = None
+def error_response(exc: TrueframeError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON error body with the error's status and ``headers`` (``Retry-After`` for ``queue_full``
+    and ``store_unavailable``; ``Connection: close`` when the body was not read to its end)."""
+    headers = dict(headers or {})
     if isinstance(exc, QueueFull | StoreUnavailable):
-        headers = {"Retry-After": str(exc.retry_after)}
-    elif isinstance(exc, PayloadTooLarge):
-        headers = {"Connection": "close"}  # do not wait for the rest of an oversize body
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, PayloadTooLarge | RequestTimeout):
+        headers["Connection"] = "close"  # do not wait for the rest of an oversize or stalled body
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers or None)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+"""The methods :func:`allowed_methods` tries on a path."""
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of a 405: every method some route answers on this path.
+
+    Each method is matched against the routes again: Starlette's own header names only the methods
+    of the first route that matched the path (``GET`` for ``/v1/jobs/{id}``, which has ``DELETE`` too).
+    """
+    root = request.scope.get("app_root_path", request.scope.get("root_path", ""))  # a mount changes root_path
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        for method in METHODS:
+            probe = {"type": "http", "path": request.scope["path"], "method": method, "root_path": root}
+            if route.matches(probe)[0] is Match.FULL:
+                methods |= {"GET", "HEAD"} if isinstance(route, Mount) else {method}  # StaticFiles reads
+    return ", ".join(sorted(methods))
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -132,7 +155,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(NotFound(f"no route {request.url.path}"))
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            exc405 = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+            return error_response(exc405, {"Allow": allowed_methods(request)})
         if exc.status_code < 500:  # e.g. a malformed multipart body: a documented, typed 400
             return error_response(InvalidRequest(f"the request could not be read: {exc.detail}"))
         log.error("HTTP %s on %s %s: %s", exc.status_code, request.method, request.url.path, exc.detail)

@@ -6,6 +6,14 @@ from typing import Any
 
 from detector.errors import LimitExceeded, TrueframeError
 
+MAX_ECHOED_CHARS = 64
+"""Longest client-sent id or name a ``*_not_found`` message repeats (a 10,000-character id is cut)."""
+
+
+def echoed(value: str) -> str:
+    """``value`` quoted for an error message, cut after :data:`MAX_ECHOED_CHARS` characters."""
+    return f"{value[:MAX_ECHOED_CHARS]!r}" + (" (cut)" if len(value) > MAX_ECHOED_CHARS else "")
+
 
 class Unauthorized(TrueframeError):
     """No valid API key or session: send ``Authorization: Bearer <key>`` or ``X-API-Key``."""

@@ -5,21 +5,33 @@ its request head slowly (40 such clients held every connection open forever). :f
 makes an h11 protocol that closes a connection whose head has not fully arrived within
 ``serve.header_timeout_s`` (again after each response). Slow *bodies* are cut by
 :class:`serving.http.upload.BodyLimit`; connections beyond ``serve.max_connections`` get uvicorn's
-plain 503.
+plain 503. A request h11 cannot parse (raw non-ASCII bytes in the URL...) is answered
+``400 invalid_request`` in the JSON envelope, not uvicorn's plain text (only h11's own ``send_400_response``
+is replaced: the app never sees such a request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from detector.errors import InvalidRequest
 from detector.settings import ServeSettings
+
+UNPARSABLE = InvalidRequest(
+    "the request is not valid HTTP/1.1 (a URL must be ASCII: percent-encode other characters, "
+    "as in ?name=%C3%A9)"
+)
+"""What a request h11 cannot parse is told (the app never sees it): raw non-ASCII bytes in the URL, a
+malformed head line or header."""
 
 
 def guarded_h11(header_timeout_s: float) -> type[H11Protocol]:
@@ -45,6 +57,22 @@ def guarded_h11(header_timeout_s: float) -> type[H11Protocol]:
             if self._head_timer is not None:
                 self._head_timer.cancel()
             self._head_timer = self.loop.call_later(header_timeout_s, self._head_late)
+
+        def send_400_response(self, msg: str) -> None:
+            """The JSON error envelope instead of uvicorn's plain-text ``Invalid HTTP request received.``"""
+            body = json.dumps({"error": UNPARSABLE.to_dict()}).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ]
+            for event in (
+                h11.Response(status_code=400, headers=headers),
+                h11.Data(data=body),
+                h11.EndOfMessage(),
+            ):
+                self.transport.write(self.conn.send(event) or b"")
+            self.transport.close()
 
         def _head_late(self) -> None:
             waiting = self.cycle is None or self.cycle.response_complete

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from detector.errors import InvalidRequest
 from detector.provenance.pdq import MIN_QUALITY
 from detector.report.schema import ReviewVerdict
-from serving.http.errors import ListNotFound
+from serving.http.errors import ListNotFound, echoed
 from serving.jobs.store import JobStore
 from serving.store.schema import hash_lists, known_media, revisions
 
@@ -136,7 +136,7 @@ def summaries(store: JobStore) -> list[ListSummary]:
 
 def _exists(store: JobStore, name: str) -> None:
     if not store.query(select(hash_lists.c.name).where(hash_lists.c.name == name)):
-        raise ListNotFound(f"no hash list {name!r}")
+        raise ListNotFound(f"no hash list {echoed(name)}")
 
 
 def export_csv(store: JobStore, name: str) -> str:

@@ -402,7 +402,8 @@ def test_degraded_pixels_never_accuse_but_stated_rules_still_decide(fusion: Fusi
             fusion.fuse(FusionInputs(face_logit=logit, synthetic_logit=logit)).manipulated
         )
         assert f"Its pixels are degraded ({HEAVY_JPEG})" in score.summary
-        assert SMALL_FACES not in score.summary  # not a reason the pixels are degraded
+        assert f"Its pixels are degraded ({HEAVY_JPEG}; {SMALL_FACES}" not in score.summary  # not degraded
+        assert f"Limited scope: {SMALL_FACES}." in score.summary  # named as a limit all the same
         assert "cannot make it an accusation" in score.summary
     clean = fusion.fuse(FusionInputs(face_logit=-8.0, synthetic_logit=-8.0, scope=scope))
     assert clean.verdict == "likely_authentic"
@@ -499,3 +500,81 @@ def test_the_report_schema_names_every_rule_fusion_can_set() -> None:
     named = set(re.findall(r"[a-z_]{6,}", description.split(":", 1)[1]))
     assert {"degraded_media", "limited_scope", "face_unweighed", "known_match", "uncalibrated"} <= produced
     assert produced == named
+
+
+@pytest.mark.parametrize("face", [-7.7, 0.0, 9.0])
+def test_a_rule_that_decides_leaves_no_fused_logit(fusion: Fusion, face: float) -> None:
+    """``score.logit`` is the fused log-odds behind ``manipulated``: a reviewed ``known_match`` set
+    ``manipulated`` 0.9 beside the pixels' logit -7.7, while a signed declaration left it null."""
+    from datetime import UTC, datetime
+
+    from detector.report.schema import KnownMatch
+
+    known = KnownMatch(verdict="manipulated", reviewed_at=datetime(2026, 12, 1, tzinfo=UTC), distance=0)
+    declared = prov(state="valid_untrusted", ai_declaration=AIDeclaration(value="generated"))
+    plain = fusion.fuse(FusionInputs(face_logit=face))
+    assert plain.logit is not None
+    for inputs in (
+        FusionInputs(face_logit=face, known_match=known),
+        FusionInputs(face_logit=face, provenance=declared),
+    ):
+        score = fusion.fuse(inputs)
+        assert score.rule in ("known_match", "signed_ai_declaration")
+        assert score.logit is None, score.rule
+        assert score.manipulated is not None
+        assert score.manipulated >= plain.manipulated
+        assert score.pixel_manipulated == pytest.approx(plain.pixel_manipulated)
+    for logit in (-8.0, -1.0, 0.5, 4.0):  # wherever the pixels decide, the logit is behind the probability
+        score = fusion.fuse(FusionInputs(face_logit=logit, synthetic_logit=logit))
+        assert score.logit is not None
+        assert score.manipulated is not None
+        assert 1 / (1 + np.exp(-score.logit)) == pytest.approx(score.manipulated)
+
+
+HEAVY_VIDEO = "heavily compressed video (0.005 bits per pixel)"
+
+
+def test_the_summary_names_every_limit_even_when_no_rule_moved_the_verdict(fusion: Fusion) -> None:
+    """A degraded video whose verdict the rule did not move (already uncertain, or decided by a
+    reviewed match) said nothing of ``score.limited`` in its summary (README: "in `score.limited` and
+    the summary")."""
+    from datetime import UTC, datetime
+
+    from detector.report.schema import KnownMatch
+
+    degraded = Scope(limited=[HEAVY_VIDEO], degraded=[HEAVY_VIDEO])
+    small = Scope(limited=[SMALL_FACES])
+    middle = next(
+        v for v in np.linspace(-3, 3, 61) if fusion.fuse(FusionInputs(face_logit=v)).verdict == "uncertain"
+    )
+    for scope in (degraded, small):
+        score = fusion.fuse(FusionInputs(face_logit=middle, media_kind="video", scope=scope))
+        assert (score.verdict, score.rule) == ("uncertain", None)
+        assert score.limited == scope.limited
+        assert scope.limited[0] in score.summary, score.summary
+    uncertain = fusion.fuse(FusionInputs(face_logit=middle, media_kind="video", scope=degraded))
+    assert (
+        f"Its pixels are degraded ({HEAVY_VIDEO}), so they cannot make it an accusation." in uncertain.summary
+    )
+    known = KnownMatch(verdict="manipulated", reviewed_at=datetime(2026, 12, 1, tzinfo=UTC), distance=0)
+    decided = fusion.fuse(FusionInputs(face_logit=middle, known_match=known, scope=degraded))
+    assert decided.rule == "known_match"
+    assert decided.summary.endswith(f"Its pixels are degraded ({HEAVY_VIDEO}).")
+    held = fusion.fuse(FusionInputs(face_logit=8.0, scope=degraded))
+    assert held.rule == "degraded_media"
+    assert held.summary.count(HEAVY_VIDEO) == 1, "named once, by the rule"
+
+
+def test_trueframe_analyze_prints_the_limits_of_scope() -> None:
+    """``trueframe analyze``'s text output never printed ``score.limited``."""
+    from detector.media.loader import MediaLoader
+    from detector.settings import Settings
+    from serving.cli.analyze import summarize
+    from tests.support.fake_analyzer import fake_report
+    from tests.support.hold import small_photo
+
+    info = MediaLoader(Settings().limits).load(small_photo(), "a.jpg").info
+    report = fake_report(info, "a.jpg", 1, 0.4, FACE)
+    limited = report.model_copy(update={"score": report.score.model_copy(update={"limited": [HEAVY_VIDEO]})})
+    assert "limited" not in summarize(report, "a.jpg")
+    assert f"  limited: {HEAVY_VIDEO}" in summarize(limited, "a.jpg").splitlines()

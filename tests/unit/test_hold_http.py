@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from detector.settings import Settings
+from serving.auth.keys import create_key
 from serving.http.server import uvicorn_options
 from tests.support.fake_analyzer import FakeAnalyzer
 from tests.support.hold import settings_in, small_clip, small_photo
@@ -178,3 +179,76 @@ def test_a_slow_request_head_is_cut_and_the_cap_refuses_extra_connections(tmp_pa
         assert 1.5 < time.monotonic() - opened < 10
         slow.close()
         assert _get(port, "/healthz").startswith(b"HTTP/1.1 200"), "the slot is free again"
+
+
+def test_a_stalled_body_under_uvicorn_is_408_with_the_connection_closed(tmp_path: Path) -> None:
+    """The 408 came through the app's error handler without ``Connection: close``, and the socket
+    stayed open for the keep-alive time (README: "connection closed")."""
+    with _server(settings_in(tmp_path, body_timeout_s=0.5, keep_alive_s=10)) as port:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        head = b"POST /v1/analyze HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n"
+        sock.sendall(head + b"x" * 10)  # then stalls
+        opened = time.monotonic()
+        answer = b""
+        sock.settimeout(5)
+        while b"request_timeout" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"\r\nconnection: close\r\n" in answer.lower()
+        assert _closed_within(sock, 3), "the connection must be closed after a 408"
+        assert time.monotonic() - opened < 4
+        sock.close()
+
+
+def test_a_405_names_every_allowed_method(tmp_path: Path) -> None:
+    """HTTP requires ``Allow`` on a 405; it lists the methods of every route on the path."""
+    with fake_service(settings_in(tmp_path)) as service:
+        job = service.client.put("/v1/jobs/job_AAAAAAAAAAAAAAAAAAAAAA")
+        assert job.status_code == 405
+        assert error_of(job)["code"] == "method_not_allowed"
+        assert job.headers["allow"] == "DELETE, GET"
+        assert service.client.put("/v1/analyze").headers["allow"] == "POST"
+        assert service.client.post("/static/app.js").headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/jobs/{id}"),
+        ("POST", "/v1/jobs/{id}/appeal"),
+        ("DELETE", "/v1/jobs/{id}"),
+        ("GET", "/v1/jobs/{id}/reviews"),
+        ("GET", "/v1/appeals/{id}"),
+        ("DELETE", "/v1/hash-lists/{id}"),
+    ],
+)
+def test_a_not_found_message_does_not_echo_a_long_id(tmp_path: Path, method: str, path: str) -> None:
+    """A 10,000-character id came back whole in ``job_not_found`` (a 10 KB answer): cut it as
+    ``key_not_found`` does."""
+    long_id = "job_" + "a" * 10_000
+    with fake_service(settings_in(tmp_path)) as service:
+        admin = {"X-API-Key": create_key(service.store, "admin", role="admin").token}
+        body = {"statement": "why"} if path.endswith("/appeal") else None
+        answer = service.client.request(method, path.format(id=long_id), headers=admin, json=body)
+        assert answer.status_code == 404
+        assert len(answer.content) < 300
+        assert error_of(answer)["message"].endswith(f"{long_id[:64]!r} (cut)")
+        short = service.client.request(method, path.format(id="job_x"), headers=admin, json=body)
+        assert error_of(short)["message"].endswith("'job_x'")
+
+
+def test_raw_non_ascii_bytes_in_the_url_are_a_json_400(tmp_path: Path) -> None:
+    """h11 refuses them before the app; the answer was uvicorn's plain-text ``Invalid HTTP request
+    received.``, not the error envelope."""
+    with _server(settings_in(tmp_path)) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall("GET /v1/analyze?name=é HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert b"content-type: application/json" in head.lower()
+        error = json.loads(body)["error"]
+        assert error["code"] == "invalid_request"
+        assert "percent-encode" in error["message"]

@@ -398,6 +398,7 @@ class Fusion:
         elif known is not None and known.verdict in ("manipulated", "ai_generated"):
             verdict, rule = known.verdict, "known_match"
             p = max(sigmoid(logit) if logit is not None else 0.0, thresholds.manipulated.manipulated)
+            logit = None  # the rule decided: like a signed declaration, no fused log-odds stand behind p
         elif logit is None:
             verdict, p = "out_of_scope", None
         else:
@@ -443,10 +444,11 @@ class Fusion:
                 prov,
                 inputs.photographic,
                 known,
-                inputs.scope.degraded if rule == "degraded_media" else inputs.scope.limited,
+                inputs.scope.limited,
                 spread,
                 inputs.media_kind,
                 calibrated,
+                inputs.scope.degraded,
             ),
             basis=basis,
             signals=signals,

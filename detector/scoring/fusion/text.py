@@ -299,9 +299,13 @@ def summary_sentence(
     spread: tuple[float, float] | None = None,
     media_kind: str | None = None,
     calibrated: bool = True,
+    degraded: Sequence[str] = (),
 ) -> str:
     """One sentence a reviewer can repeat (and why the verdict was held back, when it was); with
-    ``spread`` (P(manipulated)'s calibration range) the authenticity's range goes with it."""
+    ``spread`` (P(manipulated)'s calibration range) the authenticity's range goes with it.
+
+    Every reason of ``limited`` (``score.limited``; ``degraded`` are those that weaken every pixel
+    signal) is named, whether or not a rule moved the verdict."""
     if rule == "signed_ai_declaration" and prov is not None:
         wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
         text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
@@ -333,7 +337,7 @@ def summary_sentence(
                 " A reviewed authentic near-duplicate conflicts with strong pixel evidence of manipulation."
             )
         elif rule == "degraded_media":
-            text += f" Its pixels are degraded ({'; '.join(limited)}), so they cannot make it an accusation."
+            text += f" Its pixels are degraded ({'; '.join(degraded)}), so they cannot make it an accusation."
         elif rule == "limited_scope":
             text += f" Kept a step closer to uncertain: {'; '.join(limited)}."
         elif rule == "uncalibrated":
@@ -346,8 +350,30 @@ def summary_sentence(
                 " Not called authentic: it shows a face, and face swaps in media of this kind were not among"
                 " the fakes the score was calibrated on, so the face-forgery model is not counted here."
             )
+    text += _unnamed_limits(rule, p is not None and rule not in DECIDED, limited, degraded)
     if flag == "tampered":
         text += " Its Content Credentials are invalid (tampered provenance), reported separately."
     elif flag == "unreadable":
         text += " Its Content Credentials could not be read."
+    return text
+
+
+DECIDED = frozenset({"signed_ai_declaration", "known_match", "invisible_watermark"})
+"""Rules that set the verdict whatever the pixels say."""
+
+
+def _unnamed_limits(
+    rule: str | None, pixels_score: bool, limited: Sequence[str], degraded: Sequence[str]
+) -> str:
+    """The reasons of ``limited`` the rule's own words did not name: degraded pixels (scored with the
+    degraded section and bands, so never an accusation), then the other limits of scope."""
+    named = set(degraded) if rule == "degraded_media" else set(limited) if rule == "limited_scope" else set()
+    text = ""
+    weak = [r for r in degraded if r not in named]
+    if weak:
+        text += f" Its pixels are degraded ({'; '.join(weak)})"
+        text += ", so they cannot make it an accusation." if pixels_score else "."
+    rest = [r for r in limited if r not in named and r not in degraded]
+    if rest:
+        text += f" Limited scope: {'; '.join(rest)}."
     return text

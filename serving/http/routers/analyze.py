@@ -16,6 +16,7 @@ from detector.settings import MAX_FRAMES
 from detector.stages import Options
 from serving.http.access import Caller
 from serving.http.errors import JobNotFound, QueueFull, status_of
+from serving.http.openapi import ANALYZE_RESPONSES, UPLOAD_BODY
 from serving.http.state import AppState, State, off_loop
 from serving.http.upload import read_upload
 from serving.jobs.cache import result_key
@@ -59,7 +60,7 @@ class _Place:
             self.held = False
 
 
-@router.post("/analyze", status_code=200, responses={202: {"description": "job"}})
+@router.post("/analyze", status_code=200, responses=ANALYZE_RESPONSES, openapi_extra=UPLOAD_BODY)
 async def analyze(
     request: Request,
     caller: Caller,

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Request, Response
 
 from detector.errors import InvalidRequest
 from serving.http.access import Caller, require_role
-from serving.http.errors import PayloadTooLarge
+from serving.http.errors import Forbidden, ListNotFound, PayloadTooLarge
+from serving.http.openapi import CSV_BODY, errors
 from serving.http.state import State, off_loop
 from serving.known import lists
 
@@ -21,14 +22,14 @@ router = APIRouter(prefix="/v1/hash-lists", tags=["known media"])
 MAX_CSV_BYTES = 64_000_000
 
 
-@router.get("")
+@router.get("", responses=errors(Forbidden))
 async def all_lists(caller: Caller, state: State) -> dict[str, Any]:
     """Every hash list with its item and hash counts."""
     require_role(caller, "reviewer", "admin")
     return {"lists": [asdict(s) for s in await off_loop(lists.summaries, state.store)]}
 
 
-@router.get("/{name}/export", response_class=Response)
+@router.get("/{name}/export", response_class=Response, responses=errors(Forbidden, ListNotFound))
 async def export_list(name: str, caller: Caller, state: State) -> Response:
     """The list as CSV: ``item,kind,verdict,reviewed_at,hash``, one row per hash."""
     require_role(caller, "reviewer", "admin")
@@ -37,7 +38,7 @@ async def export_list(name: str, caller: Caller, state: State) -> Response:
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
-@router.post("/{name}/import")
+@router.post("/{name}/import", responses=errors(Forbidden), openapi_extra=CSV_BODY)
 async def import_list(
     name: str, request: Request, caller: Caller, state: State, replace: bool = False
 ) -> dict[str, Any]:
@@ -56,7 +57,7 @@ async def import_list(
     return {"list": name, "items": items, "hashes": hashes, "replaced": replace}
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, responses=errors(Forbidden, ListNotFound))
 async def delete_list(name: str, caller: Caller, state: State) -> Response:
     require_role(caller, "admin")
     await off_loop(lists.delete_list, state.store, name)

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from serving.http.access import Caller
-from serving.http.errors import JobNotFound
+from serving.http.errors import JobNotFound, echoed
+from serving.http.openapi import errors
 from serving.http.routers.reviews import is_staff, visible_job
 from serving.http.state import State, off_loop
 from serving.reviews.views import job_view
@@ -14,7 +15,7 @@ from serving.reviews.views import job_view
 router = APIRouter(prefix="/v1/jobs", tags=["analysis"])
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=errors(JobNotFound))
 async def get_job(job_id: str, caller: Caller, state: State) -> JSONResponse:
     """Status, progress, partial results and (when done) the report or the error.
 
@@ -25,10 +26,10 @@ async def get_job(job_id: str, caller: Caller, state: State) -> JSONResponse:
     return JSONResponse(await off_loop(job_view, state.store, job, is_staff(caller)))
 
 
-@router.delete("/{job_id}", status_code=204)
+@router.delete("/{job_id}", status_code=204, responses=errors(JobNotFound))
 async def delete_job(job_id: str, caller: Caller, state: State) -> Response:
     """Cancel if still queued or running, and delete the job, its report and its media."""
     if not await off_loop(state.store.delete, job_id, caller.owner):
-        raise JobNotFound(f"no job {job_id}")
+        raise JobNotFound(f"no job {echoed(job_id)}")
     state.runner.forget(job_id)
     return Response(status_code=204)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, Security
 
 from serving.health import StoreProbe
-from serving.http.access import principal, require_role
-from serving.http.errors import NotReady
+from serving.http.access import API_KEY, BEARER, SESSION, principal, require_role
+from serving.http.errors import Forbidden, NotReady, Unauthorized
 from serving.http.metrics import CONTENT_TYPE_LATEST
+from serving.http.openapi import errors
 from serving.http.state import State
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=errors(NotReady))
 async def readyz(request: Request, state: State) -> dict[str, str]:
     """Models are loaded, the store answers and the workers run: 200, else 503 ``not_ready``."""
     if not await state.analyzer.ready():
@@ -36,7 +37,12 @@ async def readyz(request: Request, state: State) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses=errors(Unauthorized, Forbidden),
+    dependencies=[Security(BEARER), Security(API_KEY), Security(SESSION)],  # declared: read by principal
+)
 async def metrics(request: Request, state: State) -> Response:
     """Prometheus text exposition: public when configured, else for admin keys (anyone while open)."""
     if not state.settings.serve.metrics_public:

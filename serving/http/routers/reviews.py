@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from detector.report.schema import ReviewVerdict
 from serving.auth.keys import Principal, Role
 from serving.http.access import Caller, require_role
-from serving.http.errors import AppealNotFound, Forbidden, JobNotFound
+from serving.http.errors import AppealNotFound, Conflict, Forbidden, JobNotFound, echoed
+from serving.http.openapi import errors
 from serving.http.state import AppState, State, off_loop
 from serving.jobs.store import Job
 from serving.reviews import records
@@ -50,7 +51,7 @@ async def visible_job(state: AppState, caller: Principal, job_id: str) -> Job:
     owner = None if is_staff(caller) else caller.owner
     job = await off_loop(state.store.get, job_id, owner)
     if job is None:
-        raise JobNotFound(f"no job {job_id}")
+        raise JobNotFound(f"no job {echoed(job_id)}")
     return job
 
 
@@ -58,7 +59,7 @@ async def _emit(state: AppState, job: Job, event: str, payload: dict[str, Any]) 
     state.runner.send_event(await off_loop(add_event, state.store, job, event, payload))
 
 
-@router.post("/jobs/{job_id}/review", status_code=201)
+@router.post("/jobs/{job_id}/review", status_code=201, responses=errors(Forbidden, JobNotFound, Conflict))
 async def review_job(job_id: str, body: ReviewIn, caller: Caller, state: State) -> JSONResponse:
     """Record a reviewer's decision (append-only); it decides the job's pending appeal, if any."""
     require_role(caller, *STAFF)
@@ -77,7 +78,7 @@ async def review_job(job_id: str, body: ReviewIn, caller: Caller, state: State) 
     return JSONResponse(answer, status_code=201)
 
 
-@router.get("/jobs/{job_id}/reviews")
+@router.get("/jobs/{job_id}/reviews", responses=errors(JobNotFound))
 async def list_reviews(job_id: str, caller: Caller, state: State) -> dict[str, Any]:
     """Every decision on the job, oldest first (the owner does not see who decided).
 
@@ -88,16 +89,16 @@ async def list_reviews(job_id: str, caller: Caller, state: State) -> dict[str, A
     job = await off_loop(state.store.get, job_id, owner)
     found = await off_loop(records.job_reviews, state.store, job_id)
     if job is None and not (found and owner in (None, found[0].job_owner)):
-        raise JobNotFound(f"no job {job_id}")
+        raise JobNotFound(f"no job {echoed(job_id)}")
     return {"job_id": job_id, "reviews": [human_review(r, is_staff(caller)) for r in found]}
 
 
-@router.post("/jobs/{job_id}/appeal", status_code=201)
+@router.post("/jobs/{job_id}/appeal", status_code=201, responses=errors(JobNotFound, Conflict))
 async def appeal_job(job_id: str, body: AppealIn, caller: Caller, state: State) -> JSONResponse:
     """The job owner asks for another look at a finished analysis (or at its human decision)."""
     job = await off_loop(state.store.get, job_id, caller.owner)
     if job is None:
-        raise JobNotFound(f"no job {job_id}")
+        raise JobNotFound(f"no job {echoed(job_id)}")
     appeal = await off_loop(records.open_appeal, state.store, job, body.statement)
     await _emit(state, job, "appeal.opened", {"appeal": appeal.public(False)})
     return JSONResponse(appeal_view(appeal, is_staff(caller)), status_code=201)
@@ -106,16 +107,16 @@ async def appeal_job(job_id: str, body: AppealIn, caller: Caller, state: State) 
 async def _visible_appeal(state: AppState, caller: Principal, appeal_id: str) -> records.Appeal:
     appeal = await off_loop(records.get_appeal, state.store, appeal_id)
     if appeal is None or not (is_staff(caller) or appeal.owner == caller.owner):
-        raise AppealNotFound(f"no appeal {appeal_id}")
+        raise AppealNotFound(f"no appeal {echoed(appeal_id)}")
     return appeal
 
 
-@router.get("/appeals/{appeal_id}")
+@router.get("/appeals/{appeal_id}", responses=errors(AppealNotFound))
 async def get_appeal(appeal_id: str, caller: Caller, state: State) -> dict[str, Any]:
     return appeal_view(await _visible_appeal(state, caller, appeal_id), is_staff(caller))
 
 
-@router.post("/appeals/{appeal_id}/start")
+@router.post("/appeals/{appeal_id}/start", responses=errors(Forbidden, AppealNotFound, Conflict))
 async def start_appeal(appeal_id: str, caller: Caller, state: State) -> dict[str, Any]:
     """A reviewer takes an open appeal (``in_review``, assigned to them)."""
     require_role(caller, *STAFF)
@@ -127,7 +128,7 @@ async def start_appeal(appeal_id: str, caller: Caller, state: State) -> dict[str
     return appeal_view(appeal, True)
 
 
-@router.get("/reviews/queue")
+@router.get("/reviews/queue", responses=errors(Forbidden))
 async def review_queue(
     caller: Caller,
     state: State,
