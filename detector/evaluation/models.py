@@ -174,13 +174,15 @@ def run(args: argparse.Namespace) -> int:
     """Score, summarise, print the table and write the outputs."""
     from detector.evaluation.checks import writable_dir
     from detector.models._registry import create_model
+    from detector.runtime import select_device
 
     if args.frames < 1:
         raise InvalidRequest("--frames must be at least 1")
     if args.out is not None:
         writable_dir(args.out, "--out")  # before scoring, not after it
     samples = read_samples(args.data, args.csv, args.layout, args.fake_dir)
-    classifier = create_model(args.model, weights_dir=args.weights_dir, device=args.device)
+    device = select_device(args.device, "--device")
+    classifier = create_model(args.model, weights_dir=args.weights_dir, device=device)
     scorer = Scorer(classifier, args.frames, args.whole_image)
     scores: list[FrameScore] = []
     failed: list[str] = []

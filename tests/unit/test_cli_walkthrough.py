@@ -1,0 +1,72 @@
+"""Command-line findings of a walkthrough: each bad option or setting is one typed line (exit 2),
+never a traceback, a silent default or a wrong value taken as given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from detector.errors import InvalidRequest
+from detector.settings import get_settings
+from serving.cli import main
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """Settings read again from the (monkeypatched) environment, and forgotten afterwards."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one stderr line of a command that exits 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err, err
+    assert "Traceback" not in err
+    return err
+
+
+def _argparse_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The usage error of an option argparse refuses (exit 2)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["mps", "xpu", "meta", "gpu", "cuda:x"])
+def test_a_device_setting_torch_knows_but_trueframe_does_not_is_refused(
+    device: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fresh_settings: None
+) -> None:
+    """Before: RuntimeError (mps), AssertionError (xpu), NotImplementedError (meta) tracebacks, and
+    ``gpu`` an invalid_request that did not name the variable."""
+    monkeypatch.setenv("TRUEFRAME_RUNTIME__DEVICE", device)
+    err = _refused(["analyze", "x.png"], capsys)
+    assert err.startswith(f"error: settings_invalid: TRUEFRAME_RUNTIME__DEVICE={device!r}: ")
+    assert "auto, cpu, cuda or cuda:N" in err
+
+
+@pytest.mark.parametrize("device", ["mps", "meta", "xpu"])
+def test_the_evaluate_device_option_is_checked_by_argparse(
+    device: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _argparse_refused(["evaluate", "--model", "meso4.df", "--data", ".", "--device", device], capsys)
+    assert "argument --device: unknown device" in err
+
+
+def test_select_device_names_the_option_and_checks_the_cuda_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from detector.runtime import select_device
+
+    with pytest.raises(InvalidRequest, match="--device: unknown device 'mps'"):
+        select_device("mps", "--device")
+    assert select_device("cpu").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert select_device("cuda:1").index == 1
+    with pytest.raises(InvalidRequest, match=r"TRUEFRAME_RUNTIME__DEVICE: device 'cuda:2' .* only 2 CUDA"):
+        select_device("cuda:2")
