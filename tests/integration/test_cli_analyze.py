@@ -129,7 +129,10 @@ def test_analyze_matches_the_services_hash_lists_as_a_scan_does(tmp_path: Path) 
     finally:
         store.close()
     report = json.loads(run_cli(["analyze", "--json", str(path)], data_dir=str(data)).stdout)
-    assert (report["known_match"]["list_name"], report["known_match"]["verdict"]) == ("partner", "manipulated")
+    assert (report["known_match"]["list_name"], report["known_match"]["verdict"]) == (
+        "partner",
+        "manipulated",
+    )
     assert report["score"]["verdict"] == "manipulated"
     text = run_cli(["analyze", str(path)], data_dir=str(data)).stdout
     assert "No near-duplicate of this media has been reviewed" not in text
