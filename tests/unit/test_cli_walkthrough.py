@@ -70,3 +70,13 @@ def test_select_device_names_the_option_and_checks_the_cuda_index(monkeypatch: p
     assert select_device("cuda:1").index == 1
     with pytest.raises(InvalidRequest, match=r"TRUEFRAME_RUNTIME__DEVICE: device 'cuda:2' .* only 2 CUDA"):
         select_device("cuda:2")
+
+
+def test_a_media_name_that_is_not_utf8_is_carried_with_replacement_characters() -> None:
+    from detector.report.schema import MediaSection
+
+    fields = {"kind": "image", "format": "png", "mime": "image/png", "size_bytes": 1, "sha256": "0"}
+    section = MediaSection(name="bad\udcffname.png", width=1, height=1, **fields)  # type: ignore[arg-type]
+    assert section.name == "bad\ufffdname.png"
+    assert '"name":"bad\ufffdname.png"' in section.model_dump_json()
+    assert MediaSection(name="lone\ud800", width=1, height=1, **fields).name == "lone?"  # type: ignore[arg-type]
