@@ -14,8 +14,12 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from detector.errors import TrueframeError
+from detector.errors import TrueframeError, UnknownModel
+
+if TYPE_CHECKING:
+    from detector.settings import Settings
 
 COMMAND_MODULES: tuple[str, ...] = (
     "serving.cli.analyze",
@@ -53,6 +57,28 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
         if quiet or action.help in (None, argparse.SUPPRESS) or "default" in action.help:
             continue
         action.help = f"{action.help} (default: %(default)s)"
+
+
+def model_name(text: str) -> str:
+    """An ``argparse`` type for ``--model``: a name, never empty (``--model ''`` silently meant the
+    settings' model)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty model name (leave --model out for the settings' model)")
+    return text
+
+
+def with_face_model(settings: Settings, name: str | None) -> Settings:
+    """``settings`` with ``--model NAME`` as the face model (as they are when None); an unknown name
+    is ``unknown_model`` naming the option, not the setting it replaces."""
+    if name is None:
+        return settings
+    from detector.models._registry import get_entry
+
+    try:
+        get_entry(name)
+    except UnknownModel as exc:
+        raise UnknownModel(f"--model: {exc.message}") from None
+    return settings.model_copy(update={"models": settings.models.model_copy(update={"face_model": name})})
 
 
 PILLOW_BOMB_WARNING = r"Image size \(\d+ pixels\) exceeds limit"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from detector.errors import TrueframeError
 from detector.report.schema import Report, report_json_schema
 from detector.scoring.fusion.text import percent, range_words
+from serving.cli import model_name, with_face_model
 
 if TYPE_CHECKING:
     from detector.pipeline import Pipeline
@@ -26,7 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON report per line")
     p.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 32)")
-    p.add_argument("--model", default=None, help="face model name (see `trueframe models`)")
+    p.add_argument("--model", type=model_name, default=None, help="face model name (see `trueframe models`)")
     p.add_argument(
         "--heatmaps", action="store_true", help="add Grad-CAM heatmaps of the top face crops (base64 PNG)"
     )
@@ -42,11 +43,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     from serving.known.lookup import check_hash_lists, service_known_media
 
     check_frames(args.frames, "--frames")
-    settings = get_settings()
-    if args.model:
-        settings = settings.model_copy(
-            update={"models": settings.models.model_copy(update={"face_model": args.model})}
-        )
+    settings = with_face_model(get_settings(), args.model)
     pipeline = Pipeline(settings)
     check_hash_lists(settings)
     known = service_known_media(settings)  # the reviewed hash lists the service and a scan match

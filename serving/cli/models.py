@@ -33,9 +33,21 @@ def register(sub: Any) -> None:
     fetch.add_argument(
         "--base-url", default=None, help="download FILE from BASE_URL/FILE instead of upstream"
     )
-    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    fetch.add_argument("--timeout", type=seconds, default=60.0, help="seconds per request (default 60)")
     _weights_dir_option(fetch)
     fetch.set_defaults(func=run_weights_fetch)
+
+
+def seconds(text: str) -> float:
+    """An ``argparse`` type: a number of seconds above 0 (``--timeout 0`` or ``-1`` failed with
+    a ValueError traceback from requests)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
+    return value
 
 
 def _weights_dir_option(parser: argparse.ArgumentParser) -> None:

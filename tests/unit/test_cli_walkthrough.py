@@ -4,6 +4,7 @@ never a traceback, a silent default or a wrong value taken as given."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,40 @@ def test_a_media_name_that_is_not_utf8_is_carried_with_replacement_characters() 
     assert section.name == "bad\ufffdname.png"
     assert '"name":"bad\ufffdname.png"' in section.model_dump_json()
     assert MediaSection(name="lone\ud800", width=1, height=1, **fields).name == "lone?"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "soon"])
+def test_weights_fetch_refuses_a_timeout_that_is_not_above_zero(
+    timeout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``--timeout 0`` reached requests, which failed with a ValueError traceback."""
+    err = _argparse_refused(["weights", "fetch", "mesonet", "--timeout", timeout], capsys)
+    assert "argument --timeout: " in err
+
+
+@pytest.mark.parametrize("variable", ["TRUEFRAME_MODELS__FACE_MODEL", "TRUEFRAME_MODELS__SYNTHETIC_MODEL"])
+def test_an_unknown_model_setting_is_named_with_the_known_models(
+    variable: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fresh_settings: None
+) -> None:
+    """Before: the variable went unnamed, and the synthetic model's message was "not of the form
+    'arch.tag'" without the known names."""
+    monkeypatch.setenv(variable, "nosuch")
+    err = _refused(["analyze", "x.png"], capsys)
+    assert err.startswith(f"error: unknown_model: {variable}: unknown model 'nosuch'; known: ")
+    assert "effnetlite0.faces4" in err
+
+
+@pytest.mark.parametrize("name", ["analyze", "scan"])
+def test_an_empty_or_unknown_model_option_is_refused(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], fresh_settings: None
+) -> None:
+    """Before: ``--model ''`` silently scored with the settings' model."""
+    given = {
+        "analyze": [str(tmp_path / "x.png")],
+        "scan": [str(tmp_path), "--out", str(tmp_path / "r.jsonl")],
+    }
+    command = [name, *given[name]]
+    err = _argparse_refused([*command, "--model", ""], capsys)
+    assert "argument --model: an empty model name" in err
+    err = _refused([*command, "--model", "nosuch"], capsys)
+    assert err.startswith("error: unknown_model: --model: unknown model 'nosuch'; known: ")
