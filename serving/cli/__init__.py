@@ -14,6 +14,7 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detector.errors import TrueframeError, UnknownModel
@@ -79,6 +80,18 @@ def with_face_model(settings: Settings, name: str | None) -> Settings:
     except UnknownModel as exc:
         raise UnknownModel(f"--model: {exc.message}") from None
     return settings.model_copy(update={"models": settings.models.model_copy(update={"face_model": name})})
+
+
+def with_data_dir(settings: Settings, given: Path | None) -> Settings:
+    """``settings`` with ``--data-dir`` when given, their data folder made (the store and uploads go
+    there); a folder that cannot be made (a regular file, under ``/proc``) is ``invalid_request``
+    naming it and ``--data-dir`` or ``TRUEFRAME_DATA_DIR``, not a FileExistsError traceback."""
+    from detector.evaluation.checks import writable_dir
+
+    if given is not None:
+        settings = settings.model_copy(update={"data_dir": given})
+    writable_dir(settings.data_dir.expanduser(), "--data-dir" if given is not None else "TRUEFRAME_DATA_DIR")
+    return settings
 
 
 PILLOW_BOMB_WARNING = r"Image size \(\d+ pixels\) exceeds limit"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.settings import Settings, load_settings
+from serving.cli import with_data_dir
 
 RAY_START_HINT = "starting Ray and the deployments (the first start takes a few seconds)..."
 
@@ -39,10 +40,8 @@ def register(sub: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings()
-    if args.data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": args.data_dir})
-    return settings
+    """The settings with ``--data-dir``, whose folder is made here (a typed error when it cannot be)."""
+    return with_data_dir(load_settings(), args.data_dir)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -53,7 +52,6 @@ def run_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     host = args.host or _pick(settings, config, "host")
     port = args.port if args.port is not None else int(_pick(settings, config, "port"))
-    settings.data_dir.expanduser().mkdir(parents=True, exist_ok=True)
     if args.no_ray:
         return _serve_in_process(settings, host, port)
     return _serve_ray(settings, config, host, port)

@@ -118,3 +118,47 @@ def test_an_empty_or_unknown_model_option_is_refused(
     assert "argument --model: an empty model name" in err
     err = _refused([*command, "--model", "nosuch"], capsys)
     assert err.startswith("error: unknown_model: --model: unknown model 'nosuch'; known: ")
+
+
+@pytest.fixture
+def a_file(tmp_path: Path) -> Path:
+    """A regular file where a folder is wanted."""
+    path = tmp_path / "plain-file"
+    path.write_text("x")
+    return path
+
+
+def test_a_weights_folder_that_cannot_be_made_is_named(
+    a_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: FileExistsError tracebacks."""
+    argv = ["weights", "import", "mesonet", "--from", str(tmp_path)]
+    err = _refused([*argv, "--weights-dir", str(a_file)], capsys)
+    assert err.startswith(f"error: invalid_request: --weights-dir {a_file} cannot be created: ")
+    monkeypatch.setenv("TRUEFRAME_MODELS__WEIGHTS_DIR", str(a_file))
+    get_settings.cache_clear()
+    try:
+        err = _refused(argv, capsys)
+    finally:
+        get_settings.cache_clear()
+    assert err.startswith(f"error: invalid_request: TRUEFRAME_MODELS__WEIGHTS_DIR {a_file} cannot be created")
+
+
+@pytest.mark.parametrize("where", ["a file", "/proc"])
+def test_a_data_folder_that_cannot_be_made_is_named(
+    where: str,
+    a_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fresh_settings: None,
+) -> None:
+    """Before: FileExistsError (a regular file) or FileNotFoundError (``/proc/nope``) tracebacks."""
+    folder = a_file if where == "a file" else Path("/proc/nope")
+    err = _refused(["keys", "--data-dir", str(folder), "list"], capsys)
+    assert err.startswith(f"error: invalid_request: --data-dir {folder} cannot be created: ")
+    err = _refused(["serve", "--no-ray", "--data-dir", str(folder)], capsys)
+    assert err.startswith(f"error: invalid_request: --data-dir {folder} cannot be created: ")
+    monkeypatch.setenv("TRUEFRAME_DATA_DIR", str(folder))
+    get_settings.cache_clear()
+    err = _refused(["keys", "list"], capsys)
+    assert err.startswith(f"error: invalid_request: TRUEFRAME_DATA_DIR {folder} cannot be created: ")
