@@ -175,9 +175,9 @@ def run(args: argparse.Namespace) -> int:
     from detector.evaluation.checks import writable_dir
     from detector.models._registry import create_model
     from detector.runtime import select_device
+    from detector.settings import check_frames
 
-    if args.frames < 1:
-        raise InvalidRequest("--frames must be at least 1")
+    check_frames(args.frames, "--frames")  # 1 to 512, as analyze and the settings (100000 was taken)
     if args.out is not None:
         writable_dir(args.out, "--out")  # before scoring, not after it
     samples = read_samples(args.data, args.csv, args.layout, args.fake_dir)

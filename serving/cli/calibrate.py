@@ -44,11 +44,11 @@ def register(sub: Any) -> None:
 def run_calibrate(args: argparse.Namespace) -> int:
     """Fit and (unless --dry-run) write; print the fitted tables as JSON."""
     from detector.evaluation.calibrate import calibrate
-    from detector.evaluation.dev_set import VARIANTS
+    from detector.evaluation.dev_set import CALIBRATION_VARIANTS
     from detector.evaluation.runner import SuiteConfig
     from detector.settings import get_settings
 
-    variants = choices(args.variants, VARIANTS, "--variants")
+    variants = choices(args.variants, CALIBRATION_VARIANTS, "--variants")  # upscaled was let through
     if not (args.dev_dir / "INDEX.tsv").is_file():
         raise InvalidRequest(f"no dev set at {args.dev_dir} (INDEX.tsv missing)")
     writable_dir(args.cache, "--cache")

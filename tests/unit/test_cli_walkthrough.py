@@ -162,3 +162,35 @@ def test_a_data_folder_that_cannot_be_made_is_named(
     get_settings.cache_clear()
     err = _refused(["keys", "list"], capsys)
     assert err.startswith(f"error: invalid_request: TRUEFRAME_DATA_DIR {folder} cannot be created: ")
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-5", "http"])
+def test_serve_refuses_a_port_outside_the_settings_bounds(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: 99999 listened on 34463 (mod 65536); -5 failed in uvicorn with exit 3."""
+    from serving.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:  # parsed only: the old code went on to listen
+        build_parser().parse_args(["serve", "--no-ray", "--port", port])
+    assert exit_.value.code == 2
+    assert "argument --port: " in capsys.readouterr().err
+    assert build_parser().parse_args(["serve", "--port", "0"]).port == 0  # as TRUEFRAME_SERVE__PORT
+
+
+def test_the_one_model_evaluation_takes_1_to_512_frames(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``--frames 100000`` was taken (the README and analyze say 1 to 512)."""
+    argv = ["evaluate", "--model", "meso4.df", "--data", str(tmp_path), "--frames", "100000"]
+    err = _refused(argv, capsys)
+    assert err == "error: invalid_request: --frames must be between 1 and 512, not 100000"
+
+
+def test_calibrate_refuses_a_variant_it_does_not_fit_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``upscaled`` (an evaluate variant) passed the check."""
+    err = _refused(["calibrate", "--dev-dir", str(tmp_path), "--variants", "upscaled", "--dry-run"], capsys)
+    assert err.startswith("error: invalid_request: --variants takes original, matched, thumbnail")
+    assert err.endswith("not upscaled")
