@@ -75,6 +75,16 @@ def run_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def probability(p: float) -> str:
+    """``p`` to three significant digits, never a bare 0 or 1: ``<0.001`` and ``>0.999`` at the ends
+    (``.3g`` printed 0.9996 as "1", a certainty no calibration gives)."""
+    if p < 0.001:
+        return "<0.001"
+    if p > 0.999:
+        return ">0.999"
+    return f"{p:.3g}"
+
+
 def summarize(report: Report, label: str) -> str:
     """A few readable lines: verdict, why, faces, the frames that drove it, provenance, warnings."""
     m = report.media
@@ -88,7 +98,7 @@ def summarize(report: Report, label: str) -> str:
         # three significant digits, never a bare 0.000 or 1.000, and the words the report uses
         note = "" if s.calibrated else " (NOT calibrated for these models)"
         lines.append(
-            f"  P(manipulated) {s.manipulated:.3g} ({percent(s.manipulated)}), "
+            f"  P(manipulated) {probability(s.manipulated)} ({percent(s.manipulated)}), "
             f"authenticity {percent(s.authenticity)}{note}"
         )
         if s.manipulated_range is not None:
@@ -105,7 +115,7 @@ def summarize(report: Report, label: str) -> str:
     if report.heatmaps:
         lines.append(f"  heatmaps: {len(report.heatmaps)} (in --json output)")
     for t in report.tracks:
-        score = "n/a" if t.score is None else f"{t.score:.3g}"
+        score = "n/a" if t.score is None else probability(t.score)
         lines.append(
             f"  face track {t.track_id}: {t.length} frame(s), ~{t.mean_side:.0f}px, P(manipulated) {score}"
         )

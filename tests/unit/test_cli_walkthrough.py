@@ -194,3 +194,18 @@ def test_calibrate_refuses_a_variant_it_does_not_fit_on(
     err = _refused(["calibrate", "--dev-dir", str(tmp_path), "--variants", "upscaled", "--dry-run"], capsys)
     assert err.startswith("error: invalid_request: --variants takes original, matched, thumbnail")
     assert err.endswith("not upscaled")
+
+
+@pytest.mark.parametrize(
+    ("manipulated", "shown"), [(0.9996, ">0.999"), (0.0002, "<0.001"), (0.5, "0.5"), (0.0123, "0.0123")]
+)
+def test_analyze_never_prints_a_bare_0_or_1(manipulated: float, shown: str) -> None:
+    """Before: a C2PA-declared AI image printed ``P(manipulated) 1 (over 99%)``."""
+    from detector.media.loader import MediaInfo
+    from serving.cli.analyze import summarize
+    from tests.support.fake_analyzer import fake_report
+
+    info = MediaInfo("image", "jpeg", "image/jpeg", 10, "0" * 64, 64, 48)
+    text = summarize(fake_report(info, "x.jpg", 1, manipulated, "meso4.df"), "x.jpg")
+    assert f"P(manipulated) {shown} (" in text
+    assert f"  face track 0: 1 frame(s), ~60px, P(manipulated) {shown}" in text.splitlines()
