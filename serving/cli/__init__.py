@@ -52,12 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def show_defaults(parser: argparse.ArgumentParser) -> None:
     """End each option's help with its default when it has one its text does not already give
-    (the README promises every ``--help`` lists them)."""
+    (the README promises every ``--help`` lists them), in nested actions too (``weights fetch``,
+    ``keys create``); an option without help text gets the default alone (they were skipped)."""
     for action in parser._actions:
-        quiet = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
-        if quiet or action.help in (None, argparse.SUPPRESS) or "default" in action.help:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                show_defaults(command)
             continue
-        action.help = f"{action.help} (default: %(default)s)"
+        quiet = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
+        if quiet or action.help == argparse.SUPPRESS or (action.help and "default" in action.help):
+            continue
+        action.help = f"{action.help} (default: %(default)s)" if action.help else "default: %(default)s"
 
 
 def model_name(text: str) -> str:
