@@ -39,4 +39,4 @@ def test_every_option_of_every_command_has_help_and_says_its_default() -> None:
     assert "(default: runs/dev-eval with --suite dev, none with --model)" in commands["trueframe evaluate"]
     assert "(default: runs/audit)" in commands["trueframe audit"]
     assert "(default: submitter)" in commands["trueframe keys create"]
-    assert "(default: 60" in commands["trueframe weights fetch"]
+    assert "(default 60)" in commands["trueframe weights fetch"]
