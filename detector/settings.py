@@ -151,6 +151,12 @@ class FusionSettings(_Group):
     )
     heatmap_faces: int = Field(3, ge=1, le=16, description="top face crops that get a Grad-CAM heatmap")
 
+    @field_validator("fusion_file", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        """An empty ``TRUEFRAME_FUSION__FUSION_FILE`` means the shipped file (it read the folder ``.``)."""
+        return None if value == "" else value
+
 
 DEVICE_FORM = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 """The devices trueframe runs on (``runtime.device``, ``--device``): torch names more (``mps``,

@@ -209,3 +209,27 @@ def test_analyze_never_prints_a_bare_0_or_1(manipulated: float, shown: str) -> N
     text = summarize(fake_report(info, "x.jpg", 1, manipulated, "meso4.df"), "x.jpg")
     assert f"P(manipulated) {shown} (" in text
     assert f"  face track 0: 1 frame(s), ~60px, P(manipulated) {shown}" in text.splitlines()
+
+
+def test_a_bad_fusion_file_setting_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a file holding ``x=1`` gave pydantic's multi-line dump without the variable, and an
+    empty value read the folder ``.`` ("Is a directory")."""
+    from detector.errors import ModelError
+    from detector.scoring.fusion.params import load_parameters
+    from detector.settings import load_settings
+
+    bad = tmp_path / "fusion.toml"
+    bad.write_text("x = 1\n")
+    with pytest.raises(ModelError) as refused:
+        load_parameters(bad)
+    assert refused.value.message.startswith(
+        f"TRUEFRAME_FUSION__FUSION_FILE: invalid fusion parameters {bad}: "
+    )
+    assert "x: Extra inputs are not permitted" in refused.value.message
+    assert "\n" not in refused.value.message
+    with pytest.raises(ModelError, match="TRUEFRAME_FUSION__FUSION_FILE: cannot read fusion parameters"):
+        load_parameters(tmp_path / "missing.toml")
+    monkeypatch.setenv("TRUEFRAME_FUSION__FUSION_FILE", "")
+    assert load_settings().fusion.fusion_file is None  # the shipped file
