@@ -233,3 +233,24 @@ def test_a_bad_fusion_file_setting_is_one_line_naming_it(
         load_parameters(tmp_path / "missing.toml")
     monkeypatch.setenv("TRUEFRAME_FUSION__FUSION_FILE", "")
     assert load_settings().fusion.fusion_file is None  # the shipped file
+
+
+def test_a_one_model_evaluation_without_a_scored_fake_says_so(tmp_path: Path) -> None:
+    """Before: exit 0 with ``n_fake 0`` and AUC nan, and not a word about why."""
+    import json
+
+    from datasets.readers import Sample
+    from detector.evaluation.models import FrameScore, class_warnings, render, write_outputs
+
+    real, fake = Sample(tmp_path / "real.jpg", 0), Sample(tmp_path / "fake.jpg", 1)
+    scores = [FrameScore(real, 0, -1.0)]
+    warnings = class_warnings([real, fake], scores, no_face=1)
+    assert warnings == [
+        "no fake item was scored (1 given, 1 frame(s) without a face in all): "
+        "AUC, AP and EER need both classes and are not measured"
+    ]
+    assert class_warnings([real, fake], [*scores, FrameScore(fake, 0, 1.0)], no_face=0) == []
+    result = {"model": "meso4.df", "threshold": "logit 0", "levels": {}, "groups": {}, "warnings": warnings}
+    assert render(result).startswith(f"WARNING: {warnings[0]}\n")
+    write_outputs(result, scores, tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["warnings"] == warnings
