@@ -9,23 +9,30 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from detector.errors import InvalidRequest
+from detector.settings import DEVICE_CHOICES, DEVICE_FORM
 
 if TYPE_CHECKING:
     import torch
 
 
-def select_device(setting: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` are taken as given."""
+def select_device(setting: str = "auto", what: str = "TRUEFRAME_RUNTIME__DEVICE") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` are taken as given.
+
+    Anything else (torch's ``mps``, ``xpu``, ``meta``), CUDA without a GPU and a ``cuda:N`` beyond
+    the GPUs present are :class:`InvalidRequest` naming ``what`` (the setting or option).
+    """
     import torch
 
+    if not DEVICE_FORM.fullmatch(setting):
+        raise InvalidRequest(f"{what}: unknown device {setting!r}; use {DEVICE_CHOICES}")
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(setting)
-    except RuntimeError as exc:
-        raise InvalidRequest(f"unknown torch device {setting!r}") from exc
+    device = torch.device(setting)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidRequest(f"device {setting!r} requested but CUDA is not available")
+        raise InvalidRequest(f"{what}: device {setting!r} requested but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise InvalidRequest(f"{what}: device {setting!r} requested but only {count} CUDA device(s) present")
     return device
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from detector.errors import InvalidRequest, SettingsInvalid
@@ -150,9 +151,30 @@ class FusionSettings(_Group):
     )
     heatmap_faces: int = Field(3, ge=1, le=16, description="top face crops that get a Grad-CAM heatmap")
 
+    @field_validator("fusion_file", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        """An empty ``TRUEFRAME_FUSION__FUSION_FILE`` means the shipped file (it read the folder ``.``)."""
+        return None if value == "" else value
+
+
+DEVICE_FORM = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+"""The devices trueframe runs on (``runtime.device``, ``--device``): torch names more (``mps``,
+``xpu``, ``meta``), which failed with a traceback deep in a model."""
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
 
 class RuntimeSettings(_Group):
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        """Only the devices of :data:`DEVICE_FORM`."""
+        if not DEVICE_FORM.fullmatch(value):
+            raise ValueError(f"use {DEVICE_CHOICES}")
+        return value
+
     precision: Literal["auto", "fp32"] = Field(
         "auto",
         description=(

@@ -152,14 +152,28 @@ fusion on every run."""
 def configured_models(settings: Settings) -> tuple[tuple[str, ModelEntry], tuple[str, ModelEntry] | None]:
     """``(name, manifest entry)`` of the face model and of the synthetic-image model (None when unset)."""
     from detector.models._manifest import check_roles
-    from detector.models._registry import get_entry
 
     models = settings.models
+    face = _setting_entry("TRUEFRAME_MODELS__FACE_MODEL", models.face_model)
     synthetic = (
-        (models.synthetic_model, get_entry(models.synthetic_model)) if models.synthetic_model else None
+        (models.synthetic_model, _setting_entry("TRUEFRAME_MODELS__SYNTHETIC_MODEL", models.synthetic_model))
+        if models.synthetic_model
+        else None
     )
     check_roles(models.face_model, models.synthetic_model)  # each checked for the role it fills
-    return (models.face_model, get_entry(models.face_model)), synthetic
+    return (models.face_model, face), synthetic
+
+
+def _setting_entry(variable: str, name: str) -> ModelEntry:
+    """The manifest entry of the model a setting names; an unknown one is ``unknown_model`` naming
+    the variable (a command's ``--model`` is checked, and named, before it replaces the setting)."""
+    from detector.errors import UnknownModel
+    from detector.models._registry import get_entry
+
+    try:
+        return get_entry(name)
+    except UnknownModel as exc:
+        raise UnknownModel(f"{variable}: {exc.message}") from None
 
 
 def build_assembler(settings: Settings) -> ReportAssembler:

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.finish:
             result = finalize(config, args.out)
         else:
-            device = select_device(args.device)
+            device = select_device(args.device, "--device")
             result = run(config, args.out, resume=args.resume, device=device, max_steps=args.max_steps)
     except TrueframeError as exc:  # an unknown model or device: one line, not a traceback
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)

@@ -20,6 +20,16 @@ LAYOUTS: dict[str, Callable[[Path], list[Sample]]] = {
 }
 
 
+def device_name(text: str) -> str:
+    """An ``argparse`` type: a device of :data:`detector.settings.DEVICE_FORM` (``mps`` or ``meta``
+    failed with a traceback deep in a model)."""
+    from detector.settings import DEVICE_CHOICES, DEVICE_FORM
+
+    if not DEVICE_FORM.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use {DEVICE_CHOICES}")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The one-model options of ``trueframe evaluate`` and ``python -m detector.evaluation.models``."""
     parser.add_argument("--model", help="registered model name, e.g. meso4.df")
@@ -31,4 +41,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--whole-image", action="store_true", help="face model: images are face crops")
     parser.add_argument("--out", type=Path, help="folder for metrics.json, scores.csv and PNGs")
     parser.add_argument("--weights-dir", type=Path, help="folder of imported weights")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda[:N]")

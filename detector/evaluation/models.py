@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-from collections import defaultdict
+import sys
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,9 +158,23 @@ def write_outputs(result: dict[str, Any], scores: Sequence[FrameScore], out: Pat
             writer.writerow([s.sample.path, s.sample.label, s.sample.group or "", s.frame, f"{s.logit:.6f}"])
 
 
+def class_warnings(samples: Sequence[Sample], scores: Sequence[FrameScore], no_face: int) -> list[str]:
+    """One warning per class (real, fake) of which no item was scored: AUC, AP and EER need both,
+    and a run whose fakes all lacked a face printed ``n_fake 0`` and AUC nan without a word."""
+    given = Counter(s.label for s in samples)
+    scored = {s.sample.label for s in scores}
+    return [
+        f"no {word} item was scored ({given[label]} given, {no_face} frame(s) without a face in all): "
+        "AUC, AP and EER need both classes and are not measured"
+        for label, word in ((1, "fake"), (0, "real"))
+        if label not in scored
+    ]
+
+
 def render(result: dict[str, Any]) -> str:
-    """The Markdown tables: levels, then groups when present."""
-    text = f"model {result['model']}; accuracy threshold: {result['threshold']}\n\n"
+    """The Markdown tables: levels, then groups when present; warnings above them."""
+    text = "".join(f"WARNING: {w}\n\n" for w in result.get("warnings", []))
+    text += f"model {result['model']}; accuracy threshold: {result['threshold']}\n\n"
     text += format_table(result["levels"]) + "\n"
     if result["groups"]:
         text += (
@@ -174,13 +189,15 @@ def run(args: argparse.Namespace) -> int:
     """Score, summarise, print the table and write the outputs."""
     from detector.evaluation.checks import writable_dir
     from detector.models._registry import create_model
+    from detector.runtime import select_device
+    from detector.settings import check_frames
 
-    if args.frames < 1:
-        raise InvalidRequest("--frames must be at least 1")
+    check_frames(args.frames, "--frames")  # 1 to 512, as analyze and the settings (100000 was taken)
     if args.out is not None:
         writable_dir(args.out, "--out")  # before scoring, not after it
     samples = read_samples(args.data, args.csv, args.layout, args.fake_dir)
-    classifier = create_model(args.model, weights_dir=args.weights_dir, device=args.device)
+    device = select_device(args.device, "--device")
+    classifier = create_model(args.model, weights_dir=args.weights_dir, device=device)
     scorer = Scorer(classifier, args.frames, args.whole_image)
     scores: list[FrameScore] = []
     failed: list[str] = []
@@ -190,10 +207,13 @@ def run(args: argparse.Namespace) -> int:
         except TrueframeError as exc:
             failed.append(f"{sample.path}: {exc.code}: {exc.message}")
     result = summarize(classifier, scores, args.out)
-    result.update(frames_without_face=scorer.no_face, failed=failed)
+    warnings = class_warnings(samples, scores, scorer.no_face)
+    result.update(frames_without_face=scorer.no_face, failed=failed, warnings=warnings)
     if args.out is not None:
         write_outputs(result, scores, args.out)
     print(render(result))
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     for line in failed:
         print(f"skipped {line}")
     return 0

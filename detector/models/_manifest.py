@@ -217,5 +217,6 @@ def read_validated_toml(path: str | Path, model: type[ModelT], what: str) -> Mod
         raise ModelError(f"cannot read {what} {path}: {exc}") from exc
     try:
         return model.model_validate(data)
-    except ValidationError as exc:
-        raise ModelError(f"invalid {what} {path}: {exc}") from exc
+    except ValidationError as exc:  # one line per field, not pydantic's multi-line dump
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors())
+        raise ModelError(f"invalid {what} {path}: {problems}") from exc

@@ -129,11 +129,12 @@ def list_models(pattern: str | None = None, *, manifest: Manifest | None = None)
 
 
 def get_entry(name: str, *, manifest: Manifest | None = None) -> ModelEntry:
-    """The manifest entry of model ``name``; :class:`UnknownModel` listing known names otherwise."""
-    parse_model_name(name)
+    """The manifest entry of model ``name``; :class:`UnknownModel` listing known names otherwise
+    (a name not even of the form ``arch.tag`` too: it gave a message without them)."""
     known = list_models(manifest=manifest)
     if name not in known:
         raise UnknownModel(f"unknown model {name!r}; known: {', '.join(known)}")
+    parse_model_name(name)
     return (manifest or load_manifest()).models[name]
 
 

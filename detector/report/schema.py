@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detector.provenance.types import ProvenanceReport
 
@@ -28,6 +28,15 @@ Verdict = Literal[
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def utf8_name(name: str) -> str:
+    """``name`` as valid UTF-8 text: the bytes of a file name that is not UTF-8 (which Python holds
+    as lone surrogates, ``surrogateescape``) become replacement characters; JSON cannot carry them."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate no file name byte gives
+        return name.encode("utf-8", "replace").decode("utf-8")
 
 
 class MediaSection(_Model):
@@ -51,6 +60,13 @@ class MediaSection(_Model):
     webp_quality: int | None = Field(None, description="lossy WebP quality estimated from its VP8 header")
     avif_quality: int | None = Field(None, description="AVIF quality estimated from its AV1 headers")
     heic_quality: int | None = Field(None, description="HEIC quality estimated from its HEVC headers")
+
+    @field_validator("name")
+    @classmethod
+    def _utf8(cls, name: str | None) -> str | None:
+        """A file name that is not UTF-8 is carried with replacement characters (``--json`` failed
+        on it with "surrogates not allowed" and stopped the batch)."""
+        return None if name is None else utf8_name(name)
 
 
 class FaceBox(_Model):

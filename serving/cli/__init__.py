@@ -14,8 +14,13 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from detector.errors import TrueframeError
+from detector.errors import TrueframeError, UnknownModel
+
+if TYPE_CHECKING:
+    from detector.settings import Settings
 
 COMMAND_MODULES: tuple[str, ...] = (
     "serving.cli.analyze",
@@ -47,12 +52,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 def show_defaults(parser: argparse.ArgumentParser) -> None:
     """End each option's help with its default when it has one its text does not already give
-    (the README promises every ``--help`` lists them)."""
+    (the README promises every ``--help`` lists them), in nested actions too (``weights fetch``,
+    ``keys create``); an option without help text gets the default alone (they were skipped)."""
     for action in parser._actions:
-        quiet = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
-        if quiet or action.help in (None, argparse.SUPPRESS) or "default" in action.help:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                show_defaults(command)
             continue
-        action.help = f"{action.help} (default: %(default)s)"
+        quiet = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
+        if quiet or action.help == argparse.SUPPRESS or (action.help and "default" in action.help):
+            continue
+        action.help = f"{action.help} (default: %(default)s)" if action.help else "default: %(default)s"
+
+
+def model_name(text: str) -> str:
+    """An ``argparse`` type for ``--model``: a name, never empty (``--model ''`` silently meant the
+    settings' model)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty model name (leave --model out for the settings' model)")
+    return text
+
+
+def with_face_model(settings: Settings, name: str | None) -> Settings:
+    """``settings`` with ``--model NAME`` as the face model (as they are when None); an unknown name
+    is ``unknown_model`` naming the option, not the setting it replaces."""
+    if name is None:
+        return settings
+    from detector.models._registry import get_entry
+
+    try:
+        get_entry(name)
+    except UnknownModel as exc:
+        raise UnknownModel(f"--model: {exc.message}") from None
+    return settings.model_copy(update={"models": settings.models.model_copy(update={"face_model": name})})
+
+
+def with_data_dir(settings: Settings, given: Path | None) -> Settings:
+    """``settings`` with ``--data-dir`` when given, their data folder made (the store and uploads go
+    there); a folder that cannot be made (a regular file, under ``/proc``) is ``invalid_request``
+    naming it and ``--data-dir`` or ``TRUEFRAME_DATA_DIR``, not a FileExistsError traceback."""
+    from detector.evaluation.checks import writable_dir
+
+    if given is not None:
+        settings = settings.model_copy(update={"data_dir": given})
+    writable_dir(settings.data_dir.expanduser(), "--data-dir" if given is not None else "TRUEFRAME_DATA_DIR")
+    return settings
 
 
 PILLOW_BOMB_WARNING = r"Image size \(\d+ pixels\) exceeds limit"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from detector.errors import TrueframeError
 from detector.report.schema import Report, report_json_schema
 from detector.scoring.fusion.text import percent, range_words
+from serving.cli import model_name, with_face_model
 
 if TYPE_CHECKING:
     from detector.pipeline import Pipeline
@@ -26,7 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON report per line")
     p.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 32)")
-    p.add_argument("--model", default=None, help="face model name (see `trueframe models`)")
+    p.add_argument("--model", type=model_name, default=None, help="face model name (see `trueframe models`)")
     p.add_argument(
         "--heatmaps", action="store_true", help="add Grad-CAM heatmaps of the top face crops (base64 PNG)"
     )
@@ -42,11 +43,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     from serving.known.lookup import check_hash_lists, service_known_media
 
     check_frames(args.frames, "--frames")
-    settings = get_settings()
-    if args.model:
-        settings = settings.model_copy(
-            update={"models": settings.models.model_copy(update={"face_model": args.model})}
-        )
+    settings = with_face_model(get_settings(), args.model)
     pipeline = Pipeline(settings)
     check_hash_lists(settings)
     known = service_known_media(settings)  # the reviewed hash lists the service and a scan match
@@ -78,6 +75,16 @@ def run_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def probability(p: float) -> str:
+    """``p`` to three significant digits, never a bare 0 or 1: ``<0.001`` and ``>0.999`` at the ends
+    (``.3g`` printed 0.9996 as "1", a certainty no calibration gives)."""
+    if p < 0.001:
+        return "<0.001"
+    if p > 0.999:
+        return ">0.999"
+    return f"{p:.3g}"
+
+
 def summarize(report: Report, label: str) -> str:
     """A few readable lines: verdict, why, faces, the frames that drove it, provenance, warnings."""
     m = report.media
@@ -91,7 +98,7 @@ def summarize(report: Report, label: str) -> str:
         # three significant digits, never a bare 0.000 or 1.000, and the words the report uses
         note = "" if s.calibrated else " (NOT calibrated for these models)"
         lines.append(
-            f"  P(manipulated) {s.manipulated:.3g} ({percent(s.manipulated)}), "
+            f"  P(manipulated) {probability(s.manipulated)} ({percent(s.manipulated)}), "
             f"authenticity {percent(s.authenticity)}{note}"
         )
         if s.manipulated_range is not None:
@@ -110,7 +117,7 @@ def summarize(report: Report, label: str) -> str:
     if report.heatmaps:
         lines.append(f"  heatmaps: {len(report.heatmaps)} (in --json output)")
     for t in report.tracks:
-        score = "n/a" if t.score is None else f"{t.score:.3g}"
+        score = "n/a" if t.score is None else probability(t.score)
         lines.append(
             f"  face track {t.track_id}: {t.length} frame(s), ~{t.mean_side:.0f}px, P(manipulated) {score}"
         )

@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
         help="staged UTKFace photos (python -m datasets.staging stage --only utkface)",
     )  # fmt: skip
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
-    p.add_argument("--out", type=Path, default=Path("runs/audit"))
+    p.add_argument("--out", type=Path, default=Path("runs/audit"), help="folder for audit.json and audit.md")
     p.add_argument("--limit", type=count, default=None, help="an evenly spaced subset of N held-out faces")
     p.set_defaults(func=run_audit_command)
 

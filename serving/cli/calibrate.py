@@ -24,16 +24,21 @@ def register(sub: Any) -> None:
         "bands on the calibrate half of the dev set; write weights/manifest.toml and weights/fusion.toml. "
         "`trueframe evaluate --suite dev` then reports on the other half.",
     )
-    p.add_argument("--dev-dir", type=Path, default=SHARED / "dev")
-    p.add_argument("--ffpp-dir", type=Path, default=SHARED / "deepfake" / "ffpp_c23")
+    p.add_argument("--dev-dir", type=Path, default=SHARED / "dev", help="the dev set (INDEX.tsv)")
+    p.add_argument("--ffpp-dir", type=Path, default=SHARED / "deepfake" / "ffpp_c23", help="the FF++ pair")
     p.add_argument(
         "--variants",
         default=",".join(CALIBRATION_VARIANTS),
         help="variants to fit on (comma-separated; degraded copies fit only the degraded sections)",
     )
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
-    p.add_argument("--manifest", type=Path, default=Path("weights/manifest.toml"))
-    p.add_argument("--fusion", type=Path, default=Path("weights/fusion.toml"))
+    p.add_argument(
+        "--manifest", type=Path, default=Path("weights/manifest.toml"),
+        help="weights manifest the calibration is written into",
+    )  # fmt: skip
+    p.add_argument(
+        "--fusion", type=Path, default=Path("weights/fusion.toml"), help="fusion parameters written here"
+    )
     p.add_argument(
         "--limit", type=count, default=None, help="N calibrate-half items, evenly spread (smoke runs)"
     )
@@ -44,11 +49,11 @@ def register(sub: Any) -> None:
 def run_calibrate(args: argparse.Namespace) -> int:
     """Fit and (unless --dry-run) write; print the fitted tables as JSON."""
     from detector.evaluation.calibrate import calibrate
-    from detector.evaluation.dev_set import VARIANTS
+    from detector.evaluation.dev_set import CALIBRATION_VARIANTS
     from detector.evaluation.runner import SuiteConfig
     from detector.settings import get_settings
 
-    variants = choices(args.variants, VARIANTS, "--variants")
+    variants = choices(args.variants, CALIBRATION_VARIANTS, "--variants")  # upscaled was let through
     if not (args.dev_dir / "INDEX.tsv").is_file():
         raise InvalidRequest(f"no dev set at {args.dev_dir} (INDEX.tsv missing)")
     writable_dir(args.cache, "--cache")

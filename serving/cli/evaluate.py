@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
         help="the dev suite end to end (--suite dev), or one model's AUC/EER/calibration on labelled media",
     )
     add_arguments(p)
+    out = next(a for a in p._actions if a.dest == "out")
+    out.help = f"{out.help} (default: runs/dev-eval with --suite dev, none with --model)"
     p.add_argument("--suite", choices=["dev"], help="score the shipped defaults end to end on the dev sets")
     p.add_argument("--dev-dir", type=Path, default=SHARED / "dev", help="the dev set (INDEX.tsv)")
     p.add_argument("--ffpp-dir", type=Path, default=SHARED / "deepfake" / "ffpp_c23", help="the FF++ pair")

@@ -13,6 +13,7 @@ from typing import Any
 
 from detector.settings import get_settings
 from serving.auth.keys import ROLES, create_key, list_keys, revoke_key
+from serving.cli import with_data_dir
 from serving.http.errors import KeyNotFound
 from serving.jobs.store import JobStore, open_store
 from serving.jobs.webhooks import check_callback_url
@@ -42,10 +43,7 @@ def register(sub: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> JobStore:
-    settings = get_settings()
-    if args.data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": args.data_dir})
-    return open_store(settings)
+    return open_store(with_data_dir(get_settings(), args.data_dir))
 
 
 def run_create(args: argparse.Namespace) -> int:

@@ -33,9 +33,21 @@ def register(sub: Any) -> None:
     fetch.add_argument(
         "--base-url", default=None, help="download FILE from BASE_URL/FILE instead of upstream"
     )
-    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    fetch.add_argument("--timeout", type=seconds, default=60.0, help="seconds per request (default 60)")
     _weights_dir_option(fetch)
     fetch.set_defaults(func=run_weights_fetch)
+
+
+def seconds(text: str) -> float:
+    """An ``argparse`` type: a number of seconds above 0 (``--timeout 0`` or ``-1`` failed with
+    a ValueError traceback from requests)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
+    return value
 
 
 def _weights_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +63,15 @@ def _weights_dir(args: argparse.Namespace) -> Path:
     from detector.models._weights import default_weights_dir
 
     return Path(args.weights_dir).expanduser() if args.weights_dir else default_weights_dir()
+
+
+def _install_dir(args: argparse.Namespace) -> Path:
+    """The weights folder ``import`` and ``fetch`` write into, made; one that cannot be (a regular
+    file) is ``invalid_request`` naming it and its option or setting, not a FileExistsError traceback."""
+    from detector.evaluation.checks import writable_dir
+
+    what = "--weights-dir" if args.weights_dir else "TRUEFRAME_MODELS__WEIGHTS_DIR"
+    return writable_dir(_weights_dir(args), what)
 
 
 def _rows(weights_dir: Path) -> list[dict[str, Any]]:
@@ -136,7 +157,7 @@ def run_weights_import(args: argparse.Namespace) -> int:
     """Convert ``FAMILY``'s upstream files from ``--from DIR`` into the cache, verified."""
     from detector.models._importing import import_weights
 
-    for path in import_weights(args.family, args.src, _weights_dir(args)):
+    for path in import_weights(args.family, args.src, _install_dir(args)):
         print(f"imported {path}")
     return 0
 
@@ -145,6 +166,7 @@ def run_weights_fetch(args: argparse.Namespace) -> int:
     """Download ``FAMILY``'s upstream files and import them into the cache."""
     from detector.models._importing import fetch_weights
 
-    for path in fetch_weights(args.family, _weights_dir(args), base_url=args.base_url, timeout=args.timeout):
+    target = _install_dir(args)
+    for path in fetch_weights(args.family, target, base_url=args.base_url, timeout=args.timeout):
         print(f"fetched {path}")
     return 0

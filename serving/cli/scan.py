@@ -25,6 +25,7 @@ from typing import Any, get_args
 from detector.errors import InvalidRequest
 from detector.evaluation.checks import count
 from detector.report.schema import Verdict
+from serving.cli import model_name, with_face_model
 from serving.scan.clusters import assign_clusters, representatives
 from serving.scan.output import ResultStore, Row, latest_per_path, write_rows
 
@@ -51,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out", type=Path, required=True, metavar="RESULTS", help=".jsonl (default), .csv or .parquet"
     )
     p.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 32)")
-    p.add_argument("--model", default=None, help="face model name (see `trueframe models`)")
+    p.add_argument("--model", type=model_name, default=None, help="face model name (see `trueframe models`)")
     p.add_argument("--limit", type=count, default=None, help="scan only the first N items of SOURCE")
     p.add_argument(
         "--review-out", type=Path, default=None, metavar="FILE",
@@ -201,11 +202,7 @@ def run_scan(args: argparse.Namespace) -> int:
     from serving.scan.source import is_uri, list_source
 
     verdicts = _check(args)
-    settings = get_settings()
-    if args.model:
-        settings = settings.model_copy(
-            update={"models": settings.models.model_copy(update={"face_model": args.model})}
-        )
+    settings = with_face_model(get_settings(), args.model)
     store = ResultStore(args.out)
     if args.review_out is not None:
         _check_queue_file(args.review_out, store)

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from detector.settings import Settings, load_settings
+from detector.settings import ServeSettings, Settings, load_settings
+from serving.cli import with_data_dir
 
 RAY_START_HINT = "starting Ray and the deployments (the first start takes a few seconds)..."
 
@@ -27,7 +28,7 @@ def register(sub: Any) -> None:
     """Add the ``serve`` sub-command."""
     p = sub.add_parser("serve", help="run the HTTP API and the web form")
     p.add_argument("--host", default=None, help="bind address (default: env, then config, then 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    p.add_argument("--port", type=port_number, default=None, help="port (default 8000)")
     p.add_argument(
         "--config", type=Path, default=None, help="Ray Serve config YAML (default: serving/serve_config.yaml)"
     )
@@ -38,11 +39,24 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_serve)
 
 
+def port_number(text: str) -> int:
+    """An ``argparse`` type: a TCP port within ``TRUEFRAME_SERVE__PORT``'s bounds, 0 to 65535 (0: any
+    free port); 99999 listened on 34463 (the number mod 65536) and -5 failed in uvicorn, exit 3."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    bounds = ServeSettings.model_fields["port"].metadata
+    low = next(b.ge for b in bounds if hasattr(b, "ge"))
+    high = next(b.le for b in bounds if hasattr(b, "le"))
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {value}")
+    return value
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings()
-    if args.data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": args.data_dir})
-    return settings
+    """The settings with ``--data-dir``, whose folder is made here (a typed error when it cannot be)."""
+    return with_data_dir(load_settings(), args.data_dir)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -53,7 +67,6 @@ def run_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     host = args.host or _pick(settings, config, "host")
     port = args.port if args.port is not None else int(_pick(settings, config, "port"))
-    settings.data_dir.expanduser().mkdir(parents=True, exist_ok=True)
     if args.no_ray:
         return _serve_in_process(settings, host, port)
     return _serve_ray(settings, config, host, port)

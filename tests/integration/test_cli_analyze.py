@@ -155,6 +155,18 @@ def test_bad_file_exits_2_with_one_line_and_others_still_run(tmp_path: Path) -> 
     assert gone.stderr.startswith(f"{tmp_path / 'gone.jpg'}: error: source_unreadable: cannot read gone.jpg")
 
 
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_batch_goes_on(tmp_path: Path) -> None:
+    """Before: ``--json`` stopped at it with PydanticSerializationError ("surrogates not allowed"),
+    exit 1, and the files after it were never reported (walkthrough finding)."""
+    photo = mediagen.write_image(tmp_path / "ok.jpg", mediagen.face_photo(), "jpeg")
+    odd = tmp_path / os.fsdecode(b"bad\xffname.jpg")
+    odd.write_bytes(photo.read_bytes())
+    result = run_cli(["analyze", "--json", str(odd), str(photo)], models__synthetic_model="")
+    assert result.returncode == 0, result.stderr
+    names = [json.loads(line)["media"]["name"] for line in result.stdout.strip().splitlines()]
+    assert names == ["bad\ufffdname.jpg", "ok.jpg"]
+
+
 def test_an_image_over_the_pixel_limit_is_one_line_without_pillows_warning(tmp_path: Path) -> None:
     """12000 x 12000 is over the 120 M limit and under twice Pillow's guard, where Pillow only
     warns: the CLI printed its DecompressionBombWarning beside the typed error (walkthrough)."""

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from detector.errors import ModelError
 from detector.models._manifest import read_validated_toml
 from detector.report.schema import Threshold, Verdict
 
@@ -197,5 +198,11 @@ def default_fusion_path() -> Path:
 
 
 def load_parameters(path: Path | None = None) -> FusionParameters:
-    """The validated fusion parameters at ``path`` (default: the shipped file)."""
-    return read_validated_toml(path or default_fusion_path(), FusionParameters, "fusion parameters")
+    """The validated fusion parameters at ``path`` (default: the shipped file); ``path`` is the
+    ``fusion.fusion_file`` setting, named in the error when its file cannot be read or is invalid."""
+    if path is None:
+        return read_validated_toml(default_fusion_path(), FusionParameters, "fusion parameters")
+    try:
+        return read_validated_toml(path, FusionParameters, "fusion parameters")
+    except ModelError as exc:
+        raise ModelError(f"TRUEFRAME_FUSION__FUSION_FILE: {exc.message}") from exc
