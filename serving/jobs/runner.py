@@ -97,7 +97,7 @@ class JobRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._done: dict[str, asyncio.Event] = {}
-        self._running: set[str] = set()
+        self._running: dict[str, int] = {}  # job id -> the claim this runner holds
         self._draining = False
         self._event_tails: dict[str, asyncio.Task[None]] = {}
 
@@ -167,7 +167,10 @@ class JobRunner:
         re-reads the store)."""
         event = self._done.setdefault(job_id, asyncio.Event())
         job = await off_loop(self.store.get, job_id)
-        if job is None or job.finished or self._draining:
+        if job is None or job.finished:
+            self.forget(job_id)  # nothing else would set it; any waiter on it re-reads the store too
+            return
+        if self._draining:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
@@ -181,7 +184,8 @@ class JobRunner:
             event.set()
 
     def forget(self, job_id: str) -> None:
-        """Wake anyone waiting on a job that was deleted."""
+        """Wake anyone waiting on a job that was deleted, or that ended without this runner's
+        outcome (taken over by another worker): they re-read the store."""
         if (event := self._done.pop(job_id, None)) is not None:
             event.set()
 
@@ -232,11 +236,11 @@ class JobRunner:
         job = await self._persist(f"claiming job {job_id}", self.store.claim, job_id)
         if job is None:  # cancelled, deleted or taken by another replica while it waited
             return
-        self._running.add(job_id)
+        self._running[job_id] = job.claims
         try:
             await self._analyse(job)
         finally:
-            self._running.discard(job_id)
+            self._running.pop(job_id, None)
 
     async def _analyse(self, job: Job) -> None:
         data = await off_loop(self.store.read_media, job)
@@ -270,6 +274,7 @@ class JobRunner:
             return
         except JobGone:
             log.info("job %s: deleted or taken over while it ran; its analysis stopped", job.id)
+            self.forget(job.id)  # a waiter here re-reads the store: 404, or the other worker's job
             return  # a deletion removed the media; a takeover's worker still needs it
         except TrueframeError as exc:
             await self._finish(job, "failed", error=(exc.code, exc.message))
@@ -319,6 +324,7 @@ class JobRunner:
         if job is None:  # maybe finished by an earlier try whose answer was lost in the outage
             job = await self._persist(f"reading job {job_id}", self.store.get, job_id)
             if job is None or job.status != status or job.claims != claimed.claims:
+                self.forget(job_id)  # wake waiters here: they read what the store now holds
                 return  # not this claim's outcome: the webhook is the other worker's to send
         self.finished(job)
 
@@ -414,7 +420,7 @@ class JobRunner:
             await asyncio.sleep(self.heartbeat_s)
             if self._running:
                 try:
-                    await off_loop(self.store.heartbeat, sorted(self._running))
+                    await off_loop(self.store.heartbeat, dict(self._running))
                 except StoreUnavailable as exc:  # the next beat tries again
                     self._store_failed()
                     log.warning("heartbeat not recorded: %s", exc)

@@ -23,7 +23,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,12 +236,17 @@ class JobStore:
         progress and outcome name); None when it was cancelled or taken meanwhile."""
         now = time.time()
         with self.transaction() as db:
-            cur = db.execute(
-                update(t.jobs)
-                .where(t.jobs.c.id == job_id, t.jobs.c.status == "queued")
-                .values(status="running", updated_at=now, heartbeat_at=now, claims=t.jobs.c.claims + 1)
+            row = (
+                db.execute(
+                    update(t.jobs)
+                    .where(t.jobs.c.id == job_id, t.jobs.c.status == "queued")
+                    .values(status="running", updated_at=now, heartbeat_at=now, claims=t.jobs.c.claims + 1)
+                    .returning(*t.jobs.c)  # the claim as taken: a read after the commit could see a later one
+                )
+                .mappings()
+                .first()
             )
-        return self.get(job_id) if cur.rowcount == 1 else None
+        return None if row is None else _job(row)
 
     def set_progress(
         self, job_id: str, fraction: float, partial: dict[str, Any], claim: int | None = None
@@ -265,11 +270,20 @@ class JobStore:
             )
         return bool(cur.rowcount == 1)
 
-    def heartbeat(self, job_ids: Sequence[str]) -> None:
-        """Tell other processes that these running jobs are still being worked on."""
-        if job_ids:
-            with self.transaction() as db:
-                db.execute(update(t.jobs).where(t.jobs.c.id.in_(job_ids)).values(heartbeat_at=time.time()))
+    def heartbeat(self, jobs: Sequence[str] | Mapping[str, int]) -> None:
+        """Tell other processes that these running jobs are still being worked on; given as
+        ``{job id: claim}``, only while that claim holds each job (a worker cut off from the store
+        whose job was taken over must not keep the new claim looking alive after its worker died)."""
+        if not jobs:
+            return
+        c, now = t.jobs.c, time.time()
+        with self.transaction() as db:
+            if not isinstance(jobs, Mapping):
+                db.execute(update(t.jobs).where(c.id.in_(jobs)).values(heartbeat_at=now))
+                return
+            for job_id, claim in jobs.items():
+                held = (c.id == job_id, c.claims == claim, c.status == "running")
+                db.execute(update(t.jobs).where(*held).values(heartbeat_at=now))
 
     def finish(
         self,

@@ -66,3 +66,34 @@ def test_a_stop_signal_answers_waiting_requests_and_starts_no_queued_job(tmp_pat
         server.should_exit = True
         thread.join(timeout=30)
         store.close()
+
+
+def test_a_job_gone_while_it_runs_stops_the_analysis_thread_through_the_bridge() -> None:
+    """The real analyzers call progress from a worker thread (``bridge``); the runner's JobGone, raised
+    on the event loop, has to come out of that thread's analysis to stop it (the fake analyzers call
+    progress on the loop itself)."""
+    import anyio
+
+    from serving.analyzer import bridge
+    from serving.jobs.runner import JobGone
+
+    stages: list[float] = []
+
+    async def progress(fraction: float, partial: dict[str, object]) -> None:
+        stages.append(fraction)
+        if fraction > 0.2:
+            raise JobGone("job_x")
+
+    def analysis() -> str:
+        tell = bridge(progress)
+        assert tell is not None
+        for fraction in (0.1, 0.3, 0.6):
+            tell(fraction, {})
+        return "ran to its end"
+
+    async def main() -> None:
+        with pytest.raises(JobGone):
+            await anyio.to_thread.run_sync(analysis)
+
+    anyio.run(main)
+    assert stages == [0.1, 0.3]

@@ -120,7 +120,17 @@ def test_only_the_latest_claim_records_progress_and_an_outcome(store: JobStore) 
     second = store.claim(job_id)
     assert second is not None
     assert (first.claims, second.claims) == (1, 2)
-    store.set_progress(job_id, 0.5, {"stage": "faces"}, claim=first.claims)
+    assert store.set_progress(job_id, 0.5, {"stage": "faces"}, claim=first.claims) is False
+    before = store.get(job_id)
+    assert before is not None
+    store.heartbeat({job_id: first.claims})
+    after = store.get(job_id)
+    assert after is not None
+    assert after.heartbeat_at == before.heartbeat_at, "the old claim kept the new one looking alive"
+    store.heartbeat({job_id: second.claims})
+    renewed = store.get(job_id)
+    assert renewed is not None
+    assert (renewed.heartbeat_at or 0) > (before.heartbeat_at or 0)
     assert not store.requeue(job_id, claim=first.claims), "the first worker put the other's job back"
     assert store.read_media(second) is not None
     assert store.finish(job_id, "succeeded", 60.0, report={"by": "first"}, claim=first.claims) is None

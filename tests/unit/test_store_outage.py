@@ -242,7 +242,7 @@ def test_a_job_another_worker_took_over_and_finished_is_not_announced_twice(
     sweep took its job for dead, claimed it again and finished it. Before, this runner's outcome was
     dropped but its lost-commit check read the other's outcome as its own: the job's webhook went
     out twice and it counted as finished here too."""
-    settings = settings_in(tmp_path)
+    settings = settings_in(tmp_path, wait_timeout_s=20.0)
     with fake_service(settings) as service:
         store, real_finish = service.store, service.store.finish
         taken: list[str] = []
@@ -259,12 +259,14 @@ def test_a_job_another_worker_took_over_and_finished_is_not_announced_twice(
 
         monkeypatch.setattr(store, "finish", taken_over_first)
         client = service.client
-        job_id = client.post("/v1/analyze?name=a.mp4", content=clip).json()["job_id"]
-        wait_until(lambda: bool(taken), timeout=20)
-        done = poll_job(client, job_id, timeout=20)
+        started = time.monotonic()
+        waited = client.post("/v1/analyze?name=a.mp4&wait=true", content=clip)
+        assert time.monotonic() - started < 10, "the waiter here slept until its timeout"
+        assert waited.status_code == 200, waited.text
+        assert waited.json()["by"] == "the other replica"
+        done = poll_job(client, waited.headers["x-trueframe-job"], timeout=20)
         assert done["status"] == "succeeded"
-        assert done["report"]["by"] == "the other replica"
-        time.sleep(0.3)  # this runner's outcome has been dropped by now
+        assert taken == [done["job_id"]]
         assert 'trueframe_jobs_finished_total{status="succeeded"}' not in client.get("/metrics").text
 
 

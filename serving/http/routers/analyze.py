@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,9 +20,10 @@ from serving.http.access import Caller
 from serving.http.errors import JobNotFound, QueueFull, status_of
 from serving.http.openapi import ANALYZE_RESPONSES, UPLOAD_BODY
 from serving.http.state import AppState, State, off_loop
-from serving.http.upload import read_upload
+from serving.http.upload import Upload, read_upload
 from serving.jobs.cache import result_key
 from serving.jobs.runner import job_response
+from serving.jobs.store import Job
 from serving.jobs.webhooks import check_callback_url
 from serving.known.lookup import still_current
 
@@ -41,11 +44,13 @@ class _Place:
     counts from then on) or, for an image analysed now, until it is answered.
 
     Checking and taking the place happen under one lock: before, every upload of a burst passed the
-    check before any of them was stored, and 16 parallel uploads all got in past a limit of 4.
+    check before any of them was stored, and 16 parallel uploads all got in past a limit of 4. It is
+    taken once the upload has been read, so a client trickling its body holds no place meanwhile.
     """
 
     def __init__(self, state: AppState) -> None:
         self.state, self.held = state, False
+        self.owner: asyncio.Future[Job] | None = None  # the row's creation, once it holds the place
 
     async def take(self) -> None:
         async with self.state.admission:
@@ -55,6 +60,19 @@ class _Place:
             self.held = True
 
     def release(self) -> None:
+        if self.held and self.owner is None:
+            self._give_up()
+
+    async def store(self, job: Coroutine[Any, Any, Job]) -> Job:
+        """Run ``job`` (the row's creation) to its end even if the request is cancelled meanwhile (a
+        client gone), and give the place up only once it has: a place given up by the cancelled
+        request while the row was still being written counted in neither."""
+        task = asyncio.ensure_future(job)
+        self.owner = task
+        task.add_done_callback(lambda _: self._give_up())
+        return await asyncio.shield(task)
+
+    def _give_up(self) -> None:
         if self.held:
             self.state.admitted -= 1
             self.held = False
@@ -81,52 +99,67 @@ async def analyze(
         check_callback_url(callback_url, state.settings.serve.callback_allow_private)
         if caller.webhook_secret is None:
             raise InvalidRequest("callback_url needs an API key (its webhook secret signs the callback)")
+    await off_loop(_check_queue, state, state.admitted)  # a full queue refuses before the body is read
+    upload = await read_upload(request, name)
     place = _Place(state)
     await place.take()
     try:
         return await _admitted(
-            request, caller, state, name, wait, Options(frames=frames, heatmaps=heatmaps), callback_url, place
+            caller, state, upload, wait, Options(frames=frames, heatmaps=heatmaps), callback_url, place
         )
     finally:
         place.release()
 
 
 async def _admitted(
-    request: Request,
     caller: Caller,
     state: AppState,
-    name: str | None,
+    upload: Upload,
     wait: bool,
     options: Options,
     callback_url: str | None,
     place: _Place,
 ) -> Response:
-    """The upload read, checked and answered (or stored as a job) once it holds its ``place``."""
-    upload = await read_upload(request, name)
+    """The upload checked and answered (or stored as a job) once it holds its ``place``."""
     media, key, cached = await off_loop(_admit, state, upload.data, upload.name, options, caller.owner)
     if cached is not None:
         state.metrics.cache_hits.inc()
     if media.info.kind == "image" and callback_url is None:
         return await _image(state, media, upload.name, options, (key, caller.owner), cached)
+    job = await place.store(
+        _stored_job(state, caller.owner, media, upload.name, options, callback_url, cached)
+    )
+    if not wait:
+        return job_response(job, 202)
+    return await _wait(state, job.id, "miss" if cached is None else "hit")
+
+
+async def _stored_job(
+    state: AppState,
+    owner: str,
+    media: Media,
+    name: str | None,
+    options: Options,
+    callback_url: str | None,
+    cached: dict[str, Any] | None,
+) -> Job:
+    """The upload stored as a job, queued for a worker (or finished at once from the cache)."""
     job = await off_loop(
         state.store.create_job,
-        owner=caller.owner,
+        owner=owner,
         sha256=media.info.sha256,
         options=dataclasses.asdict(options),
-        name=upload.name,
+        name=name,
         media=media.data,
         callback_url=callback_url,
         report=cached,
         ttl_s=state.runner.ttl_s,
     )
-    place.release()  # the stored job counts now
     if cached is None:
         state.runner.submit(job.id)
     else:
         state.runner.finished(job)
-    if not wait:
-        return job_response(job, 202)
-    return await _wait(state, job.id, "miss" if cached is None else "hit")
+    return job
 
 
 def _admit(
