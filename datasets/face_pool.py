@@ -49,6 +49,8 @@ class FacePool:
     sources: list[str]
     context_margin: float
     frames_per_clip: int | None = None
+    counted: bool = True
+    """False for a pool saved before the count was recorded: ``frames_per_clip`` is then inferred."""
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -102,7 +104,8 @@ class FacePool:
         the count its sources show)."""
         with np.load(path) as d:
             sources = [str(x) for x in d["sources"]]
-            frames = int(d["frames_per_clip"]) or None if "frames_per_clip" in d else clip_frames(sources)
+            counted = "frames_per_clip" in d
+            frames = int(d["frames_per_clip"]) or None if counted else clip_frames(sources)
             return cls(
                 d["crops"],
                 d["landmarks"].astype(np.float32),
@@ -112,6 +115,7 @@ class FacePool:
                 sources,
                 float(d["context_margin"]),
                 frames,
+                counted,
             )
 
 
@@ -235,6 +239,10 @@ def cached_pool(name: str, kind: str, root: Path, out: Path, frames_per_clip: in
     if path.exists():
         pool = FacePool.load(path)
         if pool.frames_per_clip in (None, frames_per_clip):
+            return pool
+        if not pool.counted:  # saved before pools recorded it: the count is a guess, keep the pool
+            guess = f"{path} predates recorded frame counts (its sources show {pool.frames_per_clip})"
+            print(f"{name}: warning: {guess}; delete it to build it at {frames_per_clip}", file=sys.stderr)
             return pool
         held = f"{path} holds {pool.frames_per_clip} frames per clip, {frames_per_clip} asked"
         if not root.is_dir():

@@ -27,8 +27,8 @@ from detector.errors import InvalidRequest
 from detector.settings import ServeSettings
 
 UNPARSABLE = InvalidRequest(
-    "the request is not valid HTTP/1.1 (a URL must be ASCII: percent-encode other characters, "
-    "as in ?name=%C3%A9)"
+    "the request is not valid HTTP/1.1 (a malformed request line or header; a URL must be ASCII: "
+    "percent-encode other characters, as in ?name=%C3%A9)"
 )
 """What a request h11 cannot parse is told (the app never sees it): raw non-ASCII bytes in the URL, a
 malformed head line or header."""

@@ -71,6 +71,21 @@ def test_an_older_pool_gets_its_count_from_its_sources(tmp_path: Path) -> None:
     assert clip_frames(["/s/x#y.jpg", "/s/c.jpg"]) is None
 
 
+def test_an_older_pool_is_kept_with_a_warning_not_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its inferred count is only a lower bound (short clips, no face in the last frames): building
+    it again on a guess could cost hours, or stop a run whose source is pooled but not staged."""
+    builds = _counting_builds(monkeypatch)
+    path = tmp_path / "old_64.npz"
+    _pool(["/v/a.mp4#0", "/v/a.mp4#5"], None).save(path)
+    with np.load(path) as d:
+        np.savez_compressed(path, **{k: d[k] for k in d.files if k != "frames_per_clip"})
+    assert len(cached_pool("old", "real_face_video", tmp_path / "missing", tmp_path, 32, 64)) == 2
+    assert builds == []
+    assert "predates recorded frame counts" in capsys.readouterr().err
+
+
 def test_a_stale_pool_whose_source_is_gone_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
