@@ -147,6 +147,7 @@ def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (Alembic ``upgrade head``), once across processes."""
     from alembic import command
     from alembic.config import Config
+    from alembic.util.exc import CommandError
 
     with engine.connect() as conn:
         conn.execution_options(**{IMMEDIATE: True})
@@ -156,7 +157,14 @@ def migrate(engine: Engine) -> None:
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS))
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            try:
+                command.upgrade(config, "head")
+            except CommandError as exc:  # a revision this release does not know: a newer trueframe's
+                where = redacted(engine.url.render_as_string(hide_password=False))
+                raise StoreUnavailable(
+                    f"the store at {where} has a schema this trueframe does not know ({exc}); use the "
+                    "release that made it, or another data folder or database"
+                ) from None
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -367,3 +367,15 @@ def test_migration_0004_removes_hash_list_items_whose_decision_time_is_not_a_tim
         assert [row["item"] for row in kept] == ["ok"]
     finally:
         again.close()
+
+
+def test_a_store_made_by_a_newer_release_is_a_typed_error(store: JobStore, settings: Settings) -> None:
+    """Before, opening it (``trueframe analyze``, ``serve``, ``scan``) was alembic's traceback."""
+    from detector.errors import StoreUnavailable
+
+    with store.transaction() as db:
+        db.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    store.close()
+    with pytest.raises(StoreUnavailable, match="schema this trueframe does not know") as raised:
+        open_store(settings)
+    assert "9999" in str(raised.value)
