@@ -252,3 +252,20 @@ def test_raw_non_ascii_bytes_in_the_url_are_a_json_400(tmp_path: Path) -> None:
         error = json.loads(body)["error"]
         assert error["code"] == "invalid_request"
         assert "percent-encode" in error["message"]
+
+
+def test_a_body_still_arriving_holds_no_place_in_the_queue(tmp_path: Path, clip: bytes) -> None:
+    """An upload takes its ``serve.max_queue`` place once its body is in: clients trickling their
+    bodies (each pause under ``serve.body_timeout_s``) could otherwise hold every place with no job."""
+    import httpx
+
+    settings = settings_in(tmp_path, max_queue=1, job_workers=0, body_timeout_s=30.0)
+    with _server(settings) as port:
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+        time.sleep(0.5)  # its request is in the app, reading its body
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/analyze", content=clip, timeout=30)
+        assert answer.status_code == 202, answer.text
+        full = httpx.post(f"http://127.0.0.1:{port}/v1/analyze?frames=2", content=clip, timeout=30)
+        assert full.status_code == 429, "the stored job holds the only place"
+        slow.close()
