@@ -323,6 +323,15 @@ def check_setting_names(environ: Mapping[str, str]) -> None:
         raise SettingsInvalid("; ".join(problems) + " (see README 'Configuration')")
 
 
+def _unknown_key(group: str, key: str) -> str:
+    """A key of ``TRUEFRAME_<GROUP>``'s JSON that is none of its settings, with the closest one."""
+    kind = Settings.model_fields[group].annotation
+    members = sorted(kind.model_fields) if isinstance(kind, type) and issubclass(kind, BaseModel) else []
+    close = difflib.get_close_matches(key, members, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{PREFIX}{group.upper()}: {key!r} is not one of its settings{hint}"
+
+
 def load_settings() -> Settings:
     """Settings from the environment; a refused value or name is
     :class:`~detector.errors.SettingsInvalid` naming each variable, its value and why (not
@@ -338,6 +347,9 @@ def load_settings() -> Settings:
         for error in exc.errors():
             path = [str(part) for part in error["loc"]]
             name = "TRUEFRAME_" + "__".join(path).upper()
+            if error["type"] == "extra_forbidden" and len(path) == 2:  # a key of a group's JSON form
+                problems.append(_unknown_key(path[0], path[1]))
+                continue
             secret = any(word in part.lower() for part in path for word in _SECRET_WORDS)
             value = "(hidden)" if secret else repr(error.get("input"))
             problems.append(f"{name}={value}: {error['msg']}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -110,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from detector.settings import check_setting_names
+
+        check_setting_names(os.environ)  # every command, those that read no setting too (`schema`)
         code: int = args.func(args)
     except TrueframeError as exc:
         if getattr(args, "json", False):  # --json promises JSON lines, errors included

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from typing import Any
 
@@ -12,6 +13,8 @@ from detector.errors import TrueframeError
 log = logging.getLogger(__name__)
 START_ATTEMPTS = 3
 START_BACKOFF_S = 2.0
+CONNECT_TIMEOUT_S = 5.0
+"""How long ``RAY_ADDRESS`` gets to accept a connection before ``trueframe`` gives up on it."""
 
 
 class RayStartError(TrueframeError):
@@ -19,6 +22,21 @@ class RayStartError(TrueframeError):
 
     code = "ray_start_failed"
     http_status = 503
+
+
+def check_cluster_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """:class:`RayStartError` when ``RAY_ADDRESS`` names a ``host:port`` (or ``ray://host:port``) on
+    which nothing accepts a connection: ``ray.init`` then retries on its own for ever (a
+    walkthrough's ``trueframe serve`` still waited after 10 minutes). ``auto`` is left to Ray."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise RayStartError(f"no Ray cluster answers at RAY_ADDRESS={address}: {exc}") from None
 
 
 def init_ray(num_cpus: int | None = None) -> bool:
@@ -36,6 +54,7 @@ def init_ray(num_cpus: int | None = None) -> bool:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
     if os.environ.get("RAY_ADDRESS"):
         kwargs["address"] = os.environ["RAY_ADDRESS"]
+        check_cluster_address(kwargs["address"])
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         kwargs["num_cpus"] = num_cpus

@@ -295,7 +295,7 @@ def test_a_missing_fusion_file_stops_the_scan_before_anything_is_written(
     proc = _run_cli([str(src), "--out", str(out), "--no-progress"], env)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, err
-    assert "error: model_error: cannot read fusion parameters" in err
+    assert "error: model_error: TRUEFRAME_FUSION__FUSION_FILE: cannot read fusion parameters" in err
     assert not out.exists()
     assert not Path(f"{out}.journal.jsonl").exists()
 

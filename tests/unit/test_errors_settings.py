@@ -117,10 +117,24 @@ def test_a_misspelt_setting_or_two_forms_of_one_group_are_refused(monkeypatch: p
     ):
         check_setting_names({"TRUEFRAME_LIMITS": '{"max_pixels": 5}', "TRUEFRAME_LIMITS__MAX_PIXELS": "9"})
     monkeypatch.setenv("TRUEFRAME_LIMITS", '{"max_pixel": 5}')
-    with pytest.raises(errors.SettingsInvalid, match="TRUEFRAME_LIMITS__MAX_PIXEL=5: Extra inputs"):
+    with pytest.raises(errors.SettingsInvalid) as extra:
         load_settings()
+    assert "TRUEFRAME_LIMITS: 'max_pixel' is not one of its settings (did you mean 'max_pixels'?)" in str(
+        extra.value
+    )
     monkeypatch.setenv("TRUEFRAME_LIMITS", '{"max_pixels": 5}')
     assert load_settings().limits.max_pixels == 5
+
+
+def test_a_command_that_reads_no_setting_refuses_a_misspelt_one_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``trueframe schema`` exited 0 with TRUEFRAME_SERVE__MAX_QUEU set (README: every command)."""
+    from serving.cli import main
+
+    monkeypatch.setenv("TRUEFRAME_SERVE__MAX_QUEU", "4")
+    assert main(["schema"]) == 2
+    assert "TRUEFRAME_SERVE__MAX_QUEU is not a setting" in capsys.readouterr().err
 
 
 def test_track_and_item_aggregation() -> None:

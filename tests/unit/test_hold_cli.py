@@ -50,6 +50,33 @@ def test_ray_start_is_retried_then_one_line_error(monkeypatch: pytest.MonkeyPatc
     assert raised.value.code == "ray_start_failed"
 
 
+def test_a_ray_address_nobody_answers_on_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ray.init`` retried an unreachable ``RAY_ADDRESS`` for ever (10 minutes and counting)."""
+    import socket
+
+    import ray
+
+    from serving.ray import runtime
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    called: list[dict[str, Any]] = []
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: called.append(kwargs))
+    with pytest.raises(
+        runtime.RayStartError, match=f"no Ray cluster answers at RAY_ADDRESS=127.0.0.1:{port}"
+    ):
+        runtime.init_ray()
+    assert called == []
+    runtime.check_cluster_address("auto")  # left to Ray
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        runtime.check_cluster_address(f"ray://127.0.0.1:{listening.getsockname()[1]}")
+
+
 def test_serve_prints_one_line_when_ray_does_not_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,6 +38,7 @@ def test_no_fastapi_422_only_the_error_envelope(document: dict[str, Any]) -> Non
                 assert response["description"].startswith("- `"), (method, path, status)
         if op.get("parameters") or op.get("requestBody"):
             assert "`invalid_request`" in op["responses"]["400"]["description"], (method, path)
+        assert "`internal_error`" in op["responses"]["500"]["description"], (method, path)
     error = document["components"]["schemas"]["ErrorBody"]
     assert error["required"] == ["error"]
     detail = document["components"]["schemas"]["ErrorDetail"]
