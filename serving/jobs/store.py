@@ -270,17 +270,14 @@ class JobStore:
             )
         return bool(cur.rowcount == 1)
 
-    def heartbeat(self, jobs: Sequence[str] | Mapping[str, int]) -> None:
-        """Tell other processes that these running jobs are still being worked on; given as
-        ``{job id: claim}``, only while that claim holds each job (a worker cut off from the store
-        whose job was taken over must not keep the new claim looking alive after its worker died)."""
+    def heartbeat(self, jobs: Mapping[str, int]) -> None:
+        """Tell other processes that these running jobs (``{job id: claim}``) are still being worked
+        on, each only while that claim holds it (a worker cut off from the store whose job was taken
+        over must not keep the new claim looking alive after its worker died)."""
         if not jobs:
             return
         c, now = t.jobs.c, time.time()
         with self.transaction() as db:
-            if not isinstance(jobs, Mapping):
-                db.execute(update(t.jobs).where(c.id.in_(jobs)).values(heartbeat_at=now))
-                return
             for job_id, claim in jobs.items():
                 held = (c.id == job_id, c.claims == claim, c.status == "running")
                 db.execute(update(t.jobs).where(*held).values(heartbeat_at=now))

@@ -163,9 +163,10 @@ def test_recover_requeues_running_jobs_and_fails_those_without_media(store: JobS
 
 def test_on_a_shared_database_recovery_leaves_jobs_with_a_live_heartbeat(store: JobStore) -> None:
     live, dead = _job(store), _job(store)
-    store.claim(live)
+    claimed = store.claim(live)
+    assert claimed is not None
     store.claim(dead)
-    store.heartbeat([live])
+    store.heartbeat({live: claimed.claims})
     with store.transaction() as db:  # the worker of `dead` stopped beating two minutes ago
         db.execute(
             schema.jobs.update().where(schema.jobs.c.id == dead).values(heartbeat_at=time.time() - 120)

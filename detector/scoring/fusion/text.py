@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 from detector.provenance.types import ProvenanceReport
-from detector.report.schema import KnownMatch, Signal, Verdict
+from detector.report.schema import DECIDING_SIGNALS, KnownMatch, Signal, Verdict
 from detector.scoring.logodds import sigmoid
 
 _MODEL_NOUN = {
@@ -350,16 +350,12 @@ def summary_sentence(
                 " Not called authentic: it shows a face, and face swaps in media of this kind were not among"
                 " the fakes the score was calibrated on, so the face-forgery model is not counted here."
             )
-    text += _unnamed_limits(rule, p is not None and rule not in DECIDED, limited, degraded)
+    text += _unnamed_limits(rule, p is not None and rule not in DECIDING_SIGNALS, limited, degraded)
     if flag == "tampered":
         text += " Its Content Credentials are invalid (tampered provenance), reported separately."
     elif flag == "unreadable":
         text += " Its Content Credentials could not be read."
     return text
-
-
-DECIDED = frozenset({"signed_ai_declaration", "known_match", "invisible_watermark"})
-"""Rules that set the verdict whatever the pixels say."""
 
 
 def _unnamed_limits(
