@@ -295,14 +295,18 @@ NOT_SETTINGS = frozenset({"TRUEFRAME_TEST_DATABASE_URL"})
 """``TRUEFRAME_*`` variables that are not settings (the test suite's database)."""
 
 
+def _members(field: str) -> list[str]:
+    """The settings of group ``field`` (``limits`` -> ``max_image_bytes``, ...); none for a plain one."""
+    kind = Settings.model_fields[field].annotation
+    return sorted(kind.model_fields) if isinstance(kind, type) and issubclass(kind, BaseModel) else []
+
+
 def setting_names() -> dict[str, frozenset[str]]:
     """Every settings variable: a group's own name (its JSON form) -> the names of its members."""
-    names: dict[str, frozenset[str]] = {}
-    for field, info in Settings.model_fields.items():
-        group = info.annotation if isinstance(info.annotation, type) else None
-        members = group.model_fields if group is not None and issubclass(group, BaseModel) else {}
-        names[PREFIX + field.upper()] = frozenset(f"{PREFIX}{field}__{m}".upper() for m in members)
-    return names
+    return {
+        PREFIX + field.upper(): frozenset(f"{PREFIX}{field}__{m}".upper() for m in _members(field))
+        for field in Settings.model_fields
+    }
 
 
 def check_setting_names(environ: Mapping[str, str]) -> None:
@@ -325,9 +329,7 @@ def check_setting_names(environ: Mapping[str, str]) -> None:
 
 def _unknown_key(group: str, key: str) -> str:
     """A key of ``TRUEFRAME_<GROUP>``'s JSON that is none of its settings, with the closest one."""
-    kind = Settings.model_fields[group].annotation
-    members = sorted(kind.model_fields) if isinstance(kind, type) and issubclass(kind, BaseModel) else []
-    close = difflib.get_close_matches(key, members, n=1)
+    close = difflib.get_close_matches(key, _members(group), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"{PREFIX}{group.upper()}: {key!r} is not one of its settings{hint}"
 

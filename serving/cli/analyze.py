@@ -40,13 +40,14 @@ def run_analyze(args: argparse.Namespace) -> int:
     """Analyse each file; a failing file prints its error and the others still run."""
     from detector.pipeline import Pipeline
     from detector.settings import check_frames, get_settings
-    from serving.known.lookup import check_hash_lists, service_known_media
+    from serving.known.lookup import service_known_media
 
     check_frames(args.frames, "--frames")
     settings = with_face_model(get_settings(), args.model)
     pipeline = Pipeline(settings)
-    check_hash_lists(settings)
-    known = service_known_media(settings)  # the reviewed hash lists the service and a scan match
+    # the reviewed hash lists the service and a scan match; a store that cannot be reached is
+    # store_unavailable here, before any file
+    known = service_known_media(settings)
     try:
         return _analyze_each(args, pipeline, known)
     finally:

@@ -138,6 +138,14 @@ def test_analyze_matches_the_services_hash_lists_as_a_scan_does(tmp_path: Path) 
     assert "No near-duplicate of this media has been reviewed" not in text
 
 
+def test_analyze_with_a_store_it_cannot_reach_is_one_line_before_any_file(tmp_path: Path) -> None:
+    path = mediagen.write_image(tmp_path / "face.jpg", mediagen.face_photo(), "jpeg")
+    result = run_cli(["analyze", str(path)], database_url="postgresql://x@127.0.0.1:1/db")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: store_unavailable: cannot reach the database at postgresql://x@")
+    assert result.stdout == ""
+
+
 def test_bad_file_exits_2_with_one_line_and_others_still_run(tmp_path: Path) -> None:
     bad = tmp_path / "notes.jpg"
     bad.write_text("this is text, not a JPEG\n")
