@@ -2,7 +2,8 @@
 
 Sections: peer (trueframe's sampling + faces side by side with the DFDC winner's method),
 sampling, faces, models, provenance, scan, http, known_media (hash lookups against 100,000 hashes,
-PDQ per image and per video), large_images (peak RSS of one analysis of a 102 M-pixel photo). Each
+PDQ per image and per video), large_images (peak RSS of one analysis of a 102 M-pixel photo), gpu
+(the CUDA path; only with ``--only``, refused without a CUDA device). Each
 prints rows with the machine stated; the table goes to ``--out``. Media is generated from the
 shared face photos (:mod:`.media`).
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from detector.errors import InvalidRequest
 from detector.evaluation.checks import choices, writable_dir
 from detector.settings import Settings, get_settings
+from scripts.bench.gpu import bench_gpu, require_cuda
 from scripts.bench.known import bench_known_media
 from scripts.bench.large import bench_large_images
 from scripts.bench.peer import geometric_mean, side_by_side
@@ -72,7 +74,10 @@ SECTIONS: dict[str, Callable[[Path, Settings], list[Row]]] = {
     "http": bench_http,
     "known_media": bench_known_media,
     "large_images": bench_large_images,
+    "gpu": bench_gpu,
 }
+DEFAULT = tuple(name for name in SECTIONS if name != "gpu")
+"""Sections run without ``--only``: all but ``gpu``, which needs a CUDA device."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
 
     description = (__doc__ or "").splitlines()[0]
     parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=description)
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
+    only = f"comma-separated: {', '.join(SECTIONS)}; default: all but gpu"
+    parser.add_argument("--only", default=",".join(DEFAULT), help=only)
     parser.add_argument("--out", type=Path, default=Path("runs/bench.md"), help="(default: %(default)s)")
     args = parser.parse_args(argv)
     try:  # everything that can be refused is refused before the first section runs
         chosen = choices(args.only, tuple(SECTIONS), "--only")
         if "scan" in chosen:
             scan_sizes(os.environ)
+        if "gpu" in chosen:
+            require_cuda()
         if args.out.is_dir():
             raise InvalidRequest(f"--out {args.out} is a folder: give a file name")
         writable_dir(args.out.resolve().parent, "--out's folder")
