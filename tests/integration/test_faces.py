@@ -383,3 +383,15 @@ def test_the_detection_plan_finds_the_faces_of_whole_frame_search(
             best = max(box_iou(face.box, other.box) for other in followed)
             assert best >= 0.8, f"frame {i}: IoU {best:.2f}"
             assert all(d.frame_index == i for d in followed)
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_finds_as_many_faces_as_cpu_in_the_verified_photos(shared_data: Path) -> None:
+    """On an H200 with TF32 convolutions MTCNN found 26 faces where the CPU found 28."""
+    root = shared_data / "faces"
+    with (root / "VERIFY.tsv").open(newline="") as handle:
+        paths = [r["path"] for r in csv.DictReader(handle, delimiter="\t") if int(r["haar_faces"]) >= 1]
+    photos = [_read_rgb(root / p) for p in paths[:40]]
+    cpu, cuda = FaceExtractor(FaceSettings(), "cpu"), FaceExtractor(FaceSettings(), "cuda")
+    assert [len(cuda.detect([p])[0]) for p in photos] == [len(cpu.detect([p])[0]) for p in photos]

@@ -126,3 +126,14 @@ def test_on_cuda_auto_runs_the_validated_synthetic_model_in_half_precision(share
         - _probability(on_cuda.predict(inputs))
     )
     assert float(gap.max()) <= TOLERANCE
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_float32_face_model_matches_the_cpu(shared_data: Path) -> None:
+    """TF32 convolutions moved this model by 0.012 on an H200; IEEE float32 (select_device) must not."""
+    on_cpu, on_cuda = create_model("effnetlite0.faces4"), create_model("effnetlite0.faces4", device="cuda")
+    assert on_cuda.dtype == torch.float32
+    crops = _face_crops(shared_data, on_cpu.spec.crop_margin, on_cpu.spec.size[0])
+    gap = np.abs(_probability(on_cpu.predict(crops)) - _probability(on_cuda.predict(crops)))
+    assert float(gap.max()) <= 1e-3

@@ -254,3 +254,25 @@ def test_a_one_model_evaluation_without_a_scored_fake_says_so(tmp_path: Path) ->
     assert render(result).startswith(f"WARNING: {warnings[0]}\n")
     write_outputs(result, scores, tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text())["warnings"] == warnings
+
+
+def test_a_cuda_device_turns_tf32_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch convolves float32 in TF32 on CUDA by default; the H200 run moved face probabilities by
+    0.012 from the CPU's. Choosing a CUDA device makes float32 IEEE again; choosing the CPU leaves
+    torch's flags alone."""
+    import torch
+
+    from detector.runtime import select_device
+
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "tf32"
+    try:
+        select_device("cpu")
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        select_device("auto")
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = before
