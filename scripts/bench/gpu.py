@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from detector.errors import InvalidRequest
 from detector.settings import FaceSettings, Settings
 from scripts.bench.media import ClipSpec, _view, distinct_jpegs, face_photos, write_clip
 from scripts.bench.sections import Row, timeit
+
+if TYPE_CHECKING:
+    from detector.report.schema import Report
 
 
 def require_cuda() -> None:
@@ -140,20 +144,34 @@ def _clips(folder: Path, count: int) -> list[Path]:
 def _end_to_end(
     tmp: Path, settings: Settings, device: str, clips: int, cpu_clips: int, threads: int
 ) -> list[Row]:
-    """``Pipeline.analyze`` of every clip at 32 frames: videos/s and face crops/s."""
+    """``Pipeline.analyze`` of every clip at 32 frames: videos/s and face crops/s, and where one
+    video's time goes (the reports' stage timings; stages overlap, so they need not add up)."""
     paths = _clips(tmp / "gpu-clips", clips)
     rows: list[Row] = []
     runs = [(device, paths, 1), (device, paths, threads), ("cpu", paths[:cpu_clips], 1)]
     for where, chosen, workers in runs:
-        seconds, crops = _analyse_all(settings, where, chosen, workers)
+        seconds, reports = _analyse_all(settings, where, chosen, workers)
+        crops = sum(f.faces for report in reports for f in report.frames)
         what = f"Pipeline.analyze on {where}, {len(chosen)} 10 s 720p clips at 32 frames, {workers} thread(s)"
         result = f"{len(chosen) / seconds:.2f} videos/s, {crops / seconds:.0f} face crops/s"
         rows.append(("gpu", what, result))
+        if workers == 1:
+            rows.append(("gpu", f"  stages per video on {where}, means", _stage_means(reports)))
     return rows
 
 
-def _analyse_all(settings: Settings, device: str, paths: list[Path], workers: int) -> tuple[float, int]:
-    """Seconds to analyse ``paths`` on ``workers`` threads (one warmed-up pipeline each), face crops."""
+def _stage_means(reports: list[Report]) -> str:
+    """``stage s`` for every timed stage of ``reports``, slowest first."""
+    stages = {stage for report in reports for stage in report.timings}
+    means = {stage: sum(r.timings.get(stage, 0.0) for r in reports) / len(reports) for stage in stages}
+    slowest = sorted(means.items(), key=lambda m: -m[1])
+    return ", ".join(f"{stage} {seconds:.3f} s" for stage, seconds in slowest)
+
+
+def _analyse_all(
+    settings: Settings, device: str, paths: list[Path], workers: int
+) -> tuple[float, list[Report]]:
+    """Seconds to analyse ``paths`` on ``workers`` threads (one warmed-up pipeline each), and the reports."""
     from detector.pipeline import Pipeline
 
     runtime = settings.runtime.model_copy(update={"device": device})
@@ -163,10 +181,10 @@ def _analyse_all(settings: Settings, device: str, paths: list[Path], workers: in
         pipeline.analyze(paths[0], frames=32)
     shares = [paths[i::workers] for i in range(workers)]
 
-    def run(pipeline: Pipeline, share: list[Path]) -> int:
-        return sum(sum(f.faces for f in pipeline.analyze(p, frames=32).frames) for p in share)
+    def run(pipeline: Pipeline, share: list[Path]) -> list[Report]:
+        return [pipeline.analyze(p, frames=32) for p in share]
 
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        crops = sum(pool.map(run, pipelines, shares))
-    return time.perf_counter() - start, crops
+        reports = [report for done in pool.map(run, pipelines, shares) for report in done]
+    return time.perf_counter() - start, reports
