@@ -64,7 +64,7 @@ def test_invalid_manifests_are_flagged_beside_the_unchanged_pixel_score(
         for path in _fixtures(shared_data, "invalid"):
             report = read_fixture(anchored, path)
             score = fusion.fuse(FusionInputs(face_logit=face, provenance=report))
-            assert score.provenance_flag in ("tampered", "unreadable"), path.name
+            assert score.provenance_flag in ("tampered", "ingredient_invalid", "unreadable"), path.name
             assert score.manipulated == reference.manipulated
             assert score.verdict == reference.verdict
             assert score.rule is None  # CIE-sig-CA declares AI, but an invalid manifest decides nothing
@@ -140,3 +140,26 @@ def test_signed_trusted_capture_is_authentic_evidence(
     assert strong.verdict in ("manipulated", "likely_manipulated")
     untrusted = ProvenanceReader().read(signed, "image/jpeg")  # anyone can sign "camera": not counted
     assert fusion.fuse(FusionInputs(face_logit=0.0, provenance=untrusted)).manipulated == neutral.manipulated
+
+
+def test_an_ingredients_broken_credentials_are_not_called_tampering_of_the_file(
+    shared_data: Path, fusion: Fusion
+) -> None:
+    """CIE-sig-CA.jpg's own manifest verifies; only its ingredient's claim signature fails. The card
+    says so, and so must the score's flag, signal and summary; an untrusted signer is no tampering code."""
+    report = read_fixture(ProvenanceReader(), shared_data / "c2pa/invalid/c2pa-python__CIE-sig-CA.jpg")
+    assert report.state == "invalid"
+    score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=report))
+    assert score.provenance_flag == "ingredient_invalid"
+    signal = next(s for s in score.signals if s.name == "content_credentials")
+    assert "own Content Credentials are intact" in signal.sentence
+    assert "claimSignature.mismatch" in signal.sentence
+    assert "signingCredential.untrusted" not in signal.sentence
+    assert "AI generation they declare is not counted" in signal.sentence
+    assert "tampered" not in score.summary
+    assert "an ingredient's are invalid" in score.summary
+    tampered = read_fixture(ProvenanceReader(), shared_data / "c2pa/invalid/c2pa-rs__E-sig-CA.jpg")
+    score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=tampered))
+    assert score.provenance_flag == "tampered"
+    signal = next(s for s in score.signals if s.name == "content_credentials")
+    assert signal.sentence.startswith("Content Credentials are INVALID (claimSignature.mismatch)")

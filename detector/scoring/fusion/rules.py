@@ -64,7 +64,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from detector.provenance.types import ProvenanceReport, source_type_term
+from detector.provenance.types import ProvenanceReport, broken_codes, source_type_term
 from detector.report.schema import KnownMatch, Score, Signal, Verdict
 from detector.scoring.fusion.params import (
     FUSION_FILE,
@@ -470,13 +470,22 @@ class Fusion:
         return basis + "."
 
 
-def provenance_flag(provenance: ProvenanceReport | None) -> Literal["tampered", "unreadable"] | None:
-    """Rule 2: an invalid manifest is flagged ``tampered``, an unreadable one ``unreadable``."""
+def provenance_flag(
+    provenance: ProvenanceReport | None,
+) -> Literal["tampered", "ingredient_invalid", "unreadable"] | None:
+    """Rule 2: an invalid manifest is flagged ``tampered``, or ``ingredient_invalid`` when only an
+    ingredient's credentials fail (the file's own are intact); an unreadable one ``unreadable``."""
     if provenance is not None and provenance.state == "invalid":
-        return "tampered"
+        return "ingredient_invalid" if ingredient_only_failure(provenance) else "tampered"
     if provenance is not None and provenance.state == "unreadable":
         return "unreadable"
     return None
+
+
+def ingredient_only_failure(provenance: ProvenanceReport) -> bool:
+    """An invalid store whose failures, beyond an untrusted signer, are all an ingredient's: the
+    file's own credentials verify (the SDK still calls the whole store invalid)."""
+    return not broken_codes(provenance, "active") and bool(broken_codes(provenance, "ingredient"))
 
 
 def _synthetic_leads(signals: list[Signal]) -> bool:

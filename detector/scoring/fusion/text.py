@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from detector.provenance.types import ProvenanceReport
+from detector.provenance.types import ProvenanceReport, broken_codes
 from detector.report.schema import DECIDING_SIGNALS, KnownMatch, Signal, Verdict
 from detector.scoring.logodds import sigmoid
 
@@ -179,13 +179,28 @@ def credentials_signal(prov: ProvenanceReport | None, capture: bool, capture_pri
 def _uncounted_credentials(prov: ProvenanceReport) -> Signal | None:
     """The signal of credentials that are invalid, unreadable or not fetched (None otherwise)."""
     if prov.state == "invalid":
-        codes = ", ".join(prov.failure_codes[:3]) or "validation failed"
+        active = broken_codes(prov, "active")
+        ingredients = broken_codes(prov, "ingredient")
+        if not active and ingredients:
+            what = (
+                "This file's own Content Credentials are intact, but an ingredient's are INVALID "
+                f"({', '.join(ingredients[:3])}): broken provenance of a source"
+            )
+        else:
+            codes = ", ".join(active[:3] or prov.failure_codes[:3]) or "validation failed"
+            what = f"Content Credentials are INVALID ({codes}): tampered provenance"
+        declared = prov.ai_declaration.value
+        ignored = (
+            ""
+            if declared == "none_declared"
+            else f"; the {'AI generation' if declared == 'generated' else 'AI edit'} they declare is "
+            "not counted, since the credentials as a whole failed validation"
+        )
         return Signal(
             name="content_credentials",
             kind="flag",
             present=True,
-            sentence=f"Content Credentials are INVALID ({codes}): tampered provenance, reported "
-            "beside the pixel score and not folded into it.",
+            sentence=f"{what}, reported beside the pixel score and not folded into it{ignored}.",
         )
     if prov.state == "unreadable":
         return Signal(
@@ -353,6 +368,11 @@ def summary_sentence(
     text += _unnamed_limits(rule, p is not None and rule not in DECIDING_SIGNALS, limited, degraded)
     if flag == "tampered":
         text += " Its Content Credentials are invalid (tampered provenance), reported separately."
+    elif flag == "ingredient_invalid":
+        text += (
+            " Its own Content Credentials are intact, but an ingredient's are invalid (broken provenance"
+            " of a source), reported separately."
+        )
     elif flag == "unreadable":
         text += " Its Content Credentials could not be read."
     return text
