@@ -163,3 +163,20 @@ def test_an_ingredients_broken_credentials_are_not_called_tampering_of_the_file(
     assert score.provenance_flag == "tampered"
     signal = next(s for s in score.signals if s.name == "content_credentials")
     assert signal.sentence.startswith("Content Credentials are INVALID (claimSignature.mismatch)")
+
+
+def test_a_signed_ai_declarations_summary_says_whether_its_signer_is_trusted(
+    shared_data: Path, anchored: ProvenanceReader, fusion: Fusion
+) -> None:
+    """Without trust anchors the signer's name is only what its certificate claims: the sentence a
+    reviewer repeats must not present it as confirmed (the signal and the card already said so)."""
+    path = shared_data / "c2pa/ai_generated/c2pa-rs__C.jpg"
+    untrusted = read_fixture(ProvenanceReader(), path)
+    assert untrusted.state == "valid_untrusted"
+    summary = fusion.fuse(FusionInputs(face_logit=0.3, provenance=untrusted)).summary
+    assert summary.startswith("AI-generated: valid Content Credentials declare it")
+    assert "not on your trust list, so who signed cannot be confirmed" in summary
+    trusted = read_fixture(anchored, path)
+    assert trusted.state == "trusted"
+    summary = fusion.fuse(FusionInputs(face_logit=0.3, provenance=trusted)).summary
+    assert summary == "AI-generated: valid Content Credentials from C2PA Test Signing Cert declare it."

@@ -324,6 +324,11 @@ def summary_sentence(
     if rule == "signed_ai_declaration" and prov is not None:
         wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
         text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
+        if prov.state != "trusted":
+            text = (
+                f"{wording}: valid Content Credentials declare it, signed as {_signer(prov)} by a "
+                "signer not on your trust list, so who signed cannot be confirmed."
+            )
     elif rule == "known_match" and known is not None:
         when = known.reviewed_at.strftime("%Y-%m-%d")
         text = (
