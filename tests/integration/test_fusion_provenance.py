@@ -180,3 +180,26 @@ def test_a_signed_ai_declarations_summary_says_whether_its_signer_is_trusted(
     assert trusted.state == "trusted"
     summary = fusion.fuse(FusionInputs(face_logit=0.3, provenance=trusted)).summary
     assert summary == "AI-generated: valid Content Credentials from C2PA Test Signing Cert declare it."
+
+
+def test_the_summary_names_unsigned_ai_metadata_that_moved_the_probability(fusion: Fusion) -> None:
+    """A ComfyUI / A1111 PNG's parameters add the stated metadata prior: the summary's probability is
+    then not the detectors' alone, and a reviewer repeating it must hear of the metadata."""
+    from detector.provenance.types import MetadataHint, ProvenanceReport
+
+    hint = MetadataHint(
+        name="png_sd_parameters",
+        value="Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1",
+        strength="strong",
+        source="png_text",
+        indicates="generative_ai",
+    )
+    prov = ProvenanceReport(state="absent", state_description="none", metadata_hints=[hint])
+    plain = fusion.fuse(FusionInputs(face_logit=0.3))
+    score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=prov))
+    assert score.logit is not None
+    assert plain.logit is not None
+    assert score.logit == pytest.approx(plain.logit + fusion.params.priors.metadata_ai)
+    assert "by the calibrated detectors and stated provenance evidence" in score.summary
+    assert "metadata that indicates generative AI (png_sd_parameters; not a signature" in score.summary
+    assert "stated provenance evidence" not in plain.summary

@@ -126,6 +126,8 @@ DEGRADED_STEP: dict[str, Verdict] = {
 """Rule 7, degraded media: their pixels never accuse (a wrong accusation costs more than a miss)."""
 
 VALID_STATES = frozenset({"trusted", "valid_untrusted"})
+STATED_SIGNALS = frozenset({"content_credentials", "metadata", "known_match"})
+"""Provenance evidence that adds a stated prior (``[priors]``) to the fused log-odds when counted."""
 CAPTURE_SOURCE_TYPE = "digitalCapture"
 NON_EDIT_ACTIONS = frozenset({"c2pa.created", "c2pa.published"})
 
@@ -449,6 +451,7 @@ class Fusion:
                 inputs.media_kind,
                 calibrated,
                 inputs.scope.degraded,
+                [s for s in signals if s.name in STATED_SIGNALS and s.contribution is not None],
             ),
             basis=basis,
             signals=signals,

@@ -315,9 +315,14 @@ def summary_sentence(
     media_kind: str | None = None,
     calibrated: bool = True,
     degraded: Sequence[str] = (),
+    stated: Sequence[Signal] = (),
 ) -> str:
     """One sentence a reviewer can repeat (and why the verdict was held back, when it was); with
     ``spread`` (P(manipulated)'s calibration range) the authenticity's range goes with it.
+
+    ``stated``: the provenance signals whose stated prior is in the probability (AI metadata, a
+    trusted capture, a reviewed authentic near-duplicate): named, since the detectors alone did
+    not give that probability.
 
     Every reason of ``limited`` (``score.limited``; ``degraded`` are those that weaken every pixel
     signal) is named, whether or not a rule moved the verdict."""
@@ -346,10 +351,14 @@ def summary_sentence(
         text = f"Out of scope: {why}, so trueframe gives no authenticity score."
     else:
         by = "the calibrated detectors" if calibrated else "detectors not calibrated together"
+        if stated:
+            by += " and stated provenance evidence"
         text = f"{VERDICT_WORDS[verdict]}: {percent(1 - p)} likely authentic by {by}"
         if spread is not None:
             text += f" ({range_words((1 - spread[1], 1 - spread[0]))} given the calibration's uncertainty)"
         text += "."
+        if stated:
+            text += " It counts " + "; ".join(_stated_words(s, prov) for s in stated) + "."
         if rule == "pixel_evidence_over_trusted_capture":
             text += " Trusted camera credentials conflict with strong pixel evidence of manipulation."
         elif rule == "pixel_evidence_over_known_authentic":
@@ -381,6 +390,25 @@ def summary_sentence(
     elif flag == "unreadable":
         text += " Its Content Credentials could not be read."
     return text
+
+
+def _stated_words(signal: Signal, prov: ProvenanceReport | None) -> str:
+    """What a counted stated prior is, and its log-odds, in a few words."""
+    assert signal.contribution is not None
+    amount = f"{signal.contribution:+.2f} log-odds"
+    if signal.name == "metadata" and prov is not None:
+        names = ", ".join(
+            dict.fromkeys(
+                h.name
+                for h in prov.metadata_hints
+                if h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
+            )
+        )
+        return f"unsigned metadata that indicates generative AI ({names}; not a signature, {amount})"
+    if signal.name == "content_credentials" and prov is not None:
+        who = _signer(prov)
+        return f"trusted Content Credentials from {who} recording an unedited camera capture ({amount})"
+    return f"a near-duplicate reviewed by people as authentic ({amount})"
 
 
 def _unnamed_limits(
