@@ -79,3 +79,18 @@ def test_a_found_mark_decides_the_verdict_as_a_stated_rule() -> None:
     )
     assert plain.rule is None
     assert plain.verdict != "ai_generated"
+
+
+def test_a_videos_signal_says_videos_are_not_searched() -> None:
+    """Only still images are searched (stages.watermark_of): a video's report must not say that no
+    mark was decoded, as if its frames had been looked at."""
+    from detector.provenance.types import ProvenanceReport
+    from detector.scoring.fusion.rules import Fusion, FusionInputs
+
+    prov = ProvenanceReport(state="absent", state_description="none")
+    fusion = Fusion.load()
+    for kind, words in (("video", "Videos are not searched"), ("image", "No known invisible watermark")):
+        score = fusion.fuse(FusionInputs(face_logit=-1.0, provenance=prov, media_kind=kind))
+        signal = next(s for s in score.signals if s.name == "invisible_watermark")
+        assert not signal.present
+        assert signal.sentence.startswith(words), (kind, signal.sentence)

@@ -360,7 +360,7 @@ class Fusion:
         signals.append(
             credentials_signal(prov, capture, priors.trusted_capture if pixel_logit is not None else None)
         )
-        signals.append(watermark_signal(prov))
+        signals.append(watermark_signal(prov, inputs.media_kind))
         if prov is not None and prov.metadata_hints:
             signals.append(
                 metadata_signal(prov, hint, priors.metadata_ai if hint and pixel_logit is not None else None)

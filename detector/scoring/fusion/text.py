@@ -255,9 +255,19 @@ def known_match_signal(known: KnownMatch | None, prior: float | None) -> Signal:
     )
 
 
-def watermark_signal(prov: ProvenanceReport | None) -> Signal:
-    """A generator's invisible watermark: decides the verdict like a signed AI declaration."""
+def watermark_signal(prov: ProvenanceReport | None, media_kind: str | None = None) -> Signal:
+    """A generator's invisible watermark: decides the verdict like a signed AI declaration. Only
+    still images are searched (``stages.watermark_of``): a video's sentence says so, not that none
+    was decoded."""
     mark = None if prov is None else prov.watermark
+    if mark is None and media_kind == "video":
+        return Signal(
+            name="invisible_watermark",
+            kind="rule",
+            present=False,
+            sentence="Videos are not searched for invisible watermarks (the known ones are Stable "
+            "Diffusion's, embedded in still images): not counted either way.",
+        )
     if mark is None:
         return Signal(
             name="invisible_watermark",
