@@ -354,16 +354,15 @@ class Fusion:
             logit += priors.metadata_ai
         if logit is not None and vouched:
             logit += priors.known_authentic
-        signals.append(
-            known_match_signal(known, priors.known_authentic if vouched and logit is not None else None)
-        )
-        signals.append(
-            credentials_signal(prov, capture, priors.trusted_capture if pixel_logit is not None else None)
-        )
+        # a signed AI declaration or a watermark decides with P = 1 and no fused log-odds: no prior counts
+        decided = signed_ai_declaration(prov) or (prov is not None and prov.watermark is not None)
+        counted = pixel_logit is not None and not decided
+        signals.append(known_match_signal(known, priors.known_authentic if vouched and counted else None))
+        signals.append(credentials_signal(prov, capture, priors.trusted_capture if counted else None))
         signals.append(watermark_signal(prov, inputs.media_kind))
         if prov is not None and prov.metadata_hints:
             signals.append(
-                metadata_signal(prov, hint, priors.metadata_ai if hint and pixel_logit is not None else None)
+                metadata_signal(prov, hint, priors.metadata_ai if hint and counted else None, decided)
             )
         vouching = "trusted_capture" if capture else "known_authentic" if vouched else None
         shift = 0.0 if logit is None or pixel_logit is None else logit - pixel_logit  # stated priors

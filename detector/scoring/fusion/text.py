@@ -286,8 +286,9 @@ def watermark_signal(prov: ProvenanceReport | None, media_kind: str | None = Non
     )
 
 
-def metadata_signal(prov: ProvenanceReport, hint: bool, prior: float | None) -> Signal:
-    """Unsigned metadata hints: counted (as a stated prior) only when they strongly indicate AI."""
+def metadata_signal(prov: ProvenanceReport, hint: bool, prior: float | None, decided: bool = False) -> Signal:
+    """Unsigned metadata hints: counted (as a stated prior) only when they strongly indicate AI, and
+    not when a signed declaration or a watermark ``decided`` the verdict."""
     if hint:
         strong = next(
             h
@@ -295,6 +296,8 @@ def metadata_signal(prov: ProvenanceReport, hint: bool, prior: float | None) -> 
             if h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
         )
         effect = f"; {_effect(prior)}" if prior is not None else ""
+        if decided:
+            effect = "; not counted, since a stated rule decided the verdict"
         return Signal(
             name="metadata",
             kind="prior",
