@@ -137,14 +137,21 @@ the fused probability's calibration range). Result and evaluation
 cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 
-REPORT_VERSION = 5
+REPORT_VERSION = 10
 """Bumped whenever a change to the fusion's code (its rules or its sentences), or to a report's words
 alone, changes what a report says for the same findings (version 1: a video's synthetic-image
 sentence names its frames, not "the image", and a non-photographic video is worded as footage; 2:
 rule ``uncalibrated``, a verdict from models the fusion was not fitted for kept a step closer to
 uncertain, and worded as such; 3: a clip with one distinct frame is warned about in the singular; 4:
 ``score.logit`` null when rule ``known_match`` decided, as for a signed AI declaration; 5: the summary
-names every reason of ``score.limited``, also when no rule moved the verdict). The result key
+names every reason of ``score.limited``, also when no rule moved the verdict; 6: invalid credentials
+whose failures are only an ingredient's are flagged ``ingredient_invalid``, not ``tampered``, and an
+untrusted signer is no longer listed among the tampering codes; 7: the summary of a signed AI
+declaration says when its signer is not on the trust list; 8: the summary names the stated
+provenance priors in its probability: AI metadata, a trusted capture, a reviewed authentic
+near-duplicate; 9: a video's watermark signal says videos are not searched, not that no mark was
+decoded; 10: no stated prior is given log-odds when a signed AI declaration or a watermark decided).
+The result key
 includes it; the evaluation cache does not, since it keeps stage outputs and refits the
 fusion on every run."""
 

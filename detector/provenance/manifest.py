@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from detector.provenance.types import (
+    UNTRUSTED,
     Action,
     ActiveManifest,
     AIDeclaration,
@@ -26,7 +27,6 @@ from detector.provenance.types import (
 
 Json = dict[str, Any]
 MAX_INGREDIENT_DEPTH = 16
-UNTRUSTED = "signingCredential.untrusted"
 TRUSTED = "signingCredential.trusted"
 CREATING_ACTIONS = frozenset({"c2pa.created"})
 _RANK = {"none_declared": 0, "ai_edited": 1, "generated": 2}

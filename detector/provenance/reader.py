@@ -22,7 +22,13 @@ import c2pa
 from detector.errors import InvalidRequest, ProvenanceConfigError, ProvenanceError, UnsupportedMediaType
 from detector.provenance import manifest as pm
 from detector.provenance.hints import metadata_hints
-from detector.provenance.types import ProvenanceReport, ProvenanceState, StatusCode, status_meaning
+from detector.provenance.types import (
+    ProvenanceReport,
+    ProvenanceState,
+    StatusCode,
+    broken_codes,
+    status_meaning,
+)
 from detector.settings import ProvenanceSettings
 
 _URL = re.compile(r"https?://\S+")
@@ -190,8 +196,8 @@ def describe(report: ProvenanceReport) -> str:
             "some ingredients were signed by signers that are not on it."
         )
     if report.state == "invalid":
-        active = [c for c in report.failure_codes_for("active") if c != pm.UNTRUSTED]
-        ingredients = [c for c in report.failure_codes_for("ingredient") if c != pm.UNTRUSTED]
+        active = broken_codes(report, "active")
+        ingredients = broken_codes(report, "ingredient")
         if active:
             return f"Content Credentials do not match this file: {_TAMPER_HINT} ({'; '.join(active)})."
         if ingredients:

@@ -180,6 +180,15 @@ class ProvenanceReport(_Model):
         )
 
 
+UNTRUSTED = "signingCredential.untrusted"
+"""The only failure code that is about trust, not tampering: the content may be intact."""
+
+
+def broken_codes(report: ProvenanceReport, scope: Literal["active", "ingredient"]) -> list[str]:
+    """The failure codes of ``scope`` that mean breakage or tampering (an untrusted signer left out)."""
+    return [c for c in report.failure_codes_for(scope) if c != UNTRUSTED]
+
+
 # One plain-language line per C2PA validation status code (C2PA 2.x spec, section "Returning
 # validation results"). Unknown codes get GENERIC_MEANING; the SDK's explanation is kept beside it.
 STATUS_MEANINGS: dict[str, str] = {

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detector.provenance.types import ProvenanceReport
 
-SCHEMA_VERSION = "2.3"
+SCHEMA_VERSION = "2.4"
 
 Verdict = Literal[
     "authentic",
@@ -182,8 +182,12 @@ class Score(_Model):
             "uncalibrated"
         ),
     )
-    provenance_flag: Literal["tampered", "unreadable"] | None = Field(
-        None, description="credentials present but invalid/unreadable: reported beside the score"
+    provenance_flag: Literal["tampered", "ingredient_invalid", "unreadable"] | None = Field(
+        None,
+        description=(
+            "credentials present but invalid (tampered: the file's own credentials fail; "
+            "ingredient_invalid: only an ingredient's do) or unreadable: reported beside the score"
+        ),
     )
     calibrated: bool = Field(description="False when the fitted fusion does not match the models used")
     summary: str = Field(description="one plain sentence a reviewer can repeat")

@@ -124,4 +124,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # another pipe (a socket, a child process): a bug, not the reader going away
+        return EXIT_BROKEN_PIPE
     return code
+
+
+EXIT_BROKEN_PIPE = 141
+"""Exit code when whoever reads stdout closed it (``trueframe ... | head``): 128 + SIGPIPE, as a
+shell tool killed by the signal reports."""
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader went away; if so stdout is pointed at /dev/null, so the interpreter's
+    own flush at exit does not print a second BrokenPipeError."""
+    import select
+
+    fd = sys.stdout.fileno()
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    if not any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+        return False
+    os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return True

@@ -79,6 +79,7 @@ window.TrueframeReport = (function () {
     $("verdict-summary").textContent = s.summary || s.explanation || s.basis || "";
     const flags = {
       tampered: "Warning: this file's Content Credentials are invalid. It was changed after it was signed, or the record is broken.",
+      ingredient_invalid: "Warning: this file's own Content Credentials are intact, but those of an ingredient (a source it was made from) are invalid.",
       unreadable: "Note: this file has Content Credentials that could not be read.",
     };
     $("verdict-flag").textContent = flags[s.provenance_flag] || "";

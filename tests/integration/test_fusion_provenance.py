@@ -64,7 +64,7 @@ def test_invalid_manifests_are_flagged_beside_the_unchanged_pixel_score(
         for path in _fixtures(shared_data, "invalid"):
             report = read_fixture(anchored, path)
             score = fusion.fuse(FusionInputs(face_logit=face, provenance=report))
-            assert score.provenance_flag in ("tampered", "unreadable"), path.name
+            assert score.provenance_flag in ("tampered", "ingredient_invalid", "unreadable"), path.name
             assert score.manipulated == reference.manipulated
             assert score.verdict == reference.verdict
             assert score.rule is None  # CIE-sig-CA declares AI, but an invalid manifest decides nothing
@@ -140,3 +140,66 @@ def test_signed_trusted_capture_is_authentic_evidence(
     assert strong.verdict in ("manipulated", "likely_manipulated")
     untrusted = ProvenanceReader().read(signed, "image/jpeg")  # anyone can sign "camera": not counted
     assert fusion.fuse(FusionInputs(face_logit=0.0, provenance=untrusted)).manipulated == neutral.manipulated
+
+
+def test_an_ingredients_broken_credentials_are_not_called_tampering_of_the_file(
+    shared_data: Path, fusion: Fusion
+) -> None:
+    """CIE-sig-CA.jpg's own manifest verifies; only its ingredient's claim signature fails. The card
+    says so, and so must the score's flag, signal and summary; an untrusted signer is no tampering code."""
+    report = read_fixture(ProvenanceReader(), shared_data / "c2pa/invalid/c2pa-python__CIE-sig-CA.jpg")
+    assert report.state == "invalid"
+    score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=report))
+    assert score.provenance_flag == "ingredient_invalid"
+    signal = next(s for s in score.signals if s.name == "content_credentials")
+    assert "own Content Credentials are intact" in signal.sentence
+    assert "claimSignature.mismatch" in signal.sentence
+    assert "signingCredential.untrusted" not in signal.sentence
+    assert "AI generation they declare is not counted" in signal.sentence
+    assert "tampered" not in score.summary
+    assert "an ingredient's are invalid" in score.summary
+    tampered = read_fixture(ProvenanceReader(), shared_data / "c2pa/invalid/c2pa-rs__E-sig-CA.jpg")
+    score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=tampered))
+    assert score.provenance_flag == "tampered"
+    signal = next(s for s in score.signals if s.name == "content_credentials")
+    assert signal.sentence.startswith("Content Credentials are INVALID (claimSignature.mismatch)")
+
+
+def test_a_signed_ai_declarations_summary_says_whether_its_signer_is_trusted(
+    shared_data: Path, anchored: ProvenanceReader, fusion: Fusion
+) -> None:
+    """Without trust anchors the signer's name is only what its certificate claims: the sentence a
+    reviewer repeats must not present it as confirmed (the signal and the card already said so)."""
+    path = shared_data / "c2pa/ai_generated/c2pa-rs__C.jpg"
+    untrusted = read_fixture(ProvenanceReader(), path)
+    assert untrusted.state == "valid_untrusted"
+    summary = fusion.fuse(FusionInputs(face_logit=0.3, provenance=untrusted)).summary
+    assert summary.startswith("AI-generated: valid Content Credentials declare it")
+    assert "not on your trust list, so who signed cannot be confirmed" in summary
+    trusted = read_fixture(anchored, path)
+    assert trusted.state == "trusted"
+    summary = fusion.fuse(FusionInputs(face_logit=0.3, provenance=trusted)).summary
+    assert summary == "AI-generated: valid Content Credentials from C2PA Test Signing Cert declare it."
+
+
+def test_the_summary_names_unsigned_ai_metadata_that_moved_the_probability(fusion: Fusion) -> None:
+    """A ComfyUI / A1111 PNG's parameters add the stated metadata prior: the summary's probability is
+    then not the detectors' alone, and a reviewer repeating it must hear of the metadata."""
+    from detector.provenance.types import MetadataHint, ProvenanceReport
+
+    hint = MetadataHint(
+        name="png_sd_parameters",
+        value="Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1",
+        strength="strong",
+        source="png_text",
+        indicates="generative_ai",
+    )
+    prov = ProvenanceReport(state="absent", state_description="none", metadata_hints=[hint])
+    plain = fusion.fuse(FusionInputs(face_logit=0.3))
+    score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=prov))
+    assert score.logit is not None
+    assert plain.logit is not None
+    assert score.logit == pytest.approx(plain.logit + fusion.params.priors.metadata_ai)
+    assert "by the calibrated detectors and stated provenance evidence" in score.summary
+    assert "metadata that indicates generative AI (png_sd_parameters; not a signature" in score.summary
+    assert "stated provenance evidence" not in plain.summary

@@ -79,3 +79,41 @@ def test_a_found_mark_decides_the_verdict_as_a_stated_rule() -> None:
     )
     assert plain.rule is None
     assert plain.verdict != "ai_generated"
+
+
+def test_a_videos_signal_says_videos_are_not_searched() -> None:
+    """Only still images are searched (stages.watermark_of): a video's report must not say that no
+    mark was decoded, as if its frames had been looked at."""
+    from detector.provenance.types import ProvenanceReport
+    from detector.scoring.fusion.rules import Fusion, FusionInputs
+
+    prov = ProvenanceReport(state="absent", state_description="none")
+    fusion = Fusion.load()
+    for kind, words in (("video", "Videos are not searched"), ("image", "No known invisible watermark")):
+        score = fusion.fuse(FusionInputs(face_logit=-1.0, provenance=prov, media_kind=kind))
+        signal = next(s for s in score.signals if s.name == "invisible_watermark")
+        assert not signal.present
+        assert signal.sentence.startswith(words), (kind, signal.sentence)
+
+
+def test_metadata_beside_a_deciding_watermark_claims_no_log_odds() -> None:
+    """The watermark rule decides with no fused log-odds (``score.logit`` null): an A1111 parameters
+    chunk beside it must not say it "adds 1.50 log-odds" to a score that is not computed."""
+    from detector.provenance.types import InvisibleWatermark, MetadataHint, ProvenanceReport
+    from detector.scoring.fusion.rules import Fusion, FusionInputs
+
+    hint = MetadataHint(
+        name="png_sd_parameters",
+        value="Steps: 20",
+        strength="strong",
+        source="png_text",
+        indicates="generative_ai",
+    )
+    mark = InvisibleWatermark(scheme="stable-diffusion-v1", bit_error_rate=0.04, bits=136)
+    prov = ProvenanceReport(state="absent", state_description="none", metadata_hints=[hint], watermark=mark)
+    score = Fusion.load().fuse(FusionInputs(synthetic_logit=-3.0, provenance=prov, media_kind="image"))
+    assert score.rule == "invisible_watermark"
+    assert score.logit is None
+    signal = next(s for s in score.signals if s.name == "metadata")
+    assert signal.contribution is None
+    assert "not counted, since a stated rule decided the verdict" in signal.sentence

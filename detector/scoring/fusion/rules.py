@@ -64,7 +64,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from detector.provenance.types import ProvenanceReport, source_type_term
+from detector.provenance.types import ProvenanceReport, broken_codes, source_type_term
 from detector.report.schema import KnownMatch, Score, Signal, Verdict
 from detector.scoring.fusion.params import (
     FUSION_FILE,
@@ -126,6 +126,8 @@ DEGRADED_STEP: dict[str, Verdict] = {
 """Rule 7, degraded media: their pixels never accuse (a wrong accusation costs more than a miss)."""
 
 VALID_STATES = frozenset({"trusted", "valid_untrusted"})
+STATED_SIGNALS = frozenset({"content_credentials", "metadata", "known_match"})
+"""Provenance evidence that adds a stated prior (``[priors]``) to the fused log-odds when counted."""
 CAPTURE_SOURCE_TYPE = "digitalCapture"
 NON_EDIT_ACTIONS = frozenset({"c2pa.created", "c2pa.published"})
 
@@ -352,16 +354,15 @@ class Fusion:
             logit += priors.metadata_ai
         if logit is not None and vouched:
             logit += priors.known_authentic
-        signals.append(
-            known_match_signal(known, priors.known_authentic if vouched and logit is not None else None)
-        )
-        signals.append(
-            credentials_signal(prov, capture, priors.trusted_capture if pixel_logit is not None else None)
-        )
-        signals.append(watermark_signal(prov))
+        # a signed AI declaration or a watermark decides with P = 1 and no fused log-odds: no prior counts
+        decided = signed_ai_declaration(prov) or (prov is not None and prov.watermark is not None)
+        counted = pixel_logit is not None and not decided
+        signals.append(known_match_signal(known, priors.known_authentic if vouched and counted else None))
+        signals.append(credentials_signal(prov, capture, priors.trusted_capture if counted else None))
+        signals.append(watermark_signal(prov, inputs.media_kind))
         if prov is not None and prov.metadata_hints:
             signals.append(
-                metadata_signal(prov, hint, priors.metadata_ai if hint and pixel_logit is not None else None)
+                metadata_signal(prov, hint, priors.metadata_ai if hint and counted else None, decided)
             )
         vouching = "trusted_capture" if capture else "known_authentic" if vouched else None
         shift = 0.0 if logit is None or pixel_logit is None else logit - pixel_logit  # stated priors
@@ -449,6 +450,7 @@ class Fusion:
                 inputs.media_kind,
                 calibrated,
                 inputs.scope.degraded,
+                [s for s in signals if s.name in STATED_SIGNALS and s.contribution is not None],
             ),
             basis=basis,
             signals=signals,
@@ -470,13 +472,22 @@ class Fusion:
         return basis + "."
 
 
-def provenance_flag(provenance: ProvenanceReport | None) -> Literal["tampered", "unreadable"] | None:
-    """Rule 2: an invalid manifest is flagged ``tampered``, an unreadable one ``unreadable``."""
+def provenance_flag(
+    provenance: ProvenanceReport | None,
+) -> Literal["tampered", "ingredient_invalid", "unreadable"] | None:
+    """Rule 2: an invalid manifest is flagged ``tampered``, or ``ingredient_invalid`` when only an
+    ingredient's credentials fail (the file's own are intact); an unreadable one ``unreadable``."""
     if provenance is not None and provenance.state == "invalid":
-        return "tampered"
+        return "ingredient_invalid" if ingredient_only_failure(provenance) else "tampered"
     if provenance is not None and provenance.state == "unreadable":
         return "unreadable"
     return None
+
+
+def ingredient_only_failure(provenance: ProvenanceReport) -> bool:
+    """An invalid store whose failures, beyond an untrusted signer, are all an ingredient's: the
+    file's own credentials verify (the SDK still calls the whole store invalid)."""
+    return not broken_codes(provenance, "active") and bool(broken_codes(provenance, "ingredient"))
 
 
 def _synthetic_leads(signals: list[Signal]) -> bool:

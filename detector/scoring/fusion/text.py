@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from detector.provenance.types import ProvenanceReport
+from detector.provenance.types import ProvenanceReport, broken_codes
 from detector.report.schema import DECIDING_SIGNALS, KnownMatch, Signal, Verdict
 from detector.scoring.logodds import sigmoid
 
@@ -179,13 +179,28 @@ def credentials_signal(prov: ProvenanceReport | None, capture: bool, capture_pri
 def _uncounted_credentials(prov: ProvenanceReport) -> Signal | None:
     """The signal of credentials that are invalid, unreadable or not fetched (None otherwise)."""
     if prov.state == "invalid":
-        codes = ", ".join(prov.failure_codes[:3]) or "validation failed"
+        active = broken_codes(prov, "active")
+        ingredients = broken_codes(prov, "ingredient")
+        if not active and ingredients:
+            what = (
+                "This file's own Content Credentials are intact, but an ingredient's are INVALID "
+                f"({', '.join(ingredients[:3])}): broken provenance of a source"
+            )
+        else:
+            codes = ", ".join(active[:3] or prov.failure_codes[:3]) or "validation failed"
+            what = f"Content Credentials are INVALID ({codes}): tampered provenance"
+        declared = prov.ai_declaration.value
+        ignored = (
+            ""
+            if declared == "none_declared"
+            else f"; the {'AI generation' if declared == 'generated' else 'AI edit'} they declare is "
+            "not counted, since the credentials as a whole failed validation"
+        )
         return Signal(
             name="content_credentials",
             kind="flag",
             present=True,
-            sentence=f"Content Credentials are INVALID ({codes}): tampered provenance, reported "
-            "beside the pixel score and not folded into it.",
+            sentence=f"{what}, reported beside the pixel score and not folded into it{ignored}.",
         )
     if prov.state == "unreadable":
         return Signal(
@@ -240,9 +255,19 @@ def known_match_signal(known: KnownMatch | None, prior: float | None) -> Signal:
     )
 
 
-def watermark_signal(prov: ProvenanceReport | None) -> Signal:
-    """A generator's invisible watermark: decides the verdict like a signed AI declaration."""
+def watermark_signal(prov: ProvenanceReport | None, media_kind: str | None = None) -> Signal:
+    """A generator's invisible watermark: decides the verdict like a signed AI declaration. Only
+    still images are searched (``stages.watermark_of``): a video's sentence says so, not that none
+    was decoded."""
     mark = None if prov is None else prov.watermark
+    if mark is None and media_kind == "video":
+        return Signal(
+            name="invisible_watermark",
+            kind="rule",
+            present=False,
+            sentence="Videos are not searched for invisible watermarks (the known ones are Stable "
+            "Diffusion's, embedded in still images): not counted either way.",
+        )
     if mark is None:
         return Signal(
             name="invisible_watermark",
@@ -261,8 +286,9 @@ def watermark_signal(prov: ProvenanceReport | None) -> Signal:
     )
 
 
-def metadata_signal(prov: ProvenanceReport, hint: bool, prior: float | None) -> Signal:
-    """Unsigned metadata hints: counted (as a stated prior) only when they strongly indicate AI."""
+def metadata_signal(prov: ProvenanceReport, hint: bool, prior: float | None, decided: bool = False) -> Signal:
+    """Unsigned metadata hints: counted (as a stated prior) only when they strongly indicate AI, and
+    not when a signed declaration or a watermark ``decided`` the verdict."""
     if hint:
         strong = next(
             h
@@ -270,6 +296,8 @@ def metadata_signal(prov: ProvenanceReport, hint: bool, prior: float | None) -> 
             if h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
         )
         effect = f"; {_effect(prior)}" if prior is not None else ""
+        if decided:
+            effect = "; not counted, since a stated rule decided the verdict"
         return Signal(
             name="metadata",
             kind="prior",
@@ -300,15 +328,25 @@ def summary_sentence(
     media_kind: str | None = None,
     calibrated: bool = True,
     degraded: Sequence[str] = (),
+    stated: Sequence[Signal] = (),
 ) -> str:
     """One sentence a reviewer can repeat (and why the verdict was held back, when it was); with
     ``spread`` (P(manipulated)'s calibration range) the authenticity's range goes with it.
+
+    ``stated``: the provenance signals whose stated prior is in the probability (AI metadata, a
+    trusted capture, a reviewed authentic near-duplicate): named, since the detectors alone did
+    not give that probability.
 
     Every reason of ``limited`` (``score.limited``; ``degraded`` are those that weaken every pixel
     signal) is named, whether or not a rule moved the verdict."""
     if rule == "signed_ai_declaration" and prov is not None:
         wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
         text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
+        if prov.state != "trusted":
+            text = (
+                f"{wording}: valid Content Credentials declare it, signed as {_signer(prov)} by a "
+                "signer not on your trust list, so who signed cannot be confirmed."
+            )
     elif rule == "known_match" and known is not None:
         when = known.reviewed_at.strftime("%Y-%m-%d")
         text = (
@@ -326,10 +364,14 @@ def summary_sentence(
         text = f"Out of scope: {why}, so trueframe gives no authenticity score."
     else:
         by = "the calibrated detectors" if calibrated else "detectors not calibrated together"
+        if stated:
+            by += " and stated provenance evidence"
         text = f"{VERDICT_WORDS[verdict]}: {percent(1 - p)} likely authentic by {by}"
         if spread is not None:
             text += f" ({range_words((1 - spread[1], 1 - spread[0]))} given the calibration's uncertainty)"
         text += "."
+        if stated:
+            text += " It counts " + "; ".join(_stated_words(s, prov) for s in stated) + "."
         if rule == "pixel_evidence_over_trusted_capture":
             text += " Trusted camera credentials conflict with strong pixel evidence of manipulation."
         elif rule == "pixel_evidence_over_known_authentic":
@@ -353,9 +395,33 @@ def summary_sentence(
     text += _unnamed_limits(rule, p is not None and rule not in DECIDING_SIGNALS, limited, degraded)
     if flag == "tampered":
         text += " Its Content Credentials are invalid (tampered provenance), reported separately."
+    elif flag == "ingredient_invalid":
+        text += (
+            " Its own Content Credentials are intact, but an ingredient's are invalid (broken provenance"
+            " of a source), reported separately."
+        )
     elif flag == "unreadable":
         text += " Its Content Credentials could not be read."
     return text
+
+
+def _stated_words(signal: Signal, prov: ProvenanceReport | None) -> str:
+    """What a counted stated prior is, and its log-odds, in a few words."""
+    assert signal.contribution is not None
+    amount = f"{signal.contribution:+.2f} log-odds"
+    if signal.name == "metadata" and prov is not None:
+        names = ", ".join(
+            dict.fromkeys(
+                h.name
+                for h in prov.metadata_hints
+                if h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
+            )
+        )
+        return f"unsigned metadata that indicates generative AI ({names}; not a signature, {amount})"
+    if signal.name == "content_credentials" and prov is not None:
+        who = _signer(prov)
+        return f"trusted Content Credentials from {who} recording an unedited camera capture ({amount})"
+    return f"a near-duplicate reviewed by people as authentic ({amount})"
 
 
 def _unnamed_limits(
