@@ -380,3 +380,56 @@ def test_erasure_removes_a_keys_jobs_reviews_and_hashes(desk: Desk) -> None:
     assert long.status_code == 404
     assert long.json()["error"]["message"] == f"no key {'f' * 64!r} (cut)"
     assert desk.call(desk.submitter, "POST", "/v1/analyze", content=km.unrelated_photo()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("review", {"verdict": "authentic", "reason": "   \n\t"}),
+        ("review", {"verdict": "authentic", "reason": "seen \x00 it"}),
+        ("review", {"verdict": "authentic", "reason": "ok", "notes": "a\x00b"}),
+        ("appeal", {"statement": " \u3000 "}),
+        ("appeal", {"statement": "it is \x00 real"}),
+    ],
+)
+def test_a_blank_or_nul_reason_or_statement_is_refused(desk: Desk, route: str, body: dict[str, Any]) -> None:
+    """A decision needs a reason and an appeal a statement: until 2026-12-04 one of blanks only was
+    recorded (and decided the pending appeal with a reason of "   "), and a NUL character was stored
+    on SQLite but answered 500 on PostgreSQL, whose text cannot hold it."""
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    key = desk.reviewer if route == "review" else desk.submitter
+    answer = desk.call(key, "POST", f"/v1/jobs/{job_id}/{route}", json=body)
+    assert answer.status_code == 400, answer.text
+    assert error_of(answer)["code"] == "invalid_request"
+    assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}/reviews").json()["reviews"] == []
+    assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}").json()["appeal"] is None
+
+
+def test_reason_and_statement_are_kept_without_surrounding_blanks(desk: Desk) -> None:
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    appeal = desk.call(desk.submitter, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "  real \n"})
+    assert appeal.json()["statement"] == "real"
+    decided = desk.call(
+        desk.reviewer,
+        "POST",
+        f"/v1/jobs/{job_id}/review",
+        json={"verdict": "authentic", "reason": " camera original ", "notes": "  "},
+    )
+    assert (decided.json()["review"]["reason"], decided.json()["review"]["notes"]) == (
+        "camera original",
+        None,
+    )
+
+
+def test_staff_appealing_another_keys_job_is_told_why_not(desk: Desk) -> None:
+    """Reviewers read every job (and the web form shows them its appeal form): until 2026-12-04 their
+    appeal answered `404 job_not_found` for the job they had just read."""
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}").status_code == 200
+    answer = desk.call(desk.reviewer, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "x"})
+    assert answer.status_code == 403, answer.text
+    assert error_of(answer)["code"] == "forbidden"
+    assert "owner" in error_of(answer)["message"]
+    other = desk.call(desk.other, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "x"})
+    assert other.status_code == 404  # another submitter still cannot tell the job exists
+    assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}").json()["appeal"] is None
