@@ -12,6 +12,7 @@ While an appeal is open its job does not expire; once decided it is kept ``repor
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -109,7 +110,14 @@ def job_appeals(store: JobStore, job_id: str) -> list[Appeal]:
     return [_appeal(r) for r in store.query(stmt)]
 
 
+APPEAL_ID = re.compile(r"apl_[A-Za-z0-9_-]{16}")
+"""The shape of every appeal id (``apl_`` and 96 random bits); anything else never reaches SQL."""
+
+
 def get_appeal(store: JobStore, appeal_id: str) -> Appeal | None:
+    """The appeal, or None when unknown or malformed (a NUL, which PostgreSQL answered with 500)."""
+    if APPEAL_ID.fullmatch(appeal_id) is None:
+        return None
     rows = store.query(select(appeals).where(appeals.c.id == appeal_id))
     return _appeal(rows[0]) if rows else None
 

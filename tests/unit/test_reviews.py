@@ -433,3 +433,23 @@ def test_staff_appealing_another_keys_job_is_told_why_not(desk: Desk) -> None:
     other = desk.call(desk.other, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "x"})
     assert other.status_code == 404  # another submitter still cannot tell the job exists
     assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}").json()["appeal"] is None
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "url", "status", "code"),
+    [
+        ("reviewer", "GET", "/v1/appeals/apl_%00x", 404, "appeal_not_found"),
+        ("reviewer", "POST", "/v1/appeals/apl_%00x/start", 404, "appeal_not_found"),
+        ("reviewer", "GET", "/v1/jobs/job_%00/reviews", 404, "job_not_found"),
+        ("reviewer", "GET", "/v1/hash-lists/a%00b/export", 404, "list_not_found"),
+        ("admin", "DELETE", "/v1/hash-lists/a%00b", 404, "list_not_found"),
+        ("reviewer", "GET", "/v1/reviews/queue?kind=flagged&owner=key:%00", 400, "invalid_request"),
+    ],
+)
+def test_a_nul_in_an_id_name_or_owner_is_a_typed_error(
+    desk: Desk, role: str, method: str, url: str, status: int, code: str
+) -> None:
+    """Until 2026-12-04 these reached the store, and PostgreSQL answered a NUL with 500."""
+    answer = desk.call(desk.reviewer if role == "reviewer" else desk.admin, method, url)
+    assert answer.status_code == status, answer.text
+    assert error_of(answer)["code"] == code

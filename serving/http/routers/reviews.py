@@ -19,7 +19,7 @@ from serving.http.access import Caller, require_role
 from serving.http.errors import AppealNotFound, Conflict, Forbidden, JobNotFound, echoed
 from serving.http.openapi import errors
 from serving.http.state import AppState, State, off_loop
-from serving.jobs.store import Job
+from serving.jobs.store import Job, valid_job_id
 from serving.reviews import records
 from serving.reviews.events import add_event
 from serving.reviews.views import appeal_view, human_review
@@ -104,6 +104,8 @@ async def list_reviews(job_id: str, caller: Caller, state: State) -> dict[str, A
     stay readable by the job's owner and by staff until the owner's data is erased.
     """
     owner = None if is_staff(caller) else caller.owner
+    if not valid_job_id(job_id):  # never sent to the store (PostgreSQL answered a NUL with 500)
+        raise JobNotFound(f"no job {echoed(job_id)}")
     job = await off_loop(state.store.get, job_id, owner)
     found = await off_loop(records.job_reviews, state.store, job_id)
     if job is None and not (found and owner in (None, found[0].job_owner)):
@@ -155,7 +157,7 @@ async def review_queue(
     caller: Caller,
     state: State,
     kind: Literal["appeal", "flagged"] = "appeal",
-    owner: Annotated[str | None, Query(max_length=128)] = None,
+    owner: Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Pending appeals, or model-flagged jobs without a human decision: oldest first, then by score.
