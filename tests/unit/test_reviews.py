@@ -7,7 +7,9 @@ frames are really sampled and hashed, and the store's hash lists really searched
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from detector.errors import TrueframeError
 from detector.report.schema import Report
 from serving.auth.keys import NewKey, create_key
 from serving.jobs.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -453,3 +457,89 @@ def test_a_nul_in_an_id_name_or_owner_is_a_typed_error(
     answer = desk.call(desk.reviewer if role == "reviewer" else desk.admin, method, url)
     assert answer.status_code == status, answer.text
     assert error_of(answer)["code"] == code
+
+
+def _at_once(monkeypatch: pytest.MonkeyPatch, calls: list[Any]) -> list[Any]:
+    """Run ``calls`` in parallel threads, each held before its first insert until all reach one (or
+    3 s pass: a caller waiting for a lock never reaches it), and return their results or errors."""
+    from serving.reviews import records
+
+    barrier = threading.Barrier(len(calls))
+    real_insert = records.insert
+
+    def held_insert(table: Any) -> Any:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=3)
+        return real_insert(table)
+
+    monkeypatch.setattr(records, "insert", held_insert)
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except TrueframeError as exc:  # the test reads the error (Conflict expected)
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_two_appeals_at_once_leave_one_pending(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pending appeal per job: until 2026-12-04 two appeals sent at once on PostgreSQL (read
+    committed) both passed the check and both stayed open."""
+    from serving.http.errors import Conflict
+    from serving.reviews import records
+
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    store = desk.service.store
+    job = store.get(job_id)
+    assert job is not None
+    results = _at_once(
+        monkeypatch,
+        [lambda: records.open_appeal(store, job, "a"), lambda: records.open_appeal(store, job, "b")],
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Appeal", "Conflict"], results
+    assert any(isinstance(r, Conflict) for r in results)
+    pending = [a for a in records.job_appeals(store, job_id) if a.state in records.PENDING]
+    assert len(pending) == 1
+
+
+def test_two_decisions_at_once_decide_the_appeal_once(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until 2026-12-04, on PostgreSQL both decisions decided the same pending appeal (each answered
+    it as decided by itself), and the ``reviewed`` list could keep two items for the job."""
+    from serving.known.lists import REVIEWED
+    from serving.reviews import records
+    from serving.store.schema import known_media
+
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    assert (
+        desk.call(desk.submitter, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "x"}).status_code
+        == 201
+    )
+    store = desk.service.store
+    job = store.get(job_id)
+    assert job is not None
+    decide = [
+        lambda: records.record_review(store, job, "key:r1", "manipulated", "one", None, 3600.0),
+        lambda: records.record_review(store, job, "key:r2", "authentic", "two", None, 3600.0),
+    ]
+    results = _at_once(monkeypatch, decide)
+    assert all(isinstance(r, tuple) for r in results), results
+    assert sorted(len(decided) for _, decided in results) == [0, 1]  # one of them decided the appeal
+    appeal = records.job_appeals(store, job_id)[-1]
+    deciding = next(review for review, decided in results if decided)
+    assert appeal.review_id == deciding.id
+    assert deciding.appeal_id == appeal.id
+    latest = records.latest_review(store, job_id)
+    assert latest is not None
+    assert latest.id != deciding.id  # the later decision is the latest
+
+    items = store.query(
+        select(known_media.c.item).where(known_media.c.list_name == REVIEWED, known_media.c.job_id == job_id)
+    )
+    assert [r["item"] for r in items] == [latest.id]  # the list carries the latest decision, once
