@@ -135,7 +135,10 @@ def summaries(store: JobStore) -> list[ListSummary]:
 
 
 def _exists(store: JobStore, name: str) -> None:
-    if not store.query(select(hash_lists.c.name).where(hash_lists.c.name == name)):
+    """``list_not_found`` unless the list exists; a name no list can have (a NUL, 10,000 characters)
+    is refused before the store is asked (PostgreSQL answered a NUL with 500)."""
+    named = select(hash_lists.c.name).where(hash_lists.c.name == name)
+    if not LIST_NAME.fullmatch(name) or not store.query(named):
         raise ListNotFound(f"no hash list {echoed(name)}")
 
 

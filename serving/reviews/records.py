@@ -12,6 +12,7 @@ While an appeal is open its job does not expire; once decided it is kept ``repor
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, RowMapping, and_, exists, insert, or_, select, update
 
-from serving.http.errors import AppealNotFound, Conflict
+from serving.http.errors import AppealNotFound, Conflict, JobNotFound
 from serving.jobs.store import Job, JobStore
 from serving.known.lists import put_reviewed, usable_hashes
 from serving.store.schema import PENDING_APPEALS, appeals, jobs, reviews
@@ -109,7 +110,14 @@ def job_appeals(store: JobStore, job_id: str) -> list[Appeal]:
     return [_appeal(r) for r in store.query(stmt)]
 
 
+APPEAL_ID = re.compile(r"apl_[A-Za-z0-9_-]{16}")
+"""The shape of every appeal id (``apl_`` and 96 random bits); anything else never reaches SQL."""
+
+
 def get_appeal(store: JobStore, appeal_id: str) -> Appeal | None:
+    """The appeal, or None when unknown or malformed (a NUL, which PostgreSQL answered with 500)."""
+    if APPEAL_ID.fullmatch(appeal_id) is None:
+        return None
     rows = store.query(select(appeals).where(appeals.c.id == appeal_id))
     return _appeal(rows[0]) if rows else None
 
@@ -121,18 +129,28 @@ def _extend(db: Connection, job_id: str, until: float | None) -> None:
     db.execute(update(jobs).where(jobs.c.id == job_id).values(expires_at=keep))
 
 
+def _lock_job(db: Connection, job_id: str) -> None:
+    """Hold the job's row until the transaction ends, so decisions and appeals on one job take turns
+    (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` already serialises writers).
+    Without it, on PostgreSQL two appeals at once both stayed pending and two decisions at once both
+    decided the same appeal. ``job_not_found`` when the job was deleted meanwhile."""
+    if db.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update()).first() is None:
+        raise JobNotFound(f"no job {job_id!r}")
+
+
 def record_review(
     store: JobStore, job: Job, reviewer: str, verdict: str, reason: str, notes: str | None, ttl_s: float
 ) -> tuple[Review, list[Appeal]]:
     """Append a decision on a succeeded job; decide its pending appeals; update the ``reviewed`` list."""
     if job.status != "succeeded" or job.report is None:
         raise Conflict(f"job {job.id} has no report to review (status {job.status})")
-    now = time.time()
-    review = Review(
-        "rev_" + secrets.token_urlsafe(12), job.id, job.owner, reviewer, verdict, reason, notes, now,
-        job.verdict, job.score, job.sha256, job.kind, None,
-    )  # fmt: skip
     with store.transaction() as db:
+        _lock_job(db, job.id)
+        now = time.time()  # after the lock: decisions are dated in the order they are recorded
+        review = Review(
+            "rev_" + secrets.token_urlsafe(12), job.id, job.owner, reviewer, verdict, reason, notes, now,
+            job.verdict, job.score, job.sha256, job.kind, None,
+        )  # fmt: skip
         pending = [
             _appeal(r)
             for r in db.execute(
@@ -185,6 +203,7 @@ def open_appeal(store: JobStore, job: Job, statement: str) -> Appeal:
         now,
     )
     with store.transaction() as db:
+        _lock_job(db, job.id)
         busy = select(appeals.c.id).where(appeals.c.job_id == job.id, appeals.c.state.in_(PENDING))
         if db.execute(busy).first() is not None:
             raise Conflict(f"job {job.id} already has an appeal waiting for a decision")

@@ -11,7 +11,9 @@
   };
   const HUMAN = { authentic: "Authentic", manipulated: "Manipulated", ai_generated: "AI-generated", inconclusive: "Inconclusive" };
   const STATES = { open: "Waiting", in_review: "In review", upheld: "Upheld", overturned: "Overturned" };
-  const desk = { kind: "appeal", item: null };
+  // item: the queue row opened; appeal: the pending appeal of its job (also for a row of the flagged
+  // queue, which names no appeal: taking it from there did nothing until 2026-12-04)
+  const desk = { kind: "appeal", item: null, appeal: null };
 
   function show(id, visible) { $(id).hidden = !visible; }
 
@@ -161,6 +163,7 @@
     }
     const appeal = job.appeal;
     const pending = appeal && (appeal.state === "open" || appeal.state === "in_review");
+    desk.appeal = pending ? appeal.appeal_id : null;
     show("item-appeal", Boolean(pending));
     if (pending) {
       $("appeal-statement").textContent = appeal.statement;
@@ -183,9 +186,9 @@
   }
 
   function takeAppeal() {
-    const appeal = desk.item && desk.item.appeal_id;
+    const appeal = desk.appeal;
     if (!appeal) return;
-    api("POST", "/v1/appeals/" + appeal + "/start").then((answer) => {
+    api("POST", "/v1/appeals/" + encodeURIComponent(appeal) + "/start").then((answer) => {
       if (answer.status !== 200) {
         $("decision-error").textContent = message(answer);
         show("decision-error", true);

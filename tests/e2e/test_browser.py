@@ -501,3 +501,50 @@ def test_the_api_reference_renders_from_this_service_alone_under_the_pages_csp(
     assert problems == [], "the page logged errors (CSP violations show up here too)"
     assert [u for u in requested if not u.startswith(url) and not u.startswith("data:")] == []
     assert {"/v1/analyze", "/v1/jobs/{job_id}"} <= {p.replace("\u200b", "") for p in paths}
+
+
+def test_reviewer_takes_an_appeal_from_the_flagged_queue(chromium: Path, tmp_path: Path) -> None:
+    """A flagged job its submitter appealed shows "Take this appeal" in the flagged tab too: until
+    2026-12-04 the button did nothing there (it looked for the appeal id in the queue row, which only
+    the appeal queue's rows carry)."""
+    from playwright.sync_api import sync_playwright
+
+    from serving.auth.keys import create_key
+    from tests.support import known_media as km
+    from tests.support.fake_analyzer import FakeAnalyzer
+    from tests.support.servicekit import live_server, make_settings, open_store
+
+    settings = make_settings(tmp_path / "data", tmp_path / "weights")
+    store = open_store(settings)
+    submitter = create_key(store, "newsroom").token
+    reviewer = create_key(store, "desk", "reviewer").token
+    analyzer = FakeAnalyzer(settings, manipulated=0.95)
+    problems: list[str] = []
+    with live_server(settings, analyzer, store) as url, httpx.Client(base_url=url, timeout=30) as client:
+        headers = {"X-API-Key": submitter}
+        answer = client.post("/v1/analyze?name=flagged.jpg", content=km.reviewed_photo(), headers=headers)
+        job_id = answer.headers["x-trueframe-job"]
+        opened = client.post(f"/v1/jobs/{job_id}/appeal", json={"statement": "my own photo"}, headers=headers)
+        assert opened.status_code == 201, opened.text
+        with sync_playwright() as pw:
+            context = _browser(pw, tmp_path / "profile")
+            try:
+                page = context.new_page()
+                _watch(page, problems)
+                page.goto(url + "/review")
+                page.wait_for_selector("#key-panel:not([hidden])")
+                page.fill("#key-input", reviewer)
+                page.click("#key-form button[type=submit]")
+                page.wait_for_selector("#desk:not([hidden])")
+                page.click("#tab-flagged")
+                page.locator("#queue-body tr", has_text="flagged.jpg").wait_for()
+                page.click("#queue-body button")
+                page.wait_for_selector("#take-appeal:not([hidden])")
+                page.click("#take-appeal")
+                page.locator("#appeal-meta", has_text="In review").wait_for(timeout=10_000)
+            finally:
+                context.close()
+        state = client.get(f"/v1/appeals/{opened.json()['appeal_id']}", headers={"X-API-Key": reviewer})
+    store.close()
+    assert state.json()["state"] == "in_review"
+    assert problems == []

@@ -7,7 +7,9 @@ frames are really sampled and hashed, and the store's hash lists really searched
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from detector.errors import TrueframeError
 from detector.report.schema import Report
 from serving.auth.keys import NewKey, create_key
 from serving.jobs.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -380,3 +384,162 @@ def test_erasure_removes_a_keys_jobs_reviews_and_hashes(desk: Desk) -> None:
     assert long.status_code == 404
     assert long.json()["error"]["message"] == f"no key {'f' * 64!r} (cut)"
     assert desk.call(desk.submitter, "POST", "/v1/analyze", content=km.unrelated_photo()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("review", {"verdict": "authentic", "reason": "   \n\t"}),
+        ("review", {"verdict": "authentic", "reason": "seen \x00 it"}),
+        ("review", {"verdict": "authentic", "reason": "ok", "notes": "a\x00b"}),
+        ("appeal", {"statement": " \u3000 "}),
+        ("appeal", {"statement": "it is \x00 real"}),
+    ],
+)
+def test_a_blank_or_nul_reason_or_statement_is_refused(desk: Desk, route: str, body: dict[str, Any]) -> None:
+    """A decision needs a reason and an appeal a statement: until 2026-12-04 one of blanks only was
+    recorded (and decided the pending appeal with a reason of "   "), and a NUL character was stored
+    on SQLite but answered 500 on PostgreSQL, whose text cannot hold it."""
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    key = desk.reviewer if route == "review" else desk.submitter
+    answer = desk.call(key, "POST", f"/v1/jobs/{job_id}/{route}", json=body)
+    assert answer.status_code == 400, answer.text
+    assert error_of(answer)["code"] == "invalid_request"
+    assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}/reviews").json()["reviews"] == []
+    assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}").json()["appeal"] is None
+
+
+def test_reason_and_statement_are_kept_without_surrounding_blanks(desk: Desk) -> None:
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    appeal = desk.call(desk.submitter, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "  real \n"})
+    assert appeal.json()["statement"] == "real"
+    decided = desk.call(
+        desk.reviewer,
+        "POST",
+        f"/v1/jobs/{job_id}/review",
+        json={"verdict": "authentic", "reason": " camera original ", "notes": "  "},
+    )
+    assert (decided.json()["review"]["reason"], decided.json()["review"]["notes"]) == (
+        "camera original",
+        None,
+    )
+
+
+def test_staff_appealing_another_keys_job_is_told_why_not(desk: Desk) -> None:
+    """Reviewers read every job (and the web form shows them its appeal form): until 2026-12-04 their
+    appeal answered `404 job_not_found` for the job they had just read."""
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}").status_code == 200
+    answer = desk.call(desk.reviewer, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "x"})
+    assert answer.status_code == 403, answer.text
+    assert error_of(answer)["code"] == "forbidden"
+    assert "owner" in error_of(answer)["message"]
+    other = desk.call(desk.other, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "x"})
+    assert other.status_code == 404  # another submitter still cannot tell the job exists
+    assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}").json()["appeal"] is None
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "url", "status", "code"),
+    [
+        ("reviewer", "GET", "/v1/appeals/apl_%00x", 404, "appeal_not_found"),
+        ("reviewer", "POST", "/v1/appeals/apl_%00x/start", 404, "appeal_not_found"),
+        ("reviewer", "GET", "/v1/jobs/job_%00/reviews", 404, "job_not_found"),
+        ("reviewer", "GET", "/v1/hash-lists/a%00b/export", 404, "list_not_found"),
+        ("admin", "DELETE", "/v1/hash-lists/a%00b", 404, "list_not_found"),
+        ("reviewer", "GET", "/v1/reviews/queue?kind=flagged&owner=key:%00", 400, "invalid_request"),
+    ],
+)
+def test_a_nul_in_an_id_name_or_owner_is_a_typed_error(
+    desk: Desk, role: str, method: str, url: str, status: int, code: str
+) -> None:
+    """Until 2026-12-04 these reached the store, and PostgreSQL answered a NUL with 500."""
+    answer = desk.call(desk.reviewer if role == "reviewer" else desk.admin, method, url)
+    assert answer.status_code == status, answer.text
+    assert error_of(answer)["code"] == code
+
+
+def _at_once(monkeypatch: pytest.MonkeyPatch, calls: list[Any]) -> list[Any]:
+    """Run ``calls`` in parallel threads, each held before its first insert until all reach one (or
+    3 s pass: a caller waiting for a lock never reaches it), and return their results or errors."""
+    from serving.reviews import records
+
+    barrier = threading.Barrier(len(calls))
+    real_insert = records.insert
+
+    def held_insert(table: Any) -> Any:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=3)
+        return real_insert(table)
+
+    monkeypatch.setattr(records, "insert", held_insert)
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except TrueframeError as exc:  # the test reads the error (Conflict expected)
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_two_appeals_at_once_leave_one_pending(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pending appeal per job: until 2026-12-04 two appeals sent at once on PostgreSQL (read
+    committed) both passed the check and both stayed open."""
+    from serving.http.errors import Conflict
+    from serving.reviews import records
+
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    store = desk.service.store
+    job = store.get(job_id)
+    assert job is not None
+    results = _at_once(
+        monkeypatch,
+        [lambda: records.open_appeal(store, job, "a"), lambda: records.open_appeal(store, job, "b")],
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Appeal", "Conflict"], results
+    assert any(isinstance(r, Conflict) for r in results)
+    pending = [a for a in records.job_appeals(store, job_id) if a.state in records.PENDING]
+    assert len(pending) == 1
+
+
+def test_two_decisions_at_once_decide_the_appeal_once(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until 2026-12-04, on PostgreSQL both decisions decided the same pending appeal (each answered
+    it as decided by itself), and the ``reviewed`` list could keep two items for the job."""
+    from serving.known.lists import REVIEWED
+    from serving.reviews import records
+    from serving.store.schema import known_media
+
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    assert (
+        desk.call(desk.submitter, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "x"}).status_code
+        == 201
+    )
+    store = desk.service.store
+    job = store.get(job_id)
+    assert job is not None
+    decide = [
+        lambda: records.record_review(store, job, "key:r1", "manipulated", "one", None, 3600.0),
+        lambda: records.record_review(store, job, "key:r2", "authentic", "two", None, 3600.0),
+    ]
+    results = _at_once(monkeypatch, decide)
+    assert all(isinstance(r, tuple) for r in results), results
+    assert sorted(len(decided) for _, decided in results) == [0, 1]  # one of them decided the appeal
+    appeal = records.job_appeals(store, job_id)[-1]
+    deciding = next(review for review, decided in results if decided)
+    assert appeal.review_id == deciding.id
+    assert deciding.appeal_id == appeal.id
+    latest = records.latest_review(store, job_id)
+    assert latest is not None
+    assert latest.id != deciding.id  # the later decision is the latest
+
+    items = store.query(
+        select(known_media.c.item).where(known_media.c.list_name == REVIEWED, known_media.c.job_id == job_id)
+    )
+    assert [r["item"] for r in items] == [latest.id]  # the list carries the latest decision, once

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detector.report.schema import ReviewVerdict
 from serving.auth.keys import Principal, Role
@@ -19,7 +19,7 @@ from serving.http.access import Caller, require_role
 from serving.http.errors import AppealNotFound, Conflict, Forbidden, JobNotFound, echoed
 from serving.http.openapi import errors
 from serving.http.state import AppState, State, off_loop
-from serving.jobs.store import Job
+from serving.jobs.store import Job, valid_job_id
 from serving.reviews import records
 from serving.reviews.events import add_event
 from serving.reviews.views import appeal_view, human_review
@@ -28,18 +28,36 @@ router = APIRouter(prefix="/v1", tags=["reviews"])
 STAFF: tuple[Role, ...] = ("reviewer", "admin")
 
 
+def _no_nul(value: str | None) -> str | None:
+    """Refuse a NUL character: PostgreSQL text cannot hold one (it answered 500 there)."""
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
 class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Texts are kept without surrounding blanks; a reason of blanks only is refused, as is a NUL."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     verdict: ReviewVerdict
     reason: str = Field(min_length=1, max_length=2000, description="why, in the reviewer's words")
-    notes: str | None = Field(None, max_length=10000)
+    notes: str | None = Field(None, max_length=10000, description="optional; blanks only count as none")
+
+    _texts = field_validator("reason", "notes")(_no_nul)
+
+    @field_validator("notes")
+    @classmethod
+    def _blank_notes(cls, value: str | None) -> str | None:
+        return value or None
 
 
 class AppealIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     statement: str = Field(min_length=1, max_length=5000, description="why the decision is wrong")
+
+    _texts = field_validator("statement")(_no_nul)
 
 
 def is_staff(caller: Principal) -> bool:
@@ -86,6 +104,8 @@ async def list_reviews(job_id: str, caller: Caller, state: State) -> dict[str, A
     stay readable by the job's owner and by staff until the owner's data is erased.
     """
     owner = None if is_staff(caller) else caller.owner
+    if not valid_job_id(job_id):  # never sent to the store (PostgreSQL answered a NUL with 500)
+        raise JobNotFound(f"no job {echoed(job_id)}")
     job = await off_loop(state.store.get, job_id, owner)
     found = await off_loop(records.job_reviews, state.store, job_id)
     if job is None and not (found and owner in (None, found[0].job_owner)):
@@ -93,12 +113,16 @@ async def list_reviews(job_id: str, caller: Caller, state: State) -> dict[str, A
     return {"job_id": job_id, "reviews": [human_review(r, is_staff(caller)) for r in found]}
 
 
-@router.post("/jobs/{job_id}/appeal", status_code=201, responses=errors(JobNotFound, Conflict))
+@router.post("/jobs/{job_id}/appeal", status_code=201, responses=errors(Forbidden, JobNotFound, Conflict))
 async def appeal_job(job_id: str, body: AppealIn, caller: Caller, state: State) -> JSONResponse:
-    """The job owner asks for another look at a finished analysis (or at its human decision)."""
-    job = await off_loop(state.store.get, job_id, caller.owner)
-    if job is None:
-        raise JobNotFound(f"no job {echoed(job_id)}")
+    """The job owner asks for another look at a finished analysis (or at its human decision).
+
+    Staff, who may read every job, get ``403 forbidden`` for another key's job (not a 404 for a job
+    they can read); any other key gets ``404 job_not_found``.
+    """
+    job = await visible_job(state, caller, job_id)
+    if job.owner != caller.owner:
+        raise Forbidden(f"only the key that submitted job {job.id} (its owner) can appeal it")
     appeal = await off_loop(records.open_appeal, state.store, job, body.statement)
     await _emit(state, job, "appeal.opened", {"appeal": appeal.public(False)})
     return JSONResponse(appeal_view(appeal, is_staff(caller)), status_code=201)
@@ -133,7 +157,7 @@ async def review_queue(
     caller: Caller,
     state: State,
     kind: Literal["appeal", "flagged"] = "appeal",
-    owner: Annotated[str | None, Query(max_length=128)] = None,
+    owner: Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Pending appeals, or model-flagged jobs without a human decision: oldest first, then by score.
