@@ -137,7 +137,7 @@ the fused probability's calibration range). Result and evaluation
 cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 
-REPORT_VERSION = 10
+REPORT_VERSION = 6
 """Bumped whenever a change to the fusion's code (its rules or its sentences), or to a report's words
 alone, changes what a report says for the same findings (version 1: a video's synthetic-image
 sentence names its frames, not "the image", and a non-photographic video is worded as footage; 2:
