@@ -144,13 +144,13 @@ sentence names its frames, not "the image", and a non-photographic video is word
 rule ``uncalibrated``, a verdict from models the fusion was not fitted for kept a step closer to
 uncertain, and worded as such; 3: a clip with one distinct frame is warned about in the singular; 4:
 ``score.logit`` null when rule ``known_match`` decided, as for a signed AI declaration; 5: the summary
-names every reason of ``score.limited``, also when no rule moved the verdict; 6: invalid credentials
-whose failures are only an ingredient's are flagged ``ingredient_invalid``, not ``tampered``, and an
-untrusted signer is no longer listed among the tampering codes; 7: the summary of a signed AI
-declaration says when its signer is not on the trust list; 8: the summary names the stated
-provenance priors in its probability: AI metadata, a trusted capture, a reviewed authentic
-near-duplicate; 9: a video's watermark signal says videos are not searched, not that no mark was
-decoded; 10: no stated prior is given log-odds when a signed AI declaration or a watermark decided).
+names every reason of ``score.limited``, also when no rule moved the verdict; 6, one release:
+invalid credentials whose failures are only an ingredient's are flagged ``ingredient_invalid``, not
+``tampered``, and an untrusted signer is no longer listed among the tampering codes; the summary of
+a signed AI declaration says when its signer is not on the trust list; the summary names the
+stated provenance priors in its probability (AI metadata, a trusted capture, a reviewed authentic
+near-duplicate); a video's watermark signal says videos are not searched, not that no mark was
+decoded; no stated prior is given log-odds when a signed AI declaration or a watermark decided).
 The result key
 includes it; the evaluation cache does not, since it keeps stage outputs and refits the
 fusion on every run."""
