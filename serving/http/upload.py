@@ -23,21 +23,34 @@ from serving.http.errors import PayloadTooLarge, RequestTimeout
 MULTIPART = "multipart/form-data"
 MAX_NAME_CHARS = 255
 """Longest file name accepted, from ``?name=`` (checked by the route) or a multipart part's filename."""
+SMALL_BODY_BYTES = 262_144
+"""Largest body of a ``/v1/`` request that carries no media and no hash list (a review, an appeal,
+a sign-in): their JSON text fields hold at most 12,000 characters, 12 bytes each when escaped. Before,
+such a body could be as large as a video upload and was read and parsed whole before its 400."""
+
+
+def carries_files(path: str) -> bool:
+    """Whether ``path`` takes an upload (media, or a hash-list CSV) rather than a small JSON body."""
+    return path == "/v1/analyze" or (path.startswith("/v1/hash-lists/") and path.endswith("/import"))
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` on paths starting with ``prefix``."""
+    """Refuse request bodies over ``max_bytes`` on the upload paths (:func:`carries_files`) and over
+    :data:`SMALL_BODY_BYTES` on every other path starting with ``prefix``."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0, prefix: str = "/v1/") -> None:
-        self.app, self.max_bytes, self.timeout_s, self.prefix = app, max_bytes, timeout_s, prefix
+        self.app, self.upload_bytes, self.timeout_s, self.prefix = app, max_bytes, timeout_s, prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
+        upload = carries_files(scope["path"])
+        limit = self.upload_bytes if upload else SMALL_BODY_BYTES
+        what = "the upload" if upload else "the request body"
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_error(send, self._declared_error(int(declared)))
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_error(send, _declared_error(what, limit, int(declared)))
             return
         seen = 0
         started = False
@@ -51,8 +64,9 @@ class BodyLimit:
                 raise RequestTimeout(f"no body data for {self.timeout_s:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise self._error(seen)
+                if seen > limit:
+                    message_text = f"{what} passed the limit of {limit} bytes"
+                    raise PayloadTooLarge(message_text, limit=limit, received=seen)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -67,18 +81,11 @@ class BodyLimit:
                 raise
             await _send_error(send, exc)
 
-    def _error(self, size: int) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"the upload passed the limit of {self.max_bytes} bytes", limit=self.max_bytes, received=size
-        )
 
-    def _declared_error(self, declared: int) -> PayloadTooLarge:
-        """Refused on its ``Content-Length`` alone: nothing was received, so the detail says declared."""
-        return PayloadTooLarge(
-            f"the upload declares {declared} bytes; the limit is {self.max_bytes}",
-            limit=self.max_bytes,
-            declared=declared,
-        )
+def _declared_error(what: str, limit: int, declared: int) -> PayloadTooLarge:
+    """Refused on its ``Content-Length`` alone: nothing was received, so the detail says declared."""
+    text = f"{what} declares {declared} bytes; the limit is {limit}"
+    return PayloadTooLarge(text, limit=limit, declared=declared)
 
 
 async def _send_error(send: Send, exc: PayloadTooLarge | RequestTimeout) -> None:

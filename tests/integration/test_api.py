@@ -225,6 +225,33 @@ def test_declared_oversize_length_is_refused_without_reading(service: Service) -
     assert "received" not in details
 
 
+def test_a_json_body_is_held_to_the_small_limit_and_uploads_keep_theirs(service: Service) -> None:
+    """A review or appeal could send up to the video limit (a 100 MB statement was read and parsed
+    whole before its 400); bodies of routes without files now stop at SMALL_BODY_BYTES."""
+    from serving.http.upload import SMALL_BODY_BYTES
+
+    statement = "x" * (SMALL_BODY_BYTES + 1)
+    sent = service.client.post("/v1/jobs/job_doesnotexist/appeal", json={"statement": statement})
+    assert sent.status_code == 413, sent.text
+    assert error_of(sent)["code"] == "payload_too_large"
+    assert error_of(sent)["details"]["limit"] == SMALL_BODY_BYTES
+    assert "the request body" in error_of(sent)["message"]
+    key = service.client.headers["authorization"]
+    head = (
+        "POST /v1/jobs/job_doesnotexist/review HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n"
+        f"Content-Type: application/json\r\nAuthorization: {key}\r\n\r\n"
+    )
+    with _raw_request(service.url, head) as sock:
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["details"]["declared"] == 1_000_000
+    small = service.client.post("/v1/jobs/job_doesnotexist/appeal", json={"statement": "wrong"})
+    assert small.status_code == 404  # under the limit the route answers as before
+    upload = service.client.post("/v1/analyze?name=big.bin", content=b"\x00" * (SMALL_BODY_BYTES * 2))
+    assert upload.status_code != 413  # media keeps the upload limit (this one is simply not media)
+    assert error_of(upload)["code"] != "payload_too_large"
+
+
 def test_a_multipart_body_cut_before_its_end_says_so(service: Service, face_jpeg: bytes) -> None:
     boundary = "tfboundary"
     body = (
