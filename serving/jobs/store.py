@@ -474,8 +474,10 @@ class JobStore:
             )
         ]
         with self.transaction() as db:
-            if expired:
-                db.execute(delete(t.jobs).where(t.jobs.c.id.in_(expired)))
+            if expired:  # expiry checked again: an appeal opened since the select keeps its job
+                c = t.jobs.c
+                gone = delete(t.jobs).where(c.id.in_(expired), c.expires_at.is_not(None), c.expires_at < now)
+                expired = [row.id for row in db.execute(gone.returning(c.id))]
             db.execute(delete(t.sessions).where(t.sessions.c.expires_at < now))
             if cache_ttl_s is not None:
                 db.execute(delete(t.results).where(t.results.c.created_at < now - cache_ttl_s))

@@ -203,6 +203,29 @@ def test_purge_deletes_expired_reports_only(store: JobStore) -> None:
     assert store.cached_report("cd" * 32, "k1", "key:a") is None
 
 
+def test_purge_keeps_a_job_whose_expiry_was_lifted_after_it_was_selected(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The purge selects expired jobs, then deletes them; an appeal opened in between (which lifts the
+    job's expiry) used to be left pending on a deleted job."""
+    appealed, plain = _job(store), _job(store)
+    for job_id in (appealed, plain):
+        store.claim(job_id)
+        store.finish(job_id, "succeeded", 10.0, report={"n": 1})
+    select_expired = store.query
+
+    def appeal_meanwhile(statement: object) -> list[object]:
+        rows = select_expired(statement)  # type: ignore[arg-type]
+        store.keep_until(appealed, None)  # what opening an appeal does to its job
+        return rows
+
+    monkeypatch.setattr(store, "query", appeal_meanwhile)
+    assert store.purge(now=time.time() + 60) == 1
+    monkeypatch.undo()
+    assert store.get(appealed) is not None
+    assert not store.query(select(schema.jobs.c.id).where(schema.jobs.c.id == plain))
+
+
 def test_cache_is_keyed_by_content_result_key_and_owner(store: JobStore) -> None:
     store.cache_report("ef" * 32, "key-a", "key:a", {"score": 0.2})
     store.cache_report("ef" * 32, "key-a", "key:a", {"score": 0.3})  # replaced, not duplicated
