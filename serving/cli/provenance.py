@@ -2,7 +2,8 @@
 
 The card follows Content Credentials Verify: the state in plain words first (tampering, an
 untrusted signer and no credentials are never confused), then signer, tool, actions, the AI
-declaration, ingredients, failure codes and the unsigned metadata hints. ``--json`` prints one
+declaration, ingredients, failure codes, the unsigned metadata hints and, for a still image, whether
+its pixels carry a known invisible watermark (the search ``analyze`` makes). ``--json`` prints one
 line per file: ``{"file": ..., "provenance": {...}}`` or ``{"file": ..., "error": {...}}``.
 """
 
@@ -85,7 +86,27 @@ def _read(reader: ProvenanceReader, path: Path, limit: int) -> ProvenanceReport:
         mime: str | None = sniff(data[:HEAD_BYTES])[2]
     except UnsupportedMediaType:
         mime = None
-    return reader.read(data, mime)
+    report = reader.read(data, mime)
+    return _with_watermark(report, data, path.name) if mime and mime.startswith("image/") else report
+
+
+def _with_watermark(report: ProvenanceReport, data: bytes, name: str) -> ProvenanceReport:
+    """``report`` with the invisible watermark of the image's pixels, decoded as ``analyze`` decodes
+    them; pixels that cannot be decoded leave the card as it is, with a warning saying why."""
+    from detector.media.loader import MediaLoader
+    from detector.media.sampling import FrameSampler
+    from detector.settings import get_settings
+    from detector.stages import marked, watermark_of
+
+    settings = get_settings()
+    loader = MediaLoader(settings.limits)
+    try:
+        media = loader.load(data, name=name)
+        frames = FrameSampler(settings.sampling, loader).sample(media, 1).frames
+    except TrueframeError as exc:
+        warning = f"pixels not searched for an invisible watermark: {exc.code}: {exc.message}"
+        return report.model_copy(update={"warnings": [*report.warnings, warning]})
+    return marked(report, watermark_of(media.info.kind, frames))
 
 
 def card(report: ProvenanceReport, label: str) -> str:
@@ -129,6 +150,12 @@ def card(report: ProvenanceReport, label: str) -> str:
                 lines.append(f"    - {status.code}{where}: {status.meaning}")
     if report.error_code:
         lines.append(f"  Error: {report.error_code}: {report.error_detail}")
+    if report.watermark is not None:
+        mark = report.watermark
+        lines.append(
+            f"  Invisible watermark: {mark.scheme} ({mark.bits} bits, {mark.bit_error_rate:.0%} read wrong); "
+            "a generator's reference pipeline embeds it"
+        )
     if report.metadata_hints:
         lines.append("  Metadata hints (unsigned, not proof):")
         for hint in report.metadata_hints:
