@@ -57,7 +57,8 @@ def check_name(name: str) -> str:
 def bump(db: Connection, deleted: bool = False) -> None:
     """Record a change of the hash lists (call first in the writing transaction: see ``revisions``)."""
     names = ["known_media", "known_media_deleted"] if deleted else ["known_media"]
-    db.execute(update(revisions).where(revisions.c.name.in_(names)).values(value=revisions.c.value + 1))
+    for name in names:  # one row at a time, always in this order: two writers never lock them crosswise
+        db.execute(update(revisions).where(revisions.c.name == name).values(value=revisions.c.value + 1))
 
 
 def ensure_list(db: Connection, name: str, source: str, description: str | None = None) -> None:

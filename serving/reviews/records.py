@@ -22,7 +22,7 @@ from sqlalchemy import Connection, RowMapping, and_, exists, insert, or_, select
 
 from serving.http.errors import AppealNotFound, Conflict, JobNotFound
 from serving.jobs.store import Job, JobStore
-from serving.known.lists import put_reviewed, usable_hashes
+from serving.known.lists import bump, put_reviewed, usable_hashes
 from serving.store.schema import PENDING_APPEALS, appeals, jobs, reviews
 
 AppealState = Literal["open", "in_review", "upheld", "overturned"]
@@ -145,6 +145,7 @@ def record_review(
     if job.status != "succeeded" or job.report is None:
         raise Conflict(f"job {job.id} has no report to review (status {job.status})")
     with store.transaction() as db:
+        bump(db)  # first, as every hash-list writer does: erasing a key bumps it, then deletes its jobs
         _lock_job(db, job.id)
         now = time.time()  # after the lock: decisions are dated in the order they are recorded
         review = Review(
@@ -185,28 +186,21 @@ def open_appeal(store: JobStore, job: Job, statement: str) -> Appeal:
     """The job owner's appeal against the job's current decision; one pending appeal per job."""
     if job.status != "succeeded" or job.report is None:
         raise Conflict(f"only a finished analysis can be appealed (job {job.id} is {job.status})")
-    latest = latest_review(store, job.id)
-    contested = (
-        latest.verdict if latest is not None else MODEL_AS_REVIEW.get(job.verdict or "", "inconclusive")
-    )
-    now = time.time()
-    appeal = Appeal(
-        "apl_" + secrets.token_urlsafe(12),
-        job.id,
-        job.owner,
-        statement,
-        "open",
-        contested,
-        None,
-        None,
-        now,
-        now,
-    )
     with store.transaction() as db:
         _lock_job(db, job.id)
         busy = select(appeals.c.id).where(appeals.c.job_id == job.id, appeals.c.state.in_(PENDING))
         if db.execute(busy).first() is not None:
             raise Conflict(f"job {job.id} already has an appeal waiting for a decision")
+        # read under the lock: a decision recorded just before is the one contested
+        newest = select(reviews.c.verdict).where(reviews.c.job_id == job.id)
+        newest = newest.order_by(reviews.c.created_at.desc(), reviews.c.id.desc()).limit(1)
+        latest = db.execute(newest).scalar()
+        contested = latest if latest is not None else MODEL_AS_REVIEW.get(job.verdict or "", "inconclusive")
+        now = time.time()
+        appeal = Appeal(
+            "apl_" + secrets.token_urlsafe(12), job.id, job.owner, statement, "open", contested, None, None,
+            now, now,
+        )  # fmt: skip
         db.execute(insert(appeals).values(**asdict(appeal)))
         _extend(db, job.id, None)
     return appeal

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -543,3 +544,72 @@ def test_two_decisions_at_once_decide_the_appeal_once(desk: Desk, monkeypatch: p
         select(known_media.c.item).where(known_media.c.list_name == REVIEWED, known_media.c.job_id == job_id)
     )
     assert [r["item"] for r in items] == [latest.id]  # the list carries the latest decision, once
+
+
+def test_a_decision_and_the_erasure_of_its_jobs_key_take_turns(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decision locked its job and then bumped the hash lists' counter, while erasing a key bumps
+    that counter and then deletes the key's jobs: on PostgreSQL the two deadlocked and one failed
+    with a 500. A decision now bumps first, as every hash-list writer does."""
+    from serving.privacy import erase_owner
+    from serving.reviews import records
+
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    store = desk.service.store
+    job = store.get(job_id)
+    assert job is not None
+    locked = threading.Event()
+    real_lock = records._lock_job
+
+    def lock_then_pause(db: Any, ident: str) -> None:
+        real_lock(db, ident)
+        locked.set()
+        time.sleep(1.5)  # the erasure starts while the decision holds its job
+
+    monkeypatch.setattr(records, "_lock_job", lock_then_pause)
+    outcome: dict[str, Any] = {}
+
+    def run(name: str, call: Any) -> None:
+        try:
+            outcome[name] = call()
+        except Exception as exc:  # noqa: BLE001  # the test reports whichever side failed
+            outcome[name] = exc
+
+    decide = threading.Thread(
+        target=run,
+        args=("decide", lambda: records.record_review(store, job, "key:r", "authentic", "ok", None, 60.0)),
+    )
+    decide.start()
+    assert locked.wait(10)
+    erase = threading.Thread(target=run, args=("erase", lambda: erase_owner(store, job.owner)))
+    erase.start()
+    decide.join(30)
+    erase.join(30)
+    assert not any(isinstance(v, Exception) for v in outcome.values()), outcome
+    assert outcome["erase"]["jobs"] >= 1
+    assert store.get(job_id) is None
+
+
+def test_an_appeal_contests_a_decision_recorded_just_before_it(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contested verdict was read before the appeal's transaction, so a decision landing in
+    between left the appeal contesting the earlier verdict (and a later decision repeating the
+    current one was recorded as overturned). It is now read under the job's lock."""
+    from serving.reviews import records
+
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    store = desk.service.store
+    job = store.get(job_id)
+    assert job is not None
+    real_transaction = store.transaction
+
+    def decision_lands_first() -> Any:
+        monkeypatch.setattr(store, "transaction", real_transaction)
+        records.record_review(store, job, "key:r", "manipulated", "seen", None, 60.0)  # another reviewer
+        return real_transaction()
+
+    monkeypatch.setattr(store, "transaction", decision_lands_first)
+    appeal = records.open_appeal(store, job, "it is real")
+    assert appeal.contested_verdict == "manipulated"
