@@ -111,6 +111,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        code = _run(args)
+        sys.stdout.flush()  # output still buffered meets a closed reader here, not at interpreter exit
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # another pipe (a socket, a child process): a bug, not the reader going away
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The chosen command; typed errors become one line (JSON under ``--json``) and exit code 2."""
+    try:
         from detector.settings import check_setting_names
 
         check_setting_names(os.environ)  # every command, those that read no setting too (`schema`)
@@ -124,10 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        if not _stdout_closed():
-            raise  # another pipe (a socket, a child process): a bug, not the reader going away
-        return EXIT_BROKEN_PIPE
     return code
 
 
