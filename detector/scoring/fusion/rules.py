@@ -355,7 +355,8 @@ class Fusion:
         if logit is not None and vouched:
             logit += priors.known_authentic
         # a signed AI declaration or a watermark decides with P = 1 and no fused log-odds: no prior counts
-        decided = signed_ai_declaration(prov) or (prov is not None and prov.watermark is not None)
+        # (a known match's floor does not: P is the fused one where it is above the floor)
+        decided = provenance_decides(prov)
         counted = pixel_logit is not None and not decided
         signals.append(known_match_signal(known, priors.known_authentic if vouched and counted else None))
         signals.append(credentials_signal(prov, capture, priors.trusted_capture if counted else None))
@@ -391,7 +392,7 @@ class Fusion:
         rule: str | None = None
         known = inputs.known_match
         spread: tuple[float, float] | None = None
-        if signed_ai_declaration(prov) or (prov is not None and prov.watermark is not None):
+        if provenance_decides(prov):
             verdict: Verdict = "ai_generated"
             rule = "signed_ai_declaration" if signed_ai_declaration(prov) else "invisible_watermark"
             p: float | None = 1.0
@@ -470,6 +471,12 @@ class Fusion:
         if self.mismatch:
             basis += "; fusion parameters were not fitted for " + ", ".join(self.mismatch)
         return basis + "."
+
+
+def provenance_decides(prov: ProvenanceReport | None) -> bool:
+    """Whether the file's own evidence decides ``ai_generated`` with P = 1: a signed AI declaration
+    (rule 1) or a generator's invisible watermark; one test for the verdict and for the priors."""
+    return signed_ai_declaration(prov) or (prov is not None and prov.watermark is not None)
 
 
 def provenance_flag(
