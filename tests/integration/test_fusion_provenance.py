@@ -180,6 +180,17 @@ def test_a_signed_ai_declarations_summary_says_whether_its_signer_is_trusted(
     assert trusted.state == "trusted"
     summary = fusion.fuse(FusionInputs(face_logit=0.3, provenance=trusted)).summary
     assert summary == "AI-generated: valid Content Credentials from C2PA Test Signing Cert declare it."
+    manifest = untrusted.active_manifest
+    assert manifest is not None
+    nameless = manifest.signer.model_copy(update={"organisation": None, "common_name": None})
+    unnamed = untrusted.model_copy(
+        update={"active_manifest": manifest.model_copy(update={"signer": nameless})}
+    )  # it read "signed as an unnamed signer by a signer not on your trust list"
+    summary = fusion.fuse(FusionInputs(face_logit=0.3, provenance=unnamed)).summary
+    assert (
+        summary
+        == "AI-generated: valid Content Credentials from an unnamed signer not on your trust list declare it."
+    )
 
 
 def test_the_summary_names_unsigned_ai_metadata_that_moved_the_probability(fusion: Fusion) -> None:

@@ -343,10 +343,14 @@ def summary_sentence(
         wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
         text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
         if prov.state != "trusted":
+            claimed = _signer(prov)
             text = (
-                f"{wording}: valid Content Credentials declare it, signed as {_signer(prov)} by a "
+                f"{wording}: valid Content Credentials declare it, signed as {claimed} by a "
                 "signer not on your trust list, so who signed cannot be confirmed."
             )
+            if claimed in ("an unknown signer", "an unnamed signer"):  # no name to repeat
+                where = f"from {claimed} not on your trust list"
+                text = f"{wording}: valid Content Credentials {where} declare it."
     elif rule == "known_match" and known is not None:
         when = known.reviewed_at.strftime("%Y-%m-%d")
         text = (
