@@ -18,7 +18,7 @@ from tests.support.c2pa_signing import (
     unsigned_media,
 )
 from tests.support.fusion_params import FACE, STRONG_REAL, SYNTH, make_params, manipulated
-from tests.support.provenance_fixtures import read_fixture
+from tests.support.provenance_fixtures import read_fixture, sd_parameters
 
 
 @pytest.fixture(scope="module")
@@ -196,15 +196,9 @@ def test_a_signed_ai_declarations_summary_says_whether_its_signer_is_trusted(
 def test_the_summary_names_unsigned_ai_metadata_that_moved_the_probability(fusion: Fusion) -> None:
     """A ComfyUI / A1111 PNG's parameters add the stated metadata prior: the summary's probability is
     then not the detectors' alone, and a reviewer repeating it must hear of the metadata."""
-    from detector.provenance.types import MetadataHint, ProvenanceReport
+    from detector.provenance.types import ProvenanceReport
 
-    hint = MetadataHint(
-        name="png_sd_parameters",
-        value="Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1",
-        strength="strong",
-        source="png_text",
-        indicates="generative_ai",
-    )
+    hint = sd_parameters("Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1")
     prov = ProvenanceReport(state="absent", state_description="none", metadata_hints=[hint])
     plain = fusion.fuse(FusionInputs(face_logit=0.3))
     score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=prov))

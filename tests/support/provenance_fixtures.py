@@ -7,7 +7,7 @@ from pathlib import Path
 from detector.errors import UnsupportedMediaType
 from detector.media.sniff import HEAD_BYTES, sniff
 from detector.provenance.reader import ProvenanceReader
-from detector.provenance.types import ProvenanceReport
+from detector.provenance.types import MetadataHint, ProvenanceReport
 
 
 def read_fixture(reader: ProvenanceReader, path: Path) -> ProvenanceReport:
@@ -18,3 +18,10 @@ def read_fixture(reader: ProvenanceReader, path: Path) -> ProvenanceReport:
     except UnsupportedMediaType:
         mime = None
     return reader.read(data, mime)
+
+
+def sd_parameters(value: str = "Steps: 20") -> MetadataHint:
+    """An A1111 ``parameters`` PNG chunk, as the metadata reader reports it (strong, generative AI)."""
+    return MetadataHint(
+        name="png_sd_parameters", value=value, strength="strong", source="png_text", indicates="generative_ai"
+    )

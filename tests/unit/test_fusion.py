@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.provenance.types import ActiveManifest, AIDeclaration, MetadataHint, ProvenanceReport
+from detector.provenance.types import ActiveManifest, AIDeclaration, ProvenanceReport
 from detector.scoring.fusion.fit import (
     choose_thresholds,
     dump_parameters,
@@ -26,6 +26,7 @@ from detector.scoring.scope import Scope, check_frame
 from tests.support import mediagen
 from tests.support.c2pa_signing import DIGITAL_CAPTURE
 from tests.support.fusion_params import FACE, SYNTH, make_params, manipulated
+from tests.support.provenance_fixtures import sd_parameters
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +73,7 @@ def test_fused_score_is_monotone_in_provenance_evidence(fusion: Fusion, face: fl
     plain = manipulated(fusion.fuse(FusionInputs(face_logit=face, provenance=prov())))
     capture = prov(state="trusted", active_manifest=capture_manifest())
     assert manipulated(fusion.fuse(FusionInputs(face_logit=face, provenance=capture))) < plain
-    hint = MetadataHint(
-        name="png_sd_parameters",
-        value="Steps: 20",
-        strength="strong",
-        source="png_text",
-        indicates="generative_ai",
-    )
+    hint = sd_parameters()
     assert (
         manipulated(fusion.fuse(FusionInputs(face_logit=face, provenance=prov(metadata_hints=[hint]))))
         > plain

@@ -8,6 +8,7 @@ import pytest
 
 from detector.provenance.watermark import SDXL_MESSAGE, block_bits, decode_bits, find_watermark
 from tests.support import mediagen
+from tests.support.provenance_fixtures import sd_parameters
 
 
 @pytest.fixture(scope="module")
@@ -99,16 +100,10 @@ def test_a_videos_signal_says_videos_are_not_searched() -> None:
 def test_metadata_beside_a_deciding_watermark_claims_no_log_odds() -> None:
     """The watermark rule decides with no fused log-odds (``score.logit`` null): an A1111 parameters
     chunk beside it must not say it "adds 1.50 log-odds" to a score that is not computed."""
-    from detector.provenance.types import InvisibleWatermark, MetadataHint, ProvenanceReport
+    from detector.provenance.types import InvisibleWatermark, ProvenanceReport
     from detector.scoring.fusion.rules import Fusion, FusionInputs
 
-    hint = MetadataHint(
-        name="png_sd_parameters",
-        value="Steps: 20",
-        strength="strong",
-        source="png_text",
-        indicates="generative_ai",
-    )
+    hint = sd_parameters()
     mark = InvisibleWatermark(scheme="stable-diffusion-v1", bit_error_rate=0.04, bits=136)
     prov = ProvenanceReport(state="absent", state_description="none", metadata_hints=[hint], watermark=mark)
     score = Fusion.load().fuse(FusionInputs(synthetic_logit=-3.0, provenance=prov, media_kind="image"))
