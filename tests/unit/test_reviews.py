@@ -7,90 +7,34 @@ frames are really sampled and hashed, and the store's hash lists really searched
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from sqlalchemy import select
 
-from detector.errors import TrueframeError
 from detector.report.schema import Report
-from serving.auth.keys import NewKey, create_key
+from serving.auth.keys import create_key
 from serving.jobs.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.support import known_media as km
 from tests.support.fake_analyzer import FakeAnalyzer
+from tests.support.review_desk import Desk, open_desk
 from tests.support.servicekit import (
-    FakeService,
     WebhookSink,
     error_of,
     fake_service,
     make_settings,
     open_store,
-    poll_job,
-    webhook_sink,
 )
 
 pytestmark = pytest.mark.usefixtures("database_url")  # SQLite, then PostgreSQL
 
 
-@dataclass
-class Desk:
-    """A service with a submitter (webhook URL set), a second submitter, a reviewer and an admin."""
-
-    service: FakeService
-    submitter: NewKey
-    other: NewKey
-    reviewer: NewKey
-    admin: NewKey
-    sink: WebhookSink
-
-    def call(self, key: NewKey, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self.service.client.request(method, url, headers={"X-API-Key": key.token}, **kwargs)
-
-    def upload(self, key: NewKey, data: bytes, name: str = "upload") -> str:
-        """Analyse ``data`` (image: answered at once, video: polled) and return its job id."""
-        answer = self.call(key, "POST", f"/v1/analyze?name={name}", content=data)
-        assert answer.status_code in (200, 202), answer.text
-        if answer.status_code == 200:
-            return answer.headers["x-trueframe-job"]
-        job_id: str = answer.json()["job_id"]
-        done = poll_job(self.service.client, job_id, timeout=60, headers={"X-API-Key": key.token})
-        assert done["status"] == "succeeded", done
-        return job_id
-
-    def report(self, key: NewKey, job_id: str) -> dict[str, Any]:
-        answer = self.call(key, "GET", f"/v1/jobs/{job_id}")
-        assert answer.status_code == 200, answer.text
-        report: dict[str, Any] = answer.json()["report"]
-        return report
-
-    def review(self, job_id: str, verdict: str, reason: str = "checked the source") -> httpx.Response:
-        return self.call(
-            self.reviewer, "POST", f"/v1/jobs/{job_id}/review", json={"verdict": verdict, "reason": reason}
-        )
-
-
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
-    with webhook_sink() as sink:
-        settings = make_settings(tmp_path / "data", tmp_path / "weights", callback_allow_private=True)
-        store = open_store(settings)
-        keys = (
-            create_key(store, "newsroom", "submitter", webhook_url=sink.url),
-            create_key(store, "other", "submitter"),
-            create_key(store, "desk", "reviewer"),
-            create_key(store, "ops", "admin"),
-        )
-        store.close()
-        with fake_service(settings, FakeAnalyzer(settings, manipulated=0.2), known=True) as service:
-            yield Desk(service, *keys, sink)
+    with open_desk(tmp_path) as opened:
+        yield opened
 
 
 def test_a_jobs_events_reach_its_webhook_in_order_when_one_is_slow(
@@ -458,158 +402,3 @@ def test_a_nul_in_an_id_name_or_owner_is_a_typed_error(
     answer = desk.call(desk.reviewer if role == "reviewer" else desk.admin, method, url)
     assert answer.status_code == status, answer.text
     assert error_of(answer)["code"] == code
-
-
-def _at_once(monkeypatch: pytest.MonkeyPatch, calls: list[Any]) -> list[Any]:
-    """Run ``calls`` in parallel threads, each held before its first insert until all reach one (or
-    3 s pass: a caller waiting for a lock never reaches it), and return their results or errors."""
-    from serving.reviews import records
-
-    barrier = threading.Barrier(len(calls))
-    real_insert = records.insert
-
-    def held_insert(table: Any) -> Any:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait(timeout=3)
-        return real_insert(table)
-
-    monkeypatch.setattr(records, "insert", held_insert)
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        try:
-            results[i] = calls[i]()
-        except TrueframeError as exc:  # the test reads the error (Conflict expected)
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
-
-
-def test_two_appeals_at_once_leave_one_pending(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One pending appeal per job: until 2026-12-04 two appeals sent at once on PostgreSQL (read
-    committed) both passed the check and both stayed open."""
-    from serving.http.errors import Conflict
-    from serving.reviews import records
-
-    job_id = desk.upload(desk.submitter, km.reviewed_photo())
-    store = desk.service.store
-    job = store.get(job_id)
-    assert job is not None
-    results = _at_once(
-        monkeypatch,
-        [lambda: records.open_appeal(store, job, "a"), lambda: records.open_appeal(store, job, "b")],
-    )
-    assert sorted(type(r).__name__ for r in results) == ["Appeal", "Conflict"], results
-    assert any(isinstance(r, Conflict) for r in results)
-    pending = [a for a in records.job_appeals(store, job_id) if a.state in records.PENDING]
-    assert len(pending) == 1
-
-
-def test_two_decisions_at_once_decide_the_appeal_once(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until 2026-12-04, on PostgreSQL both decisions decided the same pending appeal (each answered
-    it as decided by itself), and the ``reviewed`` list could keep two items for the job."""
-    from serving.known.lists import REVIEWED
-    from serving.reviews import records
-    from serving.store.schema import known_media
-
-    job_id = desk.upload(desk.submitter, km.reviewed_photo())
-    assert (
-        desk.call(desk.submitter, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "x"}).status_code
-        == 201
-    )
-    store = desk.service.store
-    job = store.get(job_id)
-    assert job is not None
-    decide = [
-        lambda: records.record_review(store, job, "key:r1", "manipulated", "one", None, 3600.0),
-        lambda: records.record_review(store, job, "key:r2", "authentic", "two", None, 3600.0),
-    ]
-    results = _at_once(monkeypatch, decide)
-    assert all(isinstance(r, tuple) for r in results), results
-    assert sorted(len(decided) for _, decided in results) == [0, 1]  # one of them decided the appeal
-    appeal = records.job_appeals(store, job_id)[-1]
-    deciding = next(review for review, decided in results if decided)
-    assert appeal.review_id == deciding.id
-    assert deciding.appeal_id == appeal.id
-    latest = records.latest_review(store, job_id)
-    assert latest is not None
-    assert latest.id != deciding.id  # the later decision is the latest
-
-    items = store.query(
-        select(known_media.c.item).where(known_media.c.list_name == REVIEWED, known_media.c.job_id == job_id)
-    )
-    assert [r["item"] for r in items] == [latest.id]  # the list carries the latest decision, once
-
-
-def test_a_decision_and_the_erasure_of_its_jobs_key_take_turns(
-    desk: Desk, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A decision locked its job and then bumped the hash lists' counter, while erasing a key bumps
-    that counter and then deletes the key's jobs: on PostgreSQL the two deadlocked and one failed
-    with a 500. A decision now bumps first, as every hash-list writer does."""
-    from serving.privacy import erase_owner
-    from serving.reviews import records
-
-    job_id = desk.upload(desk.submitter, km.reviewed_photo())
-    store = desk.service.store
-    job = store.get(job_id)
-    assert job is not None
-    locked = threading.Event()
-    real_lock = records._lock_job
-
-    def lock_then_pause(db: Any, ident: str) -> None:
-        real_lock(db, ident)
-        locked.set()
-        time.sleep(1.5)  # the erasure starts while the decision holds its job
-
-    monkeypatch.setattr(records, "_lock_job", lock_then_pause)
-    outcome: dict[str, Any] = {}
-
-    def run(name: str, call: Any) -> None:
-        try:
-            outcome[name] = call()
-        except Exception as exc:  # noqa: BLE001  # the test reports whichever side failed
-            outcome[name] = exc
-
-    decide = threading.Thread(
-        target=run,
-        args=("decide", lambda: records.record_review(store, job, "key:r", "authentic", "ok", None, 60.0)),
-    )
-    decide.start()
-    assert locked.wait(10)
-    erase = threading.Thread(target=run, args=("erase", lambda: erase_owner(store, job.owner)))
-    erase.start()
-    decide.join(30)
-    erase.join(30)
-    assert not any(isinstance(v, Exception) for v in outcome.values()), outcome
-    assert outcome["erase"]["jobs"] >= 1
-    assert store.get(job_id) is None
-
-
-def test_an_appeal_contests_a_decision_recorded_just_before_it(
-    desk: Desk, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The contested verdict was read before the appeal's transaction, so a decision landing in
-    between left the appeal contesting the earlier verdict (and a later decision repeating the
-    current one was recorded as overturned). It is now read under the job's lock."""
-    from serving.reviews import records
-
-    job_id = desk.upload(desk.submitter, km.reviewed_photo())
-    store = desk.service.store
-    job = store.get(job_id)
-    assert job is not None
-    real_transaction = store.transaction
-
-    def decision_lands_first() -> Any:
-        monkeypatch.setattr(store, "transaction", real_transaction)
-        records.record_review(store, job, "key:r", "manipulated", "seen", None, 60.0)  # another reviewer
-        return real_transaction()
-
-    monkeypatch.setattr(store, "transaction", decision_lands_first)
-    appeal = records.open_appeal(store, job, "it is real")
-    assert appeal.contested_verdict == "manipulated"
