@@ -184,6 +184,18 @@ UNTRUSTED = "signingCredential.untrusted"
 """The only failure code that is about trust, not tampering: the content may be intact."""
 
 
+def strong_ai_hints(report: ProvenanceReport | None) -> list[MetadataHint]:
+    """The unsigned metadata hints that strongly indicate generative AI or an AI edit: the ones the
+    fusion's metadata rule (rule 4) counts, and that its sentences name."""
+    if report is None:
+        return []
+    return [
+        h
+        for h in report.metadata_hints
+        if h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
+    ]
+
+
 def broken_codes(report: ProvenanceReport, scope: Literal["active", "ingredient"]) -> list[str]:
     """The failure codes of ``scope`` that mean breakage or tampering (an untrusted signer left out)."""
     return [c for c in report.failure_codes_for(scope) if c != UNTRUSTED]

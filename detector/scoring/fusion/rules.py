@@ -64,7 +64,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from detector.provenance.types import ProvenanceReport, broken_codes, source_type_term
+from detector.provenance.types import ProvenanceReport, broken_codes, source_type_term, strong_ai_hints
 from detector.report.schema import KnownMatch, Score, Signal, Verdict
 from detector.scoring.fusion.params import (
     FUSION_FILE,
@@ -255,10 +255,7 @@ def trusted_capture(provenance: ProvenanceReport | None) -> bool:
 
 def metadata_ai_hint(provenance: ProvenanceReport | None) -> bool:
     """Rule 4: unsigned metadata strongly indicating generative AI or an AI edit."""
-    return provenance is not None and any(
-        h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
-        for h in provenance.metadata_hints
-    )
+    return bool(strong_ai_hints(provenance))
 
 
 def _section_key(inputs: FusionInputs) -> str | None:

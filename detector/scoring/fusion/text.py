@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from detector.provenance.types import ProvenanceReport, broken_codes
+from detector.provenance.types import ProvenanceReport, broken_codes, strong_ai_hints
 from detector.report.schema import DECIDING_SIGNALS, KnownMatch, Signal, Verdict
 from detector.scoring.logodds import sigmoid
 
@@ -290,11 +290,7 @@ def metadata_signal(prov: ProvenanceReport, hint: bool, prior: float | None, dec
     """Unsigned metadata hints: counted (as a stated prior) only when they strongly indicate AI, and
     not when a signed declaration or a watermark ``decided`` the verdict."""
     if hint:
-        strong = next(
-            h
-            for h in prov.metadata_hints
-            if h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
-        )
+        strong = strong_ai_hints(prov)[0]
         effect = f"; {_effect(prior)}" if prior is not None else ""
         if decided:
             effect = "; not counted, since a stated rule decided the verdict"
@@ -414,13 +410,7 @@ def _stated_words(signal: Signal, prov: ProvenanceReport | None) -> str:
     assert signal.contribution is not None
     amount = f"{signal.contribution:+.2f} log-odds"
     if signal.name == "metadata" and prov is not None:
-        names = ", ".join(
-            dict.fromkeys(
-                h.name
-                for h in prov.metadata_hints
-                if h.strength == "strong" and h.indicates in ("generative_ai", "ai_edited")
-            )
-        )
+        names = ", ".join(dict.fromkeys(h.name for h in strong_ai_hints(prov)))
         return f"unsigned metadata that indicates generative AI ({names}; not a signature, {amount})"
     if signal.name == "content_credentials" and prov is not None:
         who = _signer(prov)
