@@ -78,15 +78,18 @@ def _models(
 
     from detector.faces.extract import FaceExtractor, crop_face
     from detector.models import create_model
+    from detector.models._manifest import load_manifest
+    from detector.runtime import model_dtype, select_device
 
     weights = settings.models.weights_dir
+    manifest = load_manifest()
     rows: list[Row] = []
     names = [settings.models.face_model, settings.models.synthetic_model]
     for name in [n for n in names if n]:
         full = create_model(name, weights_dir=weights, device=device, dtype=torch.float32)
         half = create_model(name, weights_dir=weights, device=device, dtype=torch.float16)
         cpu = create_model(name, weights_dir=weights)
-        auto = create_model(name, weights_dir=weights, device=device).dtype
+        auto = model_dtype("auto", select_device(device), manifest.models[name].half_precision)  # no 4th load
         spec = full.spec
         if name == settings.models.face_model:
             extractor = FaceExtractor(FaceSettings(), device)

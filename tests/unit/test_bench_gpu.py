@@ -44,6 +44,7 @@ def test_the_model_rows_compare_precisions_and_devices_on_real_inputs() -> None:
     for _, case, result in agreement:
         assert "real inputs" in case
         assert "cpu vs CPU in float32 0.0e+00" in result  # the same device
+        assert result.endswith("precision auto runs float32")  # a CPU never gets float16 from auto
         assert float(result.split("probability ")[1].split(";")[0]) > 0  # float16 really ran
     assert len([r for r in rows if r[2].endswith("crops/s")]) == 4  # two precisions per model
 
