@@ -133,6 +133,7 @@
 
   function openItem(item) {
     desk.item = item;
+    desk.appeal = null;  // set again once the job is read: a failed read must not keep the last item's
     Promise.all([api("GET", "/v1/jobs/" + item.job_id), api("GET", "/v1/jobs/" + item.job_id + "/reviews")]).then(([job, history]) => {
       if (job.status !== 200) {
         $("decision-error").textContent = message(job);
