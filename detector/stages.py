@@ -137,7 +137,7 @@ the fused probability's calibration range). Result and evaluation
 cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 
-REPORT_VERSION = 6
+REPORT_VERSION = 7
 """Bumped whenever a change to the fusion's code (its rules or its sentences), or to a report's words
 alone, changes what a report says for the same findings (version 1: a video's synthetic-image
 sentence names its frames, not "the image", and a non-photographic video is worded as footage; 2:
@@ -150,7 +150,9 @@ invalid credentials whose failures are only an ingredient's are flagged ``ingred
 a signed AI declaration says when its signer is not on the trust list; the summary names the
 stated provenance priors in its probability (AI metadata, a trusted capture, a reviewed authentic
 near-duplicate); a video's watermark signal says videos are not searched, not that no mark was
-decoded; no stated prior is given log-odds when a signed AI declaration or a watermark decided).
+decoded; no stated prior is given log-odds when a signed AI declaration or a watermark decided; 7:
+the file's own intact manifest decides with its own AI declaration when only an ingredient's
+credentials fail).
 The result key
 includes it; the evaluation cache does not, since it keeps stage outputs and refits the
 fusion on every run."""

@@ -201,6 +201,32 @@ def broken_codes(report: ProvenanceReport, scope: Literal["active", "ingredient"
     return [c for c in report.failure_codes_for(scope) if c != UNTRUSTED]
 
 
+def ingredient_only_failure(provenance: ProvenanceReport) -> bool:
+    """An invalid store whose failures, beyond an untrusted signer, are all an ingredient's: the
+    file's own credentials verify (the SDK still calls the whole store invalid)."""
+    return not broken_codes(provenance, "active") and bool(broken_codes(provenance, "ingredient"))
+
+
+def own_intact_declaration(provenance: ProvenanceReport) -> bool:
+    """The file's own manifest verifies (only an ingredient's credentials fail) and declares AI in
+    its own actions, not through an ingredient whose credentials may be the broken ones."""
+    return (
+        provenance.state == "invalid"
+        and ingredient_only_failure(provenance)
+        and not provenance.ai_declaration.from_ingredient
+        and provenance.ai_declaration.value != "none_declared"
+    )
+
+
+def own_signer_trusted(report: ProvenanceReport) -> bool:
+    """The active manifest's signer chains to a configured trust anchor (also when the store as a
+    whole is invalid because an ingredient's credentials fail)."""
+    return report.state == "trusted" or any(
+        s.code == "signingCredential.trusted" and s.kind == "success" and s.scope == "active"
+        for s in report.status_codes
+    )
+
+
 # One plain-language line per C2PA validation status code (C2PA 2.x spec, section "Returning
 # validation results"). Unknown codes get GENERIC_MEANING; the SDK's explanation is kept beside it.
 STATUS_MEANINGS: dict[str, str] = {

@@ -62,12 +62,14 @@ def test_invalid_manifests_are_flagged_beside_the_unchanged_pixel_score(
     for face in (STRONG_REAL, 0.5, 4.0):
         reference = fusion.fuse(FusionInputs(face_logit=face))
         for path in _fixtures(shared_data, "invalid"):
+            if path.name == "c2pa-python__CIE-sig-CA.jpg":
+                continue  # its own manifest is intact and declares AI: the test above
             report = read_fixture(anchored, path)
             score = fusion.fuse(FusionInputs(face_logit=face, provenance=report))
             assert score.provenance_flag in ("tampered", "ingredient_invalid", "unreadable"), path.name
             assert score.manipulated == reference.manipulated
             assert score.verdict == reference.verdict
-            assert score.rule is None  # CIE-sig-CA declares AI, but an invalid manifest decides nothing
+            assert score.rule is None
             flag = next(s for s in score.signals if s.name == "content_credentials")
             assert flag.kind == "flag"
             assert flag.contribution is None
@@ -143,21 +145,39 @@ def test_signed_trusted_capture_is_authentic_evidence(
 
 
 def test_an_ingredients_broken_credentials_are_not_called_tampering_of_the_file(
-    shared_data: Path, fusion: Fusion
+    shared_data: Path, anchored: ProvenanceReader, fusion: Fusion
 ) -> None:
     """CIE-sig-CA.jpg's own manifest verifies; only its ingredient's claim signature fails. The card
-    says so, and so must the score's flag, signal and summary; an untrusted signer is no tampering code."""
-    report = read_fixture(ProvenanceReader(), shared_data / "c2pa/invalid/c2pa-python__CIE-sig-CA.jpg")
+    says so, and so must the score's flag, signal and summary; an untrusted signer is no tampering code.
+    The file's own intact manifest declares it AI-generated in its own actions: that declaration is
+    as sound as a valid store's and decides (until 2026-12-04 it was not counted)."""
+    path = shared_data / "c2pa/invalid/c2pa-python__CIE-sig-CA.jpg"
+    report = read_fixture(ProvenanceReader(), path)
     assert report.state == "invalid"
-    score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=report))
+    assert report.ai_declaration.value == "generated"
+    assert not report.ai_declaration.from_ingredient
+    score = fusion.fuse(FusionInputs(face_logit=-3.0, provenance=report))
     assert score.provenance_flag == "ingredient_invalid"
+    assert (score.verdict, score.rule, score.manipulated) == ("ai_generated", "signed_ai_declaration", 1.0)
     signal = next(s for s in score.signals if s.name == "content_credentials")
-    assert "own Content Credentials are intact" in signal.sentence
+    assert signal.sentence.startswith("This file's own Content Credentials, intact, from ")
+    assert "(a signer not on your trust list) declare the content AI-generated" in signal.sentence
     assert "claimSignature.mismatch" in signal.sentence
     assert "signingCredential.untrusted" not in signal.sentence
-    assert "AI generation they declare is not counted" in signal.sentence
     assert "tampered" not in score.summary
+    assert score.summary.startswith("AI-generated: its own intact Content Credentials declare it, signed as ")
     assert "an ingredient's are invalid" in score.summary
+    summary = fusion.fuse(FusionInputs(face_logit=-3.0, provenance=read_fixture(anchored, path))).summary
+    assert summary.startswith("AI-generated: its own intact Content Credentials from ")
+    assert "trust list" not in summary
+    inherited = report.model_copy(
+        update={"ai_declaration": report.ai_declaration.model_copy(update={"from_ingredient": True})}
+    )  # passed on by an ingredient, whose credentials may be the broken ones: not counted
+    score = fusion.fuse(FusionInputs(face_logit=-3.0, provenance=inherited))
+    assert score.rule != "signed_ai_declaration"
+    assert score.verdict != "ai_generated"
+    signal = next(s for s in score.signals if s.name == "content_credentials")
+    assert "AI generation they declare is not counted" in signal.sentence
     tampered = read_fixture(ProvenanceReader(), shared_data / "c2pa/invalid/c2pa-rs__E-sig-CA.jpg")
     score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=tampered))
     assert score.provenance_flag == "tampered"

@@ -11,7 +11,10 @@ as a noisy-OR of the two single-signal sub-models: the item is fake if either de
 Provenance is evidence of another kind and follows stated rules, not fitted weights:
 
 1. A *valid* manifest (``trusted`` or ``valid_untrusted``) declaring ``generated`` or ``ai_edited``
-   makes the verdict ``ai_generated`` (AI-edited wording for edits) whatever the pixels say.
+   makes the verdict ``ai_generated`` (AI-edited wording for edits) whatever the pixels say. So does
+   the file's own manifest declaring it in its own actions when only an ingredient's credentials
+   fail (flag ``ingredient_invalid``): its signature and hashes verify, so its declaration is as
+   sound as a valid store's; a declaration passed on from an ingredient is not counted then.
 2. An ``invalid`` (or ``unreadable``) manifest is reported as ``provenance_flag`` beside the pixel
    score and never changes it.
 3. A *trusted* camera capture (``c2pa.created`` with IPTC ``digitalCapture``, no edit actions)
@@ -64,7 +67,13 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from detector.provenance.types import ProvenanceReport, broken_codes, source_type_term, strong_ai_hints
+from detector.provenance.types import (
+    ProvenanceReport,
+    ingredient_only_failure,
+    own_intact_declaration,
+    source_type_term,
+    strong_ai_hints,
+)
 from detector.report.schema import KnownMatch, Score, Signal, Verdict
 from detector.scoring.fusion.params import (
     FUSION_FILE,
@@ -229,12 +238,13 @@ def _base_signal(combined: Combined) -> Signal:
 
 
 def signed_ai_declaration(provenance: ProvenanceReport | None) -> bool:
-    """Rule 1: a valid manifest declares generated or AI-edited content."""
-    return (
-        provenance is not None
-        and provenance.state in VALID_STATES
-        and provenance.ai_declaration.value in ("generated", "ai_edited")
-    )
+    """Rule 1: a valid manifest declares generated or AI-edited content, or the file's own intact
+    manifest does in its own actions while only an ingredient's credentials fail."""
+    if provenance is None or provenance.ai_declaration.value not in ("generated", "ai_edited"):
+        return False
+    if provenance.state in VALID_STATES:
+        return True
+    return own_intact_declaration(provenance)
 
 
 def trusted_capture(provenance: ProvenanceReport | None) -> bool:
@@ -486,12 +496,6 @@ def provenance_flag(
     if provenance is not None and provenance.state == "unreadable":
         return "unreadable"
     return None
-
-
-def ingredient_only_failure(provenance: ProvenanceReport) -> bool:
-    """An invalid store whose failures, beyond an untrusted signer, are all an ingredient's: the
-    file's own credentials verify (the SDK still calls the whole store invalid)."""
-    return not broken_codes(provenance, "active") and bool(broken_codes(provenance, "ingredient"))
 
 
 def _synthetic_leads(signals: list[Signal]) -> bool:

@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from detector.provenance.types import ProvenanceReport, broken_codes, strong_ai_hints
+from detector.provenance.types import (
+    ProvenanceReport,
+    broken_codes,
+    own_intact_declaration,
+    own_signer_trusted,
+    strong_ai_hints,
+)
 from detector.report.schema import DECIDING_SIGNALS, KnownMatch, Signal, Verdict
 from detector.scoring.logodds import sigmoid
 
@@ -143,15 +149,21 @@ def credentials_signal(prov: ProvenanceReport | None, capture: bool, capture_pri
         )
     state = prov.state
     decl = prov.ai_declaration.value
-    if state in ("trusted", "valid_untrusted") and decl != "none_declared":
+    if (state in ("trusted", "valid_untrusted") and decl != "none_declared") or own_intact_declaration(prov):
         wording = "AI-generated" if decl == "generated" else "AI-edited"
-        trust = "a trusted signer" if state == "trusted" else "a signer not on your trust list"
+        trust = "a trusted signer" if own_signer_trusted(prov) else "a signer not on your trust list"
+        whose = "Valid Content Credentials"
+        broken = ""
+        if state == "invalid":  # only an ingredient's fail: the file's own manifest verifies
+            whose = "This file's own Content Credentials, intact,"
+            codes = ", ".join(broken_codes(prov, "ingredient")[:3])
+            broken = f" An ingredient's credentials are INVALID ({codes}): broken provenance of a source."
         return Signal(
             name="content_credentials",
             kind="rule",
             present=True,
-            sentence=f"Valid Content Credentials from {_signer(prov)} ({trust}) declare the content "
-            f"{wording}; a signed declaration decides the verdict whatever the pixels show.",
+            sentence=f"{whose} from {_signer(prov)} ({trust}) declare the content "
+            f"{wording}; a signed declaration decides the verdict whatever the pixels show.{broken}",
         )
     if capture:
         effect = f"; {_effect(capture_prior)}" if capture_prior is not None else ""
@@ -337,16 +349,17 @@ def summary_sentence(
     signal) is named, whether or not a rule moved the verdict."""
     if rule == "signed_ai_declaration" and prov is not None:
         wording = "AI-generated" if prov.ai_declaration.value == "generated" else "AI-edited"
-        text = f"{wording}: valid Content Credentials from {_signer(prov)} declare it."
-        if prov.state != "trusted":
+        valid = "its own intact" if prov.state == "invalid" else "valid"  # an ingredient's fail
+        text = f"{wording}: {valid} Content Credentials from {_signer(prov)} declare it."
+        if not own_signer_trusted(prov):
             claimed = _signer(prov)
             text = (
-                f"{wording}: valid Content Credentials declare it, signed as {claimed} by a "
+                f"{wording}: {valid} Content Credentials declare it, signed as {claimed} by a "
                 "signer not on your trust list, so who signed cannot be confirmed."
             )
             if claimed in ("an unknown signer", "an unnamed signer"):  # no name to repeat
                 where = f"from {claimed} not on your trust list"
-                text = f"{wording}: valid Content Credentials {where} declare it."
+                text = f"{wording}: {valid} Content Credentials {where} declare it."
     elif rule == "known_match" and known is not None:
         when = known.reviewed_at.strftime("%Y-%m-%d")
         text = (
