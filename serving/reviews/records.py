@@ -228,8 +228,9 @@ def queue(store: JobStore, kind: str, owner: str | None, limit: int) -> list[dic
 
     ``appeal``: pending appeals. ``flagged``: succeeded jobs the models flagged (likely manipulated,
     manipulated, AI-generated) whose bytes no review judged (this job or an identical upload, also
-    one made before the decision) and that had no reviewed near-duplicate when analysed.
-    ``owner`` limits it to one key's items.
+    one made before the decision) and that had no reviewed near-duplicate when analysed, with the
+    state of a pending appeal of the job (``appeal_state``, else None). ``owner`` limits it to one
+    key's items.
     """
     j, a = jobs.c, appeals.c
     cols = (j.id.label("job_id"), j.owner, j.name, j.kind, j.verdict, j.score, j.known_verdict, j.created_at)
@@ -244,8 +245,11 @@ def queue(store: JobStore, kind: str, owner: str | None, limit: int) -> list[dic
     else:
         reviewed = exists().where(reviews.c.sha256 == j.sha256)  # a decision names the bytes it judged
         live = or_(j.expires_at.is_(None), j.expires_at > time.time())
+        pending = (  # a job holds at most one pending appeal
+            select(a.state).where(a.job_id == j.id, a.state.in_(PENDING)).limit(1).scalar_subquery()
+        )
         stmt = (
-            select(*cols)
+            select(*cols, pending.label("appeal_state"))
             .where(and_(j.status == "succeeded", j.verdict.in_(FLAGGED), j.known_verdict.is_(None), live))
             .where(~reviewed)
             .order_by(j.created_at, j.score.desc())

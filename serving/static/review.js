@@ -115,7 +115,7 @@
     row.appendChild(el("td", MODEL[item.verdict] || item.verdict || ""));
     row.appendChild(el("td", pct(item.score)));
     row.appendChild(el("td", age(item.appealed_at || item.created_at)));
-    row.appendChild(el("td", item.state ? STATES[item.state] || item.state : "Not reviewed"));
+    row.appendChild(el("td", item.state ? STATES[item.state] || item.state : unreviewed(item.appeal_state)));
     const cell = el("td");
     const open = el("button", "Open", "small");
     open.type = "button";
@@ -125,6 +125,11 @@
     return row;
   }
 
+  // a flagged row: no decision yet, but its submitter may have appealed the detectors' verdict
+  function unreviewed(appealState) {
+    return appealState ? "Not reviewed; appeal " + STATES[appealState].toLowerCase() : "Not reviewed";
+  }
+
   function detail(dl, term, value) {
     if (value === undefined || value === null || value === "") return;
     dl.appendChild(el("dt", term));
@@ -132,16 +137,26 @@
   }
 
   function openItem(item) {
-    desk.item = item;
-    desk.appeal = null;  // set again once the job is read: a failed read must not keep the last item's
+    // both are set again once the job is read: a failed read must keep neither the last item's
+    // appeal nor a decision form that would record on this item under the last item's details
+    desk.item = null;
+    desk.appeal = null;
     Promise.all([api("GET", "/v1/jobs/" + item.job_id), api("GET", "/v1/jobs/" + item.job_id + "/reviews")]).then(([job, history]) => {
-      if (job.status !== 200) {
-        $("decision-error").textContent = message(job);
-        show("decision-error", true);
-        return;
-      }
+      if (job.status !== 200) return unreadItem(item, job);
+      desk.item = item;
       renderItem(item, job.data, history.status === 200 ? history.data.reviews : []);
     });
+  }
+
+  function unreadItem(item, answer) {
+    $("item-id").textContent = item.job_id;
+    $("item-title").textContent = item.name || item.job_id;
+    clear($("item-details"));
+    clear($("item-history"));
+    ["item-known", "item-appeal", "decision-form", "decision-done"].forEach((id) => show(id, false));
+    $("decision-error").textContent = "This item could not be opened: " + message(answer);
+    show("decision-error", true);
+    show("item", true);
   }
 
   function renderItem(item, job, reviews) {

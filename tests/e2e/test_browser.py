@@ -506,7 +506,9 @@ def test_the_api_reference_renders_from_this_service_alone_under_the_pages_csp(
 def test_reviewer_takes_an_appeal_from_the_flagged_queue(chromium: Path, tmp_path: Path) -> None:
     """A flagged job its submitter appealed shows "Take this appeal" in the flagged tab too: until
     2026-12-04 the button did nothing there (it looked for the appeal id in the queue row, which only
-    the appeal queue's rows carry)."""
+    the appeal queue's rows carry), and its row read "Not reviewed" with no word of the appeal. An
+    item deleted after the queue was read opens as an error with no decision form: until 2026-12-04
+    the previous item's details and form stayed, and a decision went to the unread item."""
     from playwright.sync_api import sync_playwright
 
     from serving.auth.keys import create_key
@@ -526,6 +528,8 @@ def test_reviewer_takes_an_appeal_from_the_flagged_queue(chromium: Path, tmp_pat
         job_id = answer.headers["x-trueframe-job"]
         opened = client.post(f"/v1/jobs/{job_id}/appeal", json={"statement": "my own photo"}, headers=headers)
         assert opened.status_code == 201, opened.text
+        answer = client.post("/v1/analyze?name=gone.jpg", content=km.unrelated_photo(), headers=headers)
+        gone = answer.headers["x-trueframe-job"]
         with sync_playwright() as pw:
             context = _browser(pw, tmp_path / "profile")
             try:
@@ -537,14 +541,24 @@ def test_reviewer_takes_an_appeal_from_the_flagged_queue(chromium: Path, tmp_pat
                 page.click("#key-form button[type=submit]")
                 page.wait_for_selector("#desk:not([hidden])")
                 page.click("#tab-flagged")
-                page.locator("#queue-body tr", has_text="flagged.jpg").wait_for()
-                page.click("#queue-body button")
+                row = page.locator("#queue-body tr", has_text="flagged.jpg")
+                row.locator("td", has_text="Not reviewed; appeal waiting").wait_for()
+                row.locator("button").click()
                 page.wait_for_selector("#take-appeal:not([hidden])")
                 page.click("#take-appeal")
                 page.locator("#appeal-meta", has_text="In review").wait_for(timeout=10_000)
+                row.locator("td", has_text="Not reviewed; appeal in review").wait_for()
+                assert client.delete(f"/v1/jobs/{gone}", headers=headers).status_code == 204
+                page.locator("#queue-body tr", has_text="gone.jpg").locator("button").click()
+                page.locator("#decision-error", has_text="could not be opened").wait_for(timeout=10_000)
+                assert page.locator("#item-title").inner_text() == "gone.jpg"
+                assert page.locator("#decision-form").is_hidden()
+                assert page.locator("#item-appeal").is_hidden()
             finally:
                 context.close()
         state = client.get(f"/v1/appeals/{opened.json()['appeal_id']}", headers={"X-API-Key": reviewer})
     store.close()
     assert state.json()["state"] == "in_review"
-    assert problems == []
+    # the browser logs the deleted job's two 404s itself; nothing else may be logged
+    assert all("404 (Not Found)" in p for p in problems), problems
+    assert len(problems) == 2, problems

@@ -263,9 +263,17 @@ def test_the_flagged_queue_holds_model_flags_without_a_human_decision(tmp_path: 
         twin = client.post("/v1/analyze", content=km.reviewed_photo(), headers={"X-API-Key": other.token})
         ids = [r.headers["x-trueframe-job"] for r in (first, second, twin)]
         staff = {"X-API-Key": reviewer.token}
+        appealed = client.post(
+            f"/v1/jobs/{ids[1]}/appeal", json={"statement": "mine"}, headers={"X-API-Key": submitter.token}
+        )
+        assert appealed.status_code == 201
         queue = client.get("/v1/reviews/queue", params={"kind": "flagged"}, headers=staff).json()["items"]
         assert [i["job_id"] for i in queue] == ids
         assert queue[0]["verdict"] == "manipulated"
+        assert [i["appeal_state"] for i in queue] == [None, "open", None]  # the desk says so
+        client.post(f"/v1/appeals/{appealed.json()['appeal_id']}/start", headers=staff)
+        queue = client.get("/v1/reviews/queue", params={"kind": "flagged"}, headers=staff).json()["items"]
+        assert [i["appeal_state"] for i in queue] == [None, "in_review", None]
         client.post(
             f"/v1/jobs/{ids[0]}/review", json={"verdict": "manipulated", "reason": "x"}, headers=staff
         )
@@ -276,6 +284,7 @@ def test_the_flagged_queue_holds_model_flags_without_a_human_decision(tmp_path: 
         queue = client.get("/v1/reviews/queue", params={"kind": "flagged"}, headers=staff).json()["items"]
         # the decided job, an identical upload made before the decision and a known re-upload leave it
         assert [i["job_id"] for i in queue] == [ids[1]]
+        assert queue[0]["appeal_state"] == "in_review"
 
 
 def test_hash_lists_export_and_import_as_csv_of_hashes(desk: Desk) -> None:
