@@ -139,9 +139,20 @@ def _lock_job(db: Connection, job_id: str) -> None:
 
 
 def record_review(
-    store: JobStore, job: Job, reviewer: str, verdict: str, reason: str, notes: str | None, ttl_s: float
+    store: JobStore,
+    job: Job,
+    reviewer: str,
+    verdict: str,
+    reason: str,
+    notes: str | None,
+    ttl_s: float,
+    *,
+    override: bool = False,
 ) -> tuple[Review, list[Appeal]]:
-    """Append a decision on a succeeded job; decide its pending appeals; update the ``reviewed`` list."""
+    """Append a decision on a succeeded job; decide its pending appeals; update the ``reviewed`` list.
+
+    An appeal another reviewer has taken is theirs to decide: ``conflict`` unless ``override`` (an
+    admin's decision, e.g. when the reviewer who took it is away)."""
     if job.status != "succeeded" or job.report is None:
         raise Conflict(f"job {job.id} has no report to review (status {job.status})")
     with store.transaction() as db:
@@ -158,6 +169,10 @@ def record_review(
                 select(appeals).where(appeals.c.job_id == job.id, appeals.c.state.in_(PENDING))
             ).mappings()
         ]
+        taken = [a for a in pending if a.state == "in_review" and a.assigned_to not in (None, reviewer)]
+        if taken and not override:
+            who = taken[0].assigned_to
+            raise Conflict(f"appeal {taken[0].id} was taken by {who}: only they or an admin may decide it")
         if pending:
             review = Review(**{**asdict(review), "appeal_id": pending[0].id})
         db.execute(insert(reviews).values(**asdict(review)))

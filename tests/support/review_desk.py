@@ -1,5 +1,5 @@
 """The review desk the review tests share: a service over the fake analyzer with real PDQ hashing,
-a submitter (webhook URL set), a second submitter, a reviewer and an admin."""
+a submitter (webhook URL set), a second submitter, two reviewers and an admin."""
 
 from __future__ import annotations
 
@@ -26,13 +26,14 @@ from tests.support.servicekit import (
 
 @dataclass
 class Desk:
-    """A service with a submitter (webhook URL set), a second submitter, a reviewer and an admin."""
+    """A service with a submitter (webhook URL set), a second submitter, two reviewers and an admin."""
 
     service: FakeService
     submitter: NewKey
     other: NewKey
     reviewer: NewKey
     admin: NewKey
+    colleague: NewKey
     sink: WebhookSink
 
     def call(self, key: NewKey, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -72,6 +73,7 @@ def open_desk(tmp_path: Path) -> Iterator[Desk]:
             create_key(store, "other", "submitter"),
             create_key(store, "desk", "reviewer"),
             create_key(store, "ops", "admin"),
+            create_key(store, "desk-2", "reviewer"),
         )
         store.close()
         with fake_service(settings, FakeAnalyzer(settings, manipulated=0.2), known=True) as service:

@@ -159,6 +159,12 @@ def test_an_appeal_moves_through_its_states_and_fires_the_webhook(desk: Desk) ->
     assert started.json()["state"] == "in_review"
     assert started.json()["assigned_to"] == f"key:{desk.reviewer.key.id}"
     assert desk.call(desk.reviewer, "POST", f"/v1/appeals/{appeal['appeal_id']}/start").status_code == 409
+    body = {"verdict": "authentic", "reason": "looks fine to me"}
+    refused = desk.call(desk.colleague, "POST", f"/v1/jobs/{job_id}/review", json=body)
+    assert refused.status_code == 409  # another reviewer took it: theirs (until 2026-12-04 anyone's)
+    assert error_of(refused)["code"] == "conflict"
+    assert f"taken by key:{desk.reviewer.key.id}" in error_of(refused)["message"]
+    assert desk.call(desk.reviewer, "GET", f"/v1/jobs/{job_id}/reviews").json()["reviews"] == []
     decided = desk.review(job_id, "manipulated", "the sky was pasted in")
     assert decided.status_code == 201, decided.text
     assert [a["state"] for a in decided.json()["appeals"]] == ["overturned"]
@@ -181,6 +187,19 @@ def test_an_appeal_moves_through_its_states_and_fires_the_webhook(desk: Desk) ->
     assert second.json()["contested_verdict"] == "manipulated"  # now the human decision is contested
     kept = desk.review(job_id, "manipulated", "still pasted")
     assert [a["state"] for a in kept.json()["appeals"]] == ["upheld"]
+
+
+def test_an_admin_may_decide_an_appeal_another_reviewer_took(desk: Desk) -> None:
+    """The reviewer who took an appeal may be away: an admin's decision settles it (the override is
+    recorded under the admin's key, as every decision is)."""
+    job_id = desk.upload(desk.submitter, km.reviewed_photo(), "press.jpg")
+    opened = desk.call(desk.submitter, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "mine"})
+    desk.call(desk.reviewer, "POST", f"/v1/appeals/{opened.json()['appeal_id']}/start")
+    body = {"verdict": "authentic", "reason": "the photographer sent the raw file"}
+    decided = desk.call(desk.admin, "POST", f"/v1/jobs/{job_id}/review", json=body)
+    assert decided.status_code == 201, decided.text
+    assert [a["state"] for a in decided.json()["appeals"]] == ["upheld"]
+    assert decided.json()["review"]["reviewer"] == f"key:{desk.admin.key.id}"
 
 
 def test_the_report_shows_the_human_decision_beside_the_models(desk: Desk) -> None:

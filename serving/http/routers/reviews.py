@@ -7,6 +7,7 @@ queues an event for the job owner's webhook (:mod:`serving.reviews.events`).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -79,12 +80,13 @@ async def _emit(state: AppState, job: Job, event: str, payload: dict[str, Any]) 
 
 @router.post("/jobs/{job_id}/review", status_code=201, responses=errors(Forbidden, JobNotFound, Conflict))
 async def review_job(job_id: str, body: ReviewIn, caller: Caller, state: State) -> JSONResponse:
-    """Record a reviewer's decision (append-only); it decides the job's pending appeal, if any."""
+    """Record a reviewer's decision (append-only); it decides the job's pending appeal, if any (an
+    appeal another reviewer has taken only when the caller is an admin: 409 otherwise)."""
     require_role(caller, *STAFF)
     job = await visible_job(state, caller, job_id)
     review, decided = await off_loop(
-        records.record_review, state.store, job, caller.owner, body.verdict, body.reason, body.notes,
-        state.runner.ttl_s,
+        partial(records.record_review, override=caller.role == "admin"), state.store, job, caller.owner,
+        body.verdict, body.reason, body.notes, state.runner.ttl_s,
     )  # fmt: skip
     owner_view = human_review(review, staff=False)
     await _emit(state, job, "review.recorded", {"review": owner_view})
