@@ -332,6 +332,45 @@ def _paired(
     return rows
 
 
+BATCH_EXPORT_S = 12.0
+"""Seconds between reads of Ray's metrics: a read is taken once two in a row agree (Ray exports
+every few seconds, so a single read can miss the last passes)."""
+
+
+def settled_batch_totals() -> dict[str, tuple[float, float]]:
+    """The stage replicas' batch counters (:func:`serving.ray.deployments.batch_totals`) once
+    Ray's export of them has caught up."""
+    import httpx
+    import ray
+
+    from serving.ray.deployments import batch_totals
+
+    url = f"http://127.0.0.1:{ray.nodes()[0]['MetricsExportPort']}/metrics"
+    last = batch_totals(httpx.get(url, timeout=10).text)
+    while True:
+        time.sleep(BATCH_EXPORT_S)
+        now = batch_totals(httpx.get(url, timeout=10).text)
+        if now == last:
+            return now
+        last = now
+
+
+def _batch_row(
+    concurrency: int,
+    count: int,
+    before: dict[str, tuple[float, float]],
+    after: dict[str, tuple[float, float]],
+) -> Row:
+    """The mean images per batched pass of each stage over one HTTP block (its passes only)."""
+    means = []
+    for stage in sorted(after):
+        batches, images = (a - b for a, b in zip(after[stage], before[stage], strict=True))
+        means.append(
+            f"{stage} {images / batches:.2f} ({images:.0f} in {batches:.0f})" if batches else f"{stage} -"
+        )
+    return ("http", f"mean batch, HTTP concurrency {concurrency}, {count} images", "; ".join(means))
+
+
 def bench_http(tmp: Path, settings: Settings) -> list[Row]:
     """Images/s and p50/p95 latency over loopback to the Serve app vs the in-process pipeline
     (concurrency 1 paired image by image; 4 and 16 as blocks, one side after the other)."""
@@ -363,6 +402,7 @@ def bench_http(tmp: Path, settings: Settings) -> list[Row]:
                 count = max(16, 2 * concurrency)
                 images = distinct_jpegs(offset + 2 * count)[offset:]
                 offset += 2 * count
+                before = settled_batch_totals()
                 for label, call, batch in (
                     ("HTTP (Serve)", over_http, images[:count]),
                     ("in-process", pipeline.analyze, images[count:]),
@@ -370,6 +410,7 @@ def bench_http(tmp: Path, settings: Settings) -> list[Row]:
                     wall, lat = _load(call, batch, concurrency)
                     result = _latency(count / wall, lat)
                     rows.append(("http", f"{label}, concurrency {concurrency}, {count} images", result))
+                rows.append(_batch_row(concurrency, count, before, settled_batch_totals()))
     finally:
         stop_service()
     return rows

@@ -61,3 +61,14 @@ def test_the_table_is_printed_before_it_is_written(
 def test_scan_sizes_default_and_parse() -> None:
     assert scan_sizes({}) == (200, 20, 2)
     assert scan_sizes({"BENCH_SCAN_SIZE": "40,4", "BENCH_SCAN_ROUNDS": "1"}) == (40, 4, 1)
+
+
+def test_the_http_section_reports_the_mean_batch_of_each_stage_over_its_block_only() -> None:
+    """The counters are cumulative over the service's life: a block's passes are after minus before."""
+    from scripts.bench.sections import _batch_row
+
+    before = {"faces": (10.0, 12.0), "face_model": (4.0, 4.0), "synthetic_model": (0.0, 0.0)}
+    after = {"faces": (14.0, 40.0), "face_model": (4.0, 4.0), "synthetic_model": (5.0, 32.0)}
+    section, case, result = _batch_row(16, 32, before, after)
+    assert (section, case) == ("http", "mean batch, HTTP concurrency 16, 32 images")
+    assert result == "face_model -; faces 7.00 (28 in 4); synthetic_model 6.40 (32 in 5)"
