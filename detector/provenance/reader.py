@@ -80,6 +80,11 @@ class ProvenanceReader:
             config["trust"] = trust
         return config
 
+    def check(self) -> None:
+        """Build the SDK's context now: a missing or bad trust file is ``provenance_config_invalid``
+        when a command starts, not on its first read."""
+        self._get_context()
+
     def _get_context(self) -> c2pa.Context:
         with self._lock:
             if self._context is None:

@@ -6,7 +6,8 @@ weights cache of the settings, ``serving/serve_config.yaml``. Analyses consult t
 known-media hash lists.
 Runs until Ctrl-C (or SIGTERM), then shuts Serve and Ray down. A store that cannot be reached at
 start is reported before anything starts: ``error: store_unavailable: cannot reach the database at
-<url without password>: <reason>``, exit 2.
+<url without password>: <reason>``, exit 2; so are the configured models, their weights, the fusion
+file and the C2PA trust files (:mod:`serving.preflight`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from detector.settings import ServeSettings, Settings, load_settings
 from serving.cli import with_data_dir
+from serving.preflight import check_configuration
 
 RAY_START_HINT = "starting Ray and the deployments (the first start takes a few seconds)..."
 
@@ -64,6 +66,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from serving.ray.app import load_config
 
     settings = _settings(args)
+    check_configuration(settings)  # one line and exit 2, not a service that fails every upload
     config = load_config(args.config)
     host = args.host or _pick(settings, config, "host")
     port = args.port if args.port is not None else int(_pick(settings, config, "port"))
