@@ -81,3 +81,23 @@ def test_a_scan_refuses_a_missing_trust_anchor_file_before_any_analysis(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: provenance_config_invalid: cannot read the trust anchor file "), err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-ray"]])
+def test_a_port_in_use_is_one_line_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    """Before: `--no-ray` printed "trueframe (in process) at http://127.0.0.1:PORT/", then uvicorn
+    logged the bind error and the command exited 3."""
+    import socket
+
+    from serving.ray import runtime
+
+    monkeypatch.setattr(runtime, "init_ray", lambda *a, **k: pytest.fail("Ray must not start"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = _serve(tmp_path, capsys, "--port", str(port), *extra)
+    assert err.startswith(f"error: invalid_request: cannot listen on 127.0.0.1:{port}: "), err
+    assert "in use" in err
