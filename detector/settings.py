@@ -250,7 +250,12 @@ class ServeSettings(_Group):
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
     callback_allow_private: bool = Field(False, description="allow webhooks to loopback/private addresses")
     webhook_secret: str | None = Field(
-        None, description="signs webhooks of jobs made without an API key (each key has its own)"
+        None,
+        min_length=1,
+        description=(
+            "signs webhooks of jobs made without an API key (each key has its own); an empty one is "
+            "refused: it signed callbacks with an empty HMAC key anyone could forge"
+        ),
     )
     webhook_max_attempts: int = Field(5, ge=1)
     webhook_backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles each attempt")

@@ -164,3 +164,14 @@ def test_a_list_setting_that_is_not_json_and_a_secret_like_value_are_reported_sa
         load_settings()
     assert "TRUEFRAME_SERVE__API_KEYS_REQUIRED=(hidden)" in refused.value.message
     assert "hunter2" not in refused.value.message
+
+
+def test_an_empty_webhook_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `TRUEFRAME_SERVE__WEBHOOK_SECRET=` (a template variable left empty) was taken, open-mode
+    jobs were allowed a `callback_url`, and their callbacks were signed with an empty HMAC key."""
+    from detector.errors import SettingsInvalid
+    from detector.settings import load_settings
+
+    monkeypatch.setenv("TRUEFRAME_SERVE__WEBHOOK_SECRET", "")
+    with pytest.raises(SettingsInvalid, match=r"TRUEFRAME_SERVE__WEBHOOK_SECRET=\(hidden\): String should"):
+        load_settings()
