@@ -33,7 +33,7 @@ def check_models(settings: Settings) -> None:
 
     for variable, field in MODEL_SETTINGS:
         name = getattr(settings.models, field)
-        if not name:
+        if not name and field == "synthetic_model":  # none: only the face model judges
             continue
         try:
             manifest_entry(name)

@@ -36,12 +36,18 @@ def _serve(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> s
 
 @pytest.mark.usefixtures("nothing_starts")
 @pytest.mark.parametrize("extra", [[], ["--no-ray"]])
+@pytest.mark.parametrize("name", ["nope.x", ""])
 def test_an_unknown_model_is_refused_naming_its_setting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: list[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    name: str,
 ) -> None:
-    monkeypatch.setenv("TRUEFRAME_MODELS__FACE_MODEL", "nope.x")
+    """An empty face model too: the synthetic-image model is the only one that may be none."""
+    monkeypatch.setenv("TRUEFRAME_MODELS__FACE_MODEL", name)
     err = _serve(tmp_path, capsys, *extra)
-    assert err.startswith("error: unknown_model: TRUEFRAME_MODELS__FACE_MODEL: unknown model 'nope.x'"), err
+    assert err.startswith(f"error: unknown_model: TRUEFRAME_MODELS__FACE_MODEL: unknown model {name!r}"), err
 
 
 @pytest.mark.usefixtures("nothing_starts")
