@@ -175,3 +175,15 @@ def test_an_empty_webhook_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TRUEFRAME_SERVE__WEBHOOK_SECRET", "")
     with pytest.raises(SettingsInvalid, match=r"TRUEFRAME_SERVE__WEBHOOK_SECRET=\(hidden\): String should"):
         load_settings()
+
+
+@pytest.mark.parametrize("variable", ["TRUEFRAME_DATA_DIR", "TRUEFRAME_MODELS__WEIGHTS_DIR"])
+def test_an_empty_folder_setting_is_refused(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    """Before: an empty value read as `.`, and the store and uploads (or the weights) went to the
+    working folder without a word."""
+    from detector.errors import SettingsInvalid
+    from detector.settings import load_settings
+
+    monkeypatch.setenv(variable, "")
+    with pytest.raises(SettingsInvalid, match=f"{variable}='': Value error, an empty folder is the working"):
+        load_settings()
