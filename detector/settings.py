@@ -113,10 +113,20 @@ class FaceSettings(_Keyed):
     track_center_dist: float = Field(0.5, ge=0.0, description="as a fraction of the box side")
 
 
+def _no_empty_folder(value: Any) -> Any:
+    """A folder setting given empty (``TRUEFRAME_DATA_DIR=``, a template variable left unset) is
+    refused: it read as ``.``, so the store, uploads or weights went to the working folder."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("an empty folder is the working folder; unset the variable for the default")
+    return value
+
+
 class ModelSettings(_Group):
     weights_dir: Path = Field(Path("~/.cache/trueframe"), description="imported/fetched weights cache")
     face_model: str = "effnetlite0.faces4"
     synthetic_model: str | None = "effnetlite0v.synthetic3"
+
+    _weights_dir_not_empty = field_validator("weights_dir", mode="before")(_no_empty_folder)
 
 
 class ProvenanceSettings(_Group):
@@ -250,7 +260,12 @@ class ServeSettings(_Group):
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
     callback_allow_private: bool = Field(False, description="allow webhooks to loopback/private addresses")
     webhook_secret: str | None = Field(
-        None, description="signs webhooks of jobs made without an API key (each key has its own)"
+        None,
+        min_length=1,
+        description=(
+            "signs webhooks of jobs made without an API key (each key has its own); an empty one is "
+            "refused: it signed callbacks with an empty HMAC key anyone could forge"
+        ),
     )
     webhook_max_attempts: int = Field(5, ge=1)
     webhook_backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles each attempt")
@@ -283,6 +298,8 @@ class Settings(BaseSettings):
         None,
         description="postgresql://user:pass@host/db: a store replicas share (unset: SQLite in data_dir)",
     )
+
+    _data_dir_not_empty = field_validator("data_dir", mode="before")(_no_empty_folder)
 
 
 _SECRET_WORDS = ("secret", "password", "token", "url", "key")

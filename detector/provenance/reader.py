@@ -64,9 +64,9 @@ class ProvenanceReader:
         s = self.settings
         trust: dict[str, str] = {}
         if s.trust_anchors:
-            trust["trust_anchors"] = "\n".join(_read_setting_file(p, "trust anchor") for p in s.trust_anchors)
+            trust["trust_anchors"] = "\n".join(_read_certificates(p, "trust anchor") for p in s.trust_anchors)
         if s.allowed_list is not None:
-            trust["allowed_list"] = _read_setting_file(s.allowed_list, "allowed list")
+            trust["allowed_list"] = _read_certificates(s.allowed_list, "allowed list")
         if s.trust_config is not None:
             trust["trust_config"] = _read_setting_file(s.trust_config, "trust config")
         config: dict[str, Any] = {
@@ -79,6 +79,11 @@ class ProvenanceReader:
         if trust:
             config["trust"] = trust
         return config
+
+    def check(self) -> None:
+        """Build the SDK's context now: a missing or bad trust file is ``provenance_config_invalid``
+        when a command starts, not on its first read."""
+        self._get_context()
 
     def _get_context(self) -> c2pa.Context:
         with self._lock:
@@ -282,6 +287,17 @@ def _unreadable(error: ProvenanceError) -> ProvenanceReport:
 def _sdk_format(mime: str | None) -> str | None:
     """The sniffed MIME type handed to the SDK; None lets it detect the format from the bytes."""
     return mime if mime and mime != "application/octet-stream" else None
+
+
+def _read_certificates(path: Path, what: str) -> str:
+    """A PEM file that must hold at least one certificate: the SDK took a file without one (a
+    private key, say) silently, and then trusted no signer."""
+    text = _read_setting_file(path, what)
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ProvenanceConfigError(
+            f"the {what} file {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path=str(path)
+        )
+    return text
 
 
 def _read_setting_file(path: Path, what: str) -> str:

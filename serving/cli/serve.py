@@ -6,20 +6,24 @@ weights cache of the settings, ``serving/serve_config.yaml``. Analyses consult t
 known-media hash lists.
 Runs until Ctrl-C (or SIGTERM), then shuts Serve and Ray down. A store that cannot be reached at
 start is reported before anything starts: ``error: store_unavailable: cannot reach the database at
-<url without password>: <reason>``, exit 2.
+<url without password>: <reason>``, exit 2; so are the configured models, their weights, the fusion
+file and the C2PA trust files (:mod:`serving.preflight`).
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from detector.errors import InvalidRequest
 from detector.settings import ServeSettings, Settings, load_settings
 from serving.cli import with_data_dir
+from serving.preflight import check_configuration
 
 RAY_START_HINT = "starting Ray and the deployments (the first start takes a few seconds)..."
 
@@ -64,6 +68,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from serving.ray.app import load_config
 
     settings = _settings(args)
+    check_configuration(settings)  # one line and exit 2, not a service that fails every upload
     config = load_config(args.config)
     host = args.host or _pick(settings, config, "host")
     port = args.port if args.port is not None else int(_pick(settings, config, "port"))
@@ -88,12 +93,35 @@ def _serve_in_process(settings: Settings, host: str, port: int) -> int:
     from serving.jobs.store import open_store
     from serving.known.lookup import StoreKnownMedia
 
+    sock = listen_socket(host, port)  # a port in use: one line and exit 2 before anything starts
     store = open_store(settings)
     app = create_app(settings, InProcessAnalyzer(settings, known=StoreKnownMedia(store)), store)
+    port = sock.getsockname()[1]  # the port taken for --port 0
     print(f"trueframe (in process) at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", **uvicorn_options(settings.serve))
-    DrainingServer(config, on_stop=app.state.trueframe.runner.drain).run()
+    DrainingServer(config, on_stop=app.state.trueframe.runner.drain).run(sockets=[sock])
     return 0
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` as uvicorn binds one (``SO_REUSEADDR``); a port in use or an
+    address this machine does not have is ``invalid_request`` naming them. Until 2026-12-04 the
+    service printed its address, then uvicorn logged the bind error and the command exited 3."""
+    where = "--host/--port, TRUEFRAME_SERVE__HOST/__PORT or the serve config's http_options"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror} ({where})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror} ({where})") from None
+    return sock
 
 
 def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
@@ -102,6 +130,7 @@ def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
     from serving.ray.runtime import init_ray
 
     check_store(settings)  # a database that is down: one line and exit 2 now, not a failed deploy later
+    listen_socket(host, port).close()  # a port in use: likewise (Serve's proxy binds it itself)
     print(RAY_START_HINT, flush=True)
     started = time.perf_counter()
     try:

@@ -141,6 +141,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, StoreUnavailable):  # the database's address and reason stay in the log
             log.warning("%s %s: %s", request.method, request.url.path, exc.message)
             exc = StoreUnavailable("the job store is unavailable; retry later")
+        elif exc.http_status >= 500:  # the service's fault (weights, trust files): the operator's to fix
+            log.error("%s %s: %s", request.method, request.url.path, exc)
         return error_response(exc)
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:

@@ -277,6 +277,8 @@ class JobRunner:
             self.forget(job.id)  # a waiter here re-reads the store: 404, or the other worker's job
             return  # a deletion removed the media; a takeover's worker still needs it
         except TrueframeError as exc:
+            if exc.http_status >= 500:  # the service's fault (weights, trust files): the operator's to fix
+                log.error("job %s failed: %s", job.id, exc)
             await self._finish(job, "failed", error=(exc.code, exc.message))
             return
         except Exception:

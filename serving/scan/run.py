@@ -38,6 +38,7 @@ import pyarrow as pa
 from detector.errors import TrueframeError
 from detector.settings import Settings
 from detector.stages import Options
+from serving.preflight import check_models, check_provenance
 from serving.ray.runtime import init_ray
 from serving.scan.clusters import Clusters
 from serving.scan.local import Executor, LocalAnalyser, choose_executor, local_workers
@@ -63,22 +64,6 @@ def model_versions(settings: Settings, frames: int | None) -> str:
     from serving.jobs.cache import result_key
 
     return result_key(settings, Options(frames=frames))
-
-
-def check_models(settings: Settings) -> None:
-    """Fail before any work when model weights or the fusion parameters are missing or corrupt.
-
-    Reads the manifest, the weights files and the fusion file only: the driver never runs a model,
-    so it does not load the model registry (every architecture, and torch with it); the actors do.
-    """
-    from detector.models._manifest import check_roles
-    from detector.models._weights import default_weights_dir, resolve_weights
-    from detector.scoring.fusion.params import load_parameters
-
-    load_parameters(settings.fusion.fusion_file)
-    weights_dir = settings.models.weights_dir or default_weights_dir()
-    for entry in check_roles(settings.models.face_model, settings.models.synthetic_model):
-        resolve_weights(entry, weights_dir)
 
 
 FINGERPRINT_KEYS = ("id", "sha256", "size_bytes", "kind", "format", "error")
@@ -297,6 +282,7 @@ def scan_items(
     from serving.known.lookup import check_hash_lists
 
     check_models(settings)
+    check_provenance(settings)
     check_hash_lists(settings)
     executor = choose_executor(settings)
     scanner = Scanner(settings, store, frames, observer, executor)

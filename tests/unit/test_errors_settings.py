@@ -164,3 +164,26 @@ def test_a_list_setting_that_is_not_json_and_a_secret_like_value_are_reported_sa
         load_settings()
     assert "TRUEFRAME_SERVE__API_KEYS_REQUIRED=(hidden)" in refused.value.message
     assert "hunter2" not in refused.value.message
+
+
+def test_an_empty_webhook_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `TRUEFRAME_SERVE__WEBHOOK_SECRET=` (a template variable left empty) was taken, open-mode
+    jobs were allowed a `callback_url`, and their callbacks were signed with an empty HMAC key."""
+    from detector.errors import SettingsInvalid
+    from detector.settings import load_settings
+
+    monkeypatch.setenv("TRUEFRAME_SERVE__WEBHOOK_SECRET", "")
+    with pytest.raises(SettingsInvalid, match=r"TRUEFRAME_SERVE__WEBHOOK_SECRET=\(hidden\): String should"):
+        load_settings()
+
+
+@pytest.mark.parametrize("variable", ["TRUEFRAME_DATA_DIR", "TRUEFRAME_MODELS__WEIGHTS_DIR"])
+def test_an_empty_folder_setting_is_refused(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    """Before: an empty value read as `.`, and the store and uploads (or the weights) went to the
+    working folder without a word."""
+    from detector.errors import SettingsInvalid
+    from detector.settings import load_settings
+
+    monkeypatch.setenv(variable, "")
+    with pytest.raises(SettingsInvalid, match=f"{variable}='': Value error, an empty folder is the working"):
+        load_settings()

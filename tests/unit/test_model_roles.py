@@ -7,7 +7,7 @@ import pytest
 from detector.errors import InvalidRequest
 from detector.settings import Settings
 from detector.stages import configured_models
-from serving.scan.run import check_models
+from serving.preflight import check_models
 
 
 @pytest.mark.parametrize(
