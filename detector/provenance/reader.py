@@ -66,7 +66,7 @@ class ProvenanceReader:
         if s.trust_anchors:
             trust["trust_anchors"] = "\n".join(_read_certificates(p, "trust anchor") for p in s.trust_anchors)
         if s.allowed_list is not None:
-            trust["allowed_list"] = _read_certificates(s.allowed_list, "allowed list")
+            trust["allowed_list"] = _read_certificates(s.allowed_list, "allowed list", hashes=True)
         if s.trust_config is not None:
             trust["trust_config"] = _read_setting_file(s.trust_config, "trust config")
         config: dict[str, Any] = {
@@ -289,13 +289,21 @@ def _sdk_format(mime: str | None) -> str | None:
     return mime if mime and mime != "application/octet-stream" else None
 
 
-def _read_certificates(path: Path, what: str) -> str:
-    """A PEM file that must hold at least one certificate: the SDK took a file without one (a
-    private key, say) silently, and then trusted no signer."""
+CERTIFICATE_HASH = re.compile(r"^[A-Za-z0-9+/]{43}=$", re.MULTILINE)
+"""A base64 SHA-256 digest of a certificate on a line of its own: the other form an allowed list of
+end-entity certificates takes in the C2PA SDK (c2pa-rs keeps the list as such digests)."""
+
+
+def _read_certificates(path: Path, what: str, hashes: bool = False) -> str:
+    """A PEM file that must hold at least one certificate (or, with ``hashes``, a certificate's
+    base64 SHA-256 digest on a line): the SDK took a file with neither (a private key, say)
+    silently, and then trusted no signer."""
     text = _read_setting_file(path, what)
-    if "-----BEGIN CERTIFICATE-----" not in text:
+    if "-----BEGIN CERTIFICATE-----" not in text and not (hashes and CERTIFICATE_HASH.search(text)):
+        also = " or base64 SHA-256 certificate digest" if hashes else ""
         raise ProvenanceConfigError(
-            f"the {what} file {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path=str(path)
+            f"the {what} file {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----){also}",
+            path=str(path),
         )
     return text
 

@@ -27,3 +27,22 @@ def test_a_root_certificate_is_taken(tmp_path: Path) -> None:
     root = make_chain().write_root(tmp_path / "root.pem")
     settings = ProvenanceReader(ProvenanceSettings(trust_anchors=[root])).sdk_settings()
     assert "-----BEGIN CERTIFICATE-----" in settings["trust"]["trust_anchors"]
+
+
+def test_an_allowed_list_of_certificate_digests_is_taken(tmp_path: Path) -> None:
+    """The SDK's other allowed-list form: one base64 SHA-256 digest of a certificate per line."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    leaf = x509.load_pem_x509_certificate(make_chain().leaf_pem.encode())
+    digest = base64.b64encode(hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).digest()).decode()
+    allowed = tmp_path / "allowed.hash"
+    allowed.write_text(f"# the newsroom's signers\n{digest}\n")
+    settings = ProvenanceReader(ProvenanceSettings(allowed_list=allowed)).sdk_settings()
+    assert digest in settings["trust"]["allowed_list"]
+    allowed.write_text(digest[:-2] + "\n")  # not a digest: refused like a file without a certificate
+    with pytest.raises(ProvenanceConfigError, match="certificate digest"):
+        ProvenanceReader(ProvenanceSettings(allowed_list=allowed)).sdk_settings()
