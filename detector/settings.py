@@ -249,6 +249,9 @@ class ServeSettings(_Group):
         False,
         description="stay open to anonymous use after keys exist (off: once a key exists, keys are needed)",
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="the service's log lines on stderr at this level and above"
+    )
     metrics_public: bool = Field(
         False, description="serve /metrics without a key (off: an admin key is needed once keys exist)"
     )

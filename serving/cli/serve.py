@@ -23,6 +23,7 @@ from typing import Any
 from detector.errors import InvalidRequest
 from detector.settings import ServeSettings, Settings, load_settings
 from serving.cli import with_data_dir
+from serving.logsetup import configure_logging
 from serving.preflight import check_configuration
 
 RAY_START_HINT = "starting Ray and the deployments (the first start takes a few seconds)..."
@@ -68,6 +69,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from serving.ray.app import load_config
 
     settings = _settings(args)
+    configure_logging(settings.serve.log_level)
     check_configuration(settings)  # one line and exit 2, not a service that fails every upload
     config = load_config(args.config)
     host = args.host or _pick(settings, config, "host")

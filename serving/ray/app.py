@@ -82,7 +82,9 @@ class Ingress:
     ) -> None:
         from serving.jobs.store import open_store
         from serving.known.lookup import StoreKnownMedia
+        from serving.logsetup import configure_logging
 
+        configure_logging(settings.serve.log_level)  # in this replica's process: Ray keeps its stderr
         self.settings = settings
         self.store = open_store(settings)
         self.analyzer = RayAnalyzer(

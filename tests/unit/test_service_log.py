@@ -48,3 +48,43 @@ def test_a_client_error_is_not_logged(tmp_path: Path, caplog: pytest.LogCaptureF
     with caplog.at_level(logging.WARNING), fake_service(settings, refused) as service:
         assert service.client.post("/v1/analyze", content=small_photo()).status_code == 415
     assert not [r for r in caplog.records if r.name.startswith("serving")]
+
+
+def test_serve_logs_its_info_lines_with_time_and_level(tmp_path: Path) -> None:
+    """`trueframe serve` sets up its log (``serve.log_level``, INFO by default): until 2026-12-04
+    nothing did, so a job recovered at start was never reported and warnings came without time or
+    level. A job left running by a killed service is requeued at start, and says so."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from serving.jobs.store import open_store
+
+    settings = settings_in(tmp_path)
+    store = open_store(settings)
+    job = store.create_job(owner="anonymous", sha256="0" * 64, options={}, media=small_clip(tmp_path))
+    assert store.claim(job.id) is not None  # running, as a killed service leaves it
+    store.close()
+    env = {**os.environ, "TRUEFRAME_DATA_DIR": str(settings.data_dir)}
+    env["TRUEFRAME_MODELS__WEIGHTS_DIR"] = str(settings.models.weights_dir)
+    args = [sys.executable, "-m", "serving.cli", "serve", "--no-ray", "--port", "0"]
+    seen: list[str] = []
+    with subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        reader = threading.Thread(target=lambda: seen.extend(iter(proc.stderr.readline, "")), daemon=True)
+        reader.start()  # a reader thread: the test fails after its deadline, never hangs on a read
+        try:
+            deadline = time.monotonic() + 120
+            while not any("recovered jobs" in line for line in seen):
+                assert time.monotonic() < deadline, seen
+                assert proc.poll() is None, seen
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    line = next(line for line in seen if "recovered jobs" in line)
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    assert re.match(stamp + r" INFO serving\.jobs\.runner: recovered jobs: 1 back in the queue", line), line
