@@ -11,34 +11,43 @@ from pathlib import Path
 import pytest
 
 from detector.errors import UnsupportedMediaType, WeightsChecksumMismatch
+from detector.settings import Settings
 from tests.support.fake_analyzer import FakeAnalyzer
 from tests.support.hold import settings_in, small_clip, small_photo
 from tests.support.servicekit import fake_service
 
 
+def _broken(tmp_path: Path) -> tuple[Settings, FakeAnalyzer]:
+    """Settings and an analyzer whose every analysis fails as the service's fault (corrupt weights)."""
+    settings = settings_in(tmp_path)
+    return settings, FakeAnalyzer(settings, error=WeightsChecksumMismatch("/w/x.safetensors has sha256 ab"))
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_an_upload_answered_with_a_service_side_error_is_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = settings_in(tmp_path)
-    broken = FakeAnalyzer(settings, error=WeightsChecksumMismatch("/w/x.safetensors has sha256 ab"))
+    settings, broken = _broken(tmp_path)
     with caplog.at_level(logging.ERROR), fake_service(settings, broken) as service:
         assert service.client.post("/v1/analyze", content=small_photo()).status_code == 503
-    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    logged = _errors(caplog)
     assert "POST /v1/analyze: weights_checksum_mismatch: /w/x.safetensors has sha256 ab" in logged, logged
 
 
 def test_a_failed_job_with_a_service_side_error_is_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = settings_in(tmp_path)
-    broken = FakeAnalyzer(settings, error=WeightsChecksumMismatch("/w/x.safetensors has sha256 ab"))
+    settings, broken = _broken(tmp_path)
     with caplog.at_level(logging.ERROR), fake_service(settings, broken) as service:
         job_id = service.client.post("/v1/analyze", content=small_clip(tmp_path)).json()["job_id"]
         deadline = time.monotonic() + 20
         while service.client.get(f"/v1/jobs/{job_id}").json()["status"] != "failed":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    logged = _errors(caplog)
     assert f"job {job_id} failed: weights_checksum_mismatch: /w/x.safetensors has sha256 ab" in logged
 
 
