@@ -152,7 +152,8 @@ stated provenance priors in its probability (AI metadata, a trusted capture, a r
 near-duplicate); a video's watermark signal says videos are not searched, not that no mark was
 decoded; no stated prior is given log-odds when a signed AI declaration or a watermark decided; 7:
 the file's own intact manifest decides with its own AI declaration when only an ingredient's
-credentials fail).
+credentials fail; an extreme strip or a blank picture is named as such in the summary and the model
+signals, not called a drawing, screenshot or flat graphic).
 The result key
 includes it; the evaluation cache does not, since it keeps stage outputs and refits the
 fusion on every run."""

@@ -77,6 +77,8 @@ what :mod:`detector.media.avif_quality` and :mod:`detector.media.heic_quality` r
 move one step."""
 MIN_VIDEO_BPP = 0.02
 MIN_SIDE = 128
+NOT_PHOTOGRAPHIC = "a drawing, screenshot or flat graphic, not a camera image"
+"""The out-of-scope reason of a frame :func:`photographic` rejects (the report words it by media kind)."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray]) -> list[str]:
         reasons.append("blank (no detail to judge)")
     elif _heavy_compression(info) is None and not photographic(frames):
         # heavy compression flattens a photo's blocks too: such a file is degraded (below), not a drawing
-        reasons.append("a drawing, screenshot or flat graphic, not a camera image")
+        reasons.append(NOT_PHOTOGRAPHIC)
     return reasons
 
 

@@ -157,6 +157,23 @@ def test_non_photographic_images_are_out_of_scope(fusion: Fusion) -> None:
     assert check_frame(mediagen.face_photo()).photographic
 
 
+@pytest.mark.parametrize("reason", ["an extreme strip (4000x300 px)", "blank (no detail to judge)"])
+def test_a_strip_or_a_blank_picture_is_named_as_such_not_as_a_drawing(fusion: Fusion, reason: str) -> None:
+    """A 4000x300 photo panorama read "does not look like a camera photograph (drawing, screenshot or
+    flat graphic)" in its summary and signals, while ``score.out_of_scope`` said it was a strip."""
+    scope = Scope(out_of_scope=[reason])
+    inputs = FusionInputs(synthetic_logit=2.0, photographic=False, scope=scope, media_kind="image")
+    score = fusion.fuse(inputs)
+    assert score.out_of_scope == [reason]
+    assert score.summary == f"Out of scope: the image is {reason}, so trueframe gives no authenticity score."
+    for signal in (s for s in score.signals if s.kind == "model"):
+        assert signal.sentence.startswith(f"The image is {reason}, so the ")
+        assert "drawing" not in signal.sentence
+    both = Scope(out_of_scope=[reason, "a drawing, screenshot or flat graphic, not a camera image"])
+    video = fusion.fuse(FusionInputs(synthetic_logit=2.0, photographic=False, scope=both, media_kind="video"))
+    assert f"the video is {reason}; the video does not look like camera footage (drawing" in video.summary
+
+
 def test_the_sentences_name_what_each_kind_of_media_showed_the_models(fusion: Fusion) -> None:
     """A video's synthetic-image score is over its sampled frames; "the image" would misname it."""
     kinds = (("image", "the image", "photograph"), ("video", "the video's frames", "footage"))

@@ -340,6 +340,7 @@ class Fusion:
                     inputs.photographic,
                     unweighted,
                     inputs.media_kind,
+                    inputs.scope.out_of_scope,
                 )
             )
         return combined, signals
@@ -459,6 +460,7 @@ class Fusion:
                 calibrated,
                 inputs.scope.degraded,
                 [s for s in signals if s.name in STATED_SIGNALS and s.contribution is not None],
+                inputs.scope.out_of_scope,
             ),
             basis=basis,
             signals=signals,

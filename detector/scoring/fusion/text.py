@@ -18,6 +18,7 @@ from detector.provenance.types import (
 )
 from detector.report.schema import DECIDING_SIGNALS, KnownMatch, Signal, Verdict
 from detector.scoring.logodds import sigmoid
+from detector.scoring.scope import NOT_PHOTOGRAPHIC
 
 _MODEL_NOUN = {
     "face_model": ("The face-forgery model", "the face(s)", "manipulated"),
@@ -36,6 +37,14 @@ def not_photo(media_kind: str | None) -> str:
     if media_kind == "video":
         return "the video does not look like camera footage (drawing, screen recording or flat graphic)"
     return "the image does not look like a camera photograph (drawing, screenshot or flat graphic)"
+
+
+def out_of_scope_words(media_kind: str | None, reasons: Sequence[str] = ()) -> str:
+    """Why no detector applies, from the scope's reasons (``score.out_of_scope``): an extreme strip or a
+    blank picture is named as such, not as a drawing; without reasons, the drawing's words."""
+    noun = "video" if media_kind == "video" else "image"
+    words = [not_photo(media_kind) if r == NOT_PHOTOGRAPHIC else f"the {noun} is {r}" for r in reasons]
+    return "; ".join(dict.fromkeys(words)) or not_photo(media_kind)
 
 
 VERDICT_WORDS: dict[str, str] = {
@@ -95,12 +104,14 @@ def model_signal(
     photographic: bool,
     unweighted: bool = False,
     media_kind: str | None = None,
+    out_of_scope: Sequence[str] = (),
 ) -> Signal:
     """A detector's signal: its calibrated verdict and contribution, or why it is missing.
 
     ``unweighted``: the fusion fitted for this kind of media gives the detector weight 0, which the
     sentence says in words (a manipulation only this detector sees cannot move the score).
-    ``media_kind`` ("image" / "video") words what was judged.
+    ``media_kind`` ("image" / "video") words what was judged; ``out_of_scope`` (the scope's reasons)
+    says why a non-photographic medium is not judged.
     """
     noun, _, what = _MODEL_NOUN[name]
     target = _target(name, media_kind)
@@ -123,7 +134,8 @@ def model_signal(
             sentence=sentence,
         )
     if not photographic:
-        reason = f"{not_photo(media_kind)}, so {noun[0].lower()}{noun[1:]} does not apply"
+        why = out_of_scope_words(media_kind, out_of_scope)
+        reason = f"{why}, so {noun[0].lower()}{noun[1:]} does not apply"
     elif not configured:
         reason = f"no {noun[4:].lower()} is configured, so this was not checked"
     elif name == "face_model":
@@ -337,6 +349,7 @@ def summary_sentence(
     calibrated: bool = True,
     degraded: Sequence[str] = (),
     stated: Sequence[Signal] = (),
+    out_of_scope: Sequence[str] = (),
 ) -> str:
     """One sentence a reviewer can repeat (and why the verdict was held back, when it was); with
     ``spread`` (P(manipulated)'s calibration range) the authenticity's range goes with it.
@@ -370,7 +383,7 @@ def summary_sentence(
         text = f"AI-generated or AI-edited: it carries the {name} invisible watermark."
     elif verdict == "out_of_scope" or p is None:
         why = (
-            not_photo(media_kind)
+            out_of_scope_words(media_kind, out_of_scope)
             if not photographic
             else "no face was found and no synthetic-image check applies"
         )
