@@ -86,6 +86,17 @@ def probability(p: float) -> str:
     return f"{p:.3g}"
 
 
+def _faces_uncounted(report: Report) -> str | None:
+    """Why the face tracks' ratings are not in the score (as the web form greys their boxes), or None
+    when they are: no verdict was given (out of scope), or the fusion gives the face model weight 0."""
+    if report.score.verdict == "out_of_scope":
+        return "not counted: no detector applies, no verdict is given"
+    face = next((s for s in report.score.signals if s.name == "face_model"), None)
+    if face is not None and face.present and face.counted is False:
+        return "not counted in the score"
+    return None
+
+
 def summarize(report: Report, label: str) -> str:
     """A few readable lines: verdict, why, faces, the frames that drove it, provenance, warnings."""
     m = report.media
@@ -117,15 +128,17 @@ def summarize(report: Report, label: str) -> str:
         lines.append(f"  limited: {'; '.join(s.limited)}")
     if report.heatmaps:
         lines.append(f"  heatmaps: {len(report.heatmaps)} (in --json output)")
+    uncounted = _faces_uncounted(report)
     for t in report.tracks:
         score = "n/a" if t.score is None else probability(t.score)
         lines.append(
             f"  face track {t.track_id}: {t.length} frame(s), ~{t.mean_side:.0f}px, P(manipulated) {score}"
+            + (f" (face model alone; {uncounted})" if uncounted and t.score is not None else "")
         )
     driving = sorted(
         (f for f in report.frames if f.max_face_logit is not None), key=lambda f: -(f.max_face_logit or 0)
     )
-    if driving and m.kind == "video":
+    if driving and m.kind == "video" and not uncounted:
         tops = ", ".join(
             f"t={f.timestamp:.2f}s (logit {f.max_face_logit:+.2f})" for f in driving[:TOP_FRAMES]
         )

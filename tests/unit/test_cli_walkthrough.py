@@ -276,3 +276,30 @@ def test_a_cuda_device_turns_tf32_off(monkeypatch: pytest.MonkeyPatch) -> None:
         assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
     finally:
         conv.fp32_precision, matmul.fp32_precision = before
+
+
+def test_analyze_marks_face_ratings_the_score_does_not_count() -> None:
+    """A photo's face model has weight 0 and an out-of-scope clip has no verdict, yet the text output
+    printed each face track's P(manipulated) (and a clip's "frames that drove it") as if it counted,
+    where the web form draws such boxes grey, "not counted"."""
+    from detector.media.loader import MediaInfo
+    from serving.cli.analyze import summarize
+    from tests.support.fake_analyzer import fake_report
+
+    image = MediaInfo("image", "jpeg", "image/jpeg", 10, "0" * 64, 64, 48)
+    counted = summarize(fake_report(image, "x.jpg", 1, 0.6, "meso4.df"), "x.jpg").splitlines()
+    assert "  face track 0: 1 frame(s), ~60px, P(manipulated) 0.6" in counted
+    photo = summarize(fake_report(image, "x.jpg", 1, 0.6, "meso4.df", face_counted=False), "x.jpg")
+    track = (
+        "  face track 0: 1 frame(s), ~60px, P(manipulated) 0.6 (face model alone; not counted in the score)"
+    )
+    assert track in photo.splitlines()
+    video = MediaInfo("video", "mp4", "video/mp4", 10, "0" * 64, 64, 48, fps=25.0, duration_s=4.0)
+    clip = fake_report(video, "x.mp4", 4, 0.6, "meso4.df")
+    assert "  frames that drove it: " in summarize(clip, "x.mp4")
+    off = clip.model_copy(update={"score": clip.score.model_copy(update={"verdict": "out_of_scope"})})
+    text = summarize(off, "x.mp4")
+    assert "frames that drove it" not in text
+    assert (
+        "P(manipulated) 0.6 (face model alone; not counted: no detector applies, no verdict is given)" in text
+    )
