@@ -217,10 +217,15 @@ window.TrueframeReport = (function () {
       .sort((a, b) => a.timestamp - b.timestamp);
   }
 
-  // False when the face model rated faces but the score gave it no weight (still images): its
+  function outOfScope(report) {
+    return (report.score || {}).verdict === "out_of_scope";
+  }
+
+  // False when the face model rated faces (or the file is out of scope) but the score gave it no weight (still images): its
   // ratings are shown, not counted. Reports before schema 2.3 have no "counted": weight 0 shows
   // there as a present signal that contributed exactly nothing.
   function faceCounted(report) {
+    if (outOfScope(report)) return false; // no detector applies: no face rating is in a verdict
     const signal = ((report.score || {}).signals || []).find((s) => s.name === "face_model");
     if (!signal || !signal.present) return true;
     if (signal.counted === undefined || signal.counted === null) return signal.contribution !== 0;
@@ -287,7 +292,9 @@ window.TrueframeReport = (function () {
     $("faces-note").textContent = boxes.length === 0
       ? "No face was found, so the face-forgery detector did not apply."
       : tracks + " face(s) followed over " + boxes.length + " detection(s). Boxes show where; the percentage is that face's estimated chance of manipulation" +
-        (counted ? "." : ", by the face model alone. It is not counted in this score: on this kind of media the face model did not tell real from fake in calibration, so a grey box is not an accusation.");
+        (counted ? "." : outOfScope(report)
+          ? ", by the face model alone. It is not counted: our detectors do not apply to this file and give no verdict, so a grey box is not an accusation."
+          : ", by the face model alone. It is not counted in this score: on this kind of media the face model did not tell real from fake in calibration, so a grey box is not an accusation.");
     if (!file || boxes.length === 0) return;
     const frames = chooseFrames(report, boxes);
     const url = URL.createObjectURL(file);
@@ -327,7 +334,8 @@ window.TrueframeReport = (function () {
   function renderTimeline(report) {
     const box = clear($("timeline"));
     const frames = report.frames || [];
-    const isVideo = report.media.kind === "video" && frames.length > 1;
+    // out of scope: the per-frame ratings score nothing, so no "score over time" is drawn
+    const isVideo = report.media.kind === "video" && frames.length > 1 && !outOfScope(report);
     $("timeline-card").hidden = !isVideo;
     if (!isVideo) return;
     const W = 640, H = 200, L = 44, R = 12, T = 10, B = 30;

@@ -167,6 +167,31 @@ def declared_ai(report: Report) -> Report:
     return report.model_copy(update={"score": score})
 
 
+def out_of_scope(report: Report) -> Report:
+    """``report`` as the fusion writes it for a file no detector applies to (a screen recording, an
+    extreme strip): no probability, the face model's signal absent, its face tracks still rated."""
+    face = Signal(
+        name="face_model",
+        kind="model",
+        present=False,
+        counted=False,
+        sentence="The file does not look like a camera image, so the face-forgery model does not apply.",
+    )
+    score = report.score.model_copy(
+        update={
+            "verdict": "out_of_scope",
+            "authenticity": None,
+            "manipulated": None,
+            "manipulated_range": None,
+            "logit": None,
+            "pixel_manipulated": None,
+            "signals": [face],
+            "out_of_scope": ["a drawing, screenshot or flat graphic, not a camera image"],
+        }
+    )
+    return report.model_copy(update={"score": score})
+
+
 class FakeAnalyzer:
     """Implements the Analyzer protocol; see the module docstring."""
 
@@ -183,11 +208,13 @@ class FakeAnalyzer:
         face_counted: bool = True,
         before_counted: bool = False,
         ai_declared: bool = False,
+        out_of_scope: bool = False,
     ) -> None:
         self.settings = settings
         self.face_counted = face_counted
         self.before_counted = before_counted  # reports as stored before schema 2.3
         self.ai_declared = ai_declared  # reports of media whose signed credentials declare AI
+        self.out_of_scope = out_of_scope  # reports of media no detector applies to (face tracks kept)
         self.known = known
         self.manipulated = manipulated
         self.delay_s = delay_s
@@ -221,6 +248,8 @@ class FakeAnalyzer:
         )
         if self.ai_declared:
             report = declared_ai(report)
+        if self.out_of_scope:
+            report = out_of_scope(report)
         if self.before_counted:
             report = ReportBefore23.model_validate(report.model_dump())
         if self.known is not None:
