@@ -62,6 +62,7 @@ class MediaInfo:
     avif_quality: int | None = None  # libavif quality estimated from an AVIF still's AV1 headers
     heic_quality: int | None = None  # pillow-heif quality estimated from a HEIC's HEVC headers
     video_bytes: int | None = None  # the video stream's packets (no audio, no container); None: unknown
+    animated: bool = False  # an image holding more than one frame or page (GIF, APNG, WebP, TIFF, HEIC)
 
     @property
     def encoder_quality(self) -> int | None:
@@ -153,6 +154,16 @@ def _open_image(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
         raise CorruptMedia(f"the bytes start like {fmt} but its header cannot be read") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise CorruptMedia(f"cannot read the {fmt} header: {exc}") from exc
+
+
+def _animated(im: Image.Image) -> bool:
+    """Whether the image holds a second frame or page (only the first is decoded and judged); Pillow
+    reads at most the next frame's header. A second frame that cannot be read counts as none: it
+    could not have been judged either."""
+    try:
+        return bool(getattr(im, "is_animated", False))
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error):
+        return False
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:
@@ -272,6 +283,7 @@ class MediaLoader:
             except (OSError, SyntaxError, ValueError, struct.error, TypeError):
                 orientation = 1  # unreadable EXIF: decode_image's exif_transpose ignores it too
             quality = jpeg_quality(im) if fmt == "jpeg" else None
+            animated = _animated(im)
         webp = webp_quality(data) if fmt == "webp" else None
         avif = avif_quality(data, width, height) if fmt == "avif" else None
         heic = heic_quality(data) if fmt == "heic" else None
@@ -279,7 +291,7 @@ class MediaLoader:
             width, height = height, width
         return MediaInfo(
             "image", fmt, mime, len(data), digest, width, height,
-            jpeg_quality=quality, webp_quality=webp, avif_quality=avif, heic_quality=heic,
+            jpeg_quality=quality, webp_quality=webp, avif_quality=avif, heic_quality=heic, animated=animated,
         )  # fmt: skip
 
     def _probe_video(self, data: bytes, fmt: str, mime: str, digest: str) -> MediaInfo:

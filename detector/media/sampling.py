@@ -72,6 +72,15 @@ def sampled_frame(index: int, frame: av.VideoFrame, max_side: int | None = None)
     return Frame(index, float(frame.time), *to_rgb_upright(frame, max_side))
 
 
+def animated_warning(fmt: str) -> str:
+    """The warning of an image with more than one frame or page: only its first is judged."""
+    name = {"webp": "WebP", "heic": "HEIC image"}.get(fmt, fmt.upper())
+    return (
+        f"the {name} holds more than one frame or page (animated or multi-page): only the first was "
+        "analysed, the others were not examined"
+    )
+
+
 class FrameSampler:
     """Picks ``n`` frames of a video (or the one frame of an image); each reads as upright RGB."""
 
@@ -99,7 +108,8 @@ class FrameSampler:
             raise InvalidRequest(f"the number of frames must be at least 1, not {n}")
         if media.info.kind == "image":
             image, scale = self.loader.decode_image(media, self.loader.limits.frame_max_side)
-            return FrameSample([Frame(0, 0.0, image, scale)], requested=1)
+            warnings = [animated_warning(media.info.format)] if media.info.animated else []
+            return FrameSample([Frame(0, 0.0, image, scale)], requested=1, warnings=warnings)
         with media.open_video() as container:
             return self._sample_video(media, container, n, mode)
 

@@ -395,3 +395,38 @@ def test_sampling_leaves_no_decoder_or_decoded_frame_alive(
         assert len(_live_decoders()) == before
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "save", "name"),
+    [
+        ("GIF", {"save_all": True, "duration": 100}, "GIF"),
+        ("PNG", {"save_all": True, "duration": 100}, "PNG"),
+        ("WEBP", {"save_all": True, "duration": 100, "quality": 80}, "WebP"),
+        ("TIFF", {"save_all": True}, "TIFF"),
+    ],
+)
+def test_an_image_with_more_frames_says_only_the_first_was_analysed(
+    fmt: str, save: dict[str, object], name: str
+) -> None:
+    """An animated GIF of a face swap was judged on its first frame alone ("likely authentic, 99%")
+    and the report said nothing about the frames never examined."""
+    import io
+
+    from PIL import Image
+
+    frames = [Image.fromarray(f) for f in moving_face(3, (96, 72))]
+    single, animated = io.BytesIO(), io.BytesIO()
+    frames[0].save(single, fmt)
+    frames[0].save(animated, fmt, append_images=frames[1:], **save)  # type: ignore[arg-type]
+    still = MediaLoader().load(single.getvalue())
+    assert not still.info.animated
+    assert FrameSampler().sample(still).warnings == []
+    media = MediaLoader().load(animated.getvalue())
+    assert media.info.animated
+    sample = FrameSampler().sample(media)
+    assert len(sample.frames) == 1
+    assert sample.warnings == [
+        f"the {name} holds more than one frame or page (animated or multi-page): only the first was "
+        "analysed, the others were not examined"
+    ]
