@@ -122,7 +122,7 @@ class Options:
         check_frames(self.frames)
 
 
-ANALYSIS_VERSION = 10
+ANALYSIS_VERSION = 11
 """Bumped whenever a change to the stages' code changes what they find for the same input, settings and
 weights, or to the fusion rules' code what a report says (version 2: videos' faces followed between
 anchors, and the MTCNN pyramid level for faces as large as the frame; 3: the scope's degraded-media
@@ -133,7 +133,10 @@ HEIC quality read from its HEVC headers, heavy HEIC degraded; 7: a degraded item
 only the reasons its pixels are degraded, text only; 8: rule ``face_unweighed`` and model signals
 worded at even odds or "not counted"; 9: ``score.basis`` joins the models' sentences without their
 full stops, and no sentence words a probability as 0% or 100%, text only; 10: ``score.manipulated_range``,
-the fused probability's calibration range). Result and evaluation
+the fused probability's calibration range; 11: a video whose first sampled frame lies past its first
+GOP decodes exactly where FFmpeg needs the encoder's version from the stream's first packet: x264
+build 148's High 4:4:4 FaceForensics++ clips came out green at ``--frames 1``; no clip of the dev set
+seeks past its first GOP first, so its figures stay). Result and evaluation
 cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 

@@ -158,8 +158,28 @@ class Decoder:
         fit = [k for k in self.keyframes if k + self.delay <= target_pts]
         return fit[-1] if fit else self.keyframes[0]
 
+    def _prime(self) -> None:
+        """Show the decoder the stream's first packet, decoding nothing (``skip_frame = ALL``), before
+        the first seek skips it: FFmpeg reads workarounds for old encoders' bugs from there (x264's
+        version SEI, Xvid's and DivX's user data), and without them a stream that needs one decodes
+        wrong from every later keyframe. FaceForensics++'s c23 clips (H.264 High 4:4:4 by x264 build
+        148) came out green below the first rows whenever a sample's first target lay past the first
+        GOP (``--frames 1``); the seek that follows flushes the decoder."""
+        context = self.stream.codec_context
+        try:
+            first = next(self.container.demux(self.stream), None)
+            if first is not None:
+                context.skip_frame = "ALL"
+                first.decode()
+        except av.FFmpegError:
+            pass  # nothing readable there to learn from: the seek and decode report what breaks
+        finally:
+            context.skip_frame = "DEFAULT"
+
     def seek(self, target_pts: int, gop: int) -> None:
         """Jump to the keyframe shown at or before ``target_pts`` (the start of ``gop``; decoder flushed)."""
+        if self._frames is None and self.keyframes and gop != self.keyframes[0]:
+            self._prime()  # nothing decoded yet, and the first GOP is about to be skipped
         self.prev = self.ahead = None
         self.ended = False
         self.guard.stats.seeks += 1
