@@ -407,7 +407,12 @@ window.TrueframeReport = (function () {
     const dl = clear($("media-details"));
     addDetail(dl, "Type", m.kind + " (" + m.format + ")");
     addDetail(dl, "Size", m.width + " × " + m.height + " pixels, " + (m.size_bytes / 1e6).toFixed(2) + " MB");
-    if (m.duration_s) addDetail(dl, "Duration", m.duration_s.toFixed(1) + " s, " + (report.frames || []).length + " frames checked");
+    if (m.duration_s) {
+      // as `trueframe analyze` words it: a 40 ms clip read "0.0 s" here until 2026-12-04
+      const length = m.duration_s >= 0.1 ? m.duration_s.toFixed(1) + " s" : Math.round(1000 * m.duration_s) + " ms";
+      const checked = (report.frames || []).length;
+      addDetail(dl, "Duration", length + ", " + checked + (checked === 1 ? " frame" : " frames") + " checked");
+    }
     addDetail(dl, "Fingerprint (SHA-256)", m.sha256);
     addDetail(dl, "Detectors used", (report.models || []).map((x) => x.name).join(", ") || "none");
     if (report.timings && report.timings.total) addDetail(dl, "Analysis time", report.timings.total.toFixed(1) + " s");
