@@ -170,7 +170,8 @@ class Decoder:
             first = next(self.container.demux(self.stream), None)
             if first is not None:
                 context.skip_frame = "ALL"
-                first.decode()
+                for frame in first.decode():  # none where the codec honours ALL; guarded if one does
+                    self.guard.check(frame.width, frame.height)
         except av.FFmpegError:
             pass  # nothing readable there to learn from: the seek and decode report what breaks
         finally:
