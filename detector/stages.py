@@ -157,7 +157,8 @@ decoded; no stated prior is given log-odds when a signed AI declaration or a wat
 the file's own intact manifest decides with its own AI declaration when only an ingredient's
 credentials fail; an extreme strip or a blank picture is named as such in the summary and the model
 signals, not called a drawing, screenshot or flat graphic; an animated or multi-page image warns
-that only its first frame was analysed).
+that only its first frame was analysed; rule ``metadata_ai``: a file whose own unsigned metadata
+names generative AI is at most ``uncertain``).
 The result key
 includes it; the evaluation cache does not, since it keeps stage outputs and refits the
 fusion on every run."""

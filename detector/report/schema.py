@@ -179,7 +179,7 @@ class Score(_Model):
             "the stated rule that decided or moved the verdict, if any: signed_ai_declaration, "
             "invisible_watermark, known_match, pixel_evidence_over_trusted_capture, "
             "pixel_evidence_over_known_authentic, degraded_media, limited_scope, face_unweighed, "
-            "uncalibrated"
+            "metadata_ai, uncalibrated"
         ),
     )
     provenance_flag: Literal["tampered", "ingredient_invalid", "unreadable"] | None = Field(

@@ -213,6 +213,32 @@ def test_a_signed_ai_declarations_summary_says_whether_its_signer_is_trusted(
     )
 
 
+def test_a_file_whose_own_metadata_names_generative_ai_is_never_called_authentic(
+    fusion: Fusion, shared_data: Path
+) -> None:
+    """A ComfyUI PNG whose pixels look real read "Authentic: 92% likely authentic ... It counts
+    unsigned metadata that indicates generative AI" until 2026-12-04: the file contradicted its own
+    verdict. It is now ``uncertain`` (rule ``metadata_ai``); the probability is unchanged, and the
+    metadata still accuses nothing, so a score on the accusing side keeps its band."""
+    from detector.provenance.types import ProvenanceReport
+
+    prov = ProvenanceReport(state="absent", state_description="none", metadata_hints=[sd_parameters()])
+    plain = fusion.fuse(FusionInputs(face_logit=STRONG_REAL))
+    assert plain.verdict == "authentic"
+    score = fusion.fuse(FusionInputs(face_logit=STRONG_REAL, provenance=prov))
+    assert (score.verdict, score.rule) == ("uncertain", "metadata_ai")
+    assert plain.logit is not None
+    assert score.logit == pytest.approx(plain.logit + fusion.params.priors.metadata_ai)
+    assert "Not called authentic: its own metadata names generative AI" in score.summary
+    accused = fusion.fuse(FusionInputs(face_logit=4.0, provenance=prov))
+    assert accused.verdict in ("manipulated", "ai_generated")
+    assert accused.rule is None
+    comfy = read_fixture(
+        ProvenanceReader(), shared_data / "synthetic/generated/comfyui/flux_depth_lora_example.png"
+    )
+    assert fusion.fuse(FusionInputs(face_logit=STRONG_REAL, provenance=comfy)).rule == "metadata_ai"
+
+
 def test_the_summary_names_unsigned_ai_metadata_that_moved_the_probability(fusion: Fusion) -> None:
     """A ComfyUI / A1111 PNG's parameters add the stated metadata prior: the summary's probability is
     then not the detectors' alone, and a reviewer repeating it must hear of the metadata."""

@@ -22,7 +22,11 @@ Provenance is evidence of another kind and follows stated rules, not fitted weig
    pixel evidence: when the pixels alone say ``manipulated``, the verdict stays at least
    ``likely_manipulated``.
 4. Unsigned metadata that strongly indicates generative AI (e.g. Stable Diffusion parameters in
-   PNG text) adds the stated prior ``priors.metadata_ai``; it is not a signature.
+   PNG text) adds the stated prior ``priors.metadata_ai``; it is not a signature. Such a file is
+   never called ``authentic`` or ``likely_authentic`` (rule ``metadata_ai``: ``uncertain``): anyone
+   can write that metadata, so it accuses nothing, but a file that names its own generator cannot be
+   vouched for by the pixels. Trusted camera credentials or a reviewed authentic near-duplicate
+   lift this.
 5. The invisible watermark of the Stable Diffusion / SDXL reference pipelines, decoded so closely
    that chance is excluded (:mod:`detector.provenance.watermark`), makes the verdict
    ``ai_generated`` like rule 1 (rule ``invisible_watermark``); its absence is not counted.
@@ -433,6 +437,8 @@ class Fusion:
             elif self.mismatch and pixels_decide and verdict in LIMITED_STEP:
                 # the bands' rates were not measured for these models, whatever the pixels decided
                 verdict, rule = LIMITED_STEP[verdict], "uncalibrated"
+            if verdict in ("authentic", "likely_authentic") and vouching is None and metadata_ai_hint(prov):
+                verdict, rule = "uncertain", "metadata_ai"  # the file names generative AI itself
             if verdict == "manipulated" and _synthetic_leads(signals):
                 verdict = "ai_generated"
         basis = self._basis(signals)

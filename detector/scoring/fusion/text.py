@@ -413,6 +413,11 @@ def summary_sentence(
                 " Kept a step closer to uncertain: the fusion was fitted for other models, so the"
                 " verdict bands' error rates were not measured for these."
             )
+        elif rule == "metadata_ai":
+            text += (
+                " Not called authentic: its own metadata names generative AI. Anyone can write that"
+                " metadata, so it accuses nothing, but it rules out vouching for the file."
+            )
         elif rule == "face_unweighed":
             text += (
                 " Not called authentic: it shows a face, and face swaps in media of this kind were not among"
