@@ -295,7 +295,13 @@ window.TrueframeReport = (function () {
         (counted ? "." : outOfScope(report)
           ? ", by the face model alone. It is not counted: our detectors do not apply to this file and give no verdict, so a grey box is not an accusation."
           : ", by the face model alone. It is not counted in this score: on this kind of media the face model did not tell real from fake in calibration, so a grey box is not an accusation.");
-    if (!file || boxes.length === 0) return;
+    if (boxes.length === 0) return;
+    if (!file) {  // a reopened result ("/?job=<id>"): the service keeps no media to draw on
+      thumbs.appendChild(el("p", "The boxes are drawn on frames taken from your own copy of the file, which the " +
+        "service does not keep: choose the file again to see them (they are also in the JSON report).", "muted"));
+      thumbs.setAttribute("data-ready", "true");
+      return;
+    }
     const frames = chooseFrames(report, boxes);
     const url = URL.createObjectURL(file);
     try {

@@ -1,5 +1,6 @@
-"""The web form's "About the file" words a video's length and frames as ``trueframe analyze`` does:
-a one-frame clip of 40 ms read "Duration 0.0 s, 1 frames checked" (the command line: "40 ms")."""
+"""The web form on a video: "About the file" words its length as ``trueframe analyze`` does (a
+one-frame clip of 40 ms read "Duration 0.0 s, 1 frames checked"; the command line: "40 ms"), and a
+reopened result says why its face boxes are not drawn (it said "Boxes show where" above nothing)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.test_browser import _browser, _upload_with_key, chromium  # noqa: F401 (fixture)
+from tests.e2e.test_browser import CHROMIUM, _browser, _upload_with_key
 from tests.support import mediagen
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_a_one_frame_clip_reads_its_length_in_milliseconds(chromium: Path, tmp_path: Path) -> None:  # noqa: F811
+@pytest.fixture
+def chromium() -> Path:
+    if not CHROMIUM.is_file():
+        pytest.skip("/usr/bin/chromium is not installed")
+    return CHROMIUM
+
+
+def test_a_short_clip_in_milliseconds_and_a_reopened_result_without_boxes(
+    chromium: Path, tmp_path: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     from serving.auth.keys import create_key
@@ -32,9 +42,17 @@ def test_a_one_frame_clip_reads_its_length_in_milliseconds(chromium: Path, tmp_p
             page = _upload_with_key(context, url, clip, key, problems)
             page.wait_for_selector("#result:not([hidden])", timeout=60_000)
             details = page.inner_text("#media-details")
+            page.wait_for_selector("#thumbs[data-ready=true]")
+            drawn = len(page.query_selector_all("#thumbs canvas"))
+            page.reload()  # "/?job=<id>": the report comes back, the file does not
+            page.wait_for_selector("#thumbs[data-ready=true]", timeout=15_000)
+            reopened = (len(page.query_selector_all("#thumbs canvas")), page.inner_text("#thumbs"))
         finally:
             context.close()
     store.close()
     assert problems == []
     assert "Duration\n40 ms, " in details  # the fake analyzer reports its own frame count
     assert "0.0 s" not in details
+    assert drawn > 0
+    assert reopened[0] == 0
+    assert "choose the file again to see them" in reopened[1]
