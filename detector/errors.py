@@ -186,3 +186,14 @@ def all_error_classes() -> list[type[TrueframeError]]:
         seen.append(cls)
         stack.extend(cls.__subclasses__())
     return seen
+
+
+OPERATOR_ERRORS: tuple[type[TrueframeError], ...] = (
+    ModelError,
+    ProvenanceConfigError,
+    SettingsInvalid,
+    InternalError,
+)
+"""Typed errors that are the service's configuration at fault (weights, models, trust files,
+settings): logged at ERROR when a request or job meets them. A service not ready yet, a stage or
+store briefly unavailable are not: a readiness probe during warm-up logged ERROR on every call."""

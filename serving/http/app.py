@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
-from detector.errors import InternalError, InvalidRequest, StoreUnavailable, TrueframeError
+from detector.errors import OPERATOR_ERRORS, InternalError, InvalidRequest, StoreUnavailable, TrueframeError
 from detector.settings import Settings
 from serving.analyzer import Analyzer
 from serving.health import StoreProbe
@@ -141,7 +141,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, StoreUnavailable):  # the database's address and reason stay in the log
             log.warning("%s %s: %s", request.method, request.url.path, exc.message)
             exc = StoreUnavailable("the job store is unavailable; retry later")
-        elif exc.http_status >= 500:  # the service's fault (weights, trust files): the operator's to fix
+        elif isinstance(exc, OPERATOR_ERRORS):  # weights, models, trust files: the operator's to fix
             log.error("%s %s: %s", request.method, request.url.path, exc)
         return error_response(exc)
 

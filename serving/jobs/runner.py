@@ -34,7 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from fastapi.responses import JSONResponse
 
-from detector.errors import StoreUnavailable, TrueframeError
+from detector.errors import OPERATOR_ERRORS, StoreUnavailable, TrueframeError
 from detector.settings import Settings
 from detector.stages import Options
 from serving.analyzer import Analyzer
@@ -277,7 +277,7 @@ class JobRunner:
             self.forget(job.id)  # a waiter here re-reads the store: 404, or the other worker's job
             return  # a deletion removed the media; a takeover's worker still needs it
         except TrueframeError as exc:
-            if exc.http_status >= 500:  # the service's fault (weights, trust files): the operator's to fix
+            if isinstance(exc, OPERATOR_ERRORS):  # weights, models, trust files: the operator's to fix
                 log.error("job %s failed: %s", job.id, exc)
             await self._finish(job, "failed", error=(exc.code, exc.message))
             return

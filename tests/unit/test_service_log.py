@@ -59,6 +59,20 @@ def test_a_client_error_is_not_logged(tmp_path: Path, caplog: pytest.LogCaptureF
     assert not [r for r in caplog.records if r.name.startswith("serving")]
 
 
+def test_a_readiness_probe_while_not_ready_is_not_logged_as_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`/readyz` answers 503 `not_ready` while the models load: an operator's probe, not a fault
+    (every probe of a warming service logged an ERROR line when every 5xx was logged)."""
+    settings = settings_in(tmp_path)
+    with (
+        caplog.at_level(logging.WARNING),
+        fake_service(settings, FakeAnalyzer(settings, ready=False)) as service,
+    ):
+        assert [service.client.get("/readyz").status_code for _ in range(3)] == [503] * 3
+    assert _errors(caplog) == []
+
+
 def test_serve_logs_its_info_lines_with_time_and_level(tmp_path: Path) -> None:
     """`trueframe serve` sets up its log (``serve.log_level``, INFO by default): until 2026-12-04
     nothing did, so a job recovered at start was never reported and warnings came without time or
