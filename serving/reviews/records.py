@@ -189,7 +189,7 @@ def _decide(db: Connection, appeal: Appeal, review: Review) -> Appeal:
     state: AppealState = "upheld" if review.verdict == appeal.contested_verdict else "overturned"
     db.execute(
         update(appeals)
-        .where(appeals.c.id == appeal.id)
+        .where(appeals.c.id == appeal.id, appeals.c.state.in_(PENDING))
         .values(state=state, review_id=review.id, updated_at=review.created_at)
     )
     return Appeal(
@@ -222,9 +222,17 @@ def open_appeal(store: JobStore, job: Job, statement: str) -> Appeal:
 
 
 def start_appeal(store: JobStore, appeal_id: str, reviewer: str) -> Appeal:
-    """A reviewer takes an open appeal: ``in_review``, assigned to them."""
-    now = time.time()
+    """A reviewer takes an open appeal: ``in_review``, assigned to them. The appeal's job is locked
+    first, as a decision locks it: on PostgreSQL a take landing between a decision's read of the
+    pending appeals and its write was overwritten by that decision, after answering 200."""
+    if APPEAL_ID.fullmatch(appeal_id) is None:
+        raise AppealNotFound(f"no appeal {appeal_id}")
     with store.transaction() as db:
+        job_id = db.execute(select(appeals.c.job_id).where(appeals.c.id == appeal_id)).scalar()
+        if job_id is None:
+            raise AppealNotFound(f"no appeal {appeal_id}")
+        _lock_job(db, job_id)
+        now = time.time()
         cur = db.execute(
             update(appeals)
             .where(appeals.c.id == appeal_id, appeals.c.state == "open")

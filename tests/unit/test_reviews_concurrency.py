@@ -180,3 +180,50 @@ def test_an_appeal_contests_a_decision_recorded_just_before_it(
     monkeypatch.setattr(store, "transaction", decision_lands_first)
     appeal = records.open_appeal(store, job, "it is real")
     assert appeal.contested_verdict == "manipulated"
+
+
+def test_an_appeal_taken_during_a_decision_is_either_taken_or_decided(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until 2026-12-04, on PostgreSQL a reviewer could take an appeal between a decision's read of
+    the pending appeals and its write: the take answered 200 ("in review, yours"), and the decision
+    then settled the appeal anyway. Taking now locks the job as a decision does."""
+    from serving.http.errors import Conflict
+    from serving.reviews import records
+
+    job_id = desk.upload(desk.submitter, km.reviewed_photo())
+    opened = desk.call(desk.submitter, "POST", f"/v1/jobs/{job_id}/appeal", json={"statement": "x"})
+    appeal_id = opened.json()["appeal_id"]
+    store = desk.service.store
+    job = store.get(job_id)
+    assert job is not None
+    holding, taken = threading.Event(), threading.Event()
+    real_insert = records.insert
+
+    def held_insert(table: Any) -> Any:  # the decision has read the pending appeals: hold it there
+        holding.set()
+        taken.wait(timeout=2)  # a take that must wait for the job's lock never gets to set it
+        return real_insert(table)
+
+    monkeypatch.setattr(records, "insert", held_insert)
+    decided: list[Any] = []
+    decision = threading.Thread(
+        target=lambda: decided.append(
+            records.record_review(store, job, "key:r1", "manipulated", "r", None, 60.0)
+        )
+    )
+    decision.start()
+    assert holding.wait(timeout=10)
+    try:
+        take: Any = records.start_appeal(store, appeal_id, "key:r2")
+    except Conflict as exc:
+        take = exc
+    taken.set()
+    decision.join(30)
+    (_, settled), appeal = decided[0], records.get_appeal(store, appeal_id)
+    assert appeal is not None
+    if isinstance(take, Conflict):  # the take waited for the decision, then found the appeal decided
+        assert [a.id for a in settled] == [appeal_id]
+        assert appeal.state in ("upheld", "overturned")
+    else:  # impossible while the decision holds the job: it would have to be left in review
+        assert (appeal.state, appeal.assigned_to, settled) == ("in_review", "key:r2", [])
