@@ -13,6 +13,7 @@ file and the C2PA trust files (:mod:`serving.preflight`).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import threading
@@ -95,35 +96,42 @@ def _serve_in_process(settings: Settings, host: str, port: int) -> int:
     from serving.jobs.store import open_store
     from serving.known.lookup import StoreKnownMedia
 
-    sock = listen_socket(host, port)  # a port in use: one line and exit 2 before anything starts
+    socks = listen_sockets(host, port)  # a port in use: one line and exit 2 before anything starts
     store = open_store(settings)
     app = create_app(settings, InProcessAnalyzer(settings, known=StoreKnownMedia(store)), store)
-    port = sock.getsockname()[1]  # the port taken for --port 0
+    port = socks[0].getsockname()[1]  # the port taken for --port 0
     print(f"trueframe (in process) at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", **uvicorn_options(settings.serve))
-    DrainingServer(config, on_stop=app.state.trueframe.runner.drain).run(sockets=[sock])
+    DrainingServer(config, on_stop=app.state.trueframe.runner.drain).run(sockets=socks)
     return 0
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` as uvicorn binds one (``SO_REUSEADDR``); a port in use or an
-    address this machine does not have is ``invalid_request`` naming them. Until 2026-12-04 the
-    service printed its address, then uvicorn logged the bind error and the command exited 3."""
+def listen_sockets(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address ``host`` resolves to (``localhost`` may be ``::1`` and
+    ``127.0.0.1``), on one port, as uvicorn binds them (``SO_REUSEADDR``; IPv6 sockets IPv6-only);
+    a port in use or an address this machine does not have is ``invalid_request`` naming them. Until
+    2026-12-04 the service printed its address, then uvicorn logged the bind error and the command
+    exited 3. With port 0 every address takes the port the first one got."""
     where = "--host/--port, TRUEFRAME_SERVE__HOST/__PORT or the serve config's http_options"
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror} ({where})") from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror} ({where})") from None
-    return sock
+    bound: list[socket.socket] = []
+    for family, kind, proto, _, address in dict.fromkeys(found):  # each address once
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind((address[0], bound[0].getsockname()[1], *address[2:]) if bound else address)
+        except OSError as exc:
+            sock.close()
+            for other in bound:
+                other.close()
+            raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror} ({where})") from None
+        bound.append(sock)
+    return bound
 
 
 def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
@@ -132,7 +140,9 @@ def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
     from serving.ray.runtime import init_ray
 
     check_store(settings)  # a database that is down: one line and exit 2 now, not a failed deploy later
-    listen_socket(host, port).close()  # a port in use: likewise (Serve's proxy binds it itself)
+    if not os.environ.get("RAY_ADDRESS"):  # a local Ray's proxy binds here: a port in use, likewise
+        for sock in listen_sockets(host, port):  # (a cluster's proxies bind on their own nodes)
+            sock.close()
     print(RAY_START_HINT, flush=True)
     started = time.perf_counter()
     try:

@@ -107,3 +107,51 @@ def test_a_port_in_use_is_one_line_before_anything_starts(
         err = _serve(tmp_path, capsys, "--port", str(port), *extra)
     assert err.startswith(f"error: invalid_request: cannot listen on 127.0.0.1:{port}: "), err
     assert "in use" in err
+
+
+def test_every_address_a_host_name_resolves_to_is_listened_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`localhost` may resolve to ``::1`` and ``127.0.0.1``: uvicorn listened on both, and the port
+    check must not narrow that to the first (clients of the other address were refused)."""
+    import socket
+
+    from serving.cli import serve
+
+    def two_addresses(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        kind = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+        return [(*kind, ("127.0.0.1", port)), (*kind, ("127.0.0.2", port)), (*kind, ("127.0.0.1", port))]
+
+    monkeypatch.setattr(serve.socket, "getaddrinfo", two_addresses)
+    socks = serve.listen_sockets("both-loopbacks", 0)
+    try:
+        names = [s.getsockname() for s in socks]
+        assert [n[0] for n in names] == ["127.0.0.1", "127.0.0.2"]  # each address once
+        assert names[0][1] == names[1][1] != 0  # port 0: one port for all of them
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_a_cluster_s_port_is_not_checked_on_this_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ``RAY_ADDRESS`` Serve's proxies bind on the cluster's nodes, where this machine cannot
+    tell whether the port is free (a running cluster's proxy may already hold it): Ray is joined."""
+    import socket
+
+    from detector.errors import TrueframeError
+    from serving.ray import runtime
+
+    class Joined(TrueframeError):
+        code = "joined"
+
+    def join(*args: object, **kwargs: object) -> bool:
+        raise Joined("the cluster was joined")
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    monkeypatch.setattr(runtime, "init_ray", join)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = _serve(tmp_path, capsys, "--port", str(port))
+    assert err.startswith("error: joined: "), err
