@@ -271,6 +271,14 @@ class ServeSettings(_Group):
         ),
     )
     webhook_max_attempts: int = Field(5, ge=1)
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _secret_not_blank(cls, value: Any) -> Any:
+        """Blanks only are as forgeable as an empty key."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("a webhook secret of blanks signs callbacks anyone can forge")
+        return value
     webhook_backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles each attempt")
     webhook_timeout_s: float = Field(10.0, gt=0)
     light_stages_in_ingress: bool = Field(

@@ -203,14 +203,15 @@
 
   function takeAppeal() {
     const appeal = desk.appeal;
-    if (!appeal) return;
+    const item = desk.item;  // another row opened while this is in flight sets desk.item to null
+    if (!appeal || !item) return;
     api("POST", "/v1/appeals/" + encodeURIComponent(appeal) + "/start").then((answer) => {
       if (answer.status !== 200) {
         $("decision-error").textContent = message(answer);
         show("decision-error", true);
         return;
       }
-      openItem(desk.item);
+      openItem(item);
       loadQueue();
     });
   }

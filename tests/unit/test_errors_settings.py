@@ -166,14 +166,16 @@ def test_a_list_setting_that_is_not_json_and_a_secret_like_value_are_reported_sa
     assert "hunter2" not in refused.value.message
 
 
-def test_an_empty_webhook_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("secret", ["", "   "])
+def test_an_empty_webhook_secret_is_refused(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     """Before: `TRUEFRAME_SERVE__WEBHOOK_SECRET=` (a template variable left empty) was taken, open-mode
-    jobs were allowed a `callback_url`, and their callbacks were signed with an empty HMAC key."""
+    jobs were allowed a `callback_url`, and their callbacks were signed with an empty HMAC key; one of
+    blanks only passed the first fix."""
     from detector.errors import SettingsInvalid
     from detector.settings import load_settings
 
-    monkeypatch.setenv("TRUEFRAME_SERVE__WEBHOOK_SECRET", "")
-    with pytest.raises(SettingsInvalid, match=r"TRUEFRAME_SERVE__WEBHOOK_SECRET=\(hidden\): String should"):
+    monkeypatch.setenv("TRUEFRAME_SERVE__WEBHOOK_SECRET", secret)
+    with pytest.raises(SettingsInvalid, match=r"TRUEFRAME_SERVE__WEBHOOK_SECRET=\(hidden\): .*blanks"):
         load_settings()
 
 

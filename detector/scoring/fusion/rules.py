@@ -16,7 +16,7 @@ Provenance is evidence of another kind and follows stated rules, not fitted weig
    fail (flag ``ingredient_invalid``): its signature and hashes verify, so its declaration is as
    sound as a valid store's; a declaration passed on from an ingredient is not counted then.
 2. An ``invalid`` (or ``unreadable``) manifest is reported as ``provenance_flag`` beside the pixel
-   score and never changes it.
+   score and never changes it, but for rule 1's case of the file's own intact manifest.
 3. A *trusted* camera capture (``c2pa.created`` with IPTC ``digitalCapture``, no edit actions)
    adds the stated prior ``priors.trusted_capture`` (negative log-odds), but cannot hide strong
    pixel evidence: when the pixels alone say ``manipulated``, the verdict stays at least
