@@ -335,24 +335,24 @@ def _paired(
 BATCH_EXPORT_S = 12.0
 """Seconds between reads of Ray's metrics: a read is taken once two in a row agree (Ray exports
 every few seconds, so a single read can miss the last passes)."""
+BATCH_SETTLE_S = 120.0
 
 
 def settled_batch_totals() -> dict[str, tuple[float, float]]:
-    """The stage replicas' batch counters (:func:`serving.ray.deployments.batch_totals`) once
-    Ray's export of them has caught up."""
-    import httpx
-    import ray
+    """The stage replicas' batch counters (:func:`serving.ray.deployments.node_batch_totals`) once
+    Ray's export of them has caught up; the last read when they never settle within
+    :data:`BATCH_SETTLE_S`."""
+    from serving.ray.deployments import node_batch_totals
 
-    from serving.ray.deployments import batch_totals
-
-    url = f"http://127.0.0.1:{ray.nodes()[0]['MetricsExportPort']}/metrics"
-    last = batch_totals(httpx.get(url, timeout=10).text)
-    while True:
+    deadline = time.monotonic() + BATCH_SETTLE_S
+    last = node_batch_totals()
+    while time.monotonic() < deadline:
         time.sleep(BATCH_EXPORT_S)
-        now = batch_totals(httpx.get(url, timeout=10).text)
+        now = node_batch_totals()
         if now == last:
-            return now
+            break
         last = now
+    return last
 
 
 def _batch_row(

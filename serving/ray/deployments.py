@@ -63,6 +63,18 @@ def batch_totals(exported: str, stages: frozenset[str] = BATCHED) -> dict[str, t
     return {stage: (batches, images) for stage, (batches, images) in totals.items()}
 
 
+def node_batch_totals(timeout_s: float = 10.0) -> dict[str, tuple[float, float]]:
+    """:func:`batch_totals` as this machine's Ray node exports them now (the driver's own node, alive;
+    Ray exports every few seconds, so the last passes may not be in yet)."""
+    import httpx
+    import ray
+
+    here = ray.get_runtime_context().get_node_id()
+    node = next(n for n in ray.nodes() if n["NodeID"] == here and n["Alive"])
+    url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+    return batch_totals(httpx.get(url, timeout=timeout_s).text)
+
+
 class BatchCounters:
     """The replica's two counters of :data:`BATCH_METRICS` (made when the replica starts, not on import)."""
 
