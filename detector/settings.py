@@ -279,6 +279,7 @@ class ServeSettings(_Group):
         if isinstance(value, str) and not value.strip():
             raise ValueError("a webhook secret of blanks signs callbacks anyone can forge")
         return value
+
     webhook_backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles each attempt")
     webhook_timeout_s: float = Field(10.0, gt=0)
     light_stages_in_ingress: bool = Field(
