@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from detector.scoring.fusion.text import NOT_PHOTOGRAPHIC
+
 if TYPE_CHECKING:
     from detector.media.loader import MediaInfo
 
@@ -77,8 +79,6 @@ what :mod:`detector.media.avif_quality` and :mod:`detector.media.heic_quality` r
 move one step."""
 MIN_VIDEO_BPP = 0.02
 MIN_SIDE = 128
-NOT_PHOTOGRAPHIC = "a drawing, screenshot or flat graphic, not a camera image"
-"""The out-of-scope reason of a frame :func:`photographic` rejects (the report words it by media kind)."""
 
 
 @dataclass(frozen=True)

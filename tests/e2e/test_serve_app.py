@@ -239,8 +239,8 @@ def test_stage_replicas_export_how_full_their_batches_are(service: Service, tmp_
     clip's passes: the counters are cumulative over the module's service)."""
     from serving.ray.deployments import node_batch_totals
 
-    clip = tmp_path / "batched.mp4"
-    mediagen.write_face_clip(clip, n_frames=40, fps=20, size=(320, 240))
+    clip = tmp_path / "batched.mp4"  # a clip no other test analyses: a cached report runs no stage
+    mediagen.write_face_clip(clip, n_frames=36, fps=20, size=(352, 240))
     time.sleep(12)  # what earlier tests ran is exported by now (Ray exports every few seconds)
     before = node_batch_totals()
     with service.client(service.key_a) as client:

@@ -76,6 +76,7 @@ def test_a_scan_refuses_a_missing_trust_anchor_file_before_any_analysis(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Before: the scan ran and exited 0, each media item with a provenance_config_invalid row."""
+    from detector.settings import get_settings
     from serving.cli.scan import main
 
     source = tmp_path / "src"
@@ -83,7 +84,11 @@ def test_a_scan_refuses_a_missing_trust_anchor_file_before_any_analysis(
     (source / "notes.txt").write_text("not media\n")
     out = tmp_path / "rows.jsonl"
     monkeypatch.setenv("TRUEFRAME_PROVENANCE__TRUST_ANCHORS", f'["{tmp_path / "missing.pem"}"]')
-    assert main([str(source), "--out", str(out), "--no-progress"]) == 2
+    get_settings.cache_clear()  # `scan` reads the process-wide settings, maybe cached by an earlier test
+    try:
+        assert main([str(source), "--out", str(out), "--no-progress"]) == 2
+    finally:
+        get_settings.cache_clear()
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: provenance_config_invalid: cannot read the trust anchor file "), err
     assert not out.exists()
@@ -138,14 +143,10 @@ def test_a_cluster_s_port_is_not_checked_on_this_machine(
     tell whether the port is free (a running cluster's proxy may already hold it): Ray is joined."""
     import socket
 
-    from detector.errors import TrueframeError
     from serving.ray import runtime
 
-    class Joined(TrueframeError):
-        code = "joined"
-
     def join(*args: object, **kwargs: object) -> bool:
-        raise Joined("the cluster was joined")
+        raise runtime.RayStartError("joining the cluster was reached")
 
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
     monkeypatch.setattr(runtime, "init_ray", join)
@@ -154,4 +155,4 @@ def test_a_cluster_s_port_is_not_checked_on_this_machine(
         taken.listen()
         port = taken.getsockname()[1]
         err = _serve(tmp_path, capsys, "--port", str(port))
-    assert err.startswith("error: joined: "), err
+    assert err == "error: ray_start_failed: joining the cluster was reached", err

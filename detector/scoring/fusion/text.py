@@ -18,7 +18,10 @@ from detector.provenance.types import (
 )
 from detector.report.schema import DECIDING_SIGNALS, KnownMatch, Signal, Verdict
 from detector.scoring.logodds import sigmoid
-from detector.scoring.scope import NOT_PHOTOGRAPHIC
+
+NOT_PHOTOGRAPHIC = "a drawing, screenshot or flat graphic, not a camera image"
+"""The out-of-scope reason of a frame :func:`detector.scoring.scope.photographic` rejects, worded here
+by media kind; defined here, not there, so that the command line's report words import no OpenCV."""
 
 _MODEL_NOUN = {
     "face_model": ("The face-forgery model", "the face(s)", "manipulated"),
