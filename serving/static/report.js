@@ -10,9 +10,9 @@ window.TrueframeReport = (function () {
   const SEEK_TIMEOUT_MS = 8000;
   const VERDICTS = {
     authentic: ["Authentic", "good"],
-    likely_authentic: ["Probably authentic", "good"],
+    likely_authentic: ["Likely authentic", "good"],
     uncertain: ["Uncertain: we cannot say", "mid"],
-    likely_manipulated: ["Probably manipulated", "bad"],
+    likely_manipulated: ["Likely manipulated", "bad"],
     manipulated: ["Manipulated", "bad"],
     ai_generated: ["AI-generated or AI-edited", "bad"],
     out_of_scope: ["No verdict: our detectors do not apply", "none"],

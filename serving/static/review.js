@@ -5,8 +5,8 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const MODEL = {
-    authentic: "Authentic", likely_authentic: "Probably authentic", uncertain: "Uncertain",
-    likely_manipulated: "Probably manipulated", manipulated: "Manipulated",
+    authentic: "Authentic", likely_authentic: "Likely authentic", uncertain: "Uncertain",
+    likely_manipulated: "Likely manipulated", manipulated: "Manipulated",
     ai_generated: "AI-generated", out_of_scope: "No verdict",
   };
   const HUMAN = { authentic: "Authentic", manipulated: "Manipulated", ai_generated: "AI-generated", inconclusive: "Inconclusive" };

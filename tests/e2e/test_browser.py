@@ -48,9 +48,9 @@ CHROMIUM_ARGS = [
 EXPECTED_401 = "status of 401 (Unauthorized)"
 VERDICT_LABELS = {
     "authentic": "Authentic",
-    "likely_authentic": "Probably authentic",
+    "likely_authentic": "Likely authentic",
     "uncertain": "Uncertain: we cannot say",
-    "likely_manipulated": "Probably manipulated",
+    "likely_manipulated": "Likely manipulated",
     "manipulated": "Manipulated",
     "ai_generated": "AI-generated or AI-edited",
     "out_of_scope": "No verdict: our detectors do not apply",
