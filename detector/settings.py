@@ -113,12 +113,17 @@ class FaceSettings(_Keyed):
     track_center_dist: float = Field(0.5, ge=0.0, description="as a fraction of the box side")
 
 
-def _no_empty_folder(value: Any) -> Any:
-    """A folder setting given empty (``TRUEFRAME_DATA_DIR=``, a template variable left unset) is
-    refused: it read as ``.``, so the store, uploads or weights went to the working folder."""
+def _refuse_blank(value: Any, why: str) -> Any:
+    """``value``, unless it is a string of blanks only (a template variable left empty): ``why``."""
     if isinstance(value, str) and not value.strip():
-        raise ValueError("an empty folder is the working folder; unset the variable for the default")
+        raise ValueError(why)
     return value
+
+
+def _no_empty_folder(value: Any) -> Any:
+    """A folder setting given empty (``TRUEFRAME_DATA_DIR=``) is refused: it read as ``.``, so the
+    store, uploads or weights went to the working folder."""
+    return _refuse_blank(value, "an empty folder is the working folder; unset the variable for the default")
 
 
 class ModelSettings(_Group):
@@ -264,7 +269,6 @@ class ServeSettings(_Group):
     callback_allow_private: bool = Field(False, description="allow webhooks to loopback/private addresses")
     webhook_secret: str | None = Field(
         None,
-        min_length=1,
         description=(
             "signs webhooks of jobs made without an API key (each key has its own); an empty one is "
             "refused: it signed callbacks with an empty HMAC key anyone could forge"
@@ -275,10 +279,10 @@ class ServeSettings(_Group):
     @field_validator("webhook_secret", mode="before")
     @classmethod
     def _secret_not_blank(cls, value: Any) -> Any:
-        """Blanks only are as forgeable as an empty key."""
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("a webhook secret of blanks signs callbacks anyone can forge")
-        return value
+        """Empty or blanks only: an HMAC key anyone can forge."""
+        return _refuse_blank(
+            value, "an empty webhook secret, or one of blanks, signs callbacks anyone can forge"
+        )
 
     webhook_backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles each attempt")
     webhook_timeout_s: float = Field(10.0, gt=0)

@@ -218,6 +218,15 @@ def own_intact_declaration(provenance: ProvenanceReport) -> bool:
     )
 
 
+def counted_ai_declaration(provenance: ProvenanceReport | None) -> bool:
+    """Rule 1 of the fusion: a valid manifest declares generated or AI-edited content, or the file's
+    own intact manifest does in its own actions while only an ingredient's credentials fail. One
+    test for the verdict and for the sentence that words it."""
+    if provenance is None or provenance.ai_declaration.value not in ("generated", "ai_edited"):
+        return False
+    return provenance.state in ("trusted", "valid_untrusted") or own_intact_declaration(provenance)
+
+
 def own_signer_trusted(report: ProvenanceReport) -> bool:
     """The active manifest's signer chains to a configured trust anchor (also when the store as a
     whole is invalid because an ingredient's credentials fail)."""

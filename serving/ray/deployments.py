@@ -173,7 +173,7 @@ class FaceDeployment:
 
         _prepare_worker(settings)
         self.extractor = face_extractor(settings, select_device(settings.runtime.device))
-        self.batch_sizes = BatchCounters()
+        self.batch_counters = BatchCounters()
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """user_config: batch size and wait (the detector's thresholds come from the settings only)."""
@@ -185,7 +185,7 @@ class FaceDeployment:
         index); a packed frame is unpacked when the detector reads it."""
         from detector.media.frames import Images
 
-        self.batch_sizes.record(len(images))
+        self.batch_counters.record(len(images))
         per_image = self.extractor.detect(Images(images))
         return per_image
 
@@ -203,7 +203,7 @@ class _ClassifierDeployment:
         self.settings = settings
         self.model_name = model_name
         self._model: Classifier | None = None
-        self.batch_sizes = BatchCounters()
+        self.batch_counters = BatchCounters()
 
     @property
     def model(self) -> Classifier:
@@ -224,7 +224,7 @@ class _ClassifierDeployment:
         """One batched pass (counted in :data:`BATCH_METRICS`)."""
         from detector.media.frames import Images
 
-        self.batch_sizes.record(len(images))
+        self.batch_counters.record(len(images))
         return [float(v) for v in self.model.predict(Images(images))]
 
     async def describe(self) -> tuple[str, ModelEntry]:

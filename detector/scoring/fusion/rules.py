@@ -73,8 +73,8 @@ import numpy as np
 
 from detector.provenance.types import (
     ProvenanceReport,
+    counted_ai_declaration,
     ingredient_only_failure,
-    own_intact_declaration,
     source_type_term,
     strong_ai_hints,
 )
@@ -138,7 +138,6 @@ DEGRADED_STEP: dict[str, Verdict] = {
 }
 """Rule 7, degraded media: their pixels never accuse (a wrong accusation costs more than a miss)."""
 
-VALID_STATES = frozenset({"trusted", "valid_untrusted"})
 STATED_SIGNALS = frozenset({"content_credentials", "metadata", "known_match"})
 """Provenance evidence that adds a stated prior (``[priors]``) to the fused log-odds when counted."""
 CAPTURE_SOURCE_TYPE = "digitalCapture"
@@ -242,13 +241,8 @@ def _base_signal(combined: Combined) -> Signal:
 
 
 def signed_ai_declaration(provenance: ProvenanceReport | None) -> bool:
-    """Rule 1: a valid manifest declares generated or AI-edited content, or the file's own intact
-    manifest does in its own actions while only an ingredient's credentials fail."""
-    if provenance is None or provenance.ai_declaration.value not in ("generated", "ai_edited"):
-        return False
-    if provenance.state in VALID_STATES:
-        return True
-    return own_intact_declaration(provenance)
+    """Rule 1 (:func:`detector.provenance.types.counted_ai_declaration`)."""
+    return counted_ai_declaration(provenance)
 
 
 def trusted_capture(provenance: ProvenanceReport | None) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from detector.provenance.types import (
     ProvenanceReport,
     broken_codes,
-    own_intact_declaration,
+    counted_ai_declaration,
     own_signer_trusted,
     strong_ai_hints,
 )
@@ -164,7 +164,7 @@ def credentials_signal(prov: ProvenanceReport | None, capture: bool, capture_pri
         )
     state = prov.state
     decl = prov.ai_declaration.value
-    if (state in ("trusted", "valid_untrusted") and decl != "none_declared") or own_intact_declaration(prov):
+    if counted_ai_declaration(prov):
         wording = "AI-generated" if decl == "generated" else "AI-edited"
         trust = "a trusted signer" if own_signer_trusted(prov) else "a signer not on your trust list"
         whose = "Valid Content Credentials"
