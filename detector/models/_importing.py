@@ -16,11 +16,21 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from detector.errors import ModelError, UnknownModel, WeightsChecksumMismatch, WeightsMissing
 from detector.models._manifest import Manifest, ModelEntry, load_manifest
 from detector.models._registry import get_importer
 from detector.models._weights import CHUNK, sha256_file, write_safetensors
+
+
+class Installed(NamedTuple):
+    """One weights file after an import or fetch: where it is, and whether this call put it there
+    (False: the verified file was already in place and was left as it was)."""
+
+    path: Path
+    added: bool
+
 
 NOTHING_INSTALLED = "nothing was installed"
 
@@ -32,7 +42,7 @@ def import_weights(
     *,
     names: Iterable[str] | None = None,
     manifest: Manifest | None = None,
-) -> list[Path]:
+) -> list[Installed]:
     """Convert ``family``'s upstream files found in ``src_dir`` into verified files in ``weights_dir``.
 
     Each upstream file must match the manifest's ``upstream_sha256`` and each converted file its
@@ -61,7 +71,7 @@ def fetch_weights(
     base_url: str | None = None,
     timeout: float = 60.0,
     manifest: Manifest | None = None,
-) -> list[Path]:
+) -> list[Installed]:
     """Download ``family``'s upstream files (or from ``base_url``/FILE) and install them verified.
 
     Downloads go to a temporary folder that is always removed; errors name the URL a file came
@@ -109,7 +119,7 @@ def _install(
     entries: Mapping[str, ModelEntry],
     sources: Mapping[str, tuple[Path, str]],
     weights_dir: Path,
-) -> list[Path]:
+) -> list[Installed]:
     """Verify and convert every upstream file into a staging folder, then move all into place.
 
     ``sources`` maps each name to (upstream file, what to call it in errors: its path or URL). A
@@ -121,17 +131,19 @@ def _install(
     staging = Path(tempfile.mkdtemp(prefix=".trueframe-install-", dir=weights_dir))
     try:
         staged: list[tuple[Path, Path]] = []
+        present: set[Path] = set()
         for name, entry in entries.items():
             upstream, origin = sources[name]
             src = entry.source
             assert src.upstream_file is not None  # validated by the manifest
             target = weights_dir / entry.file
             if target.exists():
-                present = sha256_file(target)
-                if present == entry.sha256:
-                    continue  # already installed, these very bytes: nothing to convert or move
+                digest = sha256_file(target)
+                if digest == entry.sha256:
+                    present.add(target)  # already installed, these very bytes: nothing to convert or move
+                    continue
                 raise WeightsChecksumMismatch(
-                    f"{target} already exists with sha256 {present}, not the manifest's "
+                    f"{target} already exists with sha256 {digest}, not the manifest's "
                     f"{entry.sha256}; refusing to overwrite it: delete it and run the command "
                     f"again; {NOTHING_INSTALLED}",
                     path=str(target),
@@ -164,7 +176,8 @@ def _install(
                 )
             staged.append((part, target))
         _move_all(staged, weights_dir)
-        return [weights_dir / entry.file for entry in entries.values()]
+        targets = [weights_dir / entry.file for entry in entries.values()]
+        return [Installed(target, target not in present) for target in targets]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -157,8 +157,8 @@ def run_weights_import(args: argparse.Namespace) -> int:
     """Convert ``FAMILY``'s upstream files from ``--from DIR`` into the cache, verified."""
     from detector.models._importing import import_weights
 
-    for path in import_weights(args.family, args.src, _install_dir(args)):
-        print(f"imported {path}")
+    for path, added in import_weights(args.family, args.src, _install_dir(args)):
+        print(f"imported {path}" if added else f"already in place (sha256 verified) {path}")
     return 0
 
 
@@ -167,6 +167,6 @@ def run_weights_fetch(args: argparse.Namespace) -> int:
     from detector.models._importing import fetch_weights
 
     target = _install_dir(args)
-    for path in fetch_weights(args.family, target, base_url=args.base_url, timeout=args.timeout):
-        print(f"fetched {path}")
+    for path, added in fetch_weights(args.family, target, base_url=args.base_url, timeout=args.timeout):
+        print(f"fetched {path}" if added else f"already in place (sha256 verified) {path}")
     return 0

@@ -334,10 +334,11 @@ def test_fetch_downloads_verifies_and_imports(
     out = tmp_path / "cache"
     paths = fetch_weights("mesonet", out, base_url=base_url, timeout=10)
     manifest = load_manifest()
-    assert sorted(p.name for p in paths) == sorted(manifest.models[n].file for n in MESONET)
-    for path in paths:
+    assert sorted(p.path.name for p in paths) == sorted(manifest.models[n].file for n in MESONET)
+    assert all(p.added for p in paths)
+    for path, _ in paths:
         assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest.models[path.stem].sha256
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # nothing partial
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.path.name for p in paths)  # nothing partial
 
 
 def test_fetch_failures_are_typed_and_leave_nothing(local_server: tuple[str, Path], tmp_path: Path) -> None:
@@ -444,6 +445,11 @@ def test_cli_weights_import_and_list(
     argv = ["weights", "import", "mesonet", "--from", str(mesonet_dir), "--weights-dir", str(out)]
     assert _cli(argv) == 0
     assert capsys.readouterr().out.count("imported ") == len(MESONET)
+    assert _cli(argv) == 0  # again: every file is verified in place, none is said to be imported
+    again = capsys.readouterr().out.splitlines()
+    assert sorted(again) == sorted(
+        f"already in place (sha256 verified) {out / f'{n}.safetensors'}" for n in MESONET
+    )
     assert _cli(["weights", "list", "--json", "--weights-dir", str(out)]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"]: r["weights"] for r in rows if r["family"] == "mesonet"} == dict.fromkeys(
