@@ -122,7 +122,7 @@ class Options:
         check_frames(self.frames)
 
 
-ANALYSIS_VERSION = 11
+ANALYSIS_VERSION = 12
 """Bumped whenever a change to the stages' code changes what they find for the same input, settings and
 weights, or to the fusion rules' code what a report says (version 2: videos' faces followed between
 anchors, and the MTCNN pyramid level for faces as large as the frame; 3: the scope's degraded-media
@@ -136,11 +136,12 @@ full stops, and no sentence words a probability as 0% or 100%, text only; 10: ``
 the fused probability's calibration range; 11: a video whose first sampled frame lies past its first
 GOP decodes exactly where FFmpeg needs the encoder's version from the stream's first packet: x264
 build 148's High 4:4:4 FaceForensics++ clips came out green at ``--frames 1``; no clip of the dev set
-seeks past its first GOP first, so its figures stay). Result and evaluation
+seeks past its first GOP first, so its figures stay; 12: greyscale media and videos with no face found
+are limited by the scope). Result and evaluation
 cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 
-REPORT_VERSION = 7
+REPORT_VERSION = 8
 """Bumped whenever a change to the fusion's code (its rules or its sentences), or to a report's words
 alone, changes what a report says for the same findings (version 1: a video's synthetic-image
 sentence names its frames, not "the image", and a non-photographic video is worded as footage; 2:
@@ -158,8 +159,8 @@ the file's own intact manifest decides with its own AI declaration when only an 
 credentials fail; an extreme strip or a blank picture is named as such in the summary and the model
 signals, not called a drawing, screenshot or flat graphic; an animated or multi-page image warns
 that only its first frame was analysed; rule ``metadata_ai``: a file whose own unsigned metadata
-names generative AI is at most ``uncertain``).
-The result key
+names generative AI is at most ``uncertain``; 8: a video checked on fewer frames than the video
+fusion was calibrated on is limited, and says so). The result key
 includes it; the evaluation cache does not, since it keeps stage outputs and refits the
 fusion on every run."""
 

@@ -268,6 +268,21 @@ def write_manifest_calibration(path: Path, name: str, cal: Calibrator) -> None:
     write_atomic(path, text)
 
 
+def stamped(params: FusionParameters, settings: Settings) -> FusionParameters:
+    """``params`` marked with what they were fitted for: the configured models, whose scores they
+    combine, and the frames sampled per video, which the video bands' spread depends on."""
+    from detector.stages import configured_models
+
+    face, synthetic = configured_models(settings)
+    return params.model_copy(
+        update={
+            "face_model": face[0],
+            "synthetic_model": None if synthetic is None else synthetic[0],
+            "video_frames": settings.sampling.frames,
+        }
+    )
+
+
 def calibrate(
     settings: Settings, config: SuiteConfig, manifest: Path, fusion: Path, dry_run: bool
 ) -> dict[str, Any]:
@@ -295,9 +310,7 @@ def calibrate(
     )
     face_cal, synth_cal, params = fit(features, described)
     face, synthetic = configured_models(settings)
-    params = params.model_copy(
-        update={"face_model": face[0], "synthetic_model": None if synthetic is None else synthetic[0]}
-    )
+    params = stamped(params, settings)
     if not dry_run:
         if face_cal is not None:
             write_manifest_calibration(manifest, face[0], face_cal)

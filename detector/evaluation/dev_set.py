@@ -31,6 +31,11 @@ square JPEG at quality 90, videos to their first 8 s as a 256 px square H.264 (C
 of generator up-sampling must not read plain interpolation as generation. Compared with
 ``matched``, it shows what enlarging alone does to the scores. Not used for calibration.
 
+**Greyscale variant.** The matched copy with its colour removed (ITU-R 601 luma in all three
+channels, same JPEG / H.264 settings): old photos, black-and-white film and converted pictures,
+which the scope calls greyscale and limits (:mod:`detector.scoring.scope`). Compared with
+``matched``, it shows what losing colour does to the scores. Not used for calibration.
+
 **Degraded variants.** Media the detectors were not validated on, which the scope marks as
 degraded (:mod:`detector.scoring.scope`): ``thumbnail`` is the matched square shrunk to 96 px
 (JPEG quality 90; H.264 CRF 23), ``heavy`` the matched square at JPEG quality 10 or as H.264 at
@@ -57,7 +62,7 @@ from detector.errors import InvalidRequest
 if TYPE_CHECKING:
     from datasets.staging import Source
 
-VARIANTS = ("original", "matched", "upscaled", "thumbnail", "heavy", "webp", "avif", "heic")
+VARIANTS = ("original", "matched", "upscaled", "greyscale", "thumbnail", "heavy", "webp", "avif", "heic")
 DEFAULT_VARIANTS = ("original", "matched")
 CALIBRATION_VARIANTS = ("original", "matched", "thumbnail", "heavy", "webp", "avif", "heic")
 """What ``trueframe calibrate`` fits on: the degraded copies feed only the degraded sections."""
@@ -223,10 +228,12 @@ def _side(variant: str) -> int:
 
 
 def _variant_frame(image: np.ndarray, variant: str) -> np.ndarray:
-    """``image`` as ``variant`` shows it: the matched square, enlarged or shrunk to its side."""
+    """``image`` as ``variant`` shows it: the matched square, enlarged or shrunk to its side, or grey."""
     import cv2
 
     square = _square(image, MATCHED_SIDE)
+    if variant == "greyscale":
+        return np.ascontiguousarray(np.repeat(cv2.cvtColor(square, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2))
     side = _side(variant)
     if side == MATCHED_SIDE:
         return square

@@ -33,7 +33,7 @@ from detector.scoring.aggregate import TrackEvidence, item_logit, synthetic_logi
 from detector.scoring.calibration import Calibrator
 from detector.scoring.fusion.rules import Fusion, FusionInputs
 from detector.scoring.logodds import sigmoid
-from detector.scoring.scope import Scope
+from detector.scoring.scope import Scope, few_frames
 from detector.settings import Settings
 
 CropKey = tuple[int, int]
@@ -124,7 +124,7 @@ class ReportAssembler:
             face_basis=self._face_basis(len(tracks), n_crops, len(out.frames)),
             synthetic_basis=f"{len(synth)} frame(s)",
             photographic=out.scope.photographic,
-            scope=out.scope,
+            scope=few_frames(out.scope, out.media.kind, len(out.frames), self.fusion.params.video_frames),
             known_match=out.known_match,
             media_kind=out.media.kind,
         )

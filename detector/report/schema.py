@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detector.provenance.types import ProvenanceReport
 
-SCHEMA_VERSION = "2.4"
+SCHEMA_VERSION = "2.5"
 
 Verdict = Literal[
     "authentic",
@@ -199,6 +199,13 @@ class Score(_Model):
     limited: list[str] = Field(
         default_factory=list,
         description="why the verdict was kept closer to uncertain (media outside what was validated)",
+    )
+    degraded: list[str] = Field(
+        default_factory=list,
+        description=(
+            "the reasons of `limited` that weaken every pixel signal (heavy compression, tiny pictures): "
+            "the pixels, face ratings included, cannot make this an accusation (rule degraded_media)"
+        ),
     )
 
 

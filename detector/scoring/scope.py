@@ -7,7 +7,9 @@ ordinary compression. :func:`assess` returns a :class:`Scope`:
   near-constant frames (standard deviation under :data:`BLANK_STD` grey levels), and extreme strips
   (aspect ratio over :data:`MAX_ASPECT`);
 * **limited** (the verdict is kept closer to ``uncertain``): faces found but all smaller than the face
-  model can judge and HEIC or AVIF images of unknown quality (one step), and **degraded** media, whose
+  model can judge, HEIC or AVIF images of unknown quality, greyscale media (every sampled frame without
+  colour, below) and videos in which no face was found (the video fusion was fitted on talking
+  heads only) (one step), and **degraded** media, whose
   pixels every model reads outside what it was validated on: heavy JPEG, WebP, AVIF or HEIC compression
   (estimated quality under :data:`MIN_JPEG_QUALITY`, :data:`MIN_WEBP_QUALITY`, :data:`MIN_AVIF_QUALITY`,
   :data:`MIN_HEIC_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP` bits per pixel per frame,
@@ -30,12 +32,21 @@ while a synthetic screenshot and a flat cartoon are flagged as PNG and as JPEG (
 Heavy JPEG flattens a photo's blocks as well (at quality 10, 6 of 29 dev photos had half or more
 of them flat and few colours), so heavily compressed JPEGs, WebPs, AVIFs and HEICs skip this test and
 are judged as degraded instead.
+
+Greyscale:
+
+Every model was trained on colour, and the synthetic-image model reads colour statistics that a
+greyscale copy no longer has. A frame is *greyscale* when at least :data:`GREY_SHARE` of its pixels
+(subsampled to about 256 px) have channels within :data:`GREY_CHROMA` grey levels of each other.
+Over the 1,435 images of ../shared/data the greyscale ones (mode ``L`` files and grey photos saved
+as RGB: six ImageNet photos and four generated images of the dev set among them) have 98.6-100% of
+such pixels; the most nearly grey colour image (a dim PolyU photo) has 91.0% (checked 2026-12-04).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import cv2
@@ -79,6 +90,11 @@ what :mod:`detector.media.avif_quality` and :mod:`detector.media.heic_quality` r
 move one step."""
 MIN_VIDEO_BPP = 0.02
 MIN_SIDE = 128
+GREY_CHROMA = 8
+"""Most grey levels between a pixel's channels for it to count as grey (JPEG's chroma noise on a
+grey photo stays at 7 or under in the 99th percentile)."""
+GREY_SHARE = 0.98
+"""Least share of grey pixels for a frame to be greyscale."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +209,9 @@ def _degraded(info: MediaInfo) -> list[str]:
         if bpp < MIN_VIDEO_BPP:
             reasons.append(f"heavily compressed video ({bpp:.3f} bits per pixel)")
     if min(info.width, info.height) < MIN_SIDE:
-        reasons.append(f"a tiny picture ({info.width}x{info.height} px)")
+        size = f"{info.width}x{info.height} px"
+        tiny = max(info.width, info.height) < MIN_SIDE
+        reasons.append(f"a tiny picture ({size})" if tiny else f"a picture under {MIN_SIDE} px across ({size})")
     return reasons
 
 
@@ -205,6 +223,27 @@ def _unvalidated_format(info: MediaInfo) -> list[str]:
     return [f"{name}, a format the detectors were not validated on (quality unknown)"]
 
 
+def greyscale(frame: np.ndarray) -> bool:
+    """Whether an RGB uint8 frame has no colour (see the module docstring), on a copy strided to
+    about 256 px."""
+    step = max(1, max(frame.shape[:2]) // 256)
+    f = frame[::step, ::step, :3]
+    chroma = f.max(axis=2).astype(np.int16) - f.min(axis=2)
+    return bool((chroma <= GREY_CHROMA).mean() >= GREY_SHARE)
+
+
+def _greyscale(frames: Sequence[np.ndarray]) -> list[str]:
+    if frames and all(greyscale(f) for f in frames):
+        return ["greyscale (no colour; nearly all media the detectors were validated on are in colour)"]
+    return []
+
+
+def _faceless_video(info: MediaInfo, face_sides: Sequence[float]) -> list[str]:
+    if info.kind == "video" and not face_sides:
+        return ["no face found (the video score was fitted on videos of faces only)"]
+    return []
+
+
 def _small_faces(face_sides: Sequence[float], min_face_side: float) -> list[str]:
     if face_sides and max(face_sides) < min_face_side:
         largest = max(face_sides)
@@ -214,10 +253,23 @@ def _small_faces(face_sides: Sequence[float], min_face_side: float) -> list[str]
     return []
 
 
+def few_frames(scope: Scope, kind: str | None, checked: int, calibrated: int | None) -> Scope:
+    """``scope`` limited further when fewer of a video's frames were checked than the video fusion was
+    calibrated on (``calibrated``, from ``weights/fusion.toml``; None: not recorded): a score over
+    fewer frames spreads wider than the bands were set for (a short clip, ``?frames=`` or keyframes)."""
+    if kind != "video" or calibrated is None or checked >= calibrated:
+        return scope
+    frames = f"{checked} frame{'s' * (checked != 1)}"
+    reason = f"only {frames} checked (the video score was calibrated on {calibrated})"
+    return replace(scope, limited=[*scope.limited, reason])
+
+
 def assess(
     info: MediaInfo, frames: Sequence[np.ndarray], face_sides: Sequence[float], min_face_side: float
 ) -> Scope:
-    """The scope of one medium from its probe, sampled frames and the sides of the faces found."""
+    """The scope of one medium from its probe, sampled frames and the sides of the faces found (every
+    analysis searches for faces)."""
     degraded = _degraded(info)
     limited = degraded + _unvalidated_format(info) + _small_faces(face_sides, min_face_side)
+    limited += _greyscale(frames) + _faceless_video(info, face_sides)
     return Scope(_out_of_scope(info, frames), limited, degraded)

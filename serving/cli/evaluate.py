@@ -19,6 +19,7 @@ SHARED = Path("..") / "shared" / "data"
 
 def register(sub: Any) -> None:
     """Add the ``evaluate`` sub-command."""
+    from detector.evaluation.dev_set import VARIANTS
     from detector.evaluation.model_args import add_arguments
 
     p = sub.add_parser(
@@ -34,7 +35,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--variants",
         default="original,matched",
-        help="original, matched, upscaled, thumbnail, heavy, webp, avif and/or heic (comma-separated)",
+        help=f"{', '.join(VARIANTS[:-1])} and/or {VARIANTS[-1]} (comma-separated)",
     )
     p.add_argument(
         "--halves", default="report", help="report and/or calibrate (comma-separated: report,calibrate)"

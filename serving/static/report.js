@@ -232,7 +232,15 @@ window.TrueframeReport = (function () {
     return signal.counted !== false;
   }
 
-  function drawThumb(source, width, height, frame, counted) {
+  // The reasons the pixels cannot accuse (heavy compression, tiny pictures): the face ratings count in the
+  // probability, but no rating makes the file an accusation. Reports before schema 2.5 name the rule only.
+  function degradedPixels(report) {
+    const score = report.score || {};
+    if (score.degraded) return score.degraded;
+    return score.rule === "degraded_media" ? score.limited || [] : [];
+  }
+
+  function drawThumb(source, width, height, frame, counted, degraded) {
     const scale = Math.min(1, THUMB_WIDTH / width);
     const canvas = el("canvas", null, "thumb-canvas");
     canvas.width = Math.round(width * scale);
@@ -244,9 +252,10 @@ window.TrueframeReport = (function () {
     frame.boxes.forEach((b) => {
       const [x1, y1, x2, y2] = b.box.map((v) => v * scale);
       const bad = b.score !== null && b.score >= 0.5;
-      ctx.strokeStyle = !counted ? "#57606a" : bad ? "#d11a2a" : "#14804a";
+      ctx.strokeStyle = !counted || degraded ? "#57606a" : bad ? "#d11a2a" : "#14804a";
       ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-      const rated = b.score === null ? "" : ": " + chance(b.score) + (counted ? "" : " (not counted)");
+      const mark = !counted ? " (not counted)" : degraded ? " (degraded)" : "";
+      const rated = b.score === null ? "" : ": " + chance(b.score) + mark;
       const label = "Face " + (b.track + 1) + rated;
       ctx.fillStyle = ctx.strokeStyle;
       const tw = ctx.measureText(label).width + 8;
@@ -256,7 +265,8 @@ window.TrueframeReport = (function () {
     });
     const figure = el("figure", null, "thumb");
     figure.appendChild(canvas);
-    const uncounted = counted ? "" : " by the face model alone, not counted in the score";
+    const uncounted = !counted ? " by the face model alone, not counted in the score"
+      : degraded ? " on degraded pixels, which cannot make it an accusation" : "";
     const faces = frame.boxes.map((b) =>
       "face " + (b.track + 1) + (b.score === null ? " (not scored)" : ", " + chance(b.score) + " likely manipulated" + uncounted));
     const when = frame.video ? "At " + frame.timestamp.toFixed(2) + " s: " : "";
@@ -289,10 +299,13 @@ window.TrueframeReport = (function () {
     const boxes = allBoxes(report);
     const tracks = (report.tracks || []).length;
     const counted = faceCounted(report);
+    const degraded = degradedPixels(report).length > 0;
     $("faces-note").textContent = boxes.length === 0
       ? "No face was found, so the face-forgery detector did not apply."
       : tracks + " face(s) followed over " + boxes.length + " detection(s). Boxes show where; the percentage is that face's estimated chance of manipulation" +
-        (counted ? "." : outOfScope(report)
+        (counted && degraded
+          ? ". This file's pixels are degraded (" + degradedPixels(report).join("; ") + "), so no rating can make it an accusation: a grey box is not one."
+          : counted ? "." : outOfScope(report)
           ? ", by the face model alone. It is not counted: our detectors do not apply to this file and give no verdict, so a grey box is not an accusation."
           : ", by the face model alone. It is not counted in this score: on this kind of media the face model did not tell real from fake in calibration, so a grey box is not an accusation.");
     if (boxes.length === 0) return;
@@ -310,7 +323,7 @@ window.TrueframeReport = (function () {
         const ready = loaded(img, "load");
         img.src = url;
         await ready;
-        thumbs.appendChild(drawThumb(img, report.media.width, report.media.height, frames[0], counted));
+        thumbs.appendChild(drawThumb(img, report.media.width, report.media.height, frames[0], counted, degraded));
       } else {
         const video = $("frame-source");
         const ready = loaded(video, "loadeddata");
@@ -319,7 +332,7 @@ window.TrueframeReport = (function () {
         for (const frame of frames) {
           await seek(video, frame.timestamp);
           frame.video = true;
-          thumbs.appendChild(drawThumb(video, video.videoWidth, video.videoHeight, frame, counted));
+          thumbs.appendChild(drawThumb(video, video.videoWidth, video.videoHeight, frame, counted, degraded));
         }
       }
     } catch (err) {

@@ -1,8 +1,11 @@
-"""The web form on a file no detector applies to (verdict ``out_of_scope``), in headless Debian chromium.
+"""The web form on a file no detector applies to (verdict ``out_of_scope``), and on one whose pixels are
+degraded (rule ``degraded_media``), in headless Debian chromium.
 
 The report still carries the face tracks the face model rated, but no score counts them: the form drew
 their boxes red or green with "the percentage is that face's estimated chance of manipulation" and a
-"Score over time" of the uncounted ratings, under a summary saying the face model does not apply.
+"Score over time" of the uncounted ratings, under a summary saying the face model does not apply. On
+degraded pixels the ratings count in the probability but cannot accuse: the form drew a 70% face red
+under an "uncertain" verdict whose summary says the pixels cannot make it an accusation.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 __all__ = ["chromium"]  # the fixture, shared with the other browser tests
 
 
-def test_faces_of_an_out_of_scope_clip_are_drawn_grey_and_not_plotted_as_a_score(
-    chromium: Path, tmp_path: Path
-) -> None:
+def _faces_seen(tmp_path: Path, shot: str, **fake: bool) -> dict[str, Any]:
+    """What the form shows of a 25-frame face clip's faces, rated 70% by a fake analyzer with ``fake``."""
     from playwright.sync_api import sync_playwright
 
     from serving.auth.keys import create_key
@@ -34,7 +36,7 @@ def test_faces_of_an_out_of_scope_clip_are_drawn_grey_and_not_plotted_as_a_score
     settings = make_settings(tmp_path / "data", tmp_path / "weights")
     store = open_store(settings)
     key = create_key(store, "newsroom").token
-    analyzer = FakeAnalyzer(settings, manipulated=0.7, out_of_scope=True)
+    analyzer = FakeAnalyzer(settings, manipulated=0.7, **fake)
     problems: list[str] = []
     seen: dict[str, Any] = {}
     try:
@@ -45,7 +47,7 @@ def test_faces_of_an_out_of_scope_clip_are_drawn_grey_and_not_plotted_as_a_score
                 page.wait_for_selector("#result:not([hidden])", timeout=60_000)
                 page.wait_for_selector("#thumbs[data-ready=true]", timeout=60_000)
                 ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "browser-out-of-scope-faces.png"), full_page=True)
+                page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
                 seen = {
                     "verdict": page.text_content("#verdict-title"),
                     "colours": page.evaluate(COUNT_BOX_COLOURS),
@@ -58,6 +60,13 @@ def test_faces_of_an_out_of_scope_clip_are_drawn_grey_and_not_plotted_as_a_score
     finally:
         store.close()
     assert problems == []
+    return seen
+
+
+def test_faces_of_an_out_of_scope_clip_are_drawn_grey_and_not_plotted_as_a_score(
+    chromium: Path, tmp_path: Path
+) -> None:
+    seen = _faces_seen(tmp_path, "browser-out-of-scope-faces.png", out_of_scope=True)
     assert seen["verdict"] == "No verdict: our detectors do not apply"
     assert seen["colours"]["red"] == seen["colours"]["green"] == 0, (
         "an uncounted rating is never red or green"
@@ -68,3 +77,15 @@ def test_faces_of_an_out_of_scope_clip_are_drawn_grey_and_not_plotted_as_a_score
         "70% likely manipulated by the face model alone, not counted in the score"
     )
     assert seen["timeline"] is False, "no score over time where no score is given"
+
+
+def test_faces_on_degraded_pixels_are_drawn_grey_and_say_they_cannot_accuse(
+    chromium: Path, tmp_path: Path
+) -> None:
+    seen = _faces_seen(tmp_path, "browser-degraded-faces.png", degraded=True)
+    assert seen["colours"]["red"] == seen["colours"]["green"] == 0, "a rating that cannot accuse is not red"
+    assert seen["colours"]["grey"] > 100
+    assert "pixels are degraded (heavily compressed video (0.004 bits per pixel))" in seen["note"]
+    assert "so no rating can make it an accusation" in seen["note"]
+    cannot = "70% likely manipulated on degraded pixels, which cannot make it an accusation"
+    assert seen["caption"].endswith(cannot)

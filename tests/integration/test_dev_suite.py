@@ -240,6 +240,31 @@ def test_variant_copies_are_matched_squares_and_their_2x_enlargements(
         assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 512, 512)
 
 
+def test_greyscale_copies_are_the_matched_squares_without_colour(
+    two_items: Path, face_clip: Path, tmp_path: Path
+) -> None:
+    import av
+
+    from detector.scoring.scope import greyscale
+
+    photo = read_dev_set(two_items)[0]
+    with (
+        Image.open(variant_copy(photo, "matched", tmp_path)) as m,
+        Image.open(variant_copy(photo, "greyscale", tmp_path)) as g,
+    ):
+        assert (g.format, g.size) == ("JPEG", (256, 256))
+        matched, grey = np.asarray(m.convert("RGB")), np.asarray(g.convert("RGB"))
+        assert not greyscale(matched)
+        assert greyscale(grey)
+        luma = np.asarray(m.convert("L"), np.float32)
+        assert np.abs(grey.mean(axis=2) - luma).mean() < 3.0  # the same picture, in grey
+    clip = DevItem("faces_video/real/clip.mp4", face_clip, 0, "clip", "faces_video", "clip")
+    with av.open(str(variant_copy(clip, "greyscale", tmp_path))) as video:
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    assert frames
+    assert all(greyscale(f) for f in frames)
+
+
 @pytest.mark.shared_data
 def test_video_copies_are_the_same_bytes_every_time_they_are_built(shared_data: Path, tmp_path: Path) -> None:
     """A rebuilt cache must give the same figures: x264's SIMD code made a dev clip's 96 px copy

@@ -141,3 +141,27 @@ def test_a_face_swap_still_is_not_called_authentic_by_the_shipped_defaults(share
     assert "not counted" in face.sentence
     assert "at even odds" in face.sentence
     assert face.probability is not None
+
+
+def test_a_video_checked_on_fewer_frames_than_calibrated_and_a_grey_photo_are_limited(tmp_path: Path) -> None:
+    """The shipped defaults: the frames the video fusion was calibrated on (32, recorded in
+    fusion.toml) against ``frames=4``, and a greyscale photo, both named in ``score.limited`` and in
+    the summary; the full count and the colour photo are not."""
+    from detector.pipeline import Pipeline
+    from detector.settings import Settings
+
+    pipeline = Pipeline(Settings())
+    clip = mediagen.write_face_clip(tmp_path / "face.mp4", n_frames=40)
+    few = pipeline.analyze(clip, frames=4).score
+    reason = "only 4 frames checked (the video score was calibrated on 32)"
+    assert reason in few.limited
+    assert reason in few.summary
+    assert few.verdict not in ("manipulated", "authentic")  # one step closer to uncertain at least
+    assert not any(r.startswith("only ") for r in pipeline.analyze(clip).score.limited)
+    photo = mediagen.face_photo()
+    grey = np.repeat(photo.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    grey_score = pipeline.analyze(mediagen.write_image(tmp_path / "grey.jpg", grey, "jpeg")).score
+    assert any(r.startswith("greyscale") for r in grey_score.limited)
+    assert "greyscale" in grey_score.summary
+    colour = pipeline.analyze(mediagen.write_image(tmp_path / "colour.jpg", photo, "jpeg")).score
+    assert not any(r.startswith("greyscale") for r in colour.limited)

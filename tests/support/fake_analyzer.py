@@ -192,6 +192,16 @@ def out_of_scope(report: Report) -> Report:
     return report.model_copy(update={"score": score})
 
 
+def degraded(report: Report) -> Report:
+    """``report`` as the fusion writes it for a starved video: its probability kept, the verdict held at
+    ``uncertain`` by rule ``degraded_media``, the reason in ``limited`` and ``degraded``."""
+    reason = "heavily compressed video (0.004 bits per pixel)"
+    score = report.score.model_copy(
+        update={"verdict": "uncertain", "rule": "degraded_media", "limited": [reason], "degraded": [reason]}
+    )
+    return report.model_copy(update={"score": score})
+
+
 class FakeAnalyzer:
     """Implements the Analyzer protocol; see the module docstring."""
 
@@ -209,12 +219,14 @@ class FakeAnalyzer:
         before_counted: bool = False,
         ai_declared: bool = False,
         out_of_scope: bool = False,
+        degraded: bool = False,
     ) -> None:
         self.settings = settings
         self.face_counted = face_counted
         self.before_counted = before_counted  # reports as stored before schema 2.3
         self.ai_declared = ai_declared  # reports of media whose signed credentials declare AI
         self.out_of_scope = out_of_scope  # reports of media no detector applies to (face tracks kept)
+        self.degraded = degraded  # reports of media whose pixels cannot accuse
         self.known = known
         self.manipulated = manipulated
         self.delay_s = delay_s
@@ -250,6 +262,8 @@ class FakeAnalyzer:
             report = declared_ai(report)
         if self.out_of_scope:
             report = out_of_scope(report)
+        if self.degraded:
+            report = degraded(report)
         if self.before_counted:
             report = ReportBefore23.model_validate(report.model_dump())
         if self.known is not None:

@@ -341,7 +341,7 @@ def dump_parameters(params: FusionParameters, header: str = "") -> str:
     """``weights/fusion.toml`` text for ``params`` (round-trips through :func:`load_parameters`)."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     lines += ["schema_version = 1", f"fitted_on = {toml_value(params.fitted_on)}"]
-    for key in ("face_model", "synthetic_model"):
+    for key in ("face_model", "synthetic_model", "video_frames"):
         value = getattr(params, key)
         if value is not None:
             lines.append(f"{key} = {toml_value(value)}")

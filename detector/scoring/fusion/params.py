@@ -170,6 +170,14 @@ class FusionParameters(_Strict):
     fitted_on: str
     face_model: str | None = None
     synthetic_model: str | None = None
+    video_frames: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "frames sampled per calibration video (``sampling.frames`` of the fit); a video checked "
+            "on fewer is limited (detector.scoring.scope.few_frames); absent: not recorded, not checked"
+        ),
+    )
     submodels: dict[Pattern, SubModel]
     priors: Priors = Field(default_factory=Priors)
     thresholds: Thresholds

@@ -468,6 +468,7 @@ class Fusion:
             fusion=f"{self.source}: {section.fitted_on}",
             out_of_scope=list(inputs.scope.out_of_scope),
             limited=list(inputs.scope.limited),
+            degraded=list(inputs.scope.degraded),
         )
 
     def _basis(self, signals: list[Signal]) -> str:
