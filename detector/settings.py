@@ -7,6 +7,7 @@ time; call :func:`get_settings` (cached) or build ``Settings()`` explicitly in t
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -375,9 +376,9 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except SettingsError as exc:  # a value that is not even JSON where a list or object is due
-        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
-        raise SettingsInvalid(f"{exc}{cause} (a list or object setting takes JSON)") from None
+        raise SettingsInvalid(_not_json(exc, os.environ)) from None
     except ValidationError as exc:
+        given = {name.upper() for name in os.environ}
         problems = []
         for error in exc.errors():
             path = [str(part) for part in error["loc"]]
@@ -387,8 +388,54 @@ def load_settings() -> Settings:
                 continue
             secret = any(word in part.lower() for part in path for word in _SECRET_WORDS)
             value = "(hidden)" if secret else repr(error.get("input"))
-            problems.append(f"{name}={value}: {error['msg']}")
+            group = PREFIX + path[0].upper()
+            if len(path) > 1 and group in given and name not in given:  # set through the group's JSON
+                problems.append(f"{group} (key {'.'.join(path[1:])!r}: {value}): {error['msg']}")
+            else:
+                problems.append(f"{name}={value}: {error['msg']}")
         raise SettingsInvalid("; ".join(problems)) from None
+
+
+def _takes_json(group: str, member: str | None) -> bool:
+    """Whether the variable of ``group`` (or of its ``member``) is read as JSON: a group's own name,
+    or a member that is a list, set, mapping or settings object."""
+    if member is None:
+        return True
+    group_type = Settings.model_fields[group].annotation
+    fields = (
+        group_type.model_fields if isinstance(group_type, type) and issubclass(group_type, BaseModel) else {}
+    )
+    kind = fields[member].annotation if member in fields else None
+    listed = getattr(kind, "__origin__", None) in (list, set, frozenset, tuple, dict)
+    return listed or (isinstance(kind, type) and issubclass(kind, BaseModel))
+
+
+def _not_json(exc: SettingsError, environ: Mapping[str, str]) -> str:
+    """The variables of the group pydantic-settings names in ``exc`` whose JSON does not parse,
+    with their values (hidden for secrets) and the parser's reason; pydantic-settings names only
+    the group ("error parsing value for field "serve" from source ...")."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    group = found.group(1) if found else ""
+    problems = []
+    for variable, value in sorted(environ.items()):
+        upper = variable.upper()
+        if group not in Settings.model_fields or not upper.startswith(PREFIX + group.upper()):
+            continue
+        member = upper.removeprefix(PREFIX + group.upper())
+        if member and (not member.startswith("__") or member[2:].lower() not in _members(group)):
+            continue
+        name = member[2:].lower() if member else None
+        if not _takes_json(group, name):
+            continue
+        try:
+            json.loads(value)
+        except ValueError as err:
+            secret = any(word in upper.lower() for word in _SECRET_WORDS)
+            problems.append(f"{upper}={'(hidden)' if secret else repr(value)}: not JSON ({err})")
+    if not problems:  # not traced to one variable: pydantic-settings' own words
+        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        problems.append(f"{exc}{cause}")
+    return "; ".join(problems) + " (a list or object setting takes JSON)"
 
 
 @lru_cache(maxsize=1)

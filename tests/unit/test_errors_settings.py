@@ -189,3 +189,33 @@ def test_an_empty_folder_setting_is_refused(monkeypatch: pytest.MonkeyPatch, var
     monkeypatch.setenv(variable, "")
     with pytest.raises(SettingsInvalid, match=f"{variable}='': Value error, an empty folder is the working"):
         load_settings()
+
+
+def test_a_malformed_group_value_names_the_variable_the_user_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: "error parsing value for field "serve" from source "EnvSettingsSource"" for a list
+    member that is not JSON, and TRUEFRAME_SAMPLING__FRAMES (never set) for a bad key of
+    TRUEFRAME_SAMPLING's JSON."""
+    from detector.errors import SettingsInvalid
+    from detector.settings import load_settings
+
+    monkeypatch.setenv("TRUEFRAME_SERVE__CORS_ORIGINS", "https://x.example")
+    with pytest.raises(SettingsInvalid) as member:
+        load_settings()
+    assert member.value.message.startswith(
+        "TRUEFRAME_SERVE__CORS_ORIGINS='https://x.example': not JSON (Expecting value"
+    )
+    monkeypatch.delenv("TRUEFRAME_SERVE__CORS_ORIGINS")
+    monkeypatch.setenv("TRUEFRAME_SAMPLING", "frames=16")
+    with pytest.raises(SettingsInvalid) as group:
+        load_settings()
+    assert group.value.message.startswith("TRUEFRAME_SAMPLING='frames=16': not JSON (")
+    assert "EnvSettingsSource" not in group.value.message
+    monkeypatch.setenv("TRUEFRAME_SAMPLING", '{"frames": "many"}')
+    with pytest.raises(SettingsInvalid) as key:
+        load_settings()
+    assert key.value.message.startswith("TRUEFRAME_SAMPLING (key 'frames': 'many'): Input should be")
+    monkeypatch.delenv("TRUEFRAME_SAMPLING")
+    monkeypatch.setenv("TRUEFRAME_SAMPLING__FRAMES", "many")  # the member form is named as it was set
+    with pytest.raises(SettingsInvalid) as plain:
+        load_settings()
+    assert plain.value.message.startswith("TRUEFRAME_SAMPLING__FRAMES='many': Input should be")
