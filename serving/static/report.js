@@ -363,11 +363,14 @@ window.TrueframeReport = (function () {
     const y = (p) => T + (H - T - B) * (1 - p);
     const root = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "timeline-svg", role: "img",
       "aria-label": "Per-frame face manipulation score over " + end.toFixed(1) + " seconds" });
-    const thresholds = (report.score && report.score.thresholds) || [];
-    const high = thresholds.find((t) => t.verdict === "likely_manipulated");
-    const low = thresholds.find((t) => t.verdict === "likely_authentic");
-    if (high) root.appendChild(svg("rect", { x: L, y: y(1), width: W - L - R, height: y(high.manipulated) - y(1), class: "band-bad" }));
-    if (low) root.appendChild(svg("rect", { x: L, y: y(low.manipulated), width: W - L - R, height: y(0) - y(low.manipulated), class: "band-good" }));
+    // The verdict bands are limits on the whole video's fused score, not on one model's rating of one frame
+    // (until 2026-12-04 they were shaded behind the frames): the video's own score is drawn instead.
+    const overall = (report.score || {}).manipulated;
+    if (overall !== null && overall !== undefined) {
+      const mark = root.appendChild(svg("line", { x1: L, x2: W - R, y1: y(overall), y2: y(overall), class: "item-score" }));
+      mark.appendChild(svg("title", {}, "the video's score: " + chance(overall)));
+      root.appendChild(svg("text", { x: L + 4, y: y(overall) - 4, class: "axis" }, "video score " + chance(overall)));
+    }
     [0, 0.5, 1].forEach((p) => {
       root.appendChild(svg("line", { x1: L, x2: W - R, y1: y(p), y2: y(p), class: "grid" }));
       root.appendChild(svg("text", { x: L - 6, y: y(p) + 4, class: "axis", "text-anchor": "end" }, pct(p)));

@@ -64,6 +64,11 @@ METER_RANGE = """() => {
   return shown ? band.style.left + " " + band.style.width + " visible" : "hidden";
 }"""
 
+TIMELINE_MARKS = """() => ({
+  bands: document.querySelectorAll('#timeline svg rect').length,
+  score: Array.from(document.querySelectorAll('#timeline svg line.item-score title'), (t) => t.textContent),
+})"""
+
 COUNT_BOX_PIXELS = """() => {
   const c = document.querySelector('#thumbs canvas');
   if (c === null) return {box: 0, lit: 0, total: 0};
@@ -136,6 +141,7 @@ class ResultPage:
     pixels: dict[str, int]
     thumbs: int
     dots: int
+    timeline_marks: dict[str, Any]
     heatmaps: int
 
 
@@ -157,6 +163,7 @@ def _read_result_page(page: Any) -> ResultPage:
         pixels=page.evaluate(COUNT_BOX_PIXELS),
         thumbs=page.locator("#thumbs canvas").count(),
         dots=page.locator("#timeline svg circle.dot-face").count(),
+        timeline_marks=page.evaluate(TIMELINE_MARKS),
         heatmaps=page.locator("#heatmaps-list img").count(),
     )
 
@@ -186,6 +193,8 @@ def _assert_result_page(seen: ResultPage, video: Path) -> None:
     assert pixels["lit"] > pixels["total"] // 2, "the thumbnail shows a decoded frame, not a blank canvas"
     scored = [f for f in report["frames"] if f["max_face_logit"] is not None]
     assert seen.dots == len(scored) > 1
+    # the video's own score is marked, not the verdict bands (limits on that score, not on a frame)
+    assert seen.timeline_marks == {"bands": 0, "score": [f"the video's score: {chance}"]}
     assert seen.heatmaps == len(report["heatmaps"]) >= 1, "asked-for heatmaps are shown"
 
 
