@@ -164,12 +164,20 @@ class ReportAssembler:
             frames=frames,
             tracks=tracks,
             models=models,
-            heatmaps=out.heatmaps,
+            heatmaps=self._heatmaps(out.heatmaps),
             perceptual_hash=_hash_section(out.hashes),
             known_match=out.known_match,
             timings=timings,
             warnings=warnings,
         )
+
+    def _heatmaps(self, maps: list[Heatmap]) -> list[Heatmap]:
+        """The maps with the margin of the crop they cover (the face model's, as the stages cut it), so a
+        viewer can lay each over its face."""
+        if self.face_model is None:
+            return maps
+        margin = self.face_model[1].input.to_spec().crop_margin or self.settings.faces.margin
+        return [m.model_copy(update={"crop_margin": margin}) for m in maps]
 
     def _tracks(
         self, out: StageOutputs, calibrated: dict[CropKey, float]

@@ -234,6 +234,13 @@ class Heatmap(_Model):
     height: int
     logit: float = Field(description="the face model's raw logit on this crop")
     png_base64: str
+    crop_margin: float | None = Field(
+        None,
+        description=(
+            "the crop the map covers: the square of side crop_margin x the longer side of this face's box "
+            "(`tracks[].faces[]` at `frame_index`), centred on the box; null before schema 2.5"
+        ),
+    )
 
 
 ReviewVerdict = Literal["authentic", "manipulated", "ai_generated", "inconclusive"]

@@ -7,6 +7,7 @@ window.TrueframeReport = (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const MAX_THUMBS = 6;
   const THUMB_WIDTH = 320;
+  const HEAT_SIDE = 160;  // px of a heatmap as shown
   const SEEK_TIMEOUT_MS = 8000;
   const VERDICTS = {
     authentic: ["Authentic", "good"],
@@ -324,6 +325,7 @@ window.TrueframeReport = (function () {
         img.src = url;
         await ready;
         thumbs.appendChild(drawThumb(img, report.media.width, report.media.height, frames[0], counted, degraded));
+        await overlayHeatmaps(report, img, false);
       } else {
         const video = $("frame-source");
         const ready = loaded(video, "loadeddata");
@@ -334,6 +336,7 @@ window.TrueframeReport = (function () {
           frame.video = true;
           thumbs.appendChild(drawThumb(video, video.videoWidth, video.videoHeight, frame, counted, degraded));
         }
+        await overlayHeatmaps(report, video, true);
       }
     } catch (err) {
       thumbs.appendChild(el("p", "Your browser cannot show frames of this file (" + err.message + "); the boxes are in the JSON report.", "muted"));
@@ -411,6 +414,7 @@ window.TrueframeReport = (function () {
     const list = clear($("heatmaps-list"));
     const maps = report.heatmaps || [];
     $("heatmaps-card").hidden = maps.length === 0;
+    $("heatmaps-note").textContent = "Brighter areas weighed more in the face model's decision.";
     const when = new Map((report.frames || []).map((f) => [f.index, f.timestamp]));
     maps.forEach((m) => {
       const figure = el("figure", null, "thumb");
@@ -422,6 +426,56 @@ window.TrueframeReport = (function () {
       figure.appendChild(el("figcaption", "Face " + (m.track_id + 1) + (t === undefined ? "" : " at " + t.toFixed(2) + " s")));
       list.appendChild(figure);
     });
+  }
+
+  // The face crop the model saw (the square of crop_margin x the box's longer side, centred on the box),
+  // with the map laid over it in red: the grey map alone did not show which part of the face it meant.
+  async function heatmapOverlay(source, box, margin, png) {
+    const map = new Image();
+    const ready = loaded(map, "load");
+    map.src = "data:image/png;base64," + png;
+    await ready;
+    const [x1, y1, x2, y2] = box;
+    const side = margin * Math.max(x2 - x1, y2 - y1);
+    const canvas = el("canvas", null, "heatmap");
+    canvas.width = canvas.height = HEAT_SIDE;
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#000000";  // outside the picture, as the model's crop: black
+    ctx.fillRect(0, 0, HEAT_SIDE, HEAT_SIDE);
+    ctx.drawImage(source, (x1 + x2 - side) / 2, (y1 + y2 - side) / 2, side, side, 0, 0, HEAT_SIDE, HEAT_SIDE);
+    const layer = document.createElement("canvas");
+    layer.width = layer.height = HEAT_SIDE;
+    const lctx = layer.getContext("2d");
+    lctx.drawImage(map, 0, 0, HEAT_SIDE, HEAT_SIDE);
+    const pixels = lctx.getImageData(0, 0, HEAT_SIDE, HEAT_SIDE);
+    for (let i = 0; i < pixels.data.length; i += 4) {
+      const v = pixels.data[i];  // grey: one channel is the weight
+      pixels.data.set([255, Math.round(200 * (1 - v / 255)), 0, Math.round(0.7 * v)], i);
+    }
+    lctx.putImageData(pixels, 0, 0);
+    ctx.drawImage(layer, 0, 0);
+    return canvas;
+  }
+
+  // Replaces each grey map with its overlay once the file's frames can be drawn (renderFaces has them).
+  async function overlayHeatmaps(report, source, video) {
+    const maps = report.heatmaps || [];
+    const figures = $("heatmaps-list").querySelectorAll("figure");
+    const when = new Map((report.frames || []).map((f) => [f.index, f.timestamp]));
+    let laid = 0;
+    for (let i = 0; i < maps.length; i++) {
+      const m = maps[i];
+      const track = (report.tracks || []).find((t) => t.track_id === m.track_id);
+      const face = track && track.faces.find((f) => f.frame_index === m.frame_index);
+      if (!m.crop_margin || !face || !figures[i]) continue;  // reports before schema 2.5: the grey map stays
+      if (video) await seek(source, when.get(m.frame_index) || 0);
+      const canvas = await heatmapOverlay(source, face.box, m.crop_margin, m.png_base64);
+      canvas.setAttribute("role", "img");
+      canvas.setAttribute("aria-label", "Heatmap of face " + (m.track_id + 1) + " over the face");
+      figures[i].replaceChild(canvas, figures[i].querySelector("img"));
+      laid += 1;
+    }
+    if (laid) $("heatmaps-note").textContent = "Red areas weighed more in the face model's decision, drawn over the face it saw.";
   }
 
   function renderMedia(report) {

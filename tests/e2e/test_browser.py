@@ -69,6 +69,18 @@ TIMELINE_MARKS = """() => ({
   score: Array.from(document.querySelectorAll('#timeline svg line.item-score title'), (t) => t.textContent),
 })"""
 
+HEATMAP_OVERLAYS = """() => Array.from(document.querySelectorAll('#heatmaps-list canvas'), (c) => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let lit = 0, red = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
+    if (r + g + b > 60) lit++;
+    if (r > g + 60 && r > b + 60) red++;
+  }
+  const n = d.length / 4;
+  return {side: c.width, lit: lit / n, red: red / n};
+})"""
+
 COUNT_BOX_PIXELS = """() => {
   const c = document.querySelector('#thumbs canvas');
   if (c === null) return {box: 0, lit: 0, total: 0};
@@ -143,6 +155,8 @@ class ResultPage:
     dots: int
     timeline_marks: dict[str, Any]
     heatmaps: int
+    overlays: list[dict[str, float]]
+    heatmaps_note: str | None
 
 
 def _read_result_page(page: Any) -> ResultPage:
@@ -164,7 +178,9 @@ def _read_result_page(page: Any) -> ResultPage:
         thumbs=page.locator("#thumbs canvas").count(),
         dots=page.locator("#timeline svg circle.dot-face").count(),
         timeline_marks=page.evaluate(TIMELINE_MARKS),
-        heatmaps=page.locator("#heatmaps-list img").count(),
+        heatmaps=page.locator("#heatmaps-list figure").count(),
+        overlays=page.evaluate(HEATMAP_OVERLAYS),
+        heatmaps_note=page.text_content("#heatmaps-note"),
     )
 
 
@@ -196,6 +212,17 @@ def _assert_result_page(seen: ResultPage, video: Path) -> None:
     # the video's own score is marked, not the verdict bands (limits on that score, not on a frame)
     assert seen.timeline_marks == {"bands": 0, "score": [f"the video's score: {chance}"]}
     assert seen.heatmaps == len(report["heatmaps"]) >= 1, "asked-for heatmaps are shown"
+    # each map is laid over the face crop it covers (until 2026-12-04 a grey map alone, which did
+    # not show which part of the face it meant): the frame's pixels, with red where the map is bright
+    assert all(m["crop_margin"] > 0 for m in report["heatmaps"])
+    assert len(seen.overlays) == len(report["heatmaps"])
+    for overlay in seen.overlays:
+        assert overlay["side"] == 160
+        assert overlay["lit"] > 0.5, "the crop shows the frame, not a black canvas"
+        assert 0.02 < overlay["red"] < 0.9, "the map marks part of the face, not all or none of it"
+    assert seen.heatmaps_note == (
+        "Red areas weighed more in the face model's decision, drawn over the face it saw."
+    )
 
 
 @pytest.mark.ray
