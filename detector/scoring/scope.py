@@ -211,7 +211,8 @@ def _degraded(info: MediaInfo) -> list[str]:
     if min(info.width, info.height) < MIN_SIDE:
         size = f"{info.width}x{info.height} px"
         tiny = max(info.width, info.height) < MIN_SIDE
-        reasons.append(f"a tiny picture ({size})" if tiny else f"a picture under {MIN_SIDE} px across ({size})")
+        narrow = f"a picture under {MIN_SIDE} px across ({size})"
+        reasons.append(f"a tiny picture ({size})" if tiny else narrow)
     return reasons
 
 
