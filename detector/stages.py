@@ -160,7 +160,9 @@ credentials fail; an extreme strip or a blank picture is named as such in the su
 signals, not called a drawing, screenshot or flat graphic; an animated or multi-page image warns
 that only its first frame was analysed; rule ``metadata_ai``: a file whose own unsigned metadata
 names generative AI is at most ``uncertain``; 8: a video checked on fewer frames than the video
-fusion was calibrated on is limited, and says so). The result key
+fusion was calibrated on is limited, and says so; an AI declaration an intact file passed on from an
+ingredient whose credentials fail is said to be not counted for that reason, not because "the
+credentials as a whole failed"). The result key
 includes it; the evaluation cache does not, since it keeps stage outputs and refits the
 fusion on every run."""
 

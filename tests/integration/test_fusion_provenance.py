@@ -177,7 +177,11 @@ def test_an_ingredients_broken_credentials_are_not_called_tampering_of_the_file(
     assert score.rule != "signed_ai_declaration"
     assert score.verdict != "ai_generated"
     signal = next(s for s in score.signals if s.name == "content_credentials")
-    assert "AI generation they declare is not counted" in signal.sentence
+    # it read "not counted, since the credentials as a whole failed validation": the file's own are intact
+    assert "the AI generation it records was passed on from an ingredient, whose credentials may be" in (
+        signal.sentence
+    )
+    assert "as a whole" not in signal.sentence
     tampered = read_fixture(ProvenanceReader(), shared_data / "c2pa/invalid/c2pa-rs__E-sig-CA.jpg")
     score = fusion.fuse(FusionInputs(face_logit=0.3, provenance=tampered))
     assert score.provenance_flag == "tampered"

@@ -77,10 +77,12 @@ def test_conversion_mismatch_installs_nothing(src: Path, tmp_path: Path) -> None
 def test_reimport_is_idempotent(src: Path, tmp_path: Path) -> None:
     out = tmp_path / "cache"
     first = import_weights("mesonet", src, out)
-    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in first}
+    assert all(added for _, added in first)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p, _ in first}
     second = import_weights("mesonet", src, out)
-    assert second == first
-    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in second} == before
+    assert [p for p, _ in second] == [p for p, _ in first]
+    assert not any(added for _, added in second), "the second import puts nothing in place"
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p, _ in second} == before
     assert _installed(out) == sorted(f"{n}.safetensors" for n in MESONET)
 
 

@@ -217,12 +217,19 @@ def _uncounted_credentials(prov: ProvenanceReport) -> Signal | None:
             codes = ", ".join(active[:3] or prov.failure_codes[:3]) or "validation failed"
             what = f"Content Credentials are INVALID ({codes}): tampered provenance"
         declared = prov.ai_declaration.value
-        ignored = (
-            ""
-            if declared == "none_declared"
-            else f"; the {'AI generation' if declared == 'generated' else 'AI edit'} they declare is "
-            "not counted, since the credentials as a whole failed validation"
-        )
+        claim = "AI generation" if declared == "generated" else "AI edit"
+        if declared == "none_declared":
+            ignored = ""
+        elif not active and ingredients:  # own credentials intact: rule 1 counts only their own actions
+            ignored = (
+                f"; the {claim} it records was passed on from an ingredient, whose credentials may be "
+                "the broken ones, so it is not counted"
+            )
+        else:
+            ignored = (
+                f"; the {claim} they declare is not counted, since the credentials as a whole failed "
+                "validation"
+            )
         return Signal(
             name="content_credentials",
             kind="flag",
