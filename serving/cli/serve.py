@@ -136,7 +136,7 @@ def listen_sockets(host: str, port: int) -> list[socket.socket]:
 
 def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
     from serving.jobs.store import check_store
-    from serving.ray.app import run_service, stop_service
+    from serving.ray.app import drain_service, ingress_replicas, run_service, stop_service
     from serving.ray.runtime import init_ray
 
     check_store(settings)  # a database that is down: one line and exit 2 now, not a failed deploy later
@@ -147,11 +147,12 @@ def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
     started = time.perf_counter()
     try:
         init_ray()
-        run_service(settings, config, host, port)
+        handle = run_service(settings, config, host, port)
         took = time.perf_counter() - started
         print(f"trueframe at http://{host}:{port}/  (started in {took:.1f} s; Ctrl-C to stop)", flush=True)
         _wait_for_stop_signal()
         print("shutting down...", flush=True)
+        drain_service(handle, ingress_replicas(config))
     finally:
         stop_service()
     return 0

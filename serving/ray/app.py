@@ -15,6 +15,8 @@ cluster to join.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -54,6 +56,11 @@ DEPLOYMENT_OPTION_KEYS = frozenset(
         "health_check_timeout_s",
     }
 )
+DRAIN_DEADLINE_S = 5.0
+"""How long ``trueframe serve`` tries to drain the ingress replicas after a stop signal."""
+DRAIN_FLUSH_S = 1.0
+"""How long the drained replicas' answers get to leave through Serve's proxy before it stops."""
+log = logging.getLogger(__name__)
 PROXY_OPTIONS = frozenset({"keep_alive_timeout_s", "request_timeout_s"})
 """Limits of Serve's HTTP proxy taken from the config's ``http_options`` (the proxy has no head timeout)."""
 DEPLOYMENTS = ("ingress", "media", "provenance", "faces", "face_model", "synthetic_model")
@@ -97,7 +104,16 @@ class Ingress:
         """Called by Serve in the replica after ``__init__``: the app with its store and analyzer."""
         from serving.http.app import create_app
 
-        return create_app(self.settings, self.analyzer, self.store)
+        self.http_app = create_app(self.settings, self.analyzer, self.store)
+        return self.http_app
+
+    async def drain(self) -> str:
+        """The service is stopping: this replica claims no more jobs (they stay queued for the
+        restart) and answers its ``?wait=true`` requests now with their job's 202 and ``Location``,
+        as ``serve --no-ray`` does; returns the replica's id. On the replica's event loop, like the
+        requests it wakes."""
+        self.http_app.state.trueframe.runner.drain()
+        return str(serve.get_replica_context().replica_id.unique_id)
 
 
 @dataclass(frozen=True)
@@ -186,6 +202,34 @@ def run_service(settings: Settings, config: ServeConfig | None, host: str, port:
     proxy = {k: v for k, v in config.http.items() if k in PROXY_OPTIONS} if config is not None else {}
     serve.start(http_options={**proxy, "host": host, "port": port})
     return serve.run(build_app(settings, config), name=APP_NAME, route_prefix="/")
+
+
+def ingress_replicas(config: ServeConfig | None) -> int:
+    """How many ingress replicas the config runs (an autoscaled ingress: its most)."""
+    options = (config or ServeConfig()).deployments.get("ingress", {})
+    autoscaling = options.get("autoscaling_config") or {}
+    return int(options.get("num_replicas") or autoscaling.get("max_replicas") or 1)
+
+
+def drain_service(handle: DeploymentHandle, replicas: int, deadline_s: float = DRAIN_DEADLINE_S) -> int:
+    """Drain every ingress replica before Serve shuts down (:meth:`Ingress.drain`), so that a request
+    waiting on a job gets its 202 and ``Location`` instead of a cut connection; then give those answers
+    :data:`DRAIN_FLUSH_S` to leave through the proxy. A handle call reaches one replica chosen by
+    Serve, so calls repeat until ``replicas`` distinct ones answered or ``deadline_s`` passed; returns
+    how many did (fewer: the rest are cut as before, and their jobs still run after the restart)."""
+    import ray
+
+    seen: set[str] = set()
+    end = time.monotonic() + deadline_s
+    while len(seen) < replicas and (left := end - time.monotonic()) > 0:
+        try:
+            seen.add(handle.drain.remote().result(timeout_s=left))
+        except (TimeoutError, ray.exceptions.RayError) as exc:
+            log.warning("draining the ingress before shutdown: %s", exc)
+            break
+    if seen:
+        time.sleep(DRAIN_FLUSH_S)
+    return len(seen)
 
 
 def stop_service() -> None:
