@@ -4,7 +4,8 @@ Embedded defaults: 127.0.0.1:8000, the SQLite job store under the data folder (`
 default ``.trueframe-data``; ``TRUEFRAME_DATABASE_URL`` names a PostgreSQL store instead), the
 weights cache of the settings, ``serving/serve_config.yaml``. Analyses consult the store's
 known-media hash lists.
-Runs until Ctrl-C (or SIGTERM), then shuts Serve and Ray down. A store that cannot be reached at
+Runs until Ctrl-C (or SIGTERM), then drains the ingress (waiting requests get their job's 202) and shuts
+Serve and Ray down. A store that cannot be reached at
 start is reported before anything starts: ``error: store_unavailable: cannot reach the database at
 <url without password>: <reason>``, exit 2; so are the configured models, their weights, the fusion
 file and the C2PA trust files (:mod:`serving.preflight`).
