@@ -382,7 +382,8 @@ def load_settings() -> Settings:
         problems = []
         for error in exc.errors():
             path = [str(part) for part in error["loc"]]
-            name = "TRUEFRAME_" + "__".join(path).upper()
+            name = "TRUEFRAME_" + "__".join(path[:2]).upper()  # a variable; deeper parts are its items
+            item = f" (item {'.'.join(path[2:])})" if len(path) > 2 else ""
             if error["type"] == "extra_forbidden" and len(path) == 2:  # a key of a group's JSON form
                 problems.append(_unknown_key(path[0], path[1]))
                 continue
@@ -392,7 +393,7 @@ def load_settings() -> Settings:
             if len(path) > 1 and group in given and name not in given:  # set through the group's JSON
                 problems.append(f"{group} (key {'.'.join(path[1:])!r}: {value}): {error['msg']}")
             else:
-                problems.append(f"{name}={value}: {error['msg']}")
+                problems.append(f"{name}{item}={value}: {error['msg']}")
         raise SettingsInvalid("; ".join(problems)) from None
 
 
@@ -430,7 +431,9 @@ def _not_json(exc: SettingsError, environ: Mapping[str, str]) -> str:
         try:
             json.loads(value)
         except ValueError as err:
-            secret = any(word in upper.lower() for word in _SECRET_WORDS)
+            # a group's JSON holds its members' values: hidden when any member is a secret
+            names = [name] if name is not None else _members(group)
+            secret = any(word in part for part in names for word in _SECRET_WORDS)
             problems.append(f"{upper}={'(hidden)' if secret else repr(value)}: not JSON ({err})")
     if not problems:  # not traced to one variable: pydantic-settings' own words
         cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""

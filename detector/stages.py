@@ -137,8 +137,8 @@ the fused probability's calibration range; 11: a video whose first sampled frame
 GOP decodes exactly where FFmpeg needs the encoder's version from the stream's first packet: x264
 build 148's High 4:4:4 FaceForensics++ clips came out green at ``--frames 1``; no clip of the dev set
 seeks past its first GOP first, so its figures stay; 12: greyscale media and videos with no face found
-are limited by the scope). Result and evaluation
-cache keys include it, so no cache answers with what older code found. Since version 10 a change to
+are limited by the scope, and a picture under 128 px on one side only is not called tiny). Result and
+evaluation cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 
 REPORT_VERSION = 8
@@ -240,7 +240,7 @@ def crop_faces(
     from detector.faces.extract import crop_face
 
     by_index = {frame.index: frame for frame in frames}
-    margin = spec.crop_margin or default_margin
+    margin = face_crop_margin(spec, default_margin)
     keys: list[CropKey] = []
     crops: list[np.ndarray] = []
     for dets in faces.per_frame:  # one frame's faces per list
@@ -251,6 +251,11 @@ def crop_faces(
             keys.append((det.frame_index, pos))
             crops.append(crop_face(image, det.box, margin, spec.size[0]))
     return keys, crops
+
+
+def face_crop_margin(spec: InputSpec, default_margin: float) -> float:
+    """The margin of the face model's crops: its own (manifest), else the settings' ``faces.margin``."""
+    return spec.crop_margin or default_margin
 
 
 def judged_face_side(spec: InputSpec) -> float:

@@ -291,6 +291,10 @@ def calibrate(
     from detector.evaluation.runner import outputs_of
     from detector.stages import configured_models
 
+    if settings.sampling.mode != "exact":  # keyframes find fewer distinct frames than video_frames records
+        raise InvalidRequest(
+            f"calibration samples frames exactly; TRUEFRAME_SAMPLING__MODE is {settings.sampling.mode!r}"
+        )
     halves = read_dev_set(config.dev_dir, config.ffpp_dir)
     items = evenly_spaced([i for i in halves if i.half == "calibrate"], config.limit)
     if not items:

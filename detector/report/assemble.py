@@ -176,7 +176,9 @@ class ReportAssembler:
         viewer can lay each over its face."""
         if self.face_model is None:
             return maps
-        margin = self.face_model[1].input.to_spec().crop_margin or self.settings.faces.margin
+        from detector.stages import face_crop_margin
+
+        margin = face_crop_margin(self.face_model[1].input.to_spec(), self.settings.faces.margin)
         return [m.model_copy(update={"crop_margin": margin}) for m in maps]
 
     def _tracks(

@@ -1,7 +1,8 @@
 """The versioned analysis report: what every interface (CLI, HTTP, batch scan) returns.
 
 Pydantic v2 models; ``trueframe schema`` prints :func:`report_json_schema`. Bump
-``SCHEMA_VERSION`` on any change a client could notice (minor: additions, major: removals).
+``SCHEMA_VERSION`` on any change a client could notice (minor: additions, major: removals); 2.5 added
+``score.degraded`` and ``heatmaps[].crop_margin``.
 """
 
 from __future__ import annotations
@@ -204,7 +205,8 @@ class Score(_Model):
         default_factory=list,
         description=(
             "the reasons of `limited` that weaken every pixel signal (heavy compression, tiny pictures): "
-            "the pixels, face ratings included, cannot make this an accusation (rule degraded_media)"
+            "the pixels, face ratings included, cannot make this an accusation (rule degraded_media); "
+            "empty before schema 2.5"
         ),
     )
 

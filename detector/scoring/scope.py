@@ -8,8 +8,10 @@ ordinary compression. :func:`assess` returns a :class:`Scope`:
   (aspect ratio over :data:`MAX_ASPECT`);
 * **limited** (the verdict is kept closer to ``uncertain``): faces found but all smaller than the face
   model can judge, HEIC or AVIF images of unknown quality, greyscale media (every sampled frame without
-  colour, below) and videos in which no face was found (the video fusion was fitted on talking
-  heads only) (one step), and **degraded** media, whose
+  colour, below), videos in which no face was found (the video fusion was fitted on talking heads
+  only) and, from the report's side, videos checked on fewer frames than the video fusion was
+  calibrated on (:func:`few_frames`) (one step; the last three only for items in scope), and
+  **degraded** media, whose
   pixels every model reads outside what it was validated on: heavy JPEG, WebP, AVIF or HEIC compression
   (estimated quality under :data:`MIN_JPEG_QUALITY`, :data:`MIN_WEBP_QUALITY`, :data:`MIN_AVIF_QUALITY`,
   :data:`MIN_HEIC_QUALITY`), starved video (under :data:`MIN_VIDEO_BPP` bits per pixel per frame,
@@ -214,7 +216,7 @@ def _degraded(info: MediaInfo) -> list[str]:
     if min(info.width, info.height) < MIN_SIDE:
         size = f"{info.width}x{info.height} px"
         tiny = max(info.width, info.height) < MIN_SIDE
-        narrow = f"a picture under {MIN_SIDE} px across ({size})"
+        narrow = f"a picture under {MIN_SIDE} px on its short side ({size})"
         reasons.append(f"a tiny picture ({size})" if tiny else narrow)
     return reasons
 
@@ -261,7 +263,7 @@ def few_frames(scope: Scope, kind: str | None, checked: int, calibrated: int | N
     """``scope`` limited further when fewer of a video's frames were checked than the video fusion was
     calibrated on (``calibrated``, from ``weights/fusion.toml``; None: not recorded): a score over
     fewer frames spreads wider than the bands were set for (a short clip, ``?frames=`` or keyframes)."""
-    if kind != "video" or calibrated is None or checked >= calibrated:
+    if kind != "video" or calibrated is None or checked >= calibrated or scope.out_of_scope:
         return scope
     frames = f"{checked} frame{'s' * (checked != 1)}"
     reason = f"only {frames} checked (the video score was calibrated on {calibrated})"
@@ -275,5 +277,7 @@ def assess(
     analysis searches for faces)."""
     degraded = _degraded(info)
     limited = degraded + _unvalidated_format(info) + _small_faces(face_sides, min_face_side)
-    limited += _greyscale(frames) + _faceless_video(info, face_sides)
-    return Scope(_out_of_scope(info, frames), limited, degraded)
+    out = _out_of_scope(info, frames)
+    if not out:  # limits of a score: an item that gets none is not said to be limited by them
+        limited += _greyscale(frames) + _faceless_video(info, face_sides)
+    return Scope(out, limited, degraded)

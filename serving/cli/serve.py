@@ -137,7 +137,7 @@ def listen_sockets(host: str, port: int) -> list[socket.socket]:
 
 def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
     from serving.jobs.store import check_store
-    from serving.ray.app import drain_service, ingress_replicas, run_service, stop_service
+    from serving.ray.app import drain_service, run_service, running_ingress_replicas, stop_service
     from serving.ray.runtime import init_ray
 
     check_store(settings)  # a database that is down: one line and exit 2 now, not a failed deploy later
@@ -153,7 +153,7 @@ def _serve_ray(settings: Settings, config: Any, host: str, port: int) -> int:
         print(f"trueframe at http://{host}:{port}/  (started in {took:.1f} s; Ctrl-C to stop)", flush=True)
         _wait_for_stop_signal()
         print("shutting down...", flush=True)
-        drain_service(handle, ingress_replicas(config))
+        drain_service(handle, running_ingress_replicas())
     finally:
         stop_service()
     return 0

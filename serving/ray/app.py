@@ -204,27 +204,33 @@ def run_service(settings: Settings, config: ServeConfig | None, host: str, port:
     return serve.run(build_app(settings, config), name=APP_NAME, route_prefix="/")
 
 
-def ingress_replicas(config: ServeConfig | None) -> int:
-    """How many ingress replicas the config runs (an autoscaled ingress: its most)."""
-    options = (config or ServeConfig()).deployments.get("ingress", {})
-    autoscaling = options.get("autoscaling_config") or {}
-    return int(options.get("num_replicas") or autoscaling.get("max_replicas") or 1)
+def running_ingress_replicas(app: str = APP_NAME) -> int:
+    """How many ingress replicas of application ``app`` are running now (Serve's status), so that a
+    drain waits for those and not for a configured or autoscaling count."""
+    from ray.serve._private.common import ReplicaState
+
+    overview = serve.status().applications.get(app)
+    ingress = overview.deployments.get("ingress") if overview is not None else None
+    return 0 if ingress is None else int(ingress.replica_states.get(ReplicaState.RUNNING, 0))
 
 
 def drain_service(handle: DeploymentHandle, replicas: int, deadline_s: float = DRAIN_DEADLINE_S) -> int:
     """Drain every ingress replica before Serve shuts down (:meth:`Ingress.drain`), so that a request
     waiting on a job gets its 202 and ``Location`` instead of a cut connection; then give those answers
     :data:`DRAIN_FLUSH_S` to leave through the proxy. A handle call reaches one replica chosen by
-    Serve, so calls repeat until ``replicas`` distinct ones answered or ``deadline_s`` passed; returns
-    how many did (fewer: the rest are cut as before, and their jobs still run after the restart)."""
+    Serve, so calls repeat until ``replicas`` distinct ones answered or ``deadline_s`` (for all of
+    them) passed; returns how many did. Those not reached (a replica already at
+    ``max_ongoing_requests`` queues the call behind its requests) are cut as before; their jobs still
+    run after the restart."""
     import ray
+    from ray.serve.exceptions import RayServeException
 
     seen: set[str] = set()
     end = time.monotonic() + deadline_s
     while len(seen) < replicas and (left := end - time.monotonic()) > 0:
         try:
             seen.add(handle.drain.remote().result(timeout_s=left))
-        except (TimeoutError, ray.exceptions.RayError) as exc:
+        except (TimeoutError, ray.exceptions.RayError, RayServeException) as exc:
             log.warning("draining the ingress before shutdown: %s", exc)
             break
     if seen:

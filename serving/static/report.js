@@ -234,11 +234,12 @@ window.TrueframeReport = (function () {
   }
 
   // The reasons the pixels cannot accuse (heavy compression, tiny pictures): the face ratings count in the
-  // probability, but no rating makes the file an accusation. Reports before schema 2.5 name the rule only.
+  // probability, but no rating makes the file an accusation. Reports before schema 2.5 name the rule only,
+  // and their score.limited mixes those reasons with others: the summary says which.
   function degradedPixels(report) {
     const score = report.score || {};
     if (score.degraded) return score.degraded;
-    return score.rule === "degraded_media" ? score.limited || [] : [];
+    return score.rule === "degraded_media" ? ["see the summary"] : [];
   }
 
   function drawThumb(source, width, height, frame, counted, degraded) {
@@ -367,8 +368,11 @@ window.TrueframeReport = (function () {
     const root = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "timeline-svg", role: "img",
       "aria-label": "Per-frame face manipulation score over " + end.toFixed(1) + " seconds" });
     // The verdict bands are limits on the whole video's fused score, not on one model's rating of one frame
-    // (until 2026-12-04 they were shaded behind the frames): the video's own score is drawn instead.
-    const overall = (report.score || {}).manipulated;
+    // (until 2026-12-04 they were shaded behind the frames): the video's own score is drawn instead, when the
+    // detectors' fused log-odds stand behind it (a signed declaration, a watermark or a reviewed match set it
+    // otherwise: no line then).
+    const score = report.score || {};
+    const overall = score.logit === null || score.logit === undefined ? null : score.manipulated;
     if (overall !== null && overall !== undefined) {
       const mark = root.appendChild(svg("line", { x1: L, x2: W - R, y1: y(overall), y2: y(overall), class: "item-score" }));
       mark.appendChild(svg("title", {}, "the video's score: " + chance(overall)));

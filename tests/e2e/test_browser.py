@@ -78,7 +78,7 @@ HEATMAP_OVERLAYS = """() => Array.from(document.querySelectorAll('#heatmaps-list
     if (r > g + 60 && r > b + 60) red++;
   }
   const n = d.length / 4;
-  return {side: c.width, lit: lit / n, red: red / n};
+  return {side: c.width, lit: lit / n, red: red / n, png: c.toDataURL('image/png')};
 })"""
 
 COUNT_BOX_PIXELS = """() => {
@@ -155,7 +155,7 @@ class ResultPage:
     dots: int
     timeline_marks: dict[str, Any]
     heatmaps: int
-    overlays: list[dict[str, float]]
+    overlays: list[dict[str, Any]]
     heatmaps_note: str | None
 
 
@@ -182,6 +182,38 @@ def _read_result_page(page: Any) -> ResultPage:
         overlays=page.evaluate(HEATMAP_OVERLAYS),
         heatmaps_note=page.text_content("#heatmaps-note"),
     )
+
+
+def _overlay_matches_crop(
+    png_url: str, heatmap: dict[str, Any], report: dict[str, Any], video: Path
+) -> float:
+    """Correlation of the overlay's luminance with the crop the face model saw (``crop_face`` of the
+    same frame, decoded here), over the pixels the map leaves untinted: a crop cut in the wrong place
+    or at the wrong scale does not correlate."""
+    import base64
+    import io
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from detector.faces.extract import crop_face
+
+    def grey(data: bytes) -> Image.Image:
+        return Image.open(io.BytesIO(data)).convert("L")
+
+    overlay = np.asarray(grey(base64.b64decode(png_url.split(",", 1)[1])), float)
+    when = next(f["timestamp"] for f in report["frames"] if f["index"] == heatmap["frame_index"])
+    track = next(t for t in report["tracks"] if t["track_id"] == heatmap["track_id"])
+    box = next(f["box"] for f in track["faces"] if f["frame_index"] == heatmap["frame_index"])
+    with av.open(str(video)) as container:
+        frame = min(container.decode(video=0), key=lambda f: abs(float(f.time or 0.0) - when))
+        image = frame.to_ndarray(format="rgb24")
+    cut = crop_face(image, tuple(box), heatmap["crop_margin"], 160)
+    crop = np.asarray(Image.fromarray(cut).convert("L"), float)
+    weights = grey(base64.b64decode(heatmap["png_base64"])).resize((160, 160))
+    untinted = np.asarray(weights) < 30
+    return float(np.corrcoef(overlay[untinted], crop[untinted])[0, 1])
 
 
 def _assert_result_page(seen: ResultPage, video: Path) -> None:
@@ -216,9 +248,10 @@ def _assert_result_page(seen: ResultPage, video: Path) -> None:
     # not show which part of the face it meant): the frame's pixels, with red where the map is bright
     assert all(m["crop_margin"] > 0 for m in report["heatmaps"])
     assert len(seen.overlays) == len(report["heatmaps"])
-    for overlay in seen.overlays:
+    for overlay, heatmap in zip(seen.overlays, report["heatmaps"], strict=True):
         assert overlay["side"] == 160
         assert overlay["lit"] > 0.5, "the crop shows the frame, not a black canvas"
+        assert _overlay_matches_crop(overlay["png"], heatmap, report, video) > 0.8, "the crop the model saw"
         assert 0.02 < overlay["red"] < 0.9, "the map marks part of the face, not all or none of it"
     assert seen.heatmaps_note == (
         "Red areas weighed more in the face model's decision, drawn over the face it saw."

@@ -32,7 +32,7 @@ def test_draining_answers_a_request_waiting_on_a_job_with_its_202(service: Servi
     from ray import serve
 
     from serving.jobs.store import open_store
-    from serving.ray.app import build_app, drain_service, ingress_replicas, load_config
+    from serving.ray.app import build_app, drain_service, load_config, running_ingress_replicas
 
     config = load_config()
     serve_settings = service.settings.serve.model_copy(update={"job_workers": 0, "wait_timeout_s": 120.0})
@@ -50,7 +50,8 @@ def test_draining_answers_a_request_waiting_on_a_job_with_its_202(service: Servi
             time.sleep(0.5)  # the waiter is asleep on its job, which no worker will claim
             assert not waiting.done()
             stopped = time.monotonic()
-            assert drain_service(handle, ingress_replicas(config)) == 1
+            assert running_ingress_replicas("drain-test") == 1
+            assert drain_service(handle, running_ingress_replicas("drain-test")) == 1
             answer = waiting.result(timeout=10)
             assert time.monotonic() - stopped < 5, "the waiting request held the shutdown"
         assert answer.status_code == 202, answer.text
@@ -65,13 +66,3 @@ def test_draining_answers_a_request_waiting_on_a_job_with_its_202(service: Servi
     with service.client(service.key_a) as shared:  # its runner still runs jobs: it was not drained
         done = shared.post("/v1/analyze?frames=2&wait=true", content=small_clip(tmp_path))
         assert done.status_code == 200, done.text
-
-
-def test_ingress_replicas_follow_the_config() -> None:
-    from serving.ray.app import ServeConfig, ingress_replicas, load_config
-
-    assert ingress_replicas(load_config()) == 1
-    assert ingress_replicas(None) == 1
-    assert ingress_replicas(ServeConfig(deployments={"ingress": {"num_replicas": 3}})) == 3
-    autoscaled = {"ingress": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 4}}}
-    assert ingress_replicas(ServeConfig(deployments=autoscaled)) == 4

@@ -219,3 +219,23 @@ def test_a_malformed_group_value_names_the_variable_the_user_set(monkeypatch: py
     with pytest.raises(SettingsInvalid) as plain:
         load_settings()
     assert plain.value.message.startswith("TRUEFRAME_SAMPLING__FRAMES='many': Input should be")
+
+
+def test_a_group_whose_json_holds_a_secret_is_hidden_and_a_list_item_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review findings: TRUEFRAME_SERVE's broken JSON was printed whole, webhook secret included, and
+    a bad item of a list member was named TRUEFRAME_SERVE__CORS_ORIGINS__0, a variable nobody set."""
+    from detector.errors import SettingsInvalid
+    from detector.settings import load_settings
+
+    monkeypatch.setenv("TRUEFRAME_SERVE", '{"webhook_secret": "s3cr3t-value", }')
+    with pytest.raises(SettingsInvalid) as group:
+        load_settings()
+    assert group.value.message.startswith("TRUEFRAME_SERVE=(hidden): not JSON (")
+    assert "s3cr3t" not in group.value.message
+    monkeypatch.delenv("TRUEFRAME_SERVE")
+    monkeypatch.setenv("TRUEFRAME_SERVE__CORS_ORIGINS", "[1]")
+    with pytest.raises(SettingsInvalid) as item:
+        load_settings()
+    assert item.value.message.startswith("TRUEFRAME_SERVE__CORS_ORIGINS (item 0)=1: Input should be")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.errors import ModelError
+from detector.errors import InvalidRequest, ModelError
 from detector.media.loader import MediaLoader
 from detector.media.sampling import FrameSampler
 from detector.scoring.fusion.fit import dump_parameters
@@ -106,7 +106,8 @@ def test_fewer_frames_than_calibrated_limit_a_video_only() -> None:
 def test_the_frames_per_calibration_video_round_trip_and_the_shipped_file_records_the_default(
     tmp_path: Path,
 ) -> None:
-    from detector.evaluation.calibrate import stamped
+    from detector.evaluation.calibrate import calibrate, stamped
+    from detector.evaluation.runner import SuiteConfig
     from detector.settings import SamplingSettings, Settings
 
     params = stamped(make_params(), Settings(sampling=SamplingSettings(frames=12)))
@@ -118,12 +119,26 @@ def test_the_frames_per_calibration_video_round_trip_and_the_shipped_file_record
     with pytest.raises(ModelError, match="video_frames"):
         load_parameters(path)
     assert load_parameters().video_frames == Settings().sampling.frames
+    keyframes = Settings(sampling=SamplingSettings(mode="keyframes"))  # refused before any scoring
+    config = SuiteConfig(tmp_path / "no-dev", None, tmp_path / "out", tmp_path / "cache")
+    with pytest.raises(InvalidRequest, match="calibration samples frames exactly"):
+        calibrate(keyframes, config, tmp_path / "manifest.toml", path, dry_run=True)
 
 
 def test_a_picture_narrow_in_one_direction_only_is_not_called_tiny() -> None:
     """A 600x100 banner was "a tiny picture (600x100 px)"; a 100x100 thumbnail still is one."""
     rng = np.random.default_rng(5)
     banner = _scope_of(_encoded(Image.fromarray(rng.integers(0, 256, (100, 600, 3), dtype=np.uint8)), "PNG"))
-    assert banner.degraded == ["a picture under 128 px across (600x100 px)"]
+    assert banner.degraded == ["a picture under 128 px on its short side (600x100 px)"]
     thumb = _scope_of(_encoded(Image.fromarray(rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)), "PNG"))
     assert thumb.degraded == ["a tiny picture (100x100 px)"]
+
+
+def test_an_item_out_of_scope_is_not_said_to_be_limited_by_the_limits_of_a_score(tmp_path: Path) -> None:
+    """Review finding: a blank grey clip read "Out of scope: ... Limited scope: greyscale ...; no face
+    found ...; only 4 frames checked ...", limits of a score it is not given."""
+    blank = [np.full((120, 160, 3), 128, np.uint8) for _ in range(6)]
+    scope = _scope_of(mediagen.write_clip(tmp_path / "blank.mp4", blank).read_bytes())
+    assert scope.out_of_scope == ["blank (no detail to judge)"]
+    assert not any(r.startswith((GREY, NO_FACE)) for r in scope.limited), scope.limited
+    assert few_frames(scope, "video", 4, 32) is scope

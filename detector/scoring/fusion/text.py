@@ -208,7 +208,8 @@ def _uncounted_credentials(prov: ProvenanceReport) -> Signal | None:
     if prov.state == "invalid":
         active = broken_codes(prov, "active")
         ingredients = broken_codes(prov, "ingredient")
-        if not active and ingredients:
+        own_intact = not active and bool(ingredients)  # rule 1 then counts only the file's own actions
+        if own_intact:
             what = (
                 "This file's own Content Credentials are intact, but an ingredient's are INVALID "
                 f"({', '.join(ingredients[:3])}): broken provenance of a source"
@@ -220,7 +221,7 @@ def _uncounted_credentials(prov: ProvenanceReport) -> Signal | None:
         claim = "AI generation" if declared == "generated" else "AI edit"
         if declared == "none_declared":
             ignored = ""
-        elif not active and ingredients:  # own credentials intact: rule 1 counts only their own actions
+        elif own_intact:
             ignored = (
                 f"; the {claim} it records was passed on from an ingredient, whose credentials may be "
                 "the broken ones, so it is not counted"
