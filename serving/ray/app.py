@@ -207,11 +207,11 @@ def run_service(settings: Settings, config: ServeConfig | None, host: str, port:
 def running_ingress_replicas(app: str = APP_NAME) -> int:
     """How many ingress replicas of application ``app`` are running now (Serve's status), so that a
     drain waits for those and not for a configured or autoscaling count."""
-    from ray.serve._private.common import ReplicaState
-
     overview = serve.status().applications.get(app)
     ingress = overview.deployments.get("ingress") if overview is not None else None
-    return 0 if ingress is None else int(ingress.replica_states.get(ReplicaState.RUNNING, 0))
+    # keys are Serve's ReplicaState, a str enum from a private module: compared by their values
+    states = {} if ingress is None else ingress.replica_states
+    return sum(int(count) for state, count in states.items() if state == "RUNNING")
 
 
 def drain_service(handle: DeploymentHandle, replicas: int, deadline_s: float = DRAIN_DEADLINE_S) -> int:
