@@ -301,12 +301,13 @@ window.TrueframeReport = (function () {
     const boxes = allBoxes(report);
     const tracks = (report.tracks || []).length;
     const counted = faceCounted(report);
-    const degraded = degradedPixels(report).length > 0;
+    const degradedWhy = degradedPixels(report);
+    const degraded = degradedWhy.length > 0;
     $("faces-note").textContent = boxes.length === 0
       ? "No face was found, so the face-forgery detector did not apply."
       : tracks + " face(s) followed over " + boxes.length + " detection(s). Boxes show where; the percentage is that face's estimated chance of manipulation" +
         (counted && degraded
-          ? ". This file's pixels are degraded (" + degradedPixels(report).join("; ") + "), so no rating can make it an accusation: a grey box is not one."
+          ? ". This file's pixels are degraded (" + degradedWhy.join("; ") + "), so no rating can make it an accusation: a grey box is not one."
           : counted ? "." : outOfScope(report)
           ? ", by the face model alone. It is not counted: our detectors do not apply to this file and give no verdict, so a grey box is not an accusation."
           : ", by the face model alone. It is not counted in this score: on this kind of media the face model did not tell real from fake in calibration, so a grey box is not an accusation.");

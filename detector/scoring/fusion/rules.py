@@ -119,7 +119,6 @@ __all__ = [
     "load_parameters",
     "metadata_ai_hint",
     "noisy_or_logit",
-    "signed_ai_declaration",
     "trusted_capture",
 ]
 
@@ -239,11 +238,6 @@ def _base_signal(combined: Combined) -> Signal:
     return Signal(
         name="base_rate", kind="prior", present=True, contribution=combined.intercept, sentence=sentence
     )
-
-
-def signed_ai_declaration(provenance: ProvenanceReport | None) -> bool:
-    """Rule 1 (:func:`detector.provenance.types.counted_ai_declaration`)."""
-    return counted_ai_declaration(provenance)
 
 
 def trusted_capture(provenance: ProvenanceReport | None) -> bool:
@@ -401,7 +395,7 @@ class Fusion:
         spread: tuple[float, float] | None = None
         if provenance_decides(prov):
             verdict: Verdict = "ai_generated"
-            rule = "signed_ai_declaration" if signed_ai_declaration(prov) else "invisible_watermark"
+            rule = "signed_ai_declaration" if counted_ai_declaration(prov) else "invisible_watermark"
             p: float | None = 1.0
             logit = None
         elif known is not None and known.verdict in ("manipulated", "ai_generated"):
@@ -487,7 +481,7 @@ class Fusion:
 def provenance_decides(prov: ProvenanceReport | None) -> bool:
     """Whether the file's own evidence decides ``ai_generated`` with P = 1: a signed AI declaration
     (rule 1) or a generator's invisible watermark; one test for the verdict and for the priors."""
-    return signed_ai_declaration(prov) or (prov is not None and prov.watermark is not None)
+    return counted_ai_declaration(prov) or (prov is not None and prov.watermark is not None)
 
 
 def provenance_flag(
