@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ from fastapi import Depends, Request
 
 from detector.settings import Settings
 from serving.analyzer import Analyzer
+from serving.http.admission import Admission
 from serving.http.metrics import Metrics
 from serving.jobs.runner import JobRunner
 from serving.jobs.store import JobStore
@@ -31,11 +31,12 @@ class AppState:
     metrics: Metrics
     static_dir: Path
     known: StoreKnownMedia | None = None
-    admitted: int = 0
-    """Uploads let past ``serve.max_queue`` that are not yet a stored job (an image analysed now
-    holds its place until answered): what the store's count of active jobs cannot see yet."""
-    admission: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Held while an upload is checked against ``serve.max_queue`` and takes its place."""
+    admission: Admission = field(init=False)
+    """The places in ``serve.max_queue`` held by uploads the store's count cannot see yet."""
+
+    def __post_init__(self) -> None:
+        serve = self.settings.serve
+        self.admission = Admission(serve.max_queue, serve.retry_after_s, self.store.active_count)
 
 
 def app_state(request: Request) -> AppState:

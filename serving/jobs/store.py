@@ -194,11 +194,14 @@ class JobStore:
         report: dict[str, Any] | None = None,
         ttl_s: float | None = None,
         cache_key: str | None = None,
+        committing: contextlib.AbstractContextManager[object] | None = None,
     ) -> Job:
         """Insert a queued job (media saved first), or an already succeeded one when ``report`` is given.
 
         With ``cache_key`` the report is also cached for ``owner`` (:meth:`cache_report`) in the
-        same transaction: an image answered at once costs one write, not two.
+        same transaction: an image answered at once costs one write, not two. ``committing`` is
+        entered around the transaction alone, not the media write (the HTTP queue's admission
+        lock: the row starts counting as its upload's place stops).
         """
         if cache_key is not None and report is None:
             raise ValueError("cache_key caches a report: create_job needs the report too")
@@ -214,7 +217,7 @@ class JobStore:
             "created_at": now, "updated_at": now,
             "expires_at": now + ttl_s if done and ttl_s is not None else None, **summary(report),
         }  # fmt: skip
-        with self.transaction() as db:
+        with committing or contextlib.nullcontext(), self.transaction() as db:
             db.execute(insert(t.jobs).values(**row))
             if cache_key is not None:
                 _cache(db, sha256, cache_key, owner, row["report"])

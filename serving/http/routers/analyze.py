@@ -17,7 +17,8 @@ from detector.media.loader import Media, MediaLoader
 from detector.settings import MAX_FRAMES
 from detector.stages import Options
 from serving.http.access import Caller
-from serving.http.errors import JobNotFound, QueueFull, status_of
+from serving.http.admission import Place
+from serving.http.errors import JobNotFound, status_of
 from serving.http.openapi import ANALYZE_RESPONSES, UPLOAD_BODY
 from serving.http.state import AppState, State, off_loop
 from serving.http.upload import Upload, read_upload
@@ -30,52 +31,29 @@ from serving.known.lookup import still_current
 router = APIRouter(prefix="/v1", tags=["analysis"])
 
 
-def _check_queue(state: AppState, admitted: int) -> None:
-    limit = state.settings.serve.max_queue
-    if state.store.active_count() + admitted >= limit:
-        raise QueueFull(
-            f"{limit} analyses are queued or running; retry later",
-            retry_after=state.settings.serve.retry_after_s,
-        )
+class _Stored:
+    """An upload's place (:class:`~serving.http.admission.Place`) until its job row is committed.
 
-
-class _Place:
-    """An upload's place in ``serve.max_queue``, from admission until it is a stored job (whose row
-    counts from then on) or, for an image analysed now, until it is answered.
-
-    Checking and taking the place happen under one lock: before, every upload of a burst passed the
-    check before any of them was stored, and 16 parallel uploads all got in past a limit of 4. It is
-    taken once the upload has been read, so a client trickling its body holds no place meanwhile.
+    The row's creation runs to its end even if the request is cancelled meanwhile (a client gone):
+    a place given up by the cancelled request while the row was still being written counted in
+    neither. The place is given up at the commit itself, under the admission lock
+    (:meth:`Place.committing`), or, when the creation fails before it, once the creation ends.
     """
 
-    def __init__(self, state: AppState) -> None:
-        self.state, self.held = state, False
-        self.owner: asyncio.Future[Job] | None = None  # the row's creation, once it holds the place
-
-    async def take(self) -> None:
-        async with self.state.admission:
-            # read before the count: a place released meanwhile was stored first, so the count has it
-            await off_loop(_check_queue, self.state, self.state.admitted)
-            self.state.admitted += 1
-            self.held = True
+    def __init__(self, place: Place) -> None:
+        self.place = place
+        self.owner: asyncio.Future[Job] | None = None
 
     def release(self) -> None:
-        if self.held and self.owner is None:
-            self._give_up()
+        """The request's end: give the place up, unless a row's creation owns it."""
+        if self.owner is None:
+            self.place.release()
 
     async def store(self, job: Coroutine[Any, Any, Job]) -> Job:
-        """Run ``job`` (the row's creation) to its end even if the request is cancelled meanwhile (a
-        client gone), and give the place up only once it has: a place given up by the cancelled
-        request while the row was still being written counted in neither."""
         task = asyncio.ensure_future(job)
         self.owner = task
-        task.add_done_callback(lambda _: self._give_up())
+        task.add_done_callback(lambda _: self.place.release())
         return await asyncio.shield(task)
-
-    def _give_up(self) -> None:
-        if self.held:
-            self.state.admitted -= 1
-            self.held = False
 
 
 @router.post("/analyze", status_code=200, responses=ANALYZE_RESPONSES, openapi_extra=UPLOAD_BODY)
@@ -99,10 +77,9 @@ async def analyze(
         check_callback_url(callback_url, state.settings.serve.callback_allow_private)
         if caller.webhook_secret is None:
             raise InvalidRequest("callback_url needs an API key (its webhook secret signs the callback)")
-    await off_loop(_check_queue, state, state.admitted)  # a full queue refuses before the body is read
+    await off_loop(state.admission.check)  # a full queue refuses before the body is read
     upload = await read_upload(request, name)
-    place = _Place(state)
-    await place.take()
+    place = _Stored(await off_loop(state.admission.take))  # taken once read: a trickled body holds none
     try:
         return await _admitted(
             caller, state, upload, wait, Options(frames=frames, heatmaps=heatmaps), callback_url, place
@@ -118,7 +95,7 @@ async def _admitted(
     wait: bool,
     options: Options,
     callback_url: str | None,
-    place: _Place,
+    place: _Stored,
 ) -> Response:
     """The upload checked and answered (or stored as a job) once it holds its ``place``."""
     media, key, cached = await off_loop(_admit, state, upload.data, upload.name, options, caller.owner)
@@ -127,7 +104,7 @@ async def _admitted(
     if media.info.kind == "image" and callback_url is None:
         return await _image(state, media, upload.name, options, (key, caller.owner), cached)
     job = await place.store(
-        _stored_job(state, caller.owner, media, upload.name, options, callback_url, cached)
+        _stored_job(state, caller.owner, media, upload.name, options, callback_url, cached, place.place)
     )
     if not wait:
         return job_response(job, 202)
@@ -142,8 +119,10 @@ async def _stored_job(
     options: Options,
     callback_url: str | None,
     cached: dict[str, Any] | None,
+    place: Place,
 ) -> Job:
-    """The upload stored as a job, queued for a worker (or finished at once from the cache)."""
+    """The upload stored as a job, queued for a worker (or finished at once from the cache); its
+    ``place`` is given up at the row's commit."""
     job = await off_loop(
         state.store.create_job,
         owner=owner,
@@ -154,6 +133,7 @@ async def _stored_job(
         callback_url=callback_url,
         report=cached,
         ttl_s=state.runner.ttl_s,
+        committing=place.committing(),
     )
     if cached is None:
         state.runner.submit(job.id)
