@@ -43,6 +43,12 @@ CRF 51 (a starved stream), ``webp``, ``avif`` and ``heic`` (images only) the mat
 WebP at quality 30, AVIF at quality 35 or HEIC at quality 30 (pillow-heif). They show whether
 such media are held back from accusations and how much ranking evidence survives. Their calibrate
 half fits only the fusion sections for degraded media (:data:`CALIBRATION_VARIANTS`).
+
+**Screenshot variant** (images only). The dev image as a phone shows it in a feed post, captured as a
+PNG: its centre square at :data:`SCREENSHOT_SHOWN` px (area resampling, as a screen shrinks a picture)
+in a :data:`SCREENSHOT_SIZE` canvas with bars, an avatar and lines of text, light or dark by the
+file's name (:func:`screenshot`). Both classes alike, so format and size are no cue. It shows what
+the scope's inset rule (:mod:`detector.scoring.inset`) holds back. Not used for calibration.
 """
 
 from __future__ import annotations
@@ -62,7 +68,10 @@ from detector.errors import InvalidRequest
 if TYPE_CHECKING:
     from datasets.staging import Source
 
-VARIANTS = ("original", "matched", "upscaled", "greyscale", "thumbnail", "heavy", "webp", "avif", "heic")
+VARIANTS = (
+    *("original", "matched", "upscaled", "greyscale", "thumbnail", "heavy"),
+    *("webp", "avif", "heic", "screenshot"),
+)
 DEFAULT_VARIANTS = ("original", "matched")
 CALIBRATION_VARIANTS = ("original", "matched", "thumbnail", "heavy", "webp", "avif", "heic")
 """What ``trueframe calibrate`` fits on: the degraded copies feed only the degraded sections."""
@@ -80,7 +89,10 @@ _MODERN_FORMATS = {
     "avif": ("AVIF", AVIF_QUALITY),
     "heic": ("HEIF", HEIC_QUALITY),
 }
-IMAGE_ONLY_VARIANTS = frozenset(_MODERN_FORMATS)
+IMAGE_ONLY_VARIANTS = frozenset({*_MODERN_FORMATS, "screenshot"})
+SCREENSHOT_SIZE = (432, 768)
+SCREENSHOT_SHOWN = 384
+_SUFFIXES = {**{name: f".{name}" for name in _MODERN_FORMATS}, "screenshot": ".png"}
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
     (r"dreamtalk_mead__(\w\d{3})_", r"mead_\1"),
@@ -246,11 +258,34 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
 
     with Image.open(src) as im:
         rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    if variant == "screenshot":
+        dark = hashlib.sha256(src.name.encode()).digest()[0] % 2 == 1
+        Image.fromarray(screenshot(_square(rgb, SCREENSHOT_SHOWN), dark)).save(dst, format="PNG")
+        return
     frame = Image.fromarray(_variant_frame(rgb, variant))
     from detector.media.loader import save_image
 
     default = ("JPEG", HEAVY_JPEG_QUALITY if variant == "heavy" else 90)
     save_image(frame, dst, *_MODERN_FORMATS.get(variant, default))
+
+
+def screenshot(picture: np.ndarray, dark: bool) -> np.ndarray:
+    """``picture`` (RGB uint8) pasted into a phone's feed post (:data:`SCREENSHOT_SIZE`): top and bottom
+    bars, an avatar, three lines of text above it, in the light or the dark theme."""
+    from PIL import Image, ImageDraw
+
+    width, height = SCREENSHOT_SIZE
+    canvas = Image.new("RGB", SCREENSHOT_SIZE, (21, 32, 43) if dark else (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    bar, ink = ((0, 0, 0), (230, 233, 234)) if dark else ((245, 248, 250), (15, 20, 25))
+    draw.rectangle([0, 0, width, 56], fill=bar)
+    draw.ellipse([12, 70, 56, 114], fill=(29, 155, 240))
+    for line, text in enumerate(("someone shared this", "look at this picture", "posted today")):
+        draw.text((68, 70 + 18 * line), text, fill=ink, font_size=14)
+    left = (width - picture.shape[1]) // 2
+    canvas.paste(Image.fromarray(picture), (left, 140))
+    draw.rectangle([0, height - 56, width, height], fill=bar)
+    return np.asarray(canvas)
 
 
 def _variant_video(src: Path, dst: Path, variant: str) -> None:
@@ -299,7 +334,7 @@ def variant_copy(item: DevItem, variant: str, cache: Path) -> Path:
         raise ValueError(f"variant {variant!r} has no copy of a video ({item.relpath})")
     digest = hashlib.sha256(item.relpath.encode()).hexdigest()[:16]
     video = is_video(item)
-    suffix = ".mp4" if video else f".{variant}" if variant in IMAGE_ONLY_VARIANTS else ".jpg"
+    suffix = ".mp4" if video else _SUFFIXES.get(variant, ".jpg")
     dst = cache / variant / f"{digest}{suffix}"
     if not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)

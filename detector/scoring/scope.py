@@ -8,9 +8,10 @@ ordinary compression. :func:`assess` returns a :class:`Scope`:
   (aspect ratio over :data:`MAX_ASPECT`);
 * **limited** (the verdict is kept closer to ``uncertain``): faces found but all smaller than the face
   model can judge, HEIC or AVIF images of unknown quality, greyscale media (every sampled frame without
-  colour, below), videos in which no face was found (the video fusion was fitted on talking heads
-  only) and, from the report's side, videos checked on fewer frames than the video fusion was
-  calibrated on (:func:`few_frames`) (one step; the last three only for items in scope), and
+  colour, below), images of a picture inset in a flat canvas such as a screenshot
+  (:mod:`detector.scoring.inset`), videos in which no face was found (the video fusion was fitted on
+  talking heads only) and, from the report's side, videos checked on fewer frames than the video
+  fusion was calibrated on (:func:`few_frames`) (one step; the last four only for items in scope), and
   **degraded** media, whose
   pixels every model reads outside what it was validated on: heavy JPEG, WebP, AVIF or HEIC compression
   (estimated quality under :data:`MIN_JPEG_QUALITY`, :data:`MIN_WEBP_QUALITY`, :data:`MIN_AVIF_QUALITY`,
@@ -50,6 +51,7 @@ such pixels; the most nearly grey colour image (a dim PolyU photo) has 91.0% (ch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -58,6 +60,7 @@ import cv2
 import numpy as np
 
 from detector.scoring.fusion.text import NOT_PHOTOGRAPHIC
+from detector.scoring.inset import Inset, measure
 
 if TYPE_CHECKING:
     from detector.media.loader import MediaInfo
@@ -105,10 +108,17 @@ GREY_SHARE = 0.98
 @dataclass(frozen=True)
 class ScopeCheck:
     """The two statistics and the decision for one frame; ``colour_share`` is None when it was not
-    counted because the blocks alone show a photograph (fewer than :data:`FLAT_SHARE` flat)."""
+    counted because the blocks alone show a photograph (fewer than :data:`FLAT_SHARE` flat).
+    ``inset``: how the frame's largest non-flat region sits in it (:mod:`detector.scoring.inset`)."""
 
     flat_share: float
     colour_share: float | None
+    inset: Inset | None = None
+
+    @property
+    def inset_picture(self) -> bool:
+        """A picture inset in a flat canvas, such as a screenshot (:mod:`detector.scoring.inset`)."""
+        return self.inset is not None and self.inset.inset
 
     @property
     def photographic(self) -> bool:
@@ -146,11 +156,12 @@ def check_frame(image: np.ndarray) -> ScopeCheck:
     img = np.ascontiguousarray(image[::step, ::step, :3])
     if img.shape[0] < BLOCK or img.shape[1] < BLOCK:
         return ScopeCheck(flat_share=0.0, colour_share=1.0)
-    flat_share = float(flat_blocks(img).mean())
+    flat = flat_blocks(img)
+    flat_share, inset = float(flat.mean()), measure(flat)
     if flat_share < FLAT_SHARE:
-        return ScopeCheck(flat_share=flat_share, colour_share=None)
+        return ScopeCheck(flat_share=flat_share, colour_share=None, inset=inset)
     packed = (img[..., 0].astype(np.int64) << 16) | (img[..., 1].astype(np.int64) << 8) | img[..., 2]
-    return ScopeCheck(flat_share=flat_share, colour_share=len(np.unique(packed)) / packed.size)
+    return ScopeCheck(flat_share=flat_share, colour_share=len(np.unique(packed)) / packed.size, inset=inset)
 
 
 def photographic(frames: Sequence[np.ndarray]) -> bool:
@@ -180,18 +191,29 @@ class Scope:
         return not self.out_of_scope
 
 
-def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray]) -> list[str]:
-    reasons = []
+def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray]) -> tuple[list[str], ScopeCheck | None]:
+    """The reasons, and an image's own check when the drawing test ran (for :func:`_inset`)."""
+    reasons, check = [], None
     if max(info.width, info.height) > MAX_ASPECT * min(info.width, info.height):
         reasons.append(f"an extreme strip ({info.width}x{info.height} px)")
     if frames and all(
         float(f[:: max(1, f.shape[0] // 256), :: max(1, f.shape[1] // 256)].std()) < BLANK_STD for f in frames
     ):
         reasons.append("blank (no detail to judge)")
-    elif _heavy_compression(info) is None and not photographic(frames):
+    elif _heavy_compression(info) is None:
         # heavy compression flattens a photo's blocks too: such a file is degraded (below), not a drawing
-        reasons.append(NOT_PHOTOGRAPHIC)
-    return reasons
+        if info.kind == "image" and len(frames) == 1:
+            check = check_frame(frames[0])
+        if not (check.photographic if check is not None else photographic(frames)):
+            reasons.append(NOT_PHOTOGRAPHIC)
+    return reasons, check
+
+
+def _inset(check: ScopeCheck | None) -> list[str]:
+    if check is not None and check.inset is not None and check.inset_picture:
+        share = f"{check.inset.cover:.0%}"
+        return [f"a picture inset in a flat canvas, such as a screenshot (the picture fills about {share})"]
+    return []
 
 
 def _heavy_compression(info: MediaInfo) -> str | None:
@@ -252,10 +274,9 @@ def _faceless_video(info: MediaInfo, face_sides: Sequence[float]) -> list[str]:
 
 def _small_faces(face_sides: Sequence[float], min_face_side: float) -> list[str]:
     if face_sides and max(face_sides) < min_face_side:
-        largest = max(face_sides)
-        return [
-            f"faces too small to judge (largest {largest:.0f} px; the face model needs {min_face_side:.0f})"
-        ]
+        # rounded down and up: a 39.6 px face against 40 read "largest 40 px; the face model needs 40"
+        largest, needed = math.floor(max(face_sides)), math.ceil(min_face_side)
+        return [f"faces too small to judge (largest {largest} px; the face model needs {needed})"]
     return []
 
 
@@ -277,7 +298,7 @@ def assess(
     analysis searches for faces)."""
     degraded = _degraded(info)
     limited = degraded + _unvalidated_format(info) + _small_faces(face_sides, min_face_side)
-    out = _out_of_scope(info, frames)
+    out, check = _out_of_scope(info, frames)
     if not out:  # limits of a score: an item that gets none is not said to be limited by them
-        limited += _greyscale(frames) + _faceless_video(info, face_sides)
+        limited += _greyscale(frames) + _faceless_video(info, face_sides) + _inset(check)
     return Scope(out, limited, degraded)

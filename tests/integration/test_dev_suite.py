@@ -265,6 +265,42 @@ def test_greyscale_copies_are_the_matched_squares_without_colour(
     assert all(greyscale(f) for f in frames)
 
 
+def test_screenshot_copies_are_the_picture_in_a_feed_post_that_the_scope_limits(
+    two_items: Path, face_clip: Path, tmp_path: Path
+) -> None:
+    from detector.evaluation.dev_set import SCREENSHOT_SHOWN, SCREENSHOT_SIZE, applies
+    from detector.scoring.scope import check_frame
+
+    photo = read_dev_set(two_items)[0]
+    path = variant_copy(photo, "screenshot", tmp_path)
+    assert path.read_bytes() == variant_copy(photo, "screenshot", tmp_path / "again").read_bytes()
+    with Image.open(path) as shot, Image.open(photo.path) as original:
+        assert (shot.format, shot.size) == ("PNG", SCREENSHOT_SIZE)
+        frame = np.asarray(shot.convert("RGB"))
+        side = min(original.size)
+        square = original.convert("RGB").crop(
+            (
+                (original.width - side) // 2,
+                (original.height - side) // 2,
+                (original.width + side) // 2,
+                (original.height + side) // 2,
+            )
+        )
+    left = (SCREENSHOT_SIZE[0] - SCREENSHOT_SHOWN) // 2
+    pasted = frame[140 : 140 + SCREENSHOT_SHOWN, left : left + SCREENSHOT_SHOWN].astype(np.float32)
+    shown = np.asarray(square.resize((SCREENSHOT_SHOWN,) * 2, Image.Resampling.BOX), np.float32)
+    assert np.abs(pasted - shown).mean() < 6.0  # the same picture
+    # a picture with detail up to its borders is what the inset rule takes (one flat at its border
+    # is not: see detector/scoring/inset.py)
+    textured = tmp_path / "textured.png"
+    Image.fromarray(np.random.default_rng(8).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(textured)
+    item = DevItem("synthetic/real/textured.png", textured, 0, "noise", "synthetic", "textured")
+    with Image.open(variant_copy(item, "screenshot", tmp_path)) as shot:
+        assert check_frame(np.asarray(shot.convert("RGB"))).inset_picture
+    clip = DevItem("faces_video/real/clip.mp4", face_clip, 0, "clip", "faces_video", "clip")
+    assert not applies("screenshot", clip)
+
+
 @pytest.mark.shared_data
 def test_video_copies_are_the_same_bytes_every_time_they_are_built(shared_data: Path, tmp_path: Path) -> None:
     """A rebuilt cache must give the same figures: x264's SIMD code made a dev clip's 96 px copy

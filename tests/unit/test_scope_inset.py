@@ -1,0 +1,144 @@
+"""A picture inset in a flat canvas (:mod:`detector.scoring.inset`): screenshots are limited, camera
+photos with large flat areas are not."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from detector.media.loader import MediaLoader
+from detector.media.sampling import FrameSampler
+from detector.scoring.inset import measure
+from detector.scoring.scope import Scope, assess, check_frame
+from tests.support import mediagen
+
+INSET = "a picture inset in a flat canvas"
+
+# the camera photos of ../shared/data with the most flat blocks (0.61-0.89 of them; a clipped sky, studio
+# backdrops, letterbox bars, a collage of portraits): none is an inset
+FLAT_PHOTOS = (
+    "c2pa/no_manifest/c2pa-rs__no_manifest_jumbf_removed.jpg",
+    "faces/celeba_wild_via_deepfacelive/000086.jpg",
+    "faces/deepface/tests/unit/dataset/img14.jpg",
+    "faces/deepface/tests/unit/dataset/img13.jpg",
+    "synthetic/real/sun_hays80/lighthouse_sun_akeqnxvbhbktajfl.jpg",
+    "dev/synthetic/real/imagenet__n02783161_ballpoint.JPEG",
+    "dev/synthetic/real/imagenet__n02977058_cash_machine.JPEG",
+    "synthetic/real/bsds500/train/59078.jpg",
+    "faces/ulfd_masked/img2.jpeg",
+)
+PHOTO = "synthetic/real/kodak24/kodim05.png"
+
+
+def _scope_of(data: bytes) -> Scope:
+    loader = MediaLoader()
+    media = loader.load(data)
+    frames = [f.image for f in FrameSampler(loader=loader).sample(media).frames]
+    return assess(media.info, frames, [200.0], 49.0)
+
+
+def _encoded(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _screenshot(photo: Image.Image, dark: bool) -> Image.Image:
+    """A feed post as a phone shows it: bars, an avatar, lines of text and the photo at the screen's width."""
+    canvas = Image.new("RGB", (720, 1280), (21, 32, 43) if dark else (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    ink = (230, 233, 234) if dark else (15, 20, 25)
+    draw.rectangle([0, 0, 720, 90], fill=(0, 0, 0) if dark else (245, 248, 250))
+    draw.ellipse([20, 110, 90, 180], fill=(29, 155, 240))
+    for line in range(3):
+        draw.text((110, 115 + 30 * line), "breaking: this photo was shared today", fill=ink, font_size=22)
+    shown = photo.resize((660, round(photo.height * 660 / photo.width)), Image.Resampling.BICUBIC)
+    canvas.paste(shown, (30, 230))
+    draw.rectangle([0, 1190, 720, 1280], fill=(0, 0, 0) if dark else (245, 248, 250))
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def photo(shared_data: Path) -> Image.Image:
+    with Image.open(shared_data / PHOTO) as im:
+        return im.convert("RGB")
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_a_screenshot_of_a_photo_is_limited_as_png_and_as_jpeg_and_the_photo_is_not(
+    photo: Image.Image, dark: bool
+) -> None:
+    shot = _screenshot(photo, dark)
+    for data in (_encoded(shot, "PNG"), _encoded(shot, "JPEG", quality=85)):
+        scope = _scope_of(data)
+        assert scope.out_of_scope == []  # the photo's colours keep it from reading as a drawing
+        # 47% of the canvas, to whole blocks of the 1024 px copy
+        assert [r for r in scope.limited if r.startswith(INSET)] == [
+            "a picture inset in a flat canvas, such as a screenshot (the picture fills about 50%)"
+        ]
+        assert scope.degraded == []  # one step, not the degraded rule
+    assert not any(r.startswith(INSET) for r in _scope_of(_encoded(photo, "PNG")).limited)
+
+
+@pytest.mark.parametrize("name", FLAT_PHOTOS)
+def test_camera_photos_with_large_flat_areas_are_not_insets(shared_data: Path, name: str) -> None:
+    with Image.open(shared_data / name) as im:
+        frame = np.asarray(im.convert("RGB"))
+    check = check_frame(frame)
+    assert check.flat_share > 0.1  # the case the rule must not take for a screenshot
+    assert not check.inset_picture, check.inset
+
+
+def test_a_photo_printed_on_a_card_on_a_plain_backdrop_is_an_inset(shared_data: Path) -> None:
+    """The one picture of ../shared/data's 1,453 images the rule takes (see the module docstring)."""
+    with Image.open(shared_data / "faces/celeba_wild_via_deepfacelive/000024.jpg") as im:
+        check = check_frame(np.asarray(im.convert("RGB")))
+    assert check.inset_picture
+
+
+def test_the_region_must_be_straight_sided_and_away_from_at_least_two_frame_edges() -> None:
+    flat = np.ones((60, 40), bool)
+    flat[10:40, 5:35] = False  # a pasted rectangle
+    inset = measure(flat)
+    assert inset is not None
+    assert inset.inset
+    assert (inset.cover, inset.fill, inset.sides, inset.ring_flat, inset.edge) == (0.375, 1.0, 4, 1.0, 1.0)
+    rows, cols = np.mgrid[:60, :40]
+    disc = (rows - 30) ** 2 + (cols - 20) ** 2 < 15**2  # flat around an irregular region: a backdrop
+    blob = measure(~disc)
+    assert blob is not None
+    assert blob.fill > 0.6  # filled enough: only its sides tell it from a pasted picture
+    assert blob.edge < 0.8
+    assert not blob.inset
+    sky = np.zeros((60, 40), bool)
+    sky[:20] = True  # a clipped sky above the scene: one side away from the frame's edges
+    above = measure(sky)
+    assert above is not None
+    assert above.sides == 1
+    assert not above.inset
+    assert measure(np.zeros((60, 40), bool)) is None
+    assert measure(np.ones((60, 40), bool)) is None
+
+
+def test_a_video_of_inset_frames_is_not_limited_by_it(tmp_path: Path) -> None:
+    """The rule is for images: the video fusion reads faces, and letterboxed clips are common."""
+    frames = []
+    for i in range(6):
+        frame = np.full((240, 320, 3), 255, np.uint8)
+        frame[40:200, 40:280] = mediagen.face_frame(i, 6, (240, 160))
+        frames.append(frame)
+    assert check_frame(frames[0]).inset_picture
+    clip = mediagen.write_clip(tmp_path / "inset.mp4", frames).read_bytes()
+    assert not any(r.startswith(INSET) for r in _scope_of(clip).limited)
+
+
+def test_a_face_just_under_the_judged_size_is_not_said_to_be_as_large_as_needed() -> None:
+    """A 39.6 px face against the model's 40 read "largest 40 px; the face model needs 40"."""
+    frame = mediagen.face_photo()
+    info = MediaLoader().load(_encoded(Image.fromarray(frame), "PNG")).info
+    scope = assess(info, [frame], [39.6], 40.0)
+    assert scope.limited == ["faces too small to judge (largest 39 px; the face model needs 40)"]
