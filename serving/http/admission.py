@@ -1,9 +1,9 @@
 """Places in ``serve.max_queue``: uploads let in that the store's count of active jobs cannot see yet.
 
 An upload takes a place once its body is read and gives it up when it becomes a stored job (whose
-row counts from then on) or, for an image analysed at once, when it is answered. The check, the
-taking of a place and a job row's commit with the giving up of its place all happen under one
-thread lock, so the store's count and the places held are always read in one consistent state:
+row counts from then on) or, for an image analysed at once, when it is answered. Taking a place
+(with its check) and a job row's commit with the giving up of its place happen under one thread
+lock, so the store's count and the places held are always read in one consistent state:
 
 * before 2026-12-03 every upload of a burst passed the check before any was stored (16 parallel
   uploads got in past a limit of 4);
@@ -35,18 +35,25 @@ class Admission:
         self._tally = threading.Lock()  # ``held`` and each place's own flag
 
     def check(self) -> None:
-        """Raise :class:`QueueFull` when the queue is full (the early check, before a body is read)."""
-        with self._serial:
-            self._refuse_when_full()
+        """Raise :class:`QueueFull` when the queue is full: the early check, before a body is read.
+        Without the lock (a commit in flight may make it err by one either way): :meth:`take` checks
+        again exactly, and an upload waiting here holds no worker thread behind a slow commit."""
+        self._refuse_when_full()
 
-    def take(self) -> Place:
-        """A place for an upload whose body has been read, or :class:`QueueFull`; blocking: call it
-        off the event loop."""
+    def place(self) -> Place:
+        """A place not yet taken: made on the event loop before :meth:`take`, so that a request
+        cancelled while its place is being taken still gives it up (:meth:`Place.release`)."""
+        return Place(self)
+
+    def take(self, place: Place) -> None:
+        """Take ``place`` for an upload whose body has been read, or raise :class:`QueueFull`;
+        blocking: call it off the event loop. A place released meanwhile is not taken."""
         with self._serial:
             self._refuse_when_full()
             with self._tally:
-                self.held += 1
-            return Place(self)
+                if not place.ended:
+                    place.held = True
+                    self.held += 1
 
     def _refuse_when_full(self) -> None:
         if self.active() + self.held >= self.limit:
@@ -55,8 +62,9 @@ class Admission:
             )
 
     def _give_up(self, place: Place) -> None:
-        """The place stops counting, once."""
+        """The place stops counting, once, and can no longer be taken."""
         with self._tally:
+            place.ended = True
             if place.held:
                 place.held = False
                 self.held -= 1
@@ -67,7 +75,7 @@ class Place:
     :meth:`release` when the request ends without a stored job."""
 
     def __init__(self, admission: Admission) -> None:
-        self.admission, self.held = admission, True
+        self.admission, self.held, self.ended = admission, False, False
 
     def release(self) -> None:
         """Give the place up (again: nothing); safe on the event loop, it never waits on the database."""

@@ -50,6 +50,8 @@ class _Stored:
             self.place.release()
 
     async def store(self, job: Coroutine[Any, Any, Job]) -> Job:
+        """Run ``job`` (the row's creation, which gives the place up at its commit) to its end,
+        shielded from the request's cancellation."""
         task = asyncio.ensure_future(job)
         self.owner = task
         task.add_done_callback(lambda _: self.place.release())
@@ -79,8 +81,9 @@ async def analyze(
             raise InvalidRequest("callback_url needs an API key (its webhook secret signs the callback)")
     await off_loop(state.admission.check)  # a full queue refuses before the body is read
     upload = await read_upload(request, name)
-    place = _Stored(await off_loop(state.admission.take))  # taken once read: a trickled body holds none
+    place = _Stored(state.admission.place())  # taken once read: a trickled body holds none
     try:
+        await off_loop(state.admission.take, place.place)
         return await _admitted(
             caller, state, upload, wait, Options(frames=frames, heatmaps=heatmaps), callback_url, place
         )
