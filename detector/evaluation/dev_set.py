@@ -319,7 +319,8 @@ def is_video(item: DevItem) -> bool:
 
 
 def applies(variant: str, item: DevItem) -> bool:
-    """Whether ``variant`` has a copy of ``item`` (``webp``, ``avif`` and ``heic`` copy images only)."""
+    """Whether ``variant`` has a copy of ``item`` (``webp``, ``avif``, ``heic`` and ``screenshot`` copy
+    images only)."""
     return variant not in IMAGE_ONLY_VARIANTS or not is_video(item)
 
 

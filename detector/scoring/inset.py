@@ -16,11 +16,14 @@ channel's standard deviation under 1 grey level, :func:`detector.scoring.scope.f
   it (at least :data:`MIN_EDGE` of the box's own edge row or column belongs to it).
 
 The straight sides are what a camera scene lacks: a clipped sky or a studio backdrop leaves flat
-blocks around an irregular region. Over the 1,453 images of ../shared/data (real photos, face
-photos, generated images, the dev images) one is flagged, a photo printed on a card and
+blocks around an irregular region. Over the 1,453 images that PIL opens in ../shared/data's
+``synthetic``, ``faces``, ``dev/synthetic``, ``deepfake/frames`` and ``c2pa`` folders (real photos,
+face photos, generated images, the dev images) one is taken, a photo printed on a card and
 photographed on a blue backdrop (a picture in a canvas); of the 100 composites, 94. Missed: insets
 whose own content is flat at its border (a desk on white, a poster), so the region's side is not
-straight.
+straight. Taken as well, by design: a picture letterboxed or pillarboxed with exactly flat bars (a
+padded square post, a frame grab with black bars), a picture in a canvas too; bars that carry JPEG
+noise (a camera JPEG's own black band) are not flat and leave a photo alone.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Inset:
 
     @property
     def inset(self) -> bool:
+        """Whether the region is a picture inset in a flat canvas (the thresholds above)."""
         return (
             MIN_COVER <= self.cover <= MAX_COVER
             and self.fill >= MIN_FILL

@@ -19,7 +19,7 @@ from tests.support import mediagen
 INSET = "a picture inset in a flat canvas"
 
 # the camera photos of ../shared/data with the most flat blocks (0.61-0.89 of them; a clipped sky, studio
-# backdrops, letterbox bars, a collage of portraits): none is an inset
+# backdrops, black bands that carry JPEG noise, a collage of portraits): none is an inset
 FLAT_PHOTOS = (
     "c2pa/no_manifest/c2pa-rs__no_manifest_jumbf_removed.jpg",
     "faces/celeba_wild_via_deepfacelive/000086.jpg",
@@ -98,6 +98,21 @@ def test_a_photo_printed_on_a_card_on_a_plain_backdrop_is_an_inset(shared_data: 
     with Image.open(shared_data / "faces/celeba_wild_via_deepfacelive/000024.jpg") as im:
         check = check_frame(np.asarray(im.convert("RGB")))
     assert check.inset_picture
+
+
+def test_a_picture_padded_with_exactly_flat_bars_is_an_inset(photo: Image.Image) -> None:
+    """By design (detector/scoring/inset.py): a padded square post or a frame grab with black bars
+    shows the picture in a canvas too."""
+    pixels = np.asarray(photo)
+    letterbox = np.zeros((pixels.shape[0] + 200, pixels.shape[1], 3), np.uint8)
+    letterbox[100:-100] = pixels
+    pillarbox = np.full((pixels.shape[0], pixels.shape[1] + 200, 3), 255, np.uint8)
+    pillarbox[:, 100:-100] = pixels
+    for padded in (letterbox, pillarbox):
+        check = check_frame(padded)
+        assert check.inset is not None
+        assert check.inset.sides == 2
+        assert check.inset_picture
 
 
 def test_the_region_must_be_straight_sided_and_away_from_at_least_two_frame_edges() -> None:

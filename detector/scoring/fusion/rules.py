@@ -38,8 +38,9 @@ Provenance is evidence of another kind and follows stated rules, not fitted weig
    ``inconclusive`` is reported and not counted.
 7. Media the detectors were not validated on (:mod:`detector.scoring.scope`; reasons in
    ``score.limited``) keep their verdict closer to ``uncertain``. Faces too small to judge, image
-   formats no model was validated on (AVIF, HEIC), greyscale media, videos in which no face was
-   found and videos checked on fewer frames than the video fusion was calibrated on move it one
+   formats no model was validated on (AVIF, HEIC), greyscale media, images of a picture inset in a
+   flat canvas (screenshots), videos in which no face was found and videos checked on fewer frames
+   than the video fusion was calibrated on move it one
    step (rule ``limited_scope``): ``manipulated`` becomes ``likely_manipulated``, the ``likely_*`` bands
    become ``uncertain``, ``authentic`` becomes ``likely_authentic``. Degraded
    media (heavy compression, starved video, tiny pictures) are never accused by their pixels (rule
