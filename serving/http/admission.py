@@ -7,7 +7,7 @@ lock, so the store's count and the places held are always read in one consistent
 
 * before 2026-12-03 every upload of a burst passed the check before any was stored (16 parallel
   uploads got in past a limit of 4);
-* until 2026-12-05 a place was given up by a callback on the event loop after its row's commit, so
+* until 2026-12-04 a place was given up by a callback on the event loop after its row's commit, so
   a check in between counted that job twice and refused an upload one place early (a spurious 429).
 
 That lock is held across the count (one ``SELECT``) and a row's insert and commit, never across the

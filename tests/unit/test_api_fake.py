@@ -256,7 +256,7 @@ def test_a_burst_of_uploads_never_overruns_the_queue(tmp_path: Path, clip: bytes
     """Before, every upload of a burst passed the queue check before any was stored: 8 parallel
     uploads against ``max_queue=4`` were all accepted. (Once, reading the count of places held
     after the store's count let a fifth in: a place released meanwhile was in neither; and until
-    2026-12-05 a check between a row's commit and its place's release refused a fourth, 3 accepted
+    2026-12-04 a check between a row's commit and its place's release refused a fourth, 3 accepted
     in a full run on a loaded machine: see the next test.)"""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -274,7 +274,7 @@ def test_a_burst_of_uploads_never_overruns_the_queue(tmp_path: Path, clip: bytes
 
 
 def test_a_job_stored_is_counted_once_not_as_a_row_and_a_place(tmp_path: Path, clip: bytes) -> None:
-    """Until 2026-12-05 an upload's place was given up after its row's commit, once the write had
+    """Until 2026-12-04 an upload's place was given up after its row's commit, once the write had
     returned to the event loop: a check in between counted the job twice and refused an upload the
     queue had room for (429 with one job queued against ``max_queue=2``). The window is held open
     here: the first upload's row is committed, its write has not returned."""
