@@ -59,7 +59,8 @@ class Inset:
     ring_flat: float
     """The least flat share of the blocks just outside those sides."""
     edge: float
-    """The least share of the region along those sides (1: a straight side)."""
+    """The least share of the region along those sides, each read on its fuller of the box's edge line
+    and the line inside it (1: a straight side)."""
 
     @property
     def inset(self) -> bool:
