@@ -147,21 +147,22 @@ def flat_blocks(image: np.ndarray) -> np.ndarray:
     return flat
 
 
-def check_frame(image: np.ndarray) -> ScopeCheck:
+def check_frame(image: np.ndarray, inset: bool = False) -> ScopeCheck:
     """Statistics of an RGB uint8 frame (subsampled by striding to at most 1024 px, never smoothed).
 
     Distinct colours are counted only when the flat blocks could make it a drawing: a camera frame
-    (few flat blocks) costs one summed-area table of the 1024 px copy."""
+    (few flat blocks) costs one summed-area table of the 1024 px copy. With ``inset`` the blocks are
+    also read for a picture inset in a flat canvas (an image's check; a video's frames skip it)."""
     step = max(1, int(np.ceil(max(image.shape[:2]) / LONGEST_SIDE)))
     img = np.ascontiguousarray(image[::step, ::step, :3])
     if img.shape[0] < BLOCK or img.shape[1] < BLOCK:
         return ScopeCheck(flat_share=0.0, colour_share=1.0)
     flat = flat_blocks(img)
-    flat_share, inset = float(flat.mean()), measure(flat)
+    flat_share, placed = float(flat.mean()), measure(flat) if inset else None
     if flat_share < FLAT_SHARE:
-        return ScopeCheck(flat_share=flat_share, colour_share=None, inset=inset)
+        return ScopeCheck(flat_share=flat_share, colour_share=None, inset=placed)
     packed = (img[..., 0].astype(np.int64) << 16) | (img[..., 1].astype(np.int64) << 8) | img[..., 2]
-    return ScopeCheck(flat_share=flat_share, colour_share=len(np.unique(packed)) / packed.size, inset=inset)
+    return ScopeCheck(flat_share=flat_share, colour_share=len(np.unique(packed)) / packed.size, inset=placed)
 
 
 def photographic(frames: Sequence[np.ndarray]) -> bool:
@@ -203,14 +204,14 @@ def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray]) -> tuple[list[s
     elif _heavy_compression(info) is None:
         # heavy compression flattens a photo's blocks too: such a file is degraded (below), not a drawing
         if info.kind == "image" and len(frames) == 1:
-            check = check_frame(frames[0])
+            check = check_frame(frames[0], inset=True)
         if not (check.photographic if check is not None else photographic(frames)):
             reasons.append(NOT_PHOTOGRAPHIC)
     return reasons, check
 
 
 def _inset(check: ScopeCheck | None) -> list[str]:
-    if check is not None and check.inset is not None and check.inset_picture:
+    if check is not None and check.inset is not None and check.inset.inset:
         share = f"{check.inset.cover:.0%}"
         return [f"a picture inset in a flat canvas, such as a screenshot (the picture fills about {share})"]
     return []

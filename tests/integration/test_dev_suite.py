@@ -296,7 +296,7 @@ def test_screenshot_copies_are_the_picture_in_a_feed_post_that_the_scope_limits(
     Image.fromarray(np.random.default_rng(8).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(textured)
     item = DevItem("synthetic/real/textured.png", textured, 0, "noise", "synthetic", "textured")
     with Image.open(variant_copy(item, "screenshot", tmp_path)) as shot:
-        assert check_frame(np.asarray(shot.convert("RGB"))).inset_picture
+        assert check_frame(np.asarray(shot.convert("RGB")), inset=True).inset_picture
     clip = DevItem("faces_video/real/clip.mp4", face_clip, 0, "clip", "faces_video", "clip")
     assert not applies("screenshot", clip)
 
