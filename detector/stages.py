@@ -122,7 +122,7 @@ class Options:
         check_frames(self.frames)
 
 
-ANALYSIS_VERSION = 14
+ANALYSIS_VERSION = 13
 """Bumped whenever a change to the stages' code changes what they find for the same input, settings and
 weights, or to the fusion rules' code what a report says (version 2: videos' faces followed between
 anchors, and the MTCNN pyramid level for faces as large as the frame; 3: the scope's degraded-media
@@ -138,9 +138,7 @@ GOP decodes exactly where FFmpeg needs the encoder's version from the stream's f
 build 148's High 4:4:4 FaceForensics++ clips came out green at ``--frames 1``; no clip of the dev set
 seeks past its first GOP first, so its figures stay; 12: greyscale media and videos with no face found
 are limited by the scope, and a picture under 128 px on one side only is not called tiny; 13: an image
-of a picture inset in a flat canvas, such as a screenshot, is limited by the scope; 14: the scope
-says so in a flag of its stage output, ``Scope.inset``, which routes the image to its own fusion
-section). Result and
+of a picture inset in a flat canvas, such as a screenshot, is limited by the scope). Result and
 evaluation cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 

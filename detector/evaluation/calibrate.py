@@ -23,10 +23,6 @@ own per media kind (``image_degraded``, ``video_degraded``), fitted the same way
 logits, so that the probability reported for such a file is calibrated on such files (their
 verdicts are still held back by rule: :mod:`detector.scoring.fusion.rules`); the degraded videos'
 weights are pulled towards none as far as grouped cross-validation says (:data:`NO_EVIDENCE`).
-The ``screenshot`` copies the scope calls an inset picture (a picture shrunk into a flat canvas)
-likewise fit only the ``image_inset`` section; one it does not call inset is left out of the fit,
-and the other copies fit the sections they did before (:func:`fitted_rows`), so the screenshot
-copies and the inset rule never move the sections of ordinary photos.
 
 The tables go into ``weights/manifest.toml`` and ``weights/fusion.toml``; the dev suite then
 reports on the other half. ``--dry-run`` writes nothing.
@@ -42,7 +38,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 import numpy as np
 
 from detector.errors import InvalidRequest
-from detector.evaluation.dev_set import INSET_ONLY_VARIANTS, read_dev_set
+from detector.evaluation.dev_set import read_dev_set
 from detector.scoring.calibration import (
     CalibrationDataError,
     Calibrator,
@@ -58,7 +54,6 @@ from detector.scoring.fusion.fit import (
     stack_logits,
 )
 from detector.scoring.fusion.params import (
-    INSET_SUFFIX,
     FusionParameters,
     KindParameters,
     Pattern,
@@ -72,7 +67,6 @@ from detector.scoring.logodds import sigmoid
 from detector.tomlwrite import replace_table, write_atomic
 
 if TYPE_CHECKING:
-    from detector.evaluation.dev_set import DevItem
     from detector.evaluation.runner import SuiteConfig
     from detector.report.assemble import StageOutputs
     from detector.settings import Settings
@@ -103,7 +97,7 @@ def raw_features(outputs: list[StageOutputs], labels: list[int], settings: Setti
     )
     f, s, kinds = [], [], []
     for out in outputs:
-        kinds.append(section_kind(out.media.kind, bool(out.scope.degraded), out.scope.inset))
+        kinds.append(section_kind(out.media.kind, bool(out.scope.degraded)))
         inputs = bare.evidence(out)
         usable = inputs.photographic
         f.append(inputs.face_logit if usable and inputs.face_logit is not None else np.nan)
@@ -137,7 +131,6 @@ def _section(
     toward: Pool | None = None,
     groups: np.ndarray | None = None,
     to_none: bool = False,
-    apart: bool = False,
 ) -> KindParameters:
     """The fusion stack and verdict bands fitted on calibrated logits of one set of rows.
 
@@ -149,17 +142,8 @@ def _section(
     their false-positive rates on the real rows of unseen sources (``~seen``) as well as on all
     real rows when there are :data:`MIN_ROWS_PER_CLASS` of them: reals of a source the models
     trained on score as more real than what users send.
-
-    In a section ``apart`` (degraded or inset media, scored apart because their logits are shifted),
-    rows with a face and too few of them for a sub-model of their own take the section's own
-    face-less one rather than ``fallback``'s: that one maps this section's shifted synthetic logits,
-    and the image sections give the face model no weight anyway. Screenshots: 38 calibration rows
-    with a face, the image section's sub-model on them gave the section an ECE of 0.189 on its own
-    rows.
     """
     fitted = fit_stack(face, synthetic, y, toward=toward, groups=groups, to_none=to_none)
-    if apart and "face_synthetic" not in fitted and "synthetic" in fitted:
-        fitted = {"face_synthetic": fitted["synthetic"], **fitted}
     submodels = {**(fallback or {}), **fitted}
     fused = stack_logits(submodels, face, synthetic)
     ok = ~np.isnan(fused)
@@ -172,12 +156,6 @@ def _section(
         measured={"ece_fit_half": round(expected_calibration_error(sigmoid(fused[ok]), y[ok]), 5)},
     )
 
-
-SECTION_LABELS = {
-    "degraded": "{}s the scope calls degraded",
-    "inset": "{}s of a picture inset in a flat canvas",
-}
-"""How a section's ``fitted_on`` names its rows, by the suffix of its kind."""
 
 NO_EVIDENCE: tuple[SectionKind, ...] = ("video_degraded",)
 """Sections whose weights are pulled towards zero (the base rate) as far as grouped cross-validation
@@ -223,9 +201,7 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
             continue
         media = media_of(kind)
         fallback = (kinds.get(cast("SectionKind", media)) or shared).submodels  # "image" is a section too
-        label = (
-            f"{kind}s only" if kind == media else SECTION_LABELS[kind.removeprefix(f"{media}_")].format(media)
-        )
+        label = f"{media}s the scope calls degraded" if kind != media else f"{kind}s only"
         if kind in NO_EVIDENCE and groups is not None:
             label += " (weights pulled towards none as far as grouped cross-validation says)"
         try:
@@ -239,7 +215,6 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
                 pool if kind == media else None,  # degraded: scored apart, never accusing
                 None if groups is None else groups[rows],
                 to_none=kind in NO_EVIDENCE,
-                apart=kind != media,
             )
         except CalibrationDataError:
             continue  # no signal pattern of this kind has enough rows: the shared section applies
@@ -253,27 +228,6 @@ def fit(features: Features, described: str) -> tuple[Calibrator | None, Calibrat
         kinds=kinds,
     )
     return face, synthetic, params
-
-
-def fitted_rows(
-    outputs: list[StageOutputs], analysed: list[DevItem], variants: list[str]
-) -> tuple[list[StageOutputs], list[DevItem], list[str | None]]:
-    """The rows calibration fits on, each with the section it fits (:func:`section_kind`).
-
-    A copy of :data:`INSET_ONLY_VARIANTS` fits the inset section when the scope calls it inset and
-    is left out otherwise (fitted as an ordinary photo, it would move the photo sections). Every
-    other copy fits its media kind's section or its degraded one, as it did before the inset
-    section existed: the few photos the scope calls inset as they are (a letterboxed photo, a
-    product shot on white) stay among the photos they are, so the photo sections do not depend on
-    the inset rule."""
-    kept: list[tuple[StageOutputs, DevItem, str | None]] = []
-    for out, item, variant in zip(outputs, analysed, variants, strict=True):
-        degraded = bool(out.scope.degraded)
-        if variant not in INSET_ONLY_VARIANTS:
-            kept.append((out, item, section_kind(out.media.kind, degraded)))
-        elif out.scope.inset and not degraded:
-            kept.append((out, item, section_kind(out.media.kind, degraded, inset=True)))
-    return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
 
 
 def compare_rules(
@@ -345,18 +299,16 @@ def calibrate(
     items = evenly_spaced([i for i in halves if i.half == "calibrate"], config.limit)
     if not items:
         raise InvalidRequest(f"no calibration-half items in {config.dev_dir}")
-    outputs, analysed, sections = fitted_rows(*outputs_of(items, config.variants, settings, config))
+    outputs, analysed = outputs_of(items, config.variants, settings, config)
     labels = [i.label for i in analysed]
     degraded = sum(bool(out.scope.degraded) for out in outputs)
-    inset = sum(str(section).endswith(INSET_SUFFIX) for section in sections)
     described = (
         f"dev set calibrate half ({len({i.group for i in items})} groups, {len(items)} files x variants "
-        f"{'+'.join(config.variants)} = {len(outputs)} items, {degraded} of them degraded and {inset} "
-        "inset pictures, fitted only in their own sections, real fakes; see detector/evaluation/dev_set.py)"
+        f"{'+'.join(config.variants)} = {len(outputs)} items, {degraded} of them degraded and fitted only "
+        "in their own sections, real fakes; see detector/evaluation/dev_set.py)"
     )
     features = replace(
         raw_features(outputs, labels, settings),
-        kinds=np.asarray(sections),
         seen=np.array([i.seen for i in analysed]),
         groups=np.array([i.group for i in analysed]),
     )

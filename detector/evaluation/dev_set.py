@@ -48,8 +48,7 @@ half fits only the fusion sections for degraded media (:data:`CALIBRATION_VARIAN
 PNG: its centre square at :data:`SCREENSHOT_SHOWN` px (area resampling, as a screen shrinks a picture)
 in a :data:`SCREENSHOT_SIZE` canvas with bars, an avatar and lines of text, light or dark by the
 file's name (:func:`screenshot`). Both classes alike, so format and size are no cue. It shows what
-the scope's inset rule (:mod:`detector.scoring.inset`) holds back. Its calibrate half fits only the
-fusion section for inset pictures (:data:`INSET_ONLY_VARIANTS`).
+the scope's inset rule (:mod:`detector.scoring.inset`) holds back. Not used for calibration.
 """
 
 from __future__ import annotations
@@ -74,12 +73,8 @@ VARIANTS = (
     *("webp", "avif", "heic", "screenshot"),
 )
 DEFAULT_VARIANTS = ("original", "matched")
-CALIBRATION_VARIANTS = ("original", "matched", "thumbnail", "heavy", "webp", "avif", "heic", "screenshot")
-"""What ``trueframe calibrate`` fits on: the degraded copies feed only the degraded sections, the
-screenshot copies only the inset section."""
-INSET_ONLY_VARIANTS = frozenset({"screenshot"})
-"""Copies that calibration fits only as inset pictures: one the scope does not call inset (a picture
-flat at its border) is left out of the fit rather than fitted as an ordinary photo."""
+CALIBRATION_VARIANTS = ("original", "matched", "thumbnail", "heavy", "webp", "avif", "heic")
+"""What ``trueframe calibrate`` fits on: the degraded copies feed only the degraded sections."""
 MATCHED_SIDE = 256
 UPSCALE_FACTOR = 2
 MATCHED_SECONDS = 8.0

@@ -126,16 +126,14 @@ def collect_all(
 
 def outputs_of(
     items: Sequence[DevItem], variants: Iterable[str], settings: Settings, config: SuiteConfig
-) -> tuple[list[StageOutputs], list[DevItem], list[str]]:
-    """The stage outputs of every item and variant that could be analysed, each with its item and
-    variant."""
-    outputs, analysed, copies = [], [], []
-    for item, variant, collected, _pipeline in _each(items, variants, settings, config):
+) -> tuple[list[StageOutputs], list[DevItem]]:
+    """The stage outputs of every item and variant that could be analysed, each with its item."""
+    outputs, analysed = [], []
+    for item, _variant, collected, _pipeline in _each(items, variants, settings, config):
         if collected.outputs is not None:
             outputs.append(collected.outputs)
             analysed.append(item)
-            copies.append(variant)
-    return outputs, analysed, copies
+    return outputs, analysed
 
 
 def run_dev_suite(settings: Settings, config: SuiteConfig) -> dict[str, Any]:

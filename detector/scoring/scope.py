@@ -185,9 +185,6 @@ class Scope:
     limited: list[str] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
     """The reasons of ``limited`` that weaken every pixel signal, not only the face model's."""
-    inset: bool = False
-    """A picture inset in a flat canvas (a screenshot; one of the ``limited`` reasons says so): scored
-    with the fusion section fitted on such pictures (``image_inset``)."""
 
     @property
     def photographic(self) -> bool:
@@ -303,7 +300,6 @@ def assess(
     degraded = _degraded(info)
     limited = degraded + _unvalidated_format(info) + _small_faces(face_sides, min_face_side)
     out, check = _out_of_scope(info, frames)
-    inset = [] if out else _inset(check)  # limits of a score: an item that gets none has none
-    if not out:
-        limited += _greyscale(frames) + _faceless_video(info, face_sides) + inset
-    return Scope(out, limited, degraded, inset=bool(inset))
+    if not out:  # limits of a score: an item that gets none is not said to be limited by them
+        limited += _greyscale(frames) + _faceless_video(info, face_sides) + _inset(check)
+    return Scope(out, limited, degraded)

@@ -29,10 +29,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--variants",
         default=",".join(CALIBRATION_VARIANTS),
-        help=(
-            "variants to fit on (comma-separated; degraded copies fit only the degraded sections, "
-            "screenshot copies only the inset one)"
-        ),
+        help="variants to fit on (comma-separated; degraded copies fit only the degraded sections)",
     )
     p.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="stage-output cache")
     p.add_argument(

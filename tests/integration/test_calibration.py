@@ -389,16 +389,9 @@ def test_accusing_bands_are_set_by_the_reals_of_unseen_sources() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("section", "label"),
-    [("image_degraded", "images the scope calls degraded"), ("image_inset", "images of a picture inset")],
-)
-def test_degraded_and_inset_rows_get_their_own_sections_and_leave_the_rest_unchanged(
-    section: str, label: str
-) -> None:
-    """Compressed real photos (and screenshots) look "faker": fitted apart, their probabilities are
-    calibrated on them, while the calibrators, shared and per-kind sections are those fitted
-    without them."""
+def test_degraded_rows_get_their_own_sections_and_leave_the_rest_unchanged() -> None:
+    """Compressed real photos look "faker": fitted apart, their probabilities are calibrated on
+    them, while the calibrators, shared and per-kind sections are those fitted without them."""
     from detector.evaluation.calibrate import Features, fit
     from detector.scoring.calibration import expected_calibration_error
     from detector.scoring.fusion.fit import stack_logits
@@ -410,7 +403,7 @@ def test_degraded_and_inset_rows_get_their_own_sections_and_leave_the_rest_uncha
     synth = (y * 2 - 1) * 2 + rng.normal(0, 1, n + m)
     synth[n:] = synth[n:] * 0.4 + 1.5  # degraded copies: squeezed and shifted towards "fake"
     face = np.full(n + m, np.nan)
-    kinds = np.array(["image"] * n + [section] * m)
+    kinds = np.array(["image"] * n + ["image_degraded"] * m)
     face_cal, synth_cal, params = fit(Features(face, synth, y, kinds), "unit test")
     base_face, base_synth, base = fit(Features(face[:n], synth[:n], y[:n], kinds[:n]), "unit test")
     assert synth_cal == base_synth
@@ -418,13 +411,13 @@ def test_degraded_and_inset_rows_get_their_own_sections_and_leave_the_rest_uncha
     assert params.submodels == base.submodels
     assert params.thresholds == base.thresholds
     assert params.kinds["image"] == base.kinds["image"]
-    assert set(params.kinds) == {"image", section}
+    assert set(params.kinds) == {"image", "image_degraded"}
     assert synth_cal is not None
     s_cal = synth_cal.logits(synth[n:])
-    own = sigmoid(stack_logits(params.for_kind(section).submodels, face[n:], s_cal))
+    own = sigmoid(stack_logits(params.for_kind("image_degraded").submodels, face[n:], s_cal))
     shared = sigmoid(stack_logits(params.for_kind("image").submodels, face[n:], s_cal))
     assert expected_calibration_error(own, y[n:]) < 0.05 < expected_calibration_error(shared, y[n:])
-    assert params.for_kind(section).fitted_on.startswith(label)
+    assert params.for_kind("image_degraded").fitted_on.startswith("images the scope calls degraded")
 
 
 def test_a_kind_pattern_with_few_reals_is_pulled_towards_the_shared_one_with_groups() -> None:
@@ -512,50 +505,3 @@ def test_stack_logits_equal_what_serving_fuses() -> None:
             served = combine(submodels, None if math.isnan(f) else f, None if math.isnan(s) else s)  # type: ignore[arg-type]
             assert (served is None and math.isnan(z)) or served.logit == pytest.approx(z)
         assert not math.isnan(fused[0])  # unfitted: weight 1, like serving
-
-
-def test_screenshot_copies_are_fitted_only_as_inset_pictures() -> None:
-    """A screenshot copy the scope does not call inset (a picture flat at its border) would be
-    fitted as an ordinary photo and move the photo sections: it is left out. Every other copy fits
-    the section it fitted before the inset section existed, an inset photo among the photos."""
-    from types import SimpleNamespace
-
-    from detector.evaluation.calibrate import fitted_rows
-    from detector.scoring.scope import Scope
-
-    shot, missed, heavy = Scope(inset=True), Scope(), Scope(degraded=["heavy"], inset=True)
-    rows = [(Scope(), "original"), (shot, "matched"), (shot, "screenshot"), (missed, "screenshot"),
-            (heavy, "screenshot"), (Scope(degraded=["heavy"]), "heavy")]  # fmt: skip
-    media = SimpleNamespace(kind="image")
-    outputs = [SimpleNamespace(scope=scope, media=media) for scope, _ in rows]
-    items = [f"item-{i}" for i in range(len(rows))]
-    kept, analysed, sections = fitted_rows(outputs, items, [variant for _, variant in rows])  # type: ignore[arg-type]
-    assert analysed == ["item-0", "item-1", "item-2", "item-5"]
-    assert kept == [outputs[i] for i in (0, 1, 2, 5)]
-    assert sections == ["image", "image", "image_inset", "image_degraded"]
-
-
-def test_a_section_apart_scores_its_few_face_rows_with_its_own_face_less_sub_model() -> None:
-    """Screenshots with a face were too few for a sub-model of their own; the image section's (fitted
-    on unshifted logits) made them the section's worst-calibrated rows. A section apart (degraded,
-    inset) lends them its own synthetic-only sub-model; the image section still falls back to the
-    shared one."""
-    from detector.evaluation.calibrate import Features, fit
-
-    rng = np.random.default_rng(11)
-    n, m, few = 600, 200, 12
-    y = rng.integers(0, 2, n + m + few).astype(float)
-    synth = (y * 2 - 1) * 2 + rng.normal(0, 1, len(y))
-    synth[n:] = synth[n:] * 0.4 + 1.5  # the section apart: shifted towards "fake"
-    face = np.full(len(y), np.nan)
-    face[:n:2] = (y[:n:2] * 2 - 1) + rng.normal(0, 1, len(face[:n:2]))  # plenty of photos with a face
-    face[n + m :] = rng.normal(0, 1, few)  # a handful of screenshots with a face
-    kinds = np.array(["image"] * n + ["image_inset"] * (m + few))
-    _, _, params = fit(Features(face, synth, y, kinds), "unit test")
-    inset = params.for_kind("image_inset").submodels
-    assert inset["face_synthetic"] == inset["synthetic"]
-    assert inset["synthetic"] != params.for_kind("image").submodels["synthetic"]
-    assert (
-        params.for_kind("image").submodels["face_synthetic"]
-        != params.for_kind("image").submodels["synthetic"]
-    )

@@ -459,7 +459,7 @@ def test_calibrate_compares_every_aggregation_rule_on_videos_only(two_items: Pat
     photo = DevItem("photo.jpg", two_items / "synthetic" / "real" / "photo.jpg", 0, "photo", "synthetic", "p")
     config = SuiteConfig(two_items, None, tmp_path / "out", tmp_path / "cache", baseline=None)
     settings = Settings(runtime={"device": "cpu"}, sampling={"frames": 6})
-    outputs, analysed, _ = outputs_of([*clips, photo], ("original",), settings, config)
+    outputs, analysed = outputs_of([*clips, photo], ("original",), settings, config)
     assert [i.relpath for i in analysed] == ["clip0.mp4", "clip1.mp4", "photo.jpg"]
     labels = [i.label for i in analysed]
     rules = compare_rules(outputs, labels, settings)

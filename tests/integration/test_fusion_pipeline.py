@@ -124,36 +124,6 @@ def test_degraded_media_are_held_back_end_to_end(tmp_path: Path) -> None:
     assert "degraded_media" in rules, rules  # the summary check above ran at least once
 
 
-def test_a_screenshot_is_scored_with_the_shipped_inset_section_and_held_one_step_back(
-    tmp_path: Path, shared_data: Path
-) -> None:
-    """The dev suite's feed post of a real photo, through the shipped defaults: the scope's flag
-    reaches the fusion, whose inset section (fitted on screenshots) scores it, and the verdict is
-    one step back; the photo itself is scored with the image section."""
-    from PIL import Image
-
-    from detector.evaluation.dev_set import SCREENSHOT_SHOWN, screenshot
-    from detector.pipeline import Pipeline
-    from detector.settings import Settings
-
-    with Image.open(shared_data / "synthetic/real/kodak24/kodim05.png") as im:
-        photo = np.asarray(im.convert("RGB"))
-    side = min(photo.shape[:2])
-    square = Image.fromarray(photo[:side, :side]).resize((SCREENSHOT_SHOWN,) * 2, Image.Resampling.BOX)
-    shot = mediagen.write_image(tmp_path / "shot.png", screenshot(np.asarray(square), dark=False), "png")
-    alone = mediagen.write_image(tmp_path / "photo.png", photo, "png")
-    pipeline = Pipeline(Settings())
-    inset, plain = pipeline.analyze(shot).score, pipeline.analyze(alone).score
-    assert inset.fusion.startswith("weights/fusion.toml: images of a picture inset in a flat canvas")
-    assert plain.fusion.startswith("weights/fusion.toml: images only")
-    assert any(r.startswith("a picture inset in a flat canvas") for r in inset.limited)
-    assert inset.rule == "limited_scope"
-    assert inset.verdict in ("likely_authentic", "uncertain")
-    thresholds = {t.verdict: t.manipulated for t in inset.thresholds}
-    plain_thresholds = {t.verdict: t.manipulated for t in plain.thresholds}
-    assert thresholds["authentic"] != plain_thresholds["authentic"]  # the section's own bands
-
-
 def test_a_face_swap_still_is_not_called_authentic_by_the_shipped_defaults(shared_data: Path) -> None:
     """The MesoNet authors' Deepfakes face-swap still: the shipped image section gives the face
     model no weight, so the pixels cannot vouch for the face (rule face_unweighed), and the face

@@ -338,44 +338,6 @@ def test_degraded_media_are_scored_with_their_own_section(tmp_path: Path, params
     assert both.for_kind("video_degraded") == both.for_kind("video") == both.for_kind(None)
 
 
-def test_an_inset_picture_is_scored_with_the_inset_section_unless_degraded(params: FusionParameters) -> None:
-    """A screenshot takes ``image_inset``'s sub-models and still steps one band back (rule
-    ``limited_scope``); a degraded screenshot is scored as degraded; without an inset section an
-    inset picture falls back to the image one."""
-    from detector.scoring.fusion.params import KindParameters, SubModel, section_kind
-
-    def section(name: str, intercept: float) -> KindParameters:
-        return KindParameters(
-            fitted_on=f"{name}: unit test",
-            submodels={"synthetic": SubModel(intercept=intercept, synthetic=1.0, n=40)},
-            thresholds=params.thresholds,
-        )
-
-    kinds = {
-        "image": section("images only", 0.0),
-        "image_degraded": section("degraded images", -3.0),
-        "image_inset": section("inset pictures", -1.0),
-    }
-    fusion = Fusion(params.model_copy(update={"kinds": kinds}), face_model=FACE, synthetic_model=SYNTH)
-    reason = "a picture inset in a flat canvas, such as a screenshot (the picture fills about 44%)"
-    shot = Scope(limited=[reason], inset=True)
-    heavy_shot = Scope(
-        limited=[reason, "heavy JPEG compression (quality about 10)"], degraded=["heavy"], inset=True
-    )
-    plain = fusion.fuse(FusionInputs(synthetic_logit=6.0, media_kind="image"))
-    inset = fusion.fuse(FusionInputs(synthetic_logit=6.0, media_kind="image", scope=shot))
-    degraded = fusion.fuse(FusionInputs(synthetic_logit=6.0, media_kind="image", scope=heavy_shot))
-    assert (plain.logit, inset.logit, degraded.logit) == pytest.approx((6.0, 5.0, 3.0))
-    assert "inset pictures" in inset.fusion
-    assert plain.verdict == "ai_generated"  # the manipulated band, the synthetic model leading
-    assert (inset.verdict, inset.rule) == ("likely_manipulated", "limited_scope")
-    assert section_kind("video", False, inset=True) == "video"  # videos are never read for insets
-    fallback = Fusion(params.model_copy(update={"kinds": {"image": kinds["image"]}}), FACE, SYNTH)
-    assert fallback.fuse(
-        FusionInputs(synthetic_logit=6.0, media_kind="image", scope=shot)
-    ).logit == pytest.approx(6.0)
-
-
 def test_parameters_for_other_models_are_flagged_not_silently_used(params: FusionParameters) -> None:
     other = Fusion(params, face_model="meso4.df")
     score = other.fuse(FusionInputs(face_logit=2.0))

@@ -17,15 +17,13 @@ from detector.settings import Settings
 README = Path(__file__).resolve().parents[2] / "README.md"
 CONFIG_ROW = re.compile(r"^\| (`TRUEFRAME_[A-Z_]+`(?: / `__[A-Z_]+`)*) \| ([^|]+) \|", re.M)
 BAND_ROW = re.compile(
-    r"^  \| (images|videos|degraded images|degraded videos|inset images) \| (\w+) \| (>=|<=) ([0-9.]+) \|",
-    re.M,
+    r"^  \| (images|videos|degraded images|degraded videos) \| (\w+) \| (>=|<=) ([0-9.]+) \|", re.M
 )
 KINDS = {
     "images": "image",
     "videos": "video",
     "degraded images": "image_degraded",
     "degraded videos": "video_degraded",
-    "inset images": "image_inset",
 }
 NOT_A_FIELD_DEFAULT = {"TRUEFRAME_FUSION__FUSION_FILE"}
 """Documented by the file used when the setting is unset, not by the setting's own default (None)."""
@@ -90,7 +88,7 @@ def test_each_documented_default_is_the_settings_default(variable: str, document
 
 def test_the_band_table_is_the_fitted_fusion_file_rounded() -> None:
     bands = BAND_ROW.findall(README.read_text(encoding="utf-8"))
-    assert len(bands) == 20, "four bands for each of the five sections"
+    assert len(bands) == 16, "four bands for each of the four media kinds"
     fitted = tomllib.loads(default_fusion_path().read_text(encoding="utf-8"))["kinds"]
     for kind, band, sign, value in bands:
         assert sign == (">=" if band.endswith("manipulated") else "<=")

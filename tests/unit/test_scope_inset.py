@@ -86,10 +86,7 @@ def test_a_screenshot_of_a_photo_is_limited_as_png_and_as_jpeg_and_the_photo_is_
             f"a picture inset in a flat canvas, such as a screenshot (the picture fills about {share}%)"
         ]
         assert scope.degraded == []  # one step, not the degraded rule
-        assert scope.inset  # scored with the fusion section fitted on screenshots
-    alone = _scope_of(_encoded(photo, "PNG"))
-    assert not any(r.startswith(INSET) for r in alone.limited)
-    assert not alone.inset
+    assert not any(r.startswith(INSET) for r in _scope_of(_encoded(photo, "PNG")).limited)
 
 
 @pytest.mark.parametrize("name", FLAT_PHOTOS)
@@ -117,20 +114,6 @@ def test_a_recompressed_screenshot_is_still_an_inset(shared_data: Path, fmt: str
         photo = im.convert("RGB")
     scope = _scope_of(_encoded(_screenshot(photo, dark=False), fmt, quality=quality))
     assert any(r.startswith(INSET) for r in scope.limited), scope.limited
-    assert scope.inset
-
-
-def test_an_inset_picture_out_of_scope_is_not_flagged_inset() -> None:
-    """A screenshot of a two-colour graphic gets no score, so no fusion section: neither the limit nor
-    the flag, though the picture does sit in a flat canvas."""
-    canvas = np.full((768, 432, 3), 245, np.uint8)
-    noise = np.random.default_rng(0).choice(np.array([0, 255], np.uint8), size=(384, 384, 1))
-    canvas[200:584, 24:408] = noise  # black-and-white noise: detail, but two colours
-    assert check_frame(canvas, inset=True).inset_picture
-    scope = _scope_of(_encoded(Image.fromarray(canvas), "PNG"))
-    assert scope.out_of_scope
-    assert not scope.inset
-    assert not any(r.startswith(INSET) for r in scope.limited)
 
 
 def test_a_picture_padded_with_exactly_flat_bars_is_an_inset(photo: Image.Image) -> None:

@@ -19,31 +19,23 @@ from detector.report.schema import Threshold, Verdict
 FUSION_PACKAGE = "weights"
 FUSION_FILE = "fusion.toml"
 Pattern = Literal["face_synthetic", "face", "synthetic"]
-SectionKind = Literal["image", "video", "image_degraded", "video_degraded", "image_inset"]
-"""Sections of ``fusion.toml``: one per media kind, one per media kind for media the scope calls
-degraded (heavy compression, tiny pictures), and one for images of a picture inset in a flat canvas
-(screenshots), whose scores spread differently again: fitted on the dev set's degraded and
-screenshot copies, their probabilities mean what they say there too."""
+SectionKind = Literal["image", "video", "image_degraded", "video_degraded"]
+"""Sections of ``fusion.toml``: one per media kind, and one per media kind for media the scope calls
+degraded (heavy compression, tiny pictures), whose scores spread differently again: fitted on the
+dev set's degraded copies, their probabilities mean what they say there too."""
 
 
 DEGRADED_SUFFIX = "_degraded"
-INSET_SUFFIX = "_inset"
 
 
-def section_kind(kind: str | None, degraded: bool, inset: bool = False) -> str | None:
-    """The section an item of media ``kind`` is scored with: ``image_degraded`` when degraded (a
-    degraded screenshot too: its pixels are what the models were not validated on), else
-    ``image_inset`` for an image of an inset picture, else its media kind's."""
-    if kind is None:
-        return None
-    if degraded:
-        return f"{kind}{DEGRADED_SUFFIX}"
-    return f"{kind}{INSET_SUFFIX}" if inset and kind == "image" else kind
+def section_kind(kind: str | None, degraded: bool) -> str | None:
+    """The section an item of media ``kind`` is scored with (``image_degraded`` when degraded)."""
+    return None if kind is None else f"{kind}{DEGRADED_SUFFIX}" if degraded else kind
 
 
 def media_of(section: str) -> str:
-    """The media kind of a section: ``image`` for ``image``, ``image_degraded`` and ``image_inset``."""
-    return section.removesuffix(DEGRADED_SUFFIX).removesuffix(INSET_SUFFIX)
+    """The media kind of a section: ``image`` for ``image`` and for ``image_degraded``."""
+    return section.removesuffix(DEGRADED_SUFFIX)
 
 
 class _Strict(BaseModel):
@@ -170,9 +162,8 @@ class FusionParameters(_Strict):
     """The contents of ``weights/fusion.toml``.
 
     The top-level sub-models and thresholds were fitted on every kind together; a ``kinds`` section
-    (``[kinds.video]``) replaces both for items of that kind (:meth:`for_kind`), a degraded one
-    (``[kinds.image_degraded]``) for degraded items of that kind, and ``[kinds.image_inset]`` for
-    images of an inset picture (:func:`section_kind`).
+    (``[kinds.video]``) replaces both for items of that kind (:meth:`for_kind`), and a degraded one
+    (``[kinds.image_degraded]``) for degraded items of that kind.
     """
 
     schema_version: Literal[1]
@@ -194,8 +185,8 @@ class FusionParameters(_Strict):
     kinds: dict[SectionKind, KindParameters] = Field(default_factory=dict)
 
     def for_kind(self, kind: str | None) -> KindParameters:
-        """The sub-models and bands of section ``kind`` (None: the shared ones); a degraded or inset
-        section that was not fitted falls back to its media kind's, and that to the shared one."""
+        """The sub-models and bands of section ``kind`` (None: the shared ones); a degraded section
+        that was not fitted falls back to its media kind's, and that to the shared one."""
         for name, section in self.kinds.items():
             if name == kind:
                 return section

@@ -263,8 +263,8 @@ def metadata_ai_hint(provenance: ProvenanceReport | None) -> bool:
 
 
 def _section_key(inputs: FusionInputs) -> str | None:
-    """The fusion section an item is scored with: its media kind's, its degraded or its inset one."""
-    return section_kind(inputs.media_kind, bool(inputs.scope.degraded), inputs.scope.inset)
+    """The fusion section an item is scored with: its media kind's, or its degraded one."""
+    return section_kind(inputs.media_kind, bool(inputs.scope.degraded))
 
 
 class Fusion:
