@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from detector.provenance.types import InvisibleWatermark, ProvenanceReport
     from detector.report.assemble import CropKey, ReportAssembler, StageOutputs
     from detector.report.schema import Heatmap, Report
+    from detector.scoring.scope import ScopeCheck
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -122,7 +123,7 @@ class Options:
         check_frames(self.frames)
 
 
-ANALYSIS_VERSION = 13
+ANALYSIS_VERSION = 15
 """Bumped whenever a change to the stages' code changes what they find for the same input, settings and
 weights, or to the fusion rules' code what a report says (version 2: videos' faces followed between
 anchors, and the MTCNN pyramid level for faces as large as the frame; 3: the scope's degraded-media
@@ -138,7 +139,9 @@ GOP decodes exactly where FFmpeg needs the encoder's version from the stream's f
 build 148's High 4:4:4 FaceForensics++ clips came out green at ``--frames 1``; no clip of the dev set
 seeks past its first GOP first, so its figures stay; 12: greyscale media and videos with no face found
 are limited by the scope, and a picture under 128 px on one side only is not called tiny; 13: an image
-of a picture inset in a flat canvas, such as a screenshot, is limited by the scope). Result and
+of a picture inset in a flat canvas, such as a screenshot, is limited by the scope; 14: such an
+image scored with a fusion section of its own, reverted; 15: the synthetic-image model judges such a
+picture cut out of its canvas). Result and
 evaluation cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 
@@ -359,6 +362,20 @@ class _Clock:
         return self.wait(self.start(key, lambda: Ready(work())))
 
 
+def synthetic_inputs(
+    info: MediaInfo, images: Sequence[np.ndarray]
+) -> tuple[Sequence[np.ndarray], ScopeCheck | None]:
+    """What the synthetic-image model judges: the frames, or for an image of a picture inset in a flat
+    canvas (a screenshot) the picture cut out of it (:func:`detector.scoring.scope.inset_picture`);
+    and the image's own scope check, which :func:`outputs` then reuses."""
+    from detector.scoring.scope import image_check, inset_picture
+
+    check = image_check(info, images)
+    if check is None or not check.inset_picture:
+        return images, check
+    return [inset_picture(images[0], check)], check
+
+
 def outputs(
     prepared: Prepared,
     faces: FaceResult,
@@ -368,8 +385,10 @@ def outputs(
     spec: InputSpec,
     heatmaps: list[Heatmap] | None = None,
     timings: dict[str, float] | None = None,
+    checked: tuple[ScopeCheck | None] | None = None,
 ) -> StageOutputs:
-    """Everything the stages found for one medium, with its scope (:func:`detector.scoring.scope.assess`)."""
+    """Everything the stages found for one medium, with its scope (:func:`detector.scoring.scope.assess`;
+    ``checked`` holds the image's own check when :func:`synthetic_inputs` already ran it)."""
     from detector.report.assemble import StageOutputs
     from detector.scoring.scope import assess
 
@@ -377,7 +396,10 @@ def outputs(
     sides = [det.side for dets in faces.per_frame for det in dets]
     spent = dict(prepared.timings if timings is None else timings)
     with timed(spent, "scope"):
-        scope = assess(prepared.info, Images(frames), sides, judged_face_side(spec))
+        if checked is None:
+            scope = assess(prepared.info, Images(frames), sides, judged_face_side(spec))
+        else:
+            scope = assess(prepared.info, Images(frames), sides, judged_face_side(spec), checked[0])
     return StageOutputs(
         media=prepared.info,
         name=prepared.name,
@@ -421,8 +443,9 @@ def collect(
     plan = DetectionPlan(images, settings.faces, smallest_face(settings.faces, spec))
     first = plan.requests()
     detecting = clock.start("faces", lambda: calls.detect(first))
+    judged, check = clock.run("scope", lambda: synthetic_inputs(prepared.info, images))
     synthesising = (
-        clock.start("synthetic_model", lambda: calls.synthetic_logits(images))
+        clock.start("synthetic_model", lambda: calls.synthetic_logits(judged))
         if synthetic and images
         else None
     )
@@ -455,7 +478,7 @@ def collect(
     report_provenance = marked(clock.wait(provenance), watermark)
     tell(PROGRESS["report"], {"stage": "report"})
     result = outputs(
-        prepared, faces, crop_logits, synthetic_logits, report_provenance, spec, maps, clock.timings
+        prepared, faces, crop_logits, synthetic_logits, report_provenance, spec, maps, clock.timings, (check,)
     )
     with timed(result.timings, "known_media"):
         result.hashes = perceptual_hashes(prepared.info.kind, images)

@@ -61,6 +61,10 @@ class Inset:
     edge: float
     """The least share of the region along those sides, each read on its fuller of the box's edge line
     and the line inside it (1: a straight side)."""
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """The bounding box in blocks: first row, first column, rows, columns."""
+    grid: tuple[int, int] = (0, 0)
+    """The block grid's rows and columns."""
 
     @property
     def inset(self) -> bool:
@@ -105,4 +109,6 @@ def measure(flat: np.ndarray) -> Inset | None:
         sides=len(outside),
         ring_flat=min((float(o.mean()) for o in outside), default=0.0),
         edge=min((float(a.max()) for a in along), default=0.0),
+        box=(y, x, h, w),
+        grid=(rows, cols),
     )

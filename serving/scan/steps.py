@@ -37,6 +37,7 @@ from detector.stages import (
     keyed,
     marked,
     outputs,
+    synthetic_inputs,
     watermark_of,
 )
 from serving.scan.output import Row, error_row, report_row
@@ -225,10 +226,10 @@ class ClassifierStep(_Step):
     def _synthetic(self, state: ItemState) -> None:
         assert state.sample is not None
         assert self.synthetic_model is not None
+        assert state.info is not None
         frames = state.sample.frames
-        state.synthetic_logits = keyed(
-            [f.index for f in frames], self.synthetic_model.predict(Images(frames))
-        )
+        judged, _ = synthetic_inputs(state.info, Images(frames))  # the scope's check runs again later
+        state.synthetic_logits = keyed([f.index for f in frames], self.synthetic_model.predict(judged))
 
 
 class AssembleStep:

@@ -83,7 +83,8 @@ def test_a_screenshot_of_a_photo_is_limited_as_png_and_as_jpeg_and_the_photo_is_
         scope = _scope_of(data)
         assert scope.out_of_scope == []  # the photo's colours keep it from reading as a drawing
         assert [r for r in scope.limited if r.startswith(INSET)] == [
-            f"a picture inset in a flat canvas, such as a screenshot (the picture fills about {share}%)"
+            f"a picture inset in a flat canvas, such as a screenshot (the picture fills about {share}%; "
+            "the synthetic-image model judged the picture cut out of it)"
         ]
         assert scope.degraded == []  # one step, not the degraded rule
     assert not any(r.startswith(INSET) for r in _scope_of(_encoded(photo, "PNG")).limited)
@@ -174,3 +175,40 @@ def test_a_face_just_under_the_judged_size_is_not_said_to_be_as_large_as_needed(
     info = MediaLoader().load(_encoded(Image.fromarray(frame), "PNG")).info
     scope = assess(info, [frame], [39.6], 40.0)
     assert scope.limited == ["faces too small to judge (largest 39 px; the face model needs 40)"]
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_the_synthetic_model_judges_the_picture_cut_out_of_its_canvas(photo: Image.Image, dark: bool) -> None:
+    """The cut holds the picture's pixels only (no bar, text or canvas) and most of them; a photo that
+    is no inset is judged whole."""
+    from detector.scoring.scope import INSET_TRIM, inset_box, inset_picture
+
+    shot = np.asarray(_screenshot(photo, dark))
+    top, left = 140, (shot.shape[1] - SCREENSHOT_SHOWN) // 2  # where screenshot() pastes the picture
+    check = check_frame(shot, inset=True)
+    box = inset_box(check)
+    assert box is not None
+    r0, c0, r1, c1 = box
+    assert top <= r0 < r1 <= top + SCREENSHOT_SHOWN
+    assert left <= c0 < c1 <= left + SCREENSHOT_SHOWN
+    assert min(r1 - r0, c1 - c0) >= SCREENSHOT_SHOWN - 2 * (INSET_TRIM + 1) * 8
+    assert np.array_equal(inset_picture(shot, check), shot[r0:r1, c0:c1])
+    pixels = np.asarray(photo)
+    assert inset_picture(pixels, check_frame(pixels, inset=True)) is pixels
+    assert inset_picture(pixels, None) is pixels
+
+
+def test_a_picture_too_small_to_judge_alone_is_judged_whole(shared_data: Path) -> None:
+    """The ImageNet product shot on white is an inset whose picture (the product) would cut to a
+    144x32 strip: the whole image is judged, and the reason says so."""
+    from detector.scoring.scope import inset_box, inset_picture
+
+    path = shared_data / TAKEN[3]
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    check = check_frame(pixels, inset=True)
+    assert check.inset_picture
+    assert inset_box(check) is None
+    assert inset_picture(pixels, check) is pixels
+    (reason,) = [r for r in _scope_of(path.read_bytes()).limited if r.startswith(INSET)]
+    assert reason.endswith("judged the whole image: the picture is too small to judge alone)")
