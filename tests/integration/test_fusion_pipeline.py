@@ -175,13 +175,13 @@ def test_real_photos_padded_with_flat_bars_are_judged_as_the_photos_and_not_accu
             with Image.open(path) as saved:
                 pixels = np.asarray(saved.convert("RGB"))
             cut = inset_picture(pixels, check_frame(pixels, inset=True))
-            assert cut.shape[:2] < pixels.shape[:2]
+            assert cut.shape[0] < pixels.shape[0]
+            assert cut.shape[1] < pixels.shape[1]
             whole, judged = (float(v) for v in model.predict([pixels, cut]))
             report = pipeline.analyze(path)
-            calibrated = platt["a"] * judged + platt["b"]  # the report's frame logit is calibrated
-            assert report.frames[0].synthetic_logit == pytest.approx(
-                calibrated, abs=1e-4
-            )  # the cut was judged
+            # the cut was judged (the report's frame logit is the calibrated one)
+            calibrated = platt["a"] * judged + platt["b"]
+            assert report.frames[0].synthetic_logit == pytest.approx(calibrated, abs=1e-4)
             rank = ACCUSING.get(report.score.verdict, 0)
             assert rank < 2, photo_name  # never the top band: the step
             assert rank <= own_rank, photo_name  # never more accused than the photo itself
@@ -190,6 +190,7 @@ def test_real_photos_padded_with_flat_bars_are_judged_as_the_photos_and_not_accu
     assert np.mean(cut_gaps) < 0.6 < 2.0 < np.mean(whole_gaps)
 
 
+@pytest.mark.shared_data
 def test_the_scan_judges_an_inset_picture_cut_out_as_the_pipeline_does(
     tmp_path: Path, shared_data: Path
 ) -> None:
@@ -218,9 +219,8 @@ def test_the_scan_judges_an_inset_picture_cut_out_as_the_pipeline_does(
     report = pipeline.analyze(shot)
     assert any(r.endswith("judged the picture cut out of it)") for r in report.score.limited)
     (raw,) = state.synthetic_logits.values()
-    calibrated = pipeline.assembler.synthetic_calibrator.logit_of(
-        raw
-    )  # the report's frame logit is calibrated
+    # the report's frame logit is the calibrated one
+    calibrated = pipeline.assembler.synthetic_calibrator.logit_of(raw)
     assert report.frames[0].synthetic_logit == pytest.approx(calibrated, abs=1e-4)
 
 
