@@ -396,10 +396,7 @@ def outputs(
     sides = [det.side for dets in faces.per_frame for det in dets]
     spent = dict(prepared.timings if timings is None else timings)
     with timed(spent, "scope"):
-        if checked is None:
-            scope = assess(prepared.info, Images(frames), sides, judged_face_side(spec))
-        else:
-            scope = assess(prepared.info, Images(frames), sides, judged_face_side(spec), checked[0])
+        scope = assess(prepared.info, Images(frames), sides, judged_face_side(spec), *(checked or ()))
     return StageOutputs(
         media=prepared.info,
         name=prepared.name,

@@ -149,15 +149,20 @@ def flat_blocks(image: np.ndarray) -> np.ndarray:
     return flat
 
 
+def _stride(shape: tuple[int, int]) -> int:
+    """The step :func:`check_frame` strides a frame of ``shape`` by, to at most :data:`LONGEST_SIDE` px."""
+    return max(1, int(np.ceil(max(shape) / LONGEST_SIDE)))
+
+
 def check_frame(image: np.ndarray, inset: bool = False) -> ScopeCheck:
     """Statistics of an RGB uint8 frame (subsampled by striding to at most 1024 px, never smoothed).
 
     Distinct colours are counted only when the flat blocks could make it a drawing: a camera frame
     (few flat blocks) costs one summed-area table of the 1024 px copy. With ``inset`` the blocks are
     also read for a picture inset in a flat canvas (an image's check; a video's frames skip it)."""
-    step = max(1, int(np.ceil(max(image.shape[:2]) / LONGEST_SIDE)))
-    img = np.ascontiguousarray(image[::step, ::step, :3])
     shape = (int(image.shape[0]), int(image.shape[1]))
+    step = _stride(shape)
+    img = np.ascontiguousarray(image[::step, ::step, :3])
     if img.shape[0] < BLOCK or img.shape[1] < BLOCK:
         return ScopeCheck(flat_share=0.0, colour_share=1.0, shape=shape)
     flat = flat_blocks(img)
@@ -226,10 +231,10 @@ def inset_box(check: ScopeCheck | None) -> tuple[int, int, int, int] | None:
     would be under :data:`MIN_SIDE` px on its short side: too small to judge alone (an ImageNet
     product shot on white cut to a 144x32 strip of the product read as generated, 1.05 against the
     whole image's -2.02)."""
-    if check is None or check.inset is None or not check.inset.inset:
+    if check is None or check.inset is None or not check.inset_picture:
         return None
     shape = check.shape
-    step = max(1, int(np.ceil(max(shape) / LONGEST_SIDE)))  # as check_frame strided it
+    step = _stride(shape)  # the block grid is the strided frame's
     (top, left, rows, cols), (grid_rows, grid_cols) = check.inset.box, check.inset.grid
     bottom, right = top + rows, left + cols
     trim = INSET_TRIM  # blocks: the box's edge blocks straddle the picture's border
@@ -250,8 +255,10 @@ def inset_picture(image: np.ndarray, check: ScopeCheck | None) -> np.ndarray:
     pictures cut out scored like photos (-3.0 and 3.7; ECE 0.058). A photo padded with flat bars cuts
     back to the photo."""
     box = inset_box(check)
-    if box is None or check is None or image.shape[:2] != check.shape:
+    if box is None or check is None:
         return image
+    if image.shape[:2] != check.shape:
+        raise ValueError(f"a check of a {check.shape} frame cannot cut a {image.shape[:2]} one")
     top, left, bottom, right = box
     return image[top:bottom, left:right]
 
@@ -278,7 +285,7 @@ def _out_of_scope(info: MediaInfo, frames: Sequence[np.ndarray], check: ScopeChe
 
 
 def _inset(check: ScopeCheck | None) -> list[str]:
-    if check is not None and check.inset is not None and check.inset.inset:
+    if check is not None and check.inset is not None and check.inset_picture:
         share = f"{check.inset.cover:.0%}"
         judged = (
             "the picture cut out of it"

@@ -193,6 +193,8 @@ def test_the_synthetic_model_judges_the_picture_cut_out_of_its_canvas(photo: Ima
     assert left <= c0 < c1 <= left + SCREENSHOT_SHOWN
     assert min(r1 - r0, c1 - c0) >= SCREENSHOT_SHOWN - 2 * (INSET_TRIM + 1) * 8
     assert np.array_equal(inset_picture(shot, check), shot[r0:r1, c0:c1])
+    with pytest.raises(ValueError, match="cannot cut"):
+        inset_picture(shot[:-8], check)  # another frame's check: its box would be meaningless here
     pixels = np.asarray(photo)
     assert inset_picture(pixels, check_frame(pixels, inset=True)) is pixels
     assert inset_picture(pixels, None) is pixels
