@@ -64,23 +64,37 @@ PROGRESS: dict[str, float] = {"media": 0.02, "faces": 0.15, "models": 0.65, "rep
 """Where each phase starts on a job's 0..1 progress scale."""
 
 Progress = Callable[[float, dict[str, Any]], None]
-"""``(fraction, partial results)``, e.g. ``(0.15, {"stage": "faces", "frames_sampled": 8})``."""
+"""``(fraction, partial results)``, e.g. ``(0.15, {"stage": "faces", "frames_sampled": 8})``. It may
+raise to stop the analysis (a job deleted meanwhile); it is then called again while a remote stage is
+waited for (:data:`POLL_S`), so a long stage stops too."""
+
+Poll = Callable[[], None]
+"""Called between the parts of a remote stage's result; raises when the analysis is no longer wanted."""
+
+POLL_S = 1.0
+"""How often, at most, a wait on remote stages asks the progress callback again whether to go on."""
 
 
 class Pending(Protocol[T_co]):
-    """A stage call that may still be running elsewhere; ``result()`` waits for it."""
+    """A stage call that may still be running elsewhere. ``result(poll)`` waits for it, calling
+    ``poll`` between its parts; ``cancel()`` gives up the parts not collected yet (best effort)."""
 
-    def result(self) -> T_co: ...
+    def result(self, poll: Poll | None = None) -> T_co: ...
+
+    def cancel(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class Ready(Generic[T]):
-    """A stage call that already ran (in-process)."""
+    """A stage call that already ran (in-process): nothing to wait for or to cancel."""
 
     value: T
 
-    def result(self) -> T:
+    def result(self, poll: Poll | None = None) -> T:
         return self.value
+
+    def cancel(self) -> None:
+        return None
 
 
 @dataclass
@@ -323,11 +337,19 @@ class _Partial:
 
     def __init__(self, progress: Progress | None) -> None:
         self.progress, self.found = progress, dict[str, Any]()
+        self.fraction, self.told = 0.0, time.monotonic()
 
     def __call__(self, fraction: float, partial: dict[str, Any]) -> None:
         self.found.update(partial)
+        self.fraction, self.told = fraction, time.monotonic()
         if self.progress is not None:
             self.progress(fraction, dict(self.found))
+
+    def poll(self) -> None:
+        """Report the last progress again once :data:`POLL_S` has passed since the last report: the
+        callback then says (by raising) whether a long remote stage should go on."""
+        if self.progress is not None and time.monotonic() - self.told >= POLL_S:
+            self(self.fraction, {})
 
 
 @dataclass
@@ -342,18 +364,36 @@ class _Started(Generic[T]):
 
 class _Clock:
     """Timings of one analysis under :data:`TIMING_KEYS`, right whether a stage runs in the call
-    (in-process: its own run time) or elsewhere (seconds from sending it to collecting its result)."""
+    (in-process: its own run time) or elsewhere (seconds from sending it to collecting its result).
 
-    def __init__(self, timings: dict[str, float]) -> None:
-        self.timings = timings
+    It also holds the stages in flight: a wait polls ``poll`` between a remote stage's parts, and
+    leaving the ``with`` block on an error (a deleted job's progress raising) cancels every stage
+    still in flight, so no replica keeps working for an analysis that is gone.
+    """
+
+    def __init__(self, timings: dict[str, float], poll: Poll | None = None) -> None:
+        self.timings, self.poll = timings, poll
+        self.in_flight: list[_Started[Any]] = []
+
+    def __enter__(self) -> _Clock:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            for started in self.in_flight:
+                started.pending.cancel()
+        self.in_flight.clear()
 
     def start(self, key: str, call: Callable[[], Pending[T]]) -> _Started[T]:
         sent = time.perf_counter()
         pending = call()
-        return _Started(key, pending, sent, time.perf_counter() if isinstance(pending, Ready) else None)
+        started = _Started(key, pending, sent, time.perf_counter() if isinstance(pending, Ready) else None)
+        self.in_flight.append(started)
+        return started
 
     def wait(self, started: _Started[T]) -> T:
-        value = started.pending.result()
+        value = started.pending.result(self.poll)
+        self.in_flight.remove(started)
         end = started.done if started.done is not None else time.perf_counter()
         self.timings[started.key] = round(self.timings.get(started.key, 0.0) + end - started.sent, 4)
         return value
@@ -430,49 +470,53 @@ def collect(
     tell = _Partial(progress)
     tell(PROGRESS["media"], {"stage": "media"})
     prepared = calls.prepare(data, name, options.frames)
-    clock = _Clock(dict(prepared.timings))
+    clock = _Clock(dict(prepared.timings), tell.poll)
     frames = prepared.sample.frames
     images = Images(frames)  # each frame unpacked to RGB when read, never all at once
-    # Everything that needs only the frames is sent first, so remote stages overlap; the watermark
-    # search runs here meanwhile.
-    provenance = clock.start("provenance", lambda: calls.provenance(prepared.data, prepared.info.mime))
-    tell(PROGRESS["faces"], {"stage": "faces", "frames_sampled": len(frames)})
-    plan = DetectionPlan(images, settings.faces, smallest_face(settings.faces, spec))
-    first = plan.requests()
-    detecting = clock.start("faces", lambda: calls.detect(first))
-    judged, check = clock.run("scope", lambda: synthetic_inputs(prepared.info, images))
-    synthesising = (
-        clock.start("synthetic_model", lambda: calls.synthetic_logits(judged))
-        if synthetic and images
-        else None
-    )
-    watermark = clock.run("watermark", lambda: watermark_of(prepared.info.kind, frames))
-    found: list[list[FaceDetection]] = clock.wait(detecting)
-    plan.take(found)
-    # then the frames between anchors: a few small regions each
-    per_frame = plan.run(lambda batch: clock.wait(clock.start("faces", partial(calls.detect, batch))))
-    faces = detect_and_track(frames, per_frame, settings.faces)
-    tell(
-        PROGRESS["models"],
-        {"stage": "models", "faces_found": faces.n_faces, "face_tracks": len(faces.tracks)},
-    )
-    keys, crops = crop_faces(frames, faces, spec, settings.faces.margin)
-    judging = clock.start("face_model", lambda: calls.face_logits(crops) if crops else Ready[list[float]]([]))
-    face_values: list[float] = clock.wait(judging)
-    crop_logits = keyed(keys, face_values)
-    synthetic_logits: dict[int, float] = {}
-    if synthesising is not None:
-        synthetic_values: list[float] = clock.wait(synthesising)
-        synthetic_logits = keyed([f.index for f in frames], synthetic_values)
-    maps: list[Heatmap] = []
-    if options.heatmaps and crop_logits:
-        by_key = dict(zip(keys, crops, strict=True))
-        maps = clock.wait(
-            clock.start(
-                "heatmaps", lambda: calls.heatmaps(faces, by_key, crop_logits, settings.fusion.heatmap_faces)
-            )
+    with clock:  # an error (a deleted job's progress raising) cancels the stages in flight
+        # Everything that needs only the frames is sent first, so remote stages overlap; the watermark
+        # search runs here meanwhile.
+        provenance = clock.start("provenance", lambda: calls.provenance(prepared.data, prepared.info.mime))
+        tell(PROGRESS["faces"], {"stage": "faces", "frames_sampled": len(frames)})
+        plan = DetectionPlan(images, settings.faces, smallest_face(settings.faces, spec))
+        first = plan.requests()
+        detecting = clock.start("faces", lambda: calls.detect(first))
+        judged, check = clock.run("scope", lambda: synthetic_inputs(prepared.info, images))
+        synthesising = (
+            clock.start("synthetic_model", lambda: calls.synthetic_logits(judged))
+            if synthetic and images
+            else None
         )
-    report_provenance = marked(clock.wait(provenance), watermark)
+        watermark = clock.run("watermark", lambda: watermark_of(prepared.info.kind, frames))
+        found: list[list[FaceDetection]] = clock.wait(detecting)
+        plan.take(found)
+        # then the frames between anchors: a few small regions each
+        per_frame = plan.run(lambda batch: clock.wait(clock.start("faces", partial(calls.detect, batch))))
+        faces = detect_and_track(frames, per_frame, settings.faces)
+        tell(
+            PROGRESS["models"],
+            {"stage": "models", "faces_found": faces.n_faces, "face_tracks": len(faces.tracks)},
+        )
+        keys, crops = crop_faces(frames, faces, spec, settings.faces.margin)
+        judging = clock.start(
+            "face_model", lambda: calls.face_logits(crops) if crops else Ready[list[float]]([])
+        )
+        face_values: list[float] = clock.wait(judging)
+        crop_logits = keyed(keys, face_values)
+        synthetic_logits: dict[int, float] = {}
+        if synthesising is not None:
+            synthetic_values: list[float] = clock.wait(synthesising)
+            synthetic_logits = keyed([f.index for f in frames], synthetic_values)
+        maps: list[Heatmap] = []
+        if options.heatmaps and crop_logits:
+            by_key = dict(zip(keys, crops, strict=True))
+            maps = clock.wait(
+                clock.start(
+                    "heatmaps",
+                    lambda: calls.heatmaps(faces, by_key, crop_logits, settings.fusion.heatmap_faces),
+                )
+            )
+        report_provenance = marked(clock.wait(provenance), watermark)
     tell(PROGRESS["report"], {"stage": "report"})
     result = outputs(
         prepared, faces, crop_logits, synthetic_logits, report_provenance, spec, maps, clock.timings, (check,)

@@ -24,7 +24,7 @@ from detector.errors import TrueframeError
 from detector.media.frames import sources
 from detector.runtime import timed
 from detector.settings import Settings
-from detector.stages import Options, Prepared, Ready, face_spec, run
+from detector.stages import Options, Poll, Prepared, Ready, face_spec, run
 from serving.analyzer import ProgressCallback, bridge
 from serving.http.errors import ServiceUnavailable
 
@@ -76,26 +76,51 @@ def unwrap(call: Callable[[], DeploymentResponse], sent: DeploymentResponse | No
 
 @dataclass
 class Remote(Generic[T]):
-    """One deployment call, sent when its result is first asked for (and again if a replica is lost)."""
+    """One deployment call, sent when its result is first asked for (and again if a replica is lost):
+    nothing is in flight before that, so there is nothing to cancel."""
 
     call: Callable[[], DeploymentResponse]
 
-    def result(self) -> T:
+    def result(self, poll: Poll | None = None) -> T:
         value: T = unwrap(self.call)
         return value
+
+    def cancel(self) -> None:
+        return None
 
 
 @dataclass
 class Gathered(Generic[T]):
-    """Many deployment calls (one per frame or crop), all sent at once, collected in order."""
+    """Many deployment calls (one per frame or crop), all sent at once, collected in order.
+
+    ``poll`` runs before each is collected; when it raises (the job was deleted), or a call fails,
+    the calls not collected yet are cancelled: a replica drops those still queued, so a long video
+    deleted in its faces stage stops holding the replicas within about a batch.
+    """
 
     calls: Sequence[Callable[[], DeploymentResponse]]
 
     def __post_init__(self) -> None:
         self.started = [call() for call in self.calls]
+        self.collected = 0
 
-    def result(self) -> list[T]:
-        return [unwrap(call, sent) for sent, call in zip(self.started, self.calls, strict=True)]
+    def result(self, poll: Poll | None = None) -> list[T]:
+        values: list[T] = []
+        try:
+            for sent, call in zip(self.started, self.calls, strict=True):
+                if poll is not None:
+                    poll()
+                values.append(unwrap(call, sent))
+                self.collected += 1
+        except BaseException:
+            self.cancel()
+            raise
+        return values
+
+    def cancel(self) -> None:
+        for response in self.started[self.collected :]:
+            response.cancel()
+        self.collected = len(self.started)
 
 
 @dataclass(frozen=True)

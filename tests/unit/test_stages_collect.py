@@ -1,6 +1,7 @@
 """The one orchestration (:func:`detector.stages.collect`) with stage calls that record what they do:
 remote stages are all sent before the first is waited for, timings are right in and out of process,
-and a watermark in an image's pixels reaches the report's provenance."""
+a watermark in an image's pixels reaches the report's provenance, and an analysis whose job is gone
+stops inside a long remote stage and cancels every stage in flight."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from detector.media.loader import MediaInfo
 from detector.media.sampling import FrameSample
 from detector.provenance.types import ProvenanceReport
 from detector.settings import Settings
-from detector.stages import Options, Prepared, Ready, collect, face_spec
+from detector.stages import Options, Poll, Prepared, Progress, Ready, collect, face_spec
 from tests.support import mediagen
 
 STAGE_S = 0.05
@@ -31,8 +32,24 @@ class Sent:
     value: Any
     log: list[str]
 
-    def result(self) -> Any:
+    def result(self, poll: Poll | None = None) -> Any:
         self.log.append(f"collect {self.name}")
+        time.sleep(STAGE_S)
+        return self.value
+
+    def cancel(self) -> None:
+        self.log.append(f"cancel {self.name}")
+
+
+@dataclass
+class Parts(Sent):
+    """A remote stage of one call per frame, as on Ray: ``poll`` runs before each part is collected."""
+
+    def result(self, poll: Poll | None = None) -> Any:
+        for _ in self.value:
+            if poll is not None:
+                poll()
+            self.log.append(f"collect {self.name} part")
         time.sleep(STAGE_S)
         return self.value
 
@@ -44,24 +61,33 @@ class Calls:
     image: np.ndarray
     remote: bool
     log: list[str] = field(default_factory=list)
+    frames: int = 1  # more than one: a video of the same image, each frame's faces a part of its own
+    searched: int = 0  # frames sent for a face search
 
-    def _call(self, name: str, value: Any) -> Any:
+    def _call(self, name: str, value: Any, kind: type[Sent] = Sent) -> Any:
         self.log.append(f"send {name}")
         if self.remote:
-            return Sent(name, value, self.log)
+            return kind(name, value, self.log)
         time.sleep(STAGE_S)
         return Ready(value)
 
     def prepare(self, data: bytes, name: str | None, frames: int | None) -> Prepared:
         h, w = self.image.shape[:2]
-        info = MediaInfo("image", "png", "image/png", len(data), "0" * 64, w, h)
-        return Prepared(info, data, name, FrameSample([Frame(0, 0.0, self.image)], requested=1))
+        if self.frames == 1:
+            info = MediaInfo("image", "png", "image/png", len(data), "0" * 64, w, h)
+        else:
+            info = MediaInfo(
+                "video", "mp4", "video/mp4", len(data), "0" * 64, w, h, 1.0, self.frames, self.frames
+            )
+        sample = [Frame(i, float(i), self.image) for i in range(self.frames)]
+        return Prepared(info, data, name, FrameSample(sample, requested=self.frames))
 
     def provenance(self, data: bytes, mime: str) -> Any:
         return self._call("provenance", ProvenanceReport(state="absent", state_description="none"))
 
     def detect(self, images: Sequence[np.ndarray]) -> Any:
-        return self._call("faces", [[] for _ in images])
+        self.searched += len(images)
+        return self._call("faces", [[] for _ in images], Parts)
 
     def face_logits(self, crops: list[np.ndarray]) -> Any:
         return self._call("face_model", [0.0 for _ in crops])
@@ -73,9 +99,9 @@ class Calls:
         return self._call("heatmaps", [])
 
 
-def run(calls: Calls) -> Any:
+def run(calls: Calls, progress: Progress | None = None) -> Any:
     settings = Settings()
-    return collect(calls, face_spec(settings), settings, b"png", "x.png", Options())
+    return collect(calls, face_spec(settings), settings, b"png", "x.png", Options(), progress)
 
 
 def test_remote_stages_are_all_sent_before_the_first_is_collected() -> None:
@@ -104,3 +130,48 @@ def test_an_invisible_watermark_in_the_pixels_reaches_the_provenance() -> None:
     plain = run(Calls(mediagen.face_photo(), remote=True))
     assert plain.provenance is not None
     assert plain.provenance.watermark is None
+
+
+class Gone(Exception):
+    """What a job runner's progress callback raises once the job is deleted."""
+
+
+def test_a_deleted_analysis_stops_inside_a_long_remote_stage_and_cancels_what_is_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, the progress callback was asked only at each stage's start, so a video deleted in its
+    faces stage kept the replicas on every sampled frame until its faces were all found."""
+    import detector.stages
+
+    monkeypatch.setattr(detector.stages, "POLL_S", 0.0)
+    told: list[str] = []
+
+    def progress(fraction: float, partial: dict[str, Any]) -> None:
+        told.append(partial["stage"])
+        if calls.log.count("collect faces part") >= 3:  # deleted after three frames' faces came back
+            raise Gone
+
+    calls = Calls(mediagen.face_photo(), remote=True, frames=12)
+    with pytest.raises(Gone):
+        run(calls, progress)
+    assert calls.log.count("collect faces part") == 3 < calls.searched, calls.log
+    assert told[:2] == ["media", "faces"]
+    assert "models" not in told
+    for stage in ("faces", "synthetic_model", "provenance"):  # everything sent and not yet collected
+        assert f"cancel {stage}" in calls.log, (stage, calls.log)
+    assert "send face_model" not in calls.log
+
+
+def test_an_analysis_still_wanted_is_not_cancelled_by_its_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import detector.stages
+
+    monkeypatch.setattr(detector.stages, "POLL_S", 0.0)
+    told: list[float] = []
+    calls = Calls(mediagen.face_photo(), remote=True, frames=12)
+    out = run(calls, lambda fraction, partial: told.append(fraction))
+    assert calls.searched >= 3
+    assert calls.log.count("collect faces part") == calls.searched
+    assert not [e for e in calls.log if e.startswith("cancel")]
+    assert len(told) > 4  # the four stage starts and the polls in between
+    assert told == sorted(told)  # a poll reports the last fraction again, never an earlier one
+    assert out.timings["faces"] >= 0
