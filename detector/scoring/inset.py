@@ -7,26 +7,34 @@ still ranked them (AUC 0.999), but the final score's ECE was 0.254: 15 of 63 gen
 `likely_authentic` and 1 in an accusing band (90.5% of their matched copies are), while 80.9% of the
 real ones were `authentic`. The scope holds such an image one step back (:mod:`detector.scoring.scope`).
 
-A picture is *inset* when the largest 4-connected region of non-flat 8x8 blocks (flat: every
-channel's standard deviation under 1 grey level, :func:`detector.scoring.scope.flat_blocks`)
+The *canvas* is what the picture sits on: the flat 8x8 blocks (every channel's standard deviation
+under 1 grey level, :func:`detector.scoring.scope.block_stats`) within :data:`CANVAS_TOL` grey levels
+of one of the :data:`CANVAS_COLOURS` commonest colours of the flat blocks on the frame's border, joined
+to that border through such blocks (:func:`canvas_blocks`). A flat patch of the picture itself, a
+smooth sky or a plain backdrop of another colour than the page, is not canvas. A picture is *inset*
+when the largest 4-connected region of non-canvas blocks
 * has a bounding box covering :data:`MIN_COVER` to :data:`MAX_COVER` of the frame, filled at least
   :data:`MIN_FILL` by the region itself,
 * has at least two sides away from the frame's edges, and on each such side
-* the blocks just outside are flat (at least :data:`MIN_RING_FLAT`) and the region runs straight along
-  it (at least :data:`MIN_EDGE` of the box's own edge row or column, or of the one inside it, belongs
-  to it: compression ringing around a pasted picture leaves a sparse line outside its true side).
+* the blocks just outside are canvas (at least :data:`MIN_RING_CANVAS`) and the region runs straight
+  along it (at least :data:`MIN_EDGE` of the box's own edge row or column, or of the one inside it,
+  belongs to it: compression ringing around a pasted picture leaves a sparse line outside its true
+  side).
 
 The straight sides are what a camera scene lacks: a clipped sky or a studio backdrop leaves flat
-blocks around an irregular region. Over the 1,453 images that PIL opens in ../shared/data's
-``synthetic``, ``faces``, ``dev/synthetic``, ``deepfake/frames`` and ``c2pa`` folders (real photos,
-face photos, generated images, the dev images) four are taken: a photo printed on a card and
-photographed on a blue backdrop, two photos boxed by black bars (a BSDS scan, an ImageNet photo),
-pictures in a canvas too, and one ImageNet product shot on white. Of the 100 composites, 95; of
-their 50 PNGs re-encoded, 47 at JPEG 85, 41 at JPEG 70, 37 at JPEG 55 and 38 as WebP 80 (reading
-the edge line alone: 46, 34, 27 and 20, and only the card taken of ../shared/data). Missed: insets
-whose own content is flat at its border (a desk on white, a poster), so the region's side is not
-straight. Taken by design: a picture letterboxed or pillarboxed with flat bars (a padded square
-post, a frame grab with black bars).
+blocks around an irregular region. Measured 2026-12-04 (23:10 UTC) over the 1,453 images that PIL
+opens in ../shared/data's ``synthetic``, ``faces``, ``dev/synthetic``, ``deepfake/frames`` and ``c2pa``
+folders (real photos, face photos, generated images, the dev images), five are taken: a photo printed
+on a card and photographed on a blue backdrop, two photos boxed by black bars (a BSDS scan, an
+ImageNet photo), pictures in a canvas too, an ImageNet product shot on white, and a collage of ten
+portraits on white. Of the dev suite's 660 ``screenshot`` copies (both halves, PNG), 627 are taken;
+of every sixth of them (110) re-encoded, 97 at JPEG 85, 96 at JPEG 70, 107 at JPEG 55 and 90 as
+WebP 80. Before the canvas was told by its colour (every flat block counted as canvas), the same
+sets gave 4 (the collage not taken), 466, and 90, 88, 95 and 75: a picture's own flat patches on its
+border broke its straight sides, and generated pictures have more of them. Missed: pictures whose
+border is the canvas's own colour (a sky as white as the page, dark bands on a dark page), so the
+region's side is not straight. Taken by design: a picture letterboxed or pillarboxed with flat bars
+(a padded square post, a frame grab with black bars).
 """
 
 from __future__ import annotations
@@ -36,10 +44,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+CANVAS_TOL = 4.0
+"""Grey levels (any channel) within which a flat block has a canvas colour: a flat block's mean moves
+by a level or two under JPEG or WebP; 2 took 81 of the 110 WebP screenshot copies above, 4 and 6 took 90."""
+CANVAS_COLOURS = 4
+"""The commonest colours (rounded to 4 levels) of the border's flat blocks that may be canvas: a page,
+a bar, a header."""
 MIN_COVER = 0.03
 MAX_COVER = 0.9
 MIN_FILL = 0.6
-MIN_RING_FLAT = 0.9
+MIN_RING_CANVAS = 0.9
 MIN_EDGE = 0.8
 MIN_SIDES = 2
 EDGE_DEPTH = 2
@@ -48,7 +62,7 @@ EDGE_DEPTH = 2
 
 @dataclass(frozen=True)
 class Inset:
-    """The largest non-flat region of a frame's block grid and how it sits in the frame."""
+    """The largest non-canvas region of a frame's block grid and how it sits in the frame."""
 
     cover: float
     """Its bounding box's share of the frame."""
@@ -56,8 +70,8 @@ class Inset:
     """The share of its bounding box that the region itself covers."""
     sides: int
     """Sides of the bounding box away from the frame's edges."""
-    ring_flat: float
-    """The least flat share of the blocks just outside those sides."""
+    ring_canvas: float
+    """The least canvas share of the blocks just outside those sides."""
     edge: float
     """The least share of the region along those sides, each read on its fuller of the box's edge line
     and the line inside it (1: a straight side)."""
@@ -73,41 +87,58 @@ class Inset:
             MIN_COVER <= self.cover <= MAX_COVER
             and self.fill >= MIN_FILL
             and self.sides >= MIN_SIDES
-            and self.ring_flat >= MIN_RING_FLAT
+            and self.ring_canvas >= MIN_RING_CANVAS
             and self.edge >= MIN_EDGE
         )
 
 
-def measure(flat: np.ndarray) -> Inset | None:
-    """How the largest non-flat region of a block grid (True: flat) sits in it; None when no block,
-    or every block, is flat."""
-    if flat.size == 0 or flat.all() or not flat.any():
+def canvas_blocks(flat: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """The canvas of a block grid (module docstring): the flat blocks (``flat``) whose mean colour
+    (``means``, rows x columns x 3) is near one of the commonest colours of the border's flat blocks,
+    joined to the border through such blocks."""
+    border = np.zeros_like(flat)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    if not (flat & border).any():
+        return np.zeros_like(flat)
+    keys, counts = np.unique(np.round(means[flat & border] / 4), axis=0, return_counts=True)
+    colours = keys[np.argsort(-counts, kind="stable")[:CANVAS_COLOURS]] * 4
+    near = (np.abs(means[:, :, None, :] - colours[None, None]) <= CANVAS_TOL).all(axis=-1).any(axis=-1)
+    _, labels = cv2.connectedComponents((flat & near).astype(np.uint8), connectivity=4)
+    joined = np.unique(labels[border & flat & near])
+    canvas: np.ndarray = np.isin(labels, joined[joined > 0])
+    return canvas
+
+
+def measure(canvas: np.ndarray) -> Inset | None:
+    """How the largest region of non-canvas blocks of a block grid (True: canvas,
+    :func:`canvas_blocks`) sits in it; None when no block, or every block, is canvas."""
+    if canvas.size == 0 or canvas.all() or not canvas.any():
         return None
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((~flat).astype(np.uint8), connectivity=4)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((~canvas).astype(np.uint8), connectivity=4)
     k = 1 + int(np.argmax(stats[1:count, cv2.CC_STAT_AREA]))
     x, y, w, h = (int(v) for v in stats[k, :4])
-    rows, cols = flat.shape
+    rows, cols = canvas.shape
     region = labels[y : y + h, x : x + w] == k
     outside, along = [], []
     # a side's straightness: the fuller of the box's own edge line and the one inside it, since
     # compression ringing around a pasted picture adds a sparse line of non-flat blocks outside it
     if y > 0:
-        outside.append(flat[y - 1, x : x + w])
+        outside.append(canvas[y - 1, x : x + w])
         along.append(region[:EDGE_DEPTH].mean(axis=1))
     if y + h < rows:
-        outside.append(flat[y + h, x : x + w])
+        outside.append(canvas[y + h, x : x + w])
         along.append(region[-EDGE_DEPTH:].mean(axis=1))
     if x > 0:
-        outside.append(flat[y : y + h, x - 1])
+        outside.append(canvas[y : y + h, x - 1])
         along.append(region[:, :EDGE_DEPTH].mean(axis=0))
     if x + w < cols:
-        outside.append(flat[y : y + h, x + w])
+        outside.append(canvas[y : y + h, x + w])
         along.append(region[:, -EDGE_DEPTH:].mean(axis=0))
     return Inset(
-        cover=w * h / flat.size,
+        cover=w * h / canvas.size,
         fill=float(region.mean()),
         sides=len(outside),
-        ring_flat=min((float(o.mean()) for o in outside), default=0.0),
+        ring_canvas=min((float(o.mean()) for o in outside), default=0.0),
         edge=min((float(a.max()) for a in along), default=0.0),
         box=(y, x, h, w),
         grid=(rows, cols),

@@ -60,7 +60,7 @@ import cv2
 import numpy as np
 
 from detector.scoring.fusion.text import NOT_PHOTOGRAPHIC
-from detector.scoring.inset import Inset, measure
+from detector.scoring.inset import Inset, canvas_blocks, measure
 
 if TYPE_CHECKING:
     from detector.media.loader import MediaInfo
@@ -131,10 +131,10 @@ class ScopeCheck:
         )
 
 
-def flat_blocks(image: np.ndarray) -> np.ndarray:
-    """Whether each whole :data:`BLOCK` x :data:`BLOCK` block of an RGB uint8 image is flat: every
-    channel's standard deviation under :data:`FLAT_STD`, tested exactly in integers from one
-    summed-area table (n x sum of squares - square of sum < (FLAT_STD x n)^2, n pixels a block)."""
+def block_stats(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each whole :data:`BLOCK` x :data:`BLOCK` block's flatness (every channel's standard deviation
+    under :data:`FLAT_STD`, tested exactly in integers: n x sum of squares - square of sum <
+    (FLAT_STD x n)^2, n pixels a block) and its mean colour, from one summed-area table."""
     h, w = (image.shape[0] // BLOCK) * BLOCK, (image.shape[1] // BLOCK) * BLOCK
     sums, squares = cv2.integral2(np.ascontiguousarray(image[:h, :w]), sdepth=cv2.CV_32S, sqdepth=cv2.CV_64F)
 
@@ -146,7 +146,7 @@ def flat_blocks(image: np.ndarray) -> np.ndarray:
     s1, s2 = per_block(sums), per_block(squares)  # exact: at most 64 x 255^2 per block and channel
     bound = round((FLAT_STD * n) ** 2)
     flat: np.ndarray = (n * s2 - s1 * s1 < bound).all(axis=-1)
-    return flat
+    return flat, s1 / n
 
 
 def _stride(shape: tuple[int, int]) -> int:
@@ -165,8 +165,8 @@ def check_frame(image: np.ndarray, inset: bool = False) -> ScopeCheck:
     img = np.ascontiguousarray(image[::step, ::step, :3])
     if img.shape[0] < BLOCK or img.shape[1] < BLOCK:
         return ScopeCheck(flat_share=0.0, colour_share=1.0, shape=shape)
-    flat = flat_blocks(img)
-    flat_share, placed = float(flat.mean()), measure(flat) if inset else None
+    flat, means = block_stats(img)
+    flat_share, placed = float(flat.mean()), measure(canvas_blocks(flat, means)) if inset else None
     if flat_share < FLAT_SHARE:
         return ScopeCheck(flat_share=flat_share, colour_share=None, inset=placed, shape=shape)
     packed = (img[..., 0].astype(np.int64) << 16) | (img[..., 1].astype(np.int64) << 8) | img[..., 2]

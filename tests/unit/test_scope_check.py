@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.scoring.scope import BLOCK, FLAT_STD, check_frame, flat_blocks, photographic
+from detector.scoring.scope import BLOCK, FLAT_STD, block_stats, check_frame, photographic
 from tests.support import mediagen
 
 
@@ -26,18 +26,21 @@ def test_flat_blocks_follow_the_definition_at_the_boundary() -> None:
     one_channel = np.zeros_like(half)
     one_channel[..., 2] = half[..., 2]  # flat in two channels only
     image = np.concatenate([half, just_under, one_channel, np.full_like(half, 9)], axis=1)
-    assert flat_blocks(image).tolist() == [[False, True, False, True]]
+    assert block_stats(image)[0].tolist() == [[False, True, False, True]]
     assert float_flat(image).tolist() == [[False, True, False, True]]
 
 
 @pytest.mark.parametrize("spread", [1, 2, 3, 256])
-def test_flat_blocks_equal_the_definition_on_random_images(spread: int) -> None:
+def test_block_flatness_and_means_equal_the_definition_on_random_images(spread: int) -> None:
     rng = np.random.default_rng(spread)
     base = rng.integers(0, 256 - spread + 1, (13, 17, 1, 1, 3))
     noise = rng.integers(0, spread, (13, 17, BLOCK, BLOCK, 3))
     image = (base + noise).astype(np.uint8).transpose(0, 2, 1, 3, 4).reshape(13 * BLOCK, 17 * BLOCK, 3)
     image = np.pad(image, ((0, 5), (0, 3), (0, 0)))  # partial blocks at the edges are left out
-    np.testing.assert_array_equal(flat_blocks(image), float_flat(image))
+    flat, means = block_stats(image)
+    np.testing.assert_array_equal(flat, float_flat(image))
+    blocks = image[: 13 * BLOCK, : 17 * BLOCK].astype(np.float64).reshape(13, BLOCK, 17, BLOCK, 3)
+    np.testing.assert_allclose(means, blocks.mean(axis=(1, 3)))  # each block's mean colour
 
 
 def test_colours_are_counted_only_when_the_blocks_could_make_a_drawing() -> None:
