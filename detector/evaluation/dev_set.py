@@ -49,6 +49,13 @@ PNG: its centre square at :data:`SCREENSHOT_SHOWN` px (area resampling, as a scr
 in a :data:`SCREENSHOT_SIZE` canvas with bars, an avatar and lines of text, light or dark by the
 file's name (:func:`screenshot`). Both classes alike, so format and size are no cue. It shows what
 the scope's inset rule (:mod:`detector.scoring.inset`) holds back. Not used for calibration.
+
+**Chat variant** (images only). The dev image as a messaging app shows it, a second screenshot layout
+that none of the inset rule's settings was chosen on: the whole picture, its aspect kept and its
+longer side at :data:`CHAT_SHOWN` px (bicubic, as a phone scales a picture), in a bubble of another
+colour than the wallpaper, with the time drawn over its corner, between bubbles of text under a
+header bar, light or dark by the file's name (:func:`chat`), in a :data:`CHAT_SIZE` screen saved as
+JPEG at quality :data:`CHAT_JPEG_QUALITY` (a screenshot shared onward). Not used for calibration.
 """
 
 from __future__ import annotations
@@ -70,7 +77,7 @@ if TYPE_CHECKING:
 
 VARIANTS = (
     *("original", "matched", "upscaled", "greyscale", "thumbnail", "heavy"),
-    *("webp", "avif", "heic", "screenshot"),
+    *("webp", "avif", "heic", "screenshot", "chat"),
 )
 DEFAULT_VARIANTS = ("original", "matched")
 CALIBRATION_VARIANTS = ("original", "matched", "thumbnail", "heavy", "webp", "avif", "heic")
@@ -89,9 +96,13 @@ _MODERN_FORMATS = {
     "avif": ("AVIF", AVIF_QUALITY),
     "heic": ("HEIF", HEIC_QUALITY),
 }
-IMAGE_ONLY_VARIANTS = frozenset({*_MODERN_FORMATS, "screenshot"})
+IMAGE_ONLY_VARIANTS = frozenset({*_MODERN_FORMATS, "screenshot", "chat"})
 SCREENSHOT_SIZE = (432, 768)
 SCREENSHOT_SHOWN = 384
+CHAT_SIZE = (540, 1170)
+"""Width and height: half of a 1080x2340 phone screen."""
+CHAT_SHOWN = 320
+CHAT_JPEG_QUALITY = 90
 _SUFFIXES = {**{name: f".{name}" for name in _MODERN_FORMATS}, "screenshot": ".png"}
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
@@ -258,9 +269,12 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
 
     with Image.open(src) as im:
         rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    dark = hashlib.sha256(src.name.encode()).digest()[0] % 2 == 1
     if variant == "screenshot":
-        dark = hashlib.sha256(src.name.encode()).digest()[0] % 2 == 1
         Image.fromarray(screenshot(_square(rgb, SCREENSHOT_SHOWN), dark)).save(dst, format="PNG")
+        return
+    if variant == "chat":
+        Image.fromarray(chat(rgb, dark)).save(dst, format="JPEG", quality=CHAT_JPEG_QUALITY)
         return
     frame = Image.fromarray(_variant_frame(rgb, variant))
     from detector.media.loader import save_image
@@ -285,6 +299,42 @@ def screenshot(picture: np.ndarray, dark: bool) -> np.ndarray:
     left = (width - picture.shape[1]) // 2
     canvas.paste(Image.fromarray(picture), (left, 140))
     draw.rectangle([0, height - 56, width, height], fill=bar)
+    return np.asarray(canvas)
+
+
+def chat(picture: np.ndarray, dark: bool) -> np.ndarray:
+    """``picture`` (RGB uint8) in a messaging app (:data:`CHAT_SIZE`): a header bar, two bubbles of text
+    above it, the picture in a bubble of its own (its longer side :data:`CHAT_SHOWN` px) with the time
+    drawn over its corner, one bubble of text below and a bottom bar, in the light or the dark theme."""
+    from PIL import Image, ImageDraw
+
+    width, height = CHAT_SIZE
+    wall, bar, theirs, mine, ink = (
+        ((11, 20, 26), (31, 44, 52), (32, 44, 51), (0, 92, 75), (233, 237, 239))
+        if dark
+        else ((236, 229, 221), (0, 128, 105), (255, 255, 255), (220, 248, 198), (17, 27, 33))
+    )
+    canvas = Image.new("RGB", CHAT_SIZE, wall)
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([0, 0, width, 100], fill=bar)
+    draw.text((90, 40), "Sam", fill=(255, 255, 255), font_size=24)
+    top = 130
+    for text in ("did you see this?", "look"):
+        draw.rounded_rectangle([20, top, 50 + 12 * len(text), top + 50], radius=14, fill=theirs)
+        draw.text((35, top + 13), text, fill=ink, font_size=22)
+        top += 74
+    h, w = picture.shape[:2]
+    scale = CHAT_SHOWN / max(h, w)
+    shown = Image.fromarray(picture).resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    pad, right = 6, width - 20
+    left = right - shown.width - 2 * pad
+    draw.rounded_rectangle([left, top, right, top + shown.height + 2 * pad], radius=14, fill=mine)
+    canvas.paste(shown, (left + pad, top + pad))
+    draw.text((right - pad - 60, top + pad + shown.height - 28), "12:41", fill=(255, 255, 255), font_size=18)
+    top += shown.height + 2 * pad + 24
+    draw.rounded_rectangle([right - 170, top, right, top + 50], radius=14, fill=mine)
+    draw.text((right - 155, top + 13), "is it real?", fill=ink, font_size=22)
+    draw.rectangle([0, height - 110, width, height], fill=bar)
     return np.asarray(canvas)
 
 

@@ -301,6 +301,37 @@ def test_screenshot_copies_are_the_picture_in_a_feed_post_that_the_scope_limits(
     assert not applies("screenshot", clip)
 
 
+def test_chat_copies_are_the_whole_picture_in_a_bubble_of_a_messaging_app(
+    two_items: Path, face_clip: Path, tmp_path: Path
+) -> None:
+    """A second screenshot layout, held out from the inset rule's settings: the whole picture (aspect
+    kept), right-aligned in a bubble, a JPEG of a phone screen, the same bytes every time."""
+    from detector.evaluation.dev_set import CHAT_SHOWN, CHAT_SIZE, chat
+
+    photo = read_dev_set(two_items)[0]
+    path = variant_copy(photo, "chat", tmp_path)
+    assert path.read_bytes() == variant_copy(photo, "chat", tmp_path / "again").read_bytes()
+    with Image.open(path) as shot:
+        assert (shot.format, shot.size) == ("JPEG", CHAT_SIZE)
+    wide = np.random.default_rng(3).integers(0, 256, (150, 300, 3), dtype=np.uint8)
+    for dark in (False, True):
+        screen = chat(wide, dark)
+        assert screen.shape == (CHAT_SIZE[1], CHAT_SIZE[0], 3)
+        right = CHAT_SIZE[0] - 20 - 6  # the bubble's margin and padding
+        shown = np.asarray(
+            Image.fromarray(wide).resize((CHAT_SHOWN, CHAT_SHOWN // 2), Image.Resampling.BICUBIC)
+        )
+        top = next(
+            t
+            for t in range(100, 700)
+            if np.array_equal(screen[t, right - CHAT_SHOWN : right - 70], shown[0, :-70])
+        )
+        pasted = screen[top : top + CHAT_SHOWN // 2 - 30, right - CHAT_SHOWN : right]
+        assert np.array_equal(pasted, shown[: CHAT_SHOWN // 2 - 30])  # the whole picture, aspect kept
+    clip = DevItem("faces_video/real/clip.mp4", face_clip, 0, "clip", "faces_video", "clip")
+    assert not applies("chat", clip)
+
+
 @pytest.mark.shared_data
 def test_video_copies_are_the_same_bytes_every_time_they_are_built(shared_data: Path, tmp_path: Path) -> None:
     """A rebuilt cache must give the same figures: x264's SIMD code made a dev clip's 96 px copy
