@@ -51,11 +51,12 @@ file's name (:func:`screenshot`). Both classes alike, so format and size are no 
 the scope's inset rule (:mod:`detector.scoring.inset`) holds back. Not used for calibration.
 
 **Chat variant** (images only). The dev image as a messaging app shows it, a second screenshot layout
-that none of the inset rule's settings was chosen on: the whole picture, its aspect kept and its
-longer side at :data:`CHAT_SHOWN` px (bicubic, as a phone scales a picture), in a bubble of another
-colour than the wallpaper, with the time drawn over its corner, between bubbles of text under a
-header bar, light or dark by the file's name (:func:`chat`), in a :data:`CHAT_SIZE` screen saved as
-JPEG at quality :data:`CHAT_JPEG_QUALITY` (a screenshot shared onward). Not used for calibration.
+(the inset rule's peeling was chosen on its calibrate half, nothing else of the rule): the whole
+picture, its aspect kept and its longer side at :data:`CHAT_SHOWN` px (bicubic, as a phone scales a
+picture), in a bubble of another colour than the wallpaper, with the time drawn over its corner, between
+bubbles of text under a header bar, light or dark by the file's name (:func:`chat`), in a
+:data:`CHAT_SIZE` screen saved as JPEG at quality :data:`CHAT_JPEG_QUALITY` (a screenshot shared
+onward). Not used for calibration.
 """
 
 from __future__ import annotations

@@ -76,18 +76,18 @@ class Inset:
     """The largest non-canvas region of a frame's block grid and how it sits in the frame."""
 
     cover: float
-    """Its bounding box's share of the frame."""
+    """Its bounding box's share of the frame (the box after peeling, :func:`measure`)."""
     fill: float
-    """The share of its bounding box that the region itself covers."""
+    """The share of that box that the region itself covers."""
     sides: int
-    """Sides of the bounding box away from the frame's edges."""
+    """Sides of the region's bounding box away from the frame's edges."""
     ring_canvas: float
-    """The least canvas share of the blocks just outside those sides."""
+    """The least canvas share of the blocks just outside those sides (of the box before peeling)."""
     edge: float
     """The least share of the region along those sides, each read on its fuller of the box's edge line
     and the line inside it (1: a straight side)."""
     box: tuple[int, int, int, int] = (0, 0, 0, 0)
-    """The bounding box in blocks: first row, first column, rows, columns."""
+    """The box after peeling, in blocks: first row, first column, rows, columns."""
     grid: tuple[int, int] = (0, 0)
     """The block grid's rows and columns."""
 
@@ -161,6 +161,7 @@ def measure(canvas: np.ndarray) -> Inset | None:
         )
         if away
     }
+    # what is attached to a side of the picture (a chat's bubble of text) is peeled off the box
     peel = {side: _peel(_lines(region, side)) for side in outside}
     top, bottom, left, right = (peel.get(side, 0) for side in ("top", "bottom", "left", "right"))
     y, x, h, w = y + top, x + left, h - top - bottom, w - left - right
