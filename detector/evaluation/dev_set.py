@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 VARIANTS = (
     *("original", "matched", "upscaled", "greyscale", "thumbnail", "heavy"),
-    *("webp", "avif", "heic", "screenshot", "chat"),
+    *("webp", "avif", "heic", "screenshot", "chat", "page"),
 )
 DEFAULT_VARIANTS = ("original", "matched")
 CALIBRATION_VARIANTS = ("original", "matched", "thumbnail", "heavy", "webp", "avif", "heic")
@@ -97,14 +97,16 @@ _MODERN_FORMATS = {
     "avif": ("AVIF", AVIF_QUALITY),
     "heic": ("HEIF", HEIC_QUALITY),
 }
-IMAGE_ONLY_VARIANTS = frozenset({*_MODERN_FORMATS, "screenshot", "chat"})
+IMAGE_ONLY_VARIANTS = frozenset({*_MODERN_FORMATS, "screenshot", "chat", "page"})
 SCREENSHOT_SIZE = (432, 768)
 SCREENSHOT_SHOWN = 384
 CHAT_SIZE = (540, 1170)
 """Width and height: half of a 1080x2340 phone screen."""
 CHAT_SHOWN = 320
 CHAT_JPEG_QUALITY = 90
-_SUFFIXES = {**{name: f".{name}" for name in _MODERN_FORMATS}, "screenshot": ".png"}
+PAGE_SIZE = (1280, 800)
+PAGE_SHOWN = 560
+_SUFFIXES = {**{name: f".{name}" for name in _MODERN_FORMATS}, "screenshot": ".png", "page": ".png"}
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
     (r"dreamtalk_mead__(\w\d{3})_", r"mead_\1"),
@@ -277,6 +279,9 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
     if variant == "chat":
         Image.fromarray(chat(rgb, dark)).save(dst, format="JPEG", quality=CHAT_JPEG_QUALITY)
         return
+    if variant == "page":
+        Image.fromarray(page(rgb, dark)).save(dst, format="PNG")
+        return
     frame = Image.fromarray(_variant_frame(rgb, variant))
     from detector.media.loader import save_image
 
@@ -336,6 +341,49 @@ def chat(picture: np.ndarray, dark: bool) -> np.ndarray:
     draw.rounded_rectangle([right - 170, top, right, top + 50], radius=14, fill=mine)
     draw.text((right - 155, top + 13), "is it real?", fill=ink, font_size=22)
     draw.rectangle([0, height - 110, width, height], fill=bar)
+    return np.asarray(canvas)
+
+
+def page(picture: np.ndarray, dark: bool) -> np.ndarray:
+    """``picture`` (RGB uint8) in a desktop browser's article page (:data:`PAGE_SIZE`): a browser bar and a
+    site's navigation, a headline and a line of text above the picture (its longer side
+    :data:`PAGE_SHOWN` px, left in the article's column), a caption right under it, and a sidebar of
+    grey boxes with text, in the light or the dark theme."""
+    from PIL import Image, ImageDraw
+
+    width = PAGE_SIZE[0]
+    paper, chrome, nav, box, ink = (
+        ((24, 24, 27), (53, 54, 58), (0, 0, 0), (39, 39, 42), (228, 228, 231))
+        if dark
+        else ((255, 255, 255), (222, 225, 230), (30, 41, 59), (243, 244, 246), (17, 24, 39))
+    )
+    canvas = Image.new("RGB", PAGE_SIZE, paper)
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([0, 0, width, 40], fill=chrome)
+    draw.rounded_rectangle([120, 8, 900, 32], radius=12, fill=paper)
+    draw.text((140, 12), "https://news.example/world/picture-of-the-day", fill=ink, font_size=14)
+    draw.rectangle([0, 40, width, 90], fill=nav)
+    for i, word in enumerate(("World", "Politics", "Science", "Culture")):
+        draw.text((60 + 120 * i, 56), word, fill=(255, 255, 255), font_size=18)
+    draw.text((60, 110), "The picture everyone is sharing this week", fill=ink, font_size=30)
+    draw.text(
+        (60, 156), "Readers sent us this image. Here is what we know about it so far.", fill=ink, font_size=16
+    )
+    h, w = picture.shape[:2]
+    scale = PAGE_SHOWN / max(h, w)
+    shown = Image.fromarray(picture).resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    canvas.paste(shown, (60, 190))
+    draw.text(
+        (60, 190 + shown.height + 8),
+        "Photo: a reader. The source could not be verified.",
+        fill=ink,
+        font_size=14,
+    )
+    for i in range(3):
+        top = 110 + 170 * i
+        draw.rectangle([900, top, 1220, top + 150], fill=box)
+        draw.text((920, top + 20), ("Most read", "Newsletter", "Corrections")[i], fill=ink, font_size=18)
+        draw.text((920, top + 60), "More stories from today", fill=ink, font_size=14)
     return np.asarray(canvas)
 
 

@@ -332,6 +332,34 @@ def test_chat_copies_are_the_whole_picture_in_a_bubble_of_a_messaging_app(
     assert not applies("chat", clip)
 
 
+def test_page_copies_are_the_whole_picture_in_an_article_page_with_a_caption(
+    two_items: Path, face_clip: Path, tmp_path: Path
+) -> None:
+    """A third screenshot layout that nothing was chosen on: the whole picture (aspect kept) in a
+    desktop article page under a headline, with a caption right under it; a PNG, the same bytes
+    every time."""
+    from detector.evaluation.dev_set import PAGE_SHOWN, PAGE_SIZE, page
+
+    photo = read_dev_set(two_items)[0]
+    path = variant_copy(photo, "page", tmp_path)
+    assert path.read_bytes() == variant_copy(photo, "page", tmp_path / "again").read_bytes()
+    with Image.open(path) as shot:
+        assert (shot.format, shot.size) == ("PNG", PAGE_SIZE)
+    tall = np.random.default_rng(4).integers(0, 256, (300, 150, 3), dtype=np.uint8)
+    for dark in (False, True):
+        screen = page(tall, dark)
+        assert screen.shape == (PAGE_SIZE[1], PAGE_SIZE[0], 3)
+        shown = np.asarray(
+            Image.fromarray(tall).resize((PAGE_SHOWN // 2, PAGE_SHOWN), Image.Resampling.BICUBIC)
+        )
+        assert np.array_equal(screen[190 : 190 + PAGE_SHOWN, 60 : 60 + PAGE_SHOWN // 2], shown)
+        assert (
+            screen[190 + PAGE_SHOWN + 8 : 190 + PAGE_SHOWN + 26, 60:400] != screen[795, 640]
+        ).any()  # caption
+    clip = DevItem("faces_video/real/clip.mp4", face_clip, 0, "clip", "faces_video", "clip")
+    assert not applies("page", clip)
+
+
 @pytest.mark.shared_data
 def test_video_copies_are_the_same_bytes_every_time_they_are_built(shared_data: Path, tmp_path: Path) -> None:
     """A rebuilt cache must give the same figures: x264's SIMD code made a dev clip's 96 px copy
