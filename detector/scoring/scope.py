@@ -253,14 +253,44 @@ def inset_picture(image: np.ndarray, check: ScopeCheck | None) -> np.ndarray:
     (bars, an avatar, lines of text) moved its logits towards each other (real median -1.2, generated
     0.9), which no fusion section fitted on photos maps right (final-score ECE 0.254), while the same
     pictures cut out scored like photos (-3.0 and 3.7; ECE 0.058). A photo padded with flat bars cuts
-    back to the photo."""
+    back to the photo. Lines of text right above or below the picture are left out
+    (:func:`_without_text_rows`)."""
     box = inset_box(check)
     if box is None or check is None:
         return image
     if image.shape[:2] != check.shape:
         raise ValueError(f"a check of a {check.shape} frame cannot cut a {image.shape[:2]} one")
-    top, left, bottom, right = box
+    top, left, bottom, right = _without_text_rows(image, box)
     return image[top:bottom, left:right]
+
+
+CANVAS_ROW_SHARE = 0.98
+"""A pixel row is the canvas's when this share of its pixels is within
+:data:`~detector.scoring.inset.CANVAS_TOL` of the canvas's colour just above (or below) the picture's box."""
+
+
+def _without_text_rows(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """``box`` without the lines of text a page sets right above or below a picture, as wide as it: they
+    lie within a block of it, so the blocks join them to it, but a row of the canvas's own colour
+    separates them in the pixels. The top side moves below the last such row in the cut's top quarter
+    (the bottom side likewise); the colour is the canvas's just outside the box's untrimmed side."""
+    from detector.scoring.inset import CANVAS_TOL
+
+    top, left, bottom, right = box
+    quarter, margin = (bottom - top) // 4, INSET_TRIM * BLOCK * _stride(image.shape[:2]) + 1
+    for side in ("top", "bottom"):
+        outside = top - margin if side == "top" else bottom + margin - 1
+        if not 0 <= outside < image.shape[0]:
+            continue
+        colour = np.median(image[outside, left:right], axis=0)
+        band = image[top : top + quarter] if side == "top" else image[bottom - quarter : bottom]
+        near = (np.abs(band[:, left:right].astype(np.int16) - colour) <= CANVAS_TOL).all(axis=-1)
+        canvas_rows = np.flatnonzero(near.mean(axis=1) >= CANVAS_ROW_SHARE)
+        if canvas_rows.size and side == "top":
+            top += int(canvas_rows[-1]) + 1
+        elif canvas_rows.size:
+            bottom -= quarter - int(canvas_rows[0])
+    return (top, left, bottom, right) if min(bottom - top, right - left) >= MIN_SIDE else box
 
 
 class _Unread:

@@ -270,6 +270,28 @@ def test_a_chat_screenshot_is_cut_to_its_picture_though_a_bubble_of_text_touches
     assert r1 - r0 >= height - 6 * 8 * 2  # most of the picture (stride 2, trimmed on both sides)
 
 
+@pytest.mark.parametrize("dark", [False, True])
+def test_a_page_screenshot_is_cut_below_the_lines_of_text_set_right_above_the_picture(
+    photo: Image.Image, dark: bool
+) -> None:
+    """The dev suite's page layout (:func:`detector.evaluation.dev_set.page`): a headline and a line of
+    text lie within a block of the picture and are as wide as it, so its box starts at the headline;
+    before the cut was read in the pixels, the synthetic-image model judged them as the picture's top
+    rows (the generated pictures' median logit 3.41 alone, 2.33 with them)."""
+    from detector.evaluation.dev_set import page
+    from detector.scoring.scope import inset_box, inset_picture
+
+    shot = page(np.asarray(photo), dark)
+    check = check_frame(shot, inset=True)
+    box = inset_box(check)
+    assert box is not None
+    assert box[0] < 180  # the blocks' box takes the lines of text above the picture
+    cut = inset_picture(shot, check)
+    top = box[2] - cut.shape[0]  # the cut keeps the box's bottom, left and right
+    assert top == 190  # page(): where the picture starts
+    assert np.array_equal(cut, shot[190 : box[2], box[1] : box[3]])
+
+
 def test_a_picture_too_small_to_judge_alone_is_judged_whole(shared_data: Path) -> None:
     """The ImageNet product shot on white is an inset whose picture (the product) would cut to a
     144x32 strip: the whole image is judged, and the reason says so."""
