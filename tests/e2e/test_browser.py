@@ -85,6 +85,15 @@ def _browser(pw: Any, profile: Path, **options: Any) -> Any:
     )  # fmt: skip
 
 
+def _open_desk(page: Any, url: str, key: str) -> None:
+    """Open the review desk and sign in with ``key`` (a reviewer's), until the queues show."""
+    page.goto(url + "/review")
+    page.wait_for_selector("#key-panel:not([hidden])")
+    page.fill("#key-input", key)
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector("#desk:not([hidden])")
+
+
 def _watch(page: Any, problems: list[str]) -> None:
     """Collect page errors and console errors (but the expected first 401) into ``problems``."""
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
@@ -407,11 +416,7 @@ def test_reviewer_takes_an_appeal_from_the_flagged_queue(chromium: Path, tmp_pat
             try:
                 page = context.new_page()
                 _watch(page, problems)
-                page.goto(url + "/review")
-                page.wait_for_selector("#key-panel:not([hidden])")
-                page.fill("#key-input", reviewer)
-                page.click("#key-form button[type=submit]")
-                page.wait_for_selector("#desk:not([hidden])")
+                _open_desk(page, url, reviewer)
                 page.click("#tab-flagged")
                 row = page.locator("#queue-body tr", has_text="flagged.jpg")
                 row.locator("td", has_text="Not reviewed; appeal waiting").wait_for()

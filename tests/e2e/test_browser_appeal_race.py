@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_browser import _browser, _watch, chromium
+from tests.e2e.test_browser import _browser, _open_desk, _watch, chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -48,11 +48,7 @@ def test_an_appeal_taken_while_another_row_opens_reopens_its_own_item(chromium: 
                 page = context.new_page()
                 _watch(page, problems)
                 page.route("**/v1/appeals/*/start", lambda route: held.append(route))
-                page.goto(url + "/review")
-                page.wait_for_selector("#key-panel:not([hidden])")
-                page.fill("#key-input", reviewer)
-                page.click("#key-form button[type=submit]")
-                page.wait_for_selector("#desk:not([hidden])")
+                _open_desk(page, url, reviewer)
                 page.click("#tab-flagged")
                 page.locator("#queue-body tr", has_text="appealed.jpg").locator("button").click()
                 page.wait_for_selector("#take-appeal:not([hidden])")

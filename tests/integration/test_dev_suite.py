@@ -265,6 +265,16 @@ def test_greyscale_copies_are_the_matched_squares_without_colour(
     assert all(greyscale(f) for f in frames)
 
 
+def _stable_copy(item: DevItem, variant: str, tmp_path: Path, fmt: str, size: tuple[int, int]) -> Path:
+    """``item``'s ``variant`` copy, checked to be the same bytes when built again and of ``fmt`` and
+    ``size``."""
+    path = variant_copy(item, variant, tmp_path)
+    assert path.read_bytes() == variant_copy(item, variant, tmp_path / "again").read_bytes()
+    with Image.open(path) as shot:
+        assert (shot.format, shot.size) == (fmt, size)
+    return path
+
+
 def test_screenshot_copies_are_the_picture_in_a_feed_post_that_the_scope_limits(
     two_items: Path, face_clip: Path, tmp_path: Path
 ) -> None:
@@ -272,10 +282,8 @@ def test_screenshot_copies_are_the_picture_in_a_feed_post_that_the_scope_limits(
     from detector.scoring.scope import check_frame
 
     photo = read_dev_set(two_items)[0]
-    path = variant_copy(photo, "screenshot", tmp_path)
-    assert path.read_bytes() == variant_copy(photo, "screenshot", tmp_path / "again").read_bytes()
+    path = _stable_copy(photo, "screenshot", tmp_path, "PNG", SCREENSHOT_SIZE)
     with Image.open(path) as shot, Image.open(photo.path) as original:
-        assert (shot.format, shot.size) == ("PNG", SCREENSHOT_SIZE)
         frame = np.asarray(shot.convert("RGB"))
         side = min(original.size)
         square = original.convert("RGB").crop(
@@ -309,10 +317,7 @@ def test_chat_copies_are_the_whole_picture_in_a_bubble_of_a_messaging_app(
     from detector.evaluation.dev_set import CHAT_SHOWN, CHAT_SIZE, chat
 
     photo = read_dev_set(two_items)[0]
-    path = variant_copy(photo, "chat", tmp_path)
-    assert path.read_bytes() == variant_copy(photo, "chat", tmp_path / "again").read_bytes()
-    with Image.open(path) as shot:
-        assert (shot.format, shot.size) == ("JPEG", CHAT_SIZE)
+    _stable_copy(photo, "chat", tmp_path, "JPEG", CHAT_SIZE)
     wide = np.random.default_rng(3).integers(0, 256, (150, 300, 3), dtype=np.uint8)
     for dark in (False, True):
         screen = chat(wide, dark)
@@ -341,10 +346,7 @@ def test_page_copies_are_the_whole_picture_in_an_article_page_with_a_caption(
     from detector.evaluation.dev_set import PAGE_SHOWN, PAGE_SIZE, page
 
     photo = read_dev_set(two_items)[0]
-    path = variant_copy(photo, "page", tmp_path)
-    assert path.read_bytes() == variant_copy(photo, "page", tmp_path / "again").read_bytes()
-    with Image.open(path) as shot:
-        assert (shot.format, shot.size) == ("PNG", PAGE_SIZE)
+    _stable_copy(photo, "page", tmp_path, "PNG", PAGE_SIZE)
     tall = np.random.default_rng(4).integers(0, 256, (300, 150, 3), dtype=np.uint8)
     for dark in (False, True):
         screen = page(tall, dark)
