@@ -60,7 +60,7 @@ import cv2
 import numpy as np
 
 from detector.scoring.fusion.text import NOT_PHOTOGRAPHIC
-from detector.scoring.inset import Inset, canvas_blocks, measure
+from detector.scoring.inset import CANVAS_TOL, Inset, canvas_blocks, measure
 
 if TYPE_CHECKING:
     from detector.media.loader import MediaInfo
@@ -266,7 +266,7 @@ def inset_picture(image: np.ndarray, check: ScopeCheck | None) -> np.ndarray:
 
 CANVAS_ROW_SHARE = 0.98
 """A pixel row is the canvas's when this share of its pixels is within
-:data:`~detector.scoring.inset.CANVAS_TOL` of the canvas's colour just above (or below) the picture's box."""
+:data:`CANVAS_TOL` of the canvas's colour just above (or below) the picture's box."""
 
 
 def _without_text_rows(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -274,8 +274,6 @@ def _without_text_rows(image: np.ndarray, box: tuple[int, int, int, int]) -> tup
     lie within a block of it, so the blocks join them to it, but a row of the canvas's own colour
     separates them in the pixels. The top side moves below the last such row in the cut's top quarter
     (the bottom side likewise); the colour is the canvas's just outside the box's untrimmed side."""
-    from detector.scoring.inset import CANVAS_TOL
-
     top, left, bottom, right = box
     quarter, margin = (bottom - top) // 4, INSET_TRIM * BLOCK * _stride(image.shape[:2]) + 1
     for side in ("top", "bottom"):
