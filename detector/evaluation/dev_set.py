@@ -57,6 +57,11 @@ picture), in a bubble of another colour than the wallpaper, with the time drawn 
 bubbles of text under a header bar, light or dark by the file's name (:func:`chat`), in a
 :data:`CHAT_SIZE` screen saved as JPEG at quality :data:`CHAT_JPEG_QUALITY` (a screenshot shared
 onward). Not used for calibration.
+
+**Page and card variants** (images only). Two more layouts: :func:`page`, a desktop article page (a
+headline above the picture, a caption under it; PNG), and :func:`card`, a post in a desktop social
+network's feed (a card on a grey page with text above the picture and actions under it, the
+picture's corners rounded; JPEG at :data:`CARD_JPEG_QUALITY`). Not used for calibration.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ if TYPE_CHECKING:
 
 VARIANTS = (
     *("original", "matched", "upscaled", "greyscale", "thumbnail", "heavy"),
-    *("webp", "avif", "heic", "screenshot", "chat", "page"),
+    *("webp", "avif", "heic", "screenshot", "chat", "page", "card"),
 )
 DEFAULT_VARIANTS = ("original", "matched")
 CALIBRATION_VARIANTS = ("original", "matched", "thumbnail", "heavy", "webp", "avif", "heic")
@@ -97,7 +102,7 @@ _MODERN_FORMATS = {
     "avif": ("AVIF", AVIF_QUALITY),
     "heic": ("HEIF", HEIC_QUALITY),
 }
-IMAGE_ONLY_VARIANTS = frozenset({*_MODERN_FORMATS, "screenshot", "chat", "page"})
+IMAGE_ONLY_VARIANTS = frozenset({*_MODERN_FORMATS, "screenshot", "chat", "page", "card"})
 SCREENSHOT_SIZE = (432, 768)
 SCREENSHOT_SHOWN = 384
 CHAT_SIZE = (540, 1170)
@@ -106,6 +111,9 @@ CHAT_SHOWN = 320
 CHAT_JPEG_QUALITY = 90
 PAGE_SIZE = (1280, 800)
 PAGE_SHOWN = 560
+CARD_SIZE = (1280, 1000)
+CARD_SHOWN = 600
+CARD_JPEG_QUALITY = 85
 _SUFFIXES = {**{name: f".{name}" for name in _MODERN_FORMATS}, "screenshot": ".png", "page": ".png"}
 _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"dreamtalk_(ack|metaportrait)", "dreamtalk"),
@@ -282,6 +290,9 @@ def _variant_image(src: Path, dst: Path, variant: str) -> None:
     if variant == "page":
         Image.fromarray(page(rgb, dark)).save(dst, format="PNG")
         return
+    if variant == "card":
+        Image.fromarray(card(rgb, dark)).save(dst, format="JPEG", quality=CARD_JPEG_QUALITY)
+        return
     frame = Image.fromarray(_variant_frame(rgb, variant))
     from detector.media.loader import save_image
 
@@ -384,6 +395,38 @@ def page(picture: np.ndarray, dark: bool) -> np.ndarray:
         draw.rectangle([900, top, 1220, top + 150], fill=box)
         draw.text((920, top + 20), ("Most read", "Newsletter", "Corrections")[i], fill=ink, font_size=18)
         draw.text((920, top + 60), "More stories from today", fill=ink, font_size=14)
+    return np.asarray(canvas)
+
+
+def card(picture: np.ndarray, dark: bool) -> np.ndarray:
+    """``picture`` (RGB uint8) in a social network's post on a desktop (:data:`CARD_SIZE`): a card on a
+    grey page, with an avatar, a name and two lines of text above the picture, the picture across the
+    card's width (:data:`CARD_SHOWN` px, its longer side at most that) with rounded corners, and a row
+    of actions under it, in the light or the dark theme."""
+    from PIL import Image, ImageDraw
+
+    page_grey, paper, ink, accent = (
+        ((24, 25, 26), (36, 37, 38), (228, 230, 235), (45, 136, 255))
+        if dark
+        else ((240, 242, 245), (255, 255, 255), (5, 5, 5), (24, 119, 242))
+    )
+    canvas = Image.new("RGB", CARD_SIZE, page_grey)
+    draw = ImageDraw.Draw(canvas)
+    h, w = picture.shape[:2]
+    scale = CARD_SHOWN / max(h, w)
+    shown = Image.fromarray(picture).resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    left, top = (CARD_SIZE[0] - CARD_SHOWN) // 2, 60
+    bottom = top + 120 + shown.height + 70
+    draw.rounded_rectangle([left, top, left + CARD_SHOWN, bottom], radius=10, fill=paper)
+    draw.ellipse([left + 16, top + 16, left + 56, top + 56], fill=accent)
+    draw.text((left + 68, top + 18), "Alex Morgan", fill=ink, font_size=16)
+    draw.text((left + 16, top + 72), "Can anyone tell me where this was taken?", fill=ink, font_size=16)
+    draw.text((left + 16, top + 94), "Found it in a group this morning.", fill=ink, font_size=16)
+    corners = Image.new("L", shown.size, 0)
+    ImageDraw.Draw(corners).rounded_rectangle([0, 0, shown.width - 1, shown.height - 1], radius=16, fill=255)
+    canvas.paste(shown, (left + (CARD_SHOWN - shown.width) // 2, top + 120), corners)
+    for i, word in enumerate(("Like", "Comment", "Share")):
+        draw.text((left + 60 + 190 * i, bottom - 45), word, fill=ink, font_size=16)
     return np.asarray(canvas)
 
 

@@ -362,6 +362,30 @@ def test_page_copies_are_the_whole_picture_in_an_article_page_with_a_caption(
     assert not applies("page", clip)
 
 
+def test_card_copies_are_the_whole_picture_across_a_social_posts_card(
+    two_items: Path, face_clip: Path, tmp_path: Path
+) -> None:
+    """A fourth layout, nothing chosen on it: the picture across a post's card on a grey page, its
+    corners rounded, text above it and actions under it; a JPEG, the same bytes every time."""
+    from detector.evaluation.dev_set import CARD_SHOWN, CARD_SIZE, card
+
+    photo = read_dev_set(two_items)[0]
+    _stable_copy(photo, "card", tmp_path, "JPEG", CARD_SIZE)
+    wide = np.random.default_rng(5).integers(0, 256, (200, 400, 3), dtype=np.uint8)
+    for dark in (False, True):
+        screen = card(wide, dark)
+        assert screen.shape == (CARD_SIZE[1], CARD_SIZE[0], 3)
+        shown = np.asarray(
+            Image.fromarray(wide).resize((CARD_SHOWN, CARD_SHOWN // 2), Image.Resampling.BICUBIC)
+        )
+        left = (CARD_SIZE[0] - CARD_SHOWN) // 2
+        inner = screen[180 + 16 : 180 + CARD_SHOWN // 2 - 16, left + 16 : left + CARD_SHOWN - 16]
+        assert np.array_equal(inner, shown[16:-16, 16:-16])  # the whole picture but its rounded corners
+        assert not np.array_equal(screen[180, left], shown[0, 0])  # a rounded corner shows the card
+    clip = DevItem("faces_video/real/clip.mp4", face_clip, 0, "clip", "faces_video", "clip")
+    assert not applies("card", clip)
+
+
 @pytest.mark.shared_data
 def test_video_copies_are_the_same_bytes_every_time_they_are_built(shared_data: Path, tmp_path: Path) -> None:
     """A rebuilt cache must give the same figures: x264's SIMD code made a dev clip's 96 px copy
