@@ -79,6 +79,8 @@ import numpy as np
 from detector.errors import InvalidRequest
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from datasets.staging import Source
 
 VARIANTS = (
@@ -319,6 +321,15 @@ def screenshot(picture: np.ndarray, dark: bool) -> np.ndarray:
     return np.asarray(canvas)
 
 
+def _shown(picture: np.ndarray, longest: int) -> Image.Image:
+    """``picture`` as a screen shows it: its aspect kept, its longer side ``longest`` px (bicubic)."""
+    from PIL import Image
+
+    h, w = picture.shape[:2]
+    scale = longest / max(h, w)
+    return Image.fromarray(picture).resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+
+
 def chat(picture: np.ndarray, dark: bool) -> np.ndarray:
     """``picture`` (RGB uint8) in a messaging app (:data:`CHAT_SIZE`): a header bar, two bubbles of text
     above it, the picture in a bubble of its own (its longer side :data:`CHAT_SHOWN` px) with the time
@@ -340,9 +351,7 @@ def chat(picture: np.ndarray, dark: bool) -> np.ndarray:
         draw.rounded_rectangle([20, top, 50 + 12 * len(text), top + 50], radius=14, fill=theirs)
         draw.text((35, top + 13), text, fill=ink, font_size=22)
         top += 74
-    h, w = picture.shape[:2]
-    scale = CHAT_SHOWN / max(h, w)
-    shown = Image.fromarray(picture).resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    shown = _shown(picture, CHAT_SHOWN)
     pad, right = 6, width - 20
     left = right - shown.width - 2 * pad
     draw.rounded_rectangle([left, top, right, top + shown.height + 2 * pad], radius=14, fill=mine)
@@ -380,9 +389,7 @@ def page(picture: np.ndarray, dark: bool) -> np.ndarray:
     draw.text(
         (60, 156), "Readers sent us this image. Here is what we know about it so far.", fill=ink, font_size=16
     )
-    h, w = picture.shape[:2]
-    scale = PAGE_SHOWN / max(h, w)
-    shown = Image.fromarray(picture).resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    shown = _shown(picture, PAGE_SHOWN)
     canvas.paste(shown, (60, 190))
     draw.text(
         (60, 190 + shown.height + 8),
@@ -412,9 +419,7 @@ def card(picture: np.ndarray, dark: bool) -> np.ndarray:
     )
     canvas = Image.new("RGB", CARD_SIZE, page_grey)
     draw = ImageDraw.Draw(canvas)
-    h, w = picture.shape[:2]
-    scale = CARD_SHOWN / max(h, w)
-    shown = Image.fromarray(picture).resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    shown = _shown(picture, CARD_SHOWN)
     left, top = (CARD_SIZE[0] - CARD_SHOWN) // 2, 60
     bottom = top + 120 + shown.height + 70
     draw.rounded_rectangle([left, top, left + CARD_SHOWN, bottom], radius=10, fill=paper)

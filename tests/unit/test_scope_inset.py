@@ -137,17 +137,20 @@ def test_a_picture_with_flat_patches_of_its_own_on_its_border_is_still_an_inset(
 
 
 def test_the_canvas_is_the_borders_flat_colours_joined_to_the_border() -> None:
-    flat = np.ones((6, 8), bool)
-    means = np.full((6, 8, 3), 255.0)  # a white page
-    means[1:5, 1:7] = (90, 140, 200)  # a picture, flat inside (a clear sky) ...
-    flat[2, 3] = False  # ... but for one block
-    means[3, 5] = 254.0  # a white patch in it: white, flat, but not joined to the page
+    flat = np.ones((8, 10), bool)
+    means = np.full((8, 10, 3), 255.0)  # a white page, two blocks wide around the picture
+    means[2:6, 2:8] = (90, 140, 200)  # a picture, flat inside (a clear sky) ...
+    flat[3, 4] = False  # ... but for one block
+    means[4, 6] = 254.0  # a white patch in it: white, flat, but not joined to the page
+    means[1, 3] = 252.0  # the page a few levels off (re-encoded): still the page
+    means[1, 6] = 240.0  # a flat block of another grey inside the page: not the page's colour
     canvas = canvas_blocks(flat, means)
     assert canvas[0].all()
     assert canvas[:, 0].all()
-    assert not canvas[1:5, 1:7].any()
-    assert canvas_blocks(flat, means + 3.0)[0].all()  # a page re-encoded a level or three off
-    assert not canvas_blocks(np.zeros((6, 8), bool), means).any()  # no flat block on the border
+    assert not canvas[2:6, 2:8].any()
+    assert canvas[1, 3]
+    assert not canvas[1, 6]
+    assert not canvas_blocks(np.zeros((8, 10), bool), means).any()  # no flat block on the border
 
 
 def test_a_picture_padded_with_exactly_flat_bars_is_an_inset(photo: Image.Image) -> None:

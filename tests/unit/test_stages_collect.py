@@ -168,10 +168,9 @@ def test_an_analysis_still_wanted_is_not_cancelled_by_its_polls(monkeypatch: pyt
     monkeypatch.setattr(detector.stages, "POLL_S", 0.0)
     told: list[float] = []
     calls = Calls(mediagen.face_photo(), remote=True, frames=12)
-    out = run(calls, lambda fraction, partial: told.append(fraction))
+    run(calls, lambda fraction, partial: told.append(fraction))
     assert calls.searched >= 3
     assert calls.log.count("collect faces part") == calls.searched
     assert not [e for e in calls.log if e.startswith("cancel")]
     assert len(told) > 4  # the four stage starts and the polls in between
     assert told == sorted(told)  # a poll reports the last fraction again, never an earlier one
-    assert out.timings["faces"] >= 0
