@@ -60,7 +60,7 @@ import cv2
 import numpy as np
 
 from detector.scoring.fusion.text import NOT_PHOTOGRAPHIC
-from detector.scoring.inset import CANVAS_TOL, Inset, canvas_blocks, measure
+from detector.scoring.inset import CANVAS_TOL, INSET_TRIM, Inset, canvas_blocks, measure, nested
 
 if TYPE_CHECKING:
     from detector.media.loader import MediaInfo
@@ -166,7 +166,8 @@ def check_frame(image: np.ndarray, inset: bool = False) -> ScopeCheck:
     if img.shape[0] < BLOCK or img.shape[1] < BLOCK:
         return ScopeCheck(flat_share=0.0, colour_share=1.0, shape=shape)
     flat, means = block_stats(img)
-    flat_share, placed = float(flat.mean()), measure(canvas_blocks(flat, means)) if inset else None
+    placed = nested(flat, means, measure(canvas_blocks(flat, means))) if inset else None
+    flat_share = float(flat.mean())
     if flat_share < FLAT_SHARE:
         return ScopeCheck(flat_share=flat_share, colour_share=None, inset=placed, shape=shape)
     packed = (img[..., 0].astype(np.int64) << 16) | (img[..., 1].astype(np.int64) << 8) | img[..., 2]
@@ -216,14 +217,6 @@ def image_check(info: MediaInfo, frames: Sequence[np.ndarray]) -> ScopeCheck | N
     return check_frame(frames[0], inset=True)
 
 
-INSET_TRIM = 2
-"""Blocks cut off each side of an inset picture's box that lies away from the frame's edges: the box's
-edge blocks straddle the picture's border, and JPEG's 16 px chroma blocks carry its ringing one block
-further out, so with one block the cut of a photo padded with black bars was 9 px wider than the
-photo. The model still reads a cut photo a little differently from the whole one (ten padded copies
-of five real photos: logits within 0.52 of the photo's own on average, the whole canvas 2.09)."""
-
-
 def inset_box(check: ScopeCheck | None) -> tuple[int, int, int, int] | None:
     """Top, left, bottom and right (pixels) of the inset picture that ``check`` (:func:`image_check`)
     found in its frame, :data:`INSET_TRIM` blocks inside each side of its box that lies
@@ -265,11 +258,11 @@ def inset_picture(image: np.ndarray, check: ScopeCheck | None) -> np.ndarray:
 
 
 CANVAS_ROW_SHARE = 0.98
+"""A pixel row is the canvas's when this share of its pixels is within
+:data:`CANVAS_TOL` of the canvas's colour just above (or below) the picture's box."""
 ROW_SAMPLE = 4
 """A row's canvas share is read on every this-many-th pixel (times the check's stride): a 3000 px
 padded photo's two bands took 108 ms read whole."""
-"""A pixel row is the canvas's when this share of its pixels is within
-:data:`CANVAS_TOL` of the canvas's colour just above (or below) the picture's box."""
 
 
 def _without_text_rows(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

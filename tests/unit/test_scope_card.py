@@ -1,0 +1,101 @@
+"""A picture inside a post's card on a page (:func:`detector.scoring.inset.nested`): the card is not the
+page's colour, so the page's canvas ends at the card; the cut is read again inside it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.evaluation.dev_set import CARD_SHOWN, CARD_SIZE, card, chat, page
+from detector.scoring.scope import BLOCK, check_frame, inset_box, inset_picture
+
+PHOTO = "synthetic/real/kodak24/kodim05.png"  # 768x512: across the card's width
+
+
+@pytest.fixture(scope="module")
+def photo(shared_data: Path) -> np.ndarray:
+    with Image.open(shared_data / PHOTO) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _card_box(check_shape: tuple[int, int], pixels: np.ndarray) -> tuple[int, int, int, int]:
+    """Where card() pastes ``pixels``: top, left, bottom and right."""
+    h, w = pixels.shape[:2]
+    scale = CARD_SHOWN / max(h, w)
+    shown_h, shown_w = round(h * scale), round(w * scale)
+    left = (CARD_SIZE[0] - CARD_SHOWN) // 2 + (CARD_SHOWN - shown_w) // 2
+    assert check_shape == (CARD_SIZE[1], CARD_SIZE[0])
+    return 180, left, 180 + shown_h, left + shown_w  # card(): the card's top at 60, the picture 120 below
+
+
+def _page_cut(frame: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int, int, int] | None:
+    """The cut of ``frame``'s page-level inset alone: what it was before a card was read inside."""
+    with monkeypatch.context() as patch:
+        patch.setattr("detector.scoring.scope.nested", lambda flat, means, outer: outer)
+        return inset_box(check_frame(frame, inset=True))
+
+
+@pytest.mark.parametrize("dark", [False, True])
+@pytest.mark.parametrize("portrait", [False, True])
+def test_a_cards_picture_is_cut_without_the_cards_text_and_margins(
+    photo: np.ndarray, dark: bool, portrait: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the dev suite's card layout (calibrate half) every cut held the card's header and actions
+    before; with the card read inside, 152 of 175 cuts lie within the picture (a picture whose border
+    is as white as the card is still judged with it)."""
+    pixels = np.ascontiguousarray(np.rot90(photo)) if portrait else photo
+    shot = card(pixels, dark)
+    check = check_frame(shot, inset=True)
+    assert check.inset_picture
+    top, left, bottom, right = _card_box(check.shape, pixels)
+    page_cut = _page_cut(shot, monkeypatch)
+    assert page_cut is not None
+    assert page_cut[0] < top - 60
+    box = inset_box(check)
+    assert box is not None
+    r0, c0, r1, c1 = box
+    assert top <= r0 < r1 <= bottom
+    assert left <= c0 < c1 <= right
+    trimmed = 2 * 3 * BLOCK * 2  # at most three blocks of 16 px off each side
+    assert r1 - r0 >= bottom - top - trimmed
+    assert c1 - c0 >= right - left - trimmed
+    assert inset_picture(shot, check).shape[:2] == (r1 - r0, c1 - c0)
+
+
+def test_a_picture_whose_own_flat_sky_meets_one_of_its_sides_is_not_cut_inside() -> None:
+    """A night photo on a page: its black sky meets the picture's top, so read inside, the city below
+    is a region with straight sides, but only one of them lies inside the picture; the cut stays the
+    photo (without that rule, 1 real page copy of the dev suite was cut to its bottom half)."""
+    rng = np.random.default_rng(0)
+    night = rng.integers(40, 200, (480, 640, 3), dtype=np.uint8)
+    night[:200] = 0  # a flat black sky across the top third
+    page = np.full((800, 1000, 3), 250, np.uint8)
+    page[150:630, 180:820] = night
+    check = check_frame(page, inset=True)
+    assert check.inset_picture
+    box = inset_box(check)
+    assert box is not None
+    assert box[0] < 150 + 3 * BLOCK  # the sky is kept: the cut starts at the picture's top
+
+
+@pytest.mark.parametrize("layout", [chat, page])
+def test_a_letterboxed_photo_in_a_bubble_or_a_page_is_cut_without_its_bars(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch, layout: Callable[[np.ndarray, bool], np.ndarray]
+) -> None:
+    """The ImageNet cash machine has black bars on both sides. Alone it is cut to the photo between
+    them; shown in a chat's bubble (at the screen's edge) or on a page, the bars are the card: they were
+    judged with it until the card was read inside."""
+    with Image.open(shared_data / "dev/synthetic/real/imagenet__n02977058_cash_machine.JPEG") as im:
+        shot = layout(np.asarray(im.convert("RGB")), False)
+
+    def black_columns(box: tuple[int, int, int, int] | None) -> int:
+        assert box is not None
+        cut = shot[box[0] : box[2], box[1] : box[3]]
+        return int((np.median(cut.max(axis=2), axis=0) < 30).sum())  # mostly black: a bar
+
+    assert black_columns(_page_cut(shot, monkeypatch)) > 50
+    assert black_columns(inset_box(check_frame(shot, inset=True))) == 0
