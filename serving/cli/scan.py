@@ -16,10 +16,15 @@ code, and counts the known matches and clusters.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, get_args
 
 from detector.errors import InvalidRequest
@@ -161,9 +166,43 @@ class Progress:
         return "\n".join(lines)
 
 
+class CtrlC:
+    """Ctrl-C during a scan, never lost. SIGINT raises KeyboardInterrupt wherever the main thread is,
+    and CPython drops one raised inside a callback whose exceptions it ignores (an import lock's
+    weakref callback, printed as "Exception ignored in ..."): the scan then ran on to its end and
+    exited 0 (2026-12-05, a full test run). The handler raises it as usual and remembers the press;
+    :meth:`check` raises it again, at the next row written and when the scan returns."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C was pressed (its first raise may have been dropped)."""
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[CtrlC]:
+        """This handler for SIGINT while the block runs (in the main thread only: elsewhere Python
+        delivers no signal), the previous one restored after."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self.handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 class _Observer:
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, ctrl_c: CtrlC) -> None:
         self.progress = progress
+        self.ctrl_c = ctrl_c
 
     def started(self, where: str) -> None:
         self.progress.where = where
@@ -173,6 +212,7 @@ class _Observer:
 
     def written(self, rows: list[Row]) -> None:
         self.progress.written_rows(rows)
+        self.ctrl_c.check()  # after the rows are counted: they are in RESULTS
 
 
 def review_queue(rows: list[Row], min_score: float | None, verdicts: set[str] | None) -> list[Row]:
@@ -213,8 +253,11 @@ def run_scan(args: argparse.Namespace) -> int:
         if is_uri(it.path) or Path(it.path).resolve() not in own
     ]
     progress = Progress(len(items), enabled=not args.no_progress)
+    ctrl_c = CtrlC()
     try:
-        scan_items(items, store, settings, frames=args.frames, observer=_Observer(progress))
+        with ctrl_c.installed():
+            scan_items(items, store, settings, frames=args.frames, observer=_Observer(progress, ctrl_c))
+            ctrl_c.check()  # pressed during the last item, and dropped: interrupted all the same
     except KeyboardInterrupt:  # from `trueframe scan` too, not only `python -m serving.cli.scan`
         progress.close()
         print(progress.summary())

@@ -302,10 +302,10 @@ def test_a_missing_fusion_file_stops_the_scan_before_anything_is_written(
 
 def _interrupt(proc: subprocess.Popen[str]) -> str:
     """Ctrl-C as a user gives it: again if the scan has not exited 2 s later, since a signal can be
-    lost: one that lands while Ray starts a worker, or whose KeyboardInterrupt CPython raises inside an
-    import lock's callback, where it is printed as "Exception ignored" and dropped (2026-12-05, a full
-    run: with a second Ctrl-C only 20 s later, the scan had finished and exited 0). Returns the
-    scan's stderr."""
+    lost before the scan's handler is installed (while the interpreter imports, or Ray starts a
+    worker). One whose KeyboardInterrupt CPython drops in an import lock's callback stops the scan at
+    the next row (tests/unit/test_scan_ctrl_c.py); before that, with a second Ctrl-C only 20 s later,
+    a full run's scan had finished and exited 0 (2026-12-05). Returns the scan's stderr."""
     for _ in range(60):
         proc.send_signal(signal.SIGINT)
         try:
