@@ -90,7 +90,9 @@ to a picture ends at a step (a text bubble against a picture's bubble), a rounde
 
 @dataclass(frozen=True)
 class Inset:
-    """The largest non-canvas region of a frame's block grid and how it sits in the frame."""
+    """The largest non-canvas region of a frame's block grid and how it sits in the frame. For a
+    picture inside a card (:func:`nested`), ``fill``, ``sides``, ``ring_canvas`` and ``edge`` are read
+    inside the card, ``cover``, ``box`` and ``grid`` in the frame."""
 
     cover: float
     """Its bounding box's share of the frame (the box after peeling, :func:`measure`)."""

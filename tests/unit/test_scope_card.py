@@ -3,17 +3,23 @@ page's colour, so the page's canvas ends at the card; the cut is read again insi
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from detector.evaluation.dev_set import CARD_SHOWN, CARD_SIZE, card, chat, page
+from detector.scoring.fusion.text import NOT_PHOTOGRAPHIC
 from detector.scoring.scope import BLOCK, check_frame, inset_box, inset_picture
+from tests.support.scope import encoded, scope_of
 
 PHOTO = "synthetic/real/kodak24/kodim05.png"  # 768x512: across the card's width
+WASHER = "dev/synthetic/real/imagenet__n04554684_washer.JPEG"  # a photo of few colours
+INSET = "a picture inset in a flat canvas"
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +105,27 @@ def test_a_letterboxed_photo_in_a_bubble_or_a_page_is_cut_without_its_bars(
 
     assert black_columns(_page_cut(shot, monkeypatch)) > 50
     assert black_columns(inset_box(check_frame(shot, inset=True))) == 0
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_a_photo_in_a_large_flat_card_is_judged_not_called_a_drawing(shared_data: Path, dark: bool) -> None:
+    """The washer's photo in a card: the page and the card make three quarters of the blocks flat, and
+    the whole image has few colours, so it read as a drawing and got no score (8 real and 3 generated
+    copies of the card layout's calibrate half, 1 and 5 in the other layouts'). Its picture reads as
+    a photo, so it is judged, limited as an inset."""
+    with Image.open(shared_data / WASHER) as im:
+        data = encoded(Image.fromarray(card(np.asarray(im.convert("RGB")), dark)), "JPEG", quality=85)
+    with Image.open(io.BytesIO(data)) as im:
+        assert not check_frame(np.asarray(im.convert("RGB")), inset=True).photographic  # the whole image
+    scope = scope_of(data)
+    assert scope.out_of_scope == []
+    assert any(r.startswith(INSET) for r in scope.limited), scope.limited
+
+
+def test_a_drawing_in_a_card_is_still_out_of_scope() -> None:
+    """The picture cut out of the card is what must read as a photo: a flat cartoon does not."""
+    cartoon = np.full((450, 600, 3), (250, 220, 120), np.uint8)
+    cv2.circle(cartoon, (300, 200), 120, (40, 120, 200), -1)  # flat shapes, no anti-aliasing
+    cv2.rectangle(cartoon, (60, 330), (540, 420), (90, 160, 60), -1)
+    scope = scope_of(encoded(Image.fromarray(card(cartoon, False)), "PNG"))
+    assert scope.out_of_scope == [NOT_PHOTOGRAPHIC]

@@ -3,7 +3,6 @@ photos with large flat areas are not."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,10 @@ from PIL import Image
 
 from detector.evaluation.dev_set import SCREENSHOT_SHOWN, screenshot
 from detector.media.loader import MediaLoader
-from detector.media.sampling import FrameSampler
 from detector.scoring.inset import canvas_blocks, measure
 from detector.scoring.scope import Scope, assess, check_frame
 from tests.support import mediagen
+from tests.support.scope import encoded, scope_of
 
 INSET = "a picture inset in a flat canvas"
 
@@ -40,17 +39,9 @@ TAKEN = (
 PHOTO = "synthetic/real/kodak24/kodim05.png"
 
 
-def _scope_of(data: bytes) -> Scope:
-    loader = MediaLoader()
-    media = loader.load(data)
-    frames = [f.image for f in FrameSampler(loader=loader).sample(media).frames]
-    return assess(media.info, frames, [200.0], 49.0)
-
-
-def _encoded(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **kwargs)
-    return buf.getvalue()
+def _scope_of_face(data: bytes) -> Scope:
+    """The scope with a 200 px face found."""
+    return scope_of(data, [200.0])
 
 
 def _screenshot(photo: Image.Image, dark: bool) -> Image.Image:
@@ -77,17 +68,17 @@ def test_a_screenshot_of_a_photo_is_limited_as_png_and_as_jpeg_and_the_photo_is_
     shot = _screenshot(photo, dark)
     # the picture is 44% of the canvas; in the JPEG, ringing joins the lines of text above it to its region
     for data, share in (
-        (_encoded(shot, "PNG"), 45),
-        (_encoded(shot, "JPEG", quality=85), 62 if dark else 61),
+        (encoded(shot, "PNG"), 45),
+        (encoded(shot, "JPEG", quality=85), 62 if dark else 61),
     ):
-        scope = _scope_of(data)
+        scope = _scope_of_face(data)
         assert scope.out_of_scope == []  # the photo's colours keep it from reading as a drawing
         assert [r for r in scope.limited if r.startswith(INSET)] == [
             f"a picture inset in a flat canvas, such as a screenshot (the picture fills about {share}%; "
             "the synthetic-image model judged the picture cut out of it)"
         ]
         assert scope.degraded == []  # one step, not the degraded rule
-    assert not any(r.startswith(INSET) for r in _scope_of(_encoded(photo, "PNG")).limited)
+    assert not any(r.startswith(INSET) for r in _scope_of_face(encoded(photo, "PNG")).limited)
 
 
 @pytest.mark.parametrize("name", FLAT_PHOTOS)
@@ -113,7 +104,7 @@ def test_a_recompressed_screenshot_is_still_an_inset(shared_data: Path, fmt: str
     alone, this screenshot was missed in both formats)."""
     with Image.open(shared_data / "synthetic/real/kodak24/kodim04.png") as im:
         photo = im.convert("RGB")
-    scope = _scope_of(_encoded(_screenshot(photo, dark=False), fmt, quality=quality))
+    scope = _scope_of_face(encoded(_screenshot(photo, dark=False), fmt, quality=quality))
     assert any(r.startswith(INSET) for r in scope.limited), scope.limited
 
 
@@ -133,7 +124,7 @@ def test_a_picture_with_flat_patches_of_its_own_on_its_border_is_still_an_inset(
     assert check.inset is not None
     assert check.inset.fill > 0.95  # the flat patches belong to the picture, not to the canvas
     assert check.inset_picture
-    assert any(r.startswith(INSET) for r in _scope_of(_encoded(shot, "PNG")).limited)
+    assert any(r.startswith(INSET) for r in _scope_of_face(encoded(shot, "PNG")).limited)
 
 
 def test_the_canvas_is_the_borders_flat_colours_joined_to_the_border() -> None:
@@ -209,13 +200,13 @@ def test_a_video_of_inset_frames_is_not_limited_by_it(tmp_path: Path) -> None:
     assert check_frame(frames[0], inset=True).inset_picture
     assert check_frame(frames[0]).inset is None  # a video's frames are not read for it
     clip = mediagen.write_clip(tmp_path / "inset.mp4", frames).read_bytes()
-    assert not any(r.startswith(INSET) for r in _scope_of(clip).limited)
+    assert not any(r.startswith(INSET) for r in _scope_of_face(clip).limited)
 
 
 def test_a_face_just_under_the_judged_size_is_not_said_to_be_as_large_as_needed() -> None:
     """A 39.6 px face against the model's 40 read "largest 40 px; the face model needs 40"."""
     frame = mediagen.face_photo()
-    info = MediaLoader().load(_encoded(Image.fromarray(frame), "PNG")).info
+    info = MediaLoader().load(encoded(Image.fromarray(frame), "PNG")).info
     scope = assess(info, [frame], [39.6], 40.0)
     assert scope.limited == ["faces too small to judge (largest 39 px; the face model needs 40)"]
 
@@ -307,5 +298,5 @@ def test_a_picture_too_small_to_judge_alone_is_judged_whole(shared_data: Path) -
     assert check.inset_picture
     assert inset_box(check) is None
     assert inset_picture(pixels, check) is pixels
-    (reason,) = [r for r in _scope_of(path.read_bytes()).limited if r.startswith(INSET)]
+    (reason,) = [r for r in _scope_of_face(path.read_bytes()).limited if r.startswith(INSET)]
     assert reason.endswith("judged the whole image: the picture is too small to judge alone)")
