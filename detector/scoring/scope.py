@@ -314,7 +314,9 @@ def _picture_photographic(image: np.ndarray, check: ScopeCheck) -> bool:
     """Whether the image (``check`` is its :func:`image_check`) looks like a camera photograph or,
     when it shows a picture inset in a flat canvas, that picture cut out of it does: a small photo in
     a large flat page or card made the whole image read as a drawing (on the dev suite's layouts'
-    calibrate halves, 5 to 11 of 175 copies, every one of whose cut pictures reads as a photo)."""
+    calibrate halves 6 to 11 of 175 copies read so whole, of which the cut pictures of 4 to 11 read
+    as photos: every card copy's; a page's headline rows or a product shot on white keep the rest
+    flat)."""
     if check.photographic:
         return True
     picture = inset_picture(image, check)
