@@ -315,8 +315,8 @@ def _picture_photographic(image: np.ndarray, check: ScopeCheck) -> bool:
     when it shows a picture inset in a flat canvas, that picture cut out of it does: a small photo in
     a large flat page or card made the whole image read as a drawing (on the dev suite's layouts'
     calibrate halves 6 to 11 of 175 copies read so whole, of which the cut pictures of 4 to 11 read
-    as photos: every card copy's; a page's headline rows or a product shot on white keep the rest
-    flat)."""
+    as photos, every card copy's among them; the others were not cut, or their cut is flat too: a
+    product shot on white)."""
     if check.photographic:
         return True
     picture = inset_picture(image, check)
