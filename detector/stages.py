@@ -137,7 +137,7 @@ class Options:
         check_frames(self.frames)
 
 
-ANALYSIS_VERSION = 20
+ANALYSIS_VERSION = 21
 """Bumped whenever a change to the stages' code changes what they find for the same input, settings and
 weights, or to the fusion rules' code what a report says (version 2: videos' faces followed between
 anchors, and the MTCNN pyramid level for faces as large as the frame; 3: the scope's degraded-media
@@ -159,7 +159,8 @@ picture cut out of its canvas; 16: the canvas is told by its colour, so a pictur
 of its own on its border is still found inset; 17: an element attached to a side of the picture, such
 as a chat's bubble of text, is peeled off; 18: the cut leaves out lines of text a page sets right above
 or below the picture; 19: a picture inside a post's card on a page is cut out of the card; 20: an
-image showing an inset picture is a drawing only when the picture cut out of it is). Result and
+image showing an inset picture is a drawing only when the picture cut out of it is; 21: a card whose
+picture could not be cut inside it is cut without the rows of its header and actions). Result and
 evaluation cache keys include it, so no cache answers with what older code found. Since version 10 a change to
 the fusion's code alone (rules or wording, the stages finding the same) bumps :data:`REPORT_VERSION`."""
 

@@ -269,24 +269,53 @@ def _without_text_rows(image: np.ndarray, box: tuple[int, int, int, int]) -> tup
     """``box`` without the lines of text a page sets right above or below a picture, as wide as it: they
     lie within a block of it, so the blocks join them to it, but a row of the canvas's own colour
     separates them in the pixels. The top side moves below the last such row in the cut's top quarter
-    (the bottom side likewise); the colour is the canvas's just outside the box's untrimmed side."""
+    (the bottom side likewise). The colour is the canvas's just outside the box's untrimmed side, or
+    the box's own margin colour when it is a card (:func:`_margin_colour`): a card whose picture could
+    not be cut inside it (its border as white as the card) keeps the card's header and actions
+    otherwise."""
     top, left, bottom, right = box
     step = _stride(image.shape[:2])
     quarter, margin = (bottom - top) // 4, INSET_TRIM * BLOCK * step + 1
     columns = slice(left, right, ROW_SAMPLE * step)  # every row is read, a few of its pixels
+    card = _margin_colour(image, box)
     for side in ("top", "bottom"):
         outside = top - margin if side == "top" else bottom + margin - 1
-        if not 0 <= outside < image.shape[0]:
-            continue
-        colour = np.median(image[outside, columns], axis=0)
+        colours = [] if card is None else [card]
+        if 0 <= outside < image.shape[0]:
+            colours.append(np.median(image[outside, columns], axis=0))
         band = image[top : top + quarter] if side == "top" else image[bottom - quarter : bottom]
-        near = (np.abs(band[:, columns].astype(np.int16) - colour) <= CANVAS_TOL).all(axis=-1)
-        canvas_rows = np.flatnonzero(near.mean(axis=1) >= CANVAS_ROW_SHARE)
-        if canvas_rows.size and side == "top":
-            top += int(canvas_rows[-1]) + 1
-        elif canvas_rows.size:
-            bottom -= quarter - int(canvas_rows[0])
+        canvas_rows = np.zeros(len(band), bool)
+        for colour in colours:
+            near = (np.abs(band[:, columns].astype(np.int16) - colour) <= CANVAS_TOL).all(axis=-1)
+            canvas_rows |= near.mean(axis=1) >= CANVAS_ROW_SHARE
+        rows = np.flatnonzero(canvas_rows)
+        if rows.size and side == "top":
+            top += int(rows[-1]) + 1
+        elif rows.size:
+            bottom -= quarter - int(rows[0])
     return (top, left, bottom, right) if min(bottom - top, right - left) >= MIN_SIDE else box
+
+
+def _margin_colour(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The colour of the box's own margins above and below the cut, when both are mostly (half their
+    pixels, rounded to 4 grey levels) one colour and the same one: a card's paper above and below its
+    picture. None otherwise: a photo's own sky and ground differ (a night photo's black sky, taken for
+    a margin alone, cut 90 of its 360 rows). Each margin is half the trim deep, read inside the box's
+    untrimmed side (a card's header starts a block below its edge)."""
+    top, left, bottom, right = box
+    step = _stride(image.shape[:2])
+    depth = INSET_TRIM * BLOCK * step // 2
+    if top - depth < 0 or bottom + depth > image.shape[0]:
+        return None
+    modes = []
+    for strip in (image[top - depth : top, left:right:step], image[bottom : bottom + depth, left:right:step]):
+        keys, counts = np.unique(strip.reshape(-1, 3) // 4, axis=0, return_counts=True)
+        k = int(np.argmax(counts))
+        if counts[k] < 0.5 * counts.sum():
+            return None
+        modes.append(keys[k])
+    mode: np.ndarray = modes[0] * 4 + 2  # the middle of its 4 levels
+    return mode if np.array_equal(modes[0], modes[1]) else None
 
 
 class _Unread:
