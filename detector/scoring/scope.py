@@ -246,8 +246,8 @@ def inset_picture(image: np.ndarray, check: ScopeCheck | None) -> np.ndarray:
     (bars, an avatar, lines of text) moved its logits towards each other (real median -1.2, generated
     0.9), which no fusion section fitted on photos maps right (final-score ECE 0.254), while the same
     pictures cut out scored like photos (-3.0 and 3.7; ECE 0.058). A photo padded with flat bars cuts
-    back to the photo. Lines of text right above or below the picture are left out
-    (:func:`_without_text_rows`)."""
+    back to the photo. Lines of text right above or below the picture are left out, and so are a
+    card's header and actions when its picture could not be cut inside it (:func:`_without_text_rows`)."""
     box = inset_box(check)
     if box is None or check is None:
         return image
