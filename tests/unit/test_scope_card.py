@@ -51,8 +51,8 @@ def test_a_cards_picture_is_cut_without_the_cards_text_and_margins(
     photo: np.ndarray, dark: bool, portrait: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On the dev suite's card layout (calibrate half) every cut held the card's header and actions
-    before; with the card read inside, 152 of 175 cuts lie within the picture (a picture whose border
-    is as white as the card is still judged with it)."""
+    before; with the card read inside, 152 of 175 cuts lie within the picture (for a picture whose
+    border is as white as the card, see the last test)."""
     pixels = np.ascontiguousarray(np.rot90(photo)) if portrait else photo
     shot = card(pixels, dark)
     check = check_frame(shot, inset=True)
@@ -114,9 +114,9 @@ def test_a_letterboxed_photo_in_a_bubble_or_a_page_is_cut_without_its_bars(
 @pytest.mark.parametrize("dark", [False, True])
 def test_a_photo_in_a_large_flat_card_is_judged_not_called_a_drawing(shared_data: Path, dark: bool) -> None:
     """The washer's photo in a card: the page and the card make three quarters of the blocks flat, and
-    the whole image has few colours, so it read as a drawing and got no score (8 real and 3 generated
-    copies of the card layout's calibrate half, 1 and 5 in the other layouts'). Its picture reads as
-    a photo, so it is judged, limited as an inset."""
+    the whole image has few colours, so it read as a drawing and got no score (11 copies of the card
+    layout's calibrate half, 8 of them real; 6 in each other layout). Its picture reads as a photo, so
+    it is judged, limited as an inset."""
     with Image.open(shared_data / WASHER) as im:
         data = encoded(Image.fromarray(card(np.asarray(im.convert("RGB")), dark)), "JPEG", quality=85)
     with Image.open(io.BytesIO(data)) as im:
