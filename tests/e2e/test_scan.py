@@ -301,11 +301,11 @@ def test_a_missing_fusion_file_stops_the_scan_before_anything_is_written(
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> str:
-    """Ctrl-C as a user gives it: again if the scan has not exited 2 s later, since a signal can be
-    lost before the scan's handler is installed (while the interpreter imports, or Ray starts a
-    worker). One whose KeyboardInterrupt CPython drops in an import lock's callback stops the scan at
-    the next row (tests/unit/test_scan_ctrl_c.py); before that, with a second Ctrl-C only 20 s later,
-    a full run's scan had finished and exited 0 (2026-12-05). Returns the scan's stderr."""
+    """Ctrl-C as a user gives it: again if the scan has not exited 2 s later. A press whose
+    KeyboardInterrupt CPython drops (in an import lock's callback) stops the scan at the next row
+    written (tests/unit/test_scan_ctrl_c.py), but one dropped before the scan's handler is installed,
+    while the command starts, is gone; before the handler, with a second Ctrl-C only 20 s later, a
+    full run's scan had finished and exited 0 (2026-12-05). Returns the scan's stderr."""
     for _ in range(60):
         proc.send_signal(signal.SIGINT)
         try:
