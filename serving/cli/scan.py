@@ -171,7 +171,8 @@ class CtrlC:
     and CPython drops one raised inside a callback whose exceptions it ignores (an import lock's
     weakref callback, printed as "Exception ignored in ..."): the scan then ran on to its end and
     exited 0 (2026-12-05, a full test run). The handler raises it as usual and remembers the press;
-    :meth:`check` raises it again, at the next row written and when the scan returns."""
+    :meth:`check` raises it again once the source is listed, at the next row written and when the
+    scan returns."""
 
     def __init__(self) -> None:
         self.pressed = False
@@ -247,24 +248,25 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.review_out is not None:
         _check_queue_file(args.review_out, store)
     own = {p.resolve() for p in (store.out, store.journal_path)}
-    items = [
-        it
-        for it in list_source(args.source, args.limit)
-        if is_uri(it.path) or Path(it.path).resolve() not in own
-    ]
-    progress = Progress(len(items), enabled=not args.no_progress)
     ctrl_c = CtrlC()
-    try:
-        with ctrl_c.installed():
+    with ctrl_c.installed():
+        items = [
+            it
+            for it in list_source(args.source, args.limit)
+            if is_uri(it.path) or Path(it.path).resolve() not in own
+        ]
+        ctrl_c.check()  # pressed while listing, and dropped: nothing is analysed
+        progress = Progress(len(items), enabled=not args.no_progress)
+        try:
             scan_items(items, store, settings, frames=args.frames, observer=_Observer(progress, ctrl_c))
             ctrl_c.check()  # pressed during the last item, and dropped: interrupted all the same
-    except KeyboardInterrupt:  # from `trueframe scan` too, not only `python -m serving.cli.scan`
-        progress.close()
-        print(progress.summary())
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    finally:
-        progress.close()  # setup errors (missing weights, bad fusion file) print no summary
+        except KeyboardInterrupt:  # from `trueframe scan` too, not only `python -m serving.cli.scan`
+            progress.close()
+            print(progress.summary())
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
+        finally:
+            progress.close()  # setup errors (missing weights, bad fusion file) print no summary
     existing = store.existing()  # every row of RESULTS, earlier runs' too, read once
     final = assign_clusters(latest_per_path(existing))  # merges included
     progress.all_clusters = len({row["cluster_id"] for row in final if row.get("cluster_id")})

@@ -83,3 +83,35 @@ def test_a_scan_whose_ctrl_c_was_dropped_stops_at_the_next_row(
     assert scan_cli.INTERRUPTED in capsys.readouterr().err
     assert 0 < len(read_jsonl(out)) < len(PHOTOS)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_dropped_while_listing_stops_the_scan_before_any_analysis(
+    shared_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A large folder or bucket takes a while to list: a press dropped then is not lost either."""
+    from serving.scan import source
+
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(shared_data / PHOTOS[0], media / "a.png")
+    listed = source.list_source
+
+    def list_and_press(*args: object) -> list[object]:
+        items = listed(*args)  # type: ignore[arg-type]
+        _dropped_ctrl_c()
+        return list(items)
+
+    monkeypatch.setattr(source, "list_source", list_and_press)
+    monkeypatch.setenv("TRUEFRAME_SCAN__EXECUTOR", "local")
+    out = tmp_path / "rows.jsonl"
+    get_settings.cache_clear()
+    try:
+        code = scan_cli.main([str(media), "--out", str(out), "--no-progress"])
+    finally:
+        get_settings.cache_clear()
+    assert code == 130
+    assert scan_cli.INTERRUPTED in capsys.readouterr().err
+    assert not out.exists() or read_jsonl(out) == []
