@@ -52,6 +52,30 @@ def test_the_handler_remembers_a_press_and_is_restored_after() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def _interrupted_scan(
+    shared_data: Path, tmp_path: Path, photos: list[str], capsys: pytest.CaptureFixture[str]
+) -> list[dict[str, object]]:
+    """Scan ``photos`` in this process, one worker; asserts the scan says it was interrupted (exit 130,
+    the handler restored) and returns the rows it wrote."""
+    source = tmp_path / "media"
+    source.mkdir()
+    for name in photos:
+        shutil.copy(shared_data / name, source / Path(name).name)
+    out = tmp_path / "rows.jsonl"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TRUEFRAME_SCAN__EXECUTOR", "local")
+        env.setenv("TRUEFRAME_SCAN__ACTORS", "1")  # one worker: the rows come one by one
+        get_settings.cache_clear()
+        try:
+            code = scan_cli.main([str(source), "--out", str(out), "--no-progress"])
+        finally:
+            get_settings.cache_clear()
+    assert code == 130
+    assert scan_cli.INTERRUPTED in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    return read_jsonl(out) if out.exists() else []
+
+
 def test_a_scan_whose_ctrl_c_was_dropped_stops_at_the_next_row(
     shared_data: Path,
     tmp_path: Path,
@@ -59,12 +83,6 @@ def test_a_scan_whose_ctrl_c_was_dropped_stops_at_the_next_row(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Before, the scan ran on to its last item and exited 0."""
-    source = tmp_path / "media"
-    source.mkdir()
-    for name in PHOTOS:
-        shutil.copy(shared_data / name, source / Path(name).name)
-    monkeypatch.setenv("TRUEFRAME_SCAN__EXECUTOR", "local")
-    monkeypatch.setenv("TRUEFRAME_SCAN__ACTORS", "1")  # one worker: the rows come one by one
     written = scan_cli.Progress.written_rows
 
     def press_once(progress: scan_cli.Progress, rows: list[dict[str, object]]) -> None:
@@ -73,16 +91,7 @@ def test_a_scan_whose_ctrl_c_was_dropped_stops_at_the_next_row(
             _dropped_ctrl_c()
 
     monkeypatch.setattr(scan_cli.Progress, "written_rows", press_once)
-    out = tmp_path / "rows.jsonl"
-    get_settings.cache_clear()
-    try:
-        code = scan_cli.main([str(source), "--out", str(out), "--no-progress"])
-    finally:
-        get_settings.cache_clear()
-    assert code == 130
-    assert scan_cli.INTERRUPTED in capsys.readouterr().err
-    assert 0 < len(read_jsonl(out)) < len(PHOTOS)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert 0 < len(_interrupted_scan(shared_data, tmp_path, PHOTOS, capsys)) < len(PHOTOS)
 
 
 def test_a_ctrl_c_dropped_while_listing_stops_the_scan_before_any_analysis(
@@ -94,9 +103,6 @@ def test_a_ctrl_c_dropped_while_listing_stops_the_scan_before_any_analysis(
     """A large folder or bucket takes a while to list: a press dropped then is not lost either."""
     from serving.scan import source
 
-    media = tmp_path / "media"
-    media.mkdir()
-    shutil.copy(shared_data / PHOTOS[0], media / "a.png")
     listed = source.list_source
 
     def list_and_press(*args: object) -> list[object]:
@@ -105,13 +111,4 @@ def test_a_ctrl_c_dropped_while_listing_stops_the_scan_before_any_analysis(
         return list(items)
 
     monkeypatch.setattr(source, "list_source", list_and_press)
-    monkeypatch.setenv("TRUEFRAME_SCAN__EXECUTOR", "local")
-    out = tmp_path / "rows.jsonl"
-    get_settings.cache_clear()
-    try:
-        code = scan_cli.main([str(media), "--out", str(out), "--no-progress"])
-    finally:
-        get_settings.cache_clear()
-    assert code == 130
-    assert scan_cli.INTERRUPTED in capsys.readouterr().err
-    assert not out.exists() or read_jsonl(out) == []
+    assert _interrupted_scan(shared_data, tmp_path, PHOTOS[:1], capsys) == []
