@@ -466,8 +466,7 @@ def is_video(item: DevItem) -> bool:
 
 
 def applies(variant: str, item: DevItem) -> bool:
-    """Whether ``variant`` has a copy of ``item`` (``webp``, ``avif``, ``heic`` and ``screenshot`` copy
-    images only)."""
+    """Whether ``variant`` has a copy of ``item`` (the :data:`IMAGE_ONLY_VARIANTS` copy images only)."""
     return variant not in IMAGE_ONLY_VARIANTS or not is_video(item)
 
 
